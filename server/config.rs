@@ -1,0 +1,439 @@
+//! Configuration: one typed struct, filled from (lowest to highest precedence) built-in defaults,
+//! an optional `slipway.toml`, `SLIPWAY_<KEY>` environment variables and command-line flags.
+//!
+//! Every key is documented in the README's configuration table; keep the two in step. Unknown keys
+//! (in the file or as `SLIPWAY_*` variables) are errors, because a misspelt setting that is silently
+//! ignored is worse than one that stops the start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors in configuration always name the key and say what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("unknown environment variable {name}; known SLIPWAY_* keys are: {known}")]
+    UnknownEnv { name: String, known: String },
+    #[error("invalid value {value:?} for {key}: expected {expected}")]
+    Invalid {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines, coloured when stderr is a terminal.
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Which cloud the provisioning steps talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CloudMode {
+    /// An in-process cloud for the embedded default and demos; always labelled in the UI.
+    Simulated,
+}
+
+/// The resolved configuration every subcommand runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None` selects the embedded PostgreSQL cluster under `data_dir/postgres`.
+    pub database_url: Option<String>,
+    /// Where to look for `initdb`, `pg_ctl` and `postgres`; `None` searches PATH and the usual
+    /// install locations.
+    pub postgres_bin_dir: Option<PathBuf>,
+    pub db_max_connections: u32,
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `slipway=debug,tower_http=info`.
+    pub log_level: String,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub cloud: CloudMode,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(".slipway"),
+            database_url: None,
+            postgres_bin_dir: None,
+            db_max_connections: 10,
+            log_format: LogFormat::Human,
+            log_level: "info".to_owned(),
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            cloud: CloudMode::Simulated,
+        }
+    }
+}
+
+/// The keys as they appear in `slipway.toml`; every field optional, unknown ones rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    postgres_bin_dir: Option<PathBuf>,
+    db_max_connections: Option<toml::Value>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+    request_timeout: Option<String>,
+    shutdown_grace: Option<String>,
+    cloud: Option<String>,
+}
+
+/// Every key, in the order of the README table. Each is also `SLIPWAY_<KEY upper-cased>`.
+pub const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "postgres_bin_dir",
+    "db_max_connections",
+    "log_format",
+    "log_level",
+    "request_timeout",
+    "shutdown_grace",
+    "cloud",
+];
+
+/// Environment variables that are not settings but are read by Slipway's launcher itself.
+const ENV_NOT_KEYS: &[&str] = &["SLIPWAY_CONFIG"];
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub log_format: Option<String>,
+}
+
+impl Config {
+    /// Loads the configuration from the process environment, the config file and `overrides`.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::from_sources(overrides, &env)
+    }
+
+    /// The same as [`Config::load`] over an explicit environment, so tests need not mutate the
+    /// process environment.
+    pub fn from_sources(
+        overrides: &Overrides,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw: BTreeMap<&'static str, (String, String)> = BTreeMap::new();
+
+        // 1. The file: an explicit path must exist; the default `./slipway.toml` is optional.
+        let explicit = overrides
+            .config_file
+            .clone()
+            .or_else(|| env.get("SLIPWAY_CONFIG").map(PathBuf::from));
+        let path = explicit
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("slipway.toml"));
+        if explicit.is_some() || path.exists() {
+            let file = read_file(&path)?;
+            let location = |key: &str| format!("{key} in {}", path.display());
+            let mut put = |key: &'static str, value: Option<String>| {
+                if let Some(v) = value {
+                    raw.insert(key, (location(key), v));
+                }
+            };
+            put("listen", file.listen);
+            put("data_dir", file.data_dir.map(path_string));
+            put("database_url", file.database_url);
+            put("postgres_bin_dir", file.postgres_bin_dir.map(path_string));
+            put(
+                "db_max_connections",
+                file.db_max_connections.map(|v| match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(n) => n.to_string(),
+                    other => format!("{other:?}"),
+                }),
+            );
+            put("log_format", file.log_format);
+            put("log_level", file.log_level);
+            put("request_timeout", file.request_timeout);
+            put("shutdown_grace", file.shutdown_grace);
+            put("cloud", file.cloud);
+        }
+
+        // 2. The environment. `DATABASE_URL` is honoured as well, as every Postgres tool does.
+        if let Some(url) = env.get("DATABASE_URL").filter(|v| !v.is_empty()) {
+            raw.insert("database_url", ("DATABASE_URL".into(), url.clone()));
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("SLIPWAY_") else {
+                continue;
+            };
+            if ENV_NOT_KEYS.contains(&name.as_str()) {
+                continue;
+            }
+            let key_lower = key.to_ascii_lowercase();
+            let Some(known) = KEYS.iter().find(|k| **k == key_lower) else {
+                return Err(ConfigError::UnknownEnv {
+                    name: name.clone(),
+                    known: KEYS
+                        .iter()
+                        .map(|k| format!("SLIPWAY_{}", k.to_ascii_uppercase()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            };
+            raw.insert(known, (name.clone(), value.clone()));
+        }
+
+        // 3. Flags.
+        let mut flag = |key: &'static str, value: Option<String>| {
+            if let Some(v) = value {
+                raw.insert(key, (format!("--{}", key.replace('_', "-")), v));
+            }
+        };
+        flag("listen", overrides.listen.clone());
+        flag("data_dir", overrides.data_dir.clone().map(path_string));
+        flag("database_url", overrides.database_url.clone());
+        flag("log_format", overrides.log_format.clone());
+
+        let mut config = Config::default();
+        for (key, (source, value)) in raw {
+            config.set(key, &source, value)?;
+        }
+        Ok(config)
+    }
+
+    fn set(&mut self, key: &str, source: &str, value: String) -> Result<(), ConfigError> {
+        let invalid = |expected: &'static str| ConfigError::Invalid {
+            key: source.to_owned(),
+            value: value.clone(),
+            expected,
+        };
+        match key {
+            "listen" => {
+                self.listen = value
+                    .parse()
+                    .map_err(|_| invalid("an IP address and port such as 127.0.0.1:8080 (port 0 picks a free port)"))?
+            }
+            "data_dir" => {
+                if value.is_empty() {
+                    return Err(invalid("a directory path"));
+                }
+                self.data_dir = PathBuf::from(value)
+            }
+            "database_url" => {
+                if value.is_empty() {
+                    self.database_url = None;
+                } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+                    self.database_url = Some(value);
+                } else {
+                    return Err(invalid("a PostgreSQL URL such as postgres://user@host:5432/slipway"));
+                }
+            }
+            "postgres_bin_dir" => self.postgres_bin_dir = Some(PathBuf::from(value)),
+            "db_max_connections" => {
+                self.db_max_connections = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| invalid("a whole number from 1 to 1000"))?
+            }
+            "log_format" => {
+                self.log_format = match value.as_str() {
+                    "human" => LogFormat::Human,
+                    "json" => LogFormat::Json,
+                    _ => return Err(invalid("`human` or `json`")),
+                }
+            }
+            "log_level" => {
+                tracing_subscriber::EnvFilter::try_new(&value)
+                    .map_err(|_| invalid("a log filter such as `info` or `slipway=debug,info`"))?;
+                self.log_level = value
+            }
+            "request_timeout" => {
+                self.request_timeout = parse_duration(&value)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| invalid("a duration such as 30s, 5m or 1h"))?
+            }
+            "shutdown_grace" => {
+                self.shutdown_grace = parse_duration(&value)
+                    .ok_or_else(|| invalid("a duration such as 30s, 5m or 1h"))?
+            }
+            "cloud" => {
+                self.cloud = match value.as_str() {
+                    "simulated" => CloudMode::Simulated,
+                    "aws" => {
+                        return Err(invalid(
+                            "`simulated`: the `aws` provider is not part of this build yet",
+                        ));
+                    }
+                    _ => return Err(invalid("`simulated` or `aws`")),
+                }
+            }
+            _ => unreachable!("every key in KEYS is handled"),
+        }
+        Ok(())
+    }
+
+    /// Where the embedded PostgreSQL cluster lives.
+    pub fn embedded_postgres_dir(&self) -> PathBuf {
+        self.data_dir.join("postgres")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+fn path_string(p: PathBuf) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Parses durations written as a whole number and a unit: `45s`, `5m`, `2h`, `30d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Tests run in the crate root, which holds no `slipway.toml`.
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_sources(&Overrides::default(), &env(pairs))
+    }
+
+    #[test]
+    fn defaults_without_any_source() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from(".slipway"));
+        assert!(c.database_url.is_none());
+        assert_eq!(c.log_format, LogFormat::Human);
+    }
+
+    #[test]
+    fn environment_beats_defaults_and_flags_beat_environment() {
+        let vars = env(&[("SLIPWAY_LISTEN", "127.0.0.1:9000"), ("SLIPWAY_LOG_FORMAT", "json")]);
+        let c = Config::from_sources(&Overrides::default(), &vars).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.log_format, LogFormat::Json);
+
+        let flags = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        };
+        let c = Config::from_sources(&flags, &vars).unwrap();
+        assert_eq!(c.listen.port(), 0);
+    }
+
+    #[test]
+    fn database_url_from_either_variable() {
+        let c = load(&[("DATABASE_URL", "postgres://a@h/db")]).unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://a@h/db"));
+        let c = load(&[("SLIPWAY_DATABASE_URL", "postgresql://b@h/db")]).unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgresql://b@h/db"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_the_expected_form() {
+        let err = load(&[("SLIPWAY_LISTEN", "localhost")]).unwrap_err().to_string();
+        assert!(err.contains("SLIPWAY_LISTEN"), "{err}");
+        assert!(err.contains("expected an IP address and port"), "{err}");
+
+        let err = load(&[("SLIPWAY_DB_MAX_CONNECTIONS", "0")]).unwrap_err().to_string();
+        assert!(err.contains("SLIPWAY_DB_MAX_CONNECTIONS") && err.contains("1 to 1000"), "{err}");
+
+        let err = load(&[("SLIPWAY_REQUEST_TIMEOUT", "soon")]).unwrap_err().to_string();
+        assert!(err.contains("SLIPWAY_REQUEST_TIMEOUT") && err.contains("30s"), "{err}");
+
+        let err = load(&[("DATABASE_URL", "mysql://x")]).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_URL") && err.contains("PostgreSQL URL"), "{err}");
+    }
+
+    #[test]
+    fn unknown_environment_key_is_an_error() {
+        let err = load(&[("SLIPWAY_LISTN", "x")]).unwrap_err().to_string();
+        assert!(err.contains("SLIPWAY_LISTN") && err.contains("SLIPWAY_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn file_keys_are_read_and_unknown_ones_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slipway.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\ndb_max_connections = 4\n").unwrap();
+        let overrides = Overrides {
+            config_file: Some(path.clone()),
+            ..Overrides::default()
+        };
+        let c = Config::from_sources(&overrides, &BTreeMap::new()).unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.db_max_connections, 4);
+
+        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\nlisten_port = 1\n").unwrap();
+        let err = Config::from_sources(&overrides, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen_port"), "{err}");
+        assert!(err.contains("slipway.toml"), "{err}");
+
+        std::fs::write(&path, "log_format = \"xml\"\n").unwrap();
+        let err = Config::from_sources(&overrides, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log_format in") && err.contains("`human` or `json`"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("45s"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("5w"), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! The database: where it is (an external `DATABASE_URL` or the embedded cluster), the
+//! connection pool, and the schema migrations embedded in the binary.
+
+pub mod embedded;
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::config::Config;
+use embedded::{Binaries, EmbeddedError, EmbeddedPostgres};
+
+/// The schema, from `migrations/`, compiled into the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+    #[error("invalid DATABASE_URL: {0}")]
+    Url(sqlx::Error),
+    #[error("cannot connect to the database at {target}: {source}")]
+    Connect { target: String, source: sqlx::Error },
+    #[error(
+        "the database schema is newer than this Slipway binary: it has migration {found}, and \
+         this binary knows migrations up to {known}. Run the newer Slipway that upgraded it, or \
+         point DATABASE_URL at another database"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("applying database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+}
+
+/// Where the data lives, and whether Slipway started it.
+#[derive(Debug)]
+pub enum Location {
+    /// `DATABASE_URL`: someone else's server; we only connect.
+    External,
+    /// The private cluster under the data directory; stopped with [`Database::shutdown`].
+    Embedded(EmbeddedPostgres),
+}
+
+/// A connected database: the pool plus, for the embedded default, the cluster behind it.
+#[derive(Debug)]
+pub struct Database {
+    pub pool: PgPool,
+    pub location: Location,
+}
+
+impl Database {
+    /// Connects to the configured database, starting the embedded cluster when `DATABASE_URL` is
+    /// not set. Does not migrate: see [`migrate`].
+    pub async fn open(config: &Config) -> Result<Self, DbError> {
+        let (options, location, target) = match &config.database_url {
+            Some(url) => {
+                let options: PgConnectOptions = url.parse().map_err(DbError::Url)?;
+                (options, Location::External, redact_url(url))
+            }
+            None => {
+                let binaries = Binaries::locate(config.postgres_bin_dir.as_deref())?;
+                let data_dir = config.data_dir.clone();
+                let cluster = tokio::task::spawn_blocking(move || {
+                    EmbeddedPostgres::start(&data_dir, binaries)
+                })
+                .await
+                .expect("the embedded PostgreSQL launcher does not panic")?;
+                cluster.ensure_database().await.map_err(|source| DbError::Connect {
+                    target: "the embedded PostgreSQL".into(),
+                    source,
+                })?;
+                let target = format!(
+                    "the embedded PostgreSQL in {}",
+                    config.embedded_postgres_dir().display()
+                );
+                (cluster.connect_options(), Location::Embedded(cluster), target)
+            }
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(config.db_max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.application_name("slipway"))
+            .await
+            .map_err(|source| DbError::Connect { target, source })?;
+        Ok(Self { pool, location })
+    }
+
+    /// Closes the pool and, for the embedded default, stops the cluster.
+    pub async fn shutdown(self) {
+        self.pool.close().await;
+        if let Location::Embedded(cluster) = self.location {
+            match tokio::task::spawn_blocking(move || cluster.stop()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "stopping the embedded PostgreSQL failed"),
+                Err(e) => tracing::error!(error = %e, "stopping the embedded PostgreSQL panicked"),
+            }
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.location, Location::Embedded(_))
+    }
+}
+
+/// Applies pending migrations, refusing a database that a newer Slipway has already migrated.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    check_not_newer(pool).await?;
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// The newest migration this binary knows.
+pub fn latest_known_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The newest migration applied to the database, `None` before the first migration.
+pub async fn applied_version(pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
+    let table_exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    if !table_exists {
+        return Ok(None);
+    }
+    sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+}
+
+async fn check_not_newer(pool: &PgPool) -> Result<(), DbError> {
+    let known = latest_known_version();
+    match applied_version(pool).await? {
+        Some(found) if found > known => Err(DbError::SchemaTooNew { found, known }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the database is reachable and fully migrated (for `/readyz`).
+pub async fn is_ready(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    Ok(applied_version(pool).await? == Some(latest_known_version()))
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/slipway"),
+            "postgres://app:***@db:5432/slipway"
+        );
+        assert_eq!(redact_url("postgres://app@db/slipway"), "postgres://app@db/slipway");
+        assert_eq!(redact_url("postgres:///slipway"), "postgres:///slipway");
+    }
+}

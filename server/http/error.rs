@@ -1,0 +1,201 @@
+//! The one application error type of the HTTP layer, and the single place that turns any error
+//! response into what the caller can read: an HTML page for the browser, an RFC 9457 problem
+//! document (`application/problem+json`) for `/api/...`.
+//!
+//! Handlers return [`AppError`]; its `IntoResponse` only attaches a [`Problem`] to an empty
+//! response. The [`render_errors`] middleware then renders every error response once, also those
+//! produced outside our handlers (axum's extractor rejections, the body limit, the timeout, a
+//! caught panic), so no route can answer an error in another shape.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+
+use super::pages::{self, ErrorPage};
+use super::AppState;
+
+/// One field that failed validation: `field` is the path in the submitted document
+/// (`parameters.max_nodes`), `message` says what to do.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    /// Anything unexpected: logged in full, shown to the user only as a request id.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+/// What an error response says, before it is rendered for its audience.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            request_id: None,
+        }
+    }
+
+    /// The standard explanation of a status, for errors that carry no words of their own.
+    fn for_status(status: StatusCode) -> Self {
+        let detail = match status {
+            StatusCode::NOT_FOUND => "There is nothing at this address, or you may not see it.",
+            StatusCode::METHOD_NOT_ALLOWED => "This address does not accept that method.",
+            StatusCode::UNAUTHORIZED => "Sign in to continue.",
+            StatusCode::FORBIDDEN => "You are not allowed to do this.",
+            StatusCode::PAYLOAD_TOO_LARGE => "The request body is larger than Slipway accepts.",
+            StatusCode::GATEWAY_TIMEOUT => {
+                "The request took too long and was stopped. Try again in a moment."
+            }
+            s if s.is_server_error() => {
+                "Something went wrong on our side. It has been logged; quote the request id if \
+                 you report it."
+            }
+            _ => "The request could not be processed.",
+        };
+        Self::new(status, detail)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            AppError::NotFound => Problem::for_status(StatusCode::NOT_FOUND),
+            AppError::MethodNotAllowed => Problem::for_status(StatusCode::METHOD_NOT_ALLOWED),
+            AppError::Unauthorized => Problem::for_status(StatusCode::UNAUTHORIZED),
+            AppError::Forbidden => Problem::for_status(StatusCode::FORBIDDEN),
+            AppError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
+            AppError::Validation(errors) => Problem {
+                errors,
+                ..Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Some fields are not valid; see `errors`.",
+                )
+            },
+            AppError::Internal(error) => {
+                // Logged here, once, with its whole chain; the response tells nothing of it.
+                tracing::error!(error = format!("{error:#}"), "request failed");
+                Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        };
+        let mut response = StatusCode::from_u16(problem.status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
+        response.extensions_mut().insert(problem);
+        response
+    }
+}
+
+/// Whether the route belongs to the JSON API, whose errors are problem documents.
+pub fn is_api_path(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
+/// Renders every error response (status ≥ 400) that is not already a finished page or document.
+pub async fn render_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let api = is_api_path(request.uri().path());
+    let request_id = request
+        .headers()
+        .get(super::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    let status = response.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return response;
+    }
+
+    let (mut parts, body) = response.into_parts();
+    let mut problem = match parts.extensions.remove::<Problem>() {
+        Some(problem) => problem,
+        None => {
+            // Only bare responses (no body, or axum's plain-text rejections) are ours to dress;
+            // a handler's own HTML form with errors or a JSON document passes untouched.
+            let plain = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+            if !plain {
+                return Response::from_parts(parts, body);
+            }
+            let mut problem = Problem::for_status(status);
+            if status.is_client_error() && status != StatusCode::NOT_FOUND {
+                // Rejection texts are written for clients ("Failed to deserialize form body:
+                // missing field `name`"); server-side texts are not shown.
+                if let Ok(bytes) = axum::body::to_bytes(body, 4096).await {
+                    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+                    if !text.is_empty() {
+                        problem.detail = text;
+                    }
+                }
+            }
+            problem
+        }
+    };
+    problem.request_id = request_id;
+
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if api {
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        Response::from_parts(parts, Body::from(body))
+    } else {
+        let page = ErrorPage {
+            shell: state.shell("", &problem.title),
+            problem: &problem,
+        };
+        match pages::render(&page) {
+            Ok(Html(html)) => {
+                parts.headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                Response::from_parts(parts, Body::from(html))
+            }
+            Err(_) => Response::from_parts(parts, Body::from(problem.detail)),
+        }
+    }
+}
