@@ -20,7 +20,6 @@ use crate::{http, telemetry};
                   the cloud.\n\nWithout a subcommand, `slipway` runs `serve`. Settings come from \
                   flags, SLIPWAY_* environment variables and an optional slipway.toml; see the README."
 )]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -65,7 +64,19 @@ pub struct ServeArgs {
 /// Runs the parsed command line and turns any failure into a message on stderr and a non-zero
 /// exit status, never a panic backtrace.
 pub fn main(cli: Cli) -> ExitCode {
-    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let command = match cli.command {
+        None => Command::Serve(cli.serve),
+        Some(Command::Serve(args)) => Command::Serve(ServeArgs {
+            listen: args.listen.or(cli.serve.listen),
+        }),
+        Some(other) => {
+            if cli.serve.listen.is_some() {
+                eprintln!("error: --listen belongs to `slipway serve`, not to this subcommand");
+                return ExitCode::from(2);
+            }
+            other
+        }
+    };
     let overrides = Overrides {
         config_file: cli.global.config,
         data_dir: cli.global.data_dir,
@@ -85,7 +96,10 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     telemetry::init(&config);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -133,7 +147,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, "Slipway is listening");
     // The one line meant for people and scripts: where to point the browser.
     println!("Slipway is running at http://{address}/");
-    let served = http::serve(listener, http::router(state), http::shutdown_signal(), grace).await;
+    let served = http::serve(
+        listener,
+        http::router(state),
+        http::shutdown_signal(),
+        grace,
+    )
+    .await;
     database.shutdown().await;
     tracing::info!("Slipway stopped");
     served.context("serving HTTP")

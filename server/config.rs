@@ -230,9 +230,11 @@ impl Config {
         };
         match key {
             "listen" => {
-                self.listen = value
-                    .parse()
-                    .map_err(|_| invalid("an IP address and port such as 127.0.0.1:8080 (port 0 picks a free port)"))?
+                self.listen = value.parse().map_err(|_| {
+                    invalid(
+                        "an IP address and port such as 127.0.0.1:8080 (port 0 picks a free port)",
+                    )
+                })?
             }
             "data_dir" => {
                 if value.is_empty() {
@@ -246,7 +248,9 @@ impl Config {
                 } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
                     self.database_url = Some(value);
                 } else {
-                    return Err(invalid("a PostgreSQL URL such as postgres://user@host:5432/slipway"));
+                    return Err(invalid(
+                        "a PostgreSQL URL such as postgres://user@host:5432/slipway",
+                    ));
                 }
             }
             "postgres_bin_dir" => self.postgres_bin_dir = Some(PathBuf::from(value)),
@@ -358,7 +362,10 @@ mod tests {
 
     #[test]
     fn environment_beats_defaults_and_flags_beat_environment() {
-        let vars = env(&[("SLIPWAY_LISTEN", "127.0.0.1:9000"), ("SLIPWAY_LOG_FORMAT", "json")]);
+        let vars = env(&[
+            ("SLIPWAY_LISTEN", "127.0.0.1:9000"),
+            ("SLIPWAY_LOG_FORMAT", "json"),
+        ]);
         let c = Config::from_sources(&Overrides::default(), &vars).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.log_format, LogFormat::Json);
@@ -381,31 +388,55 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key_and_the_expected_form() {
-        let err = load(&[("SLIPWAY_LISTEN", "localhost")]).unwrap_err().to_string();
+        let err = load(&[("SLIPWAY_LISTEN", "localhost")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SLIPWAY_LISTEN"), "{err}");
         assert!(err.contains("expected an IP address and port"), "{err}");
 
-        let err = load(&[("SLIPWAY_DB_MAX_CONNECTIONS", "0")]).unwrap_err().to_string();
-        assert!(err.contains("SLIPWAY_DB_MAX_CONNECTIONS") && err.contains("1 to 1000"), "{err}");
+        let err = load(&[("SLIPWAY_DB_MAX_CONNECTIONS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SLIPWAY_DB_MAX_CONNECTIONS") && err.contains("1 to 1000"),
+            "{err}"
+        );
 
-        let err = load(&[("SLIPWAY_REQUEST_TIMEOUT", "soon")]).unwrap_err().to_string();
-        assert!(err.contains("SLIPWAY_REQUEST_TIMEOUT") && err.contains("30s"), "{err}");
+        let err = load(&[("SLIPWAY_REQUEST_TIMEOUT", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SLIPWAY_REQUEST_TIMEOUT") && err.contains("30s"),
+            "{err}"
+        );
 
-        let err = load(&[("DATABASE_URL", "mysql://x")]).unwrap_err().to_string();
-        assert!(err.contains("DATABASE_URL") && err.contains("PostgreSQL URL"), "{err}");
+        let err = load(&[("DATABASE_URL", "mysql://x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DATABASE_URL") && err.contains("PostgreSQL URL"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_environment_key_is_an_error() {
         let err = load(&[("SLIPWAY_LISTN", "x")]).unwrap_err().to_string();
-        assert!(err.contains("SLIPWAY_LISTN") && err.contains("SLIPWAY_LISTEN"), "{err}");
+        assert!(
+            err.contains("SLIPWAY_LISTN") && err.contains("SLIPWAY_LISTEN"),
+            "{err}"
+        );
     }
 
     #[test]
     fn file_keys_are_read_and_unknown_ones_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("slipway.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\ndb_max_connections = 4\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\ndb_max_connections = 4\n",
+        )
+        .unwrap();
         let overrides = Overrides {
             config_file: Some(path.clone()),
             ..Overrides::default()
@@ -425,13 +456,19 @@ mod tests {
         let err = Config::from_sources(&overrides, &BTreeMap::new())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("log_format in") && err.contains("`human` or `json`"), "{err}");
+        assert!(
+            err.contains("log_format in") && err.contains("`human` or `json`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn durations() {
         assert_eq!(parse_duration("45s"), Some(Duration::from_secs(45)));
-        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(
+            parse_duration("30d"),
+            Some(Duration::from_secs(30 * 86_400))
+        );
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("m"), None);
         assert_eq!(parse_duration("5w"), None);

@@ -108,11 +108,15 @@ impl Binaries {
                         Some((version, e.path().join("bin")))
                     })
                     .collect();
-                versioned.sort_by(|a, b| b.0.cmp(&a.0));
+                versioned.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
                 dirs.extend(versioned.into_iter().map(|(_, d)| d));
                 dirs.extend(
-                    ["/usr/local/pgsql/bin", "/usr/pgsql/bin", "/opt/homebrew/bin"]
-                        .map(PathBuf::from),
+                    [
+                        "/usr/local/pgsql/bin",
+                        "/usr/pgsql/bin",
+                        "/opt/homebrew/bin",
+                    ]
+                    .map(PathBuf::from),
                 );
                 dirs
             }
@@ -136,7 +140,10 @@ impl Binaries {
 
     /// The major version of these binaries, e.g. `15`.
     fn major_version(&self) -> Result<String, EmbeddedError> {
-        let out = run(Command::new(self.tool("postgres")).arg("--version"), "postgres --version")?;
+        let out = run(
+            Command::new(self.tool("postgres")).arg("--version"),
+            "postgres --version",
+        )?;
         // "postgres (PostgreSQL) 15.19 (Debian 15.19-0+deb12u1)"
         let text = String::from_utf8_lossy(&out.stdout);
         text.split_whitespace()
@@ -271,7 +278,9 @@ impl EmbeddedPostgres {
         }
         tracing::info!(dir = %pgdata.display(), "starting the embedded PostgreSQL");
         let log = self.log_file();
-        let result = self.pg_command("pg_ctl").args(["start", "--wait", "--timeout=60", "--silent", "-D"])
+        let result = self
+            .pg_command("pg_ctl")
+            .args(["start", "--wait", "--timeout=60", "--silent", "-D"])
             .arg(&pgdata)
             .arg("-l")
             .arg(&log)
@@ -329,7 +338,14 @@ impl EmbeddedPostgres {
         tracing::info!(dir = %pgdata.display(), "creating the embedded PostgreSQL cluster (first start)");
         let out = self
             .pg_command("initdb")
-            .args(["--auth=trust", "--encoding=UTF8", "--locale=C", "--username", SUPERUSER, "-D"])
+            .args([
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--username",
+                SUPERUSER,
+                "-D",
+            ])
             .arg(&pgdata)
             .output()
             .map_err(io_err("cannot run initdb for", &pgdata))?;
@@ -408,7 +424,14 @@ impl EmbeddedPostgres {
         tracing::info!("stopping the embedded PostgreSQL");
         let out = self
             .pg_command("pg_ctl")
-            .args(["stop", "--wait", "--timeout=60", "--silent", "--mode=fast", "-D"])
+            .args([
+                "stop",
+                "--wait",
+                "--timeout=60",
+                "--silent",
+                "--mode=fast",
+                "-D",
+            ])
             .arg(self.pgdata())
             .output()
             .map_err(io_err("cannot run pg_ctl for", &self.root))?;

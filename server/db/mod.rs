@@ -5,9 +5,9 @@ pub mod embedded;
 
 use std::time::Duration;
 
+use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
 
 use crate::config::Config;
 use embedded::{Binaries, EmbeddedError, EmbeddedPostgres};
@@ -68,15 +68,22 @@ impl Database {
                 })
                 .await
                 .expect("the embedded PostgreSQL launcher does not panic")?;
-                cluster.ensure_database().await.map_err(|source| DbError::Connect {
-                    target: "the embedded PostgreSQL".into(),
-                    source,
-                })?;
+                cluster
+                    .ensure_database()
+                    .await
+                    .map_err(|source| DbError::Connect {
+                        target: "the embedded PostgreSQL".into(),
+                        source,
+                    })?;
                 let target = format!(
                     "the embedded PostgreSQL in {}",
                     config.embedded_postgres_dir().display()
                 );
-                (cluster.connect_options(), Location::Embedded(cluster), target)
+                (
+                    cluster.connect_options(),
+                    Location::Embedded(cluster),
+                    target,
+                )
             }
         };
         let pool = PgPoolOptions::new()
@@ -94,7 +101,9 @@ impl Database {
         if let Location::Embedded(cluster) = self.location {
             match tokio::task::spawn_blocking(move || cluster.stop()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "stopping the embedded PostgreSQL failed"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "stopping the embedded PostgreSQL failed")
+                }
                 Err(e) => tracing::error!(error = %e, "stopping the embedded PostgreSQL panicked"),
             }
         }
@@ -168,7 +177,10 @@ mod tests {
             redact_url("postgres://app:s3cret@db:5432/slipway"),
             "postgres://app:***@db:5432/slipway"
         );
-        assert_eq!(redact_url("postgres://app@db/slipway"), "postgres://app@db/slipway");
+        assert_eq!(
+            redact_url("postgres://app@db/slipway"),
+            "postgres://app@db/slipway"
+        );
         assert_eq!(redact_url("postgres:///slipway"), "postgres:///slipway");
     }
 }

@@ -96,7 +96,11 @@ mod tests {
     #[test]
     fn every_linked_asset_has_a_content_hashed_url() {
         let urls = super::urls();
-        for (url, stem, ext) in [(&urls.css, "app", "css"), (&urls.js, "app", "js"), (&urls.icon, "icon", "svg")] {
+        for (url, stem, ext) in [
+            (&urls.css, "app", "css"),
+            (&urls.js, "app", "js"),
+            (&urls.icon, "icon", "svg"),
+        ] {
             let hash = url
                 .strip_prefix(&format!("/static/{stem}."))
                 .and_then(|rest| rest.strip_suffix(&format!(".{ext}")))

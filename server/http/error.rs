@@ -9,13 +9,13 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
-use super::pages::{self, ErrorPage};
 use super::AppState;
+use super::pages::{self, ErrorPage};
 
 /// One field that failed validation: `field` is the path in the submitted document
 /// (`parameters.max_nodes`), `message` says what to do.
@@ -132,7 +132,11 @@ pub fn is_api_path(path: &str) -> bool {
 }
 
 /// Renders every error response (status ≥ 400) that is not already a finished page or document.
-pub async fn render_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn render_errors(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let api = is_api_path(request.uri().path());
     let request_id = request
         .headers()

@@ -1,10 +1,10 @@
 //! Probes for orchestrators: `/healthz` says the process answers, `/readyz` that it can do its
 //! work (database reachable, schema fully migrated). Both are cheap and unauthenticated.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::AppState;
 use crate::db;

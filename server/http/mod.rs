@@ -11,10 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
-use axum::routing::get;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::routing::get;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -50,6 +50,21 @@ pub struct AppState {
 
 /// The whole application: routes, fallbacks and middleware.
 pub fn router(state: AppState) -> Router {
+    with_middleware(routes(), state)
+}
+
+fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/status", get(pages::status))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/static/{file}", get(assets::serve))
+}
+
+/// Adds the fallbacks and the middleware stack to `routes`. Public so tests can exercise the
+/// stack with routes of their own (a handler that panics, one that is slow).
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let security_headers = ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
@@ -69,12 +84,7 @@ pub fn router(state: AppState) -> Router {
         ));
 
     let timeout = state.config.request_timeout;
-    Router::new()
-        .route("/", get(pages::overview))
-        .route("/status", get(pages::status))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/static/{file}", get(assets::serve))
+    routes
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(
@@ -149,7 +159,10 @@ pub async fn serve(
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result,
         Err(_) => {
-            tracing::warn!(?grace, "requests still running after the grace period; stopping them");
+            tracing::warn!(
+                ?grace,
+                "requests still running after the grace period; stopping them"
+            );
             Ok(())
         }
     }
@@ -157,7 +170,7 @@ pub async fn serve(
 
 /// Resolves at the first SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let terminate = async {
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {

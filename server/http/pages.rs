@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::Html;
 
 use super::error::{AppError, Problem};
-use super::{assets, AppState};
+use super::{AppState, assets};
 use crate::config::CloudMode;
 use crate::db;
 

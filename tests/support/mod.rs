@@ -1,0 +1,395 @@
+//! The test harness: a fresh PostgreSQL database per test (cloned from a template migrated once
+//! per schema), the app on a random port, an HTTP client that keeps cookies, the `slipway`
+//! binary as a child process, and checks for external programs that fail with an install hint.
+//!
+//! PostgreSQL: `DATABASE_URL` when set (its server is used; databases are created beside the one
+//! it names), else the local server at 127.0.0.1:5432 as user `postgres`. If nothing answers
+//! there, a private cluster is started with Slipway's own embedded launcher under the target
+//! directory and shared by all test processes.
+#![allow(dead_code)] // Each test binary uses its own part of the harness.
+
+pub mod browser;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use slipway::config::Config;
+use slipway::db::embedded::{Binaries, EmbeddedPostgres};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+
+/// Where the test server is and how to reach its maintenance database.
+async fn server() -> PgConnectOptions {
+    static SERVER: OnceCell<PgConnectOptions> = OnceCell::const_new();
+    SERVER
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("DATABASE_URL") {
+                let options: PgConnectOptions = url
+                    .parse()
+                    .unwrap_or_else(|e| panic!("DATABASE_URL for the tests is invalid: {e}"));
+                let admin = options.database("postgres");
+                if let Err(e) = PgConnection::connect_with(&admin).await {
+                    panic!(
+                        "DATABASE_URL is set for the tests, but its server does not answer: {e}"
+                    );
+                }
+                return admin;
+            }
+            let local = PgConnectOptions::new()
+                .host("127.0.0.1")
+                .port(5432)
+                .username("postgres")
+                .database("postgres");
+            if PgConnection::connect_with(&local).await.is_ok() {
+                return local;
+            }
+            // Nothing answers: start (or join) the harness's own cluster.
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-postgres");
+            let cluster = tokio::task::spawn_blocking(move || {
+                let binaries = Binaries::locate(None).unwrap_or_else(|e| {
+                    panic!("no PostgreSQL for the tests at 127.0.0.1:5432 and {e}")
+                });
+                EmbeddedPostgres::start_shared(&dir, binaries)
+                    .unwrap_or_else(|e| panic!("starting the tests' PostgreSQL: {e}"))
+            })
+            .await
+            .unwrap();
+            cluster.admin_options()
+        })
+        .await
+        .clone()
+}
+
+/// A URL for `options` that the `slipway` binary understands (as `DATABASE_URL`).
+fn url_of(options: &PgConnectOptions) -> String {
+    let user = options.get_username();
+    let db = options.get_database().unwrap_or("postgres");
+    match options.get_socket() {
+        Some(dir) => format!("postgres://{user}@localhost/{db}?host={}", dir.display()),
+        None => format!(
+            "postgres://{user}@{}:{}/{db}",
+            options.get_host(),
+            options.get_port()
+        ),
+    }
+}
+
+/// The name of the template database for the current migrations, created on first use.
+async fn template() -> String {
+    // One template per schema: its name carries a hash of all migrations, so a changed migration
+    // gets a fresh template instead of a stale one.
+    let mut hasher = Sha256::new();
+    for m in slipway::db::MIGRATOR.iter() {
+        hasher.update(m.version.to_le_bytes());
+        hasher.update(&*m.checksum);
+    }
+    let hash: String = hasher.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let name = format!("slipway_template_{hash}");
+
+    let admin = server().await;
+    let mut conn = PgConnection::connect_with(&admin).await.unwrap();
+    // Test processes run in parallel: one creates the template, the others wait for it.
+    sqlx::query("SELECT pg_advisory_lock(7311)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    if !exists {
+        let building = format!("{name}_building");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {building} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let pool = PgPool::connect_with(admin.clone().database(&building))
+            .await
+            .unwrap();
+        slipway::db::migrate(&pool).await.unwrap();
+        pool.close().await;
+        // Renamed only when complete, so a crash never leaves a half-migrated template.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {building} RENAME TO {name}"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    sqlx::query("SELECT pg_advisory_unlock(7311)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    name
+}
+
+/// A database of its own for one test, dropped when the test ends (also when it fails).
+pub struct TestDb {
+    pub name: String,
+    pub options: PgConnectOptions,
+}
+
+impl TestDb {
+    /// A fresh database with the current schema.
+    pub async fn migrated() -> Self {
+        let template = template().await;
+        Self::create(Some(&template)).await
+    }
+
+    /// A fresh, empty database (no migrations applied).
+    pub async fn empty() -> Self {
+        Self::create(None).await
+    }
+
+    async fn create(template: Option<&str>) -> Self {
+        let admin = server().await;
+        let name = format!("slipway_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
+        let sql = match template {
+            Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
+            None => format!("CREATE DATABASE {name}"),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let options = admin.database(&name);
+        Self { name, options }
+    }
+
+    pub fn url(&self) -> String {
+        url_of(&self.options)
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(5)
+            .connect_with(self.options.clone())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.options.clone().database("postgres");
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut conn = PgConnection::connect_with(&admin).await?;
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("note: could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// The app served in-process on a random port, over real HTTP, with its own database.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Config::default()).await
+    }
+
+    pub async fn spawn_with(config: Config) -> Self {
+        Self::spawn_with_routes(config, None).await
+    }
+
+    /// The app's middleware stack around `routes` (test-only handlers) instead of the app's
+    /// own routes, to exercise error handling that no real route should trigger.
+    pub async fn spawn_with_routes(
+        config: Config,
+        routes: Option<axum::Router<slipway::http::AppState>>,
+    ) -> Self {
+        let db = TestDb::migrated().await;
+        let pool = db.pool().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = slipway::http::AppState {
+            pool: pool.clone(),
+            config: Arc::new(config),
+            embedded_db: false,
+            started_at: chrono::Utc::now(),
+        };
+        let app = match routes {
+            Some(routes) => slipway::http::with_middleware(routes, state),
+            None => slipway::http::router(state),
+        };
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            base: format!("http://{addr}"),
+            client: client(),
+            pool,
+            db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+}
+
+/// An HTTP client that keeps cookies, like a browser, and never follows redirects silently.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The `slipway` binary as a child process, with a clean environment (no `SLIPWAY_*`, no
+/// `DATABASE_URL`, no `RUST_LOG`) and the given working directory.
+pub fn slipway_command(cwd: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SLIPWAY_") || key == "DATABASE_URL" || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(cwd);
+    cmd
+}
+
+/// A running `slipway serve`, stopped with SIGTERM when dropped.
+pub struct SlipwayProcess {
+    pub child: Child,
+    pub base: String,
+    stderr: Arc<std::sync::Mutex<String>>,
+}
+
+impl SlipwayProcess {
+    /// Starts `cmd` (a serve command) on a random port and waits until it prints its URL.
+    pub fn start(mut cmd: Command) -> Self {
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawning the slipway binary");
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        // The first line on stdout is the URL; end of output means it exited instead.
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("Slipway is running at ") {
+                        break url.trim_end_matches('/').to_owned();
+                    }
+                }
+                _ => {
+                    let status = child.wait().unwrap();
+                    panic!(
+                        "slipway exited ({status}) before serving; stderr:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            base,
+            stderr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for SlipwayProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+/// The path of an external program a test needs, or a failure that says how to install it.
+/// Tests never skip silently.
+pub fn require_program(name: &str, install_hint: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("this test needs `{name}`, which is not installed. Install it with: {install_hint} (./tests/run installs it for you)")
+    })
+}
+
+/// A temporary directory the embedded cluster's unprivileged owner can pass through (tempfile
+/// makes them 0700, which shuts out the `postgres` user when tests run as root).
+pub fn data_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("slw")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    dir
+}
