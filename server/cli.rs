@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -51,6 +50,35 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Administration without a browser: users and API tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a local user; prints the user's id, and on stderr a one-time link where they set
+    /// their password.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Roles, comma-separated: developer, platform_engineer, admin
+        #[arg(long, value_name = "ROLE[,ROLE...]")]
+        role: String,
+    },
+    /// Create an API token with all of the user's roles; prints it once.
+    CreateToken {
+        #[arg(long)]
+        email: String,
+        /// A label to recognise the token by
+        #[arg(long, default_value = "command line")]
+        name: String,
+        /// Lifetime such as 30d or 12h, or `never`
+        #[arg(long, value_name = "DURATION", default_value = "90d")]
+        expires_in: String,
+    },
 }
 
 #[derive(Debug, Args, Default)]
@@ -83,7 +111,7 @@ pub fn main(cli: Cli) -> ExitCode {
         log_format: cli.global.log_format,
         listen: match &command {
             Command::Serve(args) => args.listen.clone(),
-            Command::Migrate => None,
+            Command::Migrate | Command::Admin(_) => None,
         },
         database_url: None,
     };
@@ -110,6 +138,7 @@ pub fn main(cli: Cli) -> ExitCode {
         match command {
             Command::Serve(_) => serve(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Admin(admin) => run_admin(config, admin).await,
         }
     });
     match result {
@@ -137,16 +166,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let address = listener.local_addr().context("reading the bound address")?;
     let database = open_migrated(&config).await?;
 
-    let state = http::AppState {
-        pool: database.pool.clone(),
-        embedded_db: database.is_embedded(),
-        config: Arc::new(config),
-        started_at: chrono::Utc::now(),
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| default_public_url(address));
+    if public_url.starts_with("http://") && !is_loopback_url(&public_url) {
+        tracing::warn!(
+            %public_url,
+            "Slipway is served over plain http on a non-loopback address: cookies are sent \
+             without `Secure`. Put it behind HTTPS and set public_url to the https address."
+        );
+    }
+    let embedded_db = database.is_embedded();
+    let pool = database.pool.clone();
+    let state = match http::AppState::new(pool, config, embedded_db, &public_url).await {
+        Ok(state) => state,
+        Err(e) => {
+            database.shutdown().await;
+            return Err(e);
+        }
     };
+    if let Err(e) = print_setup_link(&state).await {
+        database.shutdown().await;
+        return Err(e);
+    }
     let grace = state.config.shutdown_grace;
     tracing::info!(%address, "Slipway is listening");
     // The one line meant for people and scripts: where to point the browser.
     println!("Slipway is running at http://{address}/");
+    if state.public_url.as_ref() != format!("http://{address}") {
+        println!("People reach it at {}/", state.public_url);
+    }
     let served = http::serve(
         listener,
         http::router(state),
@@ -168,4 +218,125 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
         version?.unwrap_or_default()
     );
     Ok(())
+}
+
+/// Where browsers reach us when `public_url` is not set: the listen address, with `localhost` for
+/// a wildcard address (0.0.0.0 or ::).
+fn default_public_url(address: std::net::SocketAddr) -> String {
+    if address.ip().is_unspecified() {
+        format!("http://localhost:{}", address.port())
+    } else {
+        format!("http://{address}")
+    }
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host == "[::1]"
+}
+
+/// With no users yet, prints a one-time link that creates the first admin. It goes to stdout for
+/// the person starting Slipway, never into the logs.
+async fn print_setup_link(state: &http::AppState) -> anyhow::Result<()> {
+    if crate::auth::users::count(&state.pool).await? > 0 {
+        return Ok(());
+    }
+    let token = crate::auth::links::new_setup(&state.pool).await?;
+    println!(
+        "No users yet. Create the first admin within {} hours at:\n  {}/setup/{token}",
+        crate::auth::links::SETUP_LIFETIME_HOURS,
+        state.public_url
+    );
+    tracing::info!("no users yet: a one-time setup link was printed on standard output");
+    Ok(())
+}
+
+async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
+    // Check the arguments before touching the database.
+    let parsed = match &command {
+        AdminCommand::CreateUser { role, .. } => {
+            Some(crate::auth::RoleSet::parse_list(role).map_err(|e| anyhow::anyhow!("--role: {e}"))?)
+        }
+        AdminCommand::CreateToken { expires_in, .. } => {
+            if expires_in != "never" && crate::config::parse_duration(expires_in).is_none() {
+                anyhow::bail!("--expires-in: expected a duration such as 30d or 12h, or `never`, not {expires_in:?}");
+            }
+            None
+        }
+    };
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| default_public_url(config.listen));
+    let database = open_migrated(&config).await?;
+    let result = admin_action(&database.pool, command, parsed, &public_url).await;
+    database.shutdown().await;
+    result
+}
+
+async fn admin_action(
+    pool: &sqlx::PgPool,
+    command: AdminCommand,
+    roles: Option<crate::auth::RoleSet>,
+    public_url: &str,
+) -> anyhow::Result<()> {
+    use crate::auth::accounts::{self, AccountError};
+    match command {
+        AdminCommand::CreateUser { email, name, .. } => {
+            let roles = roles.unwrap_or_default();
+            let actor = crate::audit::Actor::system();
+            match accounts::invite(pool, &actor, &email, &name, &roles).await {
+                Ok((id, token)) => {
+                    println!("{id}");
+                    eprintln!(
+                        "The user sets a password within {} hours at: {public_url}/invite/{token}",
+                        crate::auth::links::INVITE_LIFETIME_HOURS
+                    );
+                    Ok(())
+                }
+                Err(AccountError::Invalid(errors)) => {
+                    let lines: Vec<String> = errors
+                        .0
+                        .iter()
+                        .map(|e| format!("--{}: {}", if e.field == "roles" { "role" } else { &e.field }, e.message))
+                        .collect();
+                    anyhow::bail!("{}", lines.join("; "))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        AdminCommand::CreateToken {
+            email,
+            name,
+            expires_in,
+        } => {
+            let user = crate::auth::users::find_by_email(pool, &email)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("--email: no user with the e-mail address {email}"))?;
+            if user.roles.is_empty() {
+                anyhow::bail!("{email} has no roles, so a token could do nothing; give them a role first");
+            }
+            let expires_at = crate::config::parse_duration(&expires_in)
+                .map(|d| chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+            let (token, secret) = crate::auth::tokens::create(pool, user.id, &name, &user.roles, expires_at).await?;
+            crate::audit::record(
+                pool,
+                &crate::audit::Actor::system(),
+                "token.created",
+                &format!("token:{}", token.id),
+                serde_json::json!({ "name": name, "owner": user.email, "roles": user.roles, "expires_at": expires_at, "via": "cli" }),
+            )
+            .await?;
+            println!("{secret}");
+            Ok(())
+        }
+    }
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::Role;
+
 /// Errors in configuration always name the key and say what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -67,6 +69,54 @@ pub struct Config {
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
     pub cloud: CloudMode,
+    /// The URL people reach Slipway at; `None` derives it from the listen address. Cookies are
+    /// `Secure` when it is https, and the single-sign-on redirect URL is built from it.
+    pub public_url: Option<String>,
+    /// Whether e-mail and password sign-in is offered (it can be turned off when SSO is on).
+    pub local_login: bool,
+    pub session_idle_timeout: Duration,
+    pub session_max_age: Duration,
+    /// Single sign-on, when `oidc_issuer` is set.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// A secret setting: never shown by `Debug`, so it cannot reach a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// One entry of `oidc_role_map`: members of `group` get `role`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleMapping {
+    pub group: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    /// The ID-token claim that lists the user's groups.
+    pub groups_claim: String,
+    pub role_map: Vec<RoleMapping>,
+    /// Scopes asked for besides `openid email profile` (e.g. `groups` for some providers).
+    pub extra_scopes: Vec<String>,
 }
 
 impl Default for Config {
@@ -82,6 +132,11 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             cloud: CloudMode::Simulated,
+            public_url: None,
+            local_login: true,
+            session_idle_timeout: Duration::from_secs(12 * 3600),
+            session_max_age: Duration::from_secs(7 * 86_400),
+            oidc: None,
         }
     }
 }
@@ -100,6 +155,16 @@ struct FileConfig {
     request_timeout: Option<String>,
     shutdown_grace: Option<String>,
     cloud: Option<String>,
+    public_url: Option<String>,
+    local_login: Option<toml::Value>,
+    session_idle_timeout: Option<String>,
+    session_max_age: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_groups_claim: Option<String>,
+    oidc_role_map: Option<String>,
+    oidc_scopes: Option<String>,
 }
 
 /// Every key, in the order of the README table. Each is also `SLIPWAY_<KEY upper-cased>`.
@@ -114,6 +179,16 @@ pub const KEYS: &[&str] = &[
     "request_timeout",
     "shutdown_grace",
     "cloud",
+    "public_url",
+    "local_login",
+    "session_idle_timeout",
+    "session_max_age",
+    "oidc_issuer",
+    "oidc_client_id",
+    "oidc_client_secret",
+    "oidc_groups_claim",
+    "oidc_role_map",
+    "oidc_scopes",
 ];
 
 /// Environment variables that are not settings but are read by Slipway's launcher itself.
@@ -164,14 +239,17 @@ impl Config {
             put("data_dir", file.data_dir.map(path_string));
             put("database_url", file.database_url);
             put("postgres_bin_dir", file.postgres_bin_dir.map(path_string));
-            put(
-                "db_max_connections",
-                file.db_max_connections.map(|v| match v {
-                    toml::Value::String(s) => s,
-                    toml::Value::Integer(n) => n.to_string(),
-                    other => format!("{other:?}"),
-                }),
-            );
+            put("db_max_connections", file.db_max_connections.map(toml_text));
+            put("public_url", file.public_url);
+            put("local_login", file.local_login.map(toml_text));
+            put("session_idle_timeout", file.session_idle_timeout);
+            put("session_max_age", file.session_max_age);
+            put("oidc_issuer", file.oidc_issuer);
+            put("oidc_client_id", file.oidc_client_id);
+            put("oidc_client_secret", file.oidc_client_secret);
+            put("oidc_groups_claim", file.oidc_groups_claim);
+            put("oidc_role_map", file.oidc_role_map);
+            put("oidc_scopes", file.oidc_scopes);
             put("log_format", file.log_format);
             put("log_level", file.log_level);
             put("request_timeout", file.request_timeout);
@@ -216,8 +294,22 @@ impl Config {
         flag("log_format", overrides.log_format.clone());
 
         let mut config = Config::default();
+        let mut oidc = OidcKeys::default();
         for (key, (source, value)) in raw {
-            config.set(key, &source, value)?;
+            if let Some(rest) = key.strip_prefix("oidc_") {
+                oidc.set(rest, source, value)?;
+            } else {
+                config.set(key, &source, value)?;
+            }
+        }
+        config.oidc = oidc.finish()?;
+        if !config.local_login && config.oidc.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "local_login".into(),
+                value: "false".into(),
+                expected: "`true` unless single sign-on is configured (oidc_issuer): \
+                           otherwise no one could sign in",
+            });
         }
         Ok(config)
     }
@@ -293,6 +385,32 @@ impl Config {
                     _ => return Err(invalid("`simulated` or `aws`")),
                 }
             }
+            "public_url" => {
+                let trimmed = value.trim_end_matches('/');
+                let valid = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+                    && trimmed.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
+                if !valid {
+                    return Err(invalid("an http(s) URL without a path, such as https://slipway.example.com"));
+                }
+                self.public_url = Some(trimmed.to_owned())
+            }
+            "local_login" => {
+                self.local_login = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("`true` or `false`")),
+                }
+            }
+            "session_idle_timeout" => {
+                self.session_idle_timeout = parse_duration(&value)
+                    .filter(|d| d.as_secs() >= 60)
+                    .ok_or_else(|| invalid("a duration of at least a minute, such as 12h"))?
+            }
+            "session_max_age" => {
+                self.session_max_age = parse_duration(&value)
+                    .filter(|d| d.as_secs() >= 60)
+                    .ok_or_else(|| invalid("a duration of at least a minute, such as 7d"))?
+            }
             _ => unreachable!("every key in KEYS is handled"),
         }
         Ok(())
@@ -301,6 +419,106 @@ impl Config {
     /// Where the embedded PostgreSQL cluster lives.
     pub fn embedded_postgres_dir(&self) -> PathBuf {
         self.data_dir.join("postgres")
+    }
+}
+
+/// The `oidc_*` keys, gathered before they are checked together.
+#[derive(Default)]
+struct OidcKeys {
+    values: BTreeMap<String, (String, String)>,
+}
+
+impl OidcKeys {
+    fn set(&mut self, key: &str, source: String, value: String) -> Result<(), ConfigError> {
+        self.values.insert(key.to_owned(), (source, value));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Option<OidcConfig>, ConfigError> {
+        let issuer = match self.values.remove("issuer") {
+            Some((source, issuer)) => {
+                if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+                    return Err(ConfigError::Invalid {
+                        key: source,
+                        value: issuer,
+                        expected: "the identity provider's issuer URL, such as https://login.example.com/realms/acme",
+                    });
+                }
+                issuer
+            }
+            None => {
+                return match self.values.into_iter().next() {
+                    Some((_, (source, value))) => Err(ConfigError::Invalid {
+                        key: source,
+                        value,
+                        expected: "to be set together with oidc_issuer (SLIPWAY_OIDC_ISSUER)",
+                    }),
+                    None => Ok(None),
+                };
+            }
+        };
+        let client_id = self
+            .values
+            .remove("client_id")
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ConfigError::Invalid {
+                key: "oidc_client_id".into(),
+                value: String::new(),
+                expected: "the client id registered with the identity provider (required with oidc_issuer)",
+            })?;
+        let role_map = match self.values.remove("role_map") {
+            Some((source, text)) => parse_role_map(&text).map_err(|_| ConfigError::Invalid {
+                key: source,
+                value: text,
+                expected: "comma-separated group=role pairs, such as `platform-team=platform_engineer,devs=developer` (roles: developer, platform_engineer, admin)",
+            })?,
+            None => Vec::new(),
+        };
+        Ok(Some(OidcConfig {
+            issuer,
+            client_id,
+            client_secret: self.values.remove("client_secret").map(|(_, v)| Secret::new(v)),
+            groups_claim: self
+                .values
+                .remove("groups_claim")
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| "groups".to_owned()),
+            role_map,
+            extra_scopes: self
+                .values
+                .remove("scopes")
+                .map(|(_, v)| v.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
+        }))
+    }
+}
+
+fn parse_role_map(text: &str) -> Result<Vec<RoleMapping>, ()> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (group, role) = pair.rsplit_once('=').ok_or(())?;
+            let role = Role::parse(role.trim()).ok_or(())?;
+            let group = group.trim();
+            if group.is_empty() {
+                return Err(());
+            }
+            Ok(RoleMapping {
+                group: group.to_owned(),
+                role,
+            })
+        })
+        .collect()
+}
+
+fn toml_text(value: toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s,
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -460,6 +678,46 @@ mod tests {
             err.contains("log_format in") && err.contains("`human` or `json`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn single_sign_on_settings_are_checked_together() {
+        let c = load(&[
+            ("SLIPWAY_OIDC_ISSUER", "https://id.example.com"),
+            ("SLIPWAY_OIDC_CLIENT_ID", "slipway"),
+            ("SLIPWAY_OIDC_CLIENT_SECRET", "s3cret"),
+            ("SLIPWAY_OIDC_ROLE_MAP", "platform=platform_engineer, devs=developer"),
+            ("SLIPWAY_LOCAL_LOGIN", "false"),
+        ])
+        .unwrap();
+        let oidc = c.oidc.unwrap();
+        assert_eq!(oidc.groups_claim, "groups");
+        assert_eq!(oidc.role_map.len(), 2);
+        assert!(!c.local_login);
+        // The secret never shows in debug output.
+        assert!(!format!("{:?}", oidc.client_secret).contains("s3cret"));
+
+        let err = load(&[("SLIPWAY_OIDC_CLIENT_ID", "x")]).unwrap_err().to_string();
+        assert!(err.contains("SLIPWAY_OIDC_CLIENT_ID") && err.contains("oidc_issuer"), "{err}");
+        let err = load(&[("SLIPWAY_OIDC_ISSUER", "https://id.example.com")]).unwrap_err().to_string();
+        assert!(err.contains("oidc_client_id"), "{err}");
+        let err = load(&[
+            ("SLIPWAY_OIDC_ISSUER", "https://id.example.com"),
+            ("SLIPWAY_OIDC_CLIENT_ID", "x"),
+            ("SLIPWAY_OIDC_ROLE_MAP", "devs=root"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SLIPWAY_OIDC_ROLE_MAP") && err.contains("group=role"), "{err}");
+        let err = load(&[("SLIPWAY_LOCAL_LOGIN", "false")]).unwrap_err().to_string();
+        assert!(err.contains("no one could sign in"), "{err}");
+    }
+
+    #[test]
+    fn public_url_must_be_an_origin() {
+        assert!(load(&[("SLIPWAY_PUBLIC_URL", "https://slipway.example.com/")]).is_ok());
+        let err = load(&[("SLIPWAY_PUBLIC_URL", "slipway.example.com")]).unwrap_err().to_string();
+        assert!(err.contains("SLIPWAY_PUBLIC_URL"), "{err}");
     }
 
     #[test]

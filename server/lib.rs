@@ -1,8 +1,21 @@
 //! Slipway: a self-service internal developer portal for delivering a Kubernetes microservices
 //! platform in the cloud. See the README for what it does and `server/cli.rs` for how it starts.
 
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
 pub mod telemetry;
+pub mod validation;
+
+/// Chooses the TLS crypto provider (ring) for outgoing HTTPS, once per process. Must run before
+/// any HTTPS client is built.
+pub fn init_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only if another provider was installed first, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -15,15 +15,11 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
+use super::auth::RequestAuth;
+use super::extract::Ctx;
 use super::pages::{self, ErrorPage};
 
-/// One field that failed validation: `field` is the path in the submitted document
-/// (`parameters.max_nodes`), `message` says what to do.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
+pub use crate::validation::{FieldError, FieldErrors};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -37,6 +33,20 @@ pub enum AppError {
     Forbidden,
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("invalid API token")]
+    InvalidToken,
+    #[error("missing or wrong CSRF token")]
+    CsrfRejected,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("too many requests")]
+    TooManyRequests(String),
+    /// A one-time link that was used, expired or never existed.
+    #[error("link not valid")]
+    LinkInvalid,
+    /// A service we depend on (the identity provider) failed.
+    #[error("upstream failure: {0}")]
+    Upstream(String),
     #[error("invalid input")]
     Validation(Vec<FieldError>),
     /// Anything unexpected: logged in full, shown to the user only as a request id.
@@ -47,6 +57,20 @@ pub enum AppError {
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         AppError::Internal(e.into())
+    }
+}
+
+impl From<crate::auth::accounts::AccountError> for AppError {
+    fn from(e: crate::auth::accounts::AccountError) -> Self {
+        use crate::auth::accounts::AccountError as E;
+        match e {
+            E::Invalid(errors) => AppError::Validation(errors.0),
+            E::RateLimited => AppError::TooManyRequests("Too many failed sign-ins; wait and try again.".into()),
+            E::BadCredentials => AppError::Unauthorized,
+            E::LinkUnusable => AppError::LinkInvalid,
+            E::NoRoles => AppError::Forbidden,
+            E::Db(e) => AppError::from(e),
+        }
     }
 }
 
@@ -105,6 +129,23 @@ impl IntoResponse for AppError {
             AppError::Unauthorized => Problem::for_status(StatusCode::UNAUTHORIZED),
             AppError::Forbidden => Problem::for_status(StatusCode::FORBIDDEN),
             AppError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
+            AppError::InvalidToken => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "The API token is unknown, expired or revoked. Create a new one on your profile page.",
+            ),
+            AppError::CsrfRejected => Problem::new(
+                StatusCode::FORBIDDEN,
+                "This form has expired or was not sent from a Slipway page, so nothing was changed. \
+                 Go back, reload the page and try again.",
+            ),
+            AppError::PayloadTooLarge => Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE),
+            AppError::TooManyRequests(detail) => Problem::new(StatusCode::TOO_MANY_REQUESTS, detail),
+            AppError::LinkInvalid => Problem::new(
+                StatusCode::NOT_FOUND,
+                "This link is not valid: it was already used, it expired, or it was replaced by a \
+                 newer one. Ask an admin for a new link.",
+            ),
+            AppError::Upstream(detail) => Problem::new(StatusCode::BAD_GATEWAY, detail),
             AppError::Validation(errors) => Problem {
                 errors,
                 ..Problem::new(
@@ -138,6 +179,12 @@ pub async fn render_errors(
     next: Next,
 ) -> Response {
     let api = is_api_path(request.uri().path());
+    let wanted = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    let is_get = request.method() == axum::http::Method::GET;
     let request_id = request
         .headers()
         .get(super::REQUEST_ID_HEADER)
@@ -150,6 +197,7 @@ pub async fn render_errors(
     }
 
     let (mut parts, body) = response.into_parts();
+    let auth = parts.extensions.remove::<RequestAuth>().unwrap_or_default();
     let mut problem = match parts.extensions.remove::<Problem>() {
         Some(problem) => problem,
         None => {
@@ -178,8 +226,22 @@ pub async fn render_errors(
     };
     problem.request_id = request_id;
 
+    if status == StatusCode::UNAUTHORIZED && !api {
+        // A browser that is not signed in goes to the sign-in page, and comes back afterwards.
+        let next = if is_get { wanted } else { "/".to_owned() };
+        let location = format!("/login?next={}", encode_query_value(&next));
+        let mut redirect = axum::response::Redirect::to(&location).into_response();
+        for cookie in parts.headers.get_all(header::SET_COOKIE) {
+            redirect.headers_mut().append(header::SET_COOKIE, cookie.clone());
+        }
+        return redirect;
+    }
+
     parts.headers.remove(header::CONTENT_LENGTH);
     if api {
+        if status == StatusCode::UNAUTHORIZED {
+            parts.headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         parts.headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -188,7 +250,7 @@ pub async fn render_errors(
         Response::from_parts(parts, Body::from(body))
     } else {
         let page = ErrorPage {
-            shell: state.shell("", &problem.title),
+            shell: Ctx::from_auth(auth).shell(&state, "", &problem.title),
             problem: &problem,
         };
         match pages::render(&page) {
@@ -202,4 +264,9 @@ pub async fn render_errors(
             Err(_) => Response::from_parts(parts, Body::from(problem.detail)),
         }
     }
+}
+
+/// Percent-encodes a query value (for `next=` links).
+pub fn encode_query_value(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

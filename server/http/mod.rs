@@ -1,8 +1,13 @@
 //! The HTTP layer: shared state, the router, the middleware stack and the server loop.
 //! Handlers stay thin; the error mapping lives in [`error`], once.
 
+pub mod account;
+pub mod admin;
+pub mod api;
 pub mod assets;
+pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod pages;
 
@@ -13,8 +18,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::routing::get;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -26,13 +31,17 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::csrf::CsrfKey;
+use crate::auth::oidc::Oidc;
+use crate::auth::session::Lifetimes;
 use crate::config::Config;
+use auth::Cookies;
 use error::AppError;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Request bodies larger than this are refused with 413 before any handler reads them.
-const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
 /// Scripts, styles and images only from our own origin, no inline script, never framed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -46,20 +55,107 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub embedded_db: bool,
     pub started_at: DateTime<Utc>,
+    /// The origin people use, e.g. `https://slipway.example.com` (no trailing slash).
+    pub public_url: Arc<str>,
+    pub cookies: Cookies,
+    pub csrf: CsrfKey,
+    /// Single sign-on, when configured.
+    pub oidc: Option<Arc<Oidc>>,
+}
+
+impl AppState {
+    /// Builds the state for a migrated database. `public_url` is where browsers reach us.
+    pub async fn new(
+        pool: PgPool,
+        config: Config,
+        embedded_db: bool,
+        public_url: &str,
+    ) -> anyhow::Result<Self> {
+        let public_url = public_url.trim_end_matches('/');
+        let oidc = match &config.oidc {
+            Some(oidc) => Some(Arc::new(Oidc::new(oidc.clone(), public_url)?)),
+            None => None,
+        };
+        Ok(Self {
+            csrf: CsrfKey::load(&pool).await?,
+            cookies: Cookies {
+                secure: public_url.starts_with("https://"),
+            },
+            public_url: public_url.into(),
+            pool,
+            config: Arc::new(config),
+            embedded_db,
+            started_at: Utc::now(),
+            oidc,
+        })
+    }
+
+    pub fn session_lifetimes(&self) -> Lifetimes {
+        let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        Lifetimes {
+            idle: to_chrono(self.config.session_idle_timeout),
+            absolute: to_chrono(self.config.session_max_age),
+        }
+    }
+}
+
+/// One route: method, path pattern and handler. The router is built from this table, and the
+/// authorization and CSRF tests walk the same table, so no route escapes them.
+pub struct RouteDef {
+    pub method: Method,
+    pub path: &'static str,
+    pub handler: MethodRouter<AppState>,
+}
+
+fn route(method: Method, path: &'static str, handler: MethodRouter<AppState>) -> RouteDef {
+    RouteDef {
+        method,
+        path,
+        handler,
+    }
+}
+
+/// Every route of the application.
+pub fn route_table() -> Vec<RouteDef> {
+    use Method as M;
+    vec![
+        route(M::GET, "/", get(pages::overview)),
+        route(M::GET, "/status", get(pages::status)),
+        route(M::GET, "/healthz", get(health::healthz)),
+        route(M::GET, "/readyz", get(health::readyz)),
+        route(M::GET, "/static/{file}", get(assets::serve)),
+        // Signing in and out.
+        route(M::GET, "/login", get(account::login_page)),
+        route(M::POST, "/login", post(account::login_submit)),
+        route(M::POST, "/logout", post(account::logout)),
+        route(M::POST, "/logout/everywhere", post(account::logout_everywhere)),
+        route(M::GET, "/setup/{token}", get(account::setup_page)),
+        route(M::POST, "/setup/{token}", post(account::setup_submit)),
+        route(M::GET, "/invite/{token}", get(account::invite_page)),
+        route(M::POST, "/invite/{token}", post(account::invite_submit)),
+        route(M::GET, "/auth/oidc/login", get(account::oidc_start)),
+        route(M::GET, "/auth/oidc/callback", get(account::oidc_callback)),
+        // One's own account.
+        route(M::GET, "/profile", get(account::profile_page)),
+        route(M::POST, "/profile/tokens", post(account::token_create)),
+        route(M::POST, "/profile/tokens/{id}/revoke", post(account::token_revoke)),
+        // Administration.
+        route(M::GET, "/admin/users", get(admin::users_page)),
+        route(M::POST, "/admin/users", post(admin::user_invite)),
+        route(M::POST, "/admin/users/{id}/roles", post(admin::user_roles)),
+        route(M::GET, "/admin/audit", get(admin::audit_page)),
+        // The JSON API.
+        route(M::GET, "/api/v1/me", get(api::me)),
+        route(M::GET, "/api/v1/audit", get(api::audit)),
+    ]
 }
 
 /// The whole application: routes, fallbacks and middleware.
 pub fn router(state: AppState) -> Router {
-    with_middleware(routes(), state)
-}
-
-fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(pages::overview))
-        .route("/status", get(pages::status))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/static/{file}", get(assets::serve))
+    let routes = route_table()
+        .into_iter()
+        .fold(Router::new(), |router, def| router.route(def.path, def.handler));
+    with_middleware(routes, state)
 }
 
 /// Adds the fallbacks and the middleware stack to `routes`. Public so tests can exercise the
@@ -105,21 +201,36 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                     timeout,
                 ))
                 .layer(CatchPanicLayer::new())
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::authenticate,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::verify_csrf,
+                ))
                 .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
         )
         .with_state(state)
 }
 
+/// The request's span. It names the matched route pattern (`/setup/{token}`), not the raw path,
+/// so secrets carried in paths never reach the logs; query strings are never logged.
 fn make_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let request_id = request
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str())
+        .unwrap_or("(unmatched)");
     tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %request.uri().path(),
+        route,
         request_id,
     )
 }
@@ -143,8 +254,11 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         })
         .into_future();

@@ -6,38 +6,64 @@ use axum::extract::State;
 use axum::response::Html;
 
 use super::error::{AppError, Problem};
+use super::extract::{Allowed, Ctx, UsePortal};
 use super::{AppState, assets};
+use crate::auth::{Action, Principal, Subject, can};
 use crate::config::CloudMode;
 use crate::db;
 
-/// One entry of the sidebar navigation.
+/// One entry of the sidebar navigation, shown to those allowed `action`.
 pub struct NavItem {
     pub id: &'static str,
     pub label: &'static str,
     pub href: &'static str,
+    pub action: Action,
 }
 
-/// The sidebar, in order. Only pages that exist are listed: a link that leads nowhere is worse
-/// than no link.
+/// The sidebar, in order. Only pages that exist are listed, and only to those who may open
+/// them: a link that leads nowhere (or to a 403) is worse than no link.
 pub const NAV: &[NavItem] = &[
     NavItem {
         id: "overview",
         label: "Overview",
         href: "/",
+        action: Action::UsePortal,
     },
     NavItem {
         id: "status",
         label: "System status",
         href: "/status",
+        action: Action::UsePortal,
+    },
+    NavItem {
+        id: "users",
+        label: "Users",
+        href: "/admin/users",
+        action: Action::ManageUsers,
+    },
+    NavItem {
+        id: "audit",
+        label: "Audit log",
+        href: "/admin/audit",
+        action: Action::ViewAudit,
     },
 ];
+
+/// The signed-in user as the shell shows them.
+pub struct ShellUser {
+    pub name: String,
+    pub email: String,
+}
 
 /// What the base layout needs from every page.
 pub struct Shell {
     pub title: String,
     /// The `id` of the active navigation entry, or empty.
     pub active: &'static str,
-    pub nav: &'static [NavItem],
+    pub nav: Vec<&'static NavItem>,
+    pub user: Option<ShellUser>,
+    /// The CSRF token every form on the page carries.
+    pub csrf: String,
     pub css_url: &'static str,
     pub js_url: &'static str,
     pub icon_url: &'static str,
@@ -47,12 +73,26 @@ pub struct Shell {
 }
 
 impl AppState {
-    pub fn shell(&self, active: &'static str, title: &str) -> Shell {
+    pub fn shell(
+        &self,
+        principal: Option<&Principal>,
+        csrf: &str,
+        active: &'static str,
+        title: &str,
+    ) -> Shell {
         let urls = assets::urls();
         Shell {
             title: title.to_owned(),
             active,
-            nav: NAV,
+            nav: NAV
+                .iter()
+                .filter(|item| principal.is_some_and(|p| can(p, item.action, Subject::Portal)))
+                .collect(),
+            user: principal.map(|p| ShellUser {
+                name: p.user.name.clone(),
+                email: p.user.email.clone(),
+            }),
+            csrf: csrf.to_owned(),
             css_url: &urls.css,
             js_url: &urls.js,
             icon_url: &urls.icon,
@@ -75,9 +115,13 @@ pub struct OverviewPage {
     pub shell: Shell,
 }
 
-pub async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+pub async fn overview(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    _: Allowed<UsePortal>,
+) -> Result<Html<String>, AppError> {
     render(&OverviewPage {
-        shell: state.shell("overview", "Overview"),
+        shell: ctx.shell(&state, "overview", "Overview"),
     })
 }
 
@@ -92,10 +136,14 @@ pub struct StatusPage {
     pub started_at: String,
 }
 
-pub async fn status(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+pub async fn status(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    _: Allowed<UsePortal>,
+) -> Result<Html<String>, AppError> {
     let schema_applied = db::applied_version(&state.pool).await?;
     render(&StatusPage {
-        shell: state.shell("status", "System status"),
+        shell: ctx.shell(&state, "status", "System status"),
         database: if state.embedded_db {
             format!(
                 "Embedded PostgreSQL in {}",

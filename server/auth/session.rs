@@ -1,0 +1,118 @@
+//! Browser sessions: stored in Postgres (hashed), with idle and absolute expiry, rotated at every
+//! sign-in, ended server-side at sign-out.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::{random_secret, secret_hash, users, Principal, UserId};
+use super::AuthMethod;
+
+/// Idle and absolute lifetimes. A session unused for `idle` ends; none outlives `absolute`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub idle: chrono::Duration,
+    pub absolute: chrono::Duration,
+}
+
+/// `last_seen_at` is written at most this often, so reading pages does not write on every request.
+const TOUCH_EVERY_SECONDS: i64 = 60;
+
+/// Starts a session for `user` and returns the cookie value. Any session the browser had before
+/// (`previous`) is ended: the identifier always changes at sign-in (no session fixation).
+pub async fn start(
+    db: &PgPool,
+    user: UserId,
+    lifetimes: Lifetimes,
+    previous: Option<&str>,
+    user_agent: Option<&str>,
+    ip: Option<IpAddr>,
+) -> Result<String, sqlx::Error> {
+    let token = random_secret();
+    let mut tx = db.begin().await?;
+    if let Some(old) = previous {
+        sqlx::query("DELETE FROM session WHERE token_hash = $1")
+            .bind(secret_hash(old))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO session (token_hash, user_id, expires_at, user_agent, ip)
+         VALUES ($1, $2, now() + $3, $4, $5)",
+    )
+    .bind(secret_hash(&token))
+    .bind(user.0)
+    .bind(lifetimes.absolute)
+    .bind(user_agent.map(|ua| ua.chars().take(300).collect::<String>()))
+    .bind(ip)
+    .execute(&mut *tx)
+    .await?;
+    users::record_login(&mut *tx, user).await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+/// The signed-in user for a cookie value, if the session is live; refreshes its idle timer.
+pub async fn resolve(
+    db: &PgPool,
+    token: &str,
+    lifetimes: Lifetimes,
+) -> Result<Option<Principal>, sqlx::Error> {
+    let hash = secret_hash(token);
+    let row: Option<(uuid::Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT user_id, last_seen_at FROM session
+         WHERE token_hash = $1 AND expires_at > now() AND last_seen_at > now() - $2",
+    )
+    .bind(&hash)
+    .bind(lifetimes.idle)
+    .fetch_optional(db)
+    .await?;
+    let Some((user_id, last_seen)) = row else {
+        return Ok(None);
+    };
+    if (Utc::now() - last_seen).num_seconds() >= TOUCH_EVERY_SECONDS {
+        sqlx::query("UPDATE session SET last_seen_at = now() WHERE token_hash = $1")
+            .bind(&hash)
+            .execute(db)
+            .await?;
+    }
+    let Some(user) = users::find(db, UserId(user_id)).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Principal {
+        roles: user.roles.clone(),
+        user,
+        method: AuthMethod::Session { token_hash: hash },
+    }))
+}
+
+/// Ends one session (sign out).
+pub async fn end(db: &PgPool, token_hash: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM session WHERE token_hash = $1")
+        .bind(token_hash)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of a user (sign out everywhere); returns how many were ended.
+pub async fn end_all(db: &PgPool, user: UserId) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM session WHERE user_id = $1")
+        .bind(user.0)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// How many live sessions a user has (shown on the profile).
+pub async fn count_live(db: &PgPool, user: UserId, lifetimes: Lifetimes) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM session WHERE user_id = $1 AND expires_at > now()
+         AND last_seen_at > now() - $2",
+    )
+    .bind(user.0)
+    .bind(lifetimes.idle)
+    .fetch_one(db)
+    .await
+}

@@ -1,0 +1,451 @@
+//! Signing in and out (password, first-run setup, invitations, single sign-on) and one's own
+//! profile with API tokens. Thin handlers over `auth::accounts`.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Cookies;
+use super::error::AppError;
+use super::extract::{Allowed, Authenticated, ClientIp, Ctx, FormFields, ManageOwnAccount};
+use super::pages::{render, Shell};
+use super::AppState;
+use crate::audit::{self, Actor};
+use crate::auth::accounts::{self, AccountError, NewAccount};
+use crate::auth::links::{self, Purpose};
+use crate::auth::tokens::ApiToken;
+use crate::auth::{ratelimit, session, tokens, users, AuthMethod, Role, RoleSet, User, UserId};
+use crate::validation::FieldErrors;
+
+/// Only paths on this site are followed after sign-in (no open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+/// A 303 to `location` that also sets the given cookies.
+fn see_other(location: &str, cookies: Vec<axum::http::HeaderValue>) -> Response {
+    let mut response = Redirect::to(location).into_response();
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
+}
+
+/// Starts a session for `user` (ending the browser's previous one) and goes to `next`.
+async fn sign_in(
+    state: &AppState,
+    ctx: &Ctx,
+    user: &User,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+    next: &str,
+) -> Result<Response, AppError> {
+    let lifetimes = state.session_lifetimes();
+    let token = session::start(
+        &state.pool,
+        user.id,
+        lifetimes,
+        ctx.session_cookie.as_deref(),
+        user_agent(headers),
+        ip,
+    )
+    .await?;
+    let cookies = &state.cookies;
+    Ok(see_other(
+        next,
+        vec![
+            cookies.set(cookies.session_name(), &token, "/", Some(lifetimes.absolute.num_seconds())),
+            cookies.clear(cookies.presession_name(), "/"),
+        ],
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub shell: Shell,
+    pub next: String,
+    pub email: String,
+    pub error: Option<String>,
+    pub local_login: bool,
+    pub sso: bool,
+    pub needs_setup: bool,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_form(
+    state: &AppState,
+    ctx: &Ctx,
+    next: String,
+    email: String,
+    error: Option<String>,
+) -> Result<LoginPage, AppError> {
+    Ok(LoginPage {
+        shell: ctx.shell(state, "", "Sign in"),
+        next,
+        email,
+        error,
+        local_login: state.config.local_login,
+        sso: state.oidc.is_some(),
+        needs_setup: users::count(&state.pool).await? == 0,
+    })
+}
+
+pub async fn login_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(query): Query<NextQuery>,
+) -> Result<Response, AppError> {
+    let next = safe_next(query.next.as_deref());
+    if ctx.principal.is_some() {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    Ok(render(&login_form(&state, &ctx, next, String::new(), None).await?)?.into_response())
+}
+
+pub async fn login_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: FormFields,
+) -> Result<Response, AppError> {
+    if !state.config.local_login {
+        return Err(AppError::NotFound);
+    }
+    let next = safe_next(Some(form.get("next")));
+    let email = form.get("email").trim().to_owned();
+    match accounts::password_login(&state.pool, &email, form.get("password"), ip).await {
+        Ok(user) => sign_in(&state, &ctx, &user, &headers, ip, &next).await,
+        Err(AccountError::RateLimited) => {
+            let message = format!(
+                "Too many failed sign-ins for this account or from your network. Wait {} minutes, \
+                 then try again, or ask an admin to send you a new password link.",
+                ratelimit::WINDOW_MINUTES
+            );
+            let page = login_form(&state, &ctx, next, email, Some(message)).await?;
+            Ok((StatusCode::TOO_MANY_REQUESTS, render(&page)?).into_response())
+        }
+        Err(AccountError::BadCredentials) => {
+            let message = "Wrong e-mail or password.".to_owned();
+            let page = login_form(&state, &ctx, next, email, Some(message)).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    Allowed(principal, ..): Allowed<ManageOwnAccount>,
+) -> Result<Response, AppError> {
+    if let AuthMethod::Session { token_hash } = &principal.method {
+        session::end(&state.pool, token_hash).await?;
+    }
+    audit::record(&state.pool, &Actor::from(&principal), "auth.logout", &format!("user:{}", principal.user.id), json!({})).await?;
+    let cookies = &state.cookies;
+    Ok(see_other("/login", vec![cookies.clear(cookies.session_name(), "/")]))
+}
+
+pub async fn logout_everywhere(
+    State(state): State<AppState>,
+    Allowed(principal, ..): Allowed<ManageOwnAccount>,
+) -> Result<Response, AppError> {
+    let ended = session::end_all(&state.pool, principal.user.id).await?;
+    audit::record(&state.pool, &Actor::from(&principal), "auth.logout_everywhere", &format!("user:{}", principal.user.id), json!({ "sessions_ended": ended })).await?;
+    let cookies = &state.cookies;
+    Ok(see_other("/login", vec![cookies.clear(cookies.session_name(), "/")]))
+}
+
+#[derive(Template)]
+#[template(path = "account_form.html")]
+pub struct AccountFormPage {
+    pub shell: Shell,
+    pub heading: String,
+    pub intro: String,
+    pub action: String,
+    pub ask_email: bool,
+    pub email: String,
+    pub name: String,
+    pub errors: FieldErrors,
+}
+
+fn account_form_response(page: AccountFormPage, status: StatusCode) -> Result<Response, AppError> {
+    Ok((status, [(header::CACHE_CONTROL, "no-store")], render(&page)?).into_response())
+}
+
+pub async fn setup_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    if links::peek(&state.pool, &token).await? != Some(Purpose::Setup) || users::count(&state.pool).await? > 0 {
+        return Err(AppError::LinkInvalid);
+    }
+    account_form_response(setup_form(&state, &ctx, &token, "", "", FieldErrors::default()), StatusCode::OK)
+}
+
+fn setup_form(state: &AppState, ctx: &Ctx, token: &str, email: &str, name: &str, errors: FieldErrors) -> AccountFormPage {
+    AccountFormPage {
+        shell: ctx.shell(state, "", "Set up Slipway"),
+        heading: "Set up Slipway".into(),
+        intro: "Create the first admin account. You can invite everyone else afterwards.".into(),
+        action: format!("/setup/{token}"),
+        ask_email: true,
+        email: email.to_owned(),
+        name: name.to_owned(),
+        errors,
+    }
+}
+
+pub async fn setup_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    form: FormFields,
+) -> Result<Response, AppError> {
+    let account = NewAccount {
+        email: form.get("email"),
+        name: form.get("name"),
+        password: form.get("password"),
+        password_confirmation: form.get("password_confirmation"),
+    };
+    match accounts::complete_setup(&state.pool, &token, account).await {
+        Ok(user) => sign_in(&state, &ctx, &user, &headers, ip, "/").await,
+        Err(AccountError::Invalid(errors)) => account_form_response(
+            setup_form(&state, &ctx, &token, form.get("email"), form.get("name"), errors),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(AccountError::LinkUnusable) => Err(AppError::LinkInvalid),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn invited_user(state: &AppState, token: &str) -> Result<User, AppError> {
+    match links::peek(&state.pool, token).await? {
+        Some(Purpose::SetPassword(id)) => users::find(&state.pool, id).await?.ok_or(AppError::LinkInvalid),
+        _ => Err(AppError::LinkInvalid),
+    }
+}
+
+fn invite_form(state: &AppState, ctx: &Ctx, token: &str, user: &User, name: &str, errors: FieldErrors) -> AccountFormPage {
+    AccountFormPage {
+        shell: ctx.shell(state, "", "Choose your password"),
+        heading: "Choose your password".into(),
+        intro: format!("Welcome to Slipway. Set the password for {}.", user.email),
+        action: format!("/invite/{token}"),
+        ask_email: false,
+        email: user.email.clone(),
+        name: name.to_owned(),
+        errors,
+    }
+}
+
+pub async fn invite_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    let user = invited_user(&state, &token).await?;
+    account_form_response(invite_form(&state, &ctx, &token, &user, &user.name, FieldErrors::default()), StatusCode::OK)
+}
+
+pub async fn invite_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    form: FormFields,
+) -> Result<Response, AppError> {
+    let user = invited_user(&state, &token).await?;
+    let account = NewAccount {
+        email: &user.email,
+        name: form.get("name"),
+        password: form.get("password"),
+        password_confirmation: form.get("password_confirmation"),
+    };
+    match accounts::accept_invite(&state.pool, &token, user.id, account).await {
+        Ok(user) => sign_in(&state, &ctx, &user, &headers, ip, "/").await,
+        Err(AccountError::Invalid(errors)) => account_form_response(
+            invite_form(&state, &ctx, &token, &user, form.get("name"), errors),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(AccountError::LinkUnusable) => Err(AppError::LinkInvalid),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn oidc_start(
+    State(state): State<AppState>,
+    Query(query): Query<NextQuery>,
+) -> Result<Response, AppError> {
+    let oidc = state.oidc.as_ref().ok_or(AppError::NotFound)?;
+    let next = safe_next(query.next.as_deref());
+    let (url, browser_state) = oidc.begin(&state.pool, &next).await.map_err(|e| {
+        tracing::warn!(error = %e, "single sign-on could not start");
+        AppError::Upstream("Single sign-on is unavailable right now: the identity provider cannot be reached. Try again shortly.".into())
+    })?;
+    let cookie = state.cookies.set(Cookies::OIDC_STATE, &browser_state, "/auth/oidc", Some(600));
+    Ok(see_other(&url, vec![cookie]))
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+pub async fn oidc_callback(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Result<Response, AppError> {
+    let oidc = state.oidc.as_ref().ok_or(AppError::NotFound)?;
+    let browser_state = super::auth::read_cookie(&headers, Cookies::OIDC_STATE);
+    let outcome = match (&query.error, &query.code, &query.state) {
+        (Some(error), _, _) => Err(format!("The identity provider did not sign you in ({error}).")),
+        (None, Some(code), Some(returned_state)) => {
+            match oidc.complete(&state.pool, returned_state, browser_state, code).await {
+                Ok(identity) => match accounts::sso_login(&state.pool, &identity).await {
+                    Ok(user) => Ok((user, identity.next_path)),
+                    Err(AccountError::NoRoles) => Err(
+                        "You signed in, but none of your groups gives a Slipway role. Ask your \
+                         platform lead to add you to the right group."
+                            .to_owned(),
+                    ),
+                    Err(e) => return Err(e.into()),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "single sign-on refused");
+                    audit::record(&state.pool, &Actor::anonymous("single sign-on"), "auth.login_failed", "auth:oidc", json!({ "method": "oidc", "reason": e.to_string(), "ip": ip })).await?;
+                    Err(format!("Single sign-on failed: {e}."))
+                }
+            }
+        }
+        _ => Err("The identity provider's answer is incomplete; start again.".to_owned()),
+    };
+    let clear_state = state.cookies.clear(Cookies::OIDC_STATE, "/auth/oidc");
+    match outcome {
+        Ok((user, next)) => {
+            let mut response = sign_in(&state, &ctx, &user, &headers, ip, &next).await?;
+            response.headers_mut().append(header::SET_COOKIE, clear_state);
+            Ok(response)
+        }
+        Err(message) => {
+            let page = login_form(&state, &ctx, "/".into(), String::new(), Some(message)).await?;
+            let mut response = (StatusCode::BAD_REQUEST, render(&page)?).into_response();
+            response.headers_mut().append(header::SET_COOKIE, clear_state);
+            Ok(response)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "profile.html")]
+pub struct ProfilePage {
+    pub shell: Shell,
+    pub user: User,
+    pub via_token: bool,
+    pub sessions: i64,
+    pub tokens: Vec<ApiToken>,
+    pub roles: Vec<Role>,
+    pub new_token: Option<(String, String)>,
+    pub form_name: String,
+    pub errors: FieldErrors,
+}
+
+async fn profile(
+    state: &AppState,
+    ctx: &Ctx,
+    principal: &crate::auth::Principal,
+    new_token: Option<(String, String)>,
+    form_name: String,
+    errors: FieldErrors,
+) -> Result<ProfilePage, AppError> {
+    Ok(ProfilePage {
+        shell: ctx.shell(state, "profile", "Your profile"),
+        user: principal.user.clone(),
+        via_token: matches!(principal.method, AuthMethod::ApiToken { .. }),
+        sessions: session::count_live(&state.pool, principal.user.id, state.session_lifetimes()).await?,
+        tokens: tokens::list_for(&state.pool, principal.user.id).await?,
+        roles: principal.user.roles.iter().collect(),
+        new_token,
+        form_name,
+        errors,
+    })
+}
+
+pub async fn profile_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Authenticated(principal): Authenticated,
+) -> Result<Html<String>, AppError> {
+    render(&profile(&state, &ctx, &principal, None, String::new(), FieldErrors::default()).await?)
+}
+
+pub async fn token_create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Allowed(principal, ..): Allowed<ManageOwnAccount>,
+    form: FormFields,
+) -> Result<Response, AppError> {
+    let roles: RoleSet = form.all("roles").filter_map(Role::parse).collect();
+    let result = accounts::create_token(
+        &state.pool,
+        &principal,
+        form.get("name"),
+        &roles,
+        form.get("expires"),
+    )
+    .await;
+    let headers = [(header::CACHE_CONTROL, "no-store")];
+    match result {
+        Ok((token, secret)) => {
+            let page = profile(&state, &ctx, &principal, Some((token.name, secret)), String::new(), FieldErrors::default()).await?;
+            Ok((StatusCode::CREATED, headers, render(&page)?).into_response())
+        }
+        Err(AccountError::Invalid(errors)) => {
+            let page = profile(&state, &ctx, &principal, None, form.get("name").to_owned(), errors).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, headers, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn token_revoke(
+    State(state): State<AppState>,
+    Allowed(principal, ..): Allowed<ManageOwnAccount>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
+    if accounts::revoke_token(&state.pool, &principal, id).await? {
+        Ok(Redirect::to("/profile").into_response())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// The user id of a path segment; anything else is simply not found.
+pub fn parse_user_id(text: &str) -> Result<UserId, AppError> {
+    uuid::Uuid::parse_str(text).map(UserId).map_err(|_| AppError::NotFound)
+}

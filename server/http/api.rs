@@ -1,0 +1,71 @@
+//! The JSON API (`/api/v1`): what this capability adds to the contract of API.md.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::admin::audit_events;
+use super::error::{AppError, FieldError};
+use super::extract::{Allowed, Authenticated, ViewAudit};
+use super::AppState;
+use crate::audit::{self, AuditEvent};
+
+/// `GET /api/v1/me`: the caller.
+pub async fn me(Authenticated(principal): Authenticated) -> Json<Value> {
+    Json(json!({
+        "id": principal.user.id,
+        "email": principal.user.email,
+        "name": principal.user.name,
+        // The roles in force for this call: an API token's scope narrows them.
+        "roles": principal.roles,
+    }))
+}
+
+/// Paging as API.md sets it: `limit` (default 50, max 200) and `after`.
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    subject: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Page<T> {
+    items: Vec<T>,
+    next: Option<String>,
+}
+
+pub fn parse_limit(limit: Option<&str>) -> Result<i64, AppError> {
+    match limit {
+        None => Ok(50),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=200).contains(n))
+            .ok_or_else(|| {
+                AppError::Validation(vec![FieldError {
+                    field: "limit".into(),
+                    message: "Use a whole number from 1 to 200.".into(),
+                }])
+            }),
+    }
+}
+
+/// `GET /api/v1/audit?subject=&actor=&action=`: audit events, newest first.
+pub async fn audit(
+    State(state): State<AppState>,
+    _: Allowed<ViewAudit>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Page<AuditEvent>>, AppError> {
+    let limit = parse_limit(query.limit.as_deref())?;
+    let filter = audit::Filter {
+        subject: query.subject,
+        actor: query.actor,
+        action: query.action,
+    };
+    let (items, next) = audit_events(&state, &filter, query.after.as_deref(), "after", limit).await?;
+    Ok(Json(Page { items, next }))
+}

@@ -1,0 +1,176 @@
+//! Extractors that put the caller and their permissions in front of every handler:
+//! `Ctx` for pages (caller, if any, and the CSRF token), `Authenticated` for any signed-in
+//! caller, and `Allowed<P>` that asks `auth::can` for permission `P`. Handlers never decide
+//! authorization themselves.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::auth::RequestAuth;
+use super::error::AppError;
+use super::pages::Shell;
+use super::AppState;
+use crate::auth::{can, Action, Principal, Subject};
+
+/// The page context: who is signed in (if anyone) and the CSRF token for forms.
+pub struct Ctx {
+    pub principal: Option<Principal>,
+    pub csrf_token: String,
+    /// The browser's live session cookie, ended when it signs in again (rotation).
+    pub session_cookie: Option<String>,
+}
+
+impl Ctx {
+    pub fn from_auth(auth: RequestAuth) -> Self {
+        Ctx {
+            principal: auth.principal,
+            csrf_token: auth.csrf_token,
+            session_cookie: auth.session_cookie,
+        }
+    }
+
+    pub fn shell(&self, state: &AppState, active: &'static str, title: &str) -> Shell {
+        state.shell(self.principal.as_ref(), &self.csrf_token, active, title)
+    }
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, AppError> {
+        let auth = parts.extensions.get::<RequestAuth>().cloned().unwrap_or_default();
+        Ok(Ctx::from_auth(auth))
+    }
+}
+
+/// Any signed-in caller (browser session or API token).
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, AppError> {
+        let auth = parts.extensions.get::<RequestAuth>().cloned().unwrap_or_default();
+        if auth.invalid_token {
+            return Err(AppError::InvalidToken);
+        }
+        auth.principal.map(Authenticated).ok_or(AppError::Unauthorized)
+    }
+}
+
+/// A permission checked before the handler runs: the action and the subject it applies to.
+pub trait Permission {
+    const ACTION: Action;
+    fn subject(principal: &Principal) -> Subject;
+}
+
+/// The caller, once `auth::can` allowed permission `P`; otherwise 401 (not signed in) or 403.
+pub struct Allowed<P: Permission>(pub Principal, pub PhantomData<P>);
+
+impl<P: Permission> Allowed<P> {
+    pub fn principal(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl<P: Permission + Send + Sync> FromRequestParts<AppState> for Allowed<P> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        if can(&principal, P::ACTION, P::subject(&principal)) {
+            Ok(Allowed(principal, PhantomData))
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}
+
+/// See the portal's pages.
+pub struct UsePortal;
+impl Permission for UsePortal {
+    const ACTION: Action = Action::UsePortal;
+    fn subject(_: &Principal) -> Subject {
+        Subject::Portal
+    }
+}
+
+/// Manage one's own account (tokens, sessions) from a browser.
+pub struct ManageOwnAccount;
+impl Permission for ManageOwnAccount {
+    const ACTION: Action = Action::ManageAccount;
+    fn subject(principal: &Principal) -> Subject {
+        Subject::Account(principal.user.id)
+    }
+}
+
+pub struct ManageUsers;
+impl Permission for ManageUsers {
+    const ACTION: Action = Action::ManageUsers;
+    fn subject(_: &Principal) -> Subject {
+        Subject::Portal
+    }
+}
+
+pub struct ViewAudit;
+impl Permission for ViewAudit {
+    const ACTION: Action = Action::ViewAudit;
+    fn subject(_: &Principal) -> Subject {
+        Subject::Portal
+    }
+}
+
+/// A submitted HTML form (`application/x-www-form-urlencoded`), with repeated fields kept
+/// (checkbox groups such as `roles=developer&roles=admin`). Missing fields read as empty, so
+/// validation, not deserialisation, says what is wrong, beside the field.
+pub struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for FormFields {
+    type Rejection = AppError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|_| AppError::PayloadTooLarge)?;
+        Ok(FormFields(
+            form_urlencoded::parse(&bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
+/// The client's address, for rate limiting and the audit log.
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, AppError> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
