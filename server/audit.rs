@@ -33,7 +33,10 @@ impl Actor {
     pub fn anonymous(claimed: &str) -> Self {
         Actor {
             id: None,
-            label: format!("anonymous ({})", claimed.chars().take(200).collect::<String>()),
+            label: format!(
+                "anonymous ({})",
+                claimed.chars().take(200).collect::<String>()
+            ),
         }
     }
 }
@@ -96,10 +99,13 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<AuditEvent>, sqlx::Error> {
     let (at, id) = before.unzip();
-    let action_prefix = filter
-        .action
-        .as_deref()
-        .map(|a| if a.ends_with('.') { format!("{a}%") } else { a.to_owned() });
+    let action_prefix = filter.action.as_deref().map(|a| {
+        if a.ends_with('.') {
+            format!("{a}%")
+        } else {
+            a.to_owned()
+        }
+    });
     sqlx::query_as(
         "SELECT id, at, actor_id, actor_label AS actor, action, subject, details FROM audit_event
          WHERE ($1::timestamptz IS NULL OR (at, id) < ($1, $2))

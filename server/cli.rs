@@ -239,7 +239,10 @@ fn is_loopback_url(url: &str) -> bool {
         .next()
         .unwrap_or_default();
     let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
         || host == "[::1]"
 }
 
@@ -262,12 +265,14 @@ async fn print_setup_link(state: &http::AppState) -> anyhow::Result<()> {
 async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
     // Check the arguments before touching the database.
     let parsed = match &command {
-        AdminCommand::CreateUser { role, .. } => {
-            Some(crate::auth::RoleSet::parse_list(role).map_err(|e| anyhow::anyhow!("--role: {e}"))?)
-        }
+        AdminCommand::CreateUser { role, .. } => Some(
+            crate::auth::RoleSet::parse_list(role).map_err(|e| anyhow::anyhow!("--role: {e}"))?,
+        ),
         AdminCommand::CreateToken { expires_in, .. } => {
             if expires_in != "never" && crate::config::parse_duration(expires_in).is_none() {
-                anyhow::bail!("--expires-in: expected a duration such as 30d or 12h, or `never`, not {expires_in:?}");
+                anyhow::bail!(
+                    "--expires-in: expected a duration such as 30d or 12h, or `never`, not {expires_in:?}"
+                );
             }
             None
         }
@@ -306,7 +311,13 @@ async fn admin_action(
                     let lines: Vec<String> = errors
                         .0
                         .iter()
-                        .map(|e| format!("--{}: {}", if e.field == "roles" { "role" } else { &e.field }, e.message))
+                        .map(|e| {
+                            format!(
+                                "--{}: {}",
+                                if e.field == "roles" { "role" } else { &e.field },
+                                e.message
+                            )
+                        })
                         .collect();
                     anyhow::bail!("{}", lines.join("; "))
                 }
@@ -320,13 +331,19 @@ async fn admin_action(
         } => {
             let user = crate::auth::users::find_by_email(pool, &email)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("--email: no user with the e-mail address {email}"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--email: no user with the e-mail address {email}")
+                })?;
             if user.roles.is_empty() {
-                anyhow::bail!("{email} has no roles, so a token could do nothing; give them a role first");
+                anyhow::bail!(
+                    "{email} has no roles, so a token could do nothing; give them a role first"
+                );
             }
-            let expires_at = crate::config::parse_duration(&expires_in)
-                .map(|d| chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
-            let (token, secret) = crate::auth::tokens::create(pool, user.id, &name, &user.roles, expires_at).await?;
+            let expires_at = crate::config::parse_duration(&expires_in).map(|d| {
+                chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+            });
+            let (token, secret) =
+                crate::auth::tokens::create(pool, user.id, &name, &user.roles, expires_at).await?;
             crate::audit::record(
                 pool,
                 &crate::audit::Actor::system(),

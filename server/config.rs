@@ -388,9 +388,14 @@ impl Config {
             "public_url" => {
                 let trimmed = value.trim_end_matches('/');
                 let valid = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
-                    && trimmed.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
+                    && trimmed
+                        .split("://")
+                        .nth(1)
+                        .is_some_and(|h| !h.is_empty() && !h.contains('/'));
                 if !valid {
-                    return Err(invalid("an http(s) URL without a path, such as https://slipway.example.com"));
+                    return Err(invalid(
+                        "an http(s) URL without a path, such as https://slipway.example.com",
+                    ));
                 }
                 self.public_url = Some(trimmed.to_owned())
             }
@@ -478,7 +483,10 @@ impl OidcKeys {
         Ok(Some(OidcConfig {
             issuer,
             client_id,
-            client_secret: self.values.remove("client_secret").map(|(_, v)| Secret::new(v)),
+            client_secret: self
+                .values
+                .remove("client_secret")
+                .map(|(_, v)| Secret::new(v)),
             groups_claim: self
                 .values
                 .remove("groups_claim")
@@ -488,7 +496,12 @@ impl OidcKeys {
             extra_scopes: self
                 .values
                 .remove("scopes")
-                .map(|(_, v)| v.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .map(|(_, v)| {
+                    v.split([',', ' '])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default(),
         }))
     }
@@ -686,7 +699,10 @@ mod tests {
             ("SLIPWAY_OIDC_ISSUER", "https://id.example.com"),
             ("SLIPWAY_OIDC_CLIENT_ID", "slipway"),
             ("SLIPWAY_OIDC_CLIENT_SECRET", "s3cret"),
-            ("SLIPWAY_OIDC_ROLE_MAP", "platform=platform_engineer, devs=developer"),
+            (
+                "SLIPWAY_OIDC_ROLE_MAP",
+                "platform=platform_engineer, devs=developer",
+            ),
             ("SLIPWAY_LOCAL_LOGIN", "false"),
         ])
         .unwrap();
@@ -697,9 +713,16 @@ mod tests {
         // The secret never shows in debug output.
         assert!(!format!("{:?}", oidc.client_secret).contains("s3cret"));
 
-        let err = load(&[("SLIPWAY_OIDC_CLIENT_ID", "x")]).unwrap_err().to_string();
-        assert!(err.contains("SLIPWAY_OIDC_CLIENT_ID") && err.contains("oidc_issuer"), "{err}");
-        let err = load(&[("SLIPWAY_OIDC_ISSUER", "https://id.example.com")]).unwrap_err().to_string();
+        let err = load(&[("SLIPWAY_OIDC_CLIENT_ID", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SLIPWAY_OIDC_CLIENT_ID") && err.contains("oidc_issuer"),
+            "{err}"
+        );
+        let err = load(&[("SLIPWAY_OIDC_ISSUER", "https://id.example.com")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("oidc_client_id"), "{err}");
         let err = load(&[
             ("SLIPWAY_OIDC_ISSUER", "https://id.example.com"),
@@ -708,15 +731,22 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        assert!(err.contains("SLIPWAY_OIDC_ROLE_MAP") && err.contains("group=role"), "{err}");
-        let err = load(&[("SLIPWAY_LOCAL_LOGIN", "false")]).unwrap_err().to_string();
+        assert!(
+            err.contains("SLIPWAY_OIDC_ROLE_MAP") && err.contains("group=role"),
+            "{err}"
+        );
+        let err = load(&[("SLIPWAY_LOCAL_LOGIN", "false")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no one could sign in"), "{err}");
     }
 
     #[test]
     fn public_url_must_be_an_origin() {
         assert!(load(&[("SLIPWAY_PUBLIC_URL", "https://slipway.example.com/")]).is_ok());
-        let err = load(&[("SLIPWAY_PUBLIC_URL", "slipway.example.com")]).unwrap_err().to_string();
+        let err = load(&[("SLIPWAY_PUBLIC_URL", "slipway.example.com")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SLIPWAY_PUBLIC_URL"), "{err}");
     }
 

@@ -44,9 +44,17 @@ pub fn check_email(email: &str) -> Result<(), &'static str> {
     let valid = email.len() <= 320
         && !email.contains(char::is_whitespace)
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
         });
-    if valid { Ok(()) } else { Err("Enter an e-mail address such as ada@example.com.") }
+    if valid {
+        Ok(())
+    } else {
+        Err("Enter an e-mail address such as ada@example.com.")
+    }
 }
 
 /// A display name: 1–200 characters after trimming.
@@ -65,7 +73,14 @@ mod tests {
     #[test]
     fn emails() {
         assert!(check_email("ada@example.com").is_ok());
-        for bad in ["", "ada", "@example.com", "ada@example", "ada @example.com", "a@b@c.com"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@example",
+            "ada @example.com",
+            "a@b@c.com",
+        ] {
             assert!(check_email(bad).is_err(), "{bad}");
         }
     }

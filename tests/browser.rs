@@ -4,16 +4,41 @@
 mod support;
 
 use fantoccini::Locator;
-use support::TestApp;
+use slipway::auth::Role;
 use support::browser::Browser;
+use support::{PASSWORD, TestApp};
 
 #[tokio::test]
 async fn home_page_navigation_and_screenshot() {
     let app = TestApp::spawn().await;
+    app.create_user("dev@example.com", &[Role::Developer], PASSWORD)
+        .await;
     let browser = Browser::start().await;
     let c = &browser.client;
 
+    // Not signed in: the portal sends us to the sign-in form, then back.
     c.goto(&app.url("/")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/login");
+    browser.screenshot("login").await;
+    c.find(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys("dev@example.com")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[action='/login'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/");
     assert_eq!(c.title().await.unwrap(), "Overview · Slipway");
 
     // The sidebar lists the pages, with the current one marked.

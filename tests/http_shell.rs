@@ -5,12 +5,14 @@ mod support;
 
 use reqwest::StatusCode;
 use reqwest::header;
+use slipway::auth::Role;
 use support::TestApp;
 
 #[tokio::test]
 async fn home_page_shows_the_portal_shell() {
     let app = TestApp::spawn().await;
-    let res = app.get("/").await;
+    let browser = app.signed_in(&[Role::Developer]).await;
+    let res = browser.get(app.url("/")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers()[header::CONTENT_TYPE],
@@ -23,6 +25,8 @@ async fn home_page_shows_the_portal_shell() {
         "{html}"
     );
     assert!(html.contains(r#"<a href="/status">System status</a>"#));
+    // Administration is not offered to a developer.
+    assert!(!html.contains("/admin/users"));
     // The default cloud is the simulation, and every page says so.
     assert!(html.contains("Simulated cloud"));
     for phase in ["Define", "Deliver", "Exploit", "Maintain"] {
@@ -36,7 +40,15 @@ async fn home_page_shows_the_portal_shell() {
 #[tokio::test]
 async fn status_page_reports_database_and_schema() {
     let app = TestApp::spawn().await;
-    let html = app.get("/status").await.text().await.unwrap();
+    let browser = app.signed_in(&[Role::Developer]).await;
+    let html = browser
+        .get(app.url("/status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains(r#"aria-current="page">System status"#));
     assert!(html.contains("External PostgreSQL (DATABASE_URL)"));
     let version = slipway::db::latest_known_version();
@@ -57,9 +69,33 @@ async fn unknown_page_is_an_html_404_for_browsers() {
     let html = res.text().await.unwrap();
     assert!(html.contains("<h1>Not Found</h1>"));
     assert!(html.contains("Back to the overview"));
-    // The page keeps the shell (navigation) and quotes the request id for support.
-    assert!(html.contains(r#"<a href="/status">System status</a>"#));
+    // The page quotes the request id for support.
     assert!(html.contains(&request_id));
+}
+
+#[tokio::test]
+async fn error_pages_keep_the_signed_in_shell() {
+    let app = TestApp::spawn().await;
+    let browser = app.signed_in(&[Role::Admin]).await;
+    let res = browser.get(app.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(r#"<a href="/admin/users">Users</a>"#),
+        "{html}"
+    );
+    assert!(html.contains("Sign out"));
+}
+
+#[tokio::test]
+async fn pages_send_anonymous_browsers_to_sign_in_and_back() {
+    let app = TestApp::spawn().await;
+    let res = app.get("/status?x=1").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()[header::LOCATION],
+        "/login?next=%2Fstatus%3Fx%3D1"
+    );
 }
 
 #[tokio::test]
@@ -86,7 +122,21 @@ async fn unknown_api_route_is_a_json_problem() {
 #[tokio::test]
 async fn wrong_method_is_405_in_the_callers_format() {
     let app = TestApp::spawn().await;
-    let res = app.client.post(app.url("/status")).send().await.unwrap();
+    let browser = app.signed_in(&[Role::Developer]).await;
+    let page = browser
+        .get(app.url("/profile"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = browser
+        .put(app.url("/status"))
+        .header("x-csrf-token", support::csrf_token(&page))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
         res.headers()[header::CONTENT_TYPE],
@@ -99,14 +149,18 @@ async fn wrong_method_is_405_in_the_callers_format() {
             .contains("<h1>Method Not Allowed</h1>")
     );
 
-    let res = app.client.delete(app.url("/healthz")).send().await.unwrap();
+    let res = app.client.put(app.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
 }
 
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = TestApp::spawn().await;
-    for path in ["/", "/no-such-page", "/api/v1/none", "/healthz"] {
+    for path in ["/", "/login", "/no-such-page", "/api/v1/none", "/healthz"] {
         let res = app.get(path).await;
         let h = res.headers();
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
@@ -125,8 +179,23 @@ async fn every_response_carries_the_security_headers() {
 #[tokio::test]
 async fn pages_use_no_inline_script_or_style() {
     let app = TestApp::spawn().await;
-    for path in ["/", "/status", "/missing"] {
-        let html = app.get(path).await.text().await.unwrap();
+    let browser = app.signed_in(&[Role::Admin]).await;
+    for path in [
+        "/",
+        "/status",
+        "/missing",
+        "/profile",
+        "/admin/users",
+        "/admin/audit",
+    ] {
+        let html = browser
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(!html.contains("<script>"), "{path} has an inline script");
         assert!(!html.contains("style="), "{path} has an inline style");
         assert!(!html.contains("onclick"), "{path} has an inline handler");
@@ -149,7 +218,7 @@ async fn a_request_id_from_a_proxy_is_kept() {
 #[tokio::test]
 async fn static_assets_are_content_hashed_and_cached_forever() {
     let app = TestApp::spawn().await;
-    let html = app.get("/").await.text().await.unwrap();
+    let html = app.get("/login").await.text().await.unwrap();
     let css = html
         .split('"')
         .find(|s| s.starts_with("/static/app.") && s.ends_with(".css"))

@@ -12,7 +12,11 @@ use sqlx::{Connection, PgConnection};
 use support::{SlipwayProcess, TestDb, data_dir, slipway_command};
 
 async fn readyz(process: &SlipwayProcess) -> serde_json::Value {
-    let res = reqwest::get(process.url("/readyz")).await.unwrap();
+    let res = support::client()
+        .get(process.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         res.status(),
         StatusCode::OK,

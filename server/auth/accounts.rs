@@ -10,9 +10,9 @@ use sqlx::PgPool;
 
 use super::oidc::SsoIdentity;
 use super::tokens::ApiToken;
-use super::{links, password, ratelimit, tokens, users, Principal, Role, RoleSet, User, UserId};
+use super::{Principal, Role, RoleSet, User, UserId, links, password, ratelimit, tokens, users};
 use crate::audit::{self, Actor};
-use crate::validation::{check_email, check_name, FieldErrors};
+use crate::validation::{FieldErrors, check_email, check_name};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -65,7 +65,14 @@ pub async fn password_login(
 ) -> Result<User, AccountError> {
     let email = email.trim();
     if ratelimit::is_limited(db, email, ip).await? {
-        audit::record(db, &Actor::anonymous(email), "auth.login_rate_limited", &format!("email:{email}"), json!({ "ip": ip })).await?;
+        audit::record(
+            db,
+            &Actor::anonymous(email),
+            "auth.login_rate_limited",
+            &format!("email:{email}"),
+            json!({ "ip": ip }),
+        )
+        .await?;
         return Err(AccountError::RateLimited);
     }
     let found = users::find_local_by_email(db, email).await?;
@@ -77,12 +84,26 @@ pub async fn password_login(
     match found {
         Some((user, Some(_))) if matches => {
             ratelimit::clear(db, email).await?;
-            audit::record(db, &Actor::user(user.id, &user.email), "auth.login", &subject(user.id), json!({ "method": "password", "ip": ip })).await?;
+            audit::record(
+                db,
+                &Actor::user(user.id, &user.email),
+                "auth.login",
+                &subject(user.id),
+                json!({ "method": "password", "ip": ip }),
+            )
+            .await?;
             Ok(user)
         }
         _ => {
             ratelimit::record_failure(db, email, ip).await?;
-            audit::record(db, &Actor::anonymous(email), "auth.login_failed", &format!("email:{email}"), json!({ "method": "password", "ip": ip })).await?;
+            audit::record(
+                db,
+                &Actor::anonymous(email),
+                "auth.login_failed",
+                &format!("email:{email}"),
+                json!({ "method": "password", "ip": ip }),
+            )
+            .await?;
             Err(AccountError::BadCredentials)
         }
     }
@@ -127,11 +148,27 @@ pub async fn complete_setup(
         return Err(AccountError::LinkUnusable);
     }
     let admin: RoleSet = Role::ALL.into_iter().collect();
-    let id = users::create_local(&mut *tx, account.email.trim(), account.name.trim(), &admin, Some(&hash)).await?;
+    let id = users::create_local(
+        &mut *tx,
+        account.email.trim(),
+        account.name.trim(),
+        &admin,
+        Some(&hash),
+    )
+    .await?;
     let actor = Actor::user(id, account.email.trim());
-    audit::record(&mut *tx, &actor, "setup.completed", &subject(id), json!({ "roles": admin })).await?;
+    audit::record(
+        &mut *tx,
+        &actor,
+        "setup.completed",
+        &subject(id),
+        json!({ "roles": admin }),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(users::find(db, id).await?.expect("the user was just created"))
+    Ok(users::find(db, id)
+        .await?
+        .expect("the user was just created"))
 }
 
 /// Uses an invitation link: the invited user sets their name and password.
@@ -148,8 +185,17 @@ pub async fn accept_invite(
         return Err(AccountError::LinkUnusable);
     }
     users::set_password(&mut *tx, user, account.name.trim(), &hash).await?;
-    let found = users::find(&mut *tx, user).await?.ok_or(AccountError::LinkUnusable)?;
-    audit::record(&mut *tx, &Actor::user(user, &found.email), "user.password_set", &subject(user), json!({})).await?;
+    let found = users::find(&mut *tx, user)
+        .await?
+        .ok_or(AccountError::LinkUnusable)?;
+    audit::record(
+        &mut *tx,
+        &Actor::user(user, &found.email),
+        "user.password_set",
+        &subject(user),
+        json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(found)
 }
@@ -186,7 +232,14 @@ pub async fn invite(
         Err(e) => return Err(e.into()),
     };
     let token = links::new_set_password(&mut *tx, id).await?;
-    audit::record(&mut *tx, by, "user.invited", &subject(id), json!({ "email": email, "roles": roles })).await?;
+    audit::record(
+        &mut *tx,
+        by,
+        "user.invited",
+        &subject(id),
+        json!({ "email": email, "roles": roles }),
+    )
+    .await?;
     tx.commit().await?;
     Ok((id, token))
 }
@@ -206,16 +259,39 @@ pub async fn sso_login(db: &PgPool, identity: &SsoIdentity) -> Result<User, Acco
     .await?;
     let actor = Actor::user(id, &identity.email);
     if before != identity.roles {
-        audit::record(&mut *tx, &actor, "user.roles_changed", &subject(id), json!({ "before": before, "after": identity.roles, "via": "sso_groups" })).await?;
+        audit::record(
+            &mut *tx,
+            &actor,
+            "user.roles_changed",
+            &subject(id),
+            json!({ "before": before, "after": identity.roles, "via": "sso_groups" }),
+        )
+        .await?;
     }
     if identity.roles.is_empty() {
-        audit::record(&mut *tx, &actor, "auth.login_failed", &subject(id), json!({ "method": "oidc", "reason": "no role" })).await?;
+        audit::record(
+            &mut *tx,
+            &actor,
+            "auth.login_failed",
+            &subject(id),
+            json!({ "method": "oidc", "reason": "no role" }),
+        )
+        .await?;
         tx.commit().await?;
         return Err(AccountError::NoRoles);
     }
-    audit::record(&mut *tx, &actor, "auth.login", &subject(id), json!({ "method": "oidc", "groups": identity.groups })).await?;
+    audit::record(
+        &mut *tx,
+        &actor,
+        "auth.login",
+        &subject(id),
+        json!({ "method": "oidc", "groups": identity.groups }),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(users::find(db, id).await?.expect("the user was just written"))
+    Ok(users::find(db, id)
+        .await?
+        .expect("the user was just written"))
 }
 
 /// An admin changes a local user's roles.
@@ -227,7 +303,14 @@ pub async fn change_roles(
 ) -> Result<(), users::RoleChangeError> {
     let before = users::set_roles(db, user, roles).await?;
     if before != *roles {
-        audit::record(db, &Actor::from(by), "user.roles_changed", &subject(user), json!({ "before": before, "after": roles })).await?;
+        audit::record(
+            db,
+            &Actor::from(by),
+            "user.roles_changed",
+            &subject(user),
+            json!({ "before": before, "after": roles }),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -256,11 +339,17 @@ pub async fn create_token(
     let mut errors = FieldErrors::default();
     let expires_at = token_expiry(expires);
     if expires_at.is_none() {
-        errors.add("expires", "Choose when the token expires: 7d, 30d, 90d, 365d or never.");
+        errors.add(
+            "expires",
+            "Choose when the token expires: 7d, 30d, 90d, 365d or never.",
+        );
     }
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        errors.add("name", "Give the token a name of 1–100 characters, e.g. \"CI pipeline\".");
+        errors.add(
+            "name",
+            "Give the token a name of 1–100 characters, e.g. \"CI pipeline\".",
+        );
     }
     if roles.is_empty() {
         errors.add("roles", "Choose at least one role for the token.");
@@ -271,15 +360,33 @@ pub async fn create_token(
     let expires_at = expires_at.flatten();
     let mut tx = db.begin().await?;
     let (token, secret) = tokens::create(&mut *tx, owner.user.id, name, roles, expires_at).await?;
-    audit::record(&mut *tx, &Actor::from(owner), "token.created", &format!("token:{}", token.id), json!({ "name": name, "roles": roles, "expires_at": expires_at })).await?;
+    audit::record(
+        &mut *tx,
+        &Actor::from(owner),
+        "token.created",
+        &format!("token:{}", token.id),
+        json!({ "name": name, "roles": roles, "expires_at": expires_at }),
+    )
+    .await?;
     tx.commit().await?;
     Ok((token, secret))
 }
 
-pub async fn revoke_token(db: &PgPool, owner: &Principal, id: uuid::Uuid) -> Result<bool, AccountError> {
+pub async fn revoke_token(
+    db: &PgPool,
+    owner: &Principal,
+    id: uuid::Uuid,
+) -> Result<bool, AccountError> {
     match tokens::revoke(db, owner.user.id, id).await? {
         Some(name) => {
-            audit::record(db, &Actor::from(owner), "token.revoked", &format!("token:{id}"), json!({ "name": name })).await?;
+            audit::record(
+                db,
+                &Actor::from(owner),
+                "token.revoked",
+                &format!("token:{id}"),
+                json!({ "name": name }),
+            )
+            .await?;
             Ok(true)
         }
         None => Ok(false),

@@ -45,7 +45,8 @@ impl CsrfKey {
 
     /// The token for forms of the browser whose cookie value is `basis`.
     pub fn token(&self, basis: &str) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.mac(basis).finalize().into_bytes())
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.mac(basis).finalize().into_bytes())
     }
 
     /// Constant-time check of a submitted token.

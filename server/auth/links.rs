@@ -4,7 +4,7 @@
 use chrono::Duration;
 use sqlx::{PgExecutor, PgPool};
 
-use super::{random_secret, secret_hash, UserId};
+use super::{UserId, random_secret, secret_hash};
 
 /// How long links stay valid.
 pub const SETUP_LIFETIME_HOURS: i64 = 24;
@@ -37,7 +37,10 @@ pub async fn new_setup(db: &PgPool) -> Result<String, sqlx::Error> {
 }
 
 /// A new password link for an invited user; earlier unused ones for them stop working.
-pub async fn new_set_password(db: impl PgExecutor<'_>, user: UserId) -> Result<String, sqlx::Error> {
+pub async fn new_set_password(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+) -> Result<String, sqlx::Error> {
     let token = random_secret();
     sqlx::query(
         "WITH dropped AS (DELETE FROM one_time_link WHERE user_id = $2 AND used_at IS NULL)

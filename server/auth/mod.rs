@@ -19,7 +19,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use policy::{can, Action, Subject};
+pub use policy::{Action, Subject, can};
 pub use users::{User, UserId};
 
 /// What a person may do in Slipway. A user may hold several.
@@ -187,6 +187,9 @@ mod tests {
         let a = random_secret();
         assert_ne!(a, random_secret());
         assert_eq!(a.len(), 43);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 }

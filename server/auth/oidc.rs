@@ -17,7 +17,7 @@ use openidconnect::{
 use sqlx::PgPool;
 use tokio::sync::RwLock;
 
-use super::{secret_hash, Role, RoleSet};
+use super::{Role, RoleSet, secret_hash};
 use crate::config::{OidcConfig, RoleMapping};
 
 /// Tolerated difference between our clock and the provider's when checking `exp`.
@@ -27,9 +27,13 @@ const LOGIN_LIFETIME_MINUTES: i64 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
-    #[error("the identity provider at {issuer} cannot be reached or described itself wrongly: {detail}")]
+    #[error(
+        "the identity provider at {issuer} cannot be reached or described itself wrongly: {detail}"
+    )]
     Discovery { issuer: String, detail: String },
-    #[error("the sign-in answer does not belong to a sign-in started in this browser (state mismatch)")]
+    #[error(
+        "the sign-in answer does not belong to a sign-in started in this browser (state mismatch)"
+    )]
     StateMismatch,
     #[error("the sign-in started too long ago, or was already completed; start again")]
     UnknownState,
@@ -89,10 +93,11 @@ impl Oidc {
         if !refresh && let Some(metadata) = self.metadata.read().await.as_ref() {
             return Ok(metadata.clone());
         }
-        let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(|e| OidcError::Discovery {
-            issuer: self.config.issuer.clone(),
-            detail: e.to_string(),
-        })?;
+        let issuer =
+            IssuerUrl::new(self.config.issuer.clone()).map_err(|e| OidcError::Discovery {
+                issuer: self.config.issuer.clone(),
+                detail: e.to_string(),
+            })?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
             .map_err(|e| OidcError::Discovery {
@@ -170,8 +175,8 @@ impl Oidc {
         browser_state: Option<&str>,
         code: &str,
     ) -> Result<SsoIdentity, OidcError> {
-        let bound =
-            browser_state.is_some_and(|cookie| constant_time_eq(cookie.as_bytes(), state.as_bytes()));
+        let bound = browser_state
+            .is_some_and(|cookie| constant_time_eq(cookie.as_bytes(), state.as_bytes()));
         if !bound {
             return Err(OidcError::StateMismatch);
         }
@@ -200,7 +205,9 @@ impl Oidc {
                 SignatureVerificationError::NoMatchingKey,
             )) => {
                 // The provider may have rotated its keys since we fetched them: fetch once more.
-                tracing::info!("ID token signed by an unknown key; fetching the provider's keys again");
+                tracing::info!(
+                    "ID token signed by an unknown key; fetching the provider's keys again"
+                );
                 let client = self.client(self.metadata(true).await?);
                 self.verify(&client, &id_token, &nonce)
             }
@@ -258,7 +265,11 @@ struct BackChannel(reqwest::Client);
 impl<'c> openidconnect::AsyncHttpClient<'c> for BackChannel {
     type Error = reqwest::Error;
     type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<openidconnect::HttpResponse, Self::Error>> + Send + 'c>,
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, Self::Error>>
+                + Send
+                + 'c,
+        >,
     >;
 
     fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {

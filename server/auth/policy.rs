@@ -70,8 +70,16 @@ mod tests {
             (vec![Role::Admin], true),
         ] {
             let p = principal(&roles, session.clone());
-            assert_eq!(can(&p, Action::ManageUsers, Subject::Portal), allowed, "{roles:?}");
-            assert_eq!(can(&p, Action::ViewAudit, Subject::Portal), allowed, "{roles:?}");
+            assert_eq!(
+                can(&p, Action::ManageUsers, Subject::Portal),
+                allowed,
+                "{roles:?}"
+            );
+            assert_eq!(
+                can(&p, Action::ViewAudit, Subject::Portal),
+                allowed,
+                "{roles:?}"
+            );
             assert!(can(&p, Action::UsePortal, Subject::Portal));
         }
     }
@@ -82,8 +90,16 @@ mod tests {
         assert!(!can(&p, Action::UsePortal, Subject::Portal));
         assert!(can(&p, Action::ManageAccount, Subject::Account(p.user.id)));
         let other = Subject::Account(UserId(uuid::Uuid::new_v4()));
-        assert!(!can(&p, Action::ManageAccount, other), "only one's own account");
-        let t = principal(&[Role::Admin], AuthMethod::ApiToken { token_id: uuid::Uuid::nil() });
+        assert!(
+            !can(&p, Action::ManageAccount, other),
+            "only one's own account"
+        );
+        let t = principal(
+            &[Role::Admin],
+            AuthMethod::ApiToken {
+                token_id: uuid::Uuid::nil(),
+            },
+        );
         assert!(!can(&t, Action::ManageAccount, Subject::Account(t.user.id)));
         assert!(can(&t, Action::ManageUsers, Subject::Portal));
     }

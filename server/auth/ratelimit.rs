@@ -29,7 +29,11 @@ pub async fn is_limited(db: &PgPool, email: &str, ip: Option<IpAddr>) -> Result<
     Ok(per_account >= PER_ACCOUNT || per_address >= PER_ADDRESS)
 }
 
-pub async fn record_failure(db: &PgPool, email: &str, ip: Option<IpAddr>) -> Result<(), sqlx::Error> {
+pub async fn record_failure(
+    db: &PgPool,
+    email: &str,
+    ip: Option<IpAddr>,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO login_failure (email, ip) VALUES ($1, $2)")
         .bind(email.chars().take(320).collect::<String>())
         .bind(ip)

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use super::{random_secret, secret_hash, users, Principal, UserId};
 use super::AuthMethod;
+use super::{Principal, UserId, random_secret, secret_hash, users};
 
 /// Idle and absolute lifetimes. A session unused for `idle` ends; none outlives `absolute`.
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +106,11 @@ pub async fn end_all(db: &PgPool, user: UserId) -> Result<u64, sqlx::Error> {
 }
 
 /// How many live sessions a user has (shown on the profile).
-pub async fn count_live(db: &PgPool, user: UserId, lifetimes: Lifetimes) -> Result<i64, sqlx::Error> {
+pub async fn count_live(
+    db: &PgPool,
+    user: UserId,
+    lifetimes: Lifetimes,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT count(*) FROM session WHERE user_id = $1 AND expires_at > now()
          AND last_seen_at > now() - $2",

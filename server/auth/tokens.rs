@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{random_secret, secret_hash, users, AuthMethod, Principal, RoleSet, UserId};
+use super::{AuthMethod, Principal, RoleSet, UserId, random_secret, secret_hash, users};
 
 pub const PREFIX: &str = "slw_";
 /// `last_used_at` is written at most this often per token.

@@ -101,7 +101,9 @@ pub async fn find_by_email(db: &PgPool, email: &str) -> Result<Option<User>, sql
 }
 
 pub async fn count(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM app_user").fetch_one(db).await
+    sqlx::query_scalar("SELECT count(*) FROM app_user")
+        .fetch_one(db)
+        .await
 }
 
 /// A new local user. `password_hash` is `None` for an invited user who sets it through a link.
@@ -208,11 +210,12 @@ pub async fn set_roles(
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('slipway.role_change'))")
         .execute(&mut *tx)
         .await?;
-    let current: Option<(Vec<String>, bool)> =
-        sqlx::query_as("SELECT roles, oidc_subject IS NOT NULL FROM app_user WHERE id = $1 FOR UPDATE")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let current: Option<(Vec<String>, bool)> = sqlx::query_as(
+        "SELECT roles, oidc_subject IS NOT NULL FROM app_user WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut *tx)
+    .await?;
     let (before, sso) = current.ok_or(RoleChangeError::NotFound)?;
     if sso {
         return Err(RoleChangeError::SsoManaged);

@@ -3,27 +3,29 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::AppState;
 use super::auth::Cookies;
 use super::error::AppError;
 use super::extract::{Allowed, Authenticated, ClientIp, Ctx, FormFields, ManageOwnAccount};
-use super::pages::{render, Shell};
-use super::AppState;
+use super::pages::{Shell, render};
 use crate::audit::{self, Actor};
 use crate::auth::accounts::{self, AccountError, NewAccount};
 use crate::auth::links::{self, Purpose};
 use crate::auth::tokens::ApiToken;
-use crate::auth::{ratelimit, session, tokens, users, AuthMethod, Role, RoleSet, User, UserId};
+use crate::auth::{AuthMethod, Role, RoleSet, User, UserId, ratelimit, session, tokens, users};
 use crate::validation::FieldErrors;
 
 /// Only paths on this site are followed after sign-in (no open redirect).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_owned(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -38,7 +40,9 @@ fn see_other(location: &str, cookies: Vec<axum::http::HeaderValue>) -> Response 
 }
 
 fn user_agent(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// Starts a session for `user` (ending the browser's previous one) and goes to `next`.
@@ -64,7 +68,12 @@ async fn sign_in(
     Ok(see_other(
         next,
         vec![
-            cookies.set(cookies.session_name(), &token, "/", Some(lifetimes.absolute.num_seconds())),
+            cookies.set(
+                cookies.session_name(),
+                &token,
+                "/",
+                Some(lifetimes.absolute.num_seconds()),
+            ),
             cookies.clear(cookies.presession_name(), "/"),
         ],
     ))
@@ -156,9 +165,19 @@ pub async fn logout(
     if let AuthMethod::Session { token_hash } = &principal.method {
         session::end(&state.pool, token_hash).await?;
     }
-    audit::record(&state.pool, &Actor::from(&principal), "auth.logout", &format!("user:{}", principal.user.id), json!({})).await?;
+    audit::record(
+        &state.pool,
+        &Actor::from(&principal),
+        "auth.logout",
+        &format!("user:{}", principal.user.id),
+        json!({}),
+    )
+    .await?;
     let cookies = &state.cookies;
-    Ok(see_other("/login", vec![cookies.clear(cookies.session_name(), "/")]))
+    Ok(see_other(
+        "/login",
+        vec![cookies.clear(cookies.session_name(), "/")],
+    ))
 }
 
 pub async fn logout_everywhere(
@@ -166,9 +185,19 @@ pub async fn logout_everywhere(
     Allowed(principal, ..): Allowed<ManageOwnAccount>,
 ) -> Result<Response, AppError> {
     let ended = session::end_all(&state.pool, principal.user.id).await?;
-    audit::record(&state.pool, &Actor::from(&principal), "auth.logout_everywhere", &format!("user:{}", principal.user.id), json!({ "sessions_ended": ended })).await?;
+    audit::record(
+        &state.pool,
+        &Actor::from(&principal),
+        "auth.logout_everywhere",
+        &format!("user:{}", principal.user.id),
+        json!({ "sessions_ended": ended }),
+    )
+    .await?;
     let cookies = &state.cookies;
-    Ok(see_other("/login", vec![cookies.clear(cookies.session_name(), "/")]))
+    Ok(see_other(
+        "/login",
+        vec![cookies.clear(cookies.session_name(), "/")],
+    ))
 }
 
 #[derive(Template)]
@@ -185,7 +214,12 @@ pub struct AccountFormPage {
 }
 
 fn account_form_response(page: AccountFormPage, status: StatusCode) -> Result<Response, AppError> {
-    Ok((status, [(header::CACHE_CONTROL, "no-store")], render(&page)?).into_response())
+    Ok((
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        render(&page)?,
+    )
+        .into_response())
 }
 
 pub async fn setup_page(
@@ -193,13 +227,25 @@ pub async fn setup_page(
     ctx: Ctx,
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
-    if links::peek(&state.pool, &token).await? != Some(Purpose::Setup) || users::count(&state.pool).await? > 0 {
+    if links::peek(&state.pool, &token).await? != Some(Purpose::Setup)
+        || users::count(&state.pool).await? > 0
+    {
         return Err(AppError::LinkInvalid);
     }
-    account_form_response(setup_form(&state, &ctx, &token, "", "", FieldErrors::default()), StatusCode::OK)
+    account_form_response(
+        setup_form(&state, &ctx, &token, "", "", FieldErrors::default()),
+        StatusCode::OK,
+    )
 }
 
-fn setup_form(state: &AppState, ctx: &Ctx, token: &str, email: &str, name: &str, errors: FieldErrors) -> AccountFormPage {
+fn setup_form(
+    state: &AppState,
+    ctx: &Ctx,
+    token: &str,
+    email: &str,
+    name: &str,
+    errors: FieldErrors,
+) -> AccountFormPage {
     AccountFormPage {
         shell: ctx.shell(state, "", "Set up Slipway"),
         heading: "Set up Slipway".into(),
@@ -229,7 +275,14 @@ pub async fn setup_submit(
     match accounts::complete_setup(&state.pool, &token, account).await {
         Ok(user) => sign_in(&state, &ctx, &user, &headers, ip, "/").await,
         Err(AccountError::Invalid(errors)) => account_form_response(
-            setup_form(&state, &ctx, &token, form.get("email"), form.get("name"), errors),
+            setup_form(
+                &state,
+                &ctx,
+                &token,
+                form.get("email"),
+                form.get("name"),
+                errors,
+            ),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         Err(AccountError::LinkUnusable) => Err(AppError::LinkInvalid),
@@ -239,12 +292,21 @@ pub async fn setup_submit(
 
 async fn invited_user(state: &AppState, token: &str) -> Result<User, AppError> {
     match links::peek(&state.pool, token).await? {
-        Some(Purpose::SetPassword(id)) => users::find(&state.pool, id).await?.ok_or(AppError::LinkInvalid),
+        Some(Purpose::SetPassword(id)) => users::find(&state.pool, id)
+            .await?
+            .ok_or(AppError::LinkInvalid),
         _ => Err(AppError::LinkInvalid),
     }
 }
 
-fn invite_form(state: &AppState, ctx: &Ctx, token: &str, user: &User, name: &str, errors: FieldErrors) -> AccountFormPage {
+fn invite_form(
+    state: &AppState,
+    ctx: &Ctx,
+    token: &str,
+    user: &User,
+    name: &str,
+    errors: FieldErrors,
+) -> AccountFormPage {
     AccountFormPage {
         shell: ctx.shell(state, "", "Choose your password"),
         heading: "Choose your password".into(),
@@ -263,7 +325,17 @@ pub async fn invite_page(
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
     let user = invited_user(&state, &token).await?;
-    account_form_response(invite_form(&state, &ctx, &token, &user, &user.name, FieldErrors::default()), StatusCode::OK)
+    account_form_response(
+        invite_form(
+            &state,
+            &ctx,
+            &token,
+            &user,
+            &user.name,
+            FieldErrors::default(),
+        ),
+        StatusCode::OK,
+    )
 }
 
 pub async fn invite_submit(
@@ -302,7 +374,9 @@ pub async fn oidc_start(
         tracing::warn!(error = %e, "single sign-on could not start");
         AppError::Upstream("Single sign-on is unavailable right now: the identity provider cannot be reached. Try again shortly.".into())
     })?;
-    let cookie = state.cookies.set(Cookies::OIDC_STATE, &browser_state, "/auth/oidc", Some(600));
+    let cookie = state
+        .cookies
+        .set(Cookies::OIDC_STATE, &browser_state, "/auth/oidc", Some(600));
     Ok(see_other(&url, vec![cookie]))
 }
 
@@ -323,9 +397,14 @@ pub async fn oidc_callback(
     let oidc = state.oidc.as_ref().ok_or(AppError::NotFound)?;
     let browser_state = super::auth::read_cookie(&headers, Cookies::OIDC_STATE);
     let outcome = match (&query.error, &query.code, &query.state) {
-        (Some(error), _, _) => Err(format!("The identity provider did not sign you in ({error}).")),
+        (Some(error), _, _) => Err(format!(
+            "The identity provider did not sign you in ({error})."
+        )),
         (None, Some(code), Some(returned_state)) => {
-            match oidc.complete(&state.pool, returned_state, browser_state, code).await {
+            match oidc
+                .complete(&state.pool, returned_state, browser_state, code)
+                .await
+            {
                 Ok(identity) => match accounts::sso_login(&state.pool, &identity).await {
                     Ok(user) => Ok((user, identity.next_path)),
                     Err(AccountError::NoRoles) => Err(
@@ -337,7 +416,14 @@ pub async fn oidc_callback(
                 },
                 Err(e) => {
                     tracing::warn!(error = %e, "single sign-on refused");
-                    audit::record(&state.pool, &Actor::anonymous("single sign-on"), "auth.login_failed", "auth:oidc", json!({ "method": "oidc", "reason": e.to_string(), "ip": ip })).await?;
+                    audit::record(
+                        &state.pool,
+                        &Actor::anonymous("single sign-on"),
+                        "auth.login_failed",
+                        "auth:oidc",
+                        json!({ "method": "oidc", "reason": e.to_string(), "ip": ip }),
+                    )
+                    .await?;
                     Err(format!("Single sign-on failed: {e}."))
                 }
             }
@@ -348,13 +434,17 @@ pub async fn oidc_callback(
     match outcome {
         Ok((user, next)) => {
             let mut response = sign_in(&state, &ctx, &user, &headers, ip, &next).await?;
-            response.headers_mut().append(header::SET_COOKIE, clear_state);
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, clear_state);
             Ok(response)
         }
         Err(message) => {
             let page = login_form(&state, &ctx, "/".into(), String::new(), Some(message)).await?;
             let mut response = (StatusCode::BAD_REQUEST, render(&page)?).into_response();
-            response.headers_mut().append(header::SET_COOKIE, clear_state);
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, clear_state);
             Ok(response)
         }
     }
@@ -386,7 +476,8 @@ async fn profile(
         shell: ctx.shell(state, "profile", "Your profile"),
         user: principal.user.clone(),
         via_token: matches!(principal.method, AuthMethod::ApiToken { .. }),
-        sessions: session::count_live(&state.pool, principal.user.id, state.session_lifetimes()).await?,
+        sessions: session::count_live(&state.pool, principal.user.id, state.session_lifetimes())
+            .await?,
         tokens: tokens::list_for(&state.pool, principal.user.id).await?,
         roles: principal.user.roles.iter().collect(),
         new_token,
@@ -400,7 +491,17 @@ pub async fn profile_page(
     ctx: Ctx,
     Authenticated(principal): Authenticated,
 ) -> Result<Html<String>, AppError> {
-    render(&profile(&state, &ctx, &principal, None, String::new(), FieldErrors::default()).await?)
+    render(
+        &profile(
+            &state,
+            &ctx,
+            &principal,
+            None,
+            String::new(),
+            FieldErrors::default(),
+        )
+        .await?,
+    )
 }
 
 pub async fn token_create(
@@ -421,11 +522,27 @@ pub async fn token_create(
     let headers = [(header::CACHE_CONTROL, "no-store")];
     match result {
         Ok((token, secret)) => {
-            let page = profile(&state, &ctx, &principal, Some((token.name, secret)), String::new(), FieldErrors::default()).await?;
+            let page = profile(
+                &state,
+                &ctx,
+                &principal,
+                Some((token.name, secret)),
+                String::new(),
+                FieldErrors::default(),
+            )
+            .await?;
             Ok((StatusCode::CREATED, headers, render(&page)?).into_response())
         }
         Err(AccountError::Invalid(errors)) => {
-            let page = profile(&state, &ctx, &principal, None, form.get("name").to_owned(), errors).await?;
+            let page = profile(
+                &state,
+                &ctx,
+                &principal,
+                None,
+                form.get("name").to_owned(),
+                errors,
+            )
+            .await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, headers, render(&page)?).into_response())
         }
         Err(e) => Err(e.into()),
@@ -447,5 +564,7 @@ pub async fn token_revoke(
 
 /// The user id of a path segment; anything else is simply not found.
 pub fn parse_user_id(text: &str) -> Result<UserId, AppError> {
-    uuid::Uuid::parse_str(text).map(UserId).map_err(|_| AppError::NotFound)
+    uuid::Uuid::parse_str(text)
+        .map(UserId)
+        .map_err(|_| AppError::NotFound)
 }

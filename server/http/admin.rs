@@ -2,16 +2,16 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::AppState;
 use super::account::parse_user_id;
 use super::error::AppError;
 use super::extract::{Allowed, Ctx, FormFields, ManageUsers, ViewAudit};
-use super::pages::{render, Shell};
-use super::AppState;
+use super::pages::{Shell, render};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::accounts::{self, AccountError};
 use crate::auth::users::{self, RoleChangeError};
@@ -120,7 +120,12 @@ pub async fn user_invite(
         Err(e) => return Err(e.into()),
     };
     // The link is shown once; do not let it linger in caches.
-    Ok((status, [(header::CACHE_CONTROL, "no-store")], render(&page)?).into_response())
+    Ok((
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        render(&page)?,
+    )
+        .into_response())
 }
 
 pub async fn user_roles(
@@ -164,7 +169,11 @@ pub struct AuditQuery {
 }
 
 fn non_empty(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 /// One page of audit events and the cursor of the next, for the page and the API.
@@ -208,7 +217,8 @@ pub async fn audit_page(
         action: non_empty(&query.action),
     };
     let before = non_empty(&query.before);
-    let (events, next) = audit_events(&state, &filter, before.as_deref(), "before", PAGE_SIZE).await?;
+    let (events, next) =
+        audit_events(&state, &filter, before.as_deref(), "before", PAGE_SIZE).await?;
     render(&AuditPage {
         shell: ctx.shell(&state, "audit", "Audit log"),
         events,

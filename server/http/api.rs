@@ -1,14 +1,14 @@
 //! The JSON API (`/api/v1`): what this capability adds to the contract of API.md.
 
-use axum::extract::{Query, State};
 use axum::Json;
+use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
+use super::AppState;
 use super::admin::audit_events;
 use super::error::{AppError, FieldError};
 use super::extract::{Allowed, Authenticated, ViewAudit};
-use super::AppState;
 use crate::audit::{self, AuditEvent};
 
 /// `GET /api/v1/me`: the caller.
@@ -66,6 +66,7 @@ pub async fn audit(
         actor: query.actor,
         action: query.action,
     };
-    let (items, next) = audit_events(&state, &filter, query.after.as_deref(), "after", limit).await?;
+    let (items, next) =
+        audit_events(&state, &filter, query.after.as_deref(), "after", limit).await?;
     Ok(Json(Page { items, next }))
 }

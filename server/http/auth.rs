@@ -11,13 +11,13 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{is_api_path, AppError};
 use super::AppState;
-use crate::auth::{csrf, random_secret, session, tokens, Principal};
+use super::error::{AppError, is_api_path};
+use crate::auth::{Principal, csrf, random_secret, session, tokens};
 
 /// The caller as resolved for this request.
 #[derive(Debug, Clone, Default)]
@@ -41,17 +41,31 @@ pub struct Cookies {
 
 impl Cookies {
     pub fn session_name(&self) -> &'static str {
-        if self.secure { "__Host-slipway_session" } else { "slipway_session" }
+        if self.secure {
+            "__Host-slipway_session"
+        } else {
+            "slipway_session"
+        }
     }
 
     pub fn presession_name(&self) -> &'static str {
-        if self.secure { "__Host-slipway_csrf" } else { "slipway_csrf" }
+        if self.secure {
+            "__Host-slipway_csrf"
+        } else {
+            "slipway_csrf"
+        }
     }
 
     pub const OIDC_STATE: &'static str = "slipway_oidc_state";
 
     /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure under https.
-    pub fn set(&self, name: &str, value: &str, path: &str, max_age_seconds: Option<i64>) -> HeaderValue {
+    pub fn set(
+        &self,
+        name: &str,
+        value: &str,
+        path: &str,
+        max_age_seconds: Option<i64>,
+    ) -> HeaderValue {
         let mut text = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
         if let Some(age) = max_age_seconds {
             text.push_str(&format!("; Max-Age={age}"));
@@ -88,7 +102,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let cookies = &state.cookies;
     let mut auth = RequestAuth::default();
     let mut set_cookies: Vec<HeaderValue> = Vec::new();
@@ -105,7 +123,8 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             auth.principal = tokens::resolve(&state.pool, secret).await?;
             auth.invalid_token = auth.principal.is_none();
         } else if let Some(value) = &session_value {
-            auth.principal = session::resolve(&state.pool, value, state.session_lifetimes()).await?;
+            auth.principal =
+                session::resolve(&state.pool, value, state.session_lifetimes()).await?;
             if auth.principal.is_some() {
                 auth.session_cookie = Some(value.clone());
                 auth.csrf_basis = Some(value.clone());
@@ -154,7 +173,11 @@ pub async fn verify_csrf(State(state): State<AppState>, request: Request, next: 
     if !is_unsafe(request.method()) {
         return next.run(request).await;
     }
-    let auth = request.extensions().get::<RequestAuth>().cloned().unwrap_or_default();
+    let auth = request
+        .extensions()
+        .get::<RequestAuth>()
+        .cloned()
+        .unwrap_or_default();
     let token_call = matches!(
         auth.principal.as_ref().map(|p| &p.method),
         Some(crate::auth::AuthMethod::ApiToken { .. })
@@ -171,10 +194,10 @@ pub async fn verify_csrf(State(state): State<AppState>, request: Request, next: 
         .get(csrf::HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+    let is_form = parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .starts_with(b"application/x-www-form-urlencoded")
+    });
     let body = if submitted.is_none() && is_form {
         let bytes = match axum::body::to_bytes(body, super::BODY_LIMIT_BYTES).await {
             Ok(bytes) => bytes,

@@ -65,7 +65,9 @@ impl From<crate::auth::accounts::AccountError> for AppError {
         use crate::auth::accounts::AccountError as E;
         match e {
             E::Invalid(errors) => AppError::Validation(errors.0),
-            E::RateLimited => AppError::TooManyRequests("Too many failed sign-ins; wait and try again.".into()),
+            E::RateLimited => {
+                AppError::TooManyRequests("Too many failed sign-ins; wait and try again.".into())
+            }
             E::BadCredentials => AppError::Unauthorized,
             E::LinkUnusable => AppError::LinkInvalid,
             E::NoRoles => AppError::Forbidden,
@@ -139,7 +141,9 @@ impl IntoResponse for AppError {
                  Go back, reload the page and try again.",
             ),
             AppError::PayloadTooLarge => Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE),
-            AppError::TooManyRequests(detail) => Problem::new(StatusCode::TOO_MANY_REQUESTS, detail),
+            AppError::TooManyRequests(detail) => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, detail)
+            }
             AppError::LinkInvalid => Problem::new(
                 StatusCode::NOT_FOUND,
                 "This link is not valid: it was already used, it expired, or it was replaced by a \
@@ -232,7 +236,9 @@ pub async fn render_errors(
         let location = format!("/login?next={}", encode_query_value(&next));
         let mut redirect = axum::response::Redirect::to(&location).into_response();
         for cookie in parts.headers.get_all(header::SET_COOKIE) {
-            redirect.headers_mut().append(header::SET_COOKIE, cookie.clone());
+            redirect
+                .headers_mut()
+                .append(header::SET_COOKIE, cookie.clone());
         }
         return redirect;
     }
@@ -240,7 +246,9 @@ pub async fn render_errors(
     parts.headers.remove(header::CONTENT_LENGTH);
     if api {
         if status == StatusCode::UNAUTHORIZED {
-            parts.headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            parts
+                .headers
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         parts.headers.insert(
             header::CONTENT_TYPE,

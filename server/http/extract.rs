@@ -8,11 +8,11 @@ use std::marker::PhantomData;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use super::AppState;
 use super::auth::RequestAuth;
 use super::error::AppError;
 use super::pages::Shell;
-use super::AppState;
-use crate::auth::{can, Action, Principal, Subject};
+use crate::auth::{Action, Principal, Subject, can};
 
 /// The page context: who is signed in (if anyone) and the CSRF token for forms.
 pub struct Ctx {
@@ -40,7 +40,11 @@ impl FromRequestParts<AppState> for Ctx {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, AppError> {
-        let auth = parts.extensions.get::<RequestAuth>().cloned().unwrap_or_default();
+        let auth = parts
+            .extensions
+            .get::<RequestAuth>()
+            .cloned()
+            .unwrap_or_default();
         Ok(Ctx::from_auth(auth))
     }
 }
@@ -52,11 +56,17 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, AppError> {
-        let auth = parts.extensions.get::<RequestAuth>().cloned().unwrap_or_default();
+        let auth = parts
+            .extensions
+            .get::<RequestAuth>()
+            .cloned()
+            .unwrap_or_default();
         if auth.invalid_token {
             return Err(AppError::InvalidToken);
         }
-        auth.principal.map(Authenticated).ok_or(AppError::Unauthorized)
+        auth.principal
+            .map(Authenticated)
+            .ok_or(AppError::Unauthorized)
     }
 }
 

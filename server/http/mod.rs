@@ -91,7 +91,8 @@ impl AppState {
     }
 
     pub fn session_lifetimes(&self) -> Lifetimes {
-        let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let to_chrono =
+            |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         Lifetimes {
             idle: to_chrono(self.config.session_idle_timeout),
             absolute: to_chrono(self.config.session_max_age),
@@ -128,7 +129,11 @@ pub fn route_table() -> Vec<RouteDef> {
         route(M::GET, "/login", get(account::login_page)),
         route(M::POST, "/login", post(account::login_submit)),
         route(M::POST, "/logout", post(account::logout)),
-        route(M::POST, "/logout/everywhere", post(account::logout_everywhere)),
+        route(
+            M::POST,
+            "/logout/everywhere",
+            post(account::logout_everywhere),
+        ),
         route(M::GET, "/setup/{token}", get(account::setup_page)),
         route(M::POST, "/setup/{token}", post(account::setup_submit)),
         route(M::GET, "/invite/{token}", get(account::invite_page)),
@@ -138,7 +143,11 @@ pub fn route_table() -> Vec<RouteDef> {
         // One's own account.
         route(M::GET, "/profile", get(account::profile_page)),
         route(M::POST, "/profile/tokens", post(account::token_create)),
-        route(M::POST, "/profile/tokens/{id}/revoke", post(account::token_revoke)),
+        route(
+            M::POST,
+            "/profile/tokens/{id}/revoke",
+            post(account::token_revoke),
+        ),
         // Administration.
         route(M::GET, "/admin/users", get(admin::users_page)),
         route(M::POST, "/admin/users", post(admin::user_invite)),
@@ -154,7 +163,9 @@ pub fn route_table() -> Vec<RouteDef> {
 pub fn router(state: AppState) -> Router {
     let routes = route_table()
         .into_iter()
-        .fold(Router::new(), |router, def| router.route(def.path, def.handler));
+        .fold(Router::new(), |router, def| {
+            router.route(def.path, def.handler)
+        });
     with_middleware(routes, state)
 }
 
@@ -259,9 +270,9 @@ pub async fn serve(
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        })
-        .into_future();
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    })
+    .into_future();
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result,

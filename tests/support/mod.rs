@@ -16,7 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
+use slipway::auth::{Role, RoleSet, UserId};
 use slipway::config::Config;
 use slipway::db::embedded::{Binaries, EmbeddedPostgres};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -240,21 +242,24 @@ impl TestApp {
         let pool = db.pool().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = slipway::http::AppState {
-            pool: pool.clone(),
-            config: Arc::new(config),
-            embedded_db: false,
-            started_at: chrono::Utc::now(),
-        };
+        let base = format!("http://{addr}");
+        let state = slipway::http::AppState::new(pool.clone(), config, false, &base)
+            .await
+            .unwrap();
         let app = match routes {
             Some(routes) => slipway::http::with_middleware(routes, state),
             None => slipway::http::router(state),
         };
         tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         Self {
-            base: format!("http://{addr}"),
+            base,
             client: client(),
             pool,
             db,
@@ -268,10 +273,83 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }
+
+    /// A local user with a password, created directly (as an admin would).
+    pub async fn create_user(&self, email: &str, roles: &[Role], password: &str) -> UserId {
+        let roles: RoleSet = roles.iter().copied().collect();
+        let hash = slipway::auth::password::hash(password);
+        slipway::auth::users::create_local(&self.pool, email, "Test User", &roles, Some(&hash))
+            .await
+            .unwrap()
+    }
+
+    /// A browser-like client signed in as a new user with `roles`.
+    pub async fn signed_in(&self, roles: &[Role]) -> reqwest::Client {
+        let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+        self.create_user(&email, roles, PASSWORD).await;
+        let client = client();
+        let res = self.login(&client, &email, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "sign-in failed");
+        client
+    }
+
+    /// Signs `client` in through the real form: GET /login for the CSRF token, then POST.
+    pub async fn login(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let form = client
+            .get(self.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = csrf_token(&form);
+        client
+            .post(self.url("/login"))
+            .form(&[
+                ("_csrf", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// An API token for a new user with `user_roles`, scoped to `scope`.
+    pub async fn token(&self, user_roles: &[Role], scope: &[Role]) -> String {
+        let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+        let user = self.create_user(&email, user_roles, PASSWORD).await;
+        let scope: RoleSet = scope.iter().copied().collect();
+        let (_, secret) = slipway::auth::tokens::create(&self.pool, user, "test", &scope, None)
+            .await
+            .unwrap();
+        secret
+    }
+}
+
+/// The password of users the harness creates.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The CSRF token of the first form in `html`.
+pub fn csrf_token(html: &str) -> String {
+    let marker = r#"name="_csrf" value=""#;
+    let start = html
+        .find(marker)
+        .expect("the page has a form with a CSRF token")
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
 }
 
 /// An HTTP client that keeps cookies, like a browser, and never follows redirects silently.
 pub fn client() -> reqwest::Client {
+    slipway::init_tls();
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
