@@ -238,7 +238,15 @@ impl TestApp {
         config: Config,
         routes: Option<axum::Router<slipway::http::AppState>>,
     ) -> Self {
-        let db = TestDb::migrated().await;
+        Self::spawn_on(TestDb::migrated().await, config, routes).await
+    }
+
+    /// The app on an existing (migrated) database.
+    pub async fn spawn_on(
+        db: TestDb,
+        config: Config,
+        routes: Option<axum::Router<slipway::http::AppState>>,
+    ) -> Self {
         let pool = db.pool().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -470,4 +478,15 @@ pub fn data_dir() -> tempfile::TempDir {
         .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     dir
+}
+
+/// The value of cookie `name` set by `response`, if any.
+pub fn set_cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
 }
