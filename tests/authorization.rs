@@ -62,35 +62,82 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
     ];
     let m = |method: Method, path: &'static str, p: Probe| ((method, path), p);
     HashMap::from([
-        m(Method::GET, "/", probe("/", &[], [303, 200, 200, 200, 200, 200])),
-        m(Method::GET, "/status", probe("/status", &[], [303, 200, 200, 200, 200, 200])),
+        m(
+            Method::GET,
+            "/",
+            probe("/", &[], [303, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::GET,
+            "/status",
+            probe("/status", &[], [303, 200, 200, 200, 200, 200]),
+        ),
         m(Method::GET, "/healthz", probe("/healthz", &[], [200; 6])),
         m(Method::GET, "/readyz", probe("/readyz", &[], [200; 6])),
         m(Method::GET, "/static/{file}", probe(css, &[], [200; 6])),
-        m(Method::GET, "/login", probe("/login", &[], [200, 303, 303, 303, 303, 303])),
+        m(
+            Method::GET,
+            "/login",
+            probe("/login", &[], [200, 303, 303, 303, 303, 303]),
+        ),
         m(
             Method::POST,
             "/login",
-            probe("/login", &[("email", "{unique}@example.com"), ("password", "wrong password!")], [422; 6]),
+            probe(
+                "/login",
+                &[
+                    ("email", "{unique}@example.com"),
+                    ("password", "wrong password!"),
+                ],
+                [422; 6],
+            ),
         ),
-        m(Method::POST, "/logout", probe("/logout", &[], [303, 303, 303, 303, 403, 403])),
+        m(
+            Method::POST,
+            "/logout",
+            probe("/logout", &[], [303, 303, 303, 303, 403, 403]),
+        ),
         m(
             Method::POST,
             "/logout/everywhere",
             probe("/logout/everywhere", &[], [303, 303, 303, 303, 403, 403]),
         ),
-        m(Method::GET, "/setup/{token}", probe("/setup/not-a-link", &[], [404; 6])),
-        m(Method::POST, "/setup/{token}", probe("/setup/not-a-link", setup_form, [404; 6])),
-        m(Method::GET, "/invite/{token}", probe("/invite/not-a-link", &[], [404; 6])),
-        m(Method::POST, "/invite/{token}", probe("/invite/not-a-link", setup_form, [404; 6])),
+        m(
+            Method::GET,
+            "/setup/{token}",
+            probe("/setup/not-a-link", &[], [404; 6]),
+        ),
+        m(
+            Method::POST,
+            "/setup/{token}",
+            probe("/setup/not-a-link", setup_form, [404; 6]),
+        ),
+        m(
+            Method::GET,
+            "/invite/{token}",
+            probe("/invite/not-a-link", &[], [404; 6]),
+        ),
+        m(
+            Method::POST,
+            "/invite/{token}",
+            probe("/invite/not-a-link", setup_form, [404; 6]),
+        ),
         // Single sign-on is not configured in this app: the routes do not exist for anyone.
-        m(Method::GET, "/auth/oidc/login", probe("/auth/oidc/login", &[], [404; 6])),
+        m(
+            Method::GET,
+            "/auth/oidc/login",
+            probe("/auth/oidc/login", &[], [404; 6]),
+        ),
         m(
             Method::GET,
             "/auth/oidc/callback",
             probe("/auth/oidc/callback?code=x&state=y", &[], [404; 6]),
         ),
-        m(Method::GET, "/profile", probe("/profile", &[], [303, 200, 200, 200, 200, 200])),
+        m(
+            Method::GET,
+            "/profile",
+            probe("/profile", &[], [303, 200, 200, 200, 200, 200]),
+        ),
         m(
             Method::POST,
             "/profile/tokens",
@@ -109,7 +156,11 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
                 expect: [303, 404, 404, 404, 403, 403],
             },
         ),
-        m(Method::GET, "/admin/users", probe("/admin/users", &[], [303, 403, 403, 200, 403, 200])),
+        m(
+            Method::GET,
+            "/admin/users",
+            probe("/admin/users", &[], [303, 403, 403, 200, 403, 200]),
+        ),
         m(
             Method::POST,
             "/admin/users",
@@ -132,30 +183,64 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
                 expect: [303, 403, 403, 404, 403, 404],
             },
         ),
-        m(Method::GET, "/admin/audit", probe("/admin/audit", &[], [303, 403, 403, 200, 403, 200])),
-        m(Method::GET, "/api/v1/me", probe("/api/v1/me", &[], [401, 200, 200, 200, 200, 200])),
-        m(Method::GET, "/api/v1/audit", probe("/api/v1/audit", &[], [401, 403, 403, 200, 403, 200])),
+        m(
+            Method::GET,
+            "/admin/audit",
+            probe("/admin/audit", &[], [303, 403, 403, 200, 403, 200]),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/me",
+            probe("/api/v1/me", &[], [401, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/audit",
+            probe("/api/v1/audit", &[], [401, 403, 403, 200, 403, 200]),
+        ),
     ])
 }
 
 fn unique(form: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     form.iter()
-        .map(|(k, v)| (*k, v.replace("{unique}", &uuid::Uuid::new_v4().simple().to_string())))
+        .map(|(k, v)| {
+            (
+                *k,
+                v.replace("{unique}", &uuid::Uuid::new_v4().simple().to_string()),
+            )
+        })
         .collect()
 }
 
 /// A client acting as `caller`, with the CSRF token its forms would carry (none for tokens).
-async fn act_as(app: &TestApp, caller: Caller) -> (reqwest::Client, Option<String>, Option<String>) {
+async fn act_as(
+    app: &TestApp,
+    caller: Caller,
+) -> (reqwest::Client, Option<String>, Option<String>) {
     let session = |roles: &'static [Role]| async move {
         let c = app.signed_in(roles).await;
-        let page = c.get(app.url("/profile")).send().await.unwrap().text().await.unwrap();
+        let page = c
+            .get(app.url("/profile"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let token = csrf_token(&page);
         (c, Some(token), None)
     };
     match caller {
         Caller::Anonymous => {
             let c = client();
-            let page = c.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+            let page = c
+                .get(app.url("/login"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             let token = csrf_token(&page);
             (c, Some(token), None)
         }
@@ -164,7 +249,9 @@ async fn act_as(app: &TestApp, caller: Caller) -> (reqwest::Client, Option<Strin
         Caller::PlatformEngineer => session(&[Role::PlatformEngineer, Role::Developer]).await,
         Caller::Admin => session(&[Role::Admin, Role::Developer]).await,
         Caller::DeveloperToken => {
-            let token = app.token(&[Role::Developer, Role::Admin], &[Role::Developer]).await;
+            let token = app
+                .token(&[Role::Developer, Role::Admin], &[Role::Developer])
+                .await;
             (client(), None, Some(token))
         }
         Caller::AdminToken => {
@@ -182,9 +269,12 @@ async fn every_route_answers_every_kind_of_caller_as_the_matrix_says() {
     let mut failures = Vec::new();
     for route in slipway::http::route_table() {
         let key = (route.method.clone(), route.path);
-        let probe = table
-            .remove(&key)
-            .unwrap_or_else(|| panic!("{} {} has no entry in the authorization matrix", route.method, route.path));
+        let probe = table.remove(&key).unwrap_or_else(|| {
+            panic!(
+                "{} {} has no entry in the authorization matrix",
+                route.method, route.path
+            )
+        });
         for (caller, expected) in CALLERS.iter().zip(probe.expect) {
             // A fresh caller per request: signing out must not spoil the next check.
             let (c, csrf, bearer) = act_as(&app, *caller).await;
@@ -208,16 +298,36 @@ async fn every_route_answers_every_kind_of_caller_as_the_matrix_says() {
             }
         }
     }
-    assert!(table.is_empty(), "matrix entries for routes that do not exist: {:?}", table.keys());
-    assert!(failures.is_empty(), "authorization matrix violations:\n{}", failures.join("\n"));
+    assert!(
+        table.is_empty(),
+        "matrix entries for routes that do not exist: {:?}",
+        table.keys()
+    );
+    assert!(
+        failures.is_empty(),
+        "authorization matrix violations:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Row counts of everything a request could change.
 async fn snapshot(app: &TestApp) -> Vec<i64> {
     let mut counts = Vec::new();
-    for table in ["app_user", "session", "api_token", "one_time_link", "audit_event", "login_failure"] {
+    for table in [
+        "app_user",
+        "session",
+        "api_token",
+        "one_time_link",
+        "audit_event",
+        "login_failure",
+    ] {
         let sql = format!("SELECT count(*) FROM {table}");
-        counts.push(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&app.pool).await.unwrap());
+        counts.push(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&app.pool)
+                .await
+                .unwrap(),
+        );
     }
     let roles: Vec<String> = sqlx::query_scalar("SELECT roles::text FROM app_user ORDER BY id")
         .fetch_all(&app.pool)
@@ -234,14 +344,24 @@ async fn every_state_changing_route_refuses_a_request_without_its_csrf_token() {
     let table = matrix(&css);
     let admin = app.signed_in(&[Role::Admin]).await;
     let other = app.signed_in(&[Role::Admin]).await;
-    let other_page = other.get(app.url("/profile")).send().await.unwrap().text().await.unwrap();
+    let other_page = other
+        .get(app.url("/profile"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let foreign_token = csrf_token(&other_page);
 
     let unsafe_routes: Vec<_> = slipway::http::route_table()
         .into_iter()
         .filter(|r| r.method != Method::GET && r.method != Method::HEAD)
         .collect();
-    assert!(unsafe_routes.len() >= 8, "the table lists the state-changing routes");
+    assert!(
+        unsafe_routes.len() >= 8,
+        "the table lists the state-changing routes"
+    );
 
     for route in unsafe_routes {
         let probe = &table[&(route.method.clone(), route.path)];
@@ -265,25 +385,54 @@ async fn every_state_changing_route_refuses_a_request_without_its_csrf_token() {
                 probe.path
             );
             let body = res.text().await.unwrap();
-            assert!(body.contains("nothing was changed"), "the page says why: {body}");
-            assert_eq!(snapshot(&app).await, before, "{} {} changed something", route.method, probe.path);
+            assert!(
+                body.contains("nothing was changed"),
+                "the page says why: {body}"
+            );
+            assert_eq!(
+                snapshot(&app).await,
+                before,
+                "{} {} changed something",
+                route.method,
+                probe.path
+            );
         }
     }
     // The admin is still signed in: the refused sign-outs did nothing.
-    assert_eq!(admin.get(app.url("/profile")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        admin
+            .get(app.url("/profile"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn sign_in_form_is_protected_against_login_csrf() {
     let app = TestApp::spawn().await;
-    app.create_user("victim-proof@example.com", &[Role::Developer], support::PASSWORD).await;
+    app.create_user(
+        "victim-proof@example.com",
+        &[Role::Developer],
+        support::PASSWORD,
+    )
+    .await;
     // A cross-site form post: the browser has no pre-session cookie and sends no token.
     let res = client()
         .post(app.url("/login"))
-        .form(&[("email", "victim-proof@example.com"), ("password", support::PASSWORD)])
+        .form(&[
+            ("email", "victim-proof@example.com"),
+            ("password", support::PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert!(res.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("slipway_session=")));
+    assert!(
+        res.headers()
+            .get("set-cookie")
+            .is_none_or(|c| !c.to_str().unwrap().contains("slipway_session="))
+    );
 }

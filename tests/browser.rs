@@ -38,7 +38,9 @@ async fn home_page_navigation_and_screenshot() {
         .click()
         .await
         .unwrap();
-    assert_eq!(c.current_url().await.unwrap().path(), "/");
+    let home = reqwest::Url::parse(&app.url("/")).unwrap();
+    // Submitting navigates; wait for the new page rather than for a fixed time.
+    c.wait().for_url(&home).await.unwrap();
     assert_eq!(c.title().await.unwrap(), "Overview · Slipway");
 
     // The sidebar lists the pages, with the current one marked.
@@ -82,9 +84,12 @@ async fn home_page_navigation_and_screenshot() {
         .click()
         .await
         .unwrap();
+    c.wait()
+        .for_url(&reqwest::Url::parse(&app.url("/status")).unwrap())
+        .await
+        .unwrap();
     let heading = c.find(Locator::Css("main h1")).await.unwrap();
     assert_eq!(heading.text().await.unwrap(), "System status");
-    assert_eq!(c.current_url().await.unwrap().path(), "/status");
     let current = c
         .find(Locator::Css("nav a[aria-current=page]"))
         .await
@@ -109,7 +114,7 @@ async fn home_page_navigation_and_screenshot() {
         .click()
         .await
         .unwrap();
-    assert_eq!(c.current_url().await.unwrap().path(), "/");
+    c.wait().for_url(&home).await.unwrap();
 
     browser.close().await;
 }

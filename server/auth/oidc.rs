@@ -108,17 +108,7 @@ impl Oidc {
         Ok(metadata)
     }
 
-    fn client(
-        &self,
-        metadata: CoreProviderMetadata,
-    ) -> openidconnect::core::CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
-    > {
+    fn client(&self, metadata: CoreProviderMetadata) -> ProviderClient {
         CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
@@ -200,7 +190,7 @@ impl Oidc {
         let id_token = response.id_token().ok_or(OidcError::NoIdToken)?.clone();
 
         let nonce = Nonce::new(nonce);
-        let (issuer, subject, email, name) = match self.verify(&client, &id_token, &nonce) {
+        let claims = match self.verify(&client, &id_token, &nonce) {
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
@@ -218,10 +208,12 @@ impl Oidc {
         let groups = groups_claim(&id_token, &self.config.groups_claim);
         let roles = map_groups(&self.config.role_map, &groups);
         Ok(SsoIdentity {
-            email: email.unwrap_or_else(|| format!("{subject}@{}", host_of(&issuer))),
-            name: name.unwrap_or_else(|| subject.clone()),
-            issuer,
-            subject,
+            email: claims
+                .email
+                .unwrap_or_else(|| format!("{}@{}", claims.subject, host_of(&claims.issuer))),
+            name: claims.name.unwrap_or_else(|| claims.subject.clone()),
+            issuer: claims.issuer,
+            subject: claims.subject,
             groups,
             roles,
             next_path,
@@ -229,34 +221,43 @@ impl Oidc {
     }
 
     /// Signature, issuer, audience, expiry (with skew) and nonce; returns the claims we use.
-    #[allow(clippy::type_complexity)]
     fn verify(
         &self,
-        client: &CoreClient<
-            openidconnect::EndpointSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointMaybeSet,
-            openidconnect::EndpointMaybeSet,
-        >,
+        client: &ProviderClient,
         id_token: &CoreIdToken,
         nonce: &Nonce,
-    ) -> Result<(String, String, Option<String>, Option<String>), ClaimsVerificationError> {
+    ) -> Result<VerifiedClaims, ClaimsVerificationError> {
         let verifier = client
             .id_token_verifier()
             .set_time_fn(|| Utc::now() - CLOCK_SKEW);
         let claims = id_token.claims(&verifier, nonce)?;
-        Ok((
-            claims.issuer().to_string(),
-            claims.subject().to_string(),
-            claims.email().map(|e| e.to_string()),
-            claims
+        Ok(VerifiedClaims {
+            issuer: claims.issuer().to_string(),
+            subject: claims.subject().to_string(),
+            email: claims.email().map(|e| e.to_string()),
+            name: claims
                 .name()
                 .and_then(|n| n.get(None))
                 .map(|n| n.to_string()),
-        ))
+        })
     }
+}
+
+/// The client as built from discovery: authorization endpoint set, token endpoint maybe.
+type ProviderClient = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+struct VerifiedClaims {
+    issuer: String,
+    subject: String,
+    email: Option<String>,
+    name: Option<String>,
 }
 
 /// The HTTP client for calls to the provider (discovery, keys, token exchange).
@@ -320,7 +321,7 @@ fn groups_claim(id_token: &CoreIdToken, claim: &str) -> Vec<String> {
 pub fn map_groups(mapping: &[RoleMapping], groups: &[String]) -> RoleSet {
     mapping
         .iter()
-        .filter(|m| groups.iter().any(|g| *g == m.group))
+        .filter(|m| groups.contains(&m.group))
         .map(|m| m.role)
         .collect::<Vec<Role>>()
         .into_iter()

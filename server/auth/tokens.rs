@@ -90,14 +90,27 @@ pub async fn resolve(db: &PgPool, secret: &str) -> Result<Option<Principal>, sql
     if !secret.starts_with(PREFIX) {
         return Ok(None);
     }
-    let row: Option<(Uuid, Uuid, Vec<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Live {
+        id: Uuid,
+        user_id: Uuid,
+        roles: Vec<String>,
+        last_used_at: Option<DateTime<Utc>>,
+    }
+    let row: Option<Live> = sqlx::query_as(
         "SELECT id, user_id, roles, last_used_at FROM api_token
          WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
     )
     .bind(secret_hash(secret))
     .fetch_optional(db)
     .await?;
-    let Some((token_id, user_id, scope, last_used)) = row else {
+    let Some(Live {
+        id: token_id,
+        user_id,
+        roles: scope,
+        last_used_at: last_used,
+    }) = row
+    else {
         return Ok(None);
     };
     if last_used.is_none_or(|t| (Utc::now() - t).num_seconds() >= TOUCH_EVERY_SECONDS) {

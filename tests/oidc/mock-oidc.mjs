@@ -8,6 +8,8 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 const server = new OAuth2Server();
 const key = await server.issuer.keys.generate('RS256');
 await server.start(0, '127.0.0.1');
+// Advertise the address we listen on (not `localhost`, which may resolve to ::1 first).
+server.issuer.url = `http://127.0.0.1:${server.address().port}`;
 
 // Who signs in: persistent until the test changes it.
 let identity = { sub: 'alice-0001', email: 'alice@example.com', name: 'Alice Example', groups: [] };
@@ -46,11 +48,16 @@ server.service.on('beforeResponse', (response) => {
 const control = http.createServer((req, res) => {
   let body = '';
   req.on('data', (chunk) => { body += chunk; });
-  req.on('end', () => {
+  req.on('end', async () => {
     const input = body ? JSON.parse(body) : {};
     if (req.url === '/identity') identity = { ...identity, ...input };
     else if (req.url === '/tamper') tamper = input.mode;
-    else { res.writeHead(404).end(); return; }
+    else if (req.url === '/rotate') {
+      // A new published signing key that signs the next token. The store hands keys out in
+      // turn, so step past the old one once.
+      await server.issuer.keys.generate('RS256');
+      server.issuer.keys.get();
+    } else { res.writeHead(404).end(); return; }
     res.writeHead(204).end();
   });
 });

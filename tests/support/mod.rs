@@ -9,6 +9,7 @@
 #![allow(dead_code)] // Each test binary uses its own part of the harness.
 
 pub mod browser;
+pub mod oidc;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -345,13 +346,11 @@ impl TestApp {
 /// The password of users the harness creates.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// The CSRF token of the first form in `html`.
+/// The CSRF token of a page (every page carries it in `<meta name="csrf-token">`, for scripts;
+/// forms carry the same in `_csrf`).
 pub fn csrf_token(html: &str) -> String {
-    let marker = r#"name="_csrf" value=""#;
-    let start = html
-        .find(marker)
-        .expect("the page has a form with a CSRF token")
-        + marker.len();
+    let marker = r#"<meta name="csrf-token" content=""#;
+    let start = html.find(marker).expect("the page carries a CSRF token") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
@@ -383,6 +382,8 @@ pub fn slipway_command(cwd: &Path) -> Command {
 pub struct SlipwayProcess {
     pub child: Child,
     pub base: String,
+    /// What it printed on stdout before its URL (e.g. the first-run setup link).
+    pub preamble: Vec<String>,
     stderr: Arc<std::sync::Mutex<String>>,
 }
 
@@ -406,12 +407,14 @@ impl SlipwayProcess {
         let out = child.stdout.take().unwrap();
         let mut lines = BufReader::new(out).lines();
         // The first line on stdout is the URL; end of output means it exited instead.
+        let mut preamble = Vec::new();
         let base = loop {
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(url) = line.strip_prefix("Slipway is running at ") {
                         break url.trim_end_matches('/').to_owned();
                     }
+                    preamble.push(line);
                 }
                 _ => {
                     let status = child.wait().unwrap();
@@ -426,6 +429,7 @@ impl SlipwayProcess {
         Self {
             child,
             base,
+            preamble,
             stderr,
         }
     }
