@@ -166,26 +166,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let address = listener.local_addr().context("reading the bound address")?;
     let database = open_migrated(&config).await?;
 
-    let public_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| default_public_url(address));
-    if public_url.starts_with("http://") && !is_loopback_url(&public_url) {
-        tracing::warn!(
-            %public_url,
-            "Slipway is served over plain http on a non-loopback address: cookies are sent \
-             without `Secure`. Put it behind HTTPS and set public_url to the https address."
-        );
-    }
     let embedded_db = database.is_embedded();
     let pool = database.pool.clone();
-    let state = match http::AppState::new(pool, config, embedded_db, &public_url).await {
+    let fallback_url = default_public_url(address);
+    let state = match http::AppState::new(pool, config, embedded_db, &fallback_url).await {
         Ok(state) => state,
         Err(e) => {
             database.shutdown().await;
             return Err(e);
         }
     };
+    if state.public_url.starts_with("http://") && !is_loopback_url(&state.public_url) {
+        tracing::warn!(
+            public_url = %state.public_url,
+            "Slipway is served over plain http on a non-loopback address: cookies are sent \
+             without `Secure`. Put it behind HTTPS and set public_url to the https address."
+        );
+    }
     if let Err(e) = print_setup_link(&state).await {
         database.shutdown().await;
         return Err(e);

@@ -64,13 +64,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state for a migrated database. `public_url` is where browsers reach us.
+    /// Builds the state for a migrated database. Browsers reach us at the configured
+    /// `public_url`, or else at `fallback_url` (derived from the listen address).
     pub async fn new(
         pool: PgPool,
         config: Config,
         embedded_db: bool,
-        public_url: &str,
+        fallback_url: &str,
     ) -> anyhow::Result<Self> {
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| fallback_url.to_owned());
         let public_url = public_url.trim_end_matches('/');
         let oidc = match &config.oidc {
             Some(oidc) => Some(Arc::new(Oidc::new(oidc.clone(), public_url)?)),
