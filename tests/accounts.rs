@@ -798,14 +798,23 @@ async fn the_audit_log_filters_and_pages_without_gaps_or_repeats() {
 #[tokio::test]
 async fn sessions_end_when_idle_too_long_or_too_old() {
     let app = TestApp::spawn().await;
-    app.create_user("dev@example.com", &[Role::Developer], PASSWORD).await;
+    app.create_user("dev@example.com", &[Role::Developer], PASSWORD)
+        .await;
     for expire in [
         "UPDATE session SET last_seen_at = now() - interval '13 hours'",
         "UPDATE session SET expires_at = now() - interval '1 second'",
     ] {
         let browser = client();
         app.login(&browser, "dev@example.com", PASSWORD).await;
-        assert_eq!(browser.get(app.url("/profile")).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            browser
+                .get(app.url("/profile"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
         sqlx::query(expire).execute(&app.pool).await.unwrap();
         let res = browser.get(app.url("/profile")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{expire}");
@@ -824,7 +833,13 @@ async fn cookies_are_secure_and_host_bound_under_https() {
     // The app believes it is reached over https (behind a TLS-terminating proxy).
     let app = TestApp::spawn_on(db, config, None).await;
     let res = app.get("/login").await;
-    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    let cookie = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(cookie.starts_with("__Host-slipway_csrf="), "{cookie}");
-    assert!(cookie.contains("; Secure") && cookie.contains("Path=/") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("Path=/") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
 }

@@ -43,7 +43,10 @@ pub async fn new_set_password(
 ) -> Result<String, sqlx::Error> {
     let token = random_secret();
     sqlx::query(
-        "WITH dropped AS (DELETE FROM one_time_link WHERE user_id = $2 AND used_at IS NULL)
+        "WITH dropped AS (
+             DELETE FROM one_time_link
+             WHERE (user_id = $2 AND used_at IS NULL) OR expires_at < now() - interval '30 days'
+         )
          INSERT INTO one_time_link (token_hash, purpose, user_id, expires_at)
          VALUES ($1, 'set_password', $2, now() + $3)",
     )

@@ -31,6 +31,10 @@ pub async fn start(
 ) -> Result<String, sqlx::Error> {
     let token = random_secret();
     let mut tx = db.begin().await?;
+    // Sessions past their absolute expiry are worthless; sign-ins keep the table small.
+    sqlx::query("DELETE FROM session WHERE expires_at < now()")
+        .execute(&mut *tx)
+        .await?;
     if let Some(old) = previous {
         sqlx::query("DELETE FROM session WHERE token_hash = $1")
             .bind(secret_hash(old))
