@@ -1,0 +1,556 @@
+//! The technical blueprint: a typed document (serde), the built-in template, validation with a
+//! path to every bad field, YAML and JSON import/export, and the Markdown rendering shared with
+//! everyone involved.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::scope::{ConnectedService, Scope};
+use crate::auth::Role;
+use crate::validation::{FieldError, FieldErrors};
+
+/// The Kubernetes minor versions EKS supports for new clusters (`1.N`).
+pub const KUBERNETES_MINOR_VERSIONS: std::ops::RangeInclusive<u32> = 31..=35;
+/// Instance types Slipway knows the price of (the request form's estimate needs it).
+pub const INSTANCE_TYPES: &[&str] = &[
+    "t3.medium", "t3.large", "m6i.large", "m6i.xlarge", "m6i.2xlarge", "m6i.4xlarge", "m7i.large",
+    "m7i.xlarge", "m7i.2xlarge", "c6i.large", "c6i.xlarge", "c6i.2xlarge", "r6i.large", "r6i.xlarge",
+    "r6i.2xlarge",
+];
+pub const MAX_NODES: u32 = 100;
+/// No ephemeral environment may live longer than a week.
+pub const MAX_TTL_HOURS: u32 = 168;
+pub const DATA_SERVICES: [&str; 3] = ["mongodb", "scylladb", "kafka"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Blueprint {
+    pub cloud: Cloud,
+    pub accounts: Accounts,
+    pub devops: Devops,
+    pub environment_types: Vec<EnvironmentType>,
+    pub logging: Logging,
+    pub data_services: DataServices,
+    pub service_mesh: ServiceMesh,
+    pub security: Security,
+    #[serde(default)]
+    pub connected_services: Vec<ConnectedService>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cloud {
+    pub vendor: String,
+    pub region: String,
+}
+
+/// Account names: the parent (management) account, the DevOps account, and the prefix of each
+/// environment's account (`<prefix>-<environment>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accounts {
+    pub parent: String,
+    pub devops: String,
+    pub environment_prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DevopsTool {
+    /// Spinnaker on its own EKS cluster in the DevOps account.
+    Spinnaker,
+    Jenkins,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Devops {
+    pub tool: DevopsTool,
+    pub kubernetes_version: String,
+    pub node_group: NodeGroup,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeGroup {
+    pub instance_types: Vec<String>,
+    pub min_size: u32,
+    pub max_size: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    LongLived,
+    Ephemeral,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ttl {
+    pub default_hours: u32,
+    pub max_hours: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub approvals_required: u32,
+    /// Requests estimated below this monthly cost are approved without a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approve_below_monthly_usd: Option<u32>,
+    /// Hours within which the platform team aims to decide.
+    pub sla_hours: u32,
+    /// Requests still pending after this many hours expire.
+    pub expire_after_hours: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentType {
+    pub name: String,
+    pub lifecycle: Lifecycle,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Ttl>,
+    pub kubernetes_version: String,
+    pub node_group: NodeGroup,
+    #[serde(default)]
+    pub data_services: Vec<String>,
+    /// Who may request this type.
+    pub requesters: Vec<Role>,
+    pub approval: Approval,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    pub fluent_bit: bool,
+    /// Where Fluent Bit ships logs, e.g. `opensearch` or `cloudwatch`.
+    pub central_store: String,
+    pub opentelemetry: bool,
+    pub metrics: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Size {
+    Small,
+    Medium,
+    Large,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataService {
+    pub enabled: bool,
+    pub size: Size,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataServices {
+    pub mongodb: DataService,
+    pub scylladb: DataService,
+    pub kafka: DataService,
+}
+
+impl DataServices {
+    pub fn get(&self, name: &str) -> Option<&DataService> {
+        match name {
+            "mongodb" => Some(&self.mongodb),
+            "scylladb" => Some(&self.scylladb),
+            "kafka" => Some(&self.kafka),
+            _ => None,
+        }
+    }
+
+    pub fn enabled(&self) -> impl Iterator<Item = &'static str> + '_ {
+        DATA_SERVICES
+            .into_iter()
+            .filter(|name| self.get(name).is_some_and(|s| s.enabled))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mtls {
+    Strict,
+    Permissive,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceMesh {
+    pub istio: bool,
+    pub mtls: Mtls,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    pub namespaces_per_team: bool,
+    pub default_deny_network_policies: bool,
+    pub resource_quotas: bool,
+    /// Security and compliance requirements, carried over from the scope.
+    #[serde(default)]
+    pub requirements: Vec<String>,
+}
+
+const TEMPLATE: &str = include_str!("blueprint_template.yaml");
+
+impl Blueprint {
+    /// The built-in template, adapted to the scope: region, account names, connected services
+    /// and security requirements.
+    pub fn from_template(slug: &str, scope: Option<&Scope>) -> Blueprint {
+        let mut blueprint =
+            Blueprint::from_yaml(TEMPLATE).expect("the built-in template is a valid blueprint");
+        blueprint.accounts = Accounts {
+            parent: format!("{slug}-parent"),
+            devops: format!("{slug}-devops"),
+            environment_prefix: slug.to_owned(),
+        };
+        if let Some(scope) = scope {
+            if let Some(region) = scope.regions.first() {
+                blueprint.cloud.region = region.clone();
+            }
+            blueprint.connected_services = scope.connected_services.clone();
+            blueprint.security.requirements = scope.security.clone();
+        }
+        blueprint
+    }
+
+    /// Parses and validates YAML; errors carry the field path and, for syntax errors, the line.
+    pub fn from_yaml(text: &str) -> Result<Blueprint, FieldErrors> {
+        let deserializer = yaml_serde::Deserializer::from_str(text);
+        let blueprint: Blueprint = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let mut message = clean_serde_message(&inner.to_string());
+            // yaml_serde starts its messages with the path of the enclosing mapping.
+            if let Some((prefix, rest)) = message.split_once(": ")
+                && path.starts_with(prefix)
+            {
+                message = rest.to_owned();
+            }
+            if let Some(location) = inner.location() {
+                message = format!("line {}: {message}", location.line());
+            }
+            single(if path == "." { String::new() } else { path }, message)
+        })?;
+        blueprint.validate()?;
+        Ok(blueprint)
+    }
+
+    /// Parses and validates a JSON document (the API's `document`).
+    pub fn from_json(value: serde_json::Value) -> Result<Blueprint, FieldErrors> {
+        let blueprint: Blueprint = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            single(
+                if path == "." { String::new() } else { path },
+                clean_serde_message(&e.into_inner().to_string()),
+            )
+        })?;
+        blueprint.validate()?;
+        Ok(blueprint)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        yaml_serde::to_string(self).expect("a blueprint always serialises")
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a blueprint always serialises")
+    }
+
+    pub fn environment_type(&self, name: &str) -> Option<&EnvironmentType> {
+        self.environment_types.iter().find(|e| e.name == name)
+    }
+
+    /// Every rule a document must meet, each failure with the path of its field.
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::default();
+        if self.cloud.vendor != "aws" {
+            errors.add("cloud.vendor", "Only `aws` is supported for now.");
+        }
+        if !is_region(&self.cloud.region) {
+            errors.add("cloud.region", "Use an AWS region such as eu-west-1.");
+        }
+        for (field, name) in [
+            ("accounts.parent", &self.accounts.parent),
+            ("accounts.devops", &self.accounts.devops),
+            ("accounts.environment_prefix", &self.accounts.environment_prefix),
+        ] {
+            if !is_dns_label(name) {
+                errors.add(field, "Use lowercase letters, digits and dashes (1–40 characters).");
+            }
+        }
+        check_kubernetes(&mut errors, "devops.kubernetes_version", &self.devops.kubernetes_version);
+        check_node_group(&mut errors, "devops.node_group", &self.devops.node_group);
+
+        if self.environment_types.is_empty() {
+            errors.add("environment_types", "Define at least one environment type.");
+        }
+        let mut seen = BTreeSet::new();
+        for (i, env) in self.environment_types.iter().enumerate() {
+            let at = |field: &str| format!("environment_types[{i}].{field}");
+            if !is_dns_label(&env.name) {
+                errors.add(&at("name"), "Use lowercase letters, digits and dashes (1–40 characters).");
+            } else if !seen.insert(env.name.as_str()) {
+                errors.add(&at("name"), format!("Another environment type is already called `{}`.", env.name));
+            }
+            match (env.lifecycle, &env.ttl) {
+                (Lifecycle::Ephemeral, None) => {
+                    errors.add(&at("ttl"), "An ephemeral environment type needs a ttl (default_hours, max_hours).")
+                }
+                (Lifecycle::LongLived, Some(_)) => {
+                    errors.add(&at("ttl"), "Only ephemeral environment types have a ttl.")
+                }
+                (Lifecycle::Ephemeral, Some(ttl)) => {
+                    if ttl.max_hours == 0 || ttl.max_hours > MAX_TTL_HOURS {
+                        errors.add(&at("ttl.max_hours"), format!("Use 1 to {MAX_TTL_HOURS} hours."));
+                    }
+                    if ttl.default_hours == 0 || ttl.default_hours > ttl.max_hours {
+                        errors.add(&at("ttl.default_hours"), "Use at least 1 hour and no more than max_hours.");
+                    }
+                }
+                (Lifecycle::LongLived, None) => {}
+            }
+            check_kubernetes(&mut errors, &at("kubernetes_version"), &env.kubernetes_version);
+            check_node_group(&mut errors, &at("node_group"), &env.node_group);
+            for (j, service) in env.data_services.iter().enumerate() {
+                match self.data_services.get(service) {
+                    None => errors.add(
+                        &at(&format!("data_services[{j}]")),
+                        format!("`{service}` is not a data service; use mongodb, scylladb or kafka."),
+                    ),
+                    Some(s) if !s.enabled => errors.add(
+                        &at(&format!("data_services[{j}]")),
+                        format!("`{service}` is not enabled under data_services."),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            if env.requesters.is_empty() {
+                errors.add(&at("requesters"), "Name at least one role that may request it.");
+            }
+            if !(1..=5).contains(&env.approval.approvals_required) {
+                errors.add(&at("approval.approvals_required"), "Use 1 to 5 approvals.");
+            }
+            if !(1..=720).contains(&env.approval.sla_hours) {
+                errors.add(&at("approval.sla_hours"), "Use 1 to 720 hours.");
+            }
+            if env.approval.expire_after_hours < env.approval.sla_hours || env.approval.expire_after_hours > 2160 {
+                errors.add(&at("approval.expire_after_hours"), "Use sla_hours up to 2160 hours (90 days).");
+            }
+            if env.approval.auto_approve_below_monthly_usd.is_some() && env.lifecycle != Lifecycle::Ephemeral {
+                errors.add(&at("approval.auto_approve_below_monthly_usd"), "Only ephemeral environment types may be approved automatically.");
+            }
+        }
+        if self.logging.central_store.trim().is_empty() {
+            errors.add("logging.central_store", "Name where logs go, e.g. opensearch or cloudwatch.");
+        }
+        for (i, service) in self.connected_services.iter().enumerate() {
+            if service.name.trim().is_empty() {
+                errors.add(&format!("connected_services[{i}].name"), "Give the service a name.");
+            }
+        }
+        errors.into_result()
+    }
+
+    /// A readable document for everyone involved.
+    pub fn to_markdown(&self, platform_name: &str, number: i32, state: &str) -> String {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        let mut md = String::new();
+        let _ = writeln!(md, "# {platform_name}: technical blueprint, revision {number} ({state})\n");
+        let _ = writeln!(md, "## Cloud and accounts\n");
+        let _ = writeln!(md, "- Cloud: {} in {}", self.cloud.vendor.to_uppercase(), self.cloud.region);
+        let _ = writeln!(md, "- Parent account: `{}`", self.accounts.parent);
+        let _ = writeln!(md, "- DevOps account: `{}`", self.accounts.devops);
+        let _ = writeln!(md, "- One account per environment: `{}-<environment>`\n", self.accounts.environment_prefix);
+        let _ = writeln!(md, "## DevOps environment\n");
+        let tool = match self.devops.tool {
+            DevopsTool::Spinnaker => "Spinnaker on a dedicated EKS cluster",
+            DevopsTool::Jenkins => "Jenkins",
+        };
+        let _ = writeln!(md, "- {tool}, Kubernetes {}, nodes {} ({}–{})\n", self.devops.kubernetes_version, self.devops.node_group.instance_types.join(", "), self.devops.node_group.min_size, self.devops.node_group.max_size);
+        let _ = writeln!(md, "## Environment types\n");
+        let _ = writeln!(md, "| name | lifecycle | TTL (default / max) | Kubernetes | nodes | data services | approvals |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        for env in &self.environment_types {
+            let ttl = env.ttl.as_ref().map_or("—".to_owned(), |t| format!("{}h / {}h", t.default_hours, t.max_hours));
+            let lifecycle = match env.lifecycle {
+                Lifecycle::LongLived => "long-lived",
+                Lifecycle::Ephemeral => "ephemeral",
+            };
+            let auto = env.approval.auto_approve_below_monthly_usd.map_or(String::new(), |usd| format!(", auto under ${usd}/month"));
+            let _ = writeln!(
+                md,
+                "| {} | {lifecycle} | {ttl} | {} | {} ({}–{}) | {} | {}{auto} |",
+                env.name,
+                env.kubernetes_version,
+                env.node_group.instance_types.join(", "),
+                env.node_group.min_size,
+                env.node_group.max_size,
+                if env.data_services.is_empty() { "—".to_owned() } else { env.data_services.join(", ") },
+                env.approval.approvals_required,
+            );
+        }
+        let _ = writeln!(md, "\n## Logging and diagnostics\n");
+        let _ = writeln!(md, "- Fluent Bit to {}: {}", self.logging.central_store, yes(self.logging.fluent_bit));
+        let _ = writeln!(md, "- OpenTelemetry collector: {}", yes(self.logging.opentelemetry));
+        let _ = writeln!(md, "- Metrics: {}\n", yes(self.logging.metrics));
+        let _ = writeln!(md, "## Data services\n");
+        for name in DATA_SERVICES {
+            if let Some(s) = self.data_services.get(name) {
+                let size = match s.size {
+                    Size::Small => "small",
+                    Size::Medium => "medium",
+                    Size::Large => "large",
+                };
+                let _ = writeln!(md, "- {name}: {}", if s.enabled { size } else { "off" });
+            }
+        }
+        let _ = writeln!(md, "\n## Service mesh\n");
+        let mtls = match self.service_mesh.mtls {
+            Mtls::Strict => "strict",
+            Mtls::Permissive => "permissive",
+        };
+        let _ = writeln!(md, "- Istio: {}{}\n", yes(self.service_mesh.istio), if self.service_mesh.istio { format!(", mutual TLS {mtls}") } else { String::new() });
+        let _ = writeln!(md, "## Security\n");
+        let _ = writeln!(md, "- Namespaces per team: {}", yes(self.security.namespaces_per_team));
+        let _ = writeln!(md, "- Default-deny network policies: {}", yes(self.security.default_deny_network_policies));
+        let _ = writeln!(md, "- Resource quotas: {}", yes(self.security.resource_quotas));
+        for requirement in &self.security.requirements {
+            let _ = writeln!(md, "- {requirement}");
+        }
+        if !self.connected_services.is_empty() {
+            let _ = writeln!(md, "\n## Connected services\n");
+            for s in &self.connected_services {
+                let _ = writeln!(md, "- **{}** ({}) {} {}", s.name, s.kind, s.endpoint, s.notes);
+            }
+        }
+        md
+    }
+}
+
+fn single(field: String, message: String) -> FieldErrors {
+    FieldErrors(vec![FieldError { field, message }])
+}
+
+/// serde's messages end with ` at line 3 column 5` for YAML; the line is reported separately.
+fn clean_serde_message(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn check_kubernetes(errors: &mut FieldErrors, field: &str, version: &str) {
+    let minor = version.strip_prefix("1.").and_then(|m| m.parse::<u32>().ok());
+    if !minor.is_some_and(|m| KUBERNETES_MINOR_VERSIONS.contains(&m)) {
+        errors.add(
+            field,
+            format!(
+                "Use a Kubernetes version EKS supports: 1.{} to 1.{} (quoted, e.g. \"1.34\").",
+                KUBERNETES_MINOR_VERSIONS.start(),
+                KUBERNETES_MINOR_VERSIONS.end()
+            ),
+        );
+    }
+}
+
+fn check_node_group(errors: &mut FieldErrors, field: &str, group: &NodeGroup) {
+    if group.instance_types.is_empty() {
+        errors.add(&format!("{field}.instance_types"), "Allow at least one instance type.");
+    }
+    for (i, t) in group.instance_types.iter().enumerate() {
+        if !INSTANCE_TYPES.contains(&t.as_str()) {
+            errors.add(
+                &format!("{field}.instance_types[{i}]"),
+                format!("`{t}` is not an instance type Slipway can price; use one of {}.", INSTANCE_TYPES.join(", ")),
+            );
+        }
+    }
+    if group.min_size < 1 || group.min_size > MAX_NODES {
+        errors.add(&format!("{field}.min_size"), format!("Use 1 to {MAX_NODES} nodes."));
+    }
+    if group.max_size > MAX_NODES || group.max_size < group.min_size {
+        errors.add(&format!("{field}.max_size"), format!("Use min_size up to {MAX_NODES} nodes."));
+    }
+}
+
+/// `eu-west-1`, `us-east-2`, `ap-southeast-1`.
+pub fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// A DNS label of at most 40 characters: lowercase letters, digits, inner dashes.
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_is_valid_and_round_trips() {
+        let b = Blueprint::from_template("payments", None);
+        assert_eq!(b.accounts.parent, "payments-parent");
+        assert_eq!(b.environment_types.len(), 4);
+        assert_eq!(Blueprint::from_yaml(&b.to_yaml()).unwrap(), b);
+        assert_eq!(Blueprint::from_json(b.to_json()).unwrap(), b);
+        let md = b.to_markdown("Payments", 1, "draft");
+        assert!(md.contains("| perf | ephemeral | 8h / 72h |"), "{md}");
+    }
+
+    /// Each bad document: a change to the template's YAML and the exact field path reported.
+    #[test]
+    fn bad_documents_name_the_field() {
+        let template = Blueprint::from_template("p", None).to_yaml();
+        let cases: &[(&str, &str, &str)] = &[
+            ("region: eu-west-1", "region: europe", "cloud.region"),
+            ("  tool: spinnaker", "  tool: spinnaker\n  colour: blue", "devops.colour"),
+            ("  - name: perf", "  - name: dev", "environment_types[2].name"),
+            ("    kubernetes_version: '1.34'\n    node_group:\n      instance_types:\n      - m6i.xlarge\n      - m6i.2xlarge\n      - c6i.2xlarge", "    kubernetes_version: '1.12'\n    node_group:\n      instance_types:\n      - m6i.xlarge\n      - m6i.2xlarge\n      - c6i.2xlarge", "environment_types[2].kubernetes_version"),
+            ("    max_hours: 72", "    max_hours: 500", "environment_types[2].ttl.max_hours"),
+            ("      min_size: 3\n      max_size: 20", "      min_size: 3\n      max_size: 2", "environment_types[2].node_group.max_size"),
+            ("    - mongodb\n    - kafka", "    - mongodb\n    - redis", "environment_types[0].data_services[1]"),
+            ("    lifecycle: long_lived", "    lifecycle: forever", "environment_types[0].lifecycle"),
+        ];
+        for (from, to, field) in cases {
+            assert!(template.contains(from), "the template YAML has {from:?}:\n{template}");
+            let bad = template.replacen(from, to, 1);
+            let errors = Blueprint::from_yaml(&bad).expect_err(field);
+            assert!(
+                errors.0.iter().any(|e| e.field == *field),
+                "expected an error at {field}, got {:?}",
+                errors.0
+            );
+        }
+    }
+
+    #[test]
+    fn references_to_disabled_data_services_are_refused() {
+        let mut b = Blueprint::from_template("p", None);
+        b.data_services.kafka.enabled = false;
+        let errors = b.validate().unwrap_err();
+        assert!(errors.0.iter().any(|e| e.field == "environment_types[0].data_services[1]" && e.message.contains("not enabled")));
+    }
+
+    #[test]
+    fn syntax_errors_give_the_line() {
+        let errors = Blueprint::from_yaml("cloud:\n  vendor: aws\n   region: [").unwrap_err();
+        assert!(errors.0[0].message.starts_with("line "), "{:?}", errors.0);
+    }
+}

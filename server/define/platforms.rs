@@ -1,0 +1,171 @@
+//! Platforms (one delivery engagement each), their members, and the SQL that serves them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use super::blueprint::is_dns_label;
+use crate::auth::UserId;
+use crate::validation::FieldErrors;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Platform {
+    #[serde(skip)]
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub owner_team: String,
+    pub created_at: DateTime<Utc>,
+    pub archived_at: Option<DateTime<Utc>>,
+}
+
+/// A platform as one caller sees it: whether they are a member decides what they may do.
+#[derive(Debug, Clone)]
+pub struct PlatformAccess {
+    pub platform: Platform,
+    pub is_member: bool,
+}
+
+/// The fields of a new platform, as typed.
+pub struct NewPlatform<'a> {
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub owner_team: &'a str,
+}
+
+impl NewPlatform<'_> {
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::default();
+        if !is_dns_label(self.slug) {
+            errors.add("slug", "Use lowercase letters, digits and dashes, starting with a letter (at most 40), e.g. payments.");
+        }
+        if self.name.trim().is_empty() || self.name.chars().count() > 100 {
+            errors.add("name", "Give the platform a name of 1–100 characters.");
+        }
+        if self.description.chars().count() > 2000 {
+            errors.add("description", "Keep the description under 2000 characters.");
+        }
+        if self.owner_team.trim().is_empty() || self.owner_team.chars().count() > 100 {
+            errors.add("owner_team", "Name the team that owns the platform.");
+        }
+        errors.into_result()
+    }
+}
+
+const COLUMNS: &str = "id, slug, name, description, owner_team, created_at, archived_at";
+
+/// Creates the platform with its creator as the first member. A taken slug is a field error.
+pub async fn create(
+    tx: &mut sqlx::PgConnection,
+    new: &NewPlatform<'_>,
+    creator: UserId,
+) -> Result<Result<Platform, FieldErrors>, sqlx::Error> {
+    if let Err(errors) = new.validate() {
+        return Ok(Err(errors));
+    }
+    let inserted: Result<Platform, sqlx::Error> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO platform (id, slug, name, description, owner_team, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::new_v4())
+    .bind(new.slug)
+    .bind(new.name.trim())
+    .bind(new.description.trim())
+    .bind(new.owner_team.trim())
+    .bind(creator.0)
+    .fetch_one(&mut *tx)
+    .await;
+    let platform = match inserted {
+        Ok(p) => p,
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("platform_slug_key") => {
+            let mut errors = FieldErrors::default();
+            errors.add("slug", format!("Another platform already uses `{}`.", new.slug));
+            return Ok(Err(errors));
+        }
+        Err(e) => return Err(e),
+    };
+    add_member(&mut *tx, platform.id, creator).await?;
+    Ok(Ok(platform))
+}
+
+pub async fn add_member(db: impl PgExecutor<'_>, platform: Uuid, user: UserId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO platform_member (platform_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(platform)
+    .bind(user.0)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn remove_member(db: impl PgExecutor<'_>, platform: Uuid, user: UserId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM platform_member WHERE platform_id = $1 AND user_id = $2")
+        .bind(platform)
+        .bind(user.0)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The platform with `slug` as `user` sees it.
+pub async fn find(db: &PgPool, slug: &str, user: UserId) -> Result<Option<PlatformAccess>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        platform: Platform,
+        is_member: bool,
+    }
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, EXISTS (SELECT 1 FROM platform_member m WHERE m.platform_id = p.id AND m.user_id = $2) AS is_member
+         FROM platform p WHERE slug = $1"
+    )))
+    .bind(slug)
+    .bind(user.0)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| PlatformAccess {
+        platform: r.platform,
+        is_member: r.is_member,
+    }))
+}
+
+/// Platforms by name, archived ones last; keyset after `(archived, name, id)` is not needed at
+/// the scale of platforms (tens), so the list is capped.
+pub async fn list(db: &PgPool, include_archived: bool) -> Result<Vec<Platform>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM platform WHERE $1 OR archived_at IS NULL
+         ORDER BY archived_at IS NOT NULL, lower(name), id LIMIT 500"
+    )))
+    .bind(include_archived)
+    .fetch_all(db)
+    .await
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+}
+
+pub async fn members(db: &PgPool, platform: Uuid) -> Result<Vec<Member>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id AS user_id, u.email, u.name FROM platform_member m JOIN app_user u ON u.id = m.user_id
+         WHERE m.platform_id = $1 ORDER BY lower(u.name), u.id",
+    )
+    .bind(platform)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn archive(db: impl PgExecutor<'_>, platform: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE platform SET archived_at = now() WHERE id = $1 AND archived_at IS NULL")
+        .bind(platform)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,379 @@
+//! Blueprint revisions and their review: every save is a new revision; `draft → in_review →
+//! approved`, the previously approved one becoming `superseded`. Transitions are guarded UPDATEs
+//! (and a trigger refuses any other), so two reviewers approving at once give one approval.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::blueprint::Blueprint;
+use super::diff::{diff, Change};
+use super::platforms::Platform;
+use crate::audit::{self, Actor};
+use crate::auth::{Principal, UserId};
+use crate::validation::FieldErrors;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevisionState {
+    Draft,
+    InReview,
+    Approved,
+    Superseded,
+}
+
+impl RevisionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevisionState::Draft => "draft",
+            RevisionState::InReview => "in_review",
+            RevisionState::Approved => "approved",
+            RevisionState::Superseded => "superseded",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RevisionState::Draft => "Draft",
+            RevisionState::InReview => "In review",
+            RevisionState::Approved => "Approved",
+            RevisionState::Superseded => "Superseded",
+        }
+    }
+
+    fn parse(text: &str) -> RevisionState {
+        match text {
+            "in_review" => RevisionState::InReview,
+            "approved" => RevisionState::Approved,
+            "superseded" => RevisionState::Superseded,
+            _ => RevisionState::Draft,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    RequestChanges,
+    Comment,
+}
+
+impl Verdict {
+    pub fn parse(text: &str) -> Option<Verdict> {
+        match text {
+            "approve" => Some(Verdict::Approve),
+            "request_changes" => Some(Verdict::RequestChanges),
+            "comment" => Some(Verdict::Comment),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::RequestChanges => "request_changes",
+            Verdict::Comment => "comment",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Revision {
+    pub number: i32,
+    pub state: RevisionState,
+    pub author: String,
+    #[serde(skip)]
+    pub author_id: Uuid,
+    pub base_number: Option<i32>,
+    pub document: Blueprint,
+    pub created_at: DateTime<Utc>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub approved_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Review {
+    pub reviewer: String,
+    pub verdict: String,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevisionError {
+    #[error("no such revision")]
+    NotFound,
+    #[error("revision {latest} was saved after the one you edited ({base})")]
+    Stale {
+        base: i32,
+        latest: i32,
+        /// What the newer revision changed compared to the submitted document.
+        changes: Vec<Change>,
+    },
+    #[error("the revision is {0}, so this is not possible")]
+    WrongState(&'static str),
+    #[error("the author of a revision cannot approve it")]
+    SelfApproval,
+    #[error("invalid")]
+    Invalid(FieldErrors),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    number: i32,
+    state: String,
+    author: String,
+    author_id: Uuid,
+    base_number: Option<i32>,
+    document: serde_json::Value,
+    created_at: DateTime<Utc>,
+    submitted_at: Option<DateTime<Utc>>,
+    approved_at: Option<DateTime<Utc>>,
+    approved_by: Option<String>,
+}
+
+impl Row {
+    fn into_revision(self) -> Result<Revision, sqlx::Error> {
+        let document = serde_json::from_value(self.document)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(Revision {
+            number: self.number,
+            state: RevisionState::parse(&self.state),
+            author: self.author,
+            author_id: self.author_id,
+            base_number: self.base_number,
+            document,
+            created_at: self.created_at,
+            submitted_at: self.submitted_at,
+            approved_at: self.approved_at,
+            approved_by: self.approved_by,
+        })
+    }
+}
+
+const SELECT: &str = "SELECT r.number, r.state, a.name AS author, r.author_id, r.base_number, r.document,
+        r.created_at, r.submitted_at, r.approved_at, ap.name AS approved_by
+     FROM blueprint_revision r
+     JOIN app_user a ON a.id = r.author_id
+     LEFT JOIN app_user ap ON ap.id = r.approved_by";
+
+fn subject(platform: &Platform, number: i32) -> String {
+    format!("platform:{}/blueprint:{number}", platform.slug)
+}
+
+pub async fn get(db: &PgPool, platform: Uuid, number: i32) -> Result<Option<Revision>, sqlx::Error> {
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE r.platform_id = $1 AND r.number = $2"
+    )))
+    .bind(platform)
+    .bind(number)
+    .fetch_optional(db)
+    .await?;
+    row.map(Row::into_revision).transpose()
+}
+
+pub async fn approved(db: &PgPool, platform: Uuid) -> Result<Option<Revision>, sqlx::Error> {
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE r.platform_id = $1 AND r.state = 'approved'"
+    )))
+    .bind(platform)
+    .fetch_optional(db)
+    .await?;
+    row.map(Row::into_revision).transpose()
+}
+
+/// Newest first; `approved_only` for callers who may not see drafts.
+pub async fn list(db: &PgPool, platform: Uuid, approved_only: bool) -> Result<Vec<Revision>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE r.platform_id = $1 AND (NOT $2 OR r.state IN ('approved', 'superseded'))
+         ORDER BY r.number DESC LIMIT 200"
+    )))
+    .bind(platform)
+    .bind(approved_only)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(Row::into_revision).collect()
+}
+
+pub async fn reviews(db: &PgPool, platform: Uuid, number: i32) -> Result<Vec<Review>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.name AS reviewer, v.verdict, v.comment, v.created_at FROM blueprint_review v
+         JOIN app_user u ON u.id = v.reviewer_id
+         WHERE v.platform_id = $1 AND v.number = $2 ORDER BY v.created_at, v.id",
+    )
+    .bind(platform)
+    .bind(number)
+    .fetch_all(db)
+    .await
+}
+
+/// Saves `document` as the next revision, on top of `base` (the revision the author edited;
+/// `None` for a new blueprint from the template). Saving on top of a stale revision is refused
+/// with what changed meanwhile.
+pub async fn save(
+    db: &PgPool,
+    platform: &Platform,
+    author: &Principal,
+    base: Option<i32>,
+    document: &Blueprint,
+) -> Result<Revision, RevisionError> {
+    let mut tx = db.begin().await?;
+    // One save at a time per platform: numbers are dense and the stale check is exact.
+    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
+        .bind(platform.id)
+        .execute(&mut *tx)
+        .await?;
+    let latest: Option<(i32, serde_json::Value)> = sqlx::query_as(
+        "SELECT number, document FROM blueprint_revision WHERE platform_id = $1 ORDER BY number DESC LIMIT 1",
+    )
+    .bind(platform.id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let new_document = document.to_json();
+    if let (Some(base), Some((latest, latest_document))) = (base, &latest) {
+        if base != *latest {
+            return Err(RevisionError::Stale {
+                base,
+                latest: *latest,
+                changes: diff(&new_document, latest_document),
+            });
+        }
+        if *latest_document == new_document {
+            let mut errors = FieldErrors::default();
+            errors.add("document", format!("Nothing changed since revision {latest}."));
+            return Err(RevisionError::Invalid(errors));
+        }
+    } else if let Some(base) = base {
+        return Err(RevisionError::Stale {
+            base,
+            latest: 0,
+            changes: Vec::new(),
+        });
+    }
+    let number = latest.as_ref().map_or(1, |(n, _)| n + 1);
+    sqlx::query(
+        "INSERT INTO blueprint_revision (platform_id, number, author_id, base_number, document)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(platform.id)
+    .bind(number)
+    .bind(author.user.id.0)
+    .bind(latest.as_ref().map(|(n, _)| *n))
+    .bind(&new_document)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(&mut *tx, &Actor::from(author), "blueprint.saved", &subject(platform, number), json!({ "base": base })).await?;
+    tx.commit().await?;
+    get(db, platform.id, number).await?.ok_or(RevisionError::NotFound)
+}
+
+/// Explains a refused guarded update: the revision is missing, or in another state.
+async fn wrong_state(db: &PgPool, platform: Uuid, number: i32) -> RevisionError {
+    match get(db, platform, number).await {
+        Ok(Some(r)) => RevisionError::WrongState(r.state.label()),
+        Ok(None) => RevisionError::NotFound,
+        Err(e) => e.into(),
+    }
+}
+
+/// `draft → in_review`.
+pub async fn submit(db: &PgPool, platform: &Platform, number: i32, by: &Principal) -> Result<(), RevisionError> {
+    let mut tx = db.begin().await?;
+    let done = sqlx::query(
+        "UPDATE blueprint_revision SET state = 'in_review', submitted_at = now()
+         WHERE platform_id = $1 AND number = $2 AND state = 'draft'",
+    )
+    .bind(platform.id)
+    .bind(number)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(wrong_state(db, platform.id, number).await);
+    }
+    audit::record(&mut *tx, &Actor::from(by), "blueprint.submitted", &subject(platform, number), json!({})).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A review. `approve` moves `in_review → approved` (never by the author) and supersedes the
+/// previously approved revision, in one transaction.
+pub async fn review(
+    db: &PgPool,
+    platform: &Platform,
+    number: i32,
+    reviewer: &Principal,
+    verdict: Verdict,
+    comment: &str,
+) -> Result<(), RevisionError> {
+    if comment.chars().count() > 10_000 {
+        let mut errors = FieldErrors::default();
+        errors.add("comment", "Keep the comment under 10,000 characters.");
+        return Err(RevisionError::Invalid(errors));
+    }
+    if verdict == Verdict::RequestChanges && comment.trim().is_empty() {
+        let mut errors = FieldErrors::default();
+        errors.add("comment", "Say what should change.");
+        return Err(RevisionError::Invalid(errors));
+    }
+    let revision = get(db, platform.id, number).await?.ok_or(RevisionError::NotFound)?;
+    let mut tx = db.begin().await?;
+    if verdict == Verdict::Approve {
+        if revision.author_id == reviewer.user.id.0 {
+            return Err(RevisionError::SelfApproval);
+        }
+        sqlx::query(
+            "UPDATE blueprint_revision SET state = 'superseded'
+             WHERE platform_id = $1 AND state = 'approved' AND number <> $2",
+        )
+        .bind(platform.id)
+        .bind(number)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "UPDATE blueprint_revision SET state = 'approved', approved_at = now(), approved_by = $3
+             WHERE platform_id = $1 AND number = $2 AND state = 'in_review'",
+        )
+        .bind(platform.id)
+        .bind(number)
+        .bind(reviewer.user.id.0)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            return Err(wrong_state(db, platform.id, number).await);
+        }
+    } else if verdict == Verdict::RequestChanges && revision.state != RevisionState::InReview {
+        return Err(RevisionError::WrongState(revision.state.label()));
+    }
+    sqlx::query(
+        "INSERT INTO blueprint_review (id, platform_id, number, reviewer_id, verdict, comment)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(platform.id)
+    .bind(number)
+    .bind(reviewer.user.id.0)
+    .bind(verdict.as_str())
+    .bind(comment.trim())
+    .execute(&mut *tx)
+    .await?;
+    let action = match verdict {
+        Verdict::Approve => "blueprint.approved",
+        Verdict::RequestChanges => "blueprint.changes_requested",
+        Verdict::Comment => "blueprint.commented",
+    };
+    audit::record(&mut *tx, &Actor::from(reviewer), action, &subject(platform, number), json!({})).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Who wrote a revision, for the policy's "not the author" rule.
+pub fn author_of(revision: &Revision) -> UserId {
+    UserId(revision.author_id)
+}

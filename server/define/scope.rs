@@ -1,0 +1,184 @@
+//! The technical scope: goals and constraints, and the Define timebox that follows from its
+//! complexity (2–4 weeks standard, 4–8 weeks novel).
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::blueprint::is_region;
+use crate::validation::{FieldError, FieldErrors};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectedService {
+    pub name: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Complexity {
+    Standard,
+    Novel,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    pub goals: Vec<String>,
+    /// `aws` now; the field exists so other vendors can follow.
+    pub cloud: String,
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub connected_services: Vec<ConnectedService>,
+    /// Security and compliance requirements.
+    #[serde(default)]
+    pub security: Vec<String>,
+    pub complexity: Complexity,
+    pub define_started_on: NaiveDate,
+}
+
+/// The Define timebox at a given day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Timebox {
+    pub min_weeks: i64,
+    pub max_weeks: i64,
+    pub elapsed_days: i64,
+    /// Past the upper bound: time to take a hard look at the constraints.
+    pub overrun: bool,
+}
+
+impl Scope {
+    pub fn timebox(&self, today: NaiveDate) -> Timebox {
+        let (min_weeks, max_weeks) = match self.complexity {
+            Complexity::Standard => (2, 4),
+            Complexity::Novel => (4, 8),
+        };
+        let elapsed_days = (today - self.define_started_on).num_days().max(0);
+        Timebox {
+            min_weeks,
+            max_weeks,
+            elapsed_days,
+            overrun: elapsed_days > max_weeks * 7,
+        }
+    }
+
+    /// Parses and validates a JSON document (API and form alike).
+    pub fn from_json(value: serde_json::Value) -> Result<Scope, FieldErrors> {
+        let scope: Scope = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            FieldErrors(vec![FieldError {
+                field: if path == "." { String::new() } else { path },
+                message: e.into_inner().to_string(),
+            }])
+        })?;
+        scope.validate()?;
+        Ok(scope)
+    }
+
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::default();
+        if self.goals.iter().all(|g| g.trim().is_empty()) {
+            errors.add("goals", "Write at least one goal: what must the platform achieve?");
+        }
+        for (i, goal) in self.goals.iter().enumerate() {
+            if goal.chars().count() > 500 {
+                errors.add(&format!("goals[{i}]"), "Keep each goal under 500 characters.");
+            }
+        }
+        if self.cloud != "aws" {
+            errors.add("cloud", "Only `aws` is supported for now.");
+        }
+        if self.regions.is_empty() {
+            errors.add("regions", "Name at least one AWS region, such as eu-west-1.");
+        }
+        for (i, region) in self.regions.iter().enumerate() {
+            if !is_region(region) {
+                errors.add(&format!("regions[{i}]"), format!("`{region}` is not an AWS region such as eu-west-1."));
+            }
+        }
+        for (i, service) in self.connected_services.iter().enumerate() {
+            if service.name.trim().is_empty() {
+                errors.add(&format!("connected_services[{i}].name"), "Give the service a name.");
+            }
+        }
+        errors.into_result()
+    }
+}
+
+pub async fn load(db: &PgPool, platform: Uuid) -> Result<Option<Scope>, sqlx::Error> {
+    let document: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT document FROM technical_scope WHERE platform_id = $1")
+            .bind(platform)
+            .fetch_optional(db)
+            .await?;
+    // Stored documents were validated on the way in; one that no longer parses is treated as
+    // absent rather than failing the page.
+    Ok(document.and_then(|d| serde_json::from_value(d).ok()))
+}
+
+pub async fn save(
+    tx: &mut sqlx::PgConnection,
+    platform: Uuid,
+    scope: &Scope,
+    by: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO technical_scope (platform_id, document, updated_by) VALUES ($1, $2, $3)
+         ON CONFLICT (platform_id) DO UPDATE SET document = EXCLUDED.document,
+             updated_by = EXCLUDED.updated_by, updated_at = now()",
+    )
+    .bind(platform)
+    .bind(serde_json::to_value(scope).expect("a scope serialises"))
+    .bind(by)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(complexity: Complexity) -> Scope {
+        Scope {
+            goals: vec!["Run payments on Kubernetes".into()],
+            cloud: "aws".into(),
+            regions: vec!["eu-west-1".into()],
+            connected_services: vec![],
+            security: vec![],
+            complexity,
+            define_started_on: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_timebox_follows_complexity_and_flags_overrun() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(d);
+        let standard = scope(Complexity::Standard);
+        assert_eq!(standard.timebox(day(28)), Timebox { min_weeks: 2, max_weeks: 4, elapsed_days: 28, overrun: false });
+        assert!(standard.timebox(day(29)).overrun);
+        let novel = scope(Complexity::Novel);
+        assert!(!novel.timebox(day(56)).overrun);
+        assert!(novel.timebox(day(57)).overrun);
+        assert_eq!(novel.timebox(day(-3)).elapsed_days, 0, "a future start has no elapsed time");
+    }
+
+    #[test]
+    fn bad_scopes_name_the_field() {
+        let mut s = scope(Complexity::Standard);
+        s.regions = vec!["eu-west-1".into(), "mars-1".into()];
+        s.cloud = "gcp".into();
+        let errors = s.validate().unwrap_err();
+        assert_eq!(errors.get("regions[1]").map(|m| m.contains("mars-1")), Some(true));
+        assert!(errors.get("cloud").is_some());
+        let errors = Scope::from_json(serde_json::json!({"goals": [], "cloud": "aws"})).unwrap_err();
+        assert!(errors.0[0].message.contains("missing field"), "{:?}", errors.0);
+    }
+}
