@@ -521,12 +521,13 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("region: eu-west-1", "region: europe", "cloud.region"),
             ("  tool: spinnaker", "  tool: spinnaker\n  colour: blue", "devops.colour"),
-            ("  - name: perf", "  - name: dev", "environment_types[2].name"),
-            ("    kubernetes_version: '1.34'\n    node_group:\n      instance_types:\n      - m6i.xlarge\n      - m6i.2xlarge\n      - c6i.2xlarge", "    kubernetes_version: '1.12'\n    node_group:\n      instance_types:\n      - m6i.xlarge\n      - m6i.2xlarge\n      - c6i.2xlarge", "environment_types[2].kubernetes_version"),
+            ("- name: perf", "- name: dev", "environment_types[2].name"),
+            ("- name: perf\n  lifecycle: ephemeral", "- name: perf\n  lifecycle: forever", "environment_types[2].lifecycle"),
             ("    max_hours: 72", "    max_hours: 500", "environment_types[2].ttl.max_hours"),
-            ("      min_size: 3\n      max_size: 20", "      min_size: 3\n      max_size: 2", "environment_types[2].node_group.max_size"),
-            ("    - mongodb\n    - kafka", "    - mongodb\n    - redis", "environment_types[0].data_services[1]"),
-            ("    lifecycle: long_lived", "    lifecycle: forever", "environment_types[0].lifecycle"),
+            ("    min_size: 3\n    max_size: 20", "    min_size: 3\n    max_size: 2", "environment_types[2].node_group.max_size"),
+            ("  data_services:\n  - mongodb\n  - kafka", "  data_services:\n  - mongodb\n  - redis", "environment_types[0].data_services[1]"),
+            ("- name: dev\n  lifecycle: long_lived\n  kubernetes_version: '1.34'", "- name: dev\n  lifecycle: long_lived\n  kubernetes_version: '1.12'", "environment_types[0].kubernetes_version"),
+            ("- name: dev\n  lifecycle: long_lived", "- name: dev\n  lifecycle: long_lived\n  ttl:\n    default_hours: 1\n    max_hours: 2", "environment_types[0].ttl"),
         ];
         for (from, to, field) in cases {
             assert!(template.contains(from), "the template YAML has {from:?}:\n{template}");
