@@ -10,6 +10,10 @@ pub enum Subject {
     Portal,
     /// One user's account: profile, tokens, sessions.
     Account(UserId),
+    /// A platform, and whether the caller is one of its members.
+    Platform { member: bool },
+    /// A blueprint revision of a platform, and who wrote it.
+    Revision { member: bool, author: UserId },
 }
 
 /// Everything a caller can ask to do. Later capabilities add their actions here.
@@ -23,6 +27,16 @@ pub enum Action {
     ManageUsers,
     /// Read the audit log.
     ViewAudit,
+    /// Start a new platform (delivery engagement).
+    CreatePlatform,
+    /// See a platform and its approved blueprint.
+    ViewPlatform,
+    /// See the planning of a platform: scope, drafts, reviews, backlog.
+    ViewPlanning,
+    /// Change a platform: scope, blueprint revisions, backlog, members, archive.
+    EditPlatform,
+    /// Review (and approve) a blueprint revision.
+    ReviewBlueprint,
 }
 
 /// Whether `principal` may perform `action` on `subject`.
@@ -34,6 +48,20 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
             owner == principal.user.id && matches!(principal.method, AuthMethod::Session { .. })
         }
         (Action::ManageUsers | Action::ViewAudit, Subject::Portal) => principal.has(Role::Admin),
+        (Action::CreatePlatform, Subject::Portal) => {
+            principal.has(Role::PlatformEngineer) || principal.has(Role::Admin)
+        }
+        (Action::ViewPlatform, Subject::Platform { .. }) => !principal.roles.is_empty(),
+        // Platform engineers act on the platforms they belong to; admins on all.
+        (Action::ViewPlanning | Action::EditPlatform, Subject::Platform { member }) => {
+            principal.has(Role::Admin) || (member && principal.has(Role::PlatformEngineer))
+        }
+        // A platform engineer other than the author approves.
+        (Action::ReviewBlueprint, Subject::Revision { member, author }) => {
+            principal.has(Role::PlatformEngineer)
+                && (member || principal.has(Role::Admin))
+                && author != principal.user.id
+        }
         _ => false,
     }
 }
@@ -82,6 +110,38 @@ mod tests {
             );
             assert!(can(&p, Action::UsePortal, Subject::Portal));
         }
+    }
+
+    #[test]
+    fn platform_engineers_act_on_their_platforms_and_never_approve_their_own_work() {
+        let session = AuthMethod::Session { token_hash: vec![] };
+        let pe = principal(&[Role::PlatformEngineer], session.clone());
+        let dev = principal(&[Role::Developer], session.clone());
+        let admin = principal(&[Role::Admin], session);
+        let member = Subject::Platform { member: true };
+        let outsider = Subject::Platform { member: false };
+        assert!(can(&pe, Action::EditPlatform, member));
+        assert!(!can(&pe, Action::EditPlatform, outsider));
+        assert!(can(&admin, Action::EditPlatform, outsider));
+        assert!(!can(&dev, Action::ViewPlanning, member));
+        assert!(can(&dev, Action::ViewPlatform, outsider));
+        assert!(can(&pe, Action::CreatePlatform, Subject::Portal));
+        assert!(!can(&dev, Action::CreatePlatform, Subject::Portal));
+        let other = UserId(uuid::Uuid::new_v4());
+        let theirs = Subject::Revision {
+            member: true,
+            author: other,
+        };
+        let own = Subject::Revision {
+            member: true,
+            author: pe.user.id,
+        };
+        assert!(can(&pe, Action::ReviewBlueprint, theirs));
+        assert!(!can(&pe, Action::ReviewBlueprint, own));
+        assert!(
+            !can(&admin, Action::ReviewBlueprint, theirs),
+            "approval needs a platform engineer"
+        );
     }
 
     #[test]

@@ -49,7 +49,14 @@ pub struct Deliverable {
     pub depends_on: Vec<String>,
 }
 
-fn deliverable(key: String, title: String, description: &str, phase: &'static str, days: f64, depends_on: Vec<String>) -> Deliverable {
+fn deliverable(
+    key: String,
+    title: String,
+    description: &str,
+    phase: &'static str,
+    days: f64,
+    depends_on: Vec<String>,
+) -> Deliverable {
     Deliverable {
         key,
         title,
@@ -64,9 +71,23 @@ fn deliverable(key: String, title: String, description: &str, phase: &'static st
 pub fn deliverables(blueprint: &Blueprint) -> Vec<Deliverable> {
     let mut out = Vec::new();
     out.push(deliverable("account:parent".into(), "Parent account and organisation".into(), "The management account, the organisation and the organisational unit for environment accounts; cost-allocation tags.", "deliver", 2.0, vec![]));
-    out.push(deliverable("account:devops".into(), "DevOps account".into(), "The account that hosts delivery tooling.", "deliver", 1.0, vec!["account:parent".into()]));
+    out.push(deliverable(
+        "account:devops".into(),
+        "DevOps account".into(),
+        "The account that hosts delivery tooling.",
+        "deliver",
+        1.0,
+        vec!["account:parent".into()],
+    ));
     for env in &blueprint.environment_types {
-        out.push(deliverable(format!("account:{}", env.name), format!("Account for {}", env.name), "One account per environment, for billing and security isolation.", "deliver", 1.0, vec!["account:parent".into()]));
+        out.push(deliverable(
+            format!("account:{}", env.name),
+            format!("Account for {}", env.name),
+            "One account per environment, for billing and security isolation.",
+            "deliver",
+            1.0,
+            vec!["account:parent".into()],
+        ));
     }
     let devops_key = match blueprint.devops.tool {
         DevopsTool::Spinnaker => {
@@ -74,11 +95,20 @@ pub fn deliverables(blueprint: &Blueprint) -> Vec<Deliverable> {
             "devops:spinnaker"
         }
         DevopsTool::Jenkins => {
-            out.push(deliverable("devops:jenkins".into(), "Jenkins".into(), "The DevOps environment: Jenkins, created once and kept.", "deliver", 3.0, vec!["account:devops".into()]));
+            out.push(deliverable(
+                "devops:jenkins".into(),
+                "Jenkins".into(),
+                "The DevOps environment: Jenkins, created once and kept.",
+                "deliver",
+                3.0,
+                vec!["account:devops".into()],
+            ));
             "devops:jenkins"
         }
     };
-    let logging = blueprint.logging.fluent_bit || blueprint.logging.opentelemetry || blueprint.logging.metrics;
+    let logging = blueprint.logging.fluent_bit
+        || blueprint.logging.opentelemetry
+        || blueprint.logging.metrics;
     for env in &blueprint.environment_types {
         let name = &env.name;
         let cluster = format!("cluster:{name}");
@@ -86,26 +116,72 @@ pub fn deliverables(blueprint: &Blueprint) -> Vec<Deliverable> {
         out.push(deliverable(cluster.clone(), format!("EKS cluster for {name}"), "The cluster with its managed node group, team namespaces, default-deny network policies and resource quotas.", "deliver", 3.0, vec![format!("account:{name}")]));
         if logging {
             let key = format!("logging:{name}");
-            out.push(deliverable(key.clone(), format!("Logging and diagnostics for {name}"), "Fluent Bit to the central store, the OpenTelemetry collector and metrics.", "deliver", 2.0, vec![cluster.clone()]));
+            out.push(deliverable(
+                key.clone(),
+                format!("Logging and diagnostics for {name}"),
+                "Fluent Bit to the central store, the OpenTelemetry collector and metrics.",
+                "deliver",
+                2.0,
+                vec![cluster.clone()],
+            ));
             env_items.push(key);
         }
         for service in &env.data_services {
             let key = format!("data:{service}:{name}");
-            out.push(deliverable(key.clone(), format!("{service} for {name}"), "The shared data service, through its operator.", "deliver", 2.0, vec![cluster.clone()]));
+            out.push(deliverable(
+                key.clone(),
+                format!("{service} for {name}"),
+                "The shared data service, through its operator.",
+                "deliver",
+                2.0,
+                vec![cluster.clone()],
+            ));
             env_items.push(key);
         }
         if blueprint.service_mesh.istio {
             let key = format!("mesh:{name}");
-            out.push(deliverable(key.clone(), format!("Istio service mesh for {name}"), "Istio with sidecar injection and the blueprint's mutual-TLS mode.", "deliver", 2.0, vec![cluster.clone()]));
+            out.push(deliverable(
+                key.clone(),
+                format!("Istio service mesh for {name}"),
+                "Istio with sidecar injection and the blueprint's mutual-TLS mode.",
+                "deliver",
+                2.0,
+                vec![cluster.clone()],
+            ));
             env_items.push(key);
         }
         let pipeline = format!("pipeline:{name}");
-        out.push(deliverable(pipeline.clone(), format!("Repositories and pipelines for {name}"), "Repository layout and the delivery pipelines that deploy to this environment.", "deliver", 2.0, vec![cluster.clone(), devops_key.to_owned()]));
+        out.push(deliverable(
+            pipeline.clone(),
+            format!("Repositories and pipelines for {name}"),
+            "Repository layout and the delivery pipelines that deploy to this environment.",
+            "deliver",
+            2.0,
+            vec![cluster.clone(), devops_key.to_owned()],
+        ));
         env_items.push(pipeline);
-        out.push(deliverable(format!("handover:{name}"), format!("Hand {name} over to the app teams"), "How to connect, namespaces, where logs and traces are, data-service endpoints.", "exploit", 1.0, env_items));
+        out.push(deliverable(
+            format!("handover:{name}"),
+            format!("Hand {name} over to the app teams"),
+            "How to connect, namespaces, where logs and traces are, data-service endpoints.",
+            "exploit",
+            1.0,
+            env_items,
+        ));
     }
-    let clusters: Vec<String> = blueprint.environment_types.iter().map(|e| format!("cluster:{}", e.name)).collect();
-    out.push(deliverable("maintain:currency".into(), "Kubernetes currency and drift checks".into(), "Keep cluster versions current and detect drift between the blueprint and what runs.", "maintain", 2.0, clusters));
+    let clusters: Vec<String> = blueprint
+        .environment_types
+        .iter()
+        .map(|e| format!("cluster:{}", e.name))
+        .collect();
+    out.push(deliverable(
+        "maintain:currency".into(),
+        "Kubernetes currency and drift checks".into(),
+        "Keep cluster versions current and detect drift between the blueprint and what runs.",
+        "maintain",
+        2.0,
+        clusters,
+    ));
     out
 }
 
@@ -126,7 +202,8 @@ pub async fn generate(
     platform: &Platform,
     blueprint: &Blueprint,
     by: &Principal,
-) -> Result<Generation, sqlx::Error> {
+) -> Result<Generation, BacklogError> {
+    ensure_active(platform)?;
     let wanted = deliverables(blueprint);
     let mut tx = db.begin().await?;
     sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
@@ -139,26 +216,37 @@ pub async fn generate(
     .bind(platform.id)
     .fetch_all(&mut *tx)
     .await?;
-    let mut ids: HashMap<String, Uuid> = existing.iter().map(|(id, key, _, _)| (key.clone(), *id)).collect();
-    let mut rank: i64 = sqlx::query_scalar("SELECT coalesce(max(rank), 0) FROM backlog_item WHERE platform_id = $1")
-        .bind(platform.id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let mut ids: HashMap<String, Uuid> = existing
+        .iter()
+        .map(|(id, key, _, _)| (key.clone(), *id))
+        .collect();
+    let mut rank: i64 = sqlx::query_scalar(
+        "SELECT coalesce(max(rank), 0) FROM backlog_item WHERE platform_id = $1",
+    )
+    .bind(platform.id)
+    .fetch_one(&mut *tx)
+    .await?;
     let mut report = Generation::default();
     for d in &wanted {
         match existing.iter().find(|(_, key, _, _)| *key == d.key) {
             Some((id, _, status, title)) if status == "obsolete" => {
-                sqlx::query("UPDATE backlog_item SET status = 'todo', updated_at = now() WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE backlog_item SET status = 'todo', updated_at = now() WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
                 report.revived.push(title.clone());
             }
             Some(_) => report.kept += 1,
             None => {
                 rank += RANK_STEP;
                 let id = Uuid::new_v4();
-                let depends_on: Vec<Uuid> = d.depends_on.iter().filter_map(|k| ids.get(k).copied()).collect();
+                let depends_on: Vec<Uuid> = d
+                    .depends_on
+                    .iter()
+                    .filter_map(|k| ids.get(k).copied())
+                    .collect();
                 sqlx::query(
                     "INSERT INTO backlog_item (id, platform_id, key, title, description, phase, rank, estimate_days, depends_on)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -182,10 +270,12 @@ pub async fn generate(
     let wanted_keys: HashSet<&str> = wanted.iter().map(|d| d.key.as_str()).collect();
     for (id, key, status, title) in &existing {
         if !wanted_keys.contains(key.as_str()) && status != "obsolete" {
-            sqlx::query("UPDATE backlog_item SET status = 'obsolete', updated_at = now() WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE backlog_item SET status = 'obsolete', updated_at = now() WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             report.obsoleted.push(title.clone());
         }
     }
@@ -243,8 +333,15 @@ pub fn progress(items: &[Item]) -> Vec<(&'static str, usize, usize)> {
     PHASES
         .iter()
         .map(|phase| {
-            let live: Vec<&Item> = items.iter().filter(|i| i.phase == *phase && i.status != "obsolete").collect();
-            (*phase, live.iter().filter(|i| i.status == "done").count(), live.len())
+            let live: Vec<&Item> = items
+                .iter()
+                .filter(|i| i.phase == *phase && i.status != "obsolete")
+                .collect();
+            (
+                *phase,
+                live.iter().filter(|i| i.status == "done").count(),
+                live.len(),
+            )
         })
         .filter(|(_, _, total)| *total > 0)
         .collect()
@@ -268,8 +365,18 @@ pub enum BacklogError {
     NotFound,
     #[error("invalid")]
     Invalid(FieldErrors),
+    #[error("the platform is archived")]
+    Archived,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+fn ensure_active(platform: &Platform) -> Result<(), BacklogError> {
+    if platform.archived_at.is_some() {
+        Err(BacklogError::Archived)
+    } else {
+        Ok(())
+    }
 }
 
 struct Checked {
@@ -283,7 +390,10 @@ fn check(input: &ItemInput) -> Result<Checked, FieldErrors> {
         errors.add("title", "Give the item a title of 1–200 characters.");
     }
     if input.description.chars().count() > 10_000 {
-        errors.add("description", "Keep the description under 10,000 characters.");
+        errors.add(
+            "description",
+            "Keep the description under 10,000 characters.",
+        );
     }
     if !PHASES.contains(&input.phase.as_str()) {
         errors.add("phase", "Choose define, deliver, exploit or maintain.");
@@ -291,21 +401,33 @@ fn check(input: &ItemInput) -> Result<Checked, FieldErrors> {
     if !STATUSES.contains(&input.status.as_str()) {
         errors.add("status", "Choose todo, doing, blocked, done or obsolete.");
     }
-    let estimate = match input.estimate_days.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let estimate = match input
+        .estimate_days
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(text) => match text.parse::<f64>() {
             Ok(days) if (0.0..=1000.0).contains(&days) => Some((days * 10.0).round() / 10.0),
             _ => {
-                errors.add("estimate_days", "Use a number of days from 0 to 1000, e.g. 2.5.");
+                errors.add(
+                    "estimate_days",
+                    "Use a number of days from 0 to 1000, e.g. 2.5.",
+                );
                 None
             }
         },
     };
-    let assignee = Some(input.assignee.trim()).filter(|a| !a.is_empty()).map(str::to_owned);
+    let assignee = Some(input.assignee.trim())
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned);
     if assignee.as_ref().is_some_and(|a| a.chars().count() > 200) {
         errors.add("assignee", "Keep the assignee under 200 characters.");
     }
-    errors.into_result().map(|()| Checked { estimate, assignee })
+    errors
+        .into_result()
+        .map(|()| Checked { estimate, assignee })
 }
 
 /// Refuses dependencies on unknown items, on itself, and any that would close a cycle; the
@@ -323,7 +445,14 @@ fn check_dependencies(items: &[Item], item: Uuid, depends_on: &[Uuid]) -> Result
     errors.clone().into_result()?;
     // With the new edges, is `item` reachable from one of its dependencies?
     let edges = |id: Uuid| -> Vec<Uuid> {
-        if id == item { depends_on.to_vec() } else { by_id.get(&id).map(|i| i.depends_on.clone()).unwrap_or_default() }
+        if id == item {
+            depends_on.to_vec()
+        } else {
+            by_id
+                .get(&id)
+                .map(|i| i.depends_on.clone())
+                .unwrap_or_default()
+        }
     };
     for start in depends_on {
         let mut stack = vec![(*start, vec![item, *start])];
@@ -332,9 +461,16 @@ fn check_dependencies(items: &[Item], item: Uuid, depends_on: &[Uuid]) -> Result
             if node == item {
                 let names: Vec<String> = path
                     .iter()
-                    .map(|id| by_id.get(id).map_or_else(|| id.to_string(), |i| i.title.clone()))
+                    .map(|id| {
+                        by_id
+                            .get(id)
+                            .map_or_else(|| id.to_string(), |i| i.title.clone())
+                    })
                     .collect();
-                errors.add("depends_on", format!("This would make a dependency cycle: {}.", names.join(" → ")));
+                errors.add(
+                    "depends_on",
+                    format!("This would make a dependency cycle: {}.", names.join(" → ")),
+                );
                 return Err(errors);
             }
             if !seen.insert(node) {
@@ -355,10 +491,19 @@ fn subject(platform: &Platform) -> String {
 }
 
 /// Adds an item by hand, at the bottom.
-pub async fn create(db: &PgPool, platform: &Platform, input: &ItemInput, by: &Principal) -> Result<Item, BacklogError> {
+pub async fn create(
+    db: &PgPool,
+    platform: &Platform,
+    input: &ItemInput,
+    by: &Principal,
+) -> Result<Item, BacklogError> {
+    ensure_active(platform)?;
     let checked = check(input).map_err(BacklogError::Invalid)?;
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE").bind(platform.id).execute(&mut *tx).await?;
+    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
+        .bind(platform.id)
+        .execute(&mut *tx)
+        .await?;
     let items = list(db, platform.id, &Filter::default()).await?;
     let id = Uuid::new_v4();
     check_dependencies(&items, id, &input.depends_on).map_err(BacklogError::Invalid)?;
@@ -379,18 +524,41 @@ pub async fn create(db: &PgPool, platform: &Platform, input: &ItemInput, by: &Pr
     .bind(&input.depends_on)
     .execute(&mut *tx)
     .await?;
-    audit::record(&mut *tx, &Actor::from(by), "backlog.item_added", &subject(platform), json!({ "item": id, "title": input.title.trim() })).await?;
+    audit::record(
+        &mut *tx,
+        &Actor::from(by),
+        "backlog.item_added",
+        &subject(platform),
+        json!({ "item": id, "title": input.title.trim() }),
+    )
+    .await?;
     tx.commit().await?;
-    get(db, platform.id, id).await?.ok_or(BacklogError::NotFound)
+    get(db, platform.id, id)
+        .await?
+        .ok_or(BacklogError::NotFound)
 }
 
 /// Changes an item's fields.
-pub async fn update(db: &PgPool, platform: &Platform, id: Uuid, input: &ItemInput, by: &Principal) -> Result<Item, BacklogError> {
+pub async fn update(
+    db: &PgPool,
+    platform: &Platform,
+    id: Uuid,
+    input: &ItemInput,
+    by: &Principal,
+) -> Result<Item, BacklogError> {
+    ensure_active(platform)?;
     let checked = check(input).map_err(BacklogError::Invalid)?;
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE").bind(platform.id).execute(&mut *tx).await?;
+    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
+        .bind(platform.id)
+        .execute(&mut *tx)
+        .await?;
     let items = list(db, platform.id, &Filter::default()).await?;
-    let before = items.iter().find(|i| i.id == id).cloned().ok_or(BacklogError::NotFound)?;
+    let before = items
+        .iter()
+        .find(|i| i.id == id)
+        .cloned()
+        .ok_or(BacklogError::NotFound)?;
     check_dependencies(&items, id, &input.depends_on).map_err(BacklogError::Invalid)?;
     sqlx::query(
         "UPDATE backlog_item SET title = $3, description = $4, phase = $5, status = $6, estimate_days = $7,
@@ -417,7 +585,9 @@ pub async fn update(db: &PgPool, platform: &Platform, id: Uuid, input: &ItemInpu
     )
     .await?;
     tx.commit().await?;
-    get(db, platform.id, id).await?.ok_or(BacklogError::NotFound)
+    get(db, platform.id, id)
+        .await?
+        .ok_or(BacklogError::NotFound)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -427,14 +597,29 @@ pub enum Direction {
 }
 
 /// Swaps an item with its neighbour in rank order; at either end nothing moves.
-pub async fn move_item(db: &PgPool, platform: &Platform, id: Uuid, direction: Direction, by: &Principal) -> Result<(), BacklogError> {
+pub async fn move_item(
+    db: &PgPool,
+    platform: &Platform,
+    id: Uuid,
+    direction: Direction,
+    by: &Principal,
+) -> Result<(), BacklogError> {
+    ensure_active(platform)?;
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE").bind(platform.id).execute(&mut *tx).await?;
-    let ranks: Vec<(Uuid, i64)> = sqlx::query_as("SELECT id, rank FROM backlog_item WHERE platform_id = $1 ORDER BY rank, id")
+    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
         .bind(platform.id)
-        .fetch_all(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-    let at = ranks.iter().position(|(i, _)| *i == id).ok_or(BacklogError::NotFound)?;
+    let ranks: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT id, rank FROM backlog_item WHERE platform_id = $1 ORDER BY rank, id",
+    )
+    .bind(platform.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let at = ranks
+        .iter()
+        .position(|(i, _)| *i == id)
+        .ok_or(BacklogError::NotFound)?;
     let other = match direction {
         Direction::Up if at > 0 => at - 1,
         Direction::Down if at + 1 < ranks.len() => at + 1,
@@ -442,7 +627,11 @@ pub async fn move_item(db: &PgPool, platform: &Platform, id: Uuid, direction: Di
     };
     let (a, b) = (ranks[at], ranks[other]);
     // Equal ranks (never produced here, but possible by hand) still end up ordered.
-    let (rank_a, rank_b) = if a.1 == b.1 { (b.1 + if other > at { 1 } else { -1 }, a.1) } else { (b.1, a.1) };
+    let (rank_a, rank_b) = if a.1 == b.1 {
+        (b.1 + if other > at { 1 } else { -1 }, a.1)
+    } else {
+        (b.1, a.1)
+    };
     for (item, rank) in [(a.0, rank_a), (b.0, rank_b)] {
         sqlx::query("UPDATE backlog_item SET rank = $2, updated_at = now() WHERE id = $1")
             .bind(item)
@@ -450,7 +639,14 @@ pub async fn move_item(db: &PgPool, platform: &Platform, id: Uuid, direction: Di
             .execute(&mut *tx)
             .await?;
     }
-    audit::record(&mut *tx, &Actor::from(by), "backlog.item_moved", &subject(platform), json!({ "item": id, "direction": if direction == Direction::Up { "up" } else { "down" } })).await?;
+    audit::record(
+        &mut *tx,
+        &Actor::from(by),
+        "backlog.item_moved",
+        &subject(platform),
+        json!({ "item": id, "direction": if direction == Direction::Up { "up" } else { "down" } }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -465,10 +661,18 @@ fn csv_field(text: &str) -> String {
 
 /// CSV with a header row; dependencies by key (or title for hand-made items).
 pub fn to_csv(items: &[Item]) -> String {
-    let names: HashMap<Uuid, String> = items.iter().map(|i| (i.id, i.key.clone().unwrap_or_else(|| i.title.clone()))).collect();
-    let mut out = String::from("id,key,title,phase,status,rank,estimate_days,assignee,depends_on\n");
+    let names: HashMap<Uuid, String> = items
+        .iter()
+        .map(|i| (i.id, i.key.clone().unwrap_or_else(|| i.title.clone())))
+        .collect();
+    let mut out =
+        String::from("id,key,title,phase,status,rank,estimate_days,assignee,depends_on\n");
     for i in items {
-        let deps: Vec<&str> = i.depends_on.iter().filter_map(|d| names.get(d).map(String::as_str)).collect();
+        let deps: Vec<&str> = i
+            .depends_on
+            .iter()
+            .filter_map(|d| names.get(d).map(String::as_str))
+            .collect();
         let _ = writeln!(
             out,
             "{},{},{},{},{},{},{},{},{}",
@@ -488,9 +692,16 @@ pub fn to_csv(items: &[Item]) -> String {
 
 pub fn to_markdown(platform: &Platform, items: &[Item]) -> String {
     let titles: HashMap<Uuid, &str> = items.iter().map(|i| (i.id, i.title.as_str())).collect();
-    let mut out = format!("# {}: implementation plan\n\n| # | item | phase | status | estimate | assignee | depends on |\n|---|---|---|---|---|---|---|\n", platform.name);
+    let mut out = format!(
+        "# {}: implementation plan\n\n| # | item | phase | status | estimate | assignee | depends on |\n|---|---|---|---|---|---|---|\n",
+        platform.name
+    );
     for (n, i) in items.iter().enumerate() {
-        let deps: Vec<&str> = i.depends_on.iter().filter_map(|d| titles.get(d).copied()).collect();
+        let deps: Vec<&str> = i
+            .depends_on
+            .iter()
+            .filter_map(|d| titles.get(d).copied())
+            .collect();
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
@@ -498,7 +709,9 @@ pub fn to_markdown(platform: &Platform, items: &[Item]) -> String {
             i.title.replace('|', "\\|"),
             i.phase,
             i.status,
-            i.estimate_days.map(|d| format!("{d} d")).unwrap_or_default(),
+            i.estimate_days
+                .map(|d| format!("{d} d"))
+                .unwrap_or_default(),
             i.assignee.as_deref().unwrap_or(""),
             deps.join(", ").replace('|', "\\|"),
         );
@@ -515,13 +728,32 @@ mod tests {
         let blueprint = Blueprint::from_template("payments", None);
         let items = deliverables(&blueprint);
         let keys: Vec<&str> = items.iter().map(|d| d.key.as_str()).collect();
-        for expected in ["account:parent", "account:devops", "account:perf", "devops:spinnaker", "cluster:prod", "logging:dev", "data:kafka:perf", "data:scylladb:test", "mesh:prod", "pipeline:dev", "handover:perf", "maintain:currency"] {
+        for expected in [
+            "account:parent",
+            "account:devops",
+            "account:perf",
+            "devops:spinnaker",
+            "cluster:prod",
+            "logging:dev",
+            "data:kafka:perf",
+            "data:scylladb:test",
+            "mesh:prod",
+            "pipeline:dev",
+            "handover:perf",
+            "maintain:currency",
+        ] {
             assert!(keys.contains(&expected), "missing {expected}: {keys:?}");
         }
-        assert!(!keys.contains(&"data:scylladb:dev"), "dev does not use ScyllaDB");
+        assert!(
+            !keys.contains(&"data:scylladb:dev"),
+            "dev does not use ScyllaDB"
+        );
         for (i, d) in items.iter().enumerate() {
             for dep in &d.depends_on {
-                let at = keys.iter().position(|k| k == dep).unwrap_or_else(|| panic!("{} depends on unknown {dep}", d.key));
+                let at = keys
+                    .iter()
+                    .position(|k| k == dep)
+                    .unwrap_or_else(|| panic!("{} depends on unknown {dep}", d.key));
                 assert!(at < i, "{} comes before its dependency {dep}", d.key);
             }
         }
@@ -553,7 +785,10 @@ mod tests {
         let items = vec![a.clone(), b.clone(), c.clone()];
         let err = check_dependencies(&items, a.id, &[c.id]).unwrap_err();
         let message = err.get("depends_on").unwrap();
-        assert!(message.contains("Accounts → Mesh → Cluster → Accounts"), "{message}");
+        assert!(
+            message.contains("Accounts → Mesh → Cluster → Accounts"),
+            "{message}"
+        );
         assert!(check_dependencies(&items, c.id, &[a.id]).is_ok());
         assert!(check_dependencies(&items, a.id, &[a.id]).is_err());
     }
@@ -563,6 +798,12 @@ mod tests {
         let mut i = item("Say \"hi\", world", vec![]);
         i.estimate_days = Some(2.5);
         let csv = to_csv(&[i]);
-        assert!(csv.lines().nth(1).unwrap().contains(",\"Say \"\"hi\"\", world\",deliver,todo,0,2.5,,"), "{csv}");
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .contains(",\"Say \"\"hi\"\", world\",deliver,todo,0,2.5,,"),
+            "{csv}"
+        );
     }
 }

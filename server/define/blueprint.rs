@@ -15,8 +15,20 @@ use crate::validation::{FieldError, FieldErrors};
 pub const KUBERNETES_MINOR_VERSIONS: std::ops::RangeInclusive<u32> = 31..=35;
 /// Instance types Slipway knows the price of (the request form's estimate needs it).
 pub const INSTANCE_TYPES: &[&str] = &[
-    "t3.medium", "t3.large", "m6i.large", "m6i.xlarge", "m6i.2xlarge", "m6i.4xlarge", "m7i.large",
-    "m7i.xlarge", "m7i.2xlarge", "c6i.large", "c6i.xlarge", "c6i.2xlarge", "r6i.large", "r6i.xlarge",
+    "t3.medium",
+    "t3.large",
+    "m6i.large",
+    "m6i.xlarge",
+    "m6i.2xlarge",
+    "m6i.4xlarge",
+    "m7i.large",
+    "m7i.xlarge",
+    "m7i.2xlarge",
+    "c6i.large",
+    "c6i.xlarge",
+    "c6i.2xlarge",
+    "r6i.large",
+    "r6i.xlarge",
     "r6i.2xlarge",
 ];
 pub const MAX_NODES: u32 = 100;
@@ -280,13 +292,23 @@ impl Blueprint {
         for (field, name) in [
             ("accounts.parent", &self.accounts.parent),
             ("accounts.devops", &self.accounts.devops),
-            ("accounts.environment_prefix", &self.accounts.environment_prefix),
+            (
+                "accounts.environment_prefix",
+                &self.accounts.environment_prefix,
+            ),
         ] {
             if !is_dns_label(name) {
-                errors.add(field, "Use lowercase letters, digits and dashes (1–40 characters).");
+                errors.add(
+                    field,
+                    "Use lowercase letters, digits and dashes (1–40 characters).",
+                );
             }
         }
-        check_kubernetes(&mut errors, "devops.kubernetes_version", &self.devops.kubernetes_version);
+        check_kubernetes(
+            &mut errors,
+            "devops.kubernetes_version",
+            &self.devops.kubernetes_version,
+        );
         check_node_group(&mut errors, "devops.node_group", &self.devops.node_group);
 
         if self.environment_types.is_empty() {
@@ -296,34 +318,53 @@ impl Blueprint {
         for (i, env) in self.environment_types.iter().enumerate() {
             let at = |field: &str| format!("environment_types[{i}].{field}");
             if !is_dns_label(&env.name) {
-                errors.add(&at("name"), "Use lowercase letters, digits and dashes (1–40 characters).");
+                errors.add(
+                    &at("name"),
+                    "Use lowercase letters, digits and dashes (1–40 characters).",
+                );
             } else if !seen.insert(env.name.as_str()) {
-                errors.add(&at("name"), format!("Another environment type is already called `{}`.", env.name));
+                errors.add(
+                    &at("name"),
+                    format!("Another environment type is already called `{}`.", env.name),
+                );
             }
             match (env.lifecycle, &env.ttl) {
-                (Lifecycle::Ephemeral, None) => {
-                    errors.add(&at("ttl"), "An ephemeral environment type needs a ttl (default_hours, max_hours).")
-                }
+                (Lifecycle::Ephemeral, None) => errors.add(
+                    &at("ttl"),
+                    "An ephemeral environment type needs a ttl (default_hours, max_hours).",
+                ),
                 (Lifecycle::LongLived, Some(_)) => {
                     errors.add(&at("ttl"), "Only ephemeral environment types have a ttl.")
                 }
                 (Lifecycle::Ephemeral, Some(ttl)) => {
                     if ttl.max_hours == 0 || ttl.max_hours > MAX_TTL_HOURS {
-                        errors.add(&at("ttl.max_hours"), format!("Use 1 to {MAX_TTL_HOURS} hours."));
+                        errors.add(
+                            &at("ttl.max_hours"),
+                            format!("Use 1 to {MAX_TTL_HOURS} hours."),
+                        );
                     }
                     if ttl.default_hours == 0 || ttl.default_hours > ttl.max_hours {
-                        errors.add(&at("ttl.default_hours"), "Use at least 1 hour and no more than max_hours.");
+                        errors.add(
+                            &at("ttl.default_hours"),
+                            "Use at least 1 hour and no more than max_hours.",
+                        );
                     }
                 }
                 (Lifecycle::LongLived, None) => {}
             }
-            check_kubernetes(&mut errors, &at("kubernetes_version"), &env.kubernetes_version);
+            check_kubernetes(
+                &mut errors,
+                &at("kubernetes_version"),
+                &env.kubernetes_version,
+            );
             check_node_group(&mut errors, &at("node_group"), &env.node_group);
             for (j, service) in env.data_services.iter().enumerate() {
                 match self.data_services.get(service) {
                     None => errors.add(
                         &at(&format!("data_services[{j}]")),
-                        format!("`{service}` is not a data service; use mongodb, scylladb or kafka."),
+                        format!(
+                            "`{service}` is not a data service; use mongodb, scylladb or kafka."
+                        ),
                     ),
                     Some(s) if !s.enabled => errors.add(
                         &at(&format!("data_services[{j}]")),
@@ -333,7 +374,10 @@ impl Blueprint {
                 }
             }
             if env.requesters.is_empty() {
-                errors.add(&at("requesters"), "Name at least one role that may request it.");
+                errors.add(
+                    &at("requesters"),
+                    "Name at least one role that may request it.",
+                );
             }
             if !(1..=5).contains(&env.approval.approvals_required) {
                 errors.add(&at("approval.approvals_required"), "Use 1 to 5 approvals.");
@@ -341,19 +385,35 @@ impl Blueprint {
             if !(1..=720).contains(&env.approval.sla_hours) {
                 errors.add(&at("approval.sla_hours"), "Use 1 to 720 hours.");
             }
-            if env.approval.expire_after_hours < env.approval.sla_hours || env.approval.expire_after_hours > 2160 {
-                errors.add(&at("approval.expire_after_hours"), "Use sla_hours up to 2160 hours (90 days).");
+            if env.approval.expire_after_hours < env.approval.sla_hours
+                || env.approval.expire_after_hours > 2160
+            {
+                errors.add(
+                    &at("approval.expire_after_hours"),
+                    "Use sla_hours up to 2160 hours (90 days).",
+                );
             }
-            if env.approval.auto_approve_below_monthly_usd.is_some() && env.lifecycle != Lifecycle::Ephemeral {
-                errors.add(&at("approval.auto_approve_below_monthly_usd"), "Only ephemeral environment types may be approved automatically.");
+            if env.approval.auto_approve_below_monthly_usd.is_some()
+                && env.lifecycle != Lifecycle::Ephemeral
+            {
+                errors.add(
+                    &at("approval.auto_approve_below_monthly_usd"),
+                    "Only ephemeral environment types may be approved automatically.",
+                );
             }
         }
         if self.logging.central_store.trim().is_empty() {
-            errors.add("logging.central_store", "Name where logs go, e.g. opensearch or cloudwatch.");
+            errors.add(
+                "logging.central_store",
+                "Name where logs go, e.g. opensearch or cloudwatch.",
+            );
         }
         for (i, service) in self.connected_services.iter().enumerate() {
             if service.name.trim().is_empty() {
-                errors.add(&format!("connected_services[{i}].name"), "Give the service a name.");
+                errors.add(
+                    &format!("connected_services[{i}].name"),
+                    "Give the service a name.",
+                );
             }
         }
         errors.into_result()
@@ -363,28 +423,55 @@ impl Blueprint {
     pub fn to_markdown(&self, platform_name: &str, number: i32, state: &str) -> String {
         let yes = |b: bool| if b { "yes" } else { "no" };
         let mut md = String::new();
-        let _ = writeln!(md, "# {platform_name}: technical blueprint, revision {number} ({state})\n");
+        let _ = writeln!(
+            md,
+            "# {platform_name}: technical blueprint, revision {number} ({state})\n"
+        );
         let _ = writeln!(md, "## Cloud and accounts\n");
-        let _ = writeln!(md, "- Cloud: {} in {}", self.cloud.vendor.to_uppercase(), self.cloud.region);
+        let _ = writeln!(
+            md,
+            "- Cloud: {} in {}",
+            self.cloud.vendor.to_uppercase(),
+            self.cloud.region
+        );
         let _ = writeln!(md, "- Parent account: `{}`", self.accounts.parent);
         let _ = writeln!(md, "- DevOps account: `{}`", self.accounts.devops);
-        let _ = writeln!(md, "- One account per environment: `{}-<environment>`\n", self.accounts.environment_prefix);
+        let _ = writeln!(
+            md,
+            "- One account per environment: `{}-<environment>`\n",
+            self.accounts.environment_prefix
+        );
         let _ = writeln!(md, "## DevOps environment\n");
         let tool = match self.devops.tool {
             DevopsTool::Spinnaker => "Spinnaker on a dedicated EKS cluster",
             DevopsTool::Jenkins => "Jenkins",
         };
-        let _ = writeln!(md, "- {tool}, Kubernetes {}, nodes {} ({}–{})\n", self.devops.kubernetes_version, self.devops.node_group.instance_types.join(", "), self.devops.node_group.min_size, self.devops.node_group.max_size);
+        let _ = writeln!(
+            md,
+            "- {tool}, Kubernetes {}, nodes {} ({}–{})\n",
+            self.devops.kubernetes_version,
+            self.devops.node_group.instance_types.join(", "),
+            self.devops.node_group.min_size,
+            self.devops.node_group.max_size
+        );
         let _ = writeln!(md, "## Environment types\n");
-        let _ = writeln!(md, "| name | lifecycle | TTL (default / max) | Kubernetes | nodes | data services | approvals |");
+        let _ = writeln!(
+            md,
+            "| name | lifecycle | TTL (default / max) | Kubernetes | nodes | data services | approvals |"
+        );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|");
         for env in &self.environment_types {
-            let ttl = env.ttl.as_ref().map_or("—".to_owned(), |t| format!("{}h / {}h", t.default_hours, t.max_hours));
+            let ttl = env.ttl.as_ref().map_or("—".to_owned(), |t| {
+                format!("{}h / {}h", t.default_hours, t.max_hours)
+            });
             let lifecycle = match env.lifecycle {
                 Lifecycle::LongLived => "long-lived",
                 Lifecycle::Ephemeral => "ephemeral",
             };
-            let auto = env.approval.auto_approve_below_monthly_usd.map_or(String::new(), |usd| format!(", auto under ${usd}/month"));
+            let auto = env
+                .approval
+                .auto_approve_below_monthly_usd
+                .map_or(String::new(), |usd| format!(", auto under ${usd}/month"));
             let _ = writeln!(
                 md,
                 "| {} | {lifecycle} | {ttl} | {} | {} ({}–{}) | {} | {}{auto} |",
@@ -393,13 +480,26 @@ impl Blueprint {
                 env.node_group.instance_types.join(", "),
                 env.node_group.min_size,
                 env.node_group.max_size,
-                if env.data_services.is_empty() { "—".to_owned() } else { env.data_services.join(", ") },
+                if env.data_services.is_empty() {
+                    "—".to_owned()
+                } else {
+                    env.data_services.join(", ")
+                },
                 env.approval.approvals_required,
             );
         }
         let _ = writeln!(md, "\n## Logging and diagnostics\n");
-        let _ = writeln!(md, "- Fluent Bit to {}: {}", self.logging.central_store, yes(self.logging.fluent_bit));
-        let _ = writeln!(md, "- OpenTelemetry collector: {}", yes(self.logging.opentelemetry));
+        let _ = writeln!(
+            md,
+            "- Fluent Bit to {}: {}",
+            self.logging.central_store,
+            yes(self.logging.fluent_bit)
+        );
+        let _ = writeln!(
+            md,
+            "- OpenTelemetry collector: {}",
+            yes(self.logging.opentelemetry)
+        );
         let _ = writeln!(md, "- Metrics: {}\n", yes(self.logging.metrics));
         let _ = writeln!(md, "## Data services\n");
         for name in DATA_SERVICES {
@@ -417,18 +517,43 @@ impl Blueprint {
             Mtls::Strict => "strict",
             Mtls::Permissive => "permissive",
         };
-        let _ = writeln!(md, "- Istio: {}{}\n", yes(self.service_mesh.istio), if self.service_mesh.istio { format!(", mutual TLS {mtls}") } else { String::new() });
+        let _ = writeln!(
+            md,
+            "- Istio: {}{}\n",
+            yes(self.service_mesh.istio),
+            if self.service_mesh.istio {
+                format!(", mutual TLS {mtls}")
+            } else {
+                String::new()
+            }
+        );
         let _ = writeln!(md, "## Security\n");
-        let _ = writeln!(md, "- Namespaces per team: {}", yes(self.security.namespaces_per_team));
-        let _ = writeln!(md, "- Default-deny network policies: {}", yes(self.security.default_deny_network_policies));
-        let _ = writeln!(md, "- Resource quotas: {}", yes(self.security.resource_quotas));
+        let _ = writeln!(
+            md,
+            "- Namespaces per team: {}",
+            yes(self.security.namespaces_per_team)
+        );
+        let _ = writeln!(
+            md,
+            "- Default-deny network policies: {}",
+            yes(self.security.default_deny_network_policies)
+        );
+        let _ = writeln!(
+            md,
+            "- Resource quotas: {}",
+            yes(self.security.resource_quotas)
+        );
         for requirement in &self.security.requirements {
             let _ = writeln!(md, "- {requirement}");
         }
         if !self.connected_services.is_empty() {
             let _ = writeln!(md, "\n## Connected services\n");
             for s in &self.connected_services {
-                let _ = writeln!(md, "- **{}** ({}) {} {}", s.name, s.kind, s.endpoint, s.notes);
+                let _ = writeln!(
+                    md,
+                    "- **{}** ({}) {} {}",
+                    s.name, s.kind, s.endpoint, s.notes
+                );
             }
         }
         md
@@ -448,7 +573,9 @@ fn clean_serde_message(message: &str) -> String {
 }
 
 fn check_kubernetes(errors: &mut FieldErrors, field: &str, version: &str) {
-    let minor = version.strip_prefix("1.").and_then(|m| m.parse::<u32>().ok());
+    let minor = version
+        .strip_prefix("1.")
+        .and_then(|m| m.parse::<u32>().ok());
     if !minor.is_some_and(|m| KUBERNETES_MINOR_VERSIONS.contains(&m)) {
         errors.add(
             field,
@@ -463,21 +590,33 @@ fn check_kubernetes(errors: &mut FieldErrors, field: &str, version: &str) {
 
 fn check_node_group(errors: &mut FieldErrors, field: &str, group: &NodeGroup) {
     if group.instance_types.is_empty() {
-        errors.add(&format!("{field}.instance_types"), "Allow at least one instance type.");
+        errors.add(
+            &format!("{field}.instance_types"),
+            "Allow at least one instance type.",
+        );
     }
     for (i, t) in group.instance_types.iter().enumerate() {
         if !INSTANCE_TYPES.contains(&t.as_str()) {
             errors.add(
                 &format!("{field}.instance_types[{i}]"),
-                format!("`{t}` is not an instance type Slipway can price; use one of {}.", INSTANCE_TYPES.join(", ")),
+                format!(
+                    "`{t}` is not an instance type Slipway can price; use one of {}.",
+                    INSTANCE_TYPES.join(", ")
+                ),
             );
         }
     }
     if group.min_size < 1 || group.min_size > MAX_NODES {
-        errors.add(&format!("{field}.min_size"), format!("Use 1 to {MAX_NODES} nodes."));
+        errors.add(
+            &format!("{field}.min_size"),
+            format!("Use 1 to {MAX_NODES} nodes."),
+        );
     }
     if group.max_size > MAX_NODES || group.max_size < group.min_size {
-        errors.add(&format!("{field}.max_size"), format!("Use min_size up to {MAX_NODES} nodes."));
+        errors.add(
+            &format!("{field}.max_size"),
+            format!("Use min_size up to {MAX_NODES} nodes."),
+        );
     }
 }
 
@@ -486,15 +625,23 @@ pub fn is_region(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// A DNS label of at most 40 characters: lowercase letters, digits, inner dashes.
 pub fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 40
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && !name.ends_with('-')
 }
@@ -520,17 +667,48 @@ mod tests {
         let template = Blueprint::from_template("p", None).to_yaml();
         let cases: &[(&str, &str, &str)] = &[
             ("region: eu-west-1", "region: europe", "cloud.region"),
-            ("  tool: spinnaker", "  tool: spinnaker\n  colour: blue", "devops.colour"),
+            (
+                "  tool: spinnaker",
+                "  tool: spinnaker\n  colour: blue",
+                "devops.colour",
+            ),
             ("- name: perf", "- name: dev", "environment_types[2].name"),
-            ("- name: perf\n  lifecycle: ephemeral", "- name: perf\n  lifecycle: forever", "environment_types[2].lifecycle"),
-            ("    max_hours: 72", "    max_hours: 500", "environment_types[2].ttl.max_hours"),
-            ("    min_size: 3\n    max_size: 20", "    min_size: 3\n    max_size: 2", "environment_types[2].node_group.max_size"),
-            ("  data_services:\n  - mongodb\n  - kafka", "  data_services:\n  - mongodb\n  - redis", "environment_types[0].data_services[1]"),
-            ("- name: dev\n  lifecycle: long_lived\n  kubernetes_version: '1.34'", "- name: dev\n  lifecycle: long_lived\n  kubernetes_version: '1.12'", "environment_types[0].kubernetes_version"),
-            ("- name: dev\n  lifecycle: long_lived", "- name: dev\n  lifecycle: long_lived\n  ttl:\n    default_hours: 1\n    max_hours: 2", "environment_types[0].ttl"),
+            (
+                "- name: perf\n  lifecycle: ephemeral",
+                "- name: perf\n  lifecycle: forever",
+                "environment_types[2].lifecycle",
+            ),
+            (
+                "    max_hours: 72",
+                "    max_hours: 500",
+                "environment_types[2].ttl.max_hours",
+            ),
+            (
+                "    min_size: 3\n    max_size: 20",
+                "    min_size: 3\n    max_size: 2",
+                "environment_types[2].node_group.max_size",
+            ),
+            (
+                "  data_services:\n  - mongodb\n  - kafka",
+                "  data_services:\n  - mongodb\n  - redis",
+                "environment_types[0].data_services[1]",
+            ),
+            (
+                "- name: dev\n  lifecycle: long_lived\n  kubernetes_version: '1.34'",
+                "- name: dev\n  lifecycle: long_lived\n  kubernetes_version: '1.12'",
+                "environment_types[0].kubernetes_version",
+            ),
+            (
+                "- name: dev\n  lifecycle: long_lived",
+                "- name: dev\n  lifecycle: long_lived\n  ttl:\n    default_hours: 1\n    max_hours: 2",
+                "environment_types[0].ttl",
+            ),
         ];
         for (from, to, field) in cases {
-            assert!(template.contains(from), "the template YAML has {from:?}:\n{template}");
+            assert!(
+                template.contains(from),
+                "the template YAML has {from:?}:\n{template}"
+            );
             let bad = template.replacen(from, to, 1);
             let errors = Blueprint::from_yaml(&bad).expect_err(field);
             assert!(
@@ -546,7 +724,13 @@ mod tests {
         let mut b = Blueprint::from_template("p", None);
         b.data_services.kafka.enabled = false;
         let errors = b.validate().unwrap_err();
-        assert!(errors.0.iter().any(|e| e.field == "environment_types[0].data_services[1]" && e.message.contains("not enabled")));
+        assert!(
+            errors
+                .0
+                .iter()
+                .any(|e| e.field == "environment_types[0].data_services[1]"
+                    && e.message.contains("not enabled"))
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@ pub fn diff(before: &Value, after: &Value) -> Vec<Change> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn name_of(v: &Value) -> Option<&str> {
@@ -84,7 +88,12 @@ mod tests {
         let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["cloud.region", "environment_types[dev]", "environment_types[perf].max", "environment_types[qa]"]
+            [
+                "cloud.region",
+                "environment_types[dev]",
+                "environment_types[perf].max",
+                "environment_types[qa]"
+            ]
         );
         assert_eq!(changes[0].before, Some(json!("eu-west-1")));
         assert_eq!(changes[1].after, None, "dev was removed");

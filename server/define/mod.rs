@@ -7,3 +7,22 @@ pub mod diff;
 pub mod platforms;
 pub mod revisions;
 pub mod scope;
+
+use crate::validation::FieldErrors;
+
+/// Why a change to a platform or its scope was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DefineError {
+    #[error("invalid")]
+    Invalid(FieldErrors),
+    #[error("the platform is archived")]
+    Archived,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<FieldErrors> for DefineError {
+    fn from(e: FieldErrors) -> Self {
+        DefineError::Invalid(e)
+    }
+}

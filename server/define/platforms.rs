@@ -5,8 +5,12 @@ use serde::Serialize;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use serde_json::json;
+
+use super::DefineError;
 use super::blueprint::is_dns_label;
-use crate::auth::UserId;
+use crate::audit::{self, Actor};
+use crate::auth::{Principal, UserId};
 use crate::validation::FieldErrors;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -59,13 +63,12 @@ const COLUMNS: &str = "id, slug, name, description, owner_team, created_at, arch
 
 /// Creates the platform with its creator as the first member. A taken slug is a field error.
 pub async fn create(
-    tx: &mut sqlx::PgConnection,
+    db: &PgPool,
     new: &NewPlatform<'_>,
-    creator: UserId,
-) -> Result<Result<Platform, FieldErrors>, sqlx::Error> {
-    if let Err(errors) = new.validate() {
-        return Ok(Err(errors));
-    }
+    by: &Principal,
+) -> Result<Platform, DefineError> {
+    new.validate()?;
+    let mut tx = db.begin().await?;
     let inserted: Result<Platform, sqlx::Error> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO platform (id, slug, name, description, owner_team, created_by)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
@@ -75,23 +78,94 @@ pub async fn create(
     .bind(new.name.trim())
     .bind(new.description.trim())
     .bind(new.owner_team.trim())
-    .bind(creator.0)
+    .bind(by.user.id.0)
     .fetch_one(&mut *tx)
     .await;
     let platform = match inserted {
         Ok(p) => p,
         Err(sqlx::Error::Database(e)) if e.constraint() == Some("platform_slug_key") => {
             let mut errors = FieldErrors::default();
-            errors.add("slug", format!("Another platform already uses `{}`.", new.slug));
-            return Ok(Err(errors));
+            errors.add(
+                "slug",
+                format!("Another platform already uses `{}`.", new.slug),
+            );
+            return Err(errors.into());
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
-    add_member(&mut *tx, platform.id, creator).await?;
-    Ok(Ok(platform))
+    add_member(&mut *tx, platform.id, by.user.id).await?;
+    audit::record(
+        &mut *tx,
+        &Actor::from(by),
+        "platform.created",
+        &format!("platform:{}", platform.slug),
+        json!({ "name": platform.name }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(platform)
 }
 
-pub async fn add_member(db: impl PgExecutor<'_>, platform: Uuid, user: UserId) -> Result<bool, sqlx::Error> {
+/// Adds the user with `email` to the platform's members.
+pub async fn add_member_by_email(
+    db: &PgPool,
+    platform: &Platform,
+    email: &str,
+    by: &Principal,
+) -> Result<(), DefineError> {
+    if platform.archived_at.is_some() {
+        return Err(DefineError::Archived);
+    }
+    let Some(user) = crate::auth::users::find_by_email(db, email.trim()).await? else {
+        let mut errors = FieldErrors::default();
+        errors.add(
+            "email",
+            "No Slipway user has this e-mail address; invite them first.",
+        );
+        return Err(errors.into());
+    };
+    let mut tx = db.begin().await?;
+    if add_member(&mut *tx, platform.id, user.id).await? {
+        audit::record(
+            &mut *tx,
+            &Actor::from(by),
+            "platform.member_added",
+            &format!("platform:{}", platform.slug),
+            json!({ "user": user.email }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn remove_member_by_id(
+    db: &PgPool,
+    platform: &Platform,
+    user: UserId,
+    by: &Principal,
+) -> Result<bool, DefineError> {
+    let mut tx = db.begin().await?;
+    let removed = remove_member(&mut *tx, platform.id, user).await?;
+    if removed {
+        audit::record(
+            &mut *tx,
+            &Actor::from(by),
+            "platform.member_removed",
+            &format!("platform:{}", platform.slug),
+            json!({ "user": user }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(removed)
+}
+
+pub async fn add_member(
+    db: impl PgExecutor<'_>,
+    platform: Uuid,
+    user: UserId,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO platform_member (platform_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
@@ -102,7 +176,11 @@ pub async fn add_member(db: impl PgExecutor<'_>, platform: Uuid, user: UserId) -
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn remove_member(db: impl PgExecutor<'_>, platform: Uuid, user: UserId) -> Result<bool, sqlx::Error> {
+pub async fn remove_member(
+    db: impl PgExecutor<'_>,
+    platform: Uuid,
+    user: UserId,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM platform_member WHERE platform_id = $1 AND user_id = $2")
         .bind(platform)
         .bind(user.0)
@@ -112,7 +190,11 @@ pub async fn remove_member(db: impl PgExecutor<'_>, platform: Uuid, user: UserId
 }
 
 /// The platform with `slug` as `user` sees it.
-pub async fn find(db: &PgPool, slug: &str, user: UserId) -> Result<Option<PlatformAccess>, sqlx::Error> {
+pub async fn find(
+    db: &PgPool,
+    slug: &str,
+    user: UserId,
+) -> Result<Option<PlatformAccess>, sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
@@ -162,10 +244,26 @@ pub async fn members(db: &PgPool, platform: Uuid) -> Result<Vec<Member>, sqlx::E
     .await
 }
 
-pub async fn archive(db: impl PgExecutor<'_>, platform: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE platform SET archived_at = now() WHERE id = $1 AND archived_at IS NULL")
-        .bind(platform)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
+/// Archives the platform: it leaves the list and no longer changes.
+pub async fn archive(db: &PgPool, platform: &Platform, by: &Principal) -> Result<(), DefineError> {
+    let mut tx = db.begin().await?;
+    let done = sqlx::query(
+        "UPDATE platform SET archived_at = now() WHERE id = $1 AND archived_at IS NULL",
+    )
+    .bind(platform.id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DefineError::Archived);
+    }
+    audit::record(
+        &mut *tx,
+        &Actor::from(by),
+        "platform.archived",
+        &format!("platform:{}", platform.slug),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

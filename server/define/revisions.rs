@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::blueprint::Blueprint;
-use super::diff::{diff, Change};
+use super::diff::{Change, diff};
 use super::platforms::Platform;
 use crate::audit::{self, Actor};
 use crate::auth::{Principal, UserId};
@@ -140,8 +140,8 @@ struct Row {
 
 impl Row {
     fn into_revision(self) -> Result<Revision, sqlx::Error> {
-        let document = serde_json::from_value(self.document)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let document =
+            serde_json::from_value(self.document).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         Ok(Revision {
             number: self.number,
             state: RevisionState::parse(&self.state),
@@ -157,7 +157,8 @@ impl Row {
     }
 }
 
-const SELECT: &str = "SELECT r.number, r.state, a.name AS author, r.author_id, r.base_number, r.document,
+const SELECT: &str =
+    "SELECT r.number, r.state, a.name AS author, r.author_id, r.base_number, r.document,
         r.created_at, r.submitted_at, r.approved_at, ap.name AS approved_by
      FROM blueprint_revision r
      JOIN app_user a ON a.id = r.author_id
@@ -167,7 +168,11 @@ fn subject(platform: &Platform, number: i32) -> String {
     format!("platform:{}/blueprint:{number}", platform.slug)
 }
 
-pub async fn get(db: &PgPool, platform: Uuid, number: i32) -> Result<Option<Revision>, sqlx::Error> {
+pub async fn get(
+    db: &PgPool,
+    platform: Uuid,
+    number: i32,
+) -> Result<Option<Revision>, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE r.platform_id = $1 AND r.number = $2"
     )))
@@ -189,7 +194,11 @@ pub async fn approved(db: &PgPool, platform: Uuid) -> Result<Option<Revision>, s
 }
 
 /// Newest first; `approved_only` for callers who may not see drafts.
-pub async fn list(db: &PgPool, platform: Uuid, approved_only: bool) -> Result<Vec<Revision>, sqlx::Error> {
+pub async fn list(
+    db: &PgPool,
+    platform: Uuid,
+    approved_only: bool,
+) -> Result<Vec<Revision>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE r.platform_id = $1 AND (NOT $2 OR r.state IN ('approved', 'superseded'))
          ORDER BY r.number DESC LIMIT 200"
@@ -223,6 +232,9 @@ pub async fn save(
     base: Option<i32>,
     document: &Blueprint,
 ) -> Result<Revision, RevisionError> {
+    if platform.archived_at.is_some() {
+        return Err(RevisionError::WrongState("part of an archived platform"));
+    }
     let mut tx = db.begin().await?;
     // One save at a time per platform: numbers are dense and the stale check is exact.
     sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
@@ -246,7 +258,10 @@ pub async fn save(
         }
         if *latest_document == new_document {
             let mut errors = FieldErrors::default();
-            errors.add("document", format!("Nothing changed since revision {latest}."));
+            errors.add(
+                "document",
+                format!("Nothing changed since revision {latest}."),
+            );
             return Err(RevisionError::Invalid(errors));
         }
     } else if let Some(base) = base {
@@ -268,9 +283,18 @@ pub async fn save(
     .bind(&new_document)
     .execute(&mut *tx)
     .await?;
-    audit::record(&mut *tx, &Actor::from(author), "blueprint.saved", &subject(platform, number), json!({ "base": base })).await?;
+    audit::record(
+        &mut *tx,
+        &Actor::from(author),
+        "blueprint.saved",
+        &subject(platform, number),
+        json!({ "base": base }),
+    )
+    .await?;
     tx.commit().await?;
-    get(db, platform.id, number).await?.ok_or(RevisionError::NotFound)
+    get(db, platform.id, number)
+        .await?
+        .ok_or(RevisionError::NotFound)
 }
 
 /// Explains a refused guarded update: the revision is missing, or in another state.
@@ -283,7 +307,15 @@ async fn wrong_state(db: &PgPool, platform: Uuid, number: i32) -> RevisionError 
 }
 
 /// `draft → in_review`.
-pub async fn submit(db: &PgPool, platform: &Platform, number: i32, by: &Principal) -> Result<(), RevisionError> {
+pub async fn submit(
+    db: &PgPool,
+    platform: &Platform,
+    number: i32,
+    by: &Principal,
+) -> Result<(), RevisionError> {
+    if platform.archived_at.is_some() {
+        return Err(RevisionError::WrongState("part of an archived platform"));
+    }
     let mut tx = db.begin().await?;
     let done = sqlx::query(
         "UPDATE blueprint_revision SET state = 'in_review', submitted_at = now()
@@ -296,7 +328,14 @@ pub async fn submit(db: &PgPool, platform: &Platform, number: i32, by: &Principa
     if done.rows_affected() == 0 {
         return Err(wrong_state(db, platform.id, number).await);
     }
-    audit::record(&mut *tx, &Actor::from(by), "blueprint.submitted", &subject(platform, number), json!({})).await?;
+    audit::record(
+        &mut *tx,
+        &Actor::from(by),
+        "blueprint.submitted",
+        &subject(platform, number),
+        json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -321,7 +360,12 @@ pub async fn review(
         errors.add("comment", "Say what should change.");
         return Err(RevisionError::Invalid(errors));
     }
-    let revision = get(db, platform.id, number).await?.ok_or(RevisionError::NotFound)?;
+    if platform.archived_at.is_some() {
+        return Err(RevisionError::WrongState("part of an archived platform"));
+    }
+    let revision = get(db, platform.id, number)
+        .await?
+        .ok_or(RevisionError::NotFound)?;
     let mut tx = db.begin().await?;
     if verdict == Verdict::Approve {
         if revision.author_id == reviewer.user.id.0 {
@@ -368,7 +412,14 @@ pub async fn review(
         Verdict::RequestChanges => "blueprint.changes_requested",
         Verdict::Comment => "blueprint.commented",
     };
-    audit::record(&mut *tx, &Actor::from(reviewer), action, &subject(platform, number), json!({})).await?;
+    audit::record(
+        &mut *tx,
+        &Actor::from(reviewer),
+        action,
+        &subject(platform, number),
+        json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

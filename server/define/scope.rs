@@ -85,27 +85,42 @@ impl Scope {
     pub fn validate(&self) -> Result<(), FieldErrors> {
         let mut errors = FieldErrors::default();
         if self.goals.iter().all(|g| g.trim().is_empty()) {
-            errors.add("goals", "Write at least one goal: what must the platform achieve?");
+            errors.add(
+                "goals",
+                "Write at least one goal: what must the platform achieve?",
+            );
         }
         for (i, goal) in self.goals.iter().enumerate() {
             if goal.chars().count() > 500 {
-                errors.add(&format!("goals[{i}]"), "Keep each goal under 500 characters.");
+                errors.add(
+                    &format!("goals[{i}]"),
+                    "Keep each goal under 500 characters.",
+                );
             }
         }
         if self.cloud != "aws" {
             errors.add("cloud", "Only `aws` is supported for now.");
         }
         if self.regions.is_empty() {
-            errors.add("regions", "Name at least one AWS region, such as eu-west-1.");
+            errors.add(
+                "regions",
+                "Name at least one AWS region, such as eu-west-1.",
+            );
         }
         for (i, region) in self.regions.iter().enumerate() {
             if !is_region(region) {
-                errors.add(&format!("regions[{i}]"), format!("`{region}` is not an AWS region such as eu-west-1."));
+                errors.add(
+                    &format!("regions[{i}]"),
+                    format!("`{region}` is not an AWS region such as eu-west-1."),
+                );
             }
         }
         for (i, service) in self.connected_services.iter().enumerate() {
             if service.name.trim().is_empty() {
-                errors.add(&format!("connected_services[{i}].name"), "Give the service a name.");
+                errors.add(
+                    &format!("connected_services[{i}].name"),
+                    "Give the service a name.",
+                );
             }
         }
         errors.into_result()
@@ -123,22 +138,37 @@ pub async fn load(db: &PgPool, platform: Uuid) -> Result<Option<Scope>, sqlx::Er
     Ok(document.and_then(|d| serde_json::from_value(d).ok()))
 }
 
+/// Saves the scope (replacing the previous one) with an audit event.
 pub async fn save(
-    tx: &mut sqlx::PgConnection,
-    platform: Uuid,
+    db: &PgPool,
+    platform: &super::platforms::Platform,
     scope: &Scope,
-    by: Uuid,
-) -> Result<(), sqlx::Error> {
+    by: &crate::auth::Principal,
+) -> Result<(), super::DefineError> {
+    if platform.archived_at.is_some() {
+        return Err(super::DefineError::Archived);
+    }
+    scope.validate()?;
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO technical_scope (platform_id, document, updated_by) VALUES ($1, $2, $3)
          ON CONFLICT (platform_id) DO UPDATE SET document = EXCLUDED.document,
              updated_by = EXCLUDED.updated_by, updated_at = now()",
     )
-    .bind(platform)
+    .bind(platform.id)
     .bind(serde_json::to_value(scope).expect("a scope serialises"))
-    .bind(by)
-    .execute(tx)
+    .bind(by.user.id.0)
+    .execute(&mut *tx)
     .await?;
+    crate::audit::record(
+        &mut *tx,
+        &crate::audit::Actor::from(by),
+        "scope.saved",
+        &format!("platform:{}/scope", platform.slug),
+        serde_json::json!({ "complexity": scope.complexity, "regions": scope.regions }),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -162,12 +192,24 @@ mod tests {
     fn the_timebox_follows_complexity_and_flags_overrun() {
         let day = |d| NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(d);
         let standard = scope(Complexity::Standard);
-        assert_eq!(standard.timebox(day(28)), Timebox { min_weeks: 2, max_weeks: 4, elapsed_days: 28, overrun: false });
+        assert_eq!(
+            standard.timebox(day(28)),
+            Timebox {
+                min_weeks: 2,
+                max_weeks: 4,
+                elapsed_days: 28,
+                overrun: false
+            }
+        );
         assert!(standard.timebox(day(29)).overrun);
         let novel = scope(Complexity::Novel);
         assert!(!novel.timebox(day(56)).overrun);
         assert!(novel.timebox(day(57)).overrun);
-        assert_eq!(novel.timebox(day(-3)).elapsed_days, 0, "a future start has no elapsed time");
+        assert_eq!(
+            novel.timebox(day(-3)).elapsed_days,
+            0,
+            "a future start has no elapsed time"
+        );
     }
 
     #[test]
@@ -176,9 +218,17 @@ mod tests {
         s.regions = vec!["eu-west-1".into(), "mars-1".into()];
         s.cloud = "gcp".into();
         let errors = s.validate().unwrap_err();
-        assert_eq!(errors.get("regions[1]").map(|m| m.contains("mars-1")), Some(true));
+        assert_eq!(
+            errors.get("regions[1]").map(|m| m.contains("mars-1")),
+            Some(true)
+        );
         assert!(errors.get("cloud").is_some());
-        let errors = Scope::from_json(serde_json::json!({"goals": [], "cloud": "aws"})).unwrap_err();
-        assert!(errors.0[0].message.contains("missing field"), "{:?}", errors.0);
+        let errors =
+            Scope::from_json(serde_json::json!({"goals": [], "cloud": "aws"})).unwrap_err();
+        assert!(
+            errors.0[0].message.contains("missing field"),
+            "{:?}",
+            errors.0
+        );
     }
 }

@@ -33,6 +33,9 @@ pub enum AppError {
     Forbidden,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A conflict with details for the caller, e.g. the changes a stale save would overwrite.
+    #[error("conflict: {0}")]
+    ConflictWith(String, serde_json::Map<String, serde_json::Value>),
     #[error("invalid API token")]
     InvalidToken,
     #[error("missing or wrong CSRF token")]
@@ -76,6 +79,68 @@ impl From<crate::auth::accounts::AccountError> for AppError {
     }
 }
 
+impl From<crate::define::revisions::RevisionError> for AppError {
+    fn from(e: crate::define::revisions::RevisionError) -> Self {
+        use crate::define::revisions::RevisionError as E;
+        match e {
+            E::NotFound => AppError::NotFound,
+            E::Stale {
+                base,
+                latest,
+                changes,
+            } => {
+                let mut extensions = serde_json::Map::new();
+                extensions.insert("latest_revision".into(), latest.into());
+                extensions.insert(
+                    "changes".into(),
+                    serde_json::to_value(changes).unwrap_or_default(),
+                );
+                AppError::ConflictWith(
+                    format!(
+                        "Revision {latest} was saved after revision {base}, which you edited. \
+                         Nothing was saved: start again from revision {latest} (`changes` lists \
+                         how it differs from what you sent)."
+                    ),
+                    extensions,
+                )
+            }
+            E::WrongState(state) => {
+                AppError::Conflict(format!("The revision is {state}, so this is not possible."))
+            }
+            E::SelfApproval => AppError::Forbidden,
+            E::Invalid(errors) => AppError::Validation(errors.0),
+            E::Db(e) => AppError::from(e),
+        }
+    }
+}
+
+impl From<crate::define::DefineError> for AppError {
+    fn from(e: crate::define::DefineError) -> Self {
+        use crate::define::DefineError as E;
+        match e {
+            E::Invalid(errors) => AppError::Validation(errors.0),
+            E::Archived => {
+                AppError::Conflict("The platform is archived; it no longer changes.".into())
+            }
+            E::Db(e) => AppError::from(e),
+        }
+    }
+}
+
+impl From<crate::define::backlog::BacklogError> for AppError {
+    fn from(e: crate::define::backlog::BacklogError) -> Self {
+        use crate::define::backlog::BacklogError as E;
+        match e {
+            E::NotFound => AppError::NotFound,
+            E::Invalid(errors) => AppError::Validation(errors.0),
+            E::Archived => {
+                AppError::Conflict("The platform is archived; it no longer changes.".into())
+            }
+            E::Db(e) => AppError::from(e),
+        }
+    }
+}
+
 /// What an error response says, before it is rendered for its audience.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -88,6 +153,9 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Extension members (RFC 9457 §3.2), e.g. `changes` of a stale save.
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -99,6 +167,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             request_id: None,
+            extensions: serde_json::Map::new(),
         }
     }
 
@@ -131,6 +200,10 @@ impl IntoResponse for AppError {
             AppError::Unauthorized => Problem::for_status(StatusCode::UNAUTHORIZED),
             AppError::Forbidden => Problem::for_status(StatusCode::FORBIDDEN),
             AppError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
+            AppError::ConflictWith(detail, extensions) => Problem {
+                extensions,
+                ..Problem::new(StatusCode::CONFLICT, detail)
+            },
             AppError::InvalidToken => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "The API token is unknown, expired or revoked. Create a new one on your profile page.",

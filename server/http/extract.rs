@@ -184,3 +184,94 @@ impl FromRequestParts<AppState> for ClientIp {
         ))
     }
 }
+
+/// Refuses with 403 unless `auth::can` allows: for handlers whose subject is only known after
+/// loading it (a revision and its author).
+pub fn authorize(principal: &Principal, action: Action, subject: Subject) -> Result<(), AppError> {
+    if can(principal, action, subject) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+/// A permission on the platform named by the `{slug}` path segment.
+pub trait PlatformPermission {
+    const ACTION: Action;
+}
+
+/// See a platform and its approved blueprint.
+pub struct PlatformViewer;
+impl PlatformPermission for PlatformViewer {
+    const ACTION: Action = Action::ViewPlatform;
+}
+
+/// See a platform's planning: scope, drafts, reviews, backlog.
+pub struct PlatformPlanner;
+impl PlatformPermission for PlatformPlanner {
+    const ACTION: Action = Action::ViewPlanning;
+}
+
+/// Change a platform.
+pub struct PlatformEditor;
+impl PlatformPermission for PlatformEditor {
+    const ACTION: Action = Action::EditPlatform;
+}
+
+/// The caller and the platform of the `{slug}` path segment, once `can` allowed `P` on it.
+/// An unknown slug is 404.
+pub struct OnPlatform<P> {
+    pub principal: Principal,
+    pub access: crate::define::platforms::PlatformAccess,
+    _permission: PhantomData<P>,
+}
+
+impl<P> OnPlatform<P> {
+    pub fn platform(&self) -> &crate::define::platforms::Platform {
+        &self.access.platform
+    }
+
+    pub fn subject(&self) -> Subject {
+        Subject::Platform {
+            member: self.access.is_member,
+        }
+    }
+
+    /// Whether the caller may also perform `action` here (to show or hide controls).
+    pub fn can(&self, action: Action) -> bool {
+        can(&self.principal, action, self.subject())
+    }
+}
+
+impl<P: PlatformPermission + Send + Sync> FromRequestParts<AppState> for OnPlatform<P> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        let axum::extract::Path(params) = axum::extract::Path::<
+            std::collections::HashMap<String, String>,
+        >::from_request_parts(parts, state)
+        .await
+        .map_err(|_| AppError::NotFound)?;
+        let slug = params.get("slug").ok_or(AppError::NotFound)?;
+        let access = crate::define::platforms::find(&state.pool, slug, principal.user.id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let on = OnPlatform {
+            principal,
+            access,
+            _permission: PhantomData,
+        };
+        authorize(&on.principal, P::ACTION, on.subject())?;
+        Ok(on)
+    }
+}
+
+/// Start a platform.
+pub struct CreatePlatform;
+impl Permission for CreatePlatform {
+    const ACTION: Action = Action::CreatePlatform;
+    fn subject(_: &Principal) -> Subject {
+        Subject::Portal
+    }
+}

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod define_api;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, patch, post, put};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -61,6 +62,7 @@ pub struct AppState {
     pub csrf: CsrfKey,
     /// Single sign-on, when configured.
     pub oidc: Option<Arc<Oidc>>,
+    pub clock: crate::clock::Clock,
 }
 
 impl AppState {
@@ -92,6 +94,7 @@ impl AppState {
             embedded_db,
             started_at: Utc::now(),
             oidc,
+            clock: crate::clock::Clock::system(),
         })
     }
 
@@ -161,6 +164,82 @@ pub fn route_table() -> Vec<RouteDef> {
         // The JSON API.
         route(M::GET, "/api/v1/me", get(api::me)),
         route(M::GET, "/api/v1/audit", get(api::audit)),
+        route(
+            M::POST,
+            "/api/v1/platforms",
+            post(define_api::create_platform),
+        ),
+        route(M::GET, "/api/v1/platforms", get(define_api::list_platforms)),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}",
+            get(define_api::get_platform),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/scope",
+            get(define_api::get_scope),
+        ),
+        route(
+            M::PUT,
+            "/api/v1/platforms/{slug}/scope",
+            put(define_api::put_scope),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/blueprints",
+            post(define_api::create_revision),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/blueprints",
+            get(define_api::list_revisions),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/blueprints/{n}",
+            get(define_api::get_revision),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/blueprints/{n}/submit",
+            post(define_api::submit_revision),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/blueprints/{n}/reviews",
+            post(define_api::review_revision),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/blueprints/{n}/diff",
+            get(define_api::diff_revisions),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/environment-types",
+            get(define_api::environment_types),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/backlog/generate",
+            post(define_api::generate_backlog),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/backlog",
+            get(define_api::list_backlog),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/backlog",
+            post(define_api::create_item),
+        ),
+        route(
+            M::PATCH,
+            "/api/v1/platforms/{slug}/backlog/{id}",
+            patch(define_api::patch_item),
+        ),
     ]
 }
 
