@@ -6,7 +6,9 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod blueprint_form;
 pub mod define_api;
+pub mod define_pages;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -161,6 +163,104 @@ pub fn route_table() -> Vec<RouteDef> {
         route(M::POST, "/admin/users", post(admin::user_invite)),
         route(M::POST, "/admin/users/{id}/roles", post(admin::user_roles)),
         route(M::GET, "/admin/audit", get(admin::audit_page)),
+        // The Define phase.
+        route(M::GET, "/platforms", get(define_pages::platforms_page)),
+        route(M::POST, "/platforms", post(define_pages::platform_create)),
+        route(
+            M::GET,
+            "/platforms/{slug}",
+            get(define_pages::platform_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/archive",
+            post(define_pages::platform_archive),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/members",
+            post(define_pages::member_add),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/members/{user}/remove",
+            post(define_pages::member_remove),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/scope",
+            get(define_pages::scope_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/scope",
+            post(define_pages::scope_save),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/blueprints",
+            get(define_pages::blueprints_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/blueprints",
+            post(define_pages::blueprint_create),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/blueprints/{n}",
+            get(define_pages::revision_page),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/blueprints/{n}/edit",
+            get(define_pages::revision_edit_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/blueprints/{n}/edit",
+            post(define_pages::revision_edit_save),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/blueprints/{n}/submit",
+            post(define_pages::revision_submit),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/blueprints/{n}/reviews",
+            post(define_pages::revision_review),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/backlog",
+            get(define_pages::backlog_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/backlog",
+            post(define_pages::backlog_add),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/backlog/generate",
+            post(define_pages::backlog_generate),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/backlog/{id}",
+            get(define_pages::backlog_item_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/backlog/{id}",
+            post(define_pages::backlog_item_save),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/backlog/{id}/move",
+            post(define_pages::backlog_move),
+        ),
         // The JSON API.
         route(M::GET, "/api/v1/me", get(api::me)),
         route(M::GET, "/api/v1/audit", get(api::audit)),

@@ -30,6 +30,12 @@ pub const NAV: &[NavItem] = &[
         action: Action::UsePortal,
     },
     NavItem {
+        id: "platforms",
+        label: "Platforms",
+        href: "/platforms",
+        action: Action::UsePortal,
+    },
+    NavItem {
         id: "status",
         label: "System status",
         href: "/status",

@@ -1,0 +1,442 @@
+//! The structured blueprint form: one list of field descriptors drives both the rendering (by
+//! section, each input named by its document path, e.g. `environment_types[2].ttl.max_hours`)
+//! and the parsing, so an error from validation lands beside the input it is about.
+
+use serde_json::{Value, json};
+
+use super::extract::FormFields;
+use crate::define::blueprint::Blueprint;
+use crate::validation::FieldErrors;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Number,
+    /// A checkbox.
+    Bool,
+    /// Comma-separated list of words.
+    List,
+    Select(&'static [&'static str]),
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub path: String,
+    pub label: &'static str,
+    pub kind: Kind,
+    pub value: String,
+    pub checked: bool,
+    pub error: Option<String>,
+}
+
+impl Field {
+    pub fn is_text(&self) -> bool {
+        matches!(self.kind, Kind::Text | Kind::List)
+    }
+    pub fn is_number(&self) -> bool {
+        self.kind == Kind::Number
+    }
+    pub fn is_bool(&self) -> bool {
+        self.kind == Kind::Bool
+    }
+    pub fn options(&self) -> &'static [&'static str] {
+        match self.kind {
+            Kind::Select(options) => options,
+            _ => &[],
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub title: String,
+    pub fields: Vec<Field>,
+    /// For an environment type: the path prefix of its `remove` checkbox.
+    pub removable: Option<String>,
+}
+
+fn node_group(prefix: &str) -> Vec<(String, &'static str, Kind)> {
+    vec![
+        (
+            format!("{prefix}.node_group.instance_types"),
+            "Instance types (comma-separated)",
+            Kind::List,
+        ),
+        (
+            format!("{prefix}.node_group.min_size"),
+            "Minimum nodes",
+            Kind::Number,
+        ),
+        (
+            format!("{prefix}.node_group.max_size"),
+            "Maximum nodes",
+            Kind::Number,
+        ),
+    ]
+}
+
+const LIFECYCLES: &[&str] = &["long_lived", "ephemeral"];
+
+fn environment_type(i: usize) -> Vec<(String, &'static str, Kind)> {
+    let p = format!("environment_types[{i}]");
+    let mut fields = vec![
+        (format!("{p}.name"), "Name", Kind::Text),
+        (
+            format!("{p}.lifecycle"),
+            "Lifecycle",
+            Kind::Select(LIFECYCLES),
+        ),
+        (
+            format!("{p}.ttl.default_hours"),
+            "Default TTL in hours (ephemeral only)",
+            Kind::Number,
+        ),
+        (
+            format!("{p}.ttl.max_hours"),
+            "Maximum TTL in hours (ephemeral only)",
+            Kind::Number,
+        ),
+        (
+            format!("{p}.kubernetes_version"),
+            "Kubernetes version",
+            Kind::Text,
+        ),
+    ];
+    fields.extend(node_group(&p));
+    fields.extend([
+        (
+            format!("{p}.data_services"),
+            "Data services (comma-separated)",
+            Kind::List,
+        ),
+        (
+            format!("{p}.requesters"),
+            "Who may request it (roles, comma-separated)",
+            Kind::List,
+        ),
+        (
+            format!("{p}.approval.approvals_required"),
+            "Approvals required",
+            Kind::Number,
+        ),
+        (
+            format!("{p}.approval.auto_approve_below_monthly_usd"),
+            "Auto-approve below (USD per month, ephemeral only)",
+            Kind::Number,
+        ),
+        (
+            format!("{p}.approval.sla_hours"),
+            "Approval SLA in hours",
+            Kind::Number,
+        ),
+        (
+            format!("{p}.approval.expire_after_hours"),
+            "Requests expire after (hours)",
+            Kind::Number,
+        ),
+    ]);
+    fields
+}
+
+/// Sections and their fields for a document with `environments` environment types (plus one
+/// empty type to add).
+fn layout(environments: usize) -> Vec<(String, Option<String>, Vec<(String, &'static str, Kind)>)> {
+    let s = |path: &str, label, kind| (path.to_owned(), label, kind);
+    let mut sections = vec![
+        (
+            "Cloud and accounts".to_owned(),
+            None,
+            vec![
+                s("cloud.region", "Region", Kind::Text),
+                s("accounts.parent", "Parent account name", Kind::Text),
+                s("accounts.devops", "DevOps account name", Kind::Text),
+                s(
+                    "accounts.environment_prefix",
+                    "Environment account prefix",
+                    Kind::Text,
+                ),
+            ],
+        ),
+        (
+            "DevOps environment".to_owned(),
+            None,
+            [
+                vec![
+                    s(
+                        "devops.tool",
+                        "Tool",
+                        Kind::Select(&["spinnaker", "jenkins"]),
+                    ),
+                    s(
+                        "devops.kubernetes_version",
+                        "Kubernetes version (Spinnaker's cluster)",
+                        Kind::Text,
+                    ),
+                ],
+                node_group("devops"),
+            ]
+            .concat(),
+        ),
+    ];
+    for i in 0..environments {
+        sections.push((
+            format!("Environment type {}", i + 1),
+            Some(format!("environment_types[{i}]")),
+            environment_type(i),
+        ));
+    }
+    sections.push((
+        "Add an environment type".to_owned(),
+        None,
+        environment_type(environments),
+    ));
+    sections.extend([
+        (
+            "Logging and diagnostics".to_owned(),
+            None,
+            vec![
+                s("logging.fluent_bit", "Fluent Bit", Kind::Bool),
+                s("logging.central_store", "Central log store", Kind::Text),
+                s(
+                    "logging.opentelemetry",
+                    "OpenTelemetry collector",
+                    Kind::Bool,
+                ),
+                s("logging.metrics", "Metrics", Kind::Bool),
+            ],
+        ),
+        (
+            "Data services".to_owned(),
+            None,
+            ["mongodb", "scylladb", "kafka"]
+                .iter()
+                .flat_map(|name| {
+                    [
+                        (format!("data_services.{name}.enabled"), "", Kind::Bool),
+                        (
+                            format!("data_services.{name}.size"),
+                            "",
+                            Kind::Select(&["small", "medium", "large"]),
+                        ),
+                    ]
+                })
+                .collect(),
+        ),
+        (
+            "Service mesh".to_owned(),
+            None,
+            vec![
+                s("service_mesh.istio", "Istio", Kind::Bool),
+                s(
+                    "service_mesh.mtls",
+                    "Mutual TLS",
+                    Kind::Select(&["strict", "permissive"]),
+                ),
+            ],
+        ),
+        (
+            "Security".to_owned(),
+            None,
+            vec![
+                s(
+                    "security.namespaces_per_team",
+                    "Namespaces per team",
+                    Kind::Bool,
+                ),
+                s(
+                    "security.default_deny_network_policies",
+                    "Default-deny network policies",
+                    Kind::Bool,
+                ),
+                s("security.resource_quotas", "Resource quotas", Kind::Bool),
+            ],
+        ),
+    ]);
+    // Data-service labels name the service.
+    for section in &mut sections {
+        for field in &mut section.2 {
+            if field.1.is_empty() {
+                field.1 = if field.0.ends_with(".enabled") {
+                    "Enabled"
+                } else {
+                    "Size"
+                };
+            }
+        }
+    }
+    sections
+}
+
+/// The value at a document path such as `environment_types[1].ttl.max_hours`.
+fn lookup<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut node = doc;
+    for part in path.split('.') {
+        let (key, index) = match part.split_once('[') {
+            Some((key, rest)) => (key, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        node = node.get(key)?;
+        if let Some(i) = index {
+            node = node.get(i)?;
+        }
+    }
+    Some(node)
+}
+
+/// Sets the value at a path, creating objects (and extending arrays) on the way.
+fn assign(doc: &mut Value, path: &str, value: Value) {
+    let mut node = doc;
+    for part in path.split('.') {
+        let (key, index) = match part.split_once('[') {
+            Some((key, rest)) => (key, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        if !node.is_object() {
+            *node = json!({});
+        }
+        node = node
+            .as_object_mut()
+            .expect("made an object")
+            .entry(key)
+            .or_insert(Value::Null);
+        if let Some(i) = index {
+            if !node.is_array() {
+                *node = json!([]);
+            }
+            let array = node.as_array_mut().expect("made an array");
+            while array.len() <= i {
+                array.push(json!({}));
+            }
+            node = &mut array[i];
+        }
+    }
+    *node = value;
+}
+
+fn display(value: Option<&Value>, kind: Kind) -> String {
+    match (value, kind) {
+        (Some(Value::Array(items)), _) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
+        (Some(Value::String(s)), _) => s.clone(),
+        (Some(Value::Number(n)), _) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The form for `doc` (a blueprint's JSON, or what was submitted), with `errors` beside fields.
+pub fn sections(doc: &Value, errors: &FieldErrors) -> Vec<Section> {
+    let environments = doc
+        .get("environment_types")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    layout(environments)
+        .into_iter()
+        .map(|(title, removable, fields)| Section {
+            title,
+            removable,
+            fields: fields
+                .into_iter()
+                .map(|(path, label, kind)| {
+                    let value = lookup(doc, &path);
+                    Field {
+                        value: display(value, kind),
+                        checked: value.and_then(Value::as_bool).unwrap_or(false),
+                        error: errors
+                            .0
+                            .iter()
+                            .find(|e| {
+                                e.field == path
+                                    || e.field.starts_with(&format!("{path}["))
+                                    || (e.field.starts_with(&format!("{path}."))
+                                        && kind != Kind::Bool)
+                            })
+                            .map(|e| e.message.clone()),
+                        path,
+                        label,
+                        kind,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Applies a submitted form to `base`: every field of the layout is read, the new-type section
+/// is added when it has a name, removed types are dropped. Returns the document as submitted
+/// (to show again) and the validated blueprint or the errors.
+pub fn apply(base: &Blueprint, form: &FormFields) -> (Value, Result<Blueprint, FieldErrors>) {
+    let mut doc = base.to_json();
+    let environments = base.environment_types.len();
+    let mut errors = FieldErrors::default();
+    for (_, _, fields) in layout(environments) {
+        for (path, _, kind) in fields {
+            let raw = form.get(&path).trim();
+            let value = match kind {
+                Kind::Bool => Value::Bool(!raw.is_empty()),
+                Kind::List => Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Value::String(s.to_owned()))
+                        .collect(),
+                ),
+                Kind::Number if raw.is_empty() => Value::Null,
+                Kind::Number => match raw.parse::<u64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => {
+                        errors.add(&path, "Use a whole number.");
+                        Value::Null
+                    }
+                },
+                Kind::Text | Kind::Select(_) => Value::String(raw.to_owned()),
+            };
+            assign(&mut doc, &path, value);
+        }
+    }
+    // Optional parts left empty are absent, not null.
+    if let Some(types) = doc
+        .get_mut("environment_types")
+        .and_then(Value::as_array_mut)
+    {
+        for env in types.iter_mut() {
+            if let Some(ttl) = env.get("ttl")
+                && ttl.get("default_hours").is_none_or(Value::is_null)
+                && ttl.get("max_hours").is_none_or(Value::is_null)
+            {
+                env.as_object_mut().map(|o| o.remove("ttl"));
+            }
+            if let Some(approval) = env.get_mut("approval").and_then(Value::as_object_mut)
+                && approval
+                    .get("auto_approve_below_monthly_usd")
+                    .is_some_and(Value::is_null)
+            {
+                approval.remove("auto_approve_below_monthly_usd");
+            }
+        }
+        // The add section counts only when named; removed types go.
+        let added_named = types
+            .get(environments)
+            .and_then(|e| e.get("name"))
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        if !added_named && types.len() > environments {
+            types.truncate(environments);
+        }
+        let mut index = 0;
+        types.retain(|_| {
+            let keep = form
+                .get(&format!("environment_types[{index}].remove"))
+                .is_empty();
+            index += 1;
+            keep
+        });
+    }
+    if !errors.is_empty() {
+        return (doc, Err(errors));
+    }
+    let result = Blueprint::from_json(doc.clone());
+    (doc, result)
+}
