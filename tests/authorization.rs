@@ -93,149 +93,590 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
     let editors = |authorized: u16| [303, 403, authorized, 403, authorized, 403, authorized];
     let api_editors = |authorized: u16| [401, 403, authorized, 403, authorized, 403, authorized];
     HashMap::from([
-        m(Method::GET, "/", probe("/", &[], [303, 200, 200, 200, 200, 200])),
-        m(Method::GET, "/status", probe("/status", &[], [303, 200, 200, 200, 200, 200])),
+        m(
+            Method::GET,
+            "/",
+            probe("/", &[], [303, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::GET,
+            "/status",
+            probe("/status", &[], [303, 200, 200, 200, 200, 200]),
+        ),
         m(Method::GET, "/healthz", probe("/healthz", &[], [200; 6])),
         m(Method::GET, "/readyz", probe("/readyz", &[], [200; 6])),
         m(Method::GET, "/static/{file}", probe(css, &[], [200; 6])),
-        m(Method::GET, "/login", probe("/login", &[], [200, 303, 303, 303, 303, 303])),
+        m(
+            Method::GET,
+            "/login",
+            probe("/login", &[], [200, 303, 303, 303, 303, 303]),
+        ),
         m(
             Method::POST,
             "/login",
-            probe("/login", &[("email", "{unique}@example.com"), ("password", "wrong password!")], [422; 6]),
+            probe(
+                "/login",
+                &[
+                    ("email", "{unique}@example.com"),
+                    ("password", "wrong password!"),
+                ],
+                [422; 6],
+            ),
         ),
-        m(Method::POST, "/logout", probe("/logout", &[], [303, 303, 303, 303, 403, 403])),
-        m(Method::POST, "/logout/everywhere", probe("/logout/everywhere", &[], [303, 303, 303, 303, 403, 403])),
-        m(Method::GET, "/setup/{token}", probe("/setup/not-a-link", &[], [404; 6])),
-        m(Method::POST, "/setup/{token}", probe("/setup/not-a-link", setup_form, [404; 6])),
-        m(Method::GET, "/invite/{token}", probe("/invite/not-a-link", &[], [404; 6])),
-        m(Method::POST, "/invite/{token}", probe("/invite/not-a-link", setup_form, [404; 6])),
+        m(
+            Method::POST,
+            "/logout",
+            probe("/logout", &[], [303, 303, 303, 303, 403, 403]),
+        ),
+        m(
+            Method::POST,
+            "/logout/everywhere",
+            probe("/logout/everywhere", &[], [303, 303, 303, 303, 403, 403]),
+        ),
+        m(
+            Method::GET,
+            "/setup/{token}",
+            probe("/setup/not-a-link", &[], [404; 6]),
+        ),
+        m(
+            Method::POST,
+            "/setup/{token}",
+            probe("/setup/not-a-link", setup_form, [404; 6]),
+        ),
+        m(
+            Method::GET,
+            "/invite/{token}",
+            probe("/invite/not-a-link", &[], [404; 6]),
+        ),
+        m(
+            Method::POST,
+            "/invite/{token}",
+            probe("/invite/not-a-link", setup_form, [404; 6]),
+        ),
         // Single sign-on is not configured in this app: the routes do not exist for anyone.
-        m(Method::GET, "/auth/oidc/login", probe("/auth/oidc/login", &[], [404; 6])),
-        m(Method::GET, "/auth/oidc/callback", probe("/auth/oidc/callback?code=x&state=y", &[], [404; 6])),
-        m(Method::GET, "/profile", probe("/profile", &[], [303, 200, 200, 200, 200, 200])),
+        m(
+            Method::GET,
+            "/auth/oidc/login",
+            probe("/auth/oidc/login", &[], [404; 6]),
+        ),
+        m(
+            Method::GET,
+            "/auth/oidc/callback",
+            probe("/auth/oidc/callback?code=x&state=y", &[], [404; 6]),
+        ),
+        m(
+            Method::GET,
+            "/profile",
+            probe("/profile", &[], [303, 200, 200, 200, 200, 200]),
+        ),
         m(
             Method::POST,
             "/profile/tokens",
-            probe("/profile/tokens", &[("name", "ci"), ("roles", "developer"), ("expires", "30d")], [303, 201, 201, 201, 403, 403]),
+            probe(
+                "/profile/tokens",
+                &[("name", "ci"), ("roles", "developer"), ("expires", "30d")],
+                [303, 201, 201, 201, 403, 403],
+            ),
         ),
         m(
             Method::POST,
             "/profile/tokens/{id}/revoke",
-            probe(&format!("/profile/tokens/{unknown}/revoke"), &[], [303, 404, 404, 404, 403, 403]),
+            probe(
+                &format!("/profile/tokens/{unknown}/revoke"),
+                &[],
+                [303, 404, 404, 404, 403, 403],
+            ),
         ),
-        m(Method::GET, "/admin/users", probe("/admin/users", &[], [303, 403, 403, 200, 403, 200])),
+        m(
+            Method::GET,
+            "/admin/users",
+            probe("/admin/users", &[], [303, 403, 403, 200, 403, 200]),
+        ),
         m(
             Method::POST,
             "/admin/users",
-            probe("/admin/users", &[("email", "{unique}@example.com"), ("name", "New"), ("roles", "developer")], [303, 403, 403, 201, 403, 201]),
+            probe(
+                "/admin/users",
+                &[
+                    ("email", "{unique}@example.com"),
+                    ("name", "New"),
+                    ("roles", "developer"),
+                ],
+                [303, 403, 403, 201, 403, 201],
+            ),
         ),
         m(
             Method::POST,
             "/admin/users/{id}/roles",
-            probe(&format!("/admin/users/{unknown}/roles"), &[("roles", "developer")], [303, 403, 403, 404, 403, 404]),
+            probe(
+                &format!("/admin/users/{unknown}/roles"),
+                &[("roles", "developer")],
+                [303, 403, 403, 404, 403, 404],
+            ),
         ),
-        m(Method::GET, "/admin/audit", probe("/admin/audit", &[], [303, 403, 403, 200, 403, 200])),
-        m(Method::GET, "/api/v1/me", probe("/api/v1/me", &[], [401, 200, 200, 200, 200, 200])),
-        m(Method::GET, "/api/v1/audit", probe("/api/v1/audit", &[], [401, 403, 403, 200, 403, 200])),
+        m(
+            Method::GET,
+            "/admin/audit",
+            probe("/admin/audit", &[], [303, 403, 403, 200, 403, 200]),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/me",
+            probe("/api/v1/me", &[], [401, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/audit",
+            probe("/api/v1/audit", &[], [401, 403, 403, 200, 403, 200]),
+        ),
         // The Define phase, on the platform `demo` (approved revision 1, draft revision 2).
-        m(Method::GET, "/platforms", probe("/platforms", &[], [303, 200, 200, 200, 200, 200])),
-        m(Method::POST, "/platforms", probe("/platforms", &[("slug", "Not A Slug"), ("name", "x"), ("owner_team", "t")], [303, 403, 422, 422, 403, 422])),
-        m(Method::GET, "/platforms/{slug}", probe("/platforms/demo", &[], [303, 200, 200, 200, 200, 200])),
-        m(Method::POST, "/platforms/{slug}/archive", probe7("/platforms/to-archive/archive", &[], [303, 403, 403, 403, 303, 403, 409])),
-        m(Method::POST, "/platforms/{slug}/members", probe7("/platforms/demo/members", &[("email", "nobody@example.com")], editors(422))),
-        m(Method::POST, "/platforms/{slug}/members/{user}/remove", probe7(&format!("/platforms/demo/members/{unknown}/remove"), &[], editors(404))),
-        m(Method::GET, "/platforms/{slug}/scope", probe7("/platforms/demo/scope", &[], PLANNERS)),
-        m(Method::POST, "/platforms/{slug}/scope", probe7("/platforms/demo/scope", &[("goals", ""), ("cloud", "aws"), ("regions", "mars"), ("complexity", "standard"), ("define_started_on", "2026-11-02")], editors(422))),
-        m(Method::GET, "/platforms/{slug}/blueprints", probe("/platforms/demo/blueprints", &[], [303, 200, 200, 200, 200, 200])),
-        m(Method::POST, "/platforms/{slug}/blueprints", probe7("/platforms/demo/blueprints", &[("yaml", "cloud: [")], editors(422))),
-        m(Method::GET, "/platforms/{slug}/blueprints/{n}", probe("/platforms/demo/blueprints/1", &[], [303, 200, 200, 200, 200, 200])),
-        m(Method::GET, "/platforms/{slug}/blueprints/{n}/edit", probe7("/platforms/demo/blueprints/1/edit", &[], editors(200))),
-        m(Method::POST, "/platforms/{slug}/blueprints/{n}/edit", probe7("/platforms/demo/blueprints/999/edit", &[], editors(404))),
-        m(Method::POST, "/platforms/{slug}/blueprints/{n}/submit", probe7("/platforms/demo/blueprints/999/submit", &[], editors(404))),
-        m(Method::POST, "/platforms/{slug}/blueprints/{n}/reviews", probe7("/platforms/demo/blueprints/999/reviews", &[("verdict", "comment")], editors(404))),
-        m(Method::GET, "/platforms/{slug}/backlog", probe7("/platforms/demo/backlog", &[], PLANNERS)),
-        m(Method::POST, "/platforms/{slug}/backlog", probe7("/platforms/demo/backlog", &[("title", ""), ("phase", "deliver"), ("status", "todo")], editors(422))),
-        m(Method::POST, "/platforms/{slug}/backlog/generate", probe7("/platforms/demo/backlog/generate", &[], editors(200))),
-        m(Method::GET, "/platforms/{slug}/backlog/{id}", probe7(&format!("/platforms/demo/backlog/{unknown}"), &[], [303, 403, 404, 403, 404, 403, 404])),
-        m(Method::POST, "/platforms/{slug}/backlog/{id}", probe7(&format!("/platforms/demo/backlog/{unknown}"), &[("title", "x"), ("phase", "deliver"), ("status", "todo")], editors(404))),
-        m(Method::POST, "/platforms/{slug}/backlog/{id}/move", probe7(&format!("/platforms/demo/backlog/{unknown}/move"), &[("direction", "up")], editors(404))),
-        m(Method::POST, "/api/v1/platforms", api("/api/v1/platforms", json!({"slug": "Not A Slug", "name": "x"}), [401, 403, 422, 422, 422, 403, 422])),
-        m(Method::GET, "/api/v1/platforms", probe("/api/v1/platforms", &[], [401, 200, 200, 200, 200, 200])),
-        m(Method::GET, "/api/v1/platforms/{slug}", probe("/api/v1/platforms/demo", &[], [401, 200, 200, 200, 200, 200])),
-        m(Method::GET, "/api/v1/platforms/{slug}/scope", probe7("/api/v1/platforms/demo/scope", &[], [401, 403, 200, 403, 200, 403, 200])),
-        m(Method::PUT, "/api/v1/platforms/{slug}/scope", api("/api/v1/platforms/demo/scope", json!({"goals": []}), api_editors(422))),
-        m(Method::POST, "/api/v1/platforms/{slug}/blueprints", api("/api/v1/platforms/demo/blueprints", json!({"base_revision": 2, "document": {"cloud": 1}}), api_editors(422))),
-        m(Method::GET, "/api/v1/platforms/{slug}/blueprints", probe("/api/v1/platforms/demo/blueprints", &[], [401, 200, 200, 200, 200, 200])),
-        m(Method::GET, "/api/v1/platforms/{slug}/blueprints/{n}", probe("/api/v1/platforms/demo/blueprints/1", &[], [401, 200, 200, 200, 200, 200])),
-        m(Method::POST, "/api/v1/platforms/{slug}/blueprints/{n}/submit", api("/api/v1/platforms/demo/blueprints/999/submit", json!({}), api_editors(404))),
-        m(Method::POST, "/api/v1/platforms/{slug}/blueprints/{n}/reviews", api("/api/v1/platforms/demo/blueprints/999/reviews", json!({"verdict": "comment"}), api_editors(404))),
-        m(Method::GET, "/api/v1/platforms/{slug}/blueprints/{n}/diff", probe("/api/v1/platforms/demo/blueprints/1/diff?against=1", &[], [401, 200, 200, 200, 200, 200])),
-        m(Method::GET, "/api/v1/platforms/{slug}/environment-types", probe("/api/v1/platforms/demo/environment-types", &[], [401, 200, 200, 200, 200, 200])),
-        m(Method::POST, "/api/v1/platforms/{slug}/backlog/generate", api("/api/v1/platforms/demo/backlog/generate", json!({}), api_editors(200))),
-        m(Method::GET, "/api/v1/platforms/{slug}/backlog", probe7("/api/v1/platforms/demo/backlog", &[], [401, 403, 200, 403, 200, 403, 200])),
-        m(Method::POST, "/api/v1/platforms/{slug}/backlog", api("/api/v1/platforms/demo/backlog", json!({"title": ""}), api_editors(422))),
-        m(Method::PATCH, "/api/v1/platforms/{slug}/backlog/{id}", api(&format!("/api/v1/platforms/demo/backlog/{unknown}"), json!({"status": "done"}), api_editors(404))),
+        m(
+            Method::GET,
+            "/platforms",
+            probe("/platforms", &[], [303, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::POST,
+            "/platforms",
+            probe(
+                "/platforms",
+                &[("slug", "Not A Slug"), ("name", "x"), ("owner_team", "t")],
+                [303, 403, 422, 422, 403, 422],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}",
+            probe("/platforms/demo", &[], [303, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/archive",
+            probe7(
+                "/platforms/to-archive/archive",
+                &[],
+                [303, 403, 403, 403, 303, 403, 409],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/members",
+            probe7(
+                "/platforms/demo/members",
+                &[("email", "nobody@example.com")],
+                editors(422),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/members/{user}/remove",
+            probe7(
+                &format!("/platforms/demo/members/{unknown}/remove"),
+                &[],
+                editors(404),
+            ),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/scope",
+            probe7("/platforms/demo/scope", &[], PLANNERS),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/scope",
+            probe7(
+                "/platforms/demo/scope",
+                &[
+                    ("goals", ""),
+                    ("cloud", "aws"),
+                    ("regions", "mars"),
+                    ("complexity", "standard"),
+                    ("define_started_on", "2026-11-02"),
+                ],
+                editors(422),
+            ),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/blueprints",
+            probe(
+                "/platforms/demo/blueprints",
+                &[],
+                [303, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/blueprints",
+            probe7(
+                "/platforms/demo/blueprints",
+                &[("yaml", "cloud: [")],
+                editors(422),
+            ),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/blueprints/{n}",
+            probe(
+                "/platforms/demo/blueprints/1",
+                &[],
+                [303, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/blueprints/{n}/edit",
+            probe7("/platforms/demo/blueprints/1/edit", &[], editors(200)),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/blueprints/{n}/edit",
+            probe7("/platforms/demo/blueprints/999/edit", &[], editors(404)),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/blueprints/{n}/submit",
+            probe7("/platforms/demo/blueprints/999/submit", &[], editors(404)),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/blueprints/{n}/reviews",
+            probe7(
+                "/platforms/demo/blueprints/999/reviews",
+                &[("verdict", "comment")],
+                editors(404),
+            ),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/backlog",
+            probe7("/platforms/demo/backlog", &[], PLANNERS),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/backlog",
+            probe7(
+                "/platforms/demo/backlog",
+                &[("title", ""), ("phase", "deliver"), ("status", "todo")],
+                editors(422),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/backlog/generate",
+            probe7("/platforms/demo/backlog/generate", &[], editors(200)),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/backlog/{id}",
+            probe7(
+                &format!("/platforms/demo/backlog/{unknown}"),
+                &[],
+                [303, 403, 404, 403, 404, 403, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/backlog/{id}",
+            probe7(
+                &format!("/platforms/demo/backlog/{unknown}"),
+                &[("title", "x"), ("phase", "deliver"), ("status", "todo")],
+                editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/backlog/{id}/move",
+            probe7(
+                &format!("/platforms/demo/backlog/{unknown}/move"),
+                &[("direction", "up")],
+                editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms",
+            api(
+                "/api/v1/platforms",
+                json!({"slug": "Not A Slug", "name": "x"}),
+                [401, 403, 422, 422, 422, 403, 422],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms",
+            probe("/api/v1/platforms", &[], [401, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}",
+            probe(
+                "/api/v1/platforms/demo",
+                &[],
+                [401, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/scope",
+            probe7(
+                "/api/v1/platforms/demo/scope",
+                &[],
+                [401, 403, 200, 403, 200, 403, 200],
+            ),
+        ),
+        m(
+            Method::PUT,
+            "/api/v1/platforms/{slug}/scope",
+            api(
+                "/api/v1/platforms/demo/scope",
+                json!({"goals": []}),
+                api_editors(422),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/blueprints",
+            api(
+                "/api/v1/platforms/demo/blueprints",
+                json!({"base_revision": 2, "document": {"cloud": 1}}),
+                api_editors(422),
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/blueprints",
+            probe(
+                "/api/v1/platforms/demo/blueprints",
+                &[],
+                [401, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/blueprints/{n}",
+            probe(
+                "/api/v1/platforms/demo/blueprints/1",
+                &[],
+                [401, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/blueprints/{n}/submit",
+            api(
+                "/api/v1/platforms/demo/blueprints/999/submit",
+                json!({}),
+                api_editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/blueprints/{n}/reviews",
+            api(
+                "/api/v1/platforms/demo/blueprints/999/reviews",
+                json!({"verdict": "comment"}),
+                api_editors(404),
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/blueprints/{n}/diff",
+            probe(
+                "/api/v1/platforms/demo/blueprints/1/diff?against=1",
+                &[],
+                [401, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/environment-types",
+            probe(
+                "/api/v1/platforms/demo/environment-types",
+                &[],
+                [401, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/backlog/generate",
+            api(
+                "/api/v1/platforms/demo/backlog/generate",
+                json!({}),
+                api_editors(200),
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/backlog",
+            probe7(
+                "/api/v1/platforms/demo/backlog",
+                &[],
+                [401, 403, 200, 403, 200, 403, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/backlog",
+            api(
+                "/api/v1/platforms/demo/backlog",
+                json!({"title": ""}),
+                api_editors(422),
+            ),
+        ),
+        m(
+            Method::PATCH,
+            "/api/v1/platforms/{slug}/backlog/{id}",
+            api(
+                &format!("/api/v1/platforms/demo/backlog/{unknown}"),
+                json!({"status": "done"}),
+                api_editors(404),
+            ),
+        ),
     ])
 }
 
 /// Sets up `demo` (scope, revision 1 approved, revision 2 a draft) and `to-archive`; returns
 /// `demo`'s id.
 async fn fixture(app: &TestApp) -> uuid::Uuid {
-    let author = app.token(&[Role::PlatformEngineer], &[Role::PlatformEngineer]).await;
+    let author = app
+        .token(&[Role::PlatformEngineer], &[Role::PlatformEngineer])
+        .await;
     let reviewer_email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
-    let reviewer_id = app.create_user(&reviewer_email, &[Role::PlatformEngineer], support::PASSWORD).await;
-    let (_, reviewer) = slipway::auth::tokens::create(&app.pool, reviewer_id, "t", &[Role::PlatformEngineer].into_iter().collect(), None)
-        .await
-        .unwrap();
+    let reviewer_id = app
+        .create_user(
+            &reviewer_email,
+            &[Role::PlatformEngineer],
+            support::PASSWORD,
+        )
+        .await;
+    let (_, reviewer) = slipway::auth::tokens::create(
+        &app.pool,
+        reviewer_id,
+        "t",
+        &[Role::PlatformEngineer].into_iter().collect(),
+        None,
+    )
+    .await
+    .unwrap();
     let c = client();
     let call = |method: Method, path: &str, token: &str, body: Value| {
-        c.request(method, app.url(path)).bearer_auth(token).json(&body).send()
+        c.request(method, app.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
     };
     for slug in ["demo", "to-archive"] {
-        let res = call(Method::POST, "/api/v1/platforms", &author, json!({"slug": slug, "name": slug, "owner_team": "Platform"})).await.unwrap();
+        let res = call(
+            Method::POST,
+            "/api/v1/platforms",
+            &author,
+            json!({"slug": slug, "name": slug, "owner_team": "Platform"}),
+        )
+        .await
+        .unwrap();
         assert_eq!(res.status(), StatusCode::CREATED);
     }
-    let demo: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = 'demo'").fetch_one(&app.pool).await.unwrap();
+    let demo: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = 'demo'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     let scope = json!({"goals": ["Payments on Kubernetes"], "cloud": "aws", "regions": ["eu-west-1"], "complexity": "standard", "define_started_on": "2026-11-02"});
-    let res = call(Method::PUT, "/api/v1/platforms/demo/scope", &author, scope).await.unwrap();
+    let res = call(Method::PUT, "/api/v1/platforms/demo/scope", &author, scope)
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    slipway::define::platforms::add_member(&app.pool, demo, reviewer_id).await.unwrap();
-    let res = call(Method::POST, "/api/v1/platforms/demo/blueprints", &author, json!({"from_template": true})).await.unwrap();
+    slipway::define::platforms::add_member(&app.pool, demo, reviewer_id)
+        .await
+        .unwrap();
+    let res = call(
+        Method::POST,
+        "/api/v1/platforms/demo/blueprints",
+        &author,
+        json!({"from_template": true}),
+    )
+    .await
+    .unwrap();
     let first: Value = res.json().await.unwrap();
-    call(Method::POST, "/api/v1/platforms/demo/blueprints/1/submit", &author, json!({})).await.unwrap();
-    let res = call(Method::POST, "/api/v1/platforms/demo/blueprints/1/reviews", &reviewer, json!({"verdict": "approve"})).await.unwrap();
+    call(
+        Method::POST,
+        "/api/v1/platforms/demo/blueprints/1/submit",
+        &author,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let res = call(
+        Method::POST,
+        "/api/v1/platforms/demo/blueprints/1/reviews",
+        &reviewer,
+        json!({"verdict": "approve"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     let mut document = first["document"].clone();
     document["cloud"]["region"] = json!("eu-central-1");
-    let res = call(Method::POST, "/api/v1/platforms/demo/blueprints", &author, json!({"base_revision": 1, "document": document})).await.unwrap();
+    let res = call(
+        Method::POST,
+        "/api/v1/platforms/demo/blueprints",
+        &author,
+        json!({"base_revision": 1, "document": document}),
+    )
+    .await
+    .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     demo
 }
 
 fn unique(form: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     form.iter()
-        .map(|(k, v)| (*k, v.replace("{unique}", &uuid::Uuid::new_v4().simple().to_string())))
+        .map(|(k, v)| {
+            (
+                *k,
+                v.replace("{unique}", &uuid::Uuid::new_v4().simple().to_string()),
+            )
+        })
         .collect()
 }
 
 /// A client acting as `caller`, with the CSRF token its forms would carry (none for tokens).
-async fn act_as(app: &TestApp, caller: Caller, demo: uuid::Uuid) -> (reqwest::Client, Option<String>, Option<String>) {
+async fn act_as(
+    app: &TestApp,
+    caller: Caller,
+    demo: uuid::Uuid,
+) -> (reqwest::Client, Option<String>, Option<String>) {
     let session = |roles: &'static [Role], member: bool| async move {
         let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
         let user: UserId = app.create_user(&email, roles, support::PASSWORD).await;
         if member {
-            slipway::define::platforms::add_member(&app.pool, demo, user).await.unwrap();
+            slipway::define::platforms::add_member(&app.pool, demo, user)
+                .await
+                .unwrap();
         }
         let c = client();
         app.login(&c, &email, support::PASSWORD).await;
-        let page = c.get(app.url("/profile")).send().await.unwrap().text().await.unwrap();
+        let page = c
+            .get(app.url("/profile"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         (c, Some(csrf_token(&page)), None)
     };
     match caller {
         Caller::Anonymous => {
             let c = client();
-            let page = c.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+            let page = c
+                .get(app.url("/login"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             let token = csrf_token(&page);
             (c, Some(token), None)
         }
@@ -244,12 +685,30 @@ async fn act_as(app: &TestApp, caller: Caller, demo: uuid::Uuid) -> (reqwest::Cl
         Caller::MemberEngineer => session(&[Role::PlatformEngineer, Role::Developer], true).await,
         Caller::OutsideEngineer => session(&[Role::PlatformEngineer, Role::Developer], false).await,
         Caller::Admin => session(&[Role::Admin, Role::Developer], false).await,
-        Caller::DeveloperToken => (client(), None, Some(app.token(&[Role::Developer, Role::Admin], &[Role::Developer]).await)),
-        Caller::AdminToken => (client(), None, Some(app.token(&[Role::Admin], &[Role::Admin]).await)),
+        Caller::DeveloperToken => (
+            client(),
+            None,
+            Some(
+                app.token(&[Role::Developer, Role::Admin], &[Role::Developer])
+                    .await,
+            ),
+        ),
+        Caller::AdminToken => (
+            client(),
+            None,
+            Some(app.token(&[Role::Admin], &[Role::Admin]).await),
+        ),
     }
 }
 
-fn request(c: &reqwest::Client, app: &TestApp, method: &Method, probe: &Probe, csrf: Option<String>, bearer: Option<&str>) -> reqwest::RequestBuilder {
+fn request(
+    c: &reqwest::Client,
+    app: &TestApp,
+    method: &Method,
+    probe: &Probe,
+    csrf: Option<String>,
+    bearer: Option<&str>,
+) -> reqwest::RequestBuilder {
     let mut request = c.request(method.clone(), app.url(&probe.path));
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
@@ -283,37 +742,81 @@ async fn every_route_answers_every_kind_of_caller_as_the_matrix_says() {
     let mut failures = Vec::new();
     for route in slipway::http::route_table() {
         let key = (route.method.clone(), route.path);
-        let probe = table
-            .remove(&key)
-            .unwrap_or_else(|| panic!("{} {} has no entry in the authorization matrix", route.method, route.path));
+        let probe = table.remove(&key).unwrap_or_else(|| {
+            panic!(
+                "{} {} has no entry in the authorization matrix",
+                route.method, route.path
+            )
+        });
         for (caller, expected) in CALLERS.iter().zip(probe.expect) {
             // A fresh caller per request: signing out must not spoil the next check.
             let (c, csrf, bearer) = act_as(&app, *caller, demo).await;
-            let status = request(&c, &app, &route.method, &probe, csrf, bearer.as_deref()).send().await.unwrap().status();
+            let status = request(&c, &app, &route.method, &probe, csrf, bearer.as_deref())
+                .send()
+                .await
+                .unwrap()
+                .status();
             if status.as_u16() != expected {
-                failures.push(format!("{} {} as {caller:?}: expected {expected}, got {status}", route.method, probe.path));
+                failures.push(format!(
+                    "{} {} as {caller:?}: expected {expected}, got {status}",
+                    route.method, probe.path
+                ));
             }
         }
     }
-    assert!(table.is_empty(), "matrix entries for routes that do not exist: {:?}", table.keys());
-    assert!(failures.is_empty(), "authorization matrix violations:\n{}", failures.join("\n"));
+    assert!(
+        table.is_empty(),
+        "matrix entries for routes that do not exist: {:?}",
+        table.keys()
+    );
+    assert!(
+        failures.is_empty(),
+        "authorization matrix violations:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Row counts of everything a request could change.
 async fn snapshot(app: &TestApp) -> Vec<i64> {
     let mut counts = Vec::new();
     for table in [
-        "app_user", "session", "api_token", "one_time_link", "audit_event", "login_failure", "platform", "platform_member",
-        "technical_scope", "blueprint_revision", "blueprint_review", "backlog_item",
+        "app_user",
+        "session",
+        "api_token",
+        "one_time_link",
+        "audit_event",
+        "login_failure",
+        "platform",
+        "platform_member",
+        "technical_scope",
+        "blueprint_revision",
+        "blueprint_review",
+        "backlog_item",
     ] {
         let sql = format!("SELECT count(*) FROM {table}");
-        counts.push(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&app.pool).await.unwrap());
+        counts.push(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&app.pool)
+                .await
+                .unwrap(),
+        );
     }
-    let roles: Vec<String> = sqlx::query_scalar("SELECT roles::text FROM app_user ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let roles: Vec<String> = sqlx::query_scalar("SELECT roles::text FROM app_user ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     counts.push(roles.join("|").len() as i64);
-    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM blueprint_revision ORDER BY number").fetch_all(&app.pool).await.unwrap();
+    let states: Vec<String> =
+        sqlx::query_scalar("SELECT state FROM blueprint_revision ORDER BY number")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
     counts.push(states.join("|").len() as i64);
-    let archived: i64 = sqlx::query_scalar("SELECT count(*) FROM platform WHERE archived_at IS NOT NULL").fetch_one(&app.pool).await.unwrap();
+    let archived: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM platform WHERE archived_at IS NOT NULL")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     counts.push(archived);
     counts
 }
@@ -335,34 +838,75 @@ async fn every_state_changing_route_refuses_a_request_without_its_csrf_token() {
         .into_iter()
         .filter(|r| r.method != Method::GET && r.method != Method::HEAD)
         .collect();
-    assert!(unsafe_routes.len() >= 25, "the table lists the state-changing routes");
+    assert!(
+        unsafe_routes.len() >= 25,
+        "the table lists the state-changing routes"
+    );
 
     for route in unsafe_routes {
         let probe = &table[&(route.method.clone(), route.path)];
         for token in [None, Some("forged".to_owned()), Some(foreign_token.clone())] {
             let before = snapshot(&app).await;
-            let res = request(&admin, &app, &route.method, probe, token.clone(), None).send().await.unwrap();
-            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{} {} with token {token:?} was not refused", route.method, probe.path);
+            let res = request(&admin, &app, &route.method, probe, token.clone(), None)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::FORBIDDEN,
+                "{} {} with token {token:?} was not refused",
+                route.method,
+                probe.path
+            );
             let body = res.text().await.unwrap();
-            assert!(body.contains("nothing was changed"), "the answer says why: {body}");
-            assert_eq!(snapshot(&app).await, before, "{} {} changed something", route.method, probe.path);
+            assert!(
+                body.contains("nothing was changed"),
+                "the answer says why: {body}"
+            );
+            assert_eq!(
+                snapshot(&app).await,
+                before,
+                "{} {} changed something",
+                route.method,
+                probe.path
+            );
         }
     }
     // The admin is still signed in: the refused sign-outs did nothing.
-    assert_eq!(admin.get(app.url("/profile")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        admin
+            .get(app.url("/profile"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn sign_in_form_is_protected_against_login_csrf() {
     let app = TestApp::spawn().await;
-    app.create_user("victim-proof@example.com", &[Role::Developer], support::PASSWORD).await;
+    app.create_user(
+        "victim-proof@example.com",
+        &[Role::Developer],
+        support::PASSWORD,
+    )
+    .await;
     // A cross-site form post: the browser has no pre-session cookie and sends no token.
     let res = client()
         .post(app.url("/login"))
-        .form(&[("email", "victim-proof@example.com"), ("password", support::PASSWORD)])
+        .form(&[
+            ("email", "victim-proof@example.com"),
+            ("password", support::PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert!(res.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("slipway_session=")));
+    assert!(
+        res.headers()
+            .get("set-cookie")
+            .is_none_or(|c| !c.to_str().unwrap().contains("slipway_session="))
+    );
 }

@@ -252,9 +252,12 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
-        let state = slipway::http::AppState::new(pool.clone(), config, false, &base)
+        let mut state = slipway::http::AppState::new(pool.clone(), config, false, &base)
             .await
             .unwrap();
+        if let Some(clock) = CLOCK.with(|c| c.borrow_mut().take()) {
+            state.clock = clock;
+        }
         let app = match routes {
             Some(routes) => slipway::http::with_middleware(routes, state),
             None => slipway::http::router(state),
@@ -340,6 +343,34 @@ impl TestApp {
             .await
             .unwrap();
         secret
+    }
+}
+
+thread_local! {
+    /// The clock of the next app spawned on this thread (see `TestApp::spawn_at`).
+    static CLOCK: std::cell::RefCell<Option<slipway::clock::Clock>> = const { std::cell::RefCell::new(None) };
+}
+
+impl TestApp {
+    /// The app with its clock fixed at `at` (tests of time-dependent behaviour, no sleeping).
+    pub async fn spawn_at(at: chrono::DateTime<chrono::Utc>) -> Self {
+        CLOCK.with(|c| *c.borrow_mut() = Some(slipway::clock::Clock::fixed(at)));
+        Self::spawn().await
+    }
+
+    /// Calls the JSON API with a bearer token.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = client().request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
     }
 }
 

@@ -1,0 +1,1087 @@
+//! The Define phase over real HTTP: platforms, scope and timebox, the blueprint's revisions and
+//! review, validation with field paths (API, YAML import and the structured form), and the
+//! backlog generated from the approved blueprint.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use slipway::auth::{Role, RoleSet};
+use support::{PASSWORD, TestApp, client, csrf_token};
+
+/// Two platform engineers of the platform `payments`: the author and a reviewer.
+struct Team {
+    author: String,
+    reviewer: String,
+    author_email: String,
+    reviewer_email: String,
+}
+
+async fn engineer(app: &TestApp) -> (String, String) {
+    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    let id = app
+        .create_user(&email, &[Role::PlatformEngineer, Role::Developer], PASSWORD)
+        .await;
+    let roles: RoleSet = [Role::PlatformEngineer, Role::Developer]
+        .into_iter()
+        .collect();
+    let (_, token) = slipway::auth::tokens::create(&app.pool, id, "test", &roles, None)
+        .await
+        .unwrap();
+    (token, email)
+}
+
+async fn team(app: &TestApp) -> Team {
+    let (author, author_email) = engineer(app).await;
+    let (reviewer, reviewer_email) = engineer(app).await;
+    let res = app
+        .api(Method::POST, "/api/v1/platforms", &author, Some(json!({"slug": "payments", "name": "Payments platform", "owner_team": "Platform team"})))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let platform: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM platform WHERE slug = 'payments'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let reviewer_id = slipway::auth::users::find_by_email(&app.pool, &reviewer_email)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    slipway::define::platforms::add_member(&app.pool, platform, reviewer_id)
+        .await
+        .unwrap();
+    Team {
+        author,
+        reviewer,
+        author_email,
+        reviewer_email,
+    }
+}
+
+async fn json_of(res: reqwest::Response) -> Value {
+    res.json().await.unwrap()
+}
+
+fn scope(started: &str, complexity: &str) -> Value {
+    json!({
+        "goals": ["Run the payment services on Kubernetes", "Cut lead time to a day"],
+        "cloud": "aws",
+        "regions": ["eu-central-1"],
+        "connected_services": [{"name": "Ledger", "kind": "REST", "endpoint": "https://ledger.internal", "notes": "mTLS"}],
+        "security": ["PCI DSS"],
+        "complexity": complexity,
+        "define_started_on": started
+    })
+}
+
+/// Creates a revision from `base` with `change` applied to its document.
+async fn edit(
+    app: &TestApp,
+    token: &str,
+    base: i64,
+    change: impl FnOnce(&mut Value),
+) -> reqwest::Response {
+    let current = json_of(
+        app.api(
+            Method::GET,
+            &format!("/api/v1/platforms/payments/blueprints/{base}"),
+            token,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let mut document = current["document"].clone();
+    change(&mut document);
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints",
+        token,
+        Some(json!({"base_revision": base, "document": document})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_define_timebox_follows_complexity_and_flags_overrun() {
+    let today = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let app = TestApp::spawn_at(today).await;
+    let t = team(&app).await;
+    // Started 30 days before "today": past 4 weeks (standard), within 8 (novel).
+    for (complexity, max_weeks, overrun) in [("standard", 4, true), ("novel", 8, false)] {
+        let res = app
+            .api(
+                Method::PUT,
+                "/api/v1/platforms/payments/scope",
+                &t.author,
+                Some(scope("2026-01-30", complexity)),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = json_of(
+            app.api(
+                Method::GET,
+                "/api/v1/platforms/payments/scope",
+                &t.author,
+                None,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            body["timebox"],
+            json!({"min_weeks": max_weeks / 2, "max_weeks": max_weeks, "elapsed_days": 30, "overrun": overrun})
+        );
+    }
+    // The page says so too.
+    let browser = client();
+    app.login(&browser, &t.author_email, PASSWORD).await;
+    app.api(
+        Method::PUT,
+        "/api/v1/platforms/payments/scope",
+        &t.author,
+        Some(scope("2026-01-30", "standard")),
+    )
+    .await;
+    let page = browser
+        .get(app.url("/platforms/payments"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("take a hard look at your constraints"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn bad_scopes_are_refused_with_field_paths() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    let mut bad = scope("2026-01-30", "standard");
+    bad["regions"] = json!(["eu-central-1", "moon-1"]);
+    bad["goals"] = json!([]);
+    let res = app
+        .api(
+            Method::PUT,
+            "/api/v1/platforms/payments/scope",
+            &t.author,
+            Some(bad),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem = json_of(res).await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["goals", "regions[1]"]);
+    let mut unknown = scope("2026-01-30", "standard");
+    unknown["budget"] = json!(100);
+    let problem = json_of(
+        app.api(
+            Method::PUT,
+            "/api/v1/platforms/payments/scope",
+            &t.author,
+            Some(unknown),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `budget`"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_blueprint_goes_from_template_to_approval_by_a_second_engineer() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    app.api(
+        Method::PUT,
+        "/api/v1/platforms/payments/scope",
+        &t.author,
+        Some(scope("2026-11-02", "standard")),
+    )
+    .await;
+
+    // From the template, adapted to the scope.
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/platforms/payments/blueprints",
+            &t.author,
+            Some(json!({"from_template": true})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let first = json_of(res).await;
+    assert_eq!(
+        (first["number"].as_i64(), first["state"].as_str()),
+        (Some(1), Some("draft"))
+    );
+    assert_eq!(first["document"]["cloud"]["region"], "eu-central-1");
+    assert_eq!(first["document"]["accounts"]["parent"], "payments-parent");
+    assert_eq!(first["document"]["connected_services"][0]["name"], "Ledger");
+    assert_eq!(
+        first["document"]["security"]["requirements"],
+        json!(["PCI DSS"])
+    );
+
+    // An edit is a new revision.
+    let res = edit(&app, &t.author, 1, |d| {
+        d["environment_types"][2]["node_group"]["max_size"] = json!(12)
+    })
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(json_of(res).await["number"], 2);
+
+    // Saving on top of a stale revision is refused with what differs; nothing is saved.
+    let res = edit(&app, &t.reviewer, 1, |d| {
+        d["cloud"]["region"] = json!("eu-west-3")
+    })
+    .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let problem = json_of(res).await;
+    assert_eq!(problem["latest_revision"], 2);
+    let paths: Vec<&str> = problem["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"cloud.region")
+            && paths.contains(&"environment_types[perf].node_group.max_size"),
+        "{paths:?}"
+    );
+    let count = json_of(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/blueprints",
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(count["items"].as_array().unwrap().len(), 2);
+
+    // Review: submitted, the author's own approval refused, a second engineer approves.
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/platforms/payments/blueprints/2/reviews",
+            &t.reviewer,
+            Some(json!({"verdict": "approve"})),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "a draft cannot be approved"
+    );
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/platforms/payments/blueprints/2/submit",
+            &t.author,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(json_of(res).await["state"], "in_review");
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/platforms/payments/blueprints/2/reviews",
+            &t.author,
+            Some(json!({"verdict": "approve"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "no self-approval");
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/platforms/payments/blueprints/2/reviews",
+            &t.reviewer,
+            Some(json!({"verdict": "request_changes"})),
+        )
+        .await;
+    assert_eq!(json_of(res).await["errors"][0]["field"], "comment");
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/platforms/payments/blueprints/2/reviews",
+            &t.reviewer,
+            Some(json!({"verdict": "approve", "comment": "Looks right."})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(json_of(res).await["state"], "approved");
+
+    // The diff names the changed field.
+    let diff = json_of(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/blueprints/2/diff?against=1",
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        diff["changes"],
+        json!([{"path": "environment_types[perf].node_group.max_size", "before": 20, "after": 12}])
+    );
+
+    // A newer approval supersedes the older one.
+    edit(&app, &t.author, 2, |d| {
+        d["service_mesh"]["mtls"] = json!("permissive")
+    })
+    .await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/3/submit",
+        &t.author,
+        Some(json!({})),
+    )
+    .await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/3/reviews",
+        &t.reviewer,
+        Some(json!({"verdict": "approve"})),
+    )
+    .await;
+    let two = json_of(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/blueprints/2",
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(two["state"], "superseded");
+
+    // Exports.
+    let md = app
+        .api(
+            Method::GET,
+            "/api/v1/platforms/payments/blueprints/3?format=markdown",
+            &t.author,
+            None,
+        )
+        .await;
+    assert_eq!(md.headers()["content-type"], "text/markdown; charset=utf-8");
+    assert!(
+        md.text()
+            .await
+            .unwrap()
+            .contains("# Payments platform: technical blueprint, revision 3 (approved)")
+    );
+    let yaml = app
+        .api(
+            Method::GET,
+            "/api/v1/platforms/payments/blueprints/3?format=yaml",
+            &t.author,
+            None,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(yaml.contains("mtls: permissive"));
+
+    // Developers see approved revisions, never drafts; the types come from the approved one.
+    let dev = app.token(&[Role::Developer], &[Role::Developer]).await;
+    assert_eq!(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/blueprints/3",
+            &dev,
+            None
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    edit(&app, &t.author, 3, |d| {
+        d["logging"]["metrics"] = json!(false)
+    })
+    .await;
+    assert_eq!(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/blueprints/4",
+            &dev,
+            None
+        )
+        .await
+        .status(),
+        StatusCode::NOT_FOUND
+    );
+    let types = json_of(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/environment-types",
+            &dev,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let perf = types["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "perf")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            perf["default_ttl_hours"].as_i64(),
+            perf["max_ttl_hours"].as_i64(),
+            perf["lifecycle"].as_str()
+        ),
+        (Some(8), Some(72), Some("ephemeral"))
+    );
+    let prod = types["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "prod")
+        .unwrap()
+        .clone();
+    assert_eq!(prod["approvals_required"], 2);
+
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_event WHERE subject LIKE 'platform:payments%' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    for expected in [
+        "platform.created",
+        "scope.saved",
+        "blueprint.saved",
+        "blueprint.submitted",
+        "blueprint.approved",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} in {actions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_reviewers_approving_at_once_give_one_approval() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    let (third, third_email) = engineer(&app).await;
+    let platform: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let id = slipway::auth::users::find_by_email(&app.pool, &third_email)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    slipway::define::platforms::add_member(&app.pool, platform, id)
+        .await
+        .unwrap();
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints",
+        &t.author,
+        Some(json!({"from_template": true})),
+    )
+    .await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/1/submit",
+        &t.author,
+        Some(json!({})),
+    )
+    .await;
+    let approve = json!({"verdict": "approve"});
+    let (a, b) = tokio::join!(
+        app.api(
+            Method::POST,
+            "/api/v1/platforms/payments/blueprints/1/reviews",
+            &t.reviewer,
+            Some(approve.clone())
+        ),
+        app.api(
+            Method::POST,
+            "/api/v1/platforms/payments/blueprints/1/reviews",
+            &third,
+            Some(approve.clone())
+        ),
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [201, 409],
+        "exactly one approval wins, the other sees the true outcome"
+    );
+    let approvals: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM blueprint_review WHERE verdict = 'approve'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(approvals, 1);
+}
+
+#[tokio::test]
+async fn bad_documents_are_refused_with_the_field_path_through_the_api() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints",
+        &t.author,
+        Some(json!({"from_template": true})),
+    )
+    .await;
+    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        (Box::new(|d| d["colour"] = json!("blue")), "document.colour"),
+        (
+            Box::new(|d| d["environment_types"][1]["kubernetes_version"] = json!("1.9")),
+            "document.environment_types[1].kubernetes_version",
+        ),
+        (
+            Box::new(|d| d["environment_types"][2]["ttl"]["max_hours"] = json!(1000)),
+            "document.environment_types[2].ttl.max_hours",
+        ),
+        (
+            Box::new(|d| d["environment_types"][0]["node_group"]["min_size"] = json!(0)),
+            "document.environment_types[0].node_group.min_size",
+        ),
+        (
+            Box::new(|d| d["environment_types"][3]["name"] = json!("dev")),
+            "document.environment_types[3].name",
+        ),
+        (
+            Box::new(|d| d["environment_types"][0]["data_services"] = json!(["redis"])),
+            "document.environment_types[0].data_services[0]",
+        ),
+        (
+            Box::new(|d| {
+                d["environment_types"][0]["node_group"]["instance_types"] = json!(["x1e.32xlarge"])
+            }),
+            "document.environment_types[0].node_group.instance_types[0]",
+        ),
+        (
+            Box::new(|d| d["data_services"]["kafka"]["size"] = json!("huge")),
+            "document.data_services.kafka.size",
+        ),
+    ];
+    for (change, field) in cases {
+        let res = edit(&app, &t.author, 1, |d| change(d)).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        let problem = json_of(res).await;
+        let fields: Vec<&str> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert!(fields.contains(&field), "expected {field}, got {fields:?}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM blueprint_revision")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "no bad document was stored");
+}
+
+/// A browser signed in as `email`, and the page at `path` with its CSRF token.
+async fn page(app: &TestApp, browser: &reqwest::Client, path: &str) -> (String, String) {
+    let html = browser
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = csrf_token(&html);
+    (html, token)
+}
+
+#[tokio::test]
+async fn the_forms_show_each_error_beside_its_field() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints",
+        &t.author,
+        Some(json!({"from_template": true})),
+    )
+    .await;
+    let browser = client();
+    app.login(&browser, &t.author_email, PASSWORD).await;
+
+    // YAML import with a bad value: the path and the line.
+    let yaml = app
+        .api(
+            Method::GET,
+            "/api/v1/platforms/payments/blueprints/1?format=yaml",
+            &t.author,
+            None,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let bad = yaml.replacen("    max_hours: 72", "    max_hours: 500", 1);
+    let (_, token) = page(&app, &browser, "/platforms/payments/blueprints").await;
+    let res = browser
+        .post(app.url("/platforms/payments/blueprints"))
+        .form(&[("_csrf", token.as_str()), ("yaml", bad.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("<code>environment_types[2].ttl.max_hours</code>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("max_hours: 500"),
+        "the submitted text is kept"
+    );
+    let res = browser
+        .post(app.url("/platforms/payments/blueprints"))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("yaml", "cloud:\n  vendor: aws\n  region: ["),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.text().await.unwrap().contains("line 3"),
+        "syntax errors give the line"
+    );
+
+    // The structured form: the error lands beside the input of that field.
+    let (form, token) = page(&app, &browser, "/platforms/payments/blueprints/1/edit").await;
+    assert!(
+        form.contains(r#"name="environment_types[0].node_group.max_size" value="6""#),
+        "{form}"
+    );
+    // Fill the form as the page rendered it (same fields, same values), changing one value.
+    let current = json_of(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/blueprints/1",
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let mut fields: Vec<(String, String)> = vec![("_csrf".into(), token.clone())];
+    for section in
+        slipway::http::blueprint_form::sections(&current["document"], &Default::default())
+    {
+        for f in section.fields {
+            if f.is_bool() {
+                if f.checked {
+                    fields.push((f.path, "1".into()));
+                }
+            } else if f.path == "environment_types[0].node_group.max_size" {
+                fields.push((f.path, "1".into()));
+            } else {
+                fields.push((f.path, f.value));
+            }
+        }
+    }
+    let res = browser
+        .post(app.url("/platforms/payments/blueprints/1/edit"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    let input = html
+        .find(r#"name="environment_types[0].node_group.max_size""#)
+        .expect("the field is shown again");
+    let error = html[input..]
+        .find("Use min_size up to 100 nodes.")
+        .expect("its error follows it");
+    let next_field = html[input..].find("<label").unwrap();
+    assert!(error < next_field, "the error is beside its own field");
+    assert!(
+        html.contains(r#"name="environment_types[0].node_group.max_size" value="1""#),
+        "the value is kept"
+    );
+}
+
+#[tokio::test]
+async fn the_backlog_is_generated_edited_and_regenerated_without_losing_edits() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/platforms/payments/backlog/generate",
+            &t.author,
+            None,
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "no approved blueprint yet"
+    );
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints",
+        &t.author,
+        Some(json!({"from_template": true})),
+    )
+    .await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/1/submit",
+        &t.author,
+        Some(json!({})),
+    )
+    .await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/1/reviews",
+        &t.reviewer,
+        Some(json!({"verdict": "approve"})),
+    )
+    .await;
+
+    let generated = json_of(
+        app.api(
+            Method::POST,
+            "/api/v1/platforms/payments/backlog/generate",
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let items = generated["items"].as_array().unwrap().clone();
+    let key_of = |id: &Value| {
+        items
+            .iter()
+            .find(|i| i["id"] == *id)
+            .map(|i| i["key"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let keys: Vec<&str> = items.iter().map(|i| i["key"].as_str().unwrap()).collect();
+    assert_eq!(
+        &keys[..4],
+        [
+            "account:parent",
+            "account:devops",
+            "account:dev",
+            "account:test"
+        ]
+    );
+    for key in [
+        "devops:spinnaker",
+        "cluster:perf",
+        "data:kafka:perf",
+        "mesh:prod",
+        "pipeline:prod",
+        "handover:dev",
+        "maintain:currency",
+    ] {
+        assert!(keys.contains(&key), "{key} in {keys:?}");
+    }
+    // Every item comes after what it depends on.
+    for (position, item) in items.iter().enumerate() {
+        for dep in item["depends_on"].as_array().unwrap() {
+            let dep_key = key_of(dep);
+            assert!(
+                keys.iter().position(|k| *k == dep_key).unwrap() < position,
+                "{} before {dep_key}",
+                item["key"]
+            );
+        }
+    }
+    let cluster = items.iter().find(|i| i["key"] == "cluster:perf").unwrap();
+    assert_eq!(key_of(&cluster["depends_on"][0]), "account:perf");
+
+    // The team edits: status, assignee, a manual item.
+    let perf_cluster = cluster["id"].as_str().unwrap().to_owned();
+    let res = app
+        .api(
+            Method::PATCH,
+            &format!("/api/v1/platforms/payments/backlog/{perf_cluster}"),
+            &t.author,
+            Some(json!({"status": "doing", "assignee": "ada", "estimate_days": 4})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let manual = json_of(app.api(Method::POST, "/api/v1/platforms/payments/backlog", &t.author, Some(json!({"title": "Security review with the CISO", "phase": "define", "depends_on": []}))).await).await;
+    assert_eq!(manual["key"], Value::Null);
+
+    // A cycle is refused with the cycle named.
+    let parent = items.iter().find(|i| i["key"] == "account:parent").unwrap()["id"].clone();
+    let res = app
+        .api(
+            Method::PATCH,
+            &format!(
+                "/api/v1/platforms/payments/backlog/{}",
+                parent.as_str().unwrap()
+            ),
+            &t.author,
+            Some(json!({"depends_on": [perf_cluster]})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem = json_of(res).await;
+    let message = problem["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("Parent account and organisation → EKS cluster for perf → Account for perf → Parent account and organisation"), "{message}");
+
+    // A new approved revision without perf and with qa.
+    let res = edit(&app, &t.author, 1, |d| {
+        let types = d["environment_types"].as_array_mut().unwrap();
+        let mut qa = types[0].clone();
+        qa["name"] = json!("qa");
+        types.retain(|e| e["name"] != "perf");
+        types.push(qa);
+    })
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/2/submit",
+        &t.author,
+        Some(json!({})),
+    )
+    .await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/2/reviews",
+        &t.reviewer,
+        Some(json!({"verdict": "approve"})),
+    )
+    .await;
+    let again = json_of(
+        app.api(
+            Method::POST,
+            "/api/v1/platforms/payments/backlog/generate",
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let generation = &again["generation"];
+    assert!(
+        generation["added"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "EKS cluster for qa"),
+        "{generation}"
+    );
+    assert!(
+        generation["obsoleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "EKS cluster for perf"),
+        "{generation}"
+    );
+    let after = again["items"].as_array().unwrap();
+    let perf = after.iter().find(|i| i["key"] == "cluster:perf").unwrap();
+    assert_eq!(
+        (perf["status"].as_str(), perf["assignee"].as_str()),
+        (Some("obsolete"), Some("ada")),
+        "edits kept, item retired"
+    );
+    let dev = after.iter().find(|i| i["key"] == "cluster:dev").unwrap();
+    let dev_before = items.iter().find(|i| i["key"] == "cluster:dev").unwrap();
+    assert_eq!(
+        dev["rank"], dev_before["rank"],
+        "untouched items keep their rank"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|i| i["title"] == "Security review with the CISO"),
+        "manual items stay"
+    );
+
+    // Exports.
+    let csv = app
+        .api(
+            Method::GET,
+            "/api/v1/platforms/payments/backlog?format=csv",
+            &t.author,
+            None,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("id,key,title,phase,status,rank,estimate_days,assignee,depends_on\n"));
+    assert!(csv.contains(",cluster:perf,EKS cluster for perf,deliver,obsolete,"));
+    let filtered = json_of(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/backlog?assignee=ada",
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn reviewers_see_the_diff_against_the_approved_revision_and_items_move_without_javascript() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints",
+        &t.author,
+        Some(json!({"from_template": true})),
+    )
+    .await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/1/submit",
+        &t.author,
+        Some(json!({})),
+    )
+    .await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/1/reviews",
+        &t.reviewer,
+        Some(json!({"verdict": "approve"})),
+    )
+    .await;
+    edit(&app, &t.author, 1, |d| {
+        d["environment_types"][3]["approval"]["approvals_required"] = json!(3)
+    })
+    .await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/2/submit",
+        &t.author,
+        Some(json!({})),
+    )
+    .await;
+
+    let reviewer = client();
+    app.login(&reviewer, &t.reviewer_email, PASSWORD).await;
+    let (html, token) = page(&app, &reviewer, "/platforms/payments/blueprints/2").await;
+    assert!(html.contains("Changes against revision 1"));
+    assert!(
+        html.contains("<code>environment_types[prod].approval.approvals_required</code>"),
+        "{html}"
+    );
+    let res = reviewer
+        .post(app.url("/platforms/payments/blueprints/2/reviews"))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("verdict", "approve"),
+            ("comment", "Three approvals for prod, agreed."),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+    // The author's page offers no approval.
+    let author = client();
+    app.login(&author, &t.author_email, PASSWORD).await;
+    edit(&app, &t.author, 2, |d| {
+        d["logging"]["metrics"] = json!(false)
+    })
+    .await;
+    app.api(
+        Method::POST,
+        "/api/v1/platforms/payments/blueprints/3/submit",
+        &t.author,
+        Some(json!({})),
+    )
+    .await;
+    let (html, token) = page(&app, &author, "/platforms/payments/blueprints/3").await;
+    assert!(
+        !html.contains("Your review")
+            && html.contains("authors cannot approve their own revisions")
+    );
+    let res = author
+        .post(app.url("/platforms/payments/blueprints/3/reviews"))
+        .form(&[("_csrf", token.as_str()), ("verdict", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // Backlog: generate, then move the third item up with the plain form.
+    let (_, token) = page(&app, &author, "/platforms/payments/backlog").await;
+    author
+        .post(app.url("/platforms/payments/backlog/generate"))
+        .form(&[("_csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let before = json_of(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/backlog",
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let third = before["items"][2]["id"].as_str().unwrap().to_owned();
+    let res = author
+        .post(app.url(&format!("/platforms/payments/backlog/{third}/move")))
+        .form(&[("_csrf", token.as_str()), ("direction", "up")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let after = json_of(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/backlog",
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(after["items"][1]["id"], third);
+    assert_eq!(after["items"][2]["id"], before["items"][1]["id"]);
+}
