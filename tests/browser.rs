@@ -52,7 +52,7 @@ async fn home_page_navigation_and_screenshot() {
     for link in &links {
         labels.push(link.text().await.unwrap());
     }
-    assert_eq!(labels, ["Overview", "System status"]);
+    assert_eq!(labels, ["Overview", "Platforms", "System status"]);
     let current = c
         .find(Locator::Css("nav a[aria-current=page]"))
         .await
@@ -116,5 +116,221 @@ async fn home_page_navigation_and_screenshot() {
         .unwrap();
     c.wait().for_url(&home).await.unwrap();
 
+    browser.close().await;
+}
+
+/// Fills the field `id` (clearing it first).
+async fn fill(c: &fantoccini::Client, id: &str, text: &str) {
+    let field = c.find(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// Clicks the element and waits until the browser is at `path`.
+async fn click_to(c: &fantoccini::Client, app: &TestApp, locator: Locator<'_>, path: &str) {
+    c.find(locator).await.unwrap().click().await.unwrap();
+    c.wait()
+        .for_url(&reqwest::Url::parse(&app.url(path)).unwrap())
+        .await
+        .unwrap();
+}
+
+async fn sign_in(c: &fantoccini::Client, app: &TestApp, email: &str) {
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "email", email).await;
+    fill(c, "password", PASSWORD).await;
+    click_to(c, app, Locator::Css("form[action='/login'] button"), "/").await;
+}
+
+#[tokio::test]
+async fn define_journey_from_scope_to_an_approved_blueprint_and_a_ranked_backlog() {
+    let app = TestApp::spawn().await;
+    app.create_user("author@example.com", &[Role::PlatformEngineer], PASSWORD)
+        .await;
+    app.create_user("reviewer@example.com", &[Role::PlatformEngineer], PASSWORD)
+        .await;
+    let browser = Browser::start().await;
+    let c = &browser.client;
+
+    // The author starts a platform and adds the reviewer.
+    sign_in(c, &app, "author@example.com").await;
+    c.goto(&app.url("/platforms")).await.unwrap();
+    fill(c, "p-name", "Payments platform").await;
+    fill(c, "p-slug", "payments").await;
+    fill(c, "p-team", "Platform team").await;
+    click_to(
+        c,
+        &app,
+        Locator::Css("form[action='/platforms'] button"),
+        "/platforms/payments",
+    )
+    .await;
+    fill(c, "m-email", "reviewer@example.com").await;
+    click_to(
+        c,
+        &app,
+        Locator::Css("form[action='/platforms/payments/members'] button"),
+        "/platforms/payments",
+    )
+    .await;
+
+    // Scope.
+    c.find(Locator::LinkText("Scope"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("s-goals")).await.unwrap();
+    fill(c, "s-goals", "Run payments on Kubernetes").await;
+    fill(c, "s-regions", "eu-central-1").await;
+    click_to(
+        c,
+        &app,
+        Locator::Css("form[action='/platforms/payments/scope'] button"),
+        "/platforms/payments/scope?saved=1",
+    )
+    .await;
+    browser.screenshot("define-scope").await;
+
+    // Blueprint from the template, one field edited, submitted.
+    c.goto(&app.url("/platforms/payments/blueprints"))
+        .await
+        .unwrap();
+    click_to(
+        c,
+        &app,
+        Locator::Css("input[name=from_template] ~ button"),
+        "/platforms/payments/blueprints/1",
+    )
+    .await;
+    c.find(Locator::LinkText("Edit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let field = c
+        .wait()
+        .for_element(Locator::Id("environment_types[2].node_group.max_size"))
+        .await
+        .unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("12").await.unwrap();
+    browser.screenshot("define-edit").await;
+    click_to(
+        c,
+        &app,
+        Locator::Css("form.wide button[type=submit]"),
+        "/platforms/payments/blueprints/2",
+    )
+    .await;
+    c.find(Locator::Css("form[action$='/submit'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Same address before and after: wait for the new state instead.
+    c.wait()
+        .for_element(Locator::Css(".revision-head .badge-in_review"))
+        .await
+        .unwrap();
+    let text = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("In review") && text.contains("environment_types[perf].node_group.max_size"),
+        "{text}"
+    );
+    click_to(
+        c,
+        &app,
+        Locator::Css("form[action='/logout'] button"),
+        "/login",
+    )
+    .await;
+
+    // The reviewer approves.
+    sign_in(c, &app, "reviewer@example.com").await;
+    c.goto(&app.url("/platforms/payments/blueprints/2"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=verdict][value=approve]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(c, "r-comment", "Twelve nodes for perf is right.").await;
+    c.find(Locator::Css("form[action$='/reviews'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let state = c
+        .wait()
+        .for_element(Locator::Css(".revision-head .badge-approved"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(state, "Approved");
+    browser.screenshot("define-approved").await;
+
+    // The backlog is generated and one item moved up, with plain forms.
+    c.goto(&app.url("/platforms/payments/backlog"))
+        .await
+        .unwrap();
+    click_to(
+        c,
+        &app,
+        Locator::Css("form[action$='/backlog/generate'] button"),
+        "/platforms/payments/backlog/generate",
+    )
+    .await;
+    let rows = c
+        .find_all(Locator::Css("table.backlog tbody tr"))
+        .await
+        .unwrap();
+    assert!(rows.len() > 20, "one item per deliverable");
+    let link = rows[2]
+        .find(Locator::Css("td:nth-child(2) a"))
+        .await
+        .unwrap();
+    let third = link.text().await.unwrap();
+    let id = link
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    click_to(
+        c,
+        &app,
+        Locator::Css(&format!("#item-{id} td.order form:first-child button")),
+        &format!("/platforms/payments/backlog#item-{id}"),
+    )
+    .await;
+    let second = c
+        .find(Locator::Css(
+            "table.backlog tbody tr:nth-child(2) td:nth-child(2) a",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(second, third, "the item moved up one place");
+    browser.screenshot("define-backlog").await;
     browser.close().await;
 }
