@@ -561,7 +561,8 @@ async fn bad_documents_are_refused_with_the_field_path_through_the_api() {
         Some(json!({"from_template": true})),
     )
     .await;
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Spoil = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Spoil, &str)> = vec![
         (Box::new(|d| d["colour"] = json!("blue")), "document.colour"),
         (
             Box::new(|d| d["environment_types"][1]["kubernetes_version"] = json!("1.9")),

@@ -55,7 +55,12 @@ pub struct Section {
     pub removable: Option<String>,
 }
 
-fn node_group(prefix: &str) -> Vec<(String, &'static str, Kind)> {
+/// One input: its document path, label and kind.
+type Spec = (String, &'static str, Kind);
+/// A section: title, the path prefix of its remove checkbox (environment types), its inputs.
+type SectionSpec = (String, Option<String>, Vec<Spec>);
+
+fn node_group(prefix: &str) -> Vec<Spec> {
     vec![
         (
             format!("{prefix}.node_group.instance_types"),
@@ -77,7 +82,7 @@ fn node_group(prefix: &str) -> Vec<(String, &'static str, Kind)> {
 
 const LIFECYCLES: &[&str] = &["long_lived", "ephemeral"];
 
-fn environment_type(i: usize) -> Vec<(String, &'static str, Kind)> {
+fn environment_type(i: usize) -> Vec<Spec> {
     let p = format!("environment_types[{i}]");
     let mut fields = vec![
         (format!("{p}.name"), "Name", Kind::Text),
@@ -140,7 +145,7 @@ fn environment_type(i: usize) -> Vec<(String, &'static str, Kind)> {
 
 /// Sections and their fields for a document with `environments` environment types (plus one
 /// empty type to add).
-fn layout(environments: usize) -> Vec<(String, Option<String>, Vec<(String, &'static str, Kind)>)> {
+fn layout(environments: usize) -> Vec<SectionSpec> {
     let s = |path: &str, label, kind| (path.to_owned(), label, kind);
     let mut sections = vec![
         (

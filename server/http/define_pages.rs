@@ -552,15 +552,14 @@ async fn revision_view<P>(
 ) -> Result<RevisionPage, AppError> {
     let platform = on.platform().clone();
     let can_plan = on.can(Action::ViewPlanning);
-    // The review page compares with the last approved revision (or the base, before any).
+    // The review page compares with the approved revision; the approved one (or a draft before
+    // any approval) with the revision it was edited from.
     let approved = revisions::approved(&state.pool, platform.id).await?;
-    let against = match &approved {
-        Some(a) if a.number != revision.number => Some(a.clone()),
+    let against = match approved {
+        Some(a) if a.number != revision.number => Some(a),
         _ => match revision.base_number {
-            Some(base) if approved.is_none() => {
-                revisions::get(&state.pool, platform.id, base).await?
-            }
-            _ => None,
+            Some(base) => revisions::get(&state.pool, platform.id, base).await?,
+            None => None,
         },
     };
     let changes = against
@@ -694,14 +693,14 @@ pub struct RevisionEditPage {
     pub stale: Option<(i32, Vec<ChangeRow>)>,
 }
 
+/// The edit page; `yaml` is the text of the raw editor, `None` for the structured form.
 fn edit_page<P>(
     state: &AppState,
     ctx: &Ctx,
     on: &OnPlatform<P>,
     base: i32,
     doc: &Value,
-    raw: bool,
-    yaml: String,
+    yaml: Option<String>,
     errors: FieldErrors,
 ) -> RevisionEditPage {
     RevisionEditPage {
@@ -716,8 +715,8 @@ fn edit_page<P>(
         can_edit: true,
         base,
         sections: blueprint_form::sections(doc, &errors),
-        yaml,
-        raw,
+        raw: yaml.is_some(),
+        yaml: yaml.unwrap_or_default(),
         errors,
         stale: None,
     }
@@ -743,8 +742,7 @@ pub async fn revision_edit_page(
         &on,
         number,
         &doc,
-        query.raw.is_some(),
-        revision.document.to_yaml(),
+        query.raw.map(|_| revision.document.to_yaml()),
         FieldErrors::default(),
     ))
 }
@@ -766,15 +764,11 @@ pub async fn revision_edit_save(
     } else {
         blueprint_form::apply(&base.document, &form)
     };
-    let yaml = if raw {
-        form.get("yaml").to_owned()
-    } else {
-        base.document.to_yaml()
-    };
+    let yaml = raw.then(|| form.get("yaml").to_owned());
     let document = match parsed {
         Ok(document) => document,
         Err(errors) => {
-            let page = edit_page(&state, &ctx, &on, number, &doc, raw, yaml, errors);
+            let page = edit_page(&state, &ctx, &on, number, &doc, yaml, errors);
             return Ok(with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 render(&page)?,
@@ -804,8 +798,7 @@ pub async fn revision_edit_save(
                 &on,
                 number,
                 &document.to_json(),
-                raw,
-                yaml,
+                yaml.clone(),
                 FieldErrors::default(),
             );
             page.stale = Some((latest, change_rows(changes)));
@@ -818,8 +811,7 @@ pub async fn revision_edit_save(
                 &on,
                 number,
                 &document.to_json(),
-                raw,
-                yaml,
+                yaml.clone(),
                 errors,
             );
             Ok(with_status(
