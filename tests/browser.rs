@@ -332,5 +332,32 @@ async fn define_journey_from_scope_to_an_approved_blueprint_and_a_ranked_backlog
         .unwrap();
     assert_eq!(second, third, "the item moved up one place");
     browser.screenshot("define-backlog").await;
+
+    // With JavaScript, rows can be dragged: drag the fifth row onto the first.
+    let fifth = c
+        .find(Locator::Css(
+            "table.backlog tbody tr:nth-child(5) td:nth-child(2) a",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    c.execute(
+        "const rows = document.querySelectorAll('table.backlog tbody tr');
+         const data = new DataTransfer();
+         rows[4].dispatchEvent(new DragEvent('dragstart', { dataTransfer: data, bubbles: true }));
+         rows[0].dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    // The page reloads once the move is saved.
+    c.wait()
+        .for_element(Locator::XPath(&format!(
+            "//table[contains(@class,'backlog')]/tbody/tr[1]/td[2]/a[text()='{fifth}']"
+        )))
+        .await
+        .unwrap();
     browser.close().await;
 }

@@ -17,4 +17,29 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   }
+
+  // Backlog: drag a row to reorder it. Without JavaScript the ↑/↓ buttons do the same.
+  const backlog = document.querySelector("table.backlog[data-draggable]");
+  if (backlog) {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const rows = () => [...backlog.tBodies[0].rows];
+    let dragged = null;
+    for (const row of rows()) {
+      row.draggable = true;
+      row.addEventListener("dragstart", (event) => {
+        dragged = row;
+        row.classList.add("dragging");
+        event.dataTransfer.effectAllowed = "move";
+      });
+      row.addEventListener("dragend", () => row.classList.remove("dragging"));
+      row.addEventListener("dragover", (event) => event.preventDefault());
+      row.addEventListener("drop", async (event) => {
+        event.preventDefault();
+        if (!dragged || dragged === row) return;
+        const body = new URLSearchParams({ _csrf: csrf, position: String(rows().indexOf(row)) });
+        await fetch(dragged.dataset.moveUrl, { method: "POST", body, redirect: "manual" });
+        window.location.reload();
+      });
+    }
+  }
 });

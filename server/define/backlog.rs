@@ -651,6 +651,53 @@ pub async fn move_item(
     Ok(())
 }
 
+/// Moves an item to `position` (0 = first) in rank order, renumbering ranks; for drag-and-drop.
+pub async fn move_to(
+    db: &PgPool,
+    platform: &Platform,
+    id: Uuid,
+    position: usize,
+    by: &Principal,
+) -> Result<(), BacklogError> {
+    ensure_active(platform)?;
+    let mut tx = db.begin().await?;
+    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
+        .bind(platform.id)
+        .execute(&mut *tx)
+        .await?;
+    let mut order: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM backlog_item WHERE platform_id = $1 ORDER BY rank, id")
+            .bind(platform.id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let at = order
+        .iter()
+        .position(|i| *i == id)
+        .ok_or(BacklogError::NotFound)?;
+    order.remove(at);
+    order.insert(position.min(order.len()), id);
+    let ranks: Vec<i64> = (1..=order.len() as i64).map(|n| n * RANK_STEP).collect();
+    sqlx::query(
+        "UPDATE backlog_item b SET rank = r.rank, updated_at = now()
+         FROM unnest($1::uuid[], $2::bigint[]) AS r(id, rank)
+         WHERE b.id = r.id AND b.rank <> r.rank",
+    )
+    .bind(&order)
+    .bind(&ranks)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        &Actor::from(by),
+        "backlog.item_moved",
+        &subject(platform),
+        json!({ "item": id, "position": position }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))

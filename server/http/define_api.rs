@@ -549,7 +549,22 @@ pub async fn patch_item(
         .ok_or(AppError::NotFound)?;
     let input = item_input(&body, Some(&current))?;
     let mut item = backlog::update(&state.pool, on.platform(), id, &input, &on.principal).await?;
-    if let Some(direction) = body.get("move").and_then(Value::as_str) {
+    if let Some(position) = body.get("position") {
+        let position = position.as_u64().ok_or_else(|| {
+            field_error("position", "Use the new place in the backlog, 0 for first.")
+        })?;
+        backlog::move_to(
+            &state.pool,
+            on.platform(),
+            id,
+            position as usize,
+            &on.principal,
+        )
+        .await?;
+        item = backlog::get(&state.pool, on.platform().id, id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+    } else if let Some(direction) = body.get("move").and_then(Value::as_str) {
         let direction = match direction {
             "up" => Direction::Up,
             "down" => Direction::Down,

@@ -995,12 +995,17 @@ pub async fn backlog_move(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
-    let direction = if form.get("direction") == "down" {
-        Direction::Down
+    // `position` comes from drag-and-drop (app.js); the buttons send `direction`.
+    if let Ok(position) = form.get("position").parse::<usize>() {
+        backlog::move_to(&state.pool, on.platform(), id, position, &on.principal).await?;
     } else {
-        Direction::Up
-    };
-    backlog::move_item(&state.pool, on.platform(), id, direction, &on.principal).await?;
+        let direction = if form.get("direction") == "down" {
+            Direction::Down
+        } else {
+            Direction::Up
+        };
+        backlog::move_item(&state.pool, on.platform(), id, direction, &on.principal).await?;
+    }
     Ok(see_other(&format!(
         "/platforms/{}/backlog#item-{id}",
         on.platform().slug

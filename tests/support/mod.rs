@@ -289,7 +289,15 @@ impl TestApp {
     /// A local user with a password, created directly (as an admin would).
     pub async fn create_user(&self, email: &str, roles: &[Role], password: &str) -> UserId {
         let roles: RoleSet = roles.iter().copied().collect();
-        let hash = slipway::auth::password::hash(password);
+        // Hashing is slow by design; the harness's own password is hashed once per process.
+        static PASSWORD_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let hash = if password == PASSWORD {
+            PASSWORD_HASH
+                .get_or_init(|| slipway::auth::password::hash(PASSWORD))
+                .clone()
+        } else {
+            slipway::auth::password::hash(password)
+        };
         slipway::auth::users::create_local(&self.pool, email, "Test User", &roles, Some(&hash))
             .await
             .unwrap()
