@@ -628,6 +628,74 @@ async fn page(app: &TestApp, browser: &reqwest::Client, path: &str) -> (String, 
     (html, token)
 }
 
+/// The structured form as the page renders it for `document`, with `changes` typed in.
+fn form_fields(document: &Value, token: &str, changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = vec![("_csrf".into(), token.to_owned())];
+    for section in slipway::http::blueprint_form::sections(document, &Default::default()) {
+        for f in section.fields {
+            let typed = changes
+                .iter()
+                .find(|(path, _)| *path == f.path)
+                .map(|(_, v)| v.to_string());
+            if f.is_bool() {
+                if f.checked {
+                    fields.push((f.path, "1".into()));
+                }
+            } else {
+                fields.push((f.path.clone(), typed.unwrap_or(f.value)));
+            }
+        }
+    }
+    fields
+}
+
+/// Bad values and the message shown beside their field, through the form and YAML import.
+const BAD_VALUES: &[(&str, &str, &str, &str, &str)] = &[
+    // (form field, typed value, YAML before, YAML after, message)
+    (
+        "cloud.region",
+        "europe",
+        "region: eu-west-1",
+        "region: europe",
+        "Use an AWS region",
+    ),
+    (
+        "environment_types[0].node_group.max_size",
+        "1",
+        "    min_size: 2\n    max_size: 6",
+        "    min_size: 2\n    max_size: 1",
+        "Use min_size up to 100 nodes.",
+    ),
+    (
+        "environment_types[1].kubernetes_version",
+        "1.12",
+        "- name: test\n  lifecycle: long_lived\n  kubernetes_version: '1.34'",
+        "- name: test\n  lifecycle: long_lived\n  kubernetes_version: '1.12'",
+        "Use a Kubernetes version EKS supports",
+    ),
+    (
+        "environment_types[2].ttl.max_hours",
+        "500",
+        "    max_hours: 72",
+        "    max_hours: 500",
+        "Use 1 to 168 hours.",
+    ),
+    (
+        "environment_types[3].name",
+        "dev",
+        "- name: prod",
+        "- name: dev",
+        "Another environment type is already called `dev`.",
+    ),
+    (
+        "environment_types[0].data_services",
+        "mongodb, redis",
+        "  - mongodb\n  - kafka",
+        "  - mongodb\n  - redis",
+        "`redis` is not a data service",
+    ),
+];
+
 #[tokio::test]
 async fn the_forms_show_each_error_beside_its_field() {
     let app = TestApp::spawn().await;
@@ -641,8 +709,16 @@ async fn the_forms_show_each_error_beside_its_field() {
     .await;
     let browser = client();
     app.login(&browser, &t.author_email, PASSWORD).await;
-
-    // YAML import with a bad value: the path and the line.
+    let current = json_of(
+        app.api(
+            Method::GET,
+            "/api/v1/platforms/payments/blueprints/1",
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
     let yaml = app
         .api(
             Method::GET,
@@ -654,24 +730,72 @@ async fn the_forms_show_each_error_beside_its_field() {
         .text()
         .await
         .unwrap();
-    let bad = yaml.replacen("    max_hours: 72", "    max_hours: 500", 1);
-    let (_, token) = page(&app, &browser, "/platforms/payments/blueprints").await;
-    let res = browser
-        .post(app.url("/platforms/payments/blueprints"))
-        .form(&[("_csrf", token.as_str()), ("yaml", bad.as_str())])
-        .send()
+    let (form, token) = page(&app, &browser, "/platforms/payments/blueprints/1/edit").await;
+    assert!(
+        form.contains(r#"name="environment_types[0].node_group.max_size" value="6""#),
+        "{form}"
+    );
+
+    for (field, typed, before, after, message) in BAD_VALUES {
+        let (before, after) = (before.to_string(), after.to_string());
+        // The structured form: the message lands beside the input of that field, value kept.
+        let res = browser
+            .post(app.url("/platforms/payments/blueprints/1/edit"))
+            .form(&form_fields(
+                &current["document"],
+                &token,
+                &[(field, typed)],
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        let html = res.text().await.unwrap();
+        let input = html
+            .find(&format!(r#"name="{field}""#))
+            .unwrap_or_else(|| panic!("{field} is shown again"));
+        let next_label = html[input..].find("<label").unwrap_or(html.len() - input);
+        let error = html[input..].find(*message).unwrap_or_else(|| {
+            panic!(
+                "{field}: no {message:?} in {}",
+                &html[input..input + next_label]
+            )
+        });
+        assert!(
+            error < next_label,
+            "{field}: the message is beside its own field"
+        );
+
+        // The same mistake in an imported YAML document names the field path.
+        assert!(yaml.contains(&before), "the template YAML has {before:?}");
+        let res = browser
+            .post(app.url("/platforms/payments/blueprints"))
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("yaml", yaml.replacen(&before, &after, 1).as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        let html = res.text().await.unwrap();
+        let path = if field.ends_with("data_services") {
+            format!("{field}[1]")
+        } else {
+            field.to_string()
+        };
+        assert!(
+            html.contains(&format!("<code>{path}</code>")) && html.contains(*message),
+            "{field}: {html}"
+        );
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM blueprint_revision")
+        .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = res.text().await.unwrap();
-    assert!(
-        html.contains("<code>environment_types[2].ttl.max_hours</code>"),
-        "{html}"
-    );
-    assert!(
-        html.contains("max_hours: 500"),
-        "the submitted text is kept"
-    );
+    assert_eq!(count, 1, "nothing was saved");
+
+    // A YAML syntax error gives the line.
     let res = browser
         .post(app.url("/platforms/payments/blueprints"))
         .form(&[
@@ -684,60 +808,6 @@ async fn the_forms_show_each_error_beside_its_field() {
     assert!(
         res.text().await.unwrap().contains("line 3"),
         "syntax errors give the line"
-    );
-
-    // The structured form: the error lands beside the input of that field.
-    let (form, token) = page(&app, &browser, "/platforms/payments/blueprints/1/edit").await;
-    assert!(
-        form.contains(r#"name="environment_types[0].node_group.max_size" value="6""#),
-        "{form}"
-    );
-    // Fill the form as the page rendered it (same fields, same values), changing one value.
-    let current = json_of(
-        app.api(
-            Method::GET,
-            "/api/v1/platforms/payments/blueprints/1",
-            &t.author,
-            None,
-        )
-        .await,
-    )
-    .await;
-    let mut fields: Vec<(String, String)> = vec![("_csrf".into(), token.clone())];
-    for section in
-        slipway::http::blueprint_form::sections(&current["document"], &Default::default())
-    {
-        for f in section.fields {
-            if f.is_bool() {
-                if f.checked {
-                    fields.push((f.path, "1".into()));
-                }
-            } else if f.path == "environment_types[0].node_group.max_size" {
-                fields.push((f.path, "1".into()));
-            } else {
-                fields.push((f.path, f.value));
-            }
-        }
-    }
-    let res = browser
-        .post(app.url("/platforms/payments/blueprints/1/edit"))
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = res.text().await.unwrap();
-    let input = html
-        .find(r#"name="environment_types[0].node_group.max_size""#)
-        .expect("the field is shown again");
-    let error = html[input..]
-        .find("Use min_size up to 100 nodes.")
-        .expect("its error follows it");
-    let next_field = html[input..].find("<label").unwrap();
-    assert!(error < next_field, "the error is beside its own field");
-    assert!(
-        html.contains(r#"name="environment_types[0].node_group.max_size" value="1""#),
-        "the value is kept"
     );
 }
 

@@ -83,16 +83,23 @@ pub async fn create_platform(
     Ok((StatusCode::CREATED, Json(platform_json(&platform))).into_response())
 }
 
+#[derive(Deserialize)]
+pub struct ListQuery {
+    archived: Option<bool>,
+}
+
+/// `?archived=true` includes archived platforms.
 pub async fn list_platforms(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, AppError> {
     authorize(
         &principal,
         Action::ViewPlatform,
         Subject::Platform { member: false },
     )?;
-    let items: Vec<Value> = platforms::list(&state.pool, false)
+    let items: Vec<Value> = platforms::list(&state.pool, query.archived.unwrap_or(false))
         .await?
         .iter()
         .map(platform_json)

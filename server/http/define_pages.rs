@@ -45,6 +45,8 @@ fn with_status(status: StatusCode, html: Html<String>) -> Response {
 pub struct PlatformsPage {
     pub shell: Shell,
     pub platforms: Vec<Platform>,
+    /// Archived platforms are listed too.
+    pub archived: bool,
     pub can_create: bool,
     pub form: NewPlatformForm,
     pub errors: FieldErrors,
@@ -63,6 +65,7 @@ async fn platforms_view(
     ctx: &Ctx,
     form: NewPlatformForm,
     errors: FieldErrors,
+    archived: bool,
 ) -> Result<PlatformsPage, AppError> {
     let can_create = ctx
         .principal
@@ -70,17 +73,24 @@ async fn platforms_view(
         .is_some_and(|p| crate::auth::can(p, Action::CreatePlatform, Subject::Portal));
     Ok(PlatformsPage {
         shell: ctx.shell(state, "platforms", "Platforms"),
-        platforms: platforms::list(&state.pool, false).await?,
+        platforms: platforms::list(&state.pool, archived).await?,
+        archived,
         can_create,
         form,
         errors,
     })
 }
 
+#[derive(Deserialize, Default)]
+pub struct ArchivedQuery {
+    archived: Option<String>,
+}
+
 pub async fn platforms_page(
     State(state): State<AppState>,
     ctx: Ctx,
     _: Allowed<UsePortal>,
+    Query(query): Query<ArchivedQuery>,
 ) -> Result<Html<String>, AppError> {
     render(
         &platforms_view(
@@ -88,6 +98,7 @@ pub async fn platforms_page(
             &ctx,
             NewPlatformForm::default(),
             FieldErrors::default(),
+            query.archived.is_some(),
         )
         .await?,
     )
@@ -116,7 +127,7 @@ pub async fn platform_create(
             };
             Ok(with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                render(&platforms_view(&state, &ctx, kept, errors).await?)?,
+                render(&platforms_view(&state, &ctx, kept, errors, false).await?)?,
             ))
         }
         Err(e) => Err(e.into()),
