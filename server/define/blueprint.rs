@@ -408,14 +408,7 @@ impl Blueprint {
                 "Name where logs go, e.g. opensearch or cloudwatch.",
             );
         }
-        for (i, service) in self.connected_services.iter().enumerate() {
-            if service.name.trim().is_empty() {
-                errors.add(
-                    &format!("connected_services[{i}].name"),
-                    "Give the service a name.",
-                );
-            }
-        }
+        super::scope::check_connected_services(&mut errors, &self.connected_services);
         errors.into_result()
     }
 

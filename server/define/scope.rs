@@ -115,15 +115,20 @@ impl Scope {
                 );
             }
         }
-        for (i, service) in self.connected_services.iter().enumerate() {
-            if service.name.trim().is_empty() {
-                errors.add(
-                    &format!("connected_services[{i}].name"),
-                    "Give the service a name.",
-                );
-            }
-        }
+        check_connected_services(&mut errors, &self.connected_services);
         errors.into_result()
+    }
+}
+
+/// Every connected service needs a name (scope and blueprint alike).
+pub fn check_connected_services(errors: &mut FieldErrors, services: &[ConnectedService]) {
+    for (i, service) in services.iter().enumerate() {
+        if service.name.trim().is_empty() {
+            errors.add(
+                &format!("connected_services[{i}].name"),
+                "Give the service a name.",
+            );
+        }
     }
 }
 

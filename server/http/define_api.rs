@@ -151,8 +151,9 @@ fn revision_json(r: &Revision) -> Value {
     })
 }
 
-/// The revision if the caller may see it: drafts and reviews only for the planners.
-async fn visible_revision<P>(
+/// The revision if the caller may see it: approved and superseded ones for everyone who sees
+/// the platform, drafts and revisions in review only for its planners (404 for the others).
+pub async fn visible_revision<P>(
     state: &AppState,
     on: &OnPlatform<P>,
     number: i32,

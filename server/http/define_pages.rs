@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::blueprint_form::{self, Section};
-use super::define_api::{backlog_export, export};
+use super::define_api::{backlog_export, export, visible_revision};
 use super::error::AppError;
 use super::extract::{
     Allowed, CreatePlatform, Ctx, FormFields, OnPlatform, PlatformEditor, PlatformPlanner,
@@ -25,7 +25,7 @@ use crate::define::backlog::{self, Direction, Generation, Item, ItemInput};
 use crate::define::blueprint::Blueprint;
 use crate::define::diff::{Change, diff};
 use crate::define::platforms::{self, Member, NewPlatform, Platform};
-use crate::define::revisions::{self, Review, Revision, RevisionError, RevisionState, Verdict};
+use crate::define::revisions::{self, Review, Revision, RevisionError, Verdict};
 use crate::define::scope::{self, Complexity, ConnectedService, Scope, Timebox};
 use crate::validation::FieldErrors;
 
@@ -535,25 +535,6 @@ pub fn change_rows(changes: Vec<Change>) -> Vec<ChangeRow> {
         .collect()
 }
 
-async fn revision_for<P>(
-    state: &AppState,
-    on: &OnPlatform<P>,
-    number: i32,
-) -> Result<Revision, AppError> {
-    let revision = revisions::get(&state.pool, on.platform().id, number)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let published = matches!(
-        revision.state,
-        RevisionState::Approved | RevisionState::Superseded
-    );
-    if published || on.can(Action::ViewPlanning) {
-        Ok(revision)
-    } else {
-        Err(AppError::NotFound)
-    }
-}
-
 async fn revision_view<P>(
     state: &AppState,
     ctx: &Ctx,
@@ -620,7 +601,7 @@ pub async fn revision_page(
     Path((_, number)): Path<(String, i32)>,
     Query(query): Query<FormatQuery>,
 ) -> Result<Response, AppError> {
-    let revision = revision_for(&state, &on, number).await?;
+    let revision = visible_revision(&state, &on, number).await?;
     if query.format.is_some() {
         return export(on.platform(), &revision, query.format.as_deref());
     }
@@ -649,7 +630,7 @@ pub async fn revision_review(
     Path((_, number)): Path<(String, i32)>,
     form: FormFields,
 ) -> Result<Response, AppError> {
-    let revision = revision_for(&state, &on, number).await?;
+    let revision = visible_revision(&state, &on, number).await?;
     authorize(
         &on.principal,
         Action::ReviewBlueprint,
@@ -745,7 +726,7 @@ pub async fn revision_edit_page(
     Path((_, number)): Path<(String, i32)>,
     Query(query): Query<EditQuery>,
 ) -> Result<Html<String>, AppError> {
-    let revision = revision_for(&state, &on, number).await?;
+    let revision = visible_revision(&state, &on, number).await?;
     let doc = revision.document.to_json();
     render(&edit_page(
         &state,
@@ -767,7 +748,7 @@ pub async fn revision_edit_save(
     Path((_, number)): Path<(String, i32)>,
     form: FormFields,
 ) -> Result<Response, AppError> {
-    let base = revision_for(&state, &on, number).await?;
+    let base = visible_revision(&state, &on, number).await?;
     let raw = form.get("mode") == "yaml";
     let (doc, parsed) = if raw {
         let parsed = Blueprint::from_yaml(form.get("yaml"));
