@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod define;
 pub mod http;
+pub mod jobs;
 pub mod telemetry;
 pub mod validation;
 

@@ -1,0 +1,356 @@
+//! The queue's SQL: enqueue (inside the caller's transaction), claim in batches with
+//! `FOR UPDATE SKIP LOCKED`, fenced completion and failure, heartbeats, the rescuer, cancel and
+//! manual retry. Times come from the caller's clock so tests need not sleep.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+
+/// The channel that wakes workers when a job becomes available.
+pub const CHANNEL: &str = "slipway_jobs";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Available,
+    Running,
+    Retryable,
+    Completed,
+    Cancelled,
+    Discarded,
+}
+
+impl JobState {
+    pub fn parse(text: &str) -> Option<JobState> {
+        Some(match text {
+            "available" => JobState::Available,
+            "running" => JobState::Running,
+            "retryable" => JobState::Retryable,
+            "completed" => JobState::Completed,
+            "cancelled" => JobState::Cancelled,
+            "discarded" => JobState::Discarded,
+            _ => return None,
+        })
+    }
+}
+
+/// A job to put on the queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub priority: i16,
+    pub max_attempts: i32,
+    pub run_at: Option<DateTime<Utc>>,
+    pub unique_key: Option<String>,
+}
+
+impl NewJob {
+    pub fn new(kind: &str, payload: serde_json::Value) -> Self {
+        NewJob {
+            kind: kind.to_owned(),
+            payload,
+            priority: 0,
+            max_attempts: 10,
+            run_at: None,
+            unique_key: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("an active job with the key {0} already exists")]
+    Duplicate(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Enqueues inside the caller's transaction: the job exists (and workers are woken) only if the
+/// transaction commits.
+pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> Result<i64, EnqueueError> {
+    let inserted = sqlx::query_scalar(
+        "INSERT INTO job (kind, payload, priority, max_attempts, run_at, unique_key)
+         VALUES ($1, $2, $3, $4, coalesce($5, now()), $6) RETURNING id",
+    )
+    .bind(&job.kind)
+    .bind(&job.payload)
+    .bind(job.priority)
+    .bind(job.max_attempts)
+    .bind(job.run_at)
+    .bind(&job.unique_key)
+    .fetch_one(&mut *tx)
+    .await;
+    let id = match inserted {
+        Ok(id) => id,
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("job_unique_active") => {
+            return Err(EnqueueError::Duplicate(
+                job.unique_key.clone().unwrap_or_default(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // NOTIFY is delivered at commit, never for a rolled-back enqueue.
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    Ok(id)
+}
+
+/// A job as a worker holds it: `fence` proves which attempt it is.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub fence: i64,
+}
+
+/// Claims up to `limit` runnable jobs for `worker`, holding each for `lease`.
+pub async fn claim(
+    db: &PgPool,
+    worker: &str,
+    limit: i64,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH next AS (
+             SELECT id FROM job
+             WHERE state IN ('available', 'retryable') AND run_at <= $1
+             ORDER BY priority DESC, run_at, id
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE job SET state = 'running', attempt = job.attempt + 1, fence = job.fence + 1,
+             locked_by = $3, lease_until = $1 + $4, heartbeat_at = $1,
+             started_at = coalesce(job.started_at, $1)
+         FROM next WHERE job.id = next.id
+         RETURNING job.id, job.kind, job.payload, job.attempt, job.max_attempts, job.fence",
+    )
+    .bind(now)
+    .bind(limit)
+    .bind(worker)
+    .bind(chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
+    .fetch_all(db)
+    .await
+}
+
+/// Marks the attempt completed; `false` when the lease was lost (another attempt owns it).
+pub async fn complete(
+    db: &PgPool,
+    job: &ClaimedJob,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job SET state = 'completed', finished_at = $3, locked_by = NULL, lease_until = NULL
+         WHERE id = $1 AND fence = $2 AND state = 'running'",
+    )
+    .bind(job.id)
+    .bind(job.fence)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How long to wait before attempt `attempt + 1`: exponential (2^attempt seconds, at most an
+/// hour) with up to 10% random jitter so failed jobs do not retry in lockstep.
+pub fn backoff(attempt: i32, jitter: f64) -> Duration {
+    let base = 2f64.powi(attempt.clamp(0, 12)).min(3600.0);
+    Duration::from_secs_f64(base * (1.0 + 0.1 * jitter.clamp(0.0, 1.0)))
+}
+
+/// Records a failed attempt: `retryable` after a backoff, or `discarded` when attempts are used
+/// up (also when `permanent`). `false` when the lease was lost.
+pub async fn fail(
+    db: &PgPool,
+    job: &ClaimedJob,
+    error: &str,
+    permanent: bool,
+    now: DateTime<Utc>,
+    jitter: f64,
+) -> Result<bool, sqlx::Error> {
+    let discard = permanent || job.attempt >= job.max_attempts;
+    let run_at = now + chrono::Duration::from_std(backoff(job.attempt, jitter)).unwrap_or_default();
+    let done = sqlx::query(
+        "UPDATE job SET state = CASE WHEN $3 THEN 'discarded' ELSE 'retryable' END,
+             run_at = CASE WHEN $3 THEN run_at ELSE $4 END,
+             finished_at = CASE WHEN $3 THEN $5 ELSE NULL END,
+             last_error = $6, locked_by = NULL, lease_until = NULL
+         WHERE id = $1 AND fence = $2 AND state = 'running'",
+    )
+    .bind(job.id)
+    .bind(job.fence)
+    .bind(discard)
+    .bind(run_at)
+    .bind(now)
+    .bind(error.chars().take(4000).collect::<String>())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends a running job that honoured a cancel request between steps.
+pub async fn mark_cancelled(
+    db: &PgPool,
+    job: &ClaimedJob,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job SET state = 'cancelled', finished_at = $3, locked_by = NULL, lease_until = NULL
+         WHERE id = $1 AND fence = $2 AND state = 'running'",
+    )
+    .bind(job.id)
+    .bind(job.fence)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Renews the leases of jobs this worker still holds; returns `(id, cancel_requested)` of those
+/// it still owns (a job missing from the answer was taken away).
+pub async fn heartbeat(
+    db: &PgPool,
+    jobs: &[(i64, i64)],
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<(i64, bool)>, sqlx::Error> {
+    let (ids, fences): (Vec<i64>, Vec<i64>) = jobs.iter().copied().unzip();
+    sqlx::query_as(
+        "UPDATE job SET lease_until = $3 + $4, heartbeat_at = $3
+         FROM unnest($1::bigint[], $2::bigint[]) AS held(id, fence)
+         WHERE job.id = held.id AND job.fence = held.fence AND job.state = 'running'
+         RETURNING job.id, job.cancel_requested",
+    )
+    .bind(&ids)
+    .bind(&fences)
+    .bind(now)
+    .bind(chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
+    .fetch_all(db)
+    .await
+}
+
+/// Returns jobs whose lease expired (their worker died) to `retryable`, to run at once; the
+/// fence of the dead attempt stops it from writing anything if it was only slow.
+pub async fn rescue(db: &PgPool, now: DateTime<Utc>) -> Result<Vec<i64>, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE job SET state = 'retryable', run_at = $1, locked_by = NULL, lease_until = NULL,
+             last_error = 'the worker running it stopped responding (lease expired)'
+         WHERE state = 'running' AND lease_until < $1 RETURNING id",
+    )
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    if !ids.is_empty() {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(db)
+            .await?;
+    }
+    Ok(ids)
+}
+
+/// Hands back jobs of a worker that is shutting down, to run again at once elsewhere.
+pub async fn release(db: &PgPool, jobs: &[(i64, i64)]) -> Result<u64, sqlx::Error> {
+    let (ids, fences): (Vec<i64>, Vec<i64>) = jobs.iter().copied().unzip();
+    let done = sqlx::query(
+        "UPDATE job SET state = 'retryable', run_at = now(), locked_by = NULL, lease_until = NULL,
+             attempt = greatest(job.attempt - 1, 0)
+         FROM unnest($1::bigint[], $2::bigint[]) AS held(id, fence)
+         WHERE job.id = held.id AND job.fence = held.fence AND job.state = 'running'",
+    )
+    .bind(&ids)
+    .bind(&fences)
+    .execute(db)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no such job")]
+    NotFound,
+    #[error("the job is {0}")]
+    WrongState(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+async fn state_of(db: &PgPool, id: i64) -> ControlError {
+    match sqlx::query_scalar::<_, String>("SELECT state FROM job WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+    {
+        Ok(Some(state)) => ControlError::WrongState(state),
+        Ok(None) => ControlError::NotFound,
+        Err(e) => e.into(),
+    }
+}
+
+/// Cancels a job: at once when it waits; a running one stops cooperatively between steps.
+pub async fn cancel(db: &PgPool, id: i64) -> Result<JobState, ControlError> {
+    let state: Option<String> = sqlx::query_scalar(
+        "UPDATE job SET
+             state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+             cancel_requested = true,
+             finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END
+         WHERE id = $1 AND state IN ('available', 'retryable', 'running') RETURNING state",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    match state {
+        Some(s) => Ok(JobState::parse(&s).unwrap_or(JobState::Cancelled)),
+        None => Err(state_of(db, id).await),
+    }
+}
+
+/// Runs a discarded or cancelled job again, from its first unfinished step.
+pub async fn retry(db: &PgPool, id: i64) -> Result<(), ControlError> {
+    let done = sqlx::query(
+        "UPDATE job SET state = 'available', run_at = now(), cancel_requested = false,
+             max_attempts = greatest(max_attempts, attempt + 1), finished_at = NULL
+         WHERE id = $1 AND state IN ('discarded', 'cancelled')",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(state_of(db, id).await);
+    }
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_exponentially_with_bounded_jitter() {
+        assert_eq!(backoff(1, 0.0), Duration::from_secs(2));
+        assert_eq!(backoff(4, 0.0), Duration::from_secs(16));
+        assert_eq!(backoff(4, 1.0), Duration::from_secs_f64(17.6));
+        assert_eq!(
+            backoff(30, 0.0),
+            Duration::from_secs(3600),
+            "capped at an hour"
+        );
+    }
+}

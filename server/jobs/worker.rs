@@ -1,0 +1,339 @@
+//! A worker pool: N concurrent job tasks in one process, woken by LISTEN/NOTIFY with a polling
+//! fallback, claiming in batches, renewing leases by heartbeat, rescuing the jobs of dead
+//! workers, and shutting down gracefully (stop claiming, let steps finish up to a deadline, hand
+//! back the rest).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::Registry;
+use super::queue::{self, CHANNEL, ClaimedJob};
+use super::steps::{self, Outcome};
+use crate::clock::Clock;
+
+/// Timings and size of a pool. The defaults put a crashed worker's job back to work within
+/// about 8 seconds: the lease (6 s) runs out, and the rescuer looks every 2 s.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub heartbeat: Duration,
+    pub rescue_every: Duration,
+    /// How often to look for work when no notification came (scheduled and retried jobs).
+    pub poll: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 8,
+            lease: Duration::from_secs(6),
+            heartbeat: Duration::from_secs(2),
+            rescue_every: Duration::from_secs(2),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the pool knows of a job it runs: its fence and whether a cancel was requested.
+struct Held {
+    fence: i64,
+    cancel: Arc<AtomicBool>,
+}
+
+type HeldJobs = Arc<std::sync::Mutex<HashMap<i64, Held>>>;
+
+/// A running pool; stop it with [`Workers::shutdown`].
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    held: HeldJobs,
+    db: PgPool,
+    pub id: String,
+}
+
+impl Workers {
+    pub fn start(db: PgPool, registry: Registry, clock: Clock, config: WorkerConfig) -> Workers {
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let (stop, stopped) = watch::channel(false);
+        let held: HeldJobs = Arc::default();
+        let mut tasks = JoinSet::new();
+        let wake = Arc::new(Notify::new());
+        tasks.spawn(listen(db.clone(), wake.clone(), stopped.clone()));
+        tasks.spawn(dispatch(Dispatcher {
+            db: db.clone(),
+            registry,
+            clock: clock.clone(),
+            config: config.clone(),
+            id: id.clone(),
+            held: held.clone(),
+            wake,
+            stopped: stopped.clone(),
+        }));
+        tasks.spawn(heartbeat(
+            db.clone(),
+            clock.clone(),
+            config.clone(),
+            held.clone(),
+            stopped.clone(),
+        ));
+        tasks.spawn(rescue(db.clone(), clock, config, stopped));
+        tracing::info!(worker = %id, "job workers started");
+        Workers {
+            stop,
+            tasks,
+            held,
+            db,
+            id,
+        }
+    }
+
+    /// Stops claiming, lets running jobs finish for at most `grace`, then hands back the jobs
+    /// still running so another worker resumes them at their unfinished step.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+        let remaining: Vec<(i64, i64)> = self
+            .held
+            .lock()
+            .expect("the held-jobs lock is never poisoned")
+            .iter()
+            .map(|(id, h)| (*id, h.fence))
+            .collect();
+        if !remaining.is_empty() {
+            match queue::release(&self.db, &remaining).await {
+                Ok(n) => tracing::info!(released = n, "handed back running jobs at shutdown"),
+                Err(e) => tracing::warn!(error = %e, "could not hand back jobs; the rescuer will"),
+            }
+        }
+        tracing::info!(worker = %self.id, "job workers stopped");
+    }
+}
+
+async fn listen(db: PgPool, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+    let mut listener = match PgListener::connect_with(&db).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "LISTEN unavailable; workers poll for jobs");
+            return;
+        }
+    };
+    if let Err(e) = listener.listen(CHANNEL).await {
+        tracing::warn!(error = %e, "LISTEN failed; workers poll for jobs");
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            received = listener.recv() => match received {
+                Ok(_) => wake.notify_one(),
+                // The listener reconnects by itself; polling covers the gap.
+                Err(e) => tracing::debug!(error = %e, "job notification listener interrupted"),
+            }
+        }
+    }
+}
+
+struct Dispatcher {
+    db: PgPool,
+    registry: Registry,
+    clock: Clock,
+    config: WorkerConfig,
+    id: String,
+    held: HeldJobs,
+    wake: Arc<Notify>,
+    stopped: watch::Receiver<bool>,
+}
+
+async fn dispatch(mut d: Dispatcher) {
+    let slots = Arc::new(Semaphore::new(d.config.concurrency));
+    let freed = Arc::new(Notify::new());
+    let mut running = JoinSet::new();
+    loop {
+        if *d.stopped.borrow() {
+            break;
+        }
+        let free = slots.available_permits();
+        let mut claimed = 0;
+        if free > 0 {
+            match queue::claim(&d.db, &d.id, free as i64, d.config.lease, d.clock.now()).await {
+                Ok(jobs) => {
+                    claimed = jobs.len();
+                    for job in jobs {
+                        let permit = slots
+                            .clone()
+                            .try_acquire_owned()
+                            .expect("claimed no more than the free slots");
+                        let cancel = Arc::new(AtomicBool::new(false));
+                        d.held
+                            .lock()
+                            .expect("the held-jobs lock is never poisoned")
+                            .insert(
+                                job.id,
+                                Held {
+                                    fence: job.fence,
+                                    cancel: cancel.clone(),
+                                },
+                            );
+                        let (db, registry, clock, held, freed) = (
+                            d.db.clone(),
+                            d.registry.clone(),
+                            d.clock.clone(),
+                            d.held.clone(),
+                            freed.clone(),
+                        );
+                        running.spawn(async move {
+                            run_job(&db, &registry, &clock, &job, &cancel).await;
+                            held.lock()
+                                .expect("the held-jobs lock is never poisoned")
+                                .remove(&job.id);
+                            drop(permit);
+                            freed.notify_one();
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
+            }
+        }
+        // Reap finished tasks so the set does not grow.
+        while running.try_join_next().is_some() {}
+        if free > 0 && claimed == free {
+            continue; // There may be more waiting.
+        }
+        tokio::select! {
+            _ = d.wake.notified() => {}
+            _ = freed.notified(), if free == 0 => {}
+            _ = tokio::time::sleep(d.config.poll) => {}
+            _ = d.stopped.changed() => {}
+        }
+    }
+    // Let running steps finish; the caller bounds this with its grace period.
+    while running.join_next().await.is_some() {}
+}
+
+async fn run_job(
+    db: &PgPool,
+    registry: &Registry,
+    clock: &Clock,
+    job: &ClaimedJob,
+    cancel: &AtomicBool,
+) {
+    let jitter = f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0;
+    let Some(handler) = registry.get(&job.kind) else {
+        let message = format!("no worker knows the job kind `{}`", job.kind);
+        if let Err(e) = queue::fail(db, job, &message, true, clock.now(), jitter).await {
+            tracing::warn!(job = job.id, error = %e, "recording a failure failed");
+        }
+        return;
+    };
+    let outcome = steps::run(db, handler.as_ref(), job, || cancel.load(Ordering::Relaxed)).await;
+    let now = clock.now();
+    let written = match &outcome {
+        Ok(Outcome::Completed) => queue::complete(db, job, now).await,
+        Ok(Outcome::Failed {
+            step,
+            error,
+            permanent,
+        }) => {
+            tracing::info!(job = job.id, kind = %job.kind, %step, %error, "job step failed");
+            queue::fail(
+                db,
+                job,
+                &format!("step {step}: {error}"),
+                *permanent,
+                now,
+                jitter,
+            )
+            .await
+        }
+        Ok(Outcome::Cancelled) => queue::mark_cancelled(db, job, now).await,
+        Ok(Outcome::LostLease) => Ok(false),
+        Err(e) => {
+            // The database is unreachable: the lease runs out and the job is retried.
+            tracing::warn!(job = job.id, error = %e, "running a job failed");
+            return;
+        }
+    };
+    match written {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            job = job.id,
+            "lease lost: another worker owns this job now; its results were not written"
+        ),
+        Err(e) => tracing::warn!(job = job.id, error = %e, "recording a job's outcome failed"),
+    }
+}
+
+async fn heartbeat(
+    db: PgPool,
+    clock: Clock,
+    config: WorkerConfig,
+    held: HeldJobs,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            _ = tokio::time::sleep(config.heartbeat) => {}
+        }
+        let jobs: Vec<(i64, i64)> = held
+            .lock()
+            .expect("the held-jobs lock is never poisoned")
+            .iter()
+            .map(|(id, h)| (*id, h.fence))
+            .collect();
+        if jobs.is_empty() {
+            continue;
+        }
+        match queue::heartbeat(&db, &jobs, config.lease, clock.now()).await {
+            Ok(owned) => {
+                let held = held.lock().expect("the held-jobs lock is never poisoned");
+                for (id, cancel_requested) in owned {
+                    if cancel_requested && let Some(h) = held.get(&id) {
+                        h.cancel.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "renewing job leases failed"),
+        }
+    }
+}
+
+async fn rescue(
+    db: PgPool,
+    clock: Clock,
+    config: WorkerConfig,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            _ = tokio::time::sleep(config.rescue_every) => {}
+        }
+        match queue::rescue(&db, clock.now()).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(jobs = ?ids, "rescued jobs of a worker that stopped responding")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "rescuing jobs failed"),
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! The job engine against real Postgres: enqueue in transactions, exactly-once execution by many
+//! workers, retries with backoff on an injected clock, fencing of a worker that lost its lease,
+//! cancel, unique keys, and resumption that skips completed steps.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use slipway::clock::Clock;
+use slipway::jobs::queue::{self, EnqueueError};
+use slipway::jobs::steps::{self, Outcome};
+use slipway::jobs::worker::{WorkerConfig, Workers};
+use slipway::jobs::{Handler, NewJob, Registry, StepContext, StepError, StepFuture};
+use sqlx::PgPool;
+use support::TestDb;
+
+/// A test job kind: `steps` steps; each records its run in `test_step_run`; a step named in
+/// `fail` fails (transiently) until it has run `fail_times` times.
+struct Recorder;
+
+impl Handler for Recorder {
+    fn kind(&self) -> &'static str {
+        "test.record"
+    }
+
+    fn steps(&self, payload: &serde_json::Value) -> Vec<String> {
+        (1..=payload["steps"].as_u64().unwrap_or(1))
+            .map(|n| format!("step-{n}"))
+            .collect()
+    }
+
+    fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let runs: i64 = sqlx::query_scalar("INSERT INTO test_step_run (job_id, step) VALUES ($1, $2) RETURNING (SELECT count(*) FROM test_step_run WHERE job_id = $1 AND step = $2) + 1")
+                .bind(ctx.job.id)
+                .bind(step)
+                .fetch_one(&ctx.db)
+                .await
+                .map_err(|e| StepError::Transient(e.to_string()))?;
+            ctx.log(&format!("{step} ran (time {runs})")).await?;
+            let payload = &ctx.job.payload;
+            if payload["fail"] == step && runs <= payload["fail_times"].as_i64().unwrap_or(0) {
+                return Err(StepError::Transient(format!("{step} failed on purpose")));
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn setup() -> (TestDb, PgPool) {
+    let db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    sqlx::query("CREATE TABLE test_step_run (job_id bigint NOT NULL, step text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+        .execute(&pool)
+        .await
+        .unwrap();
+    (db, pool)
+}
+
+async fn enqueue(pool: &PgPool, job: NewJob) -> i64 {
+    let mut tx = pool.begin().await.unwrap();
+    let id = queue::enqueue(&mut tx, &job).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn state(pool: &PgPool, id: i64) -> String {
+    sqlx::query_scalar("SELECT state FROM job WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn runs(pool: &PgPool, id: i64, step: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM test_step_run WHERE job_id = $1 AND step = $2")
+        .bind(id)
+        .bind(step)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits (with a deadline) until no job is waiting or running: a condition, not a timing guess.
+async fn drained(pool: &PgPool, deadline: Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job WHERE state IN ('available', 'running', 'retryable')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if open == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "{open} jobs still open after {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+}
+
+fn registry() -> Registry {
+    Registry::default().with(Recorder)
+}
+
+#[tokio::test]
+async fn a_rolled_back_enqueue_leaves_nothing_and_a_committed_one_runs_once() {
+    let (_db, pool) = setup().await;
+    let mut tx = pool.begin().await.unwrap();
+    queue::enqueue(&mut tx, &NewJob::new("test.record", json!({"steps": 1})))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM job")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+
+    let id = enqueue(&pool, NewJob::new("test.record", json!({"steps": 2}))).await;
+    let workers = Workers::start(
+        pool.clone(),
+        registry(),
+        Clock::system(),
+        WorkerConfig::default(),
+    );
+    drained(&pool, Duration::from_secs(20)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(state(&pool, id).await, "completed");
+    assert_eq!(
+        (
+            runs(&pool, id, "step-1").await,
+            runs(&pool, id, "step-2").await
+        ),
+        (1, 1)
+    );
+    let log: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(log) FROM job_step WHERE job_id = $1 AND name = 'step-2'",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(log, ["step-2 ran (time 1)"]);
+}
+
+#[tokio::test]
+async fn many_workers_run_every_job_exactly_once() {
+    let (_db, pool) = setup().await;
+    let mut tx = pool.begin().await.unwrap();
+    for _ in 0..2000 {
+        queue::enqueue(&mut tx, &NewJob::new("test.record", json!({"steps": 1})))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // Four pools of eight tasks, each with its own connections, as four processes would be.
+    let mut pools = Vec::new();
+    for _ in 0..4 {
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(6)
+            .connect_with(pool.connect_options().as_ref().clone())
+            .await
+            .unwrap();
+        pools.push(Workers::start(
+            own,
+            registry(),
+            Clock::system(),
+            WorkerConfig::default(),
+        ));
+    }
+    drained(&pool, Duration::from_secs(90)).await;
+    for workers in pools {
+        workers.shutdown(Duration::from_secs(5)).await;
+    }
+    let (total, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT job_id) FROM test_step_run")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((total, distinct), (2000, 2000), "every job ran, none twice");
+    let completed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM job WHERE state = 'completed' AND attempt = 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(completed, 2000);
+}
+
+#[tokio::test]
+async fn failures_back_off_then_the_job_is_discarded_with_its_last_error() {
+    let (_db, pool) = setup().await;
+    let mut job = NewJob::new(
+        "test.record",
+        json!({"steps": 1, "fail": "step-1", "fail_times": 99}),
+    );
+    job.max_attempts = 3;
+    job.run_at = Some(at(0));
+    let id = enqueue(&pool, job).await;
+    let lease = Duration::from_secs(6);
+    let mut now = at(0);
+    for attempt in 1..=3 {
+        let claimed = queue::claim(&pool, "w", 10, lease, now).await.unwrap();
+        assert_eq!(claimed.len(), 1, "attempt {attempt} is due at {now}");
+        let job = &claimed[0];
+        assert_eq!(job.attempt, attempt);
+        let outcome = steps::run(&pool, &Recorder, job, || false).await.unwrap();
+        let Outcome::Failed {
+            error, permanent, ..
+        } = outcome
+        else {
+            panic!("{outcome:?}")
+        };
+        assert!(!permanent);
+        assert!(
+            queue::fail(&pool, job, &error, false, now, 0.0)
+                .await
+                .unwrap()
+        );
+        if attempt < 3 {
+            assert_eq!(state(&pool, id).await, "retryable");
+            let run_at: DateTime<Utc> = sqlx::query_scalar("SELECT run_at FROM job WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            let wait = 2i64.pow(attempt as u32);
+            assert_eq!(
+                run_at,
+                now + chrono::Duration::seconds(wait),
+                "exponential backoff"
+            );
+            // Not before its time.
+            assert!(
+                queue::claim(&pool, "w", 10, lease, run_at - chrono::Duration::seconds(1))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            now = run_at;
+        }
+    }
+    assert_eq!(state(&pool, id).await, "discarded");
+    let last_error: String = sqlx::query_scalar("SELECT last_error FROM job WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(last_error, "step-1 failed on purpose");
+
+    // A manual retry runs it again.
+    queue::retry(&pool, id).await.unwrap();
+    assert_eq!(state(&pool, id).await, "available");
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_cannot_write_late_results() {
+    let (_db, pool) = setup().await;
+    let id = enqueue(&pool, NewJob::new("test.record", json!({"steps": 1}))).await;
+    let lease = Duration::from_secs(6);
+    let slow = queue::claim(&pool, "slow-worker", 1, lease, Utc::now())
+        .await
+        .unwrap()
+        .remove(0);
+    // Its lease runs out; the rescuer hands the job to another worker.
+    let later = Utc::now() + chrono::Duration::seconds(7);
+    assert_eq!(queue::rescue(&pool, later).await.unwrap(), [id]);
+    let fresh = queue::claim(&pool, "fresh-worker", 1, lease, later)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(fresh.fence, slow.fence + 1);
+    // The slow worker wakes up: its step and its completion are refused.
+    assert_eq!(
+        steps::run(&pool, &Recorder, &slow, || false).await.unwrap(),
+        Outcome::LostLease
+    );
+    assert!(!queue::complete(&pool, &slow, later).await.unwrap());
+    assert_eq!(
+        runs(&pool, id, "step-1").await,
+        0,
+        "the slow worker's step never started"
+    );
+    // The owner of the current attempt finishes normally.
+    assert_eq!(
+        steps::run(&pool, &Recorder, &fresh, || false)
+            .await
+            .unwrap(),
+        Outcome::Completed
+    );
+    assert!(queue::complete(&pool, &fresh, later).await.unwrap());
+    assert_eq!(state(&pool, id).await, "completed");
+}
+
+#[tokio::test]
+async fn a_resumed_job_skips_the_steps_it_completed() {
+    let (_db, pool) = setup().await;
+    let id = enqueue(
+        &pool,
+        NewJob::new(
+            "test.record",
+            json!({"steps": 3, "fail": "step-2", "fail_times": 1}),
+        ),
+    )
+    .await;
+    let lease = Duration::from_secs(6);
+    let first = queue::claim(&pool, "w", 1, lease, at(0))
+        .await
+        .unwrap()
+        .remove(0);
+    let Outcome::Failed { step, error, .. } = steps::run(&pool, &Recorder, &first, || false)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(step, "step-2");
+    queue::fail(&pool, &first, &error, false, at(0), 0.0)
+        .await
+        .unwrap();
+    let second = queue::claim(&pool, "w", 1, lease, at(10))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        steps::run(&pool, &Recorder, &second, || false)
+            .await
+            .unwrap(),
+        Outcome::Completed
+    );
+    assert_eq!(
+        (
+            runs(&pool, id, "step-1").await,
+            runs(&pool, id, "step-2").await,
+            runs(&pool, id, "step-3").await
+        ),
+        (1, 2, 1)
+    );
+    let attempts: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT name, state, attempt FROM job_step WHERE job_id = $1 ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts,
+        [
+            ("step-1".into(), "completed".into(), 1),
+            ("step-2".into(), "completed".into(), 2),
+            ("step-3".into(), "completed".into(), 2)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn cancel_stops_a_queued_job_at_once_and_a_running_one_between_steps() {
+    let (_db, pool) = setup().await;
+    let queued = enqueue(&pool, NewJob::new("test.record", json!({"steps": 1}))).await;
+    assert_eq!(
+        queue::cancel(&pool, queued).await.unwrap(),
+        queue::JobState::Cancelled
+    );
+    assert!(
+        queue::claim(&pool, "w", 10, Duration::from_secs(6), Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let running = enqueue(&pool, NewJob::new("test.record", json!({"steps": 3}))).await;
+    let job = queue::claim(&pool, "w", 1, Duration::from_secs(6), Utc::now())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        queue::cancel(&pool, running).await.unwrap(),
+        queue::JobState::Running
+    );
+    // The worker learns it between steps (from its heartbeat); here after the first step.
+    let owned = queue::heartbeat(
+        &pool,
+        &[(job.id, job.fence)],
+        Duration::from_secs(6),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(owned, [(running, true)]);
+    let done_steps = std::sync::atomic::AtomicUsize::new(0);
+    let outcome = steps::run(&pool, &Recorder, &job, || {
+        done_steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome, Outcome::Cancelled);
+    assert!(
+        queue::mark_cancelled(&pool, &job, Utc::now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(state(&pool, running).await, "cancelled");
+    assert_eq!(
+        (
+            runs(&pool, running, "step-1").await,
+            runs(&pool, running, "step-2").await
+        ),
+        (1, 0)
+    );
+    assert!(
+        matches!(queue::cancel(&pool, running).await, Err(queue::ControlError::WrongState(s)) if s == "cancelled")
+    );
+}
+
+#[tokio::test]
+async fn a_unique_key_allows_one_active_job() {
+    let (_db, pool) = setup().await;
+    let mut job = NewJob::new("test.record", json!({"steps": 1}));
+    job.unique_key = Some("provision:env-1".into());
+    let first = enqueue(&pool, job.clone()).await;
+    let mut tx = pool.begin().await.unwrap();
+    assert!(
+        matches!(queue::enqueue(&mut tx, &job).await, Err(EnqueueError::Duplicate(k)) if k == "provision:env-1")
+    );
+    drop(tx);
+    // Once the first is finished, the key is free again.
+    let claimed = queue::claim(&pool, "w", 1, Duration::from_secs(6), Utc::now())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(claimed.id, first);
+    steps::run(&pool, &Recorder, &claimed, || false)
+        .await
+        .unwrap();
+    queue::complete(&pool, &claimed, Utc::now()).await.unwrap();
+    enqueue(&pool, job).await;
+}
+
+#[tokio::test]
+async fn an_unknown_kind_is_discarded_with_a_clear_error() {
+    let (_db, pool) = setup().await;
+    let id = enqueue(&pool, NewJob::new("test.nobody_handles_this", json!({}))).await;
+    let workers = Workers::start(
+        pool.clone(),
+        registry(),
+        Clock::system(),
+        WorkerConfig::default(),
+    );
+    drained(&pool, Duration::from_secs(20)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(state(&pool, id).await, "discarded");
+    let error: String = sqlx::query_scalar("SELECT last_error FROM job WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(error.contains("test.nobody_handles_this"), "{error}");
+}
