@@ -50,6 +50,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Run job workers only (no web server); run as many as you like on one database.
+    Worker,
     /// Administration without a browser: users and API tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -67,6 +69,14 @@ pub enum AdminCommand {
         /// Roles, comma-separated: developer, platform_engineer, admin
         #[arg(long, value_name = "ROLE[,ROLE...]")]
         role: String,
+    },
+    /// Enqueue a self-test job (steps that wait and log which worker ran them), to check that
+    /// workers run and resume; prints the job's id.
+    SelftestJob {
+        #[arg(long, default_value_t = 3)]
+        steps: u32,
+        #[arg(long, default_value_t = 500)]
+        step_ms: u64,
     },
     /// Create an API token with all of the user's roles; prints it once.
     CreateToken {
@@ -111,7 +121,7 @@ pub fn main(cli: Cli) -> ExitCode {
         log_format: cli.global.log_format,
         listen: match &command {
             Command::Serve(args) => args.listen.clone(),
-            Command::Migrate | Command::Admin(_) => None,
+            Command::Migrate | Command::Worker | Command::Admin(_) => None,
         },
         database_url: None,
     };
@@ -138,6 +148,7 @@ pub fn main(cli: Cli) -> ExitCode {
         match command {
             Command::Serve(_) => serve(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Worker => worker(config).await,
             Command::Admin(admin) => run_admin(config, admin).await,
         }
     });
@@ -188,6 +199,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         return Err(e);
     }
     let grace = state.config.shutdown_grace;
+    let workers = start_workers(&state.pool, &state.config);
     tracing::info!(%address, "Slipway is listening");
     // The one line meant for people and scripts: where to point the browser.
     println!("Slipway is running at http://{address}/");
@@ -201,6 +213,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         grace,
     )
     .await;
+    if let Some(workers) = workers {
+        workers.shutdown(grace).await;
+    }
     database.shutdown().await;
     tracing::info!("Slipway stopped");
     served.context("serving HTTP")
@@ -265,6 +280,7 @@ async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> 
         AdminCommand::CreateUser { role, .. } => Some(
             crate::auth::RoleSet::parse_list(role).map_err(|e| anyhow::anyhow!("--role: {e}"))?,
         ),
+        AdminCommand::SelftestJob { .. } => None,
         AdminCommand::CreateToken { expires_in, .. } => {
             if expires_in != "never" && crate::config::parse_duration(expires_in).is_none() {
                 anyhow::bail!(
@@ -292,6 +308,16 @@ async fn admin_action(
 ) -> anyhow::Result<()> {
     use crate::auth::accounts::{self, AccountError};
     match command {
+        AdminCommand::SelftestJob { steps, step_ms } => {
+            let id = crate::jobs::builtin::enqueue_selftest(
+                pool,
+                steps.clamp(1, 10),
+                step_ms.min(60_000),
+            )
+            .await?;
+            println!("{id}");
+            Ok(())
+        }
         AdminCommand::CreateUser { email, name, .. } => {
             let roles = roles.unwrap_or_default();
             let actor = crate::audit::Actor::system();
@@ -353,4 +379,46 @@ async fn admin_action(
             Ok(())
         }
     }
+}
+
+/// A worker pool of `concurrency` tasks running the built-in job kinds.
+fn workers(
+    pool: &sqlx::PgPool,
+    config: &Config,
+    concurrency: usize,
+) -> crate::jobs::worker::Workers {
+    crate::jobs::worker::Workers::start(
+        pool.clone(),
+        crate::jobs::builtin::registry(config.job_retention),
+        crate::clock::Clock::system(),
+        crate::jobs::worker::WorkerConfig {
+            concurrency,
+            ..Default::default()
+        },
+    )
+}
+
+/// `serve` runs `workers` job tasks beside the web server (none when set to 0).
+fn start_workers(pool: &sqlx::PgPool, config: &Config) -> Option<crate::jobs::worker::Workers> {
+    (config.workers > 0).then(|| workers(pool, config, config.workers))
+}
+
+/// `slipway worker`: job tasks only, until SIGINT or SIGTERM; then a graceful stop.
+/// `workers = 0` (meant for `serve`) still runs the default number here.
+async fn worker(config: Config) -> anyhow::Result<()> {
+    let concurrency = if config.workers == 0 {
+        Config::default().workers
+    } else {
+        config.workers
+    };
+    let database = open_migrated(&config).await?;
+    let pool = workers(&database.pool, &config, concurrency);
+    println!(
+        "Slipway worker {} is running {concurrency} job tasks",
+        pool.id
+    );
+    http::shutdown_signal().await;
+    pool.shutdown(config.shutdown_grace).await;
+    database.shutdown().await;
+    Ok(())
 }

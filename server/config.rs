@@ -68,6 +68,11 @@ pub struct Config {
     pub log_level: String,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Job tasks run by this process (`serve` and `worker`); 0 in `serve` leaves jobs to
+    /// separate `slipway worker` processes.
+    pub workers: usize,
+    /// How long finished jobs are kept before the periodic cleanup deletes them.
+    pub job_retention: Duration,
     pub cloud: CloudMode,
     /// The URL people reach Slipway at; `None` derives it from the listen address. Cookies are
     /// `Secure` when it is https, and the single-sign-on redirect URL is built from it.
@@ -131,6 +136,8 @@ impl Default for Config {
             log_level: "info".to_owned(),
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            workers: 8,
+            job_retention: Duration::from_secs(14 * 86_400),
             cloud: CloudMode::Simulated,
             public_url: None,
             local_login: true,
@@ -154,6 +161,8 @@ struct FileConfig {
     log_level: Option<String>,
     request_timeout: Option<String>,
     shutdown_grace: Option<String>,
+    workers: Option<toml::Value>,
+    job_retention: Option<String>,
     cloud: Option<String>,
     public_url: Option<String>,
     local_login: Option<toml::Value>,
@@ -178,6 +187,8 @@ pub const KEYS: &[&str] = &[
     "log_level",
     "request_timeout",
     "shutdown_grace",
+    "workers",
+    "job_retention",
     "cloud",
     "public_url",
     "local_login",
@@ -254,6 +265,8 @@ impl Config {
             put("log_level", file.log_level);
             put("request_timeout", file.request_timeout);
             put("shutdown_grace", file.shutdown_grace);
+            put("workers", file.workers.map(toml_text));
+            put("job_retention", file.job_retention);
             put("cloud", file.cloud);
         }
 
@@ -373,6 +386,18 @@ impl Config {
             "shutdown_grace" => {
                 self.shutdown_grace = parse_duration(&value)
                     .ok_or_else(|| invalid("a duration such as 30s, 5m or 1h"))?
+            }
+            "workers" => {
+                self.workers = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 256)
+                    .ok_or_else(|| invalid("a whole number of job tasks from 0 to 256"))?
+            }
+            "job_retention" => {
+                self.job_retention = parse_duration(&value)
+                    .filter(|d| d.as_secs() >= 3600)
+                    .ok_or_else(|| invalid("a duration of at least an hour, such as 14d"))?
             }
             "cloud" => {
                 self.cloud = match value.as_str() {

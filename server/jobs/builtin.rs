@@ -1,0 +1,107 @@
+//! The job kinds every Slipway worker runs: periodic cleanup of finished jobs, and a self-test
+//! job operators enqueue to check that workers run and resume (`slipway admin selftest-job`).
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::queue::{self, EnqueueError, NewJob};
+use super::{Handler, Registry, StepContext, StepError, StepFuture};
+
+/// Deletes jobs that finished longer than the retention ago.
+pub struct Cleanup {
+    pub retention: Duration,
+}
+
+pub const CLEANUP: &str = "maintenance.cleanup";
+pub const SELFTEST: &str = "slipway.selftest";
+/// How often the cleanup runs.
+const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
+
+impl Handler for Cleanup {
+    fn kind(&self) -> &'static str {
+        CLEANUP
+    }
+
+    fn steps(&self, _: &serde_json::Value) -> Vec<String> {
+        vec!["delete-finished-jobs".into()]
+    }
+
+    fn run_step<'a>(&'a self, _: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let retention =
+                chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
+            let deleted = sqlx::query(
+                "DELETE FROM job WHERE state IN ('completed', 'cancelled', 'discarded') AND finished_at < now() - $1",
+            )
+            .bind(retention)
+            .execute(&ctx.db)
+            .await
+            .map_err(|e| StepError::Transient(e.to_string()))?
+            .rows_affected();
+            ctx.log(&format!("deleted {deleted} finished jobs")).await
+        })
+    }
+}
+
+/// A job of `steps` steps that each wait `step_ms` and log which worker ran them.
+pub struct SelfTest;
+
+impl Handler for SelfTest {
+    fn kind(&self) -> &'static str {
+        SELFTEST
+    }
+
+    fn steps(&self, payload: &serde_json::Value) -> Vec<String> {
+        let steps = payload["steps"].as_u64().unwrap_or(3).clamp(1, 10);
+        (1..=steps).map(|n| format!("step-{n}")).collect()
+    }
+
+    fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let wait = ctx.job.payload["step_ms"]
+                .as_u64()
+                .unwrap_or(500)
+                .min(60_000);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            ctx.log(&format!(
+                "{step} done by worker process {} (attempt {})",
+                std::process::id(),
+                ctx.job.attempt
+            ))
+            .await
+        })
+    }
+}
+
+/// The built-in kinds.
+pub fn registry(retention: Duration) -> Registry {
+    Registry::default()
+        .with(Cleanup { retention })
+        .with(SelfTest)
+}
+
+/// Enqueues a self-test job; returns its id.
+pub async fn enqueue_selftest(db: &PgPool, steps: u32, step_ms: u64) -> Result<i64, EnqueueError> {
+    let mut tx = db.begin().await?;
+    let mut job = NewJob::new(SELFTEST, json!({ "steps": steps, "step_ms": step_ms }));
+    job.max_attempts = 5;
+    let id = queue::enqueue(&mut tx, &job).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Makes sure the next periodic cleanup is scheduled (one at a time, by its unique key).
+pub async fn schedule_periodic(db: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let mut job = NewJob::new(CLEANUP, json!({}));
+    job.unique_key = Some(format!("periodic:{CLEANUP}"));
+    job.run_at =
+        Some(chrono::Utc::now() + chrono::Duration::from_std(CLEANUP_EVERY).unwrap_or_default());
+    match queue::enqueue(&mut tx, &job).await {
+        Ok(_) => tx.commit().await,
+        Err(EnqueueError::Duplicate(_)) => Ok(()),
+        Err(EnqueueError::Db(e)) => Err(e),
+    }
+}

@@ -1,0 +1,156 @@
+//! The job engine across real `slipway worker` processes: one is killed with SIGKILL in the
+//! middle of a step and another resumes the job at that step; four processes share 2,000 jobs
+//! and run each exactly once.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use support::{TestDb, slipway_command};
+
+/// A `slipway worker` child process with `tasks` job tasks, started once it says so.
+fn worker(db: &TestDb, tasks: usize) -> Child {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = slipway_command(cwd.path())
+        .env("DATABASE_URL", db.url())
+        .env("SLIPWAY_WORKERS", tasks.to_string())
+        .arg("worker")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning slipway worker");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("Slipway worker "),
+        "the worker did not start: {line:?}"
+    );
+    child
+}
+
+/// Polls the database until `query` returns true, failing after `deadline`.
+async fn until(pool: &PgPool, what: &str, deadline: Duration, query: &str) {
+    let start = Instant::now();
+    loop {
+        let done: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned()))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if done {
+            return;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_survives_kill_9_of_its_worker_and_resumes_at_the_unfinished_step() {
+    let db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let id = slipway::jobs::builtin::enqueue_selftest(&pool, 3, 1500)
+        .await
+        .unwrap();
+    let mut first = worker(&db, 2);
+    until(&pool, "step 2 to start", Duration::from_secs(30), &format!("SELECT EXISTS (SELECT 1 FROM job_step WHERE job_id = {id} AND name = 'step-2' AND state = 'running')")).await;
+
+    // SIGKILL in the middle of step 2: no chance to clean up or hand the job back.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let killed_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut second = worker(&db, 2);
+    until(
+        &pool,
+        "the job to complete",
+        Duration::from_secs(40),
+        &format!("SELECT state = 'completed' FROM job WHERE id = {id}"),
+    )
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    let steps: Vec<(String, i32, Vec<String>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT name, attempt, log, started_at FROM job_step WHERE job_id = $1 ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let pid = |p: &Child| format!("worker process {}", p.id());
+    // Step 1 ran once, by the first worker, and was not run again.
+    assert_eq!(steps[0].1, 1);
+    assert_eq!(steps[0].2.len(), 1);
+    assert!(steps[0].2[0].contains(&pid(&first)), "{:?}", steps[0].2);
+    // Step 2 was cut off and ran again, completely, in the second attempt, on the second worker.
+    assert_eq!(steps[1].1, 2);
+    assert_eq!(
+        steps[1].2.len(),
+        1,
+        "the killed run wrote nothing: {:?}",
+        steps[1].2
+    );
+    assert!(
+        steps[1].2[0].contains(&pid(&second)) && steps[1].2[0].contains("attempt 2"),
+        "{:?}",
+        steps[1].2
+    );
+    assert_eq!(steps[2].1, 2);
+    // The rescuer gave the job to the new worker within 10 seconds of the crash.
+    let resumed_after = steps[1].3 - killed_at;
+    assert!(
+        resumed_after < chrono::Duration::seconds(10),
+        "resumed after {resumed_after}"
+    );
+    let attempt: i32 = sqlx::query_scalar("SELECT attempt FROM job WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(attempt, 2);
+}
+
+#[tokio::test]
+async fn four_worker_processes_run_2000_jobs_exactly_once() {
+    let db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    sqlx::query(
+        "INSERT INTO job (kind, payload) SELECT 'slipway.selftest', '{\"steps\": 1, \"step_ms\": 0}' FROM generate_series(1, 2000)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut workers: Vec<Child> = (0..4).map(|_| worker(&db, 8)).collect();
+    until(
+        &pool,
+        "all jobs to complete",
+        Duration::from_secs(120),
+        "SELECT count(*) = 2000 FROM job WHERE state = 'completed'",
+    )
+    .await;
+    for w in &mut workers {
+        w.kill().unwrap();
+        w.wait().unwrap();
+    }
+    let (runs, attempts, processes): (i64, i64, i64) = sqlx::query_as(
+        "SELECT sum(cardinality(s.log)), sum(j.attempt), count(DISTINCT substring(s.log[1] from 'process ([0-9]+)'))
+         FROM job j JOIN job_step s ON s.job_id = j.id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(runs, 2000, "every step ran exactly once");
+    assert_eq!(attempts, 2000, "no job needed a second attempt");
+    assert!(
+        processes >= 2,
+        "the work was shared between processes ({processes})"
+    );
+}
