@@ -533,6 +533,56 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
                 api_editors(404),
             ),
         ),
+        // The job queue: platform engineers and admins.
+        m(
+            Method::GET,
+            "/jobs",
+            probe("/jobs", &[], [303, 403, 200, 200, 403, 200]),
+        ),
+        m(
+            Method::GET,
+            "/jobs/{id}",
+            probe("/jobs/999999", &[], [303, 403, 404, 404, 403, 404]),
+        ),
+        m(
+            Method::POST,
+            "/jobs/{id}/retry",
+            probe("/jobs/999999/retry", &[], [303, 403, 404, 404, 403, 404]),
+        ),
+        m(
+            Method::POST,
+            "/jobs/{id}/cancel",
+            probe("/jobs/999999/cancel", &[], [303, 403, 404, 404, 403, 404]),
+        ),
+        m(Method::GET, "/metrics", probe("/metrics", &[], [200; 6])),
+        m(
+            Method::GET,
+            "/api/v1/jobs",
+            probe("/api/v1/jobs", &[], [401, 403, 200, 200, 403, 200]),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/jobs/{id}",
+            probe("/api/v1/jobs/999999", &[], [401, 403, 404, 404, 403, 404]),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/jobs/{id}/retry",
+            api(
+                "/api/v1/jobs/999999/retry",
+                json!({}),
+                [401, 403, 404, 404, 404, 403, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/jobs/{id}/cancel",
+            api(
+                "/api/v1/jobs/999999/cancel",
+                json!({}),
+                [401, 403, 404, 404, 404, 403, 404],
+            ),
+        ),
     ])
 }
 

@@ -37,6 +37,10 @@ pub enum Action {
     EditPlatform,
     /// Review (and approve) a blueprint revision.
     ReviewBlueprint,
+    /// See the job queue: jobs, steps, logs, errors.
+    ViewJobs,
+    /// Retry or cancel jobs.
+    ControlJobs,
 }
 
 /// Whether `principal` may perform `action` on `subject`.
@@ -61,6 +65,9 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
             principal.has(Role::PlatformEngineer)
                 && (member || principal.has(Role::Admin))
                 && author != principal.user.id
+        }
+        (Action::ViewJobs | Action::ControlJobs, Subject::Portal) => {
+            principal.has(Role::PlatformEngineer) || principal.has(Role::Admin)
         }
         _ => false,
     }

@@ -275,3 +275,19 @@ impl Permission for CreatePlatform {
         Subject::Portal
     }
 }
+
+pub struct ViewJobs;
+impl Permission for ViewJobs {
+    const ACTION: Action = Action::ViewJobs;
+    fn subject(_: &Principal) -> Subject {
+        Subject::Portal
+    }
+}
+
+pub struct ControlJobs;
+impl Permission for ControlJobs {
+    const ACTION: Action = Action::ControlJobs;
+    fn subject(_: &Principal) -> Subject {
+        Subject::Portal
+    }
+}

@@ -12,6 +12,7 @@ pub mod define_pages;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod jobs_http;
 pub mod pages;
 
 use std::future::Future;
@@ -261,6 +262,12 @@ pub fn route_table() -> Vec<RouteDef> {
             "/platforms/{slug}/backlog/{id}/move",
             post(define_pages::backlog_move),
         ),
+        // The job queue.
+        route(M::GET, "/jobs", get(jobs_http::jobs_page)),
+        route(M::GET, "/jobs/{id}", get(jobs_http::job_page)),
+        route(M::POST, "/jobs/{id}/retry", post(jobs_http::job_retry)),
+        route(M::POST, "/jobs/{id}/cancel", post(jobs_http::job_cancel)),
+        route(M::GET, "/metrics", get(jobs_http::metrics_endpoint)),
         // The JSON API.
         route(M::GET, "/api/v1/me", get(api::me)),
         route(M::GET, "/api/v1/audit", get(api::audit)),
@@ -339,6 +346,18 @@ pub fn route_table() -> Vec<RouteDef> {
             M::PATCH,
             "/api/v1/platforms/{slug}/backlog/{id}",
             patch(define_api::patch_item),
+        ),
+        route(M::GET, "/api/v1/jobs", get(jobs_http::api_jobs)),
+        route(M::GET, "/api/v1/jobs/{id}", get(jobs_http::api_job)),
+        route(
+            M::POST,
+            "/api/v1/jobs/{id}/retry",
+            post(jobs_http::api_retry),
+        ),
+        route(
+            M::POST,
+            "/api/v1/jobs/{id}/cancel",
+            post(jobs_http::api_cancel),
         ),
     ]
 }

@@ -36,6 +36,12 @@ pub const NAV: &[NavItem] = &[
         action: Action::UsePortal,
     },
     NavItem {
+        id: "jobs",
+        label: "Jobs",
+        href: "/jobs",
+        action: Action::ViewJobs,
+    },
+    NavItem {
         id: "status",
         label: "System status",
         href: "/status",

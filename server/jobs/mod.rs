@@ -5,6 +5,7 @@
 //! idempotent: after a crash the unfinished step runs again (completed ones are skipped).
 
 pub mod builtin;
+pub mod metrics;
 pub mod queue;
 pub mod steps;
 pub mod worker;

@@ -105,6 +105,8 @@ pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> Result<i64, Enqueue
 pub struct ClaimedJob {
     pub id: i64,
     pub kind: String,
+    /// When it became due (claim latency is measured from here).
+    pub run_at: DateTime<Utc>,
     pub payload: serde_json::Value,
     pub attempt: i32,
     pub max_attempts: i32,
@@ -121,7 +123,7 @@ pub async fn claim(
 ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
     sqlx::query_as(
         "WITH next AS (
-             SELECT id FROM job
+             SELECT id, run_at FROM job
              WHERE state IN ('available', 'retryable') AND run_at <= $1
              ORDER BY priority DESC, run_at, id
              LIMIT $2
@@ -131,7 +133,7 @@ pub async fn claim(
              locked_by = $3, lease_until = $1 + $4, heartbeat_at = $1,
              started_at = coalesce(job.started_at, $1)
          FROM next WHERE job.id = next.id
-         RETURNING job.id, job.kind, job.payload, job.attempt, job.max_attempts, job.fence",
+         RETURNING job.id, job.kind, next.run_at, job.payload, job.attempt, job.max_attempts, job.fence",
     )
     .bind(now)
     .bind(limit)
@@ -353,4 +355,83 @@ mod tests {
             "capped at an hour"
         );
     }
+}
+
+/// A job as pages and the API show it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct JobView {
+    pub id: i64,
+    pub kind: String,
+    pub state: String,
+    pub payload: serde_json::Value,
+    pub priority: i16,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub unique_key: Option<String>,
+    pub locked_by: Option<String>,
+    pub cancel_requested: bool,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StepView {
+    pub name: String,
+    pub state: String,
+    pub attempt: i32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub external_ids: serde_json::Value,
+    pub log: Vec<String>,
+    pub error: Option<String>,
+}
+
+const VIEW: &str = "SELECT id, kind, state, payload, priority, attempt, max_attempts, run_at, unique_key, locked_by,
+    cancel_requested, last_error, created_at, started_at, finished_at FROM job";
+
+/// Newest first, before the keyset cursor `before` (a job id), filtered by state and kind.
+pub async fn list(
+    db: &PgPool,
+    state: Option<&str>,
+    kind: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<JobView>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{VIEW} WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
+           AND ($3::bigint IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4"
+    )))
+    .bind(state)
+    .bind(kind)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn get(db: &PgPool, id: i64) -> Result<Option<(JobView, Vec<StepView>)>, sqlx::Error> {
+    let job: Option<JobView> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{VIEW} WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
+    let Some(job) = job else { return Ok(None) };
+    let steps = sqlx::query_as(
+        "SELECT name, state, attempt, started_at, finished_at, external_ids, log, error
+         FROM job_step WHERE job_id = $1 ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?;
+    Ok(Some((job, steps)))
+}
+
+/// Jobs per state, for the jobs page and `/metrics`.
+pub async fn depth(db: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT state, count(*) FROM job GROUP BY state ORDER BY state")
+        .fetch_all(db)
+        .await
 }

@@ -177,7 +177,9 @@ async fn dispatch(mut d: Dispatcher) {
             match queue::claim(&d.db, &d.id, free as i64, d.config.lease, d.clock.now()).await {
                 Ok(jobs) => {
                     claimed = jobs.len();
+                    let now = d.clock.now();
                     for job in jobs {
+                        super::metrics::claimed((now - job.run_at).to_std().unwrap_or_default());
                         let permit = slots
                             .clone()
                             .try_acquire_owned()
@@ -244,7 +246,9 @@ async fn run_job(
         }
         return;
     };
+    let started = std::time::Instant::now();
     let outcome = steps::run(db, handler.as_ref(), job, || cancel.load(Ordering::Relaxed)).await;
+    super::metrics::finished(started.elapsed(), matches!(outcome, Ok(Outcome::Completed)));
     let now = clock.now();
     let written = match &outcome {
         Ok(Outcome::Completed) => queue::complete(db, job, now).await,

@@ -1,0 +1,246 @@
+//! The job queue for platform engineers: the jobs page and its JSON API (`/api/v1/jobs`), retry
+//! and cancel, and the Prometheus metrics.
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::admin::PAGE_SIZE;
+use super::api::parse_limit;
+use super::error::{AppError, FieldError};
+use super::extract::{Allowed, ControlJobs, Ctx, ViewJobs};
+use super::pages::{Shell, render};
+use crate::jobs::metrics;
+use crate::jobs::queue::{self, ControlError, JobView, StepView};
+
+impl From<ControlError> for AppError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::NotFound => AppError::NotFound,
+            ControlError::WrongState(state) => {
+                AppError::Conflict(format!("The job is {state}, so this is not possible."))
+            }
+            ControlError::Db(e) => AppError::from(e),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct JobsQuery {
+    state: Option<String>,
+    kind: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn cursor(field: &str, value: Option<&str>) -> Result<Option<i64>, AppError> {
+    value
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                AppError::Validation(vec![FieldError {
+                    field: field.into(),
+                    message: "Use the `next` value of the previous page.".into(),
+                }])
+            })
+        })
+        .transpose()
+}
+
+fn parse_id(id: &str) -> Result<i64, AppError> {
+    id.parse().map_err(|_| AppError::NotFound)
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+pub struct JobsPage {
+    pub shell: Shell,
+    pub jobs: Vec<JobView>,
+    pub depth: Vec<(String, i64)>,
+    pub state: String,
+    pub kind: String,
+    pub next: Option<i64>,
+}
+
+pub async fn jobs_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    _: Allowed<ViewJobs>,
+    Query(query): Query<JobsQuery>,
+) -> Result<Html<String>, AppError> {
+    let before = cursor("before", non_empty(&query.before))?;
+    let mut jobs = queue::list(
+        &state.pool,
+        non_empty(&query.state),
+        non_empty(&query.kind),
+        before,
+        PAGE_SIZE + 1,
+    )
+    .await?;
+    let next = (jobs.len() as i64 > PAGE_SIZE).then(|| {
+        jobs.truncate(PAGE_SIZE as usize);
+        jobs.last().map_or(0, |j| j.id)
+    });
+    render(&JobsPage {
+        shell: ctx.shell(&state, "jobs", "Jobs"),
+        jobs,
+        depth: queue::depth(&state.pool).await?,
+        state: query.state.unwrap_or_default(),
+        kind: query.kind.unwrap_or_default(),
+        next,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+pub struct JobPage {
+    pub shell: Shell,
+    pub job: JobView,
+    pub steps: Vec<StepView>,
+    pub can_control: bool,
+}
+
+pub async fn job_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    allowed: Allowed<ViewJobs>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, AppError> {
+    let (job, steps) = queue::get(&state.pool, parse_id(&id)?)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let can_control = crate::auth::can(
+        allowed.principal(),
+        crate::auth::Action::ControlJobs,
+        crate::auth::Subject::Portal,
+    );
+    render(&JobPage {
+        shell: ctx.shell(&state, "jobs", &format!("Job {}", job.id)),
+        job,
+        steps,
+        can_control,
+    })
+}
+
+async fn audit(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    action: &str,
+    id: i64,
+) -> Result<(), AppError> {
+    crate::audit::record(
+        &state.pool,
+        &crate::audit::Actor::from(principal),
+        action,
+        &format!("job:{id}"),
+        json!({}),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn job_retry(
+    State(state): State<AppState>,
+    allowed: Allowed<ControlJobs>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = parse_id(&id)?;
+    queue::retry(&state.pool, id).await?;
+    audit(&state, allowed.principal(), "job.retried", id).await?;
+    Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
+}
+
+pub async fn job_cancel(
+    State(state): State<AppState>,
+    allowed: Allowed<ControlJobs>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = parse_id(&id)?;
+    queue::cancel(&state.pool, id).await?;
+    audit(&state, allowed.principal(), "job.cancelled", id).await?;
+    Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
+}
+
+/// `GET /api/v1/jobs?state=&kind=&limit=&after=`: newest first.
+pub async fn api_jobs(
+    State(state): State<AppState>,
+    _: Allowed<ViewJobs>,
+    Query(query): Query<JobsQuery>,
+) -> Result<Json<Value>, AppError> {
+    let limit = parse_limit(query.limit.as_deref())?;
+    let after = cursor("after", non_empty(&query.after))?;
+    let mut jobs = queue::list(
+        &state.pool,
+        non_empty(&query.state),
+        non_empty(&query.kind),
+        after,
+        limit + 1,
+    )
+    .await?;
+    let next = (jobs.len() as i64 > limit).then(|| {
+        jobs.truncate(limit as usize);
+        jobs.last().map_or(String::new(), |j| j.id.to_string())
+    });
+    Ok(Json(json!({ "items": jobs, "next": next })))
+}
+
+pub async fn api_job(
+    State(state): State<AppState>,
+    _: Allowed<ViewJobs>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let (job, steps) = queue::get(&state.pool, parse_id(&id)?)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let mut value = serde_json::to_value(job).map_err(anyhow::Error::from)?;
+    value["steps"] = serde_json::to_value(steps).map_err(anyhow::Error::from)?;
+    Ok(Json(value))
+}
+
+pub async fn api_retry(
+    State(state): State<AppState>,
+    allowed: Allowed<ControlJobs>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = parse_id(&id)?;
+    queue::retry(&state.pool, id).await?;
+    audit(&state, allowed.principal(), "job.retried", id).await?;
+    Ok(Json(json!({ "id": id, "state": "available" })))
+}
+
+pub async fn api_cancel(
+    State(state): State<AppState>,
+    allowed: Allowed<ControlJobs>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = parse_id(&id)?;
+    let new_state = queue::cancel(&state.pool, id).await?;
+    audit(&state, allowed.principal(), "job.cancelled", id).await?;
+    // A running job stops between steps: `running` with `cancel_requested` until it does.
+    Ok(Json(
+        json!({ "id": id, "state": new_state, "cancel_requested": true }),
+    ))
+}
+
+/// `GET /metrics`: Prometheus text format. Unauthenticated, like the probes; it holds counts,
+/// never names or payloads.
+pub async fn metrics_endpoint(State(state): State<AppState>) -> Result<Response, AppError> {
+    let depth = queue::depth(&state.pool).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&depth),
+    )
+        .into_response())
+}
