@@ -199,6 +199,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         return Err(e);
     }
     let grace = state.config.shutdown_grace;
+    let progress = state.progress.clone();
     let workers = start_workers(&state.pool, &state.config);
     tracing::info!(%address, "Slipway is listening");
     // The one line meant for people and scripts: where to point the browser.
@@ -216,6 +217,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(workers) = workers {
         workers.shutdown(grace).await;
     }
+    progress.stop();
     database.shutdown().await;
     tracing::info!("Slipway stopped");
     served.context("serving HTTP")

@@ -545,6 +545,11 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             probe("/jobs/999999", &[], [303, 403, 404, 404, 403, 404]),
         ),
         m(
+            Method::GET,
+            "/jobs/{id}/events",
+            probe("/jobs/999999/events", &[], [303, 403, 404, 404, 403, 404]),
+        ),
+        m(
             Method::POST,
             "/jobs/{id}/retry",
             probe("/jobs/999999/retry", &[], [303, 403, 404, 404, 403, 404]),

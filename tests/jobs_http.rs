@@ -182,3 +182,63 @@ async fn engineers_follow_retry_and_cancel_jobs() {
     assert!(metrics.contains("# TYPE slipway_job_claim_latency_seconds summary"));
     assert!(metrics.contains("slipway_jobs_completed_total "));
 }
+
+#[tokio::test]
+async fn a_job_page_streams_its_progress_until_the_job_is_done() {
+    let app = TestApp::spawn().await;
+    let browser = app.signed_in(&[Role::PlatformEngineer]).await;
+    let id = builtin::enqueue_selftest(&app.pool, 3, 100).await.unwrap();
+    let page = browser
+        .get(app.url(&format!("/jobs/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(r#"data-job-events="/jobs/{id}/events""#)),
+        "the page subscribes while the job runs"
+    );
+
+    let mut stream = browser
+        .get(app.url(&format!("/jobs/{id}/events")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let workers = Workers::start(
+        app.pool.clone(),
+        builtin::registry(Duration::from_secs(3600)),
+        Clock::system(),
+        WorkerConfig::default(),
+    );
+    // Read events as they come; the stream ends by itself when the job is finished.
+    let mut text = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert!(read.is_ok(), "the stream ended with the job:\n{text}");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(
+        events.len() >= 4,
+        "a snapshot, then changes: {}",
+        events.len()
+    );
+    assert_eq!(events[0]["job"]["state"], "available");
+    let last = events.last().unwrap();
+    assert_eq!(last["job"]["state"], "completed");
+    assert_eq!(last["steps"][2]["state"], "completed");
+    assert!(
+        events.iter().any(|e| e["steps"][1]["state"] == "running"),
+        "steps are seen running"
+    );
+}

@@ -42,4 +42,21 @@ document.addEventListener("DOMContentLoaded", () => {
       });
     }
   }
+
+  // Job pages follow the job live (Server-Sent Events); the page itself is the fallback.
+  const live = document.querySelector("[data-job-events]");
+  if (live && window.EventSource) {
+    const events = new EventSource(live.dataset.jobEvents);
+    let first = true;
+    events.addEventListener("progress", async () => {
+      if (first) {
+        first = false; // The page already shows the first snapshot.
+        return;
+      }
+      const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      document.querySelector("main").replaceWith(page.querySelector("main"));
+      if (!page.querySelector("[data-job-events]")) events.close();
+    });
+  }
 });

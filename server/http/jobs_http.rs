@@ -244,3 +244,58 @@ pub async fn metrics_endpoint(State(state): State<AppState>) -> Result<Response,
     )
         .into_response())
 }
+
+/// `GET /jobs/{id}/events`: Server-Sent Events with the job and its steps, first as they are,
+/// then at every change, until the job is finished. The page updates itself from them; without
+/// JavaScript a reload shows the same.
+pub async fn job_events(
+    State(state): State<AppState>,
+    _: Allowed<ViewJobs>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::stream;
+
+    let id = parse_id(&id)?;
+    queue::get(&state.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let updates = state.progress.subscribe();
+    // Subscribed before the first snapshot, so no change between the two is missed.
+    let events = stream::unfold(
+        (state.pool.clone(), updates, true, false),
+        move |(pool, mut updates, first, finished)| async move {
+            if finished {
+                return None;
+            }
+            if !first {
+                loop {
+                    match updates.recv().await {
+                        Ok(changed) if changed == id => break,
+                        Ok(_) => continue,
+                        // Fell behind: send a fresh snapshot anyway.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+            let snapshot = queue::get(&pool, id).await.ok().flatten();
+            let (data, done) = match snapshot {
+                Some((job, steps)) => {
+                    let done =
+                        matches!(job.state.as_str(), "completed" | "cancelled" | "discarded");
+                    (json!({ "job": job, "steps": steps }), done)
+                }
+                None => (json!({ "job": null }), true),
+            };
+            let event = Event::default().event("progress").data(data.to_string());
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (pool, updates, false, done),
+            ))
+        },
+    );
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

@@ -66,6 +66,8 @@ pub struct AppState {
     /// Single sign-on, when configured.
     pub oidc: Option<Arc<Oidc>>,
     pub clock: crate::clock::Clock,
+    /// Job progress notifications, for live pages.
+    pub progress: crate::jobs::progress::ProgressHub,
 }
 
 impl AppState {
@@ -86,6 +88,7 @@ impl AppState {
             Some(oidc) => Some(Arc::new(Oidc::new(oidc.clone(), public_url)?)),
             None => None,
         };
+        let progress = crate::jobs::progress::ProgressHub::start(pool.clone());
         Ok(Self {
             csrf: CsrfKey::load(&pool).await?,
             cookies: Cookies {
@@ -98,6 +101,7 @@ impl AppState {
             started_at: Utc::now(),
             oidc,
             clock: crate::clock::Clock::system(),
+            progress,
         })
     }
 
@@ -265,6 +269,7 @@ pub fn route_table() -> Vec<RouteDef> {
         // The job queue.
         route(M::GET, "/jobs", get(jobs_http::jobs_page)),
         route(M::GET, "/jobs/{id}", get(jobs_http::job_page)),
+        route(M::GET, "/jobs/{id}/events", get(jobs_http::job_events)),
         route(M::POST, "/jobs/{id}/retry", post(jobs_http::job_retry)),
         route(M::POST, "/jobs/{id}/cancel", post(jobs_http::job_cancel)),
         route(M::GET, "/metrics", get(jobs_http::metrics_endpoint)),

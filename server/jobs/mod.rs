@@ -6,6 +6,7 @@
 
 pub mod builtin;
 pub mod metrics;
+pub mod progress;
 pub mod queue;
 pub mod steps;
 pub mod worker;

@@ -146,7 +146,13 @@ async fn listen(db: PgPool, wake: Arc<Notify>, mut stopped: watch::Receiver<bool
             received = listener.recv() => match received {
                 Ok(_) => wake.notify_one(),
                 // The listener reconnects by itself; polling covers the gap.
-                Err(e) => tracing::debug!(error = %e, "job notification listener interrupted"),
+                Err(e) => {
+                    if db.is_closed() {
+                        return;
+                    }
+                    tracing::debug!(error = %e, "job notification listener interrupted");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }
     }
