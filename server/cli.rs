@@ -55,6 +55,29 @@ pub enum Command {
     /// Administration without a browser: users and API tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Benchmarks, measured side by side with peers in one run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The job engine against graphile-worker (npm) on the same PostgreSQL: no-op jobs per
+    /// second and enqueue-to-start latency. Creates and drops scratch databases.
+    Jobs {
+        #[arg(long, default_value_t = 5000)]
+        jobs: u32,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 200)]
+        latency_jobs: u32,
+        /// A PostgreSQL maintenance database on the server to measure on
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        server: String,
+        /// Where graphile-worker is installed (npm ci --prefix tests/bench)
+        #[arg(long, default_value = "tests/bench")]
+        peers: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,7 +144,7 @@ pub fn main(cli: Cli) -> ExitCode {
         log_format: cli.global.log_format,
         listen: match &command {
             Command::Serve(args) => args.listen.clone(),
-            Command::Migrate | Command::Worker | Command::Admin(_) => None,
+            Command::Migrate | Command::Worker | Command::Admin(_) | Command::Bench(_) => None,
         },
         database_url: None,
     };
@@ -149,6 +172,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Serve(_) => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Worker => worker(config).await,
+            Command::Bench(bench) => run_bench(bench).await,
             Command::Admin(admin) => run_admin(config, admin).await,
         }
     });
@@ -422,5 +446,32 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     http::shutdown_signal().await;
     pool.shutdown(config.shutdown_grace).await;
     database.shutdown().await;
+    Ok(())
+}
+
+async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
+    use crate::jobs::bench;
+    let BenchCommand::Jobs { jobs, concurrency, latency_jobs, server, peers } = command;
+    let admin: sqlx::postgres::PgConnectOptions = server.parse().context("--server: expected a PostgreSQL URL")?;
+    let settings = bench::Settings {
+        jobs: jobs.max(1),
+        concurrency: concurrency.clamp(1, 256),
+        latency_jobs: latency_jobs.max(1),
+    };
+    println!(
+        "Job engine benchmark: {} no-op jobs, {} workers, {} one-at-a-time jobs for latency, PostgreSQL at {}",
+        settings.jobs, settings.concurrency, settings.latency_jobs, crate::db::redact_url(&server)
+    );
+    let ours = bench::slipway(&admin, settings).await?;
+    let theirs = bench::graphile(&admin, settings, &peers).await?;
+    println!("{:<18} {:>10} {:>12} {:>12}", "", "jobs/s", "p50 start", "p99 start");
+    for (name, f) in [("slipway", ours), ("graphile-worker", theirs)] {
+        println!("{name:<18} {:>10.0} {:>9.1} ms {:>9.1} ms", f.jobs_per_second, f.p50_ms, f.p99_ms);
+    }
+    println!(
+        "ratio slipway / graphile-worker: throughput {:.2}x, p50 latency {:.2}x",
+        ours.jobs_per_second / theirs.jobs_per_second,
+        ours.p50_ms / theirs.p50_ms.max(f64::EPSILON)
+    );
     Ok(())
 }

@@ -1,0 +1,167 @@
+//! `slipway bench jobs`: the job engine's throughput and enqueue → start latency for no-op jobs
+//! on a PostgreSQL server, measured side by side with graphile-worker (npm) on the same server,
+//! with the same protocol, in one run.
+//!
+//! Protocol: drain a backlog of `jobs` no-op jobs with `concurrency` workers (jobs per second),
+//! then enqueue `latency_jobs` jobs one at a time to idle workers (p50/p99 from enqueue to start).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use super::queue::{self, NewJob};
+use super::worker::{WorkerConfig, Workers};
+use super::{Handler, Registry, StepContext, StepFuture};
+use crate::clock::Clock;
+
+/// A job with no steps: what is measured is the engine, not the work.
+struct Noop;
+
+impl Handler for Noop {
+    fn kind(&self) -> &'static str {
+        "bench.noop"
+    }
+    fn steps(&self, _: &serde_json::Value) -> Vec<String> {
+        Vec::new()
+    }
+    fn run_step<'a>(&'a self, _: &'a str, _: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub jobs: u32,
+    pub concurrency: usize,
+    pub latency_jobs: u32,
+}
+
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct Figures {
+    pub jobs_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// A scratch database on the server of `admin`, dropped afterwards.
+async fn scratch(admin: &PgConnectOptions, name: &str) -> anyhow::Result<PgConnectOptions> {
+    let mut conn = PgConnection::connect_with(admin).await.context("connecting to the benchmark's PostgreSQL")?;
+    // Names carry the process id, so a leftover can only be from a crashed run of this pid.
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await?;
+    if exists {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut conn).await?;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    Ok(admin.clone().database(name))
+}
+
+async fn drop_scratch(admin: &PgConnectOptions, name: &str) {
+    if let Ok(mut conn) = PgConnection::connect_with(admin).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
+    }
+}
+
+async fn count(pool: &PgPool, state: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM job WHERE state = $1").bind(state).fetch_one(pool).await?)
+}
+
+/// Slipway's own engine.
+pub async fn slipway(admin: &PgConnectOptions, settings: Settings) -> anyhow::Result<Figures> {
+    let name = format!("slipway_bench_{}", std::process::id());
+    let options = scratch(admin, &name).await?;
+    let result = async {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.concurrency as u32 + 4)
+            .connect_with(options)
+            .await?;
+        crate::db::migrate(&pool).await?;
+        sqlx::query("INSERT INTO job (kind) SELECT 'bench.noop' FROM generate_series(1, $1)")
+            .bind(settings.jobs as i64)
+            .execute(&pool)
+            .await?;
+        let config = WorkerConfig {
+            concurrency: settings.concurrency,
+            ..WorkerConfig::default()
+        };
+        let start = Instant::now();
+        let workers = Workers::start(pool.clone(), Registry::default().with(Noop), Clock::system(), config);
+        while count(&pool, "completed").await? < i64::from(settings.jobs) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+
+        let mut ids = Vec::new();
+        for _ in 0..settings.latency_jobs {
+            let mut tx = pool.begin().await?;
+            let id = queue::enqueue(&mut tx, &NewJob::new("bench.noop", serde_json::json!({}))).await?;
+            tx.commit().await?;
+            // One at a time: the next is enqueued once this one is done.
+            loop {
+                let done: bool = sqlx::query_scalar("SELECT state = 'completed' FROM job WHERE id = $1").bind(id).fetch_one(&pool).await?;
+                if done {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            ids.push(id);
+        }
+        workers.shutdown(Duration::from_secs(10)).await;
+        // Both times are the database's: enqueue (created_at) and claim (started_at).
+        let mut latencies: Vec<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM started_at - created_at)::float8 * 1000 FROM job WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&pool)
+        .await?;
+        latencies.sort_by(f64::total_cmp);
+        pool.close().await;
+        let pick = |q: f64| latencies.get(((q * latencies.len() as f64) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0.0);
+        Ok(Figures {
+            jobs_per_second: f64::from(settings.jobs) / seconds,
+            p50_ms: pick(0.5),
+            p99_ms: pick(0.99),
+        })
+    }
+    .await;
+    drop_scratch(admin, &name).await;
+    result
+}
+
+/// graphile-worker, through `tests/bench/graphile.mjs`.
+pub async fn graphile(admin: &PgConnectOptions, settings: Settings, peers: &Path) -> anyhow::Result<Figures> {
+    if !peers.join("node_modules/graphile-worker").is_dir() {
+        anyhow::bail!(
+            "graphile-worker is not installed: run `npm ci --prefix {}` (Node.js 18 or newer)",
+            peers.display()
+        );
+    }
+    let name = format!("slipway_bench_graphile_{}", std::process::id());
+    let options = scratch(admin, &name).await?;
+    let url = match options.get_socket() {
+        Some(dir) => format!("postgres://{}@localhost/{name}?host={}", options.get_username(), dir.display()),
+        None => format!("postgres://{}@{}:{}/{name}", options.get_username(), options.get_host(), options.get_port()),
+    };
+    let output = tokio::process::Command::new("node")
+        .arg(peers.join("graphile.mjs"))
+        .env("DATABASE_URL", url)
+        .env("JOBS", settings.jobs.to_string())
+        .env("CONCURRENCY", settings.concurrency.to_string())
+        .env("LATENCY_JOBS", settings.latency_jobs.to_string())
+        .output()
+        .await
+        .context("running node (install Node.js 18 or newer)");
+    drop_scratch(admin, &name).await;
+    let output = output?;
+    if !output.status.success() {
+        anyhow::bail!("graphile-worker's run failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.trim().lines().last().unwrap_or_default())
+        .with_context(|| format!("reading graphile-worker's figures from {text:?}"))
+}
