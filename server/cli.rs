@@ -451,8 +451,16 @@ async fn worker(config: Config) -> anyhow::Result<()> {
 
 async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
     use crate::jobs::bench;
-    let BenchCommand::Jobs { jobs, concurrency, latency_jobs, server, peers } = command;
-    let admin: sqlx::postgres::PgConnectOptions = server.parse().context("--server: expected a PostgreSQL URL")?;
+    let BenchCommand::Jobs {
+        jobs,
+        concurrency,
+        latency_jobs,
+        server,
+        peers,
+    } = command;
+    let admin: sqlx::postgres::PgConnectOptions = server
+        .parse()
+        .context("--server: expected a PostgreSQL URL")?;
     let settings = bench::Settings {
         jobs: jobs.max(1),
         concurrency: concurrency.clamp(1, 256),
@@ -460,13 +468,22 @@ async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
     };
     println!(
         "Job engine benchmark: {} no-op jobs, {} workers, {} one-at-a-time jobs for latency, PostgreSQL at {}",
-        settings.jobs, settings.concurrency, settings.latency_jobs, crate::db::redact_url(&server)
+        settings.jobs,
+        settings.concurrency,
+        settings.latency_jobs,
+        crate::db::redact_url(&server)
     );
     let ours = bench::slipway(&admin, settings).await?;
     let theirs = bench::graphile(&admin, settings, &peers).await?;
-    println!("{:<18} {:>10} {:>12} {:>12}", "", "jobs/s", "p50 start", "p99 start");
+    println!(
+        "{:<18} {:>10} {:>12} {:>12}",
+        "", "jobs/s", "p50 start", "p99 start"
+    );
     for (name, f) in [("slipway", ours), ("graphile-worker", theirs)] {
-        println!("{name:<18} {:>10.0} {:>9.1} ms {:>9.1} ms", f.jobs_per_second, f.p50_ms, f.p99_ms);
+        println!(
+            "{name:<18} {:>10.0} {:>9.1} ms {:>9.1} ms",
+            f.jobs_per_second, f.p50_ms, f.p99_ms
+        );
     }
     println!(
         "ratio slipway / graphile-worker: throughput {:.2}x, p50 latency {:.2}x",

@@ -154,3 +154,45 @@ async fn four_worker_processes_run_2000_jobs_exactly_once() {
         "the work was shared between processes ({processes})"
     );
 }
+
+/// The benchmark runs end to end (small numbers: a smoke test, not a measurement).
+#[tokio::test]
+async fn the_job_benchmark_runs_beside_graphile_worker() {
+    support::require_program("node", "apt-get install nodejs");
+    let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bench");
+    assert!(
+        peers.join("node_modules/graphile-worker").is_dir(),
+        "the benchmark needs graphile-worker: run `npm ci --prefix tests/bench` (./tests/run does it)"
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    let server = support::server_url().await;
+    let out = slipway_command(cwd.path())
+        .args([
+            "bench",
+            "jobs",
+            "--jobs",
+            "200",
+            "--concurrency",
+            "4",
+            "--latency-jobs",
+            "5",
+            "--server",
+            &server,
+        ])
+        .arg("--peers")
+        .arg(&peers)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("slipway")
+            && stdout.contains("graphile-worker")
+            && stdout.contains("ratio slipway / graphile-worker"),
+        "{stdout}"
+    );
+}

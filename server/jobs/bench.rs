@@ -48,27 +48,45 @@ pub struct Figures {
 
 /// A scratch database on the server of `admin`, dropped afterwards.
 async fn scratch(admin: &PgConnectOptions, name: &str) -> anyhow::Result<PgConnectOptions> {
-    let mut conn = PgConnection::connect_with(admin).await.context("connecting to the benchmark's PostgreSQL")?;
+    let mut conn = PgConnection::connect_with(admin)
+        .await
+        .context("connecting to the benchmark's PostgreSQL")?;
     // Names carry the process id, so a leftover can only be from a crashed run of this pid.
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
     if exists {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut conn).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
     Ok(admin.clone().database(name))
 }
 
 async fn drop_scratch(admin: &PgConnectOptions, name: &str) {
     if let Ok(mut conn) = PgConnection::connect_with(admin).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
     }
 }
 
 async fn count(pool: &PgPool, state: &str) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM job WHERE state = $1").bind(state).fetch_one(pool).await?)
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM job WHERE state = $1")
+            .bind(state)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Slipway's own engine.
@@ -134,7 +152,11 @@ pub async fn slipway(admin: &PgConnectOptions, settings: Settings) -> anyhow::Re
 }
 
 /// graphile-worker, through `tests/bench/graphile.mjs`.
-pub async fn graphile(admin: &PgConnectOptions, settings: Settings, peers: &Path) -> anyhow::Result<Figures> {
+pub async fn graphile(
+    admin: &PgConnectOptions,
+    settings: Settings,
+    peers: &Path,
+) -> anyhow::Result<Figures> {
     if !peers.join("node_modules/graphile-worker").is_dir() {
         anyhow::bail!(
             "graphile-worker is not installed: run `npm ci --prefix {}` (Node.js 18 or newer)",
@@ -144,8 +166,17 @@ pub async fn graphile(admin: &PgConnectOptions, settings: Settings, peers: &Path
     let name = format!("slipway_bench_graphile_{}", std::process::id());
     let options = scratch(admin, &name).await?;
     let url = match options.get_socket() {
-        Some(dir) => format!("postgres://{}@localhost/{name}?host={}", options.get_username(), dir.display()),
-        None => format!("postgres://{}@{}:{}/{name}", options.get_username(), options.get_host(), options.get_port()),
+        Some(dir) => format!(
+            "postgres://{}@localhost/{name}?host={}",
+            options.get_username(),
+            dir.display()
+        ),
+        None => format!(
+            "postgres://{}@{}:{}/{name}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port()
+        ),
     };
     let output = tokio::process::Command::new("node")
         .arg(peers.join("graphile.mjs"))
@@ -159,7 +190,10 @@ pub async fn graphile(admin: &PgConnectOptions, settings: Settings, peers: &Path
     drop_scratch(admin, &name).await;
     let output = output?;
     if !output.status.success() {
-        anyhow::bail!("graphile-worker's run failed: {}", String::from_utf8_lossy(&output.stderr));
+        anyhow::bail!(
+            "graphile-worker's run failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(text.trim().lines().last().unwrap_or_default())

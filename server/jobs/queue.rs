@@ -161,6 +161,26 @@ pub async fn complete(
     Ok(done.rows_affected() == 1)
 }
 
+/// Marks many attempts completed in one statement; returns how many were still owned.
+pub async fn complete_many(
+    db: &PgPool,
+    jobs: &[(i64, i64)],
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let (ids, fences): (Vec<i64>, Vec<i64>) = jobs.iter().copied().unzip();
+    let done = sqlx::query(
+        "UPDATE job SET state = 'completed', finished_at = $3, locked_by = NULL, lease_until = NULL
+         FROM unnest($1::bigint[], $2::bigint[]) AS done(id, fence)
+         WHERE job.id = done.id AND job.fence = done.fence AND job.state = 'running'",
+    )
+    .bind(&ids)
+    .bind(&fences)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// How long to wait before attempt `attempt + 1`: exponential (2^attempt seconds, at most an
 /// hour) with up to 10% random jitter so failed jobs do not retry in lockstep.
 pub fn backoff(attempt: i32, jitter: f64) -> Duration {

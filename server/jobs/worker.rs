@@ -158,6 +158,40 @@ async fn listen(db: PgPool, wake: Arc<Notify>, mut stopped: watch::Receiver<bool
     }
 }
 
+/// A completed attempt waiting to be written with others in one statement.
+type Completion = (i64, i64);
+
+/// Writes completions in batches: whatever arrived while the previous batch was being written.
+async fn complete_in_batches(
+    db: PgPool,
+    clock: Clock,
+    mut completions: tokio::sync::mpsc::UnboundedReceiver<Completion>,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = completions.recv().await {
+        batch.push(first);
+        while batch.len() < 1000 {
+            match completions.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        match queue::complete_many(&db, &batch, clock.now()).await {
+            Ok(written) if written < batch.len() as u64 => {
+                tracing::warn!(
+                    lost = batch.len() as u64 - written,
+                    "lease lost for some completed jobs; their results were not written"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "recording completed jobs failed; they will be retried")
+            }
+        }
+        batch.clear();
+    }
+}
+
 struct Dispatcher {
     db: PgPool,
     registry: Registry,
@@ -173,6 +207,8 @@ async fn dispatch(mut d: Dispatcher) {
     let slots = Arc::new(Semaphore::new(d.config.concurrency));
     let freed = Arc::new(Notify::new());
     let mut running = JoinSet::new();
+    let (completions, pending) = tokio::sync::mpsc::unbounded_channel();
+    let completer = tokio::spawn(complete_in_batches(d.db.clone(), d.clock.clone(), pending));
     loop {
         if *d.stopped.borrow() {
             break;
@@ -201,15 +237,16 @@ async fn dispatch(mut d: Dispatcher) {
                                     cancel: cancel.clone(),
                                 },
                             );
-                        let (db, registry, clock, held, freed) = (
+                        let (db, registry, clock, held, freed, completions) = (
                             d.db.clone(),
                             d.registry.clone(),
                             d.clock.clone(),
                             d.held.clone(),
                             freed.clone(),
+                            completions.clone(),
                         );
                         running.spawn(async move {
-                            run_job(&db, &registry, &clock, &job, &cancel).await;
+                            run_job(&db, &registry, &clock, &job, &cancel, &completions).await;
                             held.lock()
                                 .expect("the held-jobs lock is never poisoned")
                                 .remove(&job.id);
@@ -224,7 +261,16 @@ async fn dispatch(mut d: Dispatcher) {
         // Reap finished tasks so the set does not grow.
         while running.try_join_next().is_some() {}
         if free > 0 && claimed == free {
-            continue; // There may be more waiting.
+            // There may be more waiting. Claim again once a quarter of the slots are free, so
+            // a busy queue is claimed in batches rather than one job per query.
+            let batch = (d.config.concurrency / 4).max(1);
+            while slots.available_permits() < batch && !*d.stopped.borrow() {
+                tokio::select! {
+                    _ = freed.notified() => {}
+                    _ = d.stopped.changed() => {}
+                }
+            }
+            continue;
         }
         tokio::select! {
             _ = d.wake.notified() => {}
@@ -233,8 +279,11 @@ async fn dispatch(mut d: Dispatcher) {
             _ = d.stopped.changed() => {}
         }
     }
-    // Let running steps finish; the caller bounds this with its grace period.
+    // Let running steps finish; the caller bounds this with its grace period. Then the last
+    // completions are written.
     while running.join_next().await.is_some() {}
+    drop(completions);
+    let _ = completer.await;
 }
 
 async fn run_job(
@@ -243,6 +292,7 @@ async fn run_job(
     clock: &Clock,
     job: &ClaimedJob,
     cancel: &AtomicBool,
+    completions: &tokio::sync::mpsc::UnboundedSender<Completion>,
 ) {
     let jitter = f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0;
     let Some(handler) = registry.get(&job.kind) else {
@@ -257,7 +307,13 @@ async fn run_job(
     super::metrics::finished(started.elapsed(), matches!(outcome, Ok(Outcome::Completed)));
     let now = clock.now();
     let written = match &outcome {
-        Ok(Outcome::Completed) => queue::complete(db, job, now).await,
+        Ok(Outcome::Completed) => {
+            // Written with others by the completer; a send fails only when shutting down.
+            if completions.send((job.id, job.fence)).is_err() {
+                let _ = queue::complete(db, job, now).await;
+            }
+            return;
+        }
         Ok(Outcome::Failed {
             step,
             error,

@@ -68,6 +68,11 @@ async fn server() -> PgConnectOptions {
         .clone()
 }
 
+/// The URL of the test server's maintenance database (for commands that create databases).
+pub async fn server_url() -> String {
+    url_of(&server().await)
+}
+
 /// A URL for `options` that the `slipway` binary understands (as `DATABASE_URL`).
 fn url_of(options: &PgConnectOptions) -> String {
     let user = options.get_username();
