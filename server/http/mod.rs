@@ -12,6 +12,7 @@ pub mod define_pages;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod jobs_http;
 pub mod pages;
 
@@ -427,6 +428,10 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     auth::verify_csrf,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    idempotency::idempotency,
                 ))
                 .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
         )

@@ -1,0 +1,82 @@
+//! `Idempotency-Key` on creating API calls: a retry returns the first result and creates nothing.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use slipway::auth::Role;
+use support::{TestApp, client};
+
+#[tokio::test]
+async fn a_retried_create_returns_the_first_result_and_creates_once() {
+    let app = TestApp::spawn().await;
+    let token = app
+        .token(&[Role::PlatformEngineer], &[Role::PlatformEngineer])
+        .await;
+    let create = |key: &'static str, slug: &'static str| {
+        client()
+            .post(app.url("/api/v1/platforms"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"slug": slug, "name": "Payments", "owner_team": "Platform"}))
+            .send()
+    };
+    let first = create("key-1", "payments").await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first_body: serde_json::Value = first.json().await.unwrap();
+
+    let again = create("key-1", "payments").await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap(), first_body);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM platform")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "created once");
+
+    // Without the key the same call is a new request (and the slug is taken).
+    let res = client()
+        .post(app.url("/api/v1/platforms"))
+        .bearer_auth(&token)
+        .json(&json!({"slug": "payments", "name": "Payments", "owner_team": "Platform"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A failed call keeps nothing: the same key may be used again and runs.
+    let failed = create("key-2", "Not A Slug").await.unwrap();
+    assert_eq!(failed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let retried = create("key-2", "orders").await.unwrap();
+    assert_eq!(retried.status(), StatusCode::CREATED);
+    assert!(retried.headers().get("idempotent-replayed").is_none());
+
+    // A key reused for another request is refused.
+    let other = client()
+        .post(app.url("/api/v1/platforms/payments/blueprints"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "key-1")
+        .json(&json!({"from_template": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: serde_json::Value = other.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
+
+    // Keys are per caller.
+    let someone_else = app
+        .token(&[Role::PlatformEngineer], &[Role::PlatformEngineer])
+        .await;
+    let theirs = client()
+        .post(app.url("/api/v1/platforms"))
+        .bearer_auth(&someone_else)
+        .header("Idempotency-Key", "key-1")
+        .json(&json!({"slug": "billing", "name": "Billing", "owner_team": "Platform"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), StatusCode::CREATED);
+    assert!(theirs.headers().get("idempotent-replayed").is_none());
+}
