@@ -1156,3 +1156,44 @@ async fn reviewers_see_the_diff_against_the_approved_revision_and_items_move_wit
     assert_eq!(after["items"][1]["id"], third);
     assert_eq!(after["items"][2]["id"], before["items"][1]["id"]);
 }
+
+#[tokio::test]
+async fn lists_are_paged_with_limit_and_after() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    for slug in ["billing", "orders"] {
+        app.api(
+            Method::POST,
+            "/api/v1/platforms",
+            &t.author,
+            Some(json!({"slug": slug, "name": slug, "owner_team": "Platform"})),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/platforms?limit=2".to_owned();
+    loop {
+        let page = json_of(app.api(Method::GET, &url, &t.author, None).await).await;
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["slug"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => url = format!("/api/v1/platforms?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["billing", "orders", "payments"]);
+    let res = app
+        .api(
+            Method::GET,
+            "/api/v1/platforms?after=nowhere",
+            &t.author,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = app
+        .api(Method::GET, "/api/v1/platforms?limit=0", &t.author, None)
+        .await;
+    assert_eq!(json_of(res).await["errors"][0]["field"], "limit");
+}

@@ -54,6 +54,39 @@ pub fn parse_limit(limit: Option<&str>) -> Result<i64, AppError> {
     }
 }
 
+/// One page of a bounded list (platforms, revisions, backlog items: hundreds at most, read
+/// whole): up to `limit` items after the one whose key is `after`, and the key to continue from.
+pub fn page<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    limit: i64,
+    after: Option<&str>,
+) -> Result<(Vec<T>, Option<String>), AppError> {
+    let start = match after {
+        None => 0,
+        Some(cursor) => {
+            items.iter().position(|item| key(item) == cursor).ok_or_else(|| {
+                AppError::Validation(vec![FieldError {
+                    field: "after".into(),
+                    message: "Not a cursor of this list (or its item is gone); start again without `after`.".into(),
+                }])
+            })? + 1
+        }
+    };
+    let mut rest: Vec<T> = items.into_iter().skip(start).collect();
+    let next = (rest.len() as i64 > limit).then(|| {
+        rest.truncate(limit as usize);
+        rest.last().map(&key).unwrap_or_default()
+    });
+    Ok((rest, next))
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<String>,
+    pub after: Option<String>,
+}
+
 /// `GET /api/v1/audit?subject=&actor=&action=`: audit events, newest first.
 pub async fn audit(
     State(state): State<AppState>,

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AppState;
+use super::api::{PageQuery, page, parse_limit};
 use super::error::{AppError, FieldError};
 use super::extract::{
     Allowed, Authenticated, CreatePlatform, OnPlatform, PlatformEditor, PlatformPlanner,
@@ -86,6 +87,8 @@ pub async fn create_platform(
 #[derive(Deserialize)]
 pub struct ListQuery {
     archived: Option<bool>,
+    limit: Option<String>,
+    after: Option<String>,
 }
 
 /// `?archived=true` includes archived platforms.
@@ -99,12 +102,11 @@ pub async fn list_platforms(
         Action::ViewPlatform,
         Subject::Platform { member: false },
     )?;
-    let items: Vec<Value> = platforms::list(&state.pool, query.archived.unwrap_or(false))
-        .await?
-        .iter()
-        .map(platform_json)
-        .collect();
-    Ok(Json(json!({ "items": items, "next": null })))
+    let all = platforms::list(&state.pool, query.archived.unwrap_or(false)).await?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let (items, next) = page(all, |p| p.slug.clone(), limit, query.after.as_deref())?;
+    let items: Vec<Value> = items.iter().map(platform_json).collect();
+    Ok(Json(json!({ "items": items, "next": next })))
 }
 
 pub async fn get_platform(on: OnPlatform<PlatformViewer>) -> Json<Value> {
@@ -230,10 +232,13 @@ pub async fn create_revision(
 pub async fn list_revisions(
     State(state): State<AppState>,
     on: OnPlatform<PlatformViewer>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<Value>, AppError> {
     let approved_only = !on.can(Action::ViewPlanning);
-    let items: Vec<Value> = revisions::list(&state.pool, on.platform().id, approved_only)
-        .await?
+    let all = revisions::list(&state.pool, on.platform().id, approved_only).await?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let (items, next) = page(all, |r| r.number.to_string(), limit, query.after.as_deref())?;
+    let items: Vec<Value> = items
         .iter()
         .map(|r| {
             let mut v = revision_json(r);
@@ -241,7 +246,7 @@ pub async fn list_revisions(
             v
         })
         .collect();
-    Ok(Json(json!({ "items": items, "next": null })))
+    Ok(Json(json!({ "items": items, "next": next })))
 }
 
 #[derive(Deserialize)]
@@ -432,6 +437,8 @@ pub struct BacklogQuery {
     status: Option<String>,
     assignee: Option<String>,
     format: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
 }
 
 pub async fn list_backlog(
@@ -445,7 +452,13 @@ pub async fn list_backlog(
         assignee: query.assignee.filter(|a| !a.is_empty()),
     };
     let items = backlog::list(&state.pool, on.platform().id, &filter).await?;
-    backlog_export(on.platform(), &items, query.format.as_deref())
+    if query.format.is_some() {
+        return backlog_export(on.platform(), &items, query.format.as_deref());
+    }
+    // JSON pages: `limit` (default 50, max 200) and `after`.
+    let limit = parse_limit(query.limit.as_deref())?;
+    let (items, next) = page(items, |i| i.id.to_string(), limit, query.after.as_deref())?;
+    Ok(Json(json!({ "items": items, "next": next })).into_response())
 }
 
 /// The backlog as JSON (default), `csv` or `markdown`.
