@@ -206,10 +206,7 @@ pub async fn generate(
     ensure_active(platform)?;
     let wanted = deliverables(blueprint);
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
-        .bind(platform.id)
-        .execute(&mut *tx)
-        .await?;
+    super::platforms::lock(&mut tx, platform.id).await?;
     let existing: Vec<(Uuid, String, String, String)> = sqlx::query_as(
         "SELECT id, key, status, title FROM backlog_item WHERE platform_id = $1 AND key IS NOT NULL",
     )
@@ -500,10 +497,7 @@ pub async fn create(
     ensure_active(platform)?;
     let checked = check(input).map_err(BacklogError::Invalid)?;
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
-        .bind(platform.id)
-        .execute(&mut *tx)
-        .await?;
+    super::platforms::lock(&mut tx, platform.id).await?;
     let items = list(db, platform.id, &Filter::default()).await?;
     let id = Uuid::new_v4();
     check_dependencies(&items, id, &input.depends_on).map_err(BacklogError::Invalid)?;
@@ -549,10 +543,7 @@ pub async fn update(
     ensure_active(platform)?;
     let checked = check(input).map_err(BacklogError::Invalid)?;
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
-        .bind(platform.id)
-        .execute(&mut *tx)
-        .await?;
+    super::platforms::lock(&mut tx, platform.id).await?;
     let items = list(db, platform.id, &Filter::default()).await?;
     let before = items
         .iter()
@@ -606,10 +597,7 @@ pub async fn move_item(
 ) -> Result<(), BacklogError> {
     ensure_active(platform)?;
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
-        .bind(platform.id)
-        .execute(&mut *tx)
-        .await?;
+    super::platforms::lock(&mut tx, platform.id).await?;
     let ranks: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT id, rank FROM backlog_item WHERE platform_id = $1 ORDER BY rank, id",
     )
@@ -661,10 +649,7 @@ pub async fn move_to(
 ) -> Result<(), BacklogError> {
     ensure_active(platform)?;
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
-        .bind(platform.id)
-        .execute(&mut *tx)
-        .await?;
+    super::platforms::lock(&mut tx, platform.id).await?;
     let mut order: Vec<Uuid> =
         sqlx::query_scalar("SELECT id FROM backlog_item WHERE platform_id = $1 ORDER BY rank, id")
             .bind(platform.id)

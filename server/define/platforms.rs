@@ -244,6 +244,16 @@ pub async fn members(db: &PgPool, platform: Uuid) -> Result<Vec<Member>, sqlx::E
     .await
 }
 
+/// Takes the platform's row lock for the rest of `tx`: changes to one platform's blueprint and
+/// backlog happen one at a time (dense revision numbers, exact stale and cycle checks).
+pub async fn lock(tx: &mut sqlx::PgConnection, platform: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
+        .bind(platform)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// Archives the platform: it leaves the list and no longer changes.
 pub async fn archive(db: &PgPool, platform: &Platform, by: &Principal) -> Result<(), DefineError> {
     let mut tx = db.begin().await?;

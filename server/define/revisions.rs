@@ -237,10 +237,7 @@ pub async fn save(
     }
     let mut tx = db.begin().await?;
     // One save at a time per platform: numbers are dense and the stale check is exact.
-    sqlx::query("SELECT 1 FROM platform WHERE id = $1 FOR UPDATE")
-        .bind(platform.id)
-        .execute(&mut *tx)
-        .await?;
+    super::platforms::lock(&mut tx, platform.id).await?;
     let latest: Option<(i32, serde_json::Value)> = sqlx::query_as(
         "SELECT number, document FROM blueprint_revision WHERE platform_id = $1 ORDER BY number DESC LIMIT 1",
     )
