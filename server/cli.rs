@@ -413,10 +413,19 @@ fn workers(
     config: &Config,
     concurrency: usize,
 ) -> crate::jobs::worker::Workers {
+    let clock = crate::clock::Clock::system();
+    let base_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| default_public_url(config.listen));
     crate::jobs::worker::Workers::start(
         pool.clone(),
-        crate::jobs::builtin::registry(config.job_retention),
-        crate::clock::Clock::system(),
+        crate::environments::job_kinds(
+            crate::jobs::builtin::registry(config.job_retention),
+            clock.clone(),
+            &base_url,
+        ),
+        clock,
         crate::jobs::worker::WorkerConfig {
             concurrency,
             ..Default::default()

@@ -8,8 +8,10 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod define;
+pub mod environments;
 pub mod http;
 pub mod jobs;
+pub mod provision;
 pub mod telemetry;
 pub mod validation;
 

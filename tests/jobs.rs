@@ -209,7 +209,7 @@ async fn failures_back_off_then_the_job_is_discarded_with_its_last_error() {
     let lease = Duration::from_secs(6);
     let mut now = at(0);
     for attempt in 1..=3 {
-        let claimed = queue::claim(&pool, "w", 10, lease, now).await.unwrap();
+        let claimed = queue::claim(&pool, "w", &["test.record"], 10, lease, now).await.unwrap();
         assert_eq!(claimed.len(), 1, "attempt {attempt} is due at {now}");
         let job = &claimed[0];
         assert_eq!(job.attempt, attempt);
@@ -241,7 +241,7 @@ async fn failures_back_off_then_the_job_is_discarded_with_its_last_error() {
             );
             // Not before its time.
             assert!(
-                queue::claim(&pool, "w", 10, lease, run_at - chrono::Duration::seconds(1))
+                queue::claim(&pool, "w", &["test.record"], 10, lease, run_at - chrono::Duration::seconds(1))
                     .await
                     .unwrap()
                     .is_empty()
@@ -267,14 +267,14 @@ async fn a_worker_that_lost_its_lease_cannot_write_late_results() {
     let (_db, pool) = setup().await;
     let id = enqueue(&pool, NewJob::new("test.record", json!({"steps": 1}))).await;
     let lease = Duration::from_secs(6);
-    let slow = queue::claim(&pool, "slow-worker", 1, lease, Utc::now())
+    let slow = queue::claim(&pool, "slow-worker", &["test.record"], 1, lease, Utc::now())
         .await
         .unwrap()
         .remove(0);
     // Its lease runs out; the rescuer hands the job to another worker.
     let later = Utc::now() + chrono::Duration::seconds(7);
     assert_eq!(queue::rescue(&pool, later).await.unwrap(), [id]);
-    let fresh = queue::claim(&pool, "fresh-worker", 1, lease, later)
+    let fresh = queue::claim(&pool, "fresh-worker", &["test.record"], 1, lease, later)
         .await
         .unwrap()
         .remove(0);
@@ -313,7 +313,7 @@ async fn a_resumed_job_skips_the_steps_it_completed() {
     )
     .await;
     let lease = Duration::from_secs(6);
-    let first = queue::claim(&pool, "w", 1, lease, at(0))
+    let first = queue::claim(&pool, "w", &["test.record"], 1, lease, at(0))
         .await
         .unwrap()
         .remove(0);
@@ -327,7 +327,7 @@ async fn a_resumed_job_skips_the_steps_it_completed() {
     queue::fail(&pool, &first, &error, false, at(0), 0.0)
         .await
         .unwrap();
-    let second = queue::claim(&pool, "w", 1, lease, at(10))
+    let second = queue::claim(&pool, "w", &["test.record"], 1, lease, at(10))
         .await
         .unwrap()
         .remove(0);
@@ -371,14 +371,14 @@ async fn cancel_stops_a_queued_job_at_once_and_a_running_one_between_steps() {
         queue::JobState::Cancelled
     );
     assert!(
-        queue::claim(&pool, "w", 10, Duration::from_secs(6), Utc::now())
+        queue::claim(&pool, "w", &["test.record"], 10, Duration::from_secs(6), Utc::now())
             .await
             .unwrap()
             .is_empty()
     );
 
     let running = enqueue(&pool, NewJob::new("test.record", json!({"steps": 3}))).await;
-    let job = queue::claim(&pool, "w", 1, Duration::from_secs(6), Utc::now())
+    let job = queue::claim(&pool, "w", &["test.record"], 1, Duration::from_secs(6), Utc::now())
         .await
         .unwrap()
         .remove(0);
@@ -433,7 +433,7 @@ async fn a_unique_key_allows_one_active_job() {
     );
     drop(tx);
     // Once the first is finished, the key is free again.
-    let claimed = queue::claim(&pool, "w", 1, Duration::from_secs(6), Utc::now())
+    let claimed = queue::claim(&pool, "w", &["test.record"], 1, Duration::from_secs(6), Utc::now())
         .await
         .unwrap()
         .remove(0);
@@ -446,22 +446,27 @@ async fn a_unique_key_allows_one_active_job() {
 }
 
 #[tokio::test]
-async fn an_unknown_kind_is_discarded_with_a_clear_error() {
+async fn a_job_of_a_kind_no_worker_knows_waits_untouched_for_one_that_does() {
     let (_db, pool) = setup().await;
-    let id = enqueue(&pool, NewJob::new("test.nobody_handles_this", json!({}))).await;
+    let unknown = enqueue(&pool, NewJob::new("test.nobody_handles_this", json!({}))).await;
+    let known = enqueue(&pool, NewJob::new("test.record", json!({"steps": 1}))).await;
     let workers = Workers::start(
         pool.clone(),
         registry(),
         Clock::system(),
         WorkerConfig::default(),
     );
-    drained(&pool, Duration::from_secs(20)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while state(&pool, known).await != "completed" {
+        assert!(tokio::time::Instant::now() < deadline, "the known job never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     workers.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(state(&pool, id).await, "discarded");
-    let error: String = sqlx::query_scalar("SELECT last_error FROM job WHERE id = $1")
-        .bind(id)
+    assert_eq!(state(&pool, unknown).await, "available");
+    let attempts: i32 = sqlx::query_scalar("SELECT attempt FROM job WHERE id = $1")
+        .bind(unknown)
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert!(error.contains("test.nobody_handles_this"), "{error}");
+    assert_eq!(attempts, 0, "never claimed, so never counted as a failed attempt");
 }

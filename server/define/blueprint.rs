@@ -110,6 +110,9 @@ pub struct Ttl {
 #[serde(deny_unknown_fields)]
 pub struct Approval {
     pub approvals_required: u32,
+    /// Roles whose members may approve or reject (never the requester).
+    #[serde(default = "default_approvers")]
+    pub approvers: Vec<Role>,
     /// Requests estimated below this monthly cost are approved without a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_approve_below_monthly_usd: Option<u32>,
@@ -117,6 +120,10 @@ pub struct Approval {
     pub sla_hours: u32,
     /// Requests still pending after this many hours expire.
     pub expire_after_hours: u32,
+}
+
+fn default_approvers() -> Vec<Role> {
+    vec![Role::PlatformEngineer]
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,6 +384,12 @@ impl Blueprint {
                 errors.add(
                     &at("requesters"),
                     "Name at least one role that may request it.",
+                );
+            }
+            if env.approval.approvers.is_empty() {
+                errors.add(
+                    &at("approval.approvers"),
+                    "Name at least one role that may approve requests.",
                 );
             }
             if !(1..=5).contains(&env.approval.approvals_required) {

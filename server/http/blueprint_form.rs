@@ -125,6 +125,11 @@ fn environment_type(i: usize) -> Vec<Spec> {
             Kind::Number,
         ),
         (
+            format!("{p}.approval.approvers"),
+            "Who may approve (roles, comma-separated)",
+            Kind::List,
+        ),
+        (
             format!("{p}.approval.auto_approve_below_monthly_usd"),
             "Auto-approve below (USD per month, ephemeral only)",
             Kind::Number,

@@ -28,6 +28,10 @@ impl Handler for Cleanup {
         vec!["delete-finished-jobs".into()]
     }
 
+    fn every(&self) -> Option<Duration> {
+        Some(CLEANUP_EVERY)
+    }
+
     fn run_step<'a>(&'a self, _: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
             let retention =
@@ -90,18 +94,4 @@ pub async fn enqueue_selftest(db: &PgPool, steps: u32, step_ms: u64) -> Result<i
     let id = queue::enqueue(&mut tx, &job).await?;
     tx.commit().await?;
     Ok(id)
-}
-
-/// Makes sure the next periodic cleanup is scheduled (one at a time, by its unique key).
-pub async fn schedule_periodic(db: &PgPool) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let mut job = NewJob::new(CLEANUP, json!({}));
-    job.unique_key = Some(format!("periodic:{CLEANUP}"));
-    job.run_at =
-        Some(chrono::Utc::now() + chrono::Duration::from_std(CLEANUP_EVERY).unwrap_or_default());
-    match queue::enqueue(&mut tx, &job).await {
-        Ok(_) => tx.commit().await,
-        Err(EnqueueError::Duplicate(_)) => Ok(()),
-        Err(EnqueueError::Db(e)) => Err(e),
-    }
 }

@@ -41,6 +41,10 @@ pub trait Handler: Send + Sync + 'static {
     fn steps(&self, payload: &serde_json::Value) -> Vec<String>;
     /// Runs one step.
     fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a>;
+    /// For periodic kinds: how often a job of this kind runs (with an empty payload).
+    fn every(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The job kinds a worker can run.
@@ -57,6 +61,14 @@ impl Registry {
 
     pub fn get(&self, kind: &str) -> Option<Arc<dyn Handler>> {
         self.handlers.get(kind).cloned()
+    }
+
+    /// The periodic kinds and their intervals.
+    pub fn periodic(&self) -> Vec<(&'static str, std::time::Duration)> {
+        self.handlers
+            .iter()
+            .filter_map(|(kind, h)| h.every().map(|every| (*kind, every)))
+            .collect()
     }
 
     pub fn kinds(&self) -> Vec<&'static str> {

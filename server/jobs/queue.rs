@@ -100,6 +100,25 @@ pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> Result<i64, Enqueue
     Ok(id)
 }
 
+/// Makes sure the next run of periodic `kind` is scheduled, `every` from now: one at a time,
+/// by its unique key, however many workers ask.
+pub async fn schedule_periodic(
+    db: &PgPool,
+    kind: &str,
+    every: Duration,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let mut job = NewJob::new(kind, serde_json::json!({}));
+    job.unique_key = Some(format!("periodic:{kind}"));
+    job.run_at = Some(now + chrono::Duration::from_std(every).unwrap_or_default());
+    match enqueue(&mut tx, &job).await {
+        Ok(_) => tx.commit().await,
+        Err(EnqueueError::Duplicate(_)) => Ok(()),
+        Err(EnqueueError::Db(e)) => Err(e),
+    }
+}
+
 /// A job as a worker holds it: `fence` proves which attempt it is.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedJob {
@@ -113,10 +132,12 @@ pub struct ClaimedJob {
     pub fence: i64,
 }
 
-/// Claims up to `limit` runnable jobs for `worker`, holding each for `lease`.
+/// Claims up to `limit` runnable jobs of the given `kinds` for `worker`, holding each for
+/// `lease`. Jobs of kinds a worker does not know wait for one that does (a newer version).
 pub async fn claim(
     db: &PgPool,
     worker: &str,
+    kinds: &[&str],
     limit: i64,
     lease: Duration,
     now: DateTime<Utc>,
@@ -124,7 +145,7 @@ pub async fn claim(
     sqlx::query_as(
         "WITH next AS (
              SELECT id, run_at FROM job
-             WHERE state IN ('available', 'retryable') AND run_at <= $1
+             WHERE state IN ('available', 'retryable') AND run_at <= $1 AND kind = ANY($5)
              ORDER BY priority DESC, run_at, id
              LIMIT $2
              FOR UPDATE SKIP LOCKED
@@ -139,6 +160,7 @@ pub async fn claim(
     .bind(limit)
     .bind(worker)
     .bind(chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
+    .bind(kinds)
     .fetch_all(db)
     .await
 }

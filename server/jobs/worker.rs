@@ -71,6 +71,12 @@ impl Workers {
         let mut tasks = JoinSet::new();
         let wake = Arc::new(Notify::new());
         tasks.spawn(listen(db.clone(), wake.clone(), stopped.clone()));
+        tasks.spawn(schedule(
+            db.clone(),
+            registry.periodic(),
+            clock.clone(),
+            stopped.clone(),
+        ));
         tasks.spawn(dispatch(Dispatcher {
             db: db.clone(),
             registry,
@@ -209,6 +215,7 @@ async fn dispatch(mut d: Dispatcher) {
     let mut running = JoinSet::new();
     let (completions, pending) = tokio::sync::mpsc::unbounded_channel();
     let completer = tokio::spawn(complete_in_batches(d.db.clone(), d.clock.clone(), pending));
+    let kinds = d.registry.kinds();
     loop {
         if *d.stopped.borrow() {
             break;
@@ -216,7 +223,7 @@ async fn dispatch(mut d: Dispatcher) {
         let free = slots.available_permits();
         let mut claimed = 0;
         if free > 0 {
-            match queue::claim(&d.db, &d.id, free as i64, d.config.lease, d.clock.now()).await {
+            match queue::claim(&d.db, &d.id, &kinds, free as i64, d.config.lease, d.clock.now()).await {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     let now = d.clock.now();
@@ -379,6 +386,31 @@ async fn heartbeat(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "renewing job leases failed"),
+        }
+    }
+}
+
+/// How often a pool checks that the next run of each periodic kind is scheduled.
+const SCHEDULE_EVERY: Duration = Duration::from_secs(30);
+
+async fn schedule(
+    db: PgPool,
+    periodic: Vec<(&'static str, Duration)>,
+    clock: Clock,
+    mut stopped: watch::Receiver<bool>,
+) {
+    if periodic.is_empty() {
+        return;
+    }
+    loop {
+        for (kind, every) in &periodic {
+            if let Err(e) = queue::schedule_periodic(&db, kind, *every, clock.now()).await {
+                tracing::warn!(kind, error = %e, "scheduling a periodic job failed");
+            }
+        }
+        tokio::select! {
+            _ = stopped.changed() => return,
+            _ = tokio::time::sleep(SCHEDULE_EVERY) => {}
         }
     }
 }

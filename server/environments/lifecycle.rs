@@ -1,0 +1,833 @@
+//! Every change of an environment's state, as one transaction each: the guarded change, its
+//! timeline entry, its audit event and its notifications commit together or not at all. Deciders
+//! take the row lock (`FOR UPDATE`) first, so concurrent approvals are serialised and each sees
+//! the outcome of the one before; the trigger of the migration refuses any transition DESIGN §3
+//! does not list.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::notify::{self, Event, Target};
+use super::pricing::Micros;
+use super::request::CheckedRequest;
+use super::{EnvState, EnvironmentError, EnvironmentId};
+use crate::audit::{self, Actor};
+use crate::auth::{Principal, Role, RoleSet};
+use crate::define::blueprint::{Lifecycle, MAX_TTL_HOURS};
+use crate::define::platforms::Platform;
+use crate::jobs::queue::{self, NewJob};
+use crate::provision::{PROVISION_JOB, TEARDOWN_JOB};
+use crate::validation::FieldErrors;
+
+/// The row as the deciders see it, locked.
+#[derive(Debug, sqlx::FromRow)]
+struct Locked {
+    id: Uuid,
+    platform_id: Uuid,
+    platform_slug: String,
+    name: String,
+    environment_type: String,
+    requested_by: Uuid,
+    approver_roles: Vec<String>,
+    state: String,
+    lifecycle: String,
+    ttl_hours: Option<i32>,
+    max_ttl_hours: Option<i32>,
+    approvals_required: i32,
+    approval_count: i32,
+    sla_hours: i32,
+    round: i32,
+    extension_hours: Option<i32>,
+}
+
+impl Locked {
+    fn state(&self) -> EnvState {
+        EnvState::parse(&self.state).unwrap_or(EnvState::Submitted)
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            id: self.id,
+            platform_id: self.platform_id,
+            platform_slug: self.platform_slug.clone(),
+            name: self.name.clone(),
+            environment_type: self.environment_type.clone(),
+            requested_by: self.requested_by,
+            approver_roles: self.approver_roles.clone(),
+        }
+    }
+
+    fn approver_roles(&self) -> RoleSet {
+        RoleSet::from_strings(&self.approver_roles)
+    }
+
+    fn subject(&self) -> String {
+        format!("environment:{}", self.id)
+    }
+}
+
+async fn lock(tx: &mut PgConnection, id: EnvironmentId) -> Result<Locked, EnvironmentError> {
+    sqlx::query_as(
+        "SELECT e.id, e.platform_id, p.slug AS platform_slug, e.name, e.environment_type,
+                e.requested_by, e.approver_roles, e.state, e.lifecycle, e.ttl_hours,
+                e.max_ttl_hours, e.approvals_required, e.approval_count, e.sla_hours, e.round,
+                e.extension_hours
+         FROM environment e JOIN platform p ON p.id = e.platform_id
+         WHERE e.id = $1 FOR UPDATE OF e",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(EnvironmentError::NotFound)
+}
+
+/// Appends to the request's timeline.
+async fn timeline(
+    tx: &mut PgConnection,
+    id: Uuid,
+    actor: &Actor,
+    kind: &str,
+    message: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO environment_event (environment_id, actor_id, actor_label, kind, message)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(actor.id.map(|a| a.0))
+    .bind(&actor.label)
+    .bind(kind)
+    .bind(message)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The timeline entry, the audit event and the notification of one change.
+async fn record(
+    tx: &mut PgConnection,
+    env: &Locked,
+    actor: &Actor,
+    event: Event,
+    message: &str,
+    details: serde_json::Value,
+    base_url: &str,
+) -> Result<(), sqlx::Error> {
+    timeline(tx, env.id, actor, event.as_str(), message).await?;
+    audit::record(
+        &mut *tx,
+        actor,
+        &format!("environment.{}", event.as_str()),
+        &env.subject(),
+        details,
+    )
+    .await?;
+    notify::notify(tx, &env.target(), event, message, base_url).await
+}
+
+/// Approval enqueues the provisioning job, in the same transaction.
+async fn approve_now(
+    tx: &mut PgConnection,
+    env: &Locked,
+    approvals: i32,
+    now: DateTime<Utc>,
+) -> Result<(), EnvironmentError> {
+    let mut job = NewJob::new(PROVISION_JOB, json!({ "environment_id": env.id }));
+    job.unique_key = Some(format!("environment:{}", env.id));
+    let job_id = queue::enqueue(&mut *tx, &job).await?;
+    sqlx::query(
+        "UPDATE environment SET state = 'approved', approval_count = $2, awaiting_since = NULL,
+             decided_at = $3, job_id = $4
+         WHERE id = $1 AND state = 'submitted'",
+    )
+    .bind(env.id)
+    .bind(approvals)
+    .bind(now)
+    .bind(job_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn hours(h: i32) -> Duration {
+    Duration::hours(i64::from(h))
+}
+
+/// Submits a checked request. It is approved at once when the type's policy allows it without
+/// a person; otherwise it waits for the type's approvers. Returns its id and state.
+pub async fn submit(
+    db: &PgPool,
+    platform: &Platform,
+    by: &Principal,
+    request: &CheckedRequest,
+    now: DateTime<Utc>,
+    base_url: &str,
+) -> Result<(EnvironmentId, EnvState), EnvironmentError> {
+    if platform.archived_at.is_some() {
+        return Err(EnvironmentError::Conflict(
+            "The platform is archived: it takes no new environments.".into(),
+        ));
+    }
+    let ty = &request.environment_type;
+    let policy = &ty.approval;
+    let id = Uuid::new_v4();
+    let approver_roles: Vec<String> = policy
+        .approvers
+        .iter()
+        .map(|r| r.as_str().to_owned())
+        .collect();
+    let mut tx = db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO environment (id, platform_id, environment_type, name, purpose, parameters,
+             lifecycle, ttl_hours, max_ttl_hours, requested_by, blueprint_number,
+             approvals_required, approver_roles, sla_hours, cost_hourly_micros,
+             cost_max_hourly_micros, plan, awaiting_since, sla_due_at, pending_until, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                 $18, $18 + $19, $18 + $20, $18)",
+    )
+    .bind(id)
+    .bind(platform.id)
+    .bind(&ty.name)
+    .bind(&request.name)
+    .bind(&request.purpose)
+    .bind(serde_json::to_value(&request.parameters).expect("parameters serialise"))
+    .bind(match ty.lifecycle {
+        Lifecycle::LongLived => "long_lived",
+        Lifecycle::Ephemeral => "ephemeral",
+    })
+    .bind(request.ttl_hours.map(|h| h as i32))
+    .bind(ty.ttl.as_ref().map(|t| t.max_hours as i32))
+    .bind(by.user.id.0)
+    .bind(request.blueprint_number)
+    .bind(policy.approvals_required as i32)
+    .bind(&approver_roles)
+    .bind(policy.sla_hours as i32)
+    .bind(request.estimate.hourly.0)
+    .bind(request.estimate.max_hourly.0)
+    .bind(serde_json::to_value(&request.plan).expect("plans serialise"))
+    .bind(now)
+    .bind(hours(policy.sla_hours as i32))
+    .bind(hours(policy.expire_after_hours as i32))
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("environment_live_name") => {
+            let mut errors = FieldErrors::default();
+            errors.add(
+                "name",
+                format!(
+                    "`{}` was just taken by another live environment of {}; choose another name.",
+                    request.name, platform.name
+                ),
+            );
+            return Err(errors.into());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let env = lock(&mut tx, EnvironmentId(id)).await?;
+    let actor = Actor::from(by);
+    let cost = format!(
+        "{} to {} per month",
+        request.estimate.monthly().display(),
+        request.estimate.max_monthly().display()
+    );
+    record(
+        &mut tx,
+        &env,
+        &actor,
+        Event::Submitted,
+        &format!(
+            "{} requested `{}` ({}) on {}: {}; estimated {cost}.",
+            by.user.name, request.name, ty.name, platform.name, request.purpose
+        ),
+        json!({ "name": request.name, "type": ty.name, "platform": platform.slug }),
+        base_url,
+    )
+    .await?;
+    let state = if request.auto_approved() {
+        approve_now(&mut tx, &env, 0, now).await?;
+        let limit = policy.auto_approve_below_monthly_usd.unwrap_or(0);
+        record(
+            &mut tx,
+            &env,
+            &Actor::system(),
+            Event::Approved,
+            &format!(
+                "`{}` was approved automatically: an ephemeral environment estimated at most {} per month, under the policy's limit of {}.",
+                request.name,
+                request.estimate.max_monthly().display(),
+                Micros(i64::from(limit) * 1_000_000).display()
+            ),
+            json!({ "automatic": true }),
+            base_url,
+        )
+        .await?;
+        EnvState::Approved
+    } else {
+        EnvState::Submitted
+    };
+    tx.commit().await?;
+    Ok((EnvironmentId(id), state))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+/// What a decision did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decided {
+    /// The request (or extension) is approved.
+    Approved,
+    /// Recorded; the policy needs more approvals (`have` of `need`).
+    Counted { have: i32, need: i32 },
+    Rejected,
+}
+
+/// An approver's decision on a request, or on an extension beyond the type's maximum TTL.
+pub async fn decide(
+    db: &PgPool,
+    id: EnvironmentId,
+    by: &Principal,
+    decision: Decision,
+    comment: &str,
+    now: DateTime<Utc>,
+    base_url: &str,
+) -> Result<Decided, EnvironmentError> {
+    let comment = comment.trim();
+    let mut errors = FieldErrors::default();
+    let field = if decision == Decision::Reject {
+        "reason"
+    } else {
+        "comment"
+    };
+    if decision == Decision::Reject && comment.is_empty() {
+        errors.add(
+            "reason",
+            "Say why it is rejected, so the requester can act on it.",
+        );
+    }
+    if comment.chars().count() > 2000 {
+        errors.add(field, "Keep it under 2,000 characters.");
+    }
+    errors.into_result()?;
+
+    let mut tx = db.begin().await?;
+    let env = lock(&mut tx, id).await?;
+    if env.requested_by == by.user.id.0 {
+        return Err(EnvironmentError::NotAllowed(
+            "You requested this environment: someone else must decide it.".into(),
+        ));
+    }
+    let roles = env.approver_roles();
+    if !roles.iter().any(|r| by.has(r)) {
+        return Err(EnvironmentError::NotAllowed(format!(
+            "Only these roles decide `{}` requests: {}.",
+            env.environment_type,
+            roles.labels()
+        )));
+    }
+    let extension = env.state() != EnvState::Submitted;
+    if extension && env.extension_hours.is_none() {
+        return Err(EnvironmentError::Conflict(format!(
+            "The request is already {}: nothing awaits a decision.",
+            env.state().label().to_lowercase()
+        )));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO environment_approval (id, environment_id, requester_id, approver_id, round, verdict, comment)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (environment_id, round, approver_id) DO NOTHING",
+    )
+    .bind(Uuid::new_v4())
+    .bind(env.id)
+    .bind(env.requested_by)
+    .bind(by.user.id.0)
+    .bind(env.round)
+    .bind(match decision {
+        Decision::Approve => "approve",
+        Decision::Reject => "reject",
+    })
+    .bind(comment)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(EnvironmentError::Conflict(format!(
+            "You have already decided this; it needs {} approvals from different people.",
+            env.approvals_required
+        )));
+    }
+    let actor = Actor::from(by);
+    let said = if comment.is_empty() {
+        String::new()
+    } else {
+        format!(": {comment}")
+    };
+    let outcome = match (decision, extension) {
+        (Decision::Reject, false) => {
+            sqlx::query(
+                "UPDATE environment SET state = 'rejected', awaiting_since = NULL, decided_at = $2
+                 WHERE id = $1 AND state = 'submitted'",
+            )
+            .bind(env.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            record(
+                &mut tx,
+                &env,
+                &actor,
+                Event::Rejected,
+                &format!("{} rejected `{}`{said}", by.user.name, env.name),
+                json!({ "reason": comment }),
+                base_url,
+            )
+            .await?;
+            Decided::Rejected
+        }
+        (Decision::Reject, true) => {
+            sqlx::query(
+                "UPDATE environment SET extension_hours = NULL, awaiting_since = NULL, decided_at = $2
+                 WHERE id = $1",
+            )
+            .bind(env.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            record(
+                &mut tx,
+                &env,
+                &actor,
+                Event::Rejected,
+                &format!(
+                    "{} rejected extending `{}` to {} hours{said}",
+                    by.user.name,
+                    env.name,
+                    env.extension_hours.unwrap_or_default()
+                ),
+                json!({ "reason": comment, "extension_hours": env.extension_hours }),
+                base_url,
+            )
+            .await?;
+            Decided::Rejected
+        }
+        (Decision::Approve, _) if env.approval_count + 1 < env.approvals_required => {
+            let have = env.approval_count + 1;
+            sqlx::query("UPDATE environment SET approval_count = $2 WHERE id = $1")
+                .bind(env.id)
+                .bind(have)
+                .execute(&mut *tx)
+                .await?;
+            let message = format!(
+                "{} approved `{}` ({have} of {} approvals){said}",
+                by.user.name, env.name, env.approvals_required
+            );
+            timeline(&mut tx, env.id, &actor, "approval", &message).await?;
+            audit::record(
+                &mut *tx,
+                &actor,
+                "environment.approval_counted",
+                &env.subject(),
+                json!({ "have": have, "need": env.approvals_required }),
+            )
+            .await?;
+            Decided::Counted {
+                have,
+                need: env.approvals_required,
+            }
+        }
+        (Decision::Approve, false) => {
+            approve_now(&mut tx, &env, env.approval_count + 1, now).await?;
+            record(
+                &mut tx,
+                &env,
+                &actor,
+                Event::Approved,
+                &format!("{} approved `{}`{said}", by.user.name, env.name),
+                json!({ "approvals": env.approval_count + 1 }),
+                base_url,
+            )
+            .await?;
+            Decided::Approved
+        }
+        (Decision::Approve, true) => {
+            let ttl = env.extension_hours.unwrap_or_default();
+            set_ttl(&mut tx, &env, ttl, now).await?;
+            record(
+                &mut tx,
+                &env,
+                &actor,
+                Event::Extended,
+                &format!(
+                    "{} approved extending `{}` to {ttl} hours{said}",
+                    by.user.name, env.name
+                ),
+                json!({ "ttl_hours": ttl }),
+                base_url,
+            )
+            .await?;
+            Decided::Approved
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Sets the TTL (and, once ready, the teardown time), closing any pending extension.
+async fn set_ttl(
+    tx: &mut PgConnection,
+    env: &Locked,
+    ttl: i32,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE environment SET ttl_hours = $2, extension_hours = NULL, awaiting_since = NULL,
+             expires_at = ready_at + make_interval(hours => $2), expiry_warned_at = NULL,
+             decided_at = CASE WHEN round > 0 THEN $3 ELSE decided_at END
+         WHERE id = $1",
+    )
+    .bind(env.id)
+    .bind(ttl)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The requester withdraws a request that is still awaiting a decision.
+pub async fn cancel(
+    db: &PgPool,
+    id: EnvironmentId,
+    by: &Principal,
+    now: DateTime<Utc>,
+    base_url: &str,
+) -> Result<(), EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let env = lock(&mut tx, id).await?;
+    if env.requested_by != by.user.id.0 {
+        return Err(EnvironmentError::NotAllowed(
+            "Only the requester can cancel a request.".into(),
+        ));
+    }
+    if env.state() != EnvState::Submitted {
+        return Err(EnvironmentError::Conflict(format!(
+            "The request is {}: only a request awaiting approval can be cancelled.",
+            env.state().label().to_lowercase()
+        )));
+    }
+    sqlx::query(
+        "UPDATE environment SET state = 'cancelled', awaiting_since = NULL, decided_at = $2
+         WHERE id = $1 AND state = 'submitted'",
+    )
+    .bind(env.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    record(
+        &mut tx,
+        &env,
+        &Actor::from(by),
+        Event::Cancelled,
+        &format!("{} cancelled the request for `{}`.", by.user.name, env.name),
+        json!({}),
+        base_url,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extended {
+    /// Within the type's maximum: done.
+    Done,
+    /// Beyond it: an approver must agree first.
+    AwaitingApproval,
+}
+
+/// Extends an ephemeral environment's TTL to `ttl_hours` in total (counted from when it became
+/// ready). Within the type's maximum it is done at once; beyond it (up to Slipway's absolute
+/// maximum) it becomes an extension request for the type's approvers.
+pub async fn extend(
+    db: &PgPool,
+    id: EnvironmentId,
+    by: &Principal,
+    ttl_hours: &str,
+    now: DateTime<Utc>,
+    base_url: &str,
+) -> Result<Extended, EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let env = lock(&mut tx, id).await?;
+    if env.lifecycle != "ephemeral" {
+        return Err(EnvironmentError::Conflict(
+            "Long-lived environments have no TTL to extend.".into(),
+        ));
+    }
+    if !matches!(
+        env.state(),
+        EnvState::Submitted | EnvState::Approved | EnvState::Provisioning | EnvState::Ready
+    ) {
+        return Err(EnvironmentError::Conflict(format!(
+            "The environment is {}: there is nothing to extend.",
+            env.state().label().to_lowercase()
+        )));
+    }
+    let current = env.ttl_hours.unwrap_or_default();
+    let max = env.max_ttl_hours.unwrap_or(current);
+    let mut errors = FieldErrors::default();
+    let ttl = match ttl_hours.trim().parse::<i32>() {
+        Ok(h) if h <= current => {
+            errors.add(
+                "ttl_hours",
+                format!("Use more than the current {current} hours."),
+            );
+            0
+        }
+        Ok(h) if h > MAX_TTL_HOURS as i32 => {
+            errors.add(
+                "ttl_hours",
+                format!("No environment lives longer than {MAX_TTL_HOURS} hours."),
+            );
+            0
+        }
+        Ok(h) if h > max && env.state() == EnvState::Submitted => {
+            errors.add(
+                "ttl_hours",
+                format!("Use at most {max} hours while the request awaits approval."),
+            );
+            0
+        }
+        Ok(h) => h,
+        Err(_) => {
+            errors.add(
+                "ttl_hours",
+                "Enter the new total TTL in whole hours, e.g. 24.",
+            );
+            0
+        }
+    };
+    errors.into_result()?;
+    let actor = Actor::from(by);
+    let outcome = if ttl <= max {
+        set_ttl(&mut tx, &env, ttl, now).await?;
+        record(
+            &mut tx,
+            &env,
+            &actor,
+            Event::Extended,
+            &format!(
+                "{} extended `{}` to {ttl} hours in total.",
+                by.user.name, env.name
+            ),
+            json!({ "ttl_hours": ttl }),
+            base_url,
+        )
+        .await?;
+        Extended::Done
+    } else {
+        sqlx::query(
+            "UPDATE environment SET extension_hours = $2, round = round + 1, approval_count = 0,
+                 awaiting_since = $3, sla_due_at = $3 + make_interval(hours => $4)
+             WHERE id = $1",
+        )
+        .bind(env.id)
+        .bind(ttl)
+        .bind(now)
+        .bind(env.sla_hours)
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &env,
+            &actor,
+            Event::ExtensionRequested,
+            &format!(
+                "{} asks to extend `{}` to {ttl} hours, beyond the type's maximum of {max}.",
+                by.user.name, env.name
+            ),
+            json!({ "ttl_hours": ttl }),
+            base_url,
+        )
+        .await?;
+        Extended::AwaitingApproval
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Starts tearing down a ready (or failed) environment: its job runs the plan in reverse.
+pub async fn teardown(
+    db: &PgPool,
+    id: EnvironmentId,
+    by: &Actor,
+    reason: &str,
+    base_url: &str,
+) -> Result<(), EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let env = lock(&mut tx, id).await?;
+    start_teardown(&mut tx, &env, by, reason, base_url).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn start_teardown(
+    tx: &mut PgConnection,
+    env: &Locked,
+    by: &Actor,
+    reason: &str,
+    base_url: &str,
+) -> Result<(), EnvironmentError> {
+    if !matches!(env.state(), EnvState::Ready | EnvState::Failed) {
+        return Err(EnvironmentError::Conflict(format!(
+            "The environment is {}: only a ready or failed environment can be torn down.",
+            env.state().label().to_lowercase()
+        )));
+    }
+    let mut job = NewJob::new(TEARDOWN_JOB, json!({ "environment_id": env.id }));
+    job.unique_key = Some(format!("environment:{}", env.id));
+    let job_id = match queue::enqueue(&mut *tx, &job).await {
+        Ok(id) => id,
+        Err(queue::EnqueueError::Duplicate(_)) => {
+            return Err(EnvironmentError::Conflict(
+                "A job is still running for this environment; wait for it or cancel it first."
+                    .into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    sqlx::query(
+        "UPDATE environment SET state = 'tearing_down', job_id = $2, extension_hours = NULL,
+             awaiting_since = NULL
+         WHERE id = $1",
+    )
+    .bind(env.id)
+    .bind(job_id)
+    .execute(&mut *tx)
+    .await?;
+    record(
+        tx,
+        env,
+        by,
+        Event::TearingDown,
+        &format!("Tearing down `{}`: {reason}", env.name),
+        json!({ "reason": reason }),
+        base_url,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Expires requests still pending past their deadline; returns how many.
+pub async fn expire_stale(
+    db: &PgPool,
+    now: DateTime<Utc>,
+    base_url: &str,
+) -> Result<usize, EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM environment WHERE state = 'submitted' AND pending_until <= $1
+         ORDER BY pending_until LIMIT 500 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &ids {
+        let env = lock(&mut tx, EnvironmentId(*id)).await?;
+        sqlx::query(
+            "UPDATE environment SET state = 'expired', awaiting_since = NULL, decided_at = $2
+             WHERE id = $1 AND state = 'submitted'",
+        )
+        .bind(env.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &env,
+            &Actor::system(),
+            Event::Expired,
+            &format!(
+                "The request for `{}` expired: nobody decided it in time. Request it again if it is still needed.",
+                env.name
+            ),
+            json!({}),
+            base_url,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(ids.len())
+}
+
+/// How long before the end of its TTL an environment's requester is warned.
+pub const EXPIRY_WARNING: Duration = Duration::hours(1);
+
+/// Warns the requesters of ephemeral environments whose TTL ends within [`EXPIRY_WARNING`], and
+/// starts the teardown of those whose TTL has ended. Returns (warned, torn down).
+pub async fn reap_expired(
+    db: &PgPool,
+    now: DateTime<Utc>,
+    base_url: &str,
+) -> Result<(usize, usize), EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let warn: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, expires_at FROM environment
+         WHERE state = 'ready' AND expires_at <= $1 AND expires_at > $2 AND expiry_warned_at IS NULL
+         LIMIT 500 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now + EXPIRY_WARNING)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, expires_at) in &warn {
+        let env = lock(&mut tx, EnvironmentId(*id)).await?;
+        sqlx::query("UPDATE environment SET expiry_warned_at = $2 WHERE id = $1")
+            .bind(env.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let minutes = (*expires_at - now).num_minutes().max(1);
+        record(
+            &mut tx,
+            &env,
+            &Actor::system(),
+            Event::ExpiringSoon,
+            &format!(
+                "`{}` reaches the end of its TTL in {minutes} minutes and will then be torn down; extend it to keep it.",
+                env.name
+            ),
+            json!({ "expires_at": expires_at }),
+            base_url,
+        )
+        .await?;
+    }
+    let due: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM environment WHERE state = 'ready' AND expires_at <= $1
+         LIMIT 100 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &due {
+        let env = lock(&mut tx, EnvironmentId(*id)).await?;
+        start_teardown(
+            &mut tx,
+            &env,
+            &Actor::system(),
+            "its TTL has ended",
+            base_url,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((warn.len(), due.len()))
+}
+
+/// Whether `principal` holds one of `roles`: for showing approve buttons.
+pub fn holds_any(principal: &Principal, roles: &[String]) -> bool {
+    RoleSet::from_strings(roles).iter().any(|r: Role| principal.has(r))
+}

@@ -1,0 +1,372 @@
+//! Telling people: in-app notifications (the unread badge) and an optional outgoing webhook per
+//! platform. Both are written inside the transaction of the change they report, so nobody hears
+//! of a change that rolled back. Webhooks are delivered by a job (`webhook.deliver`), retried
+//! with backoff by the job engine, and signed: `X-Slipway-Signature: sha256=<hex>` is the
+//! HMAC-SHA256 of `<X-Slipway-Timestamp>.<body>` under the platform's webhook secret.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::jobs::queue::{self, NewJob};
+use crate::jobs::{Handler, StepContext, StepError, StepFuture};
+
+/// What happened to an environment that someone should hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Submitted,
+    Approved,
+    Rejected,
+    Cancelled,
+    Expired,
+    ExtensionRequested,
+    Extended,
+    Ready,
+    Failed,
+    ExpiringSoon,
+    TearingDown,
+    TornDown,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Submitted => "submitted",
+            Event::Approved => "approved",
+            Event::Rejected => "rejected",
+            Event::Cancelled => "cancelled",
+            Event::Expired => "expired",
+            Event::ExtensionRequested => "extension_requested",
+            Event::Extended => "extended",
+            Event::Ready => "ready",
+            Event::Failed => "failed",
+            Event::ExpiringSoon => "expiring_soon",
+            Event::TearingDown => "tearing_down",
+            Event::TornDown => "torn_down",
+        }
+    }
+
+    /// Who hears of it: the approvers of requests awaiting a decision, otherwise the requester.
+    fn for_approvers(self) -> bool {
+        matches!(self, Event::Submitted | Event::ExtensionRequested)
+    }
+
+    /// The events sent to the platform's webhook.
+    fn goes_to_webhook(self) -> bool {
+        !matches!(self, Event::Cancelled | Event::Extended | Event::TearingDown)
+    }
+}
+
+/// The environment a notification is about.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Target {
+    pub id: Uuid,
+    pub platform_id: Uuid,
+    pub platform_slug: String,
+    pub name: String,
+    pub environment_type: String,
+    pub requested_by: Uuid,
+    pub approver_roles: Vec<String>,
+}
+
+pub const WEBHOOK_JOB: &str = "webhook.deliver";
+
+/// Records `event` for the people concerned and, if the platform has a webhook, enqueues its
+/// delivery; all inside the caller's transaction. `base_url` makes the link in the message.
+pub async fn notify(
+    tx: &mut PgConnection,
+    target: &Target,
+    event: Event,
+    message: &str,
+    base_url: &str,
+) -> Result<(), sqlx::Error> {
+    if event.for_approvers() {
+        // Members of the platform who hold one of the type's approver roles; never the requester.
+        sqlx::query(
+            "INSERT INTO notification (user_id, environment_id, kind, message)
+             SELECT m.user_id, $2, $3, $4 FROM platform_member m JOIN app_user u ON u.id = m.user_id
+             WHERE m.platform_id = $1 AND u.roles && $5 AND u.id <> $6",
+        )
+        .bind(target.platform_id)
+        .bind(target.id)
+        .bind(event.as_str())
+        .bind(message)
+        .bind(&target.approver_roles)
+        .bind(target.requested_by)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO notification (user_id, environment_id, kind, message) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(target.requested_by)
+        .bind(target.id)
+        .bind(event.as_str())
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !event.goes_to_webhook() {
+        return Ok(());
+    }
+    let has_webhook: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM platform_webhook WHERE platform_id = $1)")
+            .bind(target.platform_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if has_webhook {
+        let link = format!("{base_url}/environments/{}", target.id);
+        let mut job = NewJob::new(
+            WEBHOOK_JOB,
+            json!({
+                "platform_id": target.platform_id,
+                // Slack-compatible: `text` is what a channel shows.
+                "body": {
+                    "text": format!("{message} <{link}|Open in Slipway>"),
+                    "event": event.as_str(),
+                    "environment": {
+                        "id": target.id,
+                        "name": target.name,
+                        "platform": target.platform_slug,
+                        "environment_type": target.environment_type,
+                        "url": link,
+                    },
+                },
+            }),
+        );
+        job.max_attempts = 8;
+        queue::enqueue(&mut *tx, &job).await.map_err(|e| match e {
+            queue::EnqueueError::Db(e) => e,
+            queue::EnqueueError::Duplicate(_) => unreachable!("webhook jobs have no unique key"),
+        })?;
+    }
+    Ok(())
+}
+
+/// One notification as the inbox shows it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct Notification {
+    pub id: i64,
+    pub environment_id: Option<Uuid>,
+    pub kind: String,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// The newest notifications of `user`, before the id `before`.
+pub async fn inbox(
+    db: &PgPool,
+    user: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Notification>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, environment_id, kind, message, created_at, read_at FROM notification
+         WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(user)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn unread_count(db: &PgPool, user: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM notification WHERE user_id = $1 AND read_at IS NULL")
+        .bind(user)
+        .fetch_one(db)
+        .await
+}
+
+pub async fn mark_all_read(db: &PgPool, user: Uuid) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE notification SET read_at = now() WHERE user_id = $1 AND read_at IS NULL",
+    )
+    .bind(user)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// A platform's webhook as its settings page shows it (the secret is shown once, when made).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Webhook {
+    pub url: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn webhook(db: &PgPool, platform: Uuid) -> Result<Option<Webhook>, sqlx::Error> {
+    sqlx::query_as("SELECT url, updated_at FROM platform_webhook WHERE platform_id = $1")
+        .bind(platform)
+        .fetch_optional(db)
+        .await
+}
+
+/// Checks a webhook URL: http(s), a host, no credentials in it.
+pub fn check_webhook_url(url: &str) -> Result<(), &'static str> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|_| "Enter a URL such as https://hooks.slack.com/services/…")?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+        return Err("Use an http:// or https:// URL with a host.");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("Leave credentials out of the URL; requests are signed instead.");
+    }
+    if url.len() > 2000 {
+        return Err("Use a URL of at most 2,000 characters.");
+    }
+    Ok(())
+}
+
+/// Sets the platform's webhook URL; a new secret is made when there was none or `rotate` is
+/// set, and returned (the only time it is shown).
+pub async fn set_webhook(
+    db: &PgPool,
+    platform: Uuid,
+    url: &str,
+    rotate: bool,
+    by: &crate::auth::Principal,
+) -> Result<Option<String>, sqlx::Error> {
+    let secret = crate::auth::random_secret();
+    let mut tx = db.begin().await?;
+    let made_new: bool = sqlx::query_scalar(
+        "INSERT INTO platform_webhook (platform_id, url, secret, updated_by) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (platform_id) DO UPDATE SET url = EXCLUDED.url, updated_by = EXCLUDED.updated_by,
+             updated_at = now(),
+             secret = CASE WHEN $5 THEN EXCLUDED.secret ELSE platform_webhook.secret END
+         RETURNING secret = $3",
+    )
+    .bind(platform)
+    .bind(url.trim())
+    .bind(&secret)
+    .bind(by.user.id.0)
+    .bind(rotate)
+    .fetch_one(&mut *tx)
+    .await?;
+    crate::audit::record(
+        &mut *tx,
+        &crate::audit::Actor::from(by),
+        "platform.webhook_set",
+        &format!("platform:{platform}"),
+        json!({ "url": url.trim(), "secret_rotated": made_new }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(made_new.then_some(secret))
+}
+
+pub async fn delete_webhook(
+    db: &PgPool,
+    platform: Uuid,
+    by: &crate::auth::Principal,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("DELETE FROM platform_webhook WHERE platform_id = $1")
+        .bind(platform)
+        .execute(&mut *tx)
+        .await?;
+    crate::audit::record(
+        &mut *tx,
+        &crate::audit::Actor::from(by),
+        "platform.webhook_removed",
+        &format!("platform:{platform}"),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// The signature header's value for `body` sent at `timestamp`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// Delivers one webhook message. Network errors, 5xx, 408 and 429 are retried with backoff;
+/// other 4xx mean the hook is wrong and are not (the job is discarded with the status).
+pub struct WebhookDelivery {
+    client: reqwest::Client,
+}
+
+impl WebhookDelivery {
+    pub fn new() -> WebhookDelivery {
+        crate::init_tls();
+        WebhookDelivery {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("the HTTP client's settings are valid"),
+        }
+    }
+}
+
+impl Default for WebhookDelivery {
+    fn default() -> Self {
+        WebhookDelivery::new()
+    }
+}
+
+impl Handler for WebhookDelivery {
+    fn kind(&self) -> &'static str {
+        WEBHOOK_JOB
+    }
+
+    fn steps(&self, _: &Value) -> Vec<String> {
+        vec!["deliver".into()]
+    }
+
+    fn run_step<'a>(&'a self, _: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let transient = |e: &dyn std::fmt::Display| StepError::Transient(e.to_string());
+            let platform: Option<Uuid> = ctx.job.payload["platform_id"]
+                .as_str()
+                .and_then(|s| s.parse().ok());
+            let hook: Option<(String, String)> =
+                sqlx::query_as("SELECT url, secret FROM platform_webhook WHERE platform_id = $1")
+                    .bind(platform)
+                    .fetch_optional(&ctx.db)
+                    .await
+                    .map_err(|e| transient(&e))?;
+            let Some((url, secret)) = hook else {
+                return ctx.log("the platform's webhook was removed; nothing sent").await;
+            };
+            let body = serde_json::to_vec(&ctx.job.payload["body"]).map_err(|e| transient(&e))?;
+            let timestamp = Utc::now().timestamp();
+            let response = self
+                .client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-slipway-event", ctx.job.payload["body"]["event"].as_str().unwrap_or(""))
+                .header("x-slipway-timestamp", timestamp.to_string())
+                .header("x-slipway-signature", signature(&secret, timestamp, &body))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| StepError::Transient(format!("sending the webhook failed: {e}")))?;
+            let status = response.status();
+            if status.is_success() {
+                return ctx.log(&format!("delivered ({status})")).await;
+            }
+            let message = format!("the webhook answered {status}");
+            if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+                Err(StepError::Transient(message))
+            } else {
+                Err(StepError::Permanent(message))
+            }
+        })
+    }
+}

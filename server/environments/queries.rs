@@ -1,0 +1,332 @@
+//! Reading environments: the approvals dashboard's queues, the inventories ("my environments",
+//! `GET /api/v1/environments`) and one environment with its approvals and timeline. Lists are
+//! one query each (requester and platform joined, never fetched per row) with keyset paging on
+//! an indexed order.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::pricing::{HOURS_PER_MONTH, Micros};
+use super::{EnvState, EnvironmentId};
+use crate::provision::plan::{Parameters, PlanStep};
+
+/// Which list: each has its own order, and its own index behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// Awaiting a decision (new requests and extensions), oldest first.
+    Pending,
+    /// Decided, most recent decision first.
+    Decided,
+    /// Approved and not yet settled: provisioning, failed, tearing down.
+    InFlight,
+    /// Everything, newest first.
+    #[default]
+    All,
+}
+
+impl View {
+    pub fn parse(text: &str) -> Option<View> {
+        Some(match text {
+            "pending" => View::Pending,
+            "decided" => View::Decided,
+            "in_flight" => View::InFlight,
+            "all" => View::All,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            View::Pending => "pending",
+            View::Decided => "decided",
+            View::InFlight => "in_flight",
+            View::All => "all",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub view: View,
+    /// Platform slug.
+    pub platform: Option<String>,
+    pub environment_type: Option<String>,
+    /// The requester's e-mail address.
+    pub requester: Option<String>,
+    pub state: Option<EnvState>,
+    /// Words in the name, purpose or requester.
+    pub search: Option<String>,
+    /// Only the environments of this user ("my environments").
+    pub requested_by: Option<Uuid>,
+}
+
+/// One row of a list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Summary {
+    pub id: Uuid,
+    pub platform_slug: String,
+    pub platform_name: String,
+    pub name: String,
+    pub environment_type: String,
+    pub state: String,
+    pub lifecycle: String,
+    pub requested_by: Uuid,
+    pub requester_name: String,
+    pub requester_email: String,
+    pub approvals_required: i32,
+    pub approval_count: i32,
+    pub cost_hourly_micros: i64,
+    pub cost_max_hourly_micros: i64,
+    pub ttl_hours: Option<i32>,
+    pub extension_hours: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub awaiting_since: Option<DateTime<Utc>>,
+    pub sla_due_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub job_id: Option<i64>,
+    pub job_state: Option<String>,
+}
+
+impl Summary {
+    pub fn state(&self) -> EnvState {
+        EnvState::parse(&self.state).unwrap_or(EnvState::Submitted)
+    }
+
+    pub fn monthly(&self) -> Micros {
+        Micros(self.cost_hourly_micros * HOURS_PER_MONTH)
+    }
+
+    pub fn max_monthly(&self) -> Micros {
+        Micros(self.cost_max_hourly_micros * HOURS_PER_MONTH)
+    }
+
+    /// Whether it waits past the approval SLA.
+    pub fn sla_breached(&self, now: DateTime<Utc>) -> bool {
+        self.awaiting_since.is_some() && self.sla_due_at < now
+    }
+
+    /// The keyset cursor of this row in `view`.
+    pub fn cursor(&self, view: View) -> String {
+        let at = match view {
+            View::Pending => self.awaiting_since.unwrap_or(self.created_at),
+            View::Decided => self.decided_at.unwrap_or(self.created_at),
+            View::InFlight | View::All => self.created_at,
+        };
+        format!("{}_{}", at.timestamp_micros(), self.id)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "platform": self.platform_slug,
+            "environment_type": self.environment_type,
+            "name": self.name,
+            "state": self.state,
+            "lifecycle": self.lifecycle,
+            "requested_by": { "id": self.requested_by, "name": self.requester_name, "email": self.requester_email },
+            "approvals": { "have": self.approval_count, "required": self.approvals_required },
+            "cost_estimate": {
+                "hourly_usd": Micros(self.cost_hourly_micros).usd(),
+                "monthly_usd": self.monthly().usd(),
+                "max_hourly_usd": Micros(self.cost_max_hourly_micros).usd(),
+                "max_monthly_usd": self.max_monthly().usd(),
+            },
+            "ttl_hours": self.ttl_hours,
+            "extension_requested_hours": self.extension_hours,
+            "created_at": self.created_at,
+            "awaiting_since": self.awaiting_since,
+            "sla_due_at": self.sla_due_at,
+            "decided_at": self.decided_at,
+            "expires_at": self.expires_at,
+            "job": self.job_id.map(|id| serde_json::json!({ "id": id, "state": self.job_state })),
+        })
+    }
+}
+
+const SUMMARY_COLUMNS: &str = "e.id, p.slug AS platform_slug, p.name AS platform_name, e.name,
+    e.environment_type, e.state, e.lifecycle, e.requested_by, u.name AS requester_name,
+    u.email AS requester_email, e.approvals_required, e.approval_count, e.cost_hourly_micros,
+    e.cost_max_hourly_micros, e.ttl_hours, e.extension_hours, e.created_at, e.awaiting_since,
+    e.sla_due_at, e.decided_at, e.expires_at, e.job_id, j.state AS job_state";
+
+const FROM: &str = "FROM environment e JOIN platform p ON p.id = e.platform_id
+    JOIN app_user u ON u.id = e.requested_by LEFT JOIN job j ON j.id = e.job_id";
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+fn like_pattern(text: &str) -> String {
+    let mut escaped = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    escaped
+}
+
+/// One page of `filter`'s list after the keyset cursor `after` (`(at, id)` of the last row).
+pub async fn list(
+    db: &PgPool,
+    filter: &Filter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Summary>, sqlx::Error> {
+    // Only constant SQL is chosen here; every value is a bound parameter.
+    let (view_condition, key, order, cmp) = match filter.view {
+        View::Pending => (
+            "e.awaiting_since IS NOT NULL",
+            "e.awaiting_since",
+            "e.awaiting_since, e.id",
+            ">",
+        ),
+        View::Decided => (
+            "e.decided_at IS NOT NULL",
+            "e.decided_at",
+            "e.decided_at DESC, e.id DESC",
+            "<",
+        ),
+        View::InFlight => (
+            "e.state IN ('approved', 'provisioning', 'failed', 'tearing_down')",
+            "e.created_at",
+            "e.created_at DESC, e.id DESC",
+            "<",
+        ),
+        View::All => ("true", "e.created_at", "e.created_at DESC, e.id DESC", "<"),
+    };
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} {FROM}
+         WHERE {view_condition}
+           AND ($1::timestamptz IS NULL OR ({key}, e.id) {cmp} ($1, $2))
+           AND ($3::text IS NULL OR p.slug = $3)
+           AND ($4::text IS NULL OR e.environment_type = $4)
+           AND ($5::text IS NULL OR lower(u.email) = lower($5))
+           AND ($6::text IS NULL OR e.state = $6)
+           AND ($7::text IS NULL OR e.name ILIKE $7 OR e.purpose ILIKE $7 OR u.name ILIKE $7 OR u.email ILIKE $7)
+           AND ($8::uuid IS NULL OR e.requested_by = $8)
+         ORDER BY {order}
+         LIMIT $9"
+    );
+    let (at, id) = after.unzip();
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(at)
+        .bind(id)
+        .bind(&filter.platform)
+        .bind(&filter.environment_type)
+        .bind(&filter.requester)
+        .bind(filter.state.map(EnvState::as_str))
+        .bind(filter.search.as_deref().map(like_pattern))
+        .bind(filter.requested_by)
+        .bind(limit)
+        .fetch_all(db)
+        .await
+}
+
+/// One environment in full.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub summary: Summary,
+    pub platform_id: Uuid,
+    pub purpose: String,
+    pub parameters: Parameters,
+    pub plan: Vec<PlanStep>,
+    pub outputs: serde_json::Value,
+    pub blueprint_number: i32,
+    pub approver_roles: Vec<String>,
+    pub max_ttl_hours: Option<i32>,
+    pub pending_until: DateTime<Utc>,
+    pub ready_at: Option<DateTime<Utc>>,
+    pub round: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct DetailRow {
+    #[sqlx(flatten)]
+    summary: Summary,
+    platform_id: Uuid,
+    purpose: String,
+    parameters: serde_json::Value,
+    plan: serde_json::Value,
+    outputs: serde_json::Value,
+    blueprint_number: i32,
+    approver_roles: Vec<String>,
+    max_ttl_hours: Option<i32>,
+    pending_until: DateTime<Utc>,
+    ready_at: Option<DateTime<Utc>>,
+    round: i32,
+}
+
+pub async fn get(db: &PgPool, id: EnvironmentId) -> Result<Option<Detail>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS}, e.platform_id, e.purpose, e.parameters, e.plan, e.outputs,
+             e.blueprint_number, e.approver_roles, e.max_ttl_hours, e.pending_until, e.ready_at, e.round
+         {FROM} WHERE e.id = $1"
+    );
+    let row: Option<DetailRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id.0)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(|r| Detail {
+        summary: r.summary,
+        platform_id: r.platform_id,
+        purpose: r.purpose,
+        // Written by Slipway from these very types; a row that does not read back is a bug.
+        parameters: serde_json::from_value(r.parameters).unwrap_or(Parameters {
+            instance_type: String::new(),
+            min_nodes: 0,
+            max_nodes: 0,
+            data_services: vec![],
+        }),
+        plan: serde_json::from_value(r.plan).unwrap_or_default(),
+        outputs: r.outputs,
+        blueprint_number: r.blueprint_number,
+        approver_roles: r.approver_roles,
+        max_ttl_hours: r.max_ttl_hours,
+        pending_until: r.pending_until,
+        ready_at: r.ready_at,
+        round: r.round,
+    }))
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ApprovalView {
+    pub approver: String,
+    #[serde(skip)]
+    pub approver_id: Uuid,
+    pub round: i32,
+    pub verdict: String,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn approvals(db: &PgPool, id: EnvironmentId) -> Result<Vec<ApprovalView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.name AS approver, a.approver_id, a.round, a.verdict, a.comment, a.created_at
+         FROM environment_approval a JOIN app_user u ON u.id = a.approver_id
+         WHERE a.environment_id = $1 ORDER BY a.created_at, a.id",
+    )
+    .bind(id.0)
+    .fetch_all(db)
+    .await
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TimelineEntry {
+    pub kind: String,
+    pub actor: String,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn timeline(db: &PgPool, id: EnvironmentId) -> Result<Vec<TimelineEntry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT kind, actor_label AS actor, message, created_at FROM environment_event
+         WHERE environment_id = $1 ORDER BY id",
+    )
+    .bind(id.0)
+    .fetch_all(db)
+    .await
+}
