@@ -74,6 +74,8 @@ pub struct Config {
     /// How long finished jobs are kept before the periodic cleanup deletes them.
     pub job_retention: Duration,
     pub cloud: CloudMode,
+    /// The domain of the root e-mail addresses of created accounts (`<account>@<domain>`).
+    pub account_email_domain: String,
     /// The URL people reach Slipway at; `None` derives it from the listen address. Cookies are
     /// `Secure` when it is https, and the single-sign-on redirect URL is built from it.
     pub public_url: Option<String>,
@@ -139,6 +141,7 @@ impl Default for Config {
             workers: 8,
             job_retention: Duration::from_secs(14 * 86_400),
             cloud: CloudMode::Simulated,
+            account_email_domain: "example.com".into(),
             public_url: None,
             local_login: true,
             session_idle_timeout: Duration::from_secs(12 * 3600),
@@ -164,6 +167,7 @@ struct FileConfig {
     workers: Option<toml::Value>,
     job_retention: Option<String>,
     cloud: Option<String>,
+    account_email_domain: Option<String>,
     public_url: Option<String>,
     local_login: Option<toml::Value>,
     session_idle_timeout: Option<String>,
@@ -190,6 +194,7 @@ pub const KEYS: &[&str] = &[
     "workers",
     "job_retention",
     "cloud",
+    "account_email_domain",
     "public_url",
     "local_login",
     "session_idle_timeout",
@@ -268,6 +273,7 @@ impl Config {
             put("workers", file.workers.map(toml_text));
             put("job_retention", file.job_retention);
             put("cloud", file.cloud);
+            put("account_email_domain", file.account_email_domain);
         }
 
         // 2. The environment. `DATABASE_URL` is honoured as well, as every Postgres tool does.
@@ -409,6 +415,20 @@ impl Config {
                     }
                     _ => return Err(invalid("`simulated` or `aws`")),
                 }
+            }
+            "account_email_domain" => {
+                let valid = value.len() <= 200
+                    && value.contains('.')
+                    && value.split('.').all(|label| {
+                        !label.is_empty()
+                            && label
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    });
+                if !valid {
+                    return Err(invalid("a domain name such as aws.example.com"));
+                }
+                self.account_email_domain = value.to_ascii_lowercase();
             }
             "public_url" => {
                 let trimmed = value.trim_end_matches('/');

@@ -59,4 +59,43 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!page.querySelector("[data-job-events]")) events.close();
     });
   }
+
+  // A select in a form marked data-autosubmit submits it on change (the button does the same).
+  for (const form of document.querySelectorAll("form[data-autosubmit]")) {
+    for (const select of form.querySelectorAll("select")) {
+      select.addEventListener("change", () => form.submit());
+    }
+  }
+
+  // The environment request form: the name is checked as it is typed, and the estimate and
+  // plan follow the fields. Without JavaScript, "Update estimate and plan" and submitting do both.
+  const request = document.querySelector("form[data-preview]");
+  if (request) {
+    const name = request.querySelector('input[name="name"]');
+    const status = request.querySelector("[data-name-status]");
+    let nameTimer = null;
+    name.addEventListener("input", () => {
+      clearTimeout(nameTimer);
+      nameTimer = setTimeout(async () => {
+        const url = `${request.dataset.nameCheck}?name=${encodeURIComponent(name.value)}`;
+        const response = await fetch(url, { headers: { Accept: "application/json" } });
+        if (!response.ok) return;
+        const verdict = await response.json();
+        status.textContent = verdict.message;
+        status.classList.toggle("field-error", !verdict.available);
+      }, 250);
+    });
+    let previewTimer = null;
+    request.addEventListener("change", () => {
+      clearTimeout(previewTimer);
+      previewTimer = setTimeout(async () => {
+        const body = new URLSearchParams(new FormData(request));
+        body.set("intent", "preview");
+        const response = await fetch(request.action, { method: "POST", body });
+        const page = new DOMParser().parseFromString(await response.text(), "text/html");
+        const fresh = page.querySelector(request.dataset.preview);
+        if (fresh) document.querySelector(request.dataset.preview).replaceWith(fresh);
+      }, 150);
+    });
+  }
 });

@@ -14,6 +14,8 @@ pub enum Subject {
     Platform { member: bool },
     /// A blueprint revision of a platform, and who wrote it.
     Revision { member: bool, author: UserId },
+    /// An environment (or request), and who requested it.
+    Environment { requester: UserId },
 }
 
 /// Everything a caller can ask to do. Later capabilities add their actions here.
@@ -41,6 +43,18 @@ pub enum Action {
     ViewJobs,
     /// Retry or cancel jobs.
     ControlJobs,
+    /// Request an environment on a platform (the environment type says which roles may).
+    RequestEnvironment,
+    /// See an environment: its requester and the platform team.
+    ViewEnvironment,
+    /// Approve or reject it (the type's policy names the approver roles; never the requester).
+    DecideEnvironment,
+    /// Withdraw a request awaiting approval: its requester only.
+    CancelRequest,
+    /// Extend or tear down: its requester or the platform team.
+    ChangeEnvironment,
+    /// The approvals dashboard.
+    ViewApprovals,
 }
 
 /// Whether `principal` may perform `action` on `subject`.
@@ -66,11 +80,26 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
                 && (member || principal.has(Role::Admin))
                 && author != principal.user.id
         }
-        (Action::ViewJobs | Action::ControlJobs, Subject::Portal) => {
-            principal.has(Role::PlatformEngineer) || principal.has(Role::Admin)
+        (Action::ViewJobs | Action::ControlJobs | Action::ViewApprovals, Subject::Portal) => {
+            platform_team(principal)
+        }
+        (Action::RequestEnvironment, Subject::Platform { .. }) => !principal.roles.is_empty(),
+        (Action::ViewEnvironment | Action::ChangeEnvironment, Subject::Environment { requester }) => {
+            requester == principal.user.id || platform_team(principal)
+        }
+        (Action::DecideEnvironment, Subject::Environment { requester }) => {
+            requester != principal.user.id && !principal.roles.is_empty()
+        }
+        (Action::CancelRequest, Subject::Environment { requester }) => {
+            requester == principal.user.id
         }
         _ => false,
     }
+}
+
+/// The platform team: platform engineers and admins.
+fn platform_team(principal: &Principal) -> bool {
+    principal.has(Role::PlatformEngineer) || principal.has(Role::Admin)
 }
 
 #[cfg(test)]
@@ -149,6 +178,30 @@ mod tests {
             !can(&admin, Action::ReviewBlueprint, theirs),
             "approval needs a platform engineer"
         );
+    }
+
+    #[test]
+    fn requesters_and_the_platform_team_see_environments_and_nobody_decides_their_own() {
+        let session = AuthMethod::Session { token_hash: vec![] };
+        let dev = principal(&[Role::Developer], session.clone());
+        let other_dev = principal(&[Role::Developer], session.clone());
+        let pe = principal(&[Role::PlatformEngineer], session);
+        let mut other_dev = other_dev;
+        other_dev.user.id = UserId(uuid::Uuid::new_v4());
+        let devs = Subject::Environment {
+            requester: dev.user.id,
+        };
+        assert!(can(&dev, Action::ViewEnvironment, devs));
+        assert!(!can(&other_dev, Action::ViewEnvironment, devs));
+        assert!(can(&dev, Action::CancelRequest, devs));
+        assert!(!can(&dev, Action::DecideEnvironment, devs));
+        let mut pe_other = pe.clone();
+        pe_other.user.id = UserId(uuid::Uuid::new_v4());
+        assert!(can(&pe_other, Action::DecideEnvironment, devs));
+        assert!(can(&pe_other, Action::ChangeEnvironment, devs));
+        assert!(!can(&pe_other, Action::CancelRequest, devs));
+        assert!(!can(&dev, Action::ViewApprovals, Subject::Portal));
+        assert!(can(&pe, Action::ViewApprovals, Subject::Portal));
     }
 
     #[test]

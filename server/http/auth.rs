@@ -31,6 +31,8 @@ pub struct RequestAuth {
     csrf_basis: Option<String>,
     /// The live session cookie's value, if the caller signed in with one.
     pub session_cookie: Option<String>,
+    /// Unread notifications, for the badge of pages (browser sessions only).
+    pub unread_notifications: i64,
 }
 
 /// Cookie names and attributes. With https the `__Host-` prefix pins cookies to our origin.
@@ -116,7 +118,8 @@ pub async fn authenticate(
     let bearer_token = bearer(headers).map(str::to_owned);
     let session_value = read_cookie(headers, cookies.session_name()).map(str::to_owned);
     let presession_value = read_cookie(headers, cookies.presession_name()).map(str::to_owned);
-    let page_view = request.method() == Method::GET && !is_api_path(request.uri().path());
+    let page = !is_api_path(request.uri().path());
+    let page_view = request.method() == Method::GET && page;
 
     let resolved = async {
         if let Some(secret) = &bearer_token {
@@ -125,9 +128,16 @@ pub async fn authenticate(
         } else if let Some(value) = &session_value {
             auth.principal =
                 session::resolve(&state.pool, value, state.session_lifetimes()).await?;
-            if auth.principal.is_some() {
+            if let Some(principal) = &auth.principal {
                 auth.session_cookie = Some(value.clone());
                 auth.csrf_basis = Some(value.clone());
+                if page {
+                    auth.unread_notifications = crate::environments::notify::unread_count(
+                        &state.pool,
+                        principal.user.id.0,
+                    )
+                    .await?;
+                }
             } else {
                 // Expired or ended elsewhere: drop the dead cookie.
                 set_cookies.push(cookies.clear(cookies.session_name(), "/"));

@@ -31,6 +31,9 @@ pub enum AppError {
     Unauthorized,
     #[error("forbidden")]
     Forbidden,
+    /// Forbidden, with the reason the caller can act on ("someone else must decide it").
+    #[error("forbidden: {0}")]
+    ForbiddenBecause(String),
     #[error("conflict: {0}")]
     Conflict(String),
     /// A conflict with details for the caller, e.g. the changes a stale save would overwrite.
@@ -141,6 +144,20 @@ impl From<crate::define::backlog::BacklogError> for AppError {
     }
 }
 
+impl From<crate::environments::EnvironmentError> for AppError {
+    fn from(e: crate::environments::EnvironmentError) -> Self {
+        use crate::environments::EnvironmentError as E;
+        match e {
+            E::NotFound => AppError::NotFound,
+            E::Invalid(errors) => AppError::Validation(errors.0),
+            E::Conflict(detail) => AppError::Conflict(detail),
+            E::NotAllowed(detail) => AppError::ForbiddenBecause(detail),
+            E::Db(e) => AppError::from(e),
+            E::Enqueue(e) => AppError::Internal(e.into()),
+        }
+    }
+}
+
 /// What an error response says, before it is rendered for its audience.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -199,6 +216,7 @@ impl IntoResponse for AppError {
             AppError::MethodNotAllowed => Problem::for_status(StatusCode::METHOD_NOT_ALLOWED),
             AppError::Unauthorized => Problem::for_status(StatusCode::UNAUTHORIZED),
             AppError::Forbidden => Problem::for_status(StatusCode::FORBIDDEN),
+            AppError::ForbiddenBecause(detail) => Problem::new(StatusCode::FORBIDDEN, detail),
             AppError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
             AppError::ConflictWith(detail, extensions) => Problem {
                 extensions,

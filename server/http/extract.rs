@@ -20,6 +20,7 @@ pub struct Ctx {
     pub csrf_token: String,
     /// The browser's live session cookie, ended when it signs in again (rotation).
     pub session_cookie: Option<String>,
+    pub unread_notifications: i64,
 }
 
 impl Ctx {
@@ -28,11 +29,15 @@ impl Ctx {
             principal: auth.principal,
             csrf_token: auth.csrf_token,
             session_cookie: auth.session_cookie,
+            unread_notifications: auth.unread_notifications,
         }
     }
 
     pub fn shell(&self, state: &AppState, active: &'static str, title: &str) -> Shell {
-        state.shell(self.principal.as_ref(), &self.csrf_token, active, title)
+        Shell {
+            unread_notifications: self.unread_notifications,
+            ..state.shell(self.principal.as_ref(), &self.csrf_token, active, title)
+        }
     }
 }
 
@@ -289,5 +294,77 @@ impl Permission for ControlJobs {
     const ACTION: Action = Action::ControlJobs;
     fn subject(_: &Principal) -> Subject {
         Subject::Portal
+    }
+}
+
+/// The approvals dashboard.
+pub struct ViewApprovals;
+impl Permission for ViewApprovals {
+    const ACTION: Action = Action::ViewApprovals;
+    fn subject(_: &Principal) -> Subject {
+        Subject::Portal
+    }
+}
+
+/// Request environments on the platform of `{slug}`.
+pub struct PlatformRequester;
+impl PlatformPermission for PlatformRequester {
+    const ACTION: Action = Action::RequestEnvironment;
+}
+
+/// The caller and the environment of the `{id}` path segment, once they may see it. An unknown
+/// id, or one the caller may not see, is 404: its existence is not given away.
+pub struct OnEnvironment {
+    pub principal: Principal,
+    pub environment: crate::environments::queries::Detail,
+}
+
+impl OnEnvironment {
+    pub fn id(&self) -> crate::environments::EnvironmentId {
+        crate::environments::EnvironmentId(self.environment.summary.id)
+    }
+
+    pub fn subject(&self) -> Subject {
+        Subject::Environment {
+            requester: crate::auth::UserId(self.environment.summary.requested_by),
+        }
+    }
+
+    /// Whether the caller may also perform `action` on it (to show or hide controls).
+    pub fn can(&self, action: Action) -> bool {
+        can(&self.principal, action, self.subject())
+    }
+
+    /// 403 unless the caller may perform `action` on it.
+    pub fn authorize(&self, action: Action) -> Result<(), AppError> {
+        authorize(&self.principal, action, self.subject())
+    }
+}
+
+impl FromRequestParts<AppState> for OnEnvironment {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        let axum::extract::Path(params) = axum::extract::Path::<
+            std::collections::HashMap<String, String>,
+        >::from_request_parts(parts, state)
+        .await
+        .map_err(|_| AppError::NotFound)?;
+        let id = params
+            .get("id")
+            .and_then(|id| id.parse().ok())
+            .ok_or(AppError::NotFound)?;
+        let environment = crate::environments::queries::get(&state.pool, id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let on = OnEnvironment {
+            principal,
+            environment,
+        };
+        if !on.can(Action::ViewEnvironment) {
+            return Err(AppError::NotFound);
+        }
+        Ok(on)
     }
 }

@@ -9,6 +9,8 @@ pub mod auth;
 pub mod blueprint_form;
 pub mod define_api;
 pub mod define_pages;
+pub mod environments_api;
+pub mod environments_pages;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -267,6 +269,88 @@ pub fn route_table() -> Vec<RouteDef> {
             "/platforms/{slug}/backlog/{id}/move",
             post(define_pages::backlog_move),
         ),
+        // Environments: requests, approvals, inventories, notifications.
+        route(
+            M::GET,
+            "/platforms/{slug}/environments/new",
+            get(environments_pages::request_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/environments",
+            post(environments_pages::request_submit),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/environments/check-name",
+            get(environments_pages::check_name),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/webhook",
+            get(environments_pages::webhook_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/webhook",
+            post(environments_pages::webhook_save),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/webhook/delete",
+            post(environments_pages::webhook_delete),
+        ),
+        route(
+            M::GET,
+            "/environments",
+            get(environments_pages::my_environments),
+        ),
+        route(
+            M::GET,
+            "/environments/{id}",
+            get(environments_pages::environment_page),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/approve",
+            post(environments_pages::approve),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/reject",
+            post(environments_pages::reject),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/cancel",
+            post(environments_pages::cancel),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/extend",
+            post(environments_pages::extend),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/teardown",
+            post(environments_pages::teardown),
+        ),
+        route(M::GET, "/approvals", get(environments_pages::approvals_page)),
+        route(
+            M::POST,
+            "/approvals/bulk",
+            post(environments_pages::approvals_bulk),
+        ),
+        route(
+            M::GET,
+            "/notifications",
+            get(environments_pages::notifications_page),
+        ),
+        route(
+            M::POST,
+            "/notifications/read",
+            post(environments_pages::notifications_read),
+        ),
         // The job queue.
         route(M::GET, "/jobs", get(jobs_http::jobs_page)),
         route(M::GET, "/jobs/{id}", get(jobs_http::job_page)),
@@ -352,6 +436,57 @@ pub fn route_table() -> Vec<RouteDef> {
             M::PATCH,
             "/api/v1/platforms/{slug}/backlog/{id}",
             patch(define_api::patch_item),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/environments",
+            post(environments_api::create),
+        ),
+        route(M::GET, "/api/v1/environments", get(environments_api::list)),
+        route(
+            M::GET,
+            "/api/v1/environments/{id}",
+            get(environments_api::get),
+        ),
+        route(
+            M::GET,
+            "/api/v1/environments/{id}/plan",
+            get(environments_api::plan),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/approve",
+            post(environments_api::approve),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/reject",
+            post(environments_api::reject),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/cancel",
+            post(environments_api::cancel),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/extend",
+            post(environments_api::extend),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/teardown",
+            post(environments_api::teardown),
+        ),
+        route(
+            M::GET,
+            "/api/v1/notifications",
+            get(environments_api::notifications),
+        ),
+        route(
+            M::POST,
+            "/api/v1/notifications/read",
+            post(environments_api::notifications_read),
         ),
         route(M::GET, "/api/v1/jobs", get(jobs_http::api_jobs)),
         route(M::GET, "/api/v1/jobs/{id}", get(jobs_http::api_job)),

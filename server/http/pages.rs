@@ -36,6 +36,18 @@ pub const NAV: &[NavItem] = &[
         action: Action::UsePortal,
     },
     NavItem {
+        id: "environments",
+        label: "My environments",
+        href: "/environments",
+        action: Action::UsePortal,
+    },
+    NavItem {
+        id: "approvals",
+        label: "Approvals",
+        href: "/approvals",
+        action: Action::ViewApprovals,
+    },
+    NavItem {
         id: "jobs",
         label: "Jobs",
         href: "/jobs",
@@ -82,6 +94,8 @@ pub struct Shell {
     /// Shown on every page while the cloud is simulated, so no one mistakes a demo for AWS.
     pub simulated_cloud: bool,
     pub version: &'static str,
+    /// The unread-notifications badge.
+    pub unread_notifications: i64,
 }
 
 impl AppState {
@@ -110,6 +124,7 @@ impl AppState {
             icon_url: &urls.icon,
             simulated_cloud: self.config.cloud == CloudMode::Simulated,
             version: env!("CARGO_PKG_VERSION"),
+            unread_notifications: 0,
         }
     }
 }
