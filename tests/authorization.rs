@@ -588,6 +588,231 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
                 [401, 403, 404, 404, 404, 403, 404],
             ),
         ),
+        // Environments. Unknown ids are 404 for everyone signed in: existence is not given away.
+        m(
+            Method::GET,
+            "/platforms/{slug}/environments/new",
+            probe(
+                "/platforms/demo/environments/new?type=dev",
+                &[],
+                [303, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/environments",
+            probe(
+                "/platforms/demo/environments",
+                &[("environment_type", "dev"), ("name", "Not A Name")],
+                [303, 422, 422, 422, 422, 422],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/environments/check-name",
+            probe(
+                "/platforms/demo/environments/check-name?name=x",
+                &[],
+                [303, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/webhook",
+            probe7("/platforms/demo/webhook", &[], editors(200)),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/webhook",
+            probe7(
+                "/platforms/demo/webhook",
+                &[("url", "not a url")],
+                editors(422),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/webhook/delete",
+            probe7("/platforms/demo/webhook/delete", &[], editors(303)),
+        ),
+        m(
+            Method::GET,
+            "/environments",
+            probe("/environments", &[], [303, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::GET,
+            "/environments/{id}",
+            probe(
+                &format!("/environments/{unknown}"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/environments/{id}/approve",
+            probe(
+                &format!("/environments/{unknown}/approve"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/environments/{id}/reject",
+            probe(
+                &format!("/environments/{unknown}/reject"),
+                &[("reason", "no")],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/environments/{id}/cancel",
+            probe(
+                &format!("/environments/{unknown}/cancel"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/environments/{id}/extend",
+            probe(
+                &format!("/environments/{unknown}/extend"),
+                &[("ttl_hours", "10")],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/environments/{id}/teardown",
+            probe(
+                &format!("/environments/{unknown}/teardown"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/approvals",
+            probe("/approvals", &[], [303, 403, 200, 200, 403, 200]),
+        ),
+        m(
+            Method::POST,
+            "/approvals/bulk",
+            probe(
+                "/approvals/bulk",
+                &[("decision", "maybe")],
+                [303, 403, 422, 422, 403, 422],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/notifications",
+            probe("/notifications", &[], [303, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::POST,
+            "/notifications/read",
+            probe("/notifications/read", &[], [303, 303, 303, 303, 303, 303]),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/environments",
+            api(
+                "/api/v1/platforms/demo/environments",
+                json!({"environment_type": "dev", "name": "Not A Name"}),
+                [401, 422, 422, 422, 422, 422, 422],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/environments",
+            probe("/api/v1/environments", &[], [401, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/environments/{id}",
+            probe(
+                &format!("/api/v1/environments/{unknown}"),
+                &[],
+                [401, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/environments/{id}/plan",
+            probe(
+                &format!("/api/v1/environments/{unknown}/plan"),
+                &[],
+                [401, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/approve",
+            api(
+                &format!("/api/v1/environments/{unknown}/approve"),
+                json!({}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/reject",
+            api(
+                &format!("/api/v1/environments/{unknown}/reject"),
+                json!({"reason": "no"}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/cancel",
+            api(
+                &format!("/api/v1/environments/{unknown}/cancel"),
+                json!({}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/extend",
+            api(
+                &format!("/api/v1/environments/{unknown}/extend"),
+                json!({"ttl_hours": 10}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/teardown",
+            api(
+                &format!("/api/v1/environments/{unknown}/teardown"),
+                json!({}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/notifications",
+            probe(
+                "/api/v1/notifications",
+                &[],
+                [401, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/notifications/read",
+            api(
+                "/api/v1/notifications/read",
+                json!({}),
+                [401, 200, 200, 200, 200, 200, 200],
+            ),
+        ),
     ])
 }
 
@@ -847,6 +1072,11 @@ async fn snapshot(app: &TestApp) -> Vec<i64> {
         "blueprint_revision",
         "blueprint_review",
         "backlog_item",
+        "environment",
+        "environment_approval",
+        "environment_event",
+        "notification",
+        "platform_webhook",
     ] {
         let sql = format!("SELECT count(*) FROM {table}");
         counts.push(
