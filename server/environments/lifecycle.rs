@@ -285,7 +285,10 @@ pub enum Decided {
     /// The request (or extension) is approved.
     Approved,
     /// Recorded; the policy needs more approvals (`have` of `need`).
-    Counted { have: i32, need: i32 },
+    Counted {
+        have: i32,
+        need: i32,
+    },
     Rejected,
 }
 
@@ -576,6 +579,11 @@ pub async fn extend(
             env.state().label().to_lowercase()
         )));
     }
+    if let Some(pending) = env.extension_hours {
+        return Err(EnvironmentError::Conflict(format!(
+            "An extension to {pending} hours awaits approval already; wait for that decision."
+        )));
+    }
     let current = env.ttl_hours.unwrap_or_default();
     let max = env.max_ttl_hours.unwrap_or(current);
     let mut errors = FieldErrors::default();
@@ -829,5 +837,7 @@ pub async fn reap_expired(
 
 /// Whether `principal` holds one of `roles`: for showing approve buttons.
 pub fn holds_any(principal: &Principal, roles: &[String]) -> bool {
-    RoleSet::from_strings(roles).iter().any(|r: Role| principal.has(r))
+    RoleSet::from_strings(roles)
+        .iter()
+        .any(|r: Role| principal.has(r))
 }

@@ -58,7 +58,10 @@ impl Event {
 
     /// The events sent to the platform's webhook.
     fn goes_to_webhook(self) -> bool {
-        !matches!(self, Event::Cancelled | Event::Extended | Event::TearingDown)
+        !matches!(
+            self,
+            Event::Cancelled | Event::Extended | Event::TearingDown
+        )
     }
 }
 
@@ -342,7 +345,9 @@ impl Handler for WebhookDelivery {
                     .await
                     .map_err(|e| transient(&e))?;
             let Some((url, secret)) = hook else {
-                return ctx.log("the platform's webhook was removed; nothing sent").await;
+                return ctx
+                    .log("the platform's webhook was removed; nothing sent")
+                    .await;
             };
             let body = serde_json::to_vec(&ctx.job.payload["body"]).map_err(|e| transient(&e))?;
             let timestamp = Utc::now().timestamp();
@@ -350,7 +355,10 @@ impl Handler for WebhookDelivery {
                 .client
                 .post(&url)
                 .header("content-type", "application/json")
-                .header("x-slipway-event", ctx.job.payload["body"]["event"].as_str().unwrap_or(""))
+                .header(
+                    "x-slipway-event",
+                    ctx.job.payload["body"]["event"].as_str().unwrap_or(""),
+                )
                 .header("x-slipway-timestamp", timestamp.to_string())
                 .header("x-slipway-signature", signature(&secret, timestamp, &body))
                 .body(body)

@@ -47,9 +47,9 @@ impl CheckedRequest {
     pub fn auto_approved(&self) -> bool {
         let policy = &self.environment_type.approval;
         self.environment_type.lifecycle == Lifecycle::Ephemeral
-            && policy.auto_approve_below_monthly_usd.is_some_and(|limit| {
-                self.estimate.max_monthly().0 < i64::from(limit) * 1_000_000
-            })
+            && policy
+                .auto_approve_below_monthly_usd
+                .is_some_and(|limit| self.estimate.max_monthly().0 < i64::from(limit) * 1_000_000)
     }
 }
 
@@ -69,12 +69,7 @@ fn may_request(ty: &EnvironmentType, principal: &Principal) -> bool {
     ty.requesters.iter().any(|role| principal.has(*role))
 }
 
-fn number(
-    errors: &mut FieldErrors,
-    field: &str,
-    value: Option<&str>,
-    default: u32,
-) -> Option<u32> {
+fn number(errors: &mut FieldErrors, field: &str, value: Option<&str>, default: u32) -> Option<u32> {
     match value.map(str::trim) {
         None | Some("") => Some(default),
         Some(text) => match text.parse::<u32>() {
@@ -171,21 +166,19 @@ pub async fn check(
             );
             None
         }
-        (Some(ttl), given) => {
-            match number(&mut errors, "ttl_hours", given, ttl.default_hours) {
-                Some(h) if h == 0 || h > ttl.max_hours => {
-                    errors.add(
-                        "ttl_hours",
-                        format!(
-                            "Use 1 to {} hours: the maximum for `{}` (extend it later if needed).",
-                            ttl.max_hours, ty.name
-                        ),
-                    );
-                    None
-                }
-                h => h,
+        (Some(ttl), given) => match number(&mut errors, "ttl_hours", given, ttl.default_hours) {
+            Some(h) if h == 0 || h > ttl.max_hours => {
+                errors.add(
+                    "ttl_hours",
+                    format!(
+                        "Use 1 to {} hours: the maximum for `{}` (extend it later if needed).",
+                        ttl.max_hours, ty.name
+                    ),
+                );
+                None
             }
-        }
+            h => h,
+        },
     };
 
     let bounds = &ty.node_group;
@@ -282,12 +275,7 @@ pub async fn check(
         .iter()
         .filter_map(|s| blueprint.data_services.get(s).map(|d| (s.clone(), d.size)))
         .collect();
-    let estimate = pricing::estimate(
-        &parameters.instance_type,
-        min_nodes,
-        max_nodes,
-        &sized,
-    );
+    let estimate = pricing::estimate(&parameters.instance_type, min_nodes, max_nodes, &sized);
     let plan = plan::build(&PlanInput {
         platform_slug: &platform.slug,
         blueprint,

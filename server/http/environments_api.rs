@@ -62,17 +62,14 @@ pub fn raw_request(body: &Value) -> Result<RawRequest, AppError> {
             items
                 .iter()
                 .map(|v| {
-                    v.as_str().map(str::to_owned).ok_or_else(|| {
-                        invalid("parameters.data_services", "Give a list of names.")
-                    })
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| invalid("parameters.data_services", "Give a list of names."))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
         Some(_) => {
-            return Err(invalid(
-                "parameters.data_services",
-                "Give a list of names.",
-            ));
+            return Err(invalid("parameters.data_services", "Give a list of names."));
         }
     };
     Ok(RawRequest {
@@ -80,7 +77,11 @@ pub fn raw_request(body: &Value) -> Result<RawRequest, AppError> {
         name: text("name")?,
         purpose: text("purpose")?,
         ttl_hours: scalar(body, "/ttl_hours", "ttl_hours")?,
-        instance_type: scalar(body, "/parameters/instance_type", "parameters.instance_type")?,
+        instance_type: scalar(
+            body,
+            "/parameters/instance_type",
+            "parameters.instance_type",
+        )?,
         min_nodes: scalar(body, "/parameters/min_nodes", "parameters.min_nodes")?,
         max_nodes: scalar(body, "/parameters/max_nodes", "parameters.max_nodes")?,
         data_services,
@@ -154,8 +155,13 @@ pub struct DryRun {
     dry_run: Option<bool>,
 }
 
-async fn load(state: &AppState, id: crate::environments::EnvironmentId) -> Result<Detail, AppError> {
-    queries::get(&state.pool, id).await?.ok_or(AppError::NotFound)
+async fn load(
+    state: &AppState,
+    id: crate::environments::EnvironmentId,
+) -> Result<Detail, AppError> {
+    queries::get(&state.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)
 }
 
 /// An environment with its approvals, timeline and job, as the API returns it.
@@ -212,9 +218,8 @@ fn non_empty(v: &Option<String>) -> Option<String> {
 pub fn filter(query: &ListQuery, principal: &Principal) -> Result<Filter, AppError> {
     let view = match non_empty(&query.view) {
         None => View::All,
-        Some(v) => View::parse(&v).ok_or_else(|| {
-            invalid("view", "Use pending, decided, in_flight or all.")
-        })?,
+        Some(v) => View::parse(&v)
+            .ok_or_else(|| invalid("view", "Use pending, decided, in_flight or all."))?,
     };
     let state = match non_empty(&query.state) {
         None => None,
@@ -258,7 +263,9 @@ pub async fn page(
     let mut rows = queries::list(&state.pool, filter, parse_cursor(after)?, limit + 1).await?;
     let next = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
-        rows.last().map(|r| r.cursor(filter.view)).unwrap_or_default()
+        rows.last()
+            .map(|r| r.cursor(filter.view))
+            .unwrap_or_default()
     });
     Ok((rows, next))
 }
@@ -276,7 +283,10 @@ pub async fn list(
     Ok(Json(json!({ "items": items, "next": next })))
 }
 
-pub async fn get(State(state): State<AppState>, on: OnEnvironment) -> Result<Json<Value>, AppError> {
+pub async fn get(
+    State(state): State<AppState>,
+    on: OnEnvironment,
+) -> Result<Json<Value>, AppError> {
     Ok(Json(detail_json(&state, &on.environment).await?))
 }
 
@@ -292,7 +302,11 @@ fn text_field(body: &Value, field: &str) -> Result<String, AppError> {
     }
 }
 
-async fn decided(state: &AppState, on: &OnEnvironment, outcome: Value) -> Result<Json<Value>, AppError> {
+async fn decided(
+    state: &AppState,
+    on: &OnEnvironment,
+    outcome: Value,
+) -> Result<Json<Value>, AppError> {
     let mut value = detail_json(state, &load(state, on.id()).await?).await?;
     value
         .as_object_mut()
@@ -362,9 +376,13 @@ pub async fn reject(
     decided(&state, &on, outcome_json(&outcome)).await
 }
 
-pub async fn cancel(State(state): State<AppState>, on: OnEnvironment) -> Result<Json<Value>, AppError> {
-    on.authorize(Action::CancelRequest)
-        .map_err(|_| AppError::ForbiddenBecause("Only the requester can cancel a request.".into()))?;
+pub async fn cancel(
+    State(state): State<AppState>,
+    on: OnEnvironment,
+) -> Result<Json<Value>, AppError> {
+    on.authorize(Action::CancelRequest).map_err(|_| {
+        AppError::ForbiddenBecause("Only the requester can cancel a request.".into())
+    })?;
     lifecycle::cancel(
         &state.pool,
         on.id(),
@@ -399,7 +417,10 @@ pub async fn extend(
     decided(&state, &on, outcome).await
 }
 
-pub async fn teardown(State(state): State<AppState>, on: OnEnvironment) -> Result<Json<Value>, AppError> {
+pub async fn teardown(
+    State(state): State<AppState>,
+    on: OnEnvironment,
+) -> Result<Json<Value>, AppError> {
     on.authorize(Action::ChangeEnvironment)?;
     lifecycle::teardown(
         &state.pool,
@@ -421,7 +442,10 @@ pub async fn notifications(
     let limit = parse_limit(query.limit.as_deref())?;
     let before = match non_empty(&query.after) {
         None => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| super::admin::bad_cursor("after"))?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| super::admin::bad_cursor("after"))?,
+        ),
     };
     let user = principal.user.id.0;
     let mut items = notify::inbox(&state.pool, user, before, limit + 1).await?;
@@ -430,7 +454,9 @@ pub async fn notifications(
         items.last().map(|n| n.id.to_string()).unwrap_or_default()
     });
     let unread = notify::unread_count(&state.pool, user).await?;
-    Ok(Json(json!({ "items": items, "next": next, "unread": unread })))
+    Ok(Json(
+        json!({ "items": items, "next": next, "unread": unread }),
+    ))
 }
 
 pub async fn notifications_read(

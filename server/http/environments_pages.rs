@@ -260,7 +260,17 @@ pub async fn request_page(
     Query(query): Query<TypeQuery>,
 ) -> Result<Html<String>, AppError> {
     let chosen = query.environment_type.filter(|t| !t.is_empty());
-    render(&request_view(&state, &ctx, &on, None, chosen.as_deref(), FieldErrors::default()).await?)
+    render(
+        &request_view(
+            &state,
+            &ctx,
+            &on,
+            None,
+            chosen.as_deref(),
+            FieldErrors::default(),
+        )
+        .await?,
+    )
 }
 
 /// Submits the request, or (`intent=preview`) re-renders the form with the estimate and plan of
@@ -275,8 +285,15 @@ pub async fn request_submit(
     let chosen = form.environment_type.clone();
     if fields.get("intent") == "preview" {
         return Ok(render(
-            &request_view(&state, &ctx, &on, Some(form), Some(&chosen), FieldErrors::default())
-                .await?,
+            &request_view(
+                &state,
+                &ctx,
+                &on,
+                Some(form),
+                Some(&chosen),
+                FieldErrors::default(),
+            )
+            .await?,
         )?
         .into_response());
     }
@@ -381,7 +398,14 @@ impl EnvironmentPage {
     }
 
     fn age(&self) -> String {
-        human_duration(self.now - self.env.summary.awaiting_since.unwrap_or(self.env.summary.created_at))
+        human_duration(
+            self.now
+                - self
+                    .env
+                    .summary
+                    .awaiting_since
+                    .unwrap_or(self.env.summary.created_at),
+        )
     }
 
     fn sla_breached(&self) -> bool {
@@ -389,7 +413,10 @@ impl EnvironmentPage {
     }
 
     fn countdown(&self) -> Option<String> {
-        self.env.summary.expires_at.map(|at| human_duration(at - self.now))
+        self.env
+            .summary
+            .expires_at
+            .map(|at| human_duration(at - self.now))
     }
 
     fn hourly(&self) -> String {
@@ -439,7 +466,17 @@ pub async fn environment_page(
     ctx: Ctx,
     on: OnEnvironment,
 ) -> Result<Html<String>, AppError> {
-    render(&environment_view(&state, &ctx, &on, FieldErrors::default(), String::new(), String::new()).await?)
+    render(
+        &environment_view(
+            &state,
+            &ctx,
+            &on,
+            FieldErrors::default(),
+            String::new(),
+            String::new(),
+        )
+        .await?,
+    )
 }
 
 /// After an action: back to the page, or the page again with the error beside its field.
@@ -491,9 +528,15 @@ pub async fn cancel(
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
     on.authorize(Action::CancelRequest)?;
-    let result = lifecycle::cancel(&state.pool, on.id(), &on.principal, state.clock.now(), &state.public_url)
-        .await
-        .map_err(AppError::from);
+    let result = lifecycle::cancel(
+        &state.pool,
+        on.id(),
+        &on.principal,
+        state.clock.now(),
+        &state.public_url,
+    )
+    .await
+    .map_err(AppError::from);
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 
@@ -505,10 +548,17 @@ pub async fn extend(
 ) -> Result<Response, AppError> {
     on.authorize(Action::ChangeEnvironment)?;
     let ttl = form.get("ttl_hours").to_owned();
-    let result = lifecycle::extend(&state.pool, on.id(), &on.principal, &ttl, state.clock.now(), &state.public_url)
-        .await
-        .map(|_: Extended| ())
-        .map_err(AppError::from);
+    let result = lifecycle::extend(
+        &state.pool,
+        on.id(),
+        &on.principal,
+        &ttl,
+        state.clock.now(),
+        &state.public_url,
+    )
+    .await
+    .map(|_: Extended| ())
+    .map_err(AppError::from);
     after_action(&state, &ctx, &on, result, String::new(), ttl).await
 }
 
@@ -691,7 +741,10 @@ pub async fn approvals_bulk(
             results.push((id.to_string(), "no such request".to_owned()));
             continue;
         };
-        let name = format!("{}/{}", environment.summary.platform_slug, environment.summary.name);
+        let name = format!(
+            "{}/{}",
+            environment.summary.platform_slug, environment.summary.name
+        );
         let on = OnEnvironment {
             principal: principal.clone(),
             environment,
@@ -778,9 +831,13 @@ pub async fn notifications_page(
     allowed: Allowed<UsePortal>,
     Query(query): Query<BeforeQuery>,
 ) -> Result<Html<String>, AppError> {
-    let mut items =
-        notify::inbox(&state.pool, allowed.principal().user.id.0, query.before, DASHBOARD_PAGE + 1)
-            .await?;
+    let mut items = notify::inbox(
+        &state.pool,
+        allowed.principal().user.id.0,
+        query.before,
+        DASHBOARD_PAGE + 1,
+    )
+    .await?;
     let next = (items.len() as i64 > DASHBOARD_PAGE).then(|| {
         items.truncate(DASHBOARD_PAGE as usize);
         items.last().map(|n| n.id).unwrap_or_default()
@@ -876,5 +933,8 @@ pub async fn webhook_delete(
     on: OnPlatform<PlatformEditor>,
 ) -> Result<Response, AppError> {
     notify::delete_webhook(&state.pool, on.platform().id, &on.principal).await?;
-    Ok(see_other(&format!("/platforms/{}/webhook", on.platform().slug)))
+    Ok(see_other(&format!(
+        "/platforms/{}/webhook",
+        on.platform().slug
+    )))
 }

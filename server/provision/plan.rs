@@ -239,8 +239,15 @@ mod tests {
         assert_eq!(plan[0].details["email"], "shop-perf-1@example.com");
         assert_eq!(plan[2].resource, "shop-perf-1");
         assert!(plan.iter().any(|p| p.resource == "Kafka data/kafka"));
-        assert!(plan.iter().any(|p| p.resource == "PeerAuthentication istio-system/default"));
-        assert_eq!(plan, plan_for("perf", &["kafka"]), "the same input, the same plan");
+        assert!(
+            plan.iter()
+                .any(|p| p.resource == "PeerAuthentication istio-system/default")
+        );
+        assert_eq!(
+            plan,
+            plan_for("perf", &["kafka"]),
+            "the same input, the same plan"
+        );
     }
 
     #[test]
