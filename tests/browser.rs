@@ -361,3 +361,170 @@ async fn define_journey_from_scope_to_an_approved_blueprint_and_a_ranked_backlog
         .unwrap();
     browser.close().await;
 }
+
+/// A developer requests an environment in the browser (choosing its type, seeing the cost and
+/// the plan), and a platform engineer approves it from the dashboard; with JavaScript and
+/// without it.
+async fn environment_request_journey(javascript: bool) {
+    let app = TestApp::spawn().await;
+    let pe = |email: &'static str| {
+        let app = &app;
+        async move {
+            let id = app
+                .create_user(email, &[Role::PlatformEngineer, Role::Developer], PASSWORD)
+                .await;
+            let roles = [Role::PlatformEngineer, Role::Developer].into_iter().collect();
+            let (_, token) = slipway::auth::tokens::create(&app.pool, id, "t", &roles, None)
+                .await
+                .unwrap();
+            (id, token)
+        }
+    };
+    let (_, author) = pe("author@example.com").await;
+    let (reviewer_id, reviewer) = pe("reviewer@example.com").await;
+    app.approved_platform("shop", &author, &reviewer, reviewer_id)
+        .await;
+    app.create_user("dev@example.com", &[Role::Developer], PASSWORD)
+        .await;
+    let browser = if javascript {
+        Browser::start().await
+    } else {
+        Browser::without_javascript().await
+    };
+    let c = &browser.client;
+    let label = if javascript { "js" } else { "no-js" };
+
+    // The developer picks the type, fills the form and sees the estimate and plan.
+    sign_in(c, &app, "dev@example.com").await;
+    c.goto(&app.url("/platforms/shop")).await.unwrap();
+    c.find(Locator::LinkText("Request an environment"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("r-type")).await.unwrap();
+    c.find(Locator::Css("#r-type option[value='perf']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    if !javascript {
+        c.find(Locator::Css("form[data-autosubmit] button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    c.wait().for_element(Locator::Id("r-name")).await.unwrap();
+    fill(c, "r-name", "checkout-load").await;
+    fill(c, "r-purpose", "Load test of the checkout service").await;
+    fill(c, "r-max", "12").await;
+    if javascript {
+        // The name is checked as it is typed; the estimate follows the fields.
+        c.find(Locator::Id("r-purpose"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::XPath(
+                "//p[@data-name-status][contains(., 'is available')]",
+            ))
+            .await
+            .unwrap();
+    } else {
+        c.find(Locator::Css("button[value='preview']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    c.wait()
+        .for_element(Locator::XPath(
+            "//section[@id='preview']//td[contains(., '3–12 × m6i.xlarge')]",
+        ))
+        .await
+        .unwrap();
+    let preview = c
+        .find(Locator::Id("preview"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(preview.contains("per month"), "{preview}");
+    assert!(preview.contains("organizations:CreateAccount"), "{preview}");
+    browser
+        .screenshot(&format!("environment-request-{label}"))
+        .await;
+    c.find(Locator::Css("button[value='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::XPath(
+            "//span[@data-env-state][contains(., 'Awaiting approval')]",
+        ))
+        .await
+        .unwrap();
+
+    // The reviewer approves it from the dashboard.
+    c.find(Locator::Css("form[action='/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("email")).await.unwrap();
+    sign_in(c, &app, "reviewer@example.com").await;
+    c.goto(&app.url("/approvals")).await.unwrap();
+    c.find(Locator::LinkText("shop/checkout-load"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("d-comment")).await.unwrap();
+    let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("eks:CreateCluster"), "the plan is on the page");
+    assert!(page.contains("per month"), "the cost is on the page");
+    fill(c, "d-comment", "Go ahead").await;
+    c.find(Locator::Css("form[action$='/approve'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::XPath(
+            "//span[@data-env-state][normalize-space(.)='Approved']",
+        ))
+        .await
+        .unwrap();
+    browser
+        .screenshot(&format!("environment-approved-{label}"))
+        .await;
+    let state: String = sqlx::query_scalar("SELECT state FROM environment WHERE name = 'checkout-load'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "approved");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn environment_request_and_approval_in_the_browser() {
+    environment_request_journey(true).await;
+}
+
+#[tokio::test]
+async fn environment_request_and_approval_in_the_browser_without_javascript() {
+    environment_request_journey(false).await;
+}

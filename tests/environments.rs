@@ -48,57 +48,13 @@ struct World {
 const ENGINEER: &[Role] = &[Role::PlatformEngineer, Role::Developer];
 
 async fn approved_platform(app: &TestApp, slug: &str, author: &Person, reviewer: &Person) {
-    let res = app
-        .api(
-            Method::POST,
-            "/api/v1/platforms",
-            &author.token,
-            Some(
-                json!({"slug": slug, "name": format!("{slug} platform"), "owner_team": "Platform"}),
-            ),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let platform: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = $1")
-        .bind(slug)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    slipway::define::platforms::add_member(&app.pool, platform, slipway::auth::UserId(reviewer.id))
-        .await
-        .unwrap();
-    let base = format!("/api/v1/platforms/{slug}/blueprints");
-    let res = app
-        .api(
-            Method::POST,
-            &base,
-            &author.token,
-            Some(json!({"from_template": true})),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let submitted = app
-        .api(
-            Method::POST,
-            &format!("{base}/1/submit"),
-            &author.token,
-            None,
-        )
-        .await;
-    assert!(submitted.status().is_success());
-    let reviewed = app
-        .api(
-            Method::POST,
-            &format!("{base}/1/reviews"),
-            &reviewer.token,
-            Some(json!({"verdict": "approve", "comment": ""})),
-        )
-        .await;
-    assert!(
-        reviewed.status().is_success(),
-        "{}",
-        reviewed.text().await.unwrap()
-    );
+    app.approved_platform(
+        slug,
+        &author.token,
+        &reviewer.token,
+        slipway::auth::UserId(reviewer.id),
+    )
+    .await;
 }
 
 async fn world_at(at: Option<DateTime<Utc>>) -> World {

@@ -22,6 +22,15 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> Self {
+        Self::start_with(true).await
+    }
+
+    /// A browser with JavaScript turned off: every journey must work without it.
+    pub async fn without_javascript() -> Self {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(javascript: bool) -> Self {
         let chromium = require_program("chromium", INSTALL_HINT);
         let chromedriver = require_program("chromedriver", INSTALL_HINT);
 
@@ -63,6 +72,7 @@ impl Browser {
                     "--window-size=1280,900",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
+                "prefs": { "profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 } },
             }
         });
         let client = ClientBuilder::new(HttpConnector::new())

@@ -371,6 +371,49 @@ impl TestApp {
         Self::spawn().await
     }
 
+    /// The platform `slug` created by `author` (a platform engineer's token) with the built-in
+    /// blueprint approved by `reviewer` (another platform engineer, made a member).
+    pub async fn approved_platform(
+        &self,
+        slug: &str,
+        author: &str,
+        reviewer: &str,
+        reviewer_id: UserId,
+    ) {
+        use reqwest::Method;
+        let res = self
+            .api(
+                Method::POST,
+                "/api/v1/platforms",
+                author,
+                Some(serde_json::json!({"slug": slug, "name": format!("{slug} platform"), "owner_team": "Platform"})),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let platform: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = $1")
+            .bind(slug)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        slipway::define::platforms::add_member(&self.pool, platform, reviewer_id)
+            .await
+            .unwrap();
+        let base = format!("/api/v1/platforms/{slug}/blueprints");
+        let steps = [
+            (base.clone(), author, Some(serde_json::json!({"from_template": true}))),
+            (format!("{base}/1/submit"), author, None),
+            (
+                format!("{base}/1/reviews"),
+                reviewer,
+                Some(serde_json::json!({"verdict": "approve", "comment": ""})),
+            ),
+        ];
+        for (path, token, body) in steps {
+            let res = self.api(Method::POST, &path, token, body).await;
+            assert!(res.status().is_success(), "{path}: {}", res.text().await.unwrap());
+        }
+    }
+
     /// Calls the JSON API with a bearer token.
     pub async fn api(
         &self,
