@@ -751,6 +751,15 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             ),
         ),
         m(
+            Method::GET,
+            "/api/v1/environments/{id}/events",
+            probe(
+                &format!("/api/v1/environments/{unknown}/events"),
+                &[],
+                [401, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
             Method::POST,
             "/api/v1/environments/{id}/approve",
             api(

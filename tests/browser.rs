@@ -373,7 +373,9 @@ async fn environment_request_journey(javascript: bool) {
             let id = app
                 .create_user(email, &[Role::PlatformEngineer, Role::Developer], PASSWORD)
                 .await;
-            let roles = [Role::PlatformEngineer, Role::Developer].into_iter().collect();
+            let roles = [Role::PlatformEngineer, Role::Developer]
+                .into_iter()
+                .collect();
             let (_, token) = slipway::auth::tokens::create(&app.pool, id, "t", &roles, None)
                 .await
                 .unwrap();
@@ -491,9 +493,21 @@ async fn environment_request_journey(javascript: bool) {
         .click()
         .await
         .unwrap();
-    c.wait().for_element(Locator::Id("d-comment")).await.unwrap();
-    let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
-    assert!(page.contains("eks:CreateCluster"), "the plan is on the page");
+    c.wait()
+        .for_element(Locator::Id("d-comment"))
+        .await
+        .unwrap();
+    let page = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("eks:CreateCluster"),
+        "the plan is on the page"
+    );
     assert!(page.contains("per month"), "the cost is on the page");
     fill(c, "d-comment", "Go ahead").await;
     c.find(Locator::Css("form[action$='/approve'] button"))
@@ -511,10 +525,11 @@ async fn environment_request_journey(javascript: bool) {
     browser
         .screenshot(&format!("environment-approved-{label}"))
         .await;
-    let state: String = sqlx::query_scalar("SELECT state FROM environment WHERE name = 'checkout-load'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM environment WHERE name = 'checkout-load'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(state, "approved");
     browser.close().await;
 }

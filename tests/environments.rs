@@ -993,6 +993,19 @@ async fn the_request_form_and_the_dashboard_work_without_javascript() {
             .await
             .unwrap();
     assert_eq!(approved, 2);
+    // Opening one shows the requester's other environments to the platform team.
+    let opened = pe
+        .get(w.app.url(&format!("/environments/{}", ids[0])))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        opened.contains("other environments") && opened.contains("shop/second-load"),
+        "{opened}"
+    );
     // The developer sees them, with the unread badge.
     let mine = dev
         .get(w.app.url("/environments"))
@@ -1006,4 +1019,54 @@ async fn the_request_form_and_the_dashboard_work_without_javascript() {
         mine.contains("shop/first-load") && mine.contains("2 unread"),
         "{mine}"
     );
+}
+
+#[tokio::test]
+async fn the_requester_follows_the_request_live() {
+    let w = world().await;
+    let env = submitted(&w.app, &w.dev, dev_request("watched")).await;
+    let id = env["id"].as_str().unwrap().to_owned();
+    let mut stream = client()
+        .get(w.app.url(&format!("/api/v1/environments/{id}/events")))
+        .bearer_auth(&w.dev.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = stream.chunk().await.unwrap().expect("the first snapshot");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(r#""state":"submitted""#), "{text}");
+    act(&w.app, &w.reviewer, &id, "approve", json!({})).await;
+    let seen = tokio::time::timeout(Duration::from_secs(20), async {
+        while !text.contains(r#""state":"approved""#) {
+            let chunk = stream.chunk().await.unwrap().expect("more events");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "the approval arrives on the stream:\n{text}");
+    // Streams end with the environment: a rejected one sends its last snapshot and closes.
+    let other = submitted(&w.app, &w.dev, dev_request("short-lived")).await;
+    let other = other["id"].as_str().unwrap();
+    act(
+        &w.app,
+        &w.reviewer,
+        other,
+        "reject",
+        json!({"reason": "no"}),
+    )
+    .await;
+    let body = client()
+        .get(w.app.url(&format!("/api/v1/environments/{other}/events")))
+        .bearer_auth(&w.dev.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains(r#""state":"rejected""#));
 }

@@ -132,11 +132,9 @@ pub async fn authenticate(
                 auth.session_cookie = Some(value.clone());
                 auth.csrf_basis = Some(value.clone());
                 if page {
-                    auth.unread_notifications = crate::environments::notify::unread_count(
-                        &state.pool,
-                        principal.user.id.0,
-                    )
-                    .await?;
+                    auth.unread_notifications =
+                        crate::environments::notify::unread_count(&state.pool, principal.user.id.0)
+                            .await?;
                 }
             } else {
                 // Expired or ended elsewhere: drop the dead cookie.

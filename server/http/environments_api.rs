@@ -466,3 +466,53 @@ pub async fn notifications_read(
     let marked = notify::mark_all_read(&state.pool, principal.user.id.0).await?;
     Ok(Json(json!({ "marked_read": marked })))
 }
+
+/// `GET /api/v1/environments/{id}/events`: Server-Sent Events (`progress`) with the environment
+/// as `GET /api/v1/environments/{id}` returns it, first as it is, then at every change of it or
+/// of its job's steps, until it is finished (rejected, cancelled, expired or torn down). The
+/// request page follows it; without JavaScript a reload shows the same.
+pub async fn events(State(state): State<AppState>, on: OnEnvironment) -> Response {
+    use crate::jobs::progress::Change;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::stream;
+
+    let id = on.id();
+    // Subscribed before the first snapshot, so no change between the two is missed.
+    let updates = state.progress.subscribe();
+    let events = stream::unfold(
+        (state, updates, None::<Option<i64>>, false),
+        move |(state, mut updates, job, finished)| async move {
+            if finished {
+                return None;
+            }
+            if let Some(job) = job {
+                loop {
+                    match updates.recv().await {
+                        Ok(Change::Environment(changed)) if changed == id.0 => break,
+                        Ok(Change::Job(changed)) if Some(changed) == job => break,
+                        Ok(_) => continue,
+                        // Fell behind: send a fresh snapshot anyway.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+            let detail = queries::get(&state.pool, id).await.ok().flatten();
+            let (data, job, done) = match &detail {
+                Some(d) => match detail_json(&state, d).await {
+                    Ok(value) => (value, d.summary.job_id, d.summary.state().is_finished()),
+                    Err(_) => (Value::Null, None, true),
+                },
+                None => (Value::Null, None, true),
+            };
+            let event = Event::default().event("progress").data(data.to_string());
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (state, updates, Some(job), done),
+            ))
+        },
+    );
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

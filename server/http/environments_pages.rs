@@ -369,6 +369,8 @@ pub struct EnvironmentPage {
     pub can_cancel: bool,
     pub can_change: bool,
     pub can_view_jobs: bool,
+    /// The requester's other environments, for the platform team deciding.
+    pub others: Vec<Summary>,
     pub errors: FieldErrors,
     pub reason: String,
     pub ttl: String,
@@ -441,7 +443,23 @@ async fn environment_view(
         None => vec![],
     };
     let principal = &on.principal;
+    let team = principal.has(Role::PlatformEngineer) || principal.has(Role::Admin);
+    let others = if team {
+        let filter = queries::Filter {
+            requested_by: Some(on.environment.summary.requested_by),
+            ..queries::Filter::default()
+        };
+        queries::list(&state.pool, &filter, None, 11)
+            .await?
+            .into_iter()
+            .filter(|e| e.id != id.0)
+            .take(10)
+            .collect()
+    } else {
+        vec![]
+    };
     Ok(EnvironmentPage {
+        others,
         shell: ctx.shell(state, "environments", &on.environment.summary.name),
         approvals: queries::approvals(&state.pool, id).await?,
         timeline: queries::timeline(&state.pool, id).await?,
@@ -452,7 +470,7 @@ async fn environment_view(
         can_cancel: on.can(Action::CancelRequest)
             && on.environment.summary.state() == EnvState::Submitted,
         can_change: on.can(Action::ChangeEnvironment),
-        can_view_jobs: principal.has(Role::PlatformEngineer) || principal.has(Role::Admin),
+        can_view_jobs: team,
         env: on.environment.clone(),
         errors,
         reason,

@@ -271,7 +271,7 @@ pub async fn job_events(
             if !first {
                 loop {
                     match updates.recv().await {
-                        Ok(changed) if changed == id => break,
+                        Ok(crate::jobs::progress::Change::Job(changed)) if changed == id => break,
                         Ok(_) => continue,
                         // Fell behind: send a fresh snapshot anyway.
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,

@@ -335,7 +335,11 @@ pub fn route_table() -> Vec<RouteDef> {
             "/environments/{id}/teardown",
             post(environments_pages::teardown),
         ),
-        route(M::GET, "/approvals", get(environments_pages::approvals_page)),
+        route(
+            M::GET,
+            "/approvals",
+            get(environments_pages::approvals_page),
+        ),
         route(
             M::POST,
             "/approvals/bulk",
@@ -452,6 +456,11 @@ pub fn route_table() -> Vec<RouteDef> {
             M::GET,
             "/api/v1/environments/{id}/plan",
             get(environments_api::plan),
+        ),
+        route(
+            M::GET,
+            "/api/v1/environments/{id}/events",
+            get(environments_api::events),
         ),
         route(
             M::POST,

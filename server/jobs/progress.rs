@@ -1,5 +1,6 @@
-//! Live progress: one LISTEN connection per process turns the database's job-progress
-//! notifications into an in-process broadcast that Server-Sent Events streams subscribe to.
+//! Live progress: one LISTEN connection per process turns the database's progress notifications
+//! (of jobs and of environments) into an in-process broadcast that Server-Sent Events streams
+//! subscribe to.
 
 use std::time::Duration;
 
@@ -9,10 +10,28 @@ use tokio::sync::{broadcast, watch};
 
 pub const CHANNEL: &str = "slipway_job_progress";
 
-/// Subscribe to receive the ids of jobs that changed.
+/// What changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A job's state or one of its steps.
+    Job(i64),
+    /// An environment (a new timeline entry).
+    Environment(uuid::Uuid),
+}
+
+impl Change {
+    fn parse(payload: &str) -> Option<Change> {
+        match payload.strip_prefix("environment:") {
+            Some(id) => id.parse().ok().map(Change::Environment),
+            None => payload.parse().ok().map(Change::Job),
+        }
+    }
+}
+
+/// Subscribe to receive what changed.
 #[derive(Clone)]
 pub struct ProgressHub {
-    sender: broadcast::Sender<i64>,
+    sender: broadcast::Sender<Change>,
     stop: watch::Sender<bool>,
 }
 
@@ -41,9 +60,9 @@ impl ProgressHub {
                     _ = stopped.changed() => return,
                     received = listener.recv() => match received {
                         Ok(notification) => {
-                            if let Ok(id) = notification.payload().parse() {
+                            if let Some(change) = Change::parse(notification.payload()) {
                                 // No subscriber is fine: nobody is watching.
-                                let _ = publisher.send(id);
+                                let _ = publisher.send(change);
                             }
                         }
                         Err(e) => {
@@ -65,7 +84,7 @@ impl ProgressHub {
         let _ = self.stop.send(true);
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<i64> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.sender.subscribe()
     }
 }

@@ -223,7 +223,16 @@ async fn dispatch(mut d: Dispatcher) {
         let free = slots.available_permits();
         let mut claimed = 0;
         if free > 0 {
-            match queue::claim(&d.db, &d.id, &kinds, free as i64, d.config.lease, d.clock.now()).await {
+            match queue::claim(
+                &d.db,
+                &d.id,
+                &kinds,
+                free as i64,
+                d.config.lease,
+                d.clock.now(),
+            )
+            .await
+            {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     let now = d.clock.now();

@@ -400,7 +400,11 @@ impl TestApp {
             .unwrap();
         let base = format!("/api/v1/platforms/{slug}/blueprints");
         let steps = [
-            (base.clone(), author, Some(serde_json::json!({"from_template": true}))),
+            (
+                base.clone(),
+                author,
+                Some(serde_json::json!({"from_template": true})),
+            ),
             (format!("{base}/1/submit"), author, None),
             (
                 format!("{base}/1/reviews"),
@@ -410,7 +414,11 @@ impl TestApp {
         ];
         for (path, token, body) in steps {
             let res = self.api(Method::POST, &path, token, body).await;
-            assert!(res.status().is_success(), "{path}: {}", res.text().await.unwrap());
+            assert!(
+                res.status().is_success(),
+                "{path}: {}",
+                res.text().await.unwrap()
+            );
         }
     }
 
