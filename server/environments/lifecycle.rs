@@ -459,20 +459,11 @@ pub async fn decide(
         }
         (Decision::Approve, true) => {
             let ttl = env.extension_hours.unwrap_or_default();
-            set_ttl(&mut tx, &env, ttl, now).await?;
-            record(
-                &mut tx,
-                &env,
-                &actor,
-                Event::Extended,
-                &format!(
-                    "{} approved extending `{}` to {ttl} hours{said}",
-                    by.user.name, env.name
-                ),
-                json!({ "ttl_hours": ttl }),
-                base_url,
-            )
-            .await?;
+            let message = format!(
+                "{} approved extending `{}` to {ttl} hours{said}",
+                by.user.name, env.name
+            );
+            set_ttl(&mut tx, &env, ttl, &actor, &message, now, base_url).await?;
             Decided::Approved
         }
     };
@@ -480,12 +471,16 @@ pub async fn decide(
     Ok(outcome)
 }
 
-/// Sets the TTL (and, once ready, the teardown time), closing any pending extension.
+/// Sets the TTL (and, once ready, the teardown time), closing any pending extension, and
+/// records it.
 async fn set_ttl(
     tx: &mut PgConnection,
     env: &Locked,
     ttl: i32,
+    actor: &Actor,
+    message: &str,
     now: DateTime<Utc>,
+    base_url: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE environment SET ttl_hours = $2, extension_hours = NULL, awaiting_since = NULL,
@@ -498,7 +493,16 @@ async fn set_ttl(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    Ok(())
+    record(
+        tx,
+        env,
+        actor,
+        Event::Extended,
+        message,
+        json!({ "ttl_hours": ttl }),
+        base_url,
+    )
+    .await
 }
 
 /// The requester withdraws a request that is still awaiting a decision.
@@ -621,20 +625,11 @@ pub async fn extend(
     errors.into_result()?;
     let actor = Actor::from(by);
     let outcome = if ttl <= max {
-        set_ttl(&mut tx, &env, ttl, now).await?;
-        record(
-            &mut tx,
-            &env,
-            &actor,
-            Event::Extended,
-            &format!(
-                "{} extended `{}` to {ttl} hours in total.",
-                by.user.name, env.name
-            ),
-            json!({ "ttl_hours": ttl }),
-            base_url,
-        )
-        .await?;
+        let message = format!(
+            "{} extended `{}` to {ttl} hours in total.",
+            by.user.name, env.name
+        );
+        set_ttl(&mut tx, &env, ttl, &actor, &message, now, base_url).await?;
         Extended::Done
     } else {
         sqlx::query(

@@ -376,10 +376,8 @@ pub async fn reject(
     decided(&state, &on, outcome_json(&outcome)).await
 }
 
-pub async fn cancel(
-    State(state): State<AppState>,
-    on: OnEnvironment,
-) -> Result<Json<Value>, AppError> {
+/// Cancels on the requester's request, for the API and the page.
+pub async fn cancel_request(state: &AppState, on: &OnEnvironment) -> Result<(), AppError> {
     on.authorize(Action::CancelRequest).map_err(|_| {
         AppError::ForbiddenBecause("Only the requester can cancel a request.".into())
     })?;
@@ -391,6 +389,14 @@ pub async fn cancel(
         &state.public_url,
     )
     .await?;
+    Ok(())
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    on: OnEnvironment,
+) -> Result<Json<Value>, AppError> {
+    cancel_request(&state, &on).await?;
     decided(&state, &on, json!({ "decision": "cancelled" })).await
 }
 
@@ -417,10 +423,8 @@ pub async fn extend(
     decided(&state, &on, outcome).await
 }
 
-pub async fn teardown(
-    State(state): State<AppState>,
-    on: OnEnvironment,
-) -> Result<Json<Value>, AppError> {
+/// Tears down on the caller's request, for the API and the page.
+pub async fn start_teardown(state: &AppState, on: &OnEnvironment) -> Result<(), AppError> {
     on.authorize(Action::ChangeEnvironment)?;
     lifecycle::teardown(
         &state.pool,
@@ -430,6 +434,14 @@ pub async fn teardown(
         &state.public_url,
     )
     .await?;
+    Ok(())
+}
+
+pub async fn teardown(
+    State(state): State<AppState>,
+    on: OnEnvironment,
+) -> Result<Json<Value>, AppError> {
+    start_teardown(&state, &on).await?;
     decided(&state, &on, json!({ "teardown": "started" })).await
 }
 

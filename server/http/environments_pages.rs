@@ -545,16 +545,7 @@ pub async fn cancel(
     ctx: Ctx,
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
-    on.authorize(Action::CancelRequest)?;
-    let result = lifecycle::cancel(
-        &state.pool,
-        on.id(),
-        &on.principal,
-        state.clock.now(),
-        &state.public_url,
-    )
-    .await
-    .map_err(AppError::from);
+    let result = environments_api::cancel_request(&state, &on).await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 
@@ -585,16 +576,7 @@ pub async fn teardown(
     ctx: Ctx,
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
-    on.authorize(Action::ChangeEnvironment)?;
-    let result = lifecycle::teardown(
-        &state.pool,
-        on.id(),
-        &crate::audit::Actor::from(&on.principal),
-        &format!("requested by {}", on.principal.user.name),
-        &state.public_url,
-    )
-    .await
-    .map_err(AppError::from);
+    let result = environments_api::start_teardown(&state, &on).await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 

@@ -200,6 +200,16 @@ pub fn authorize(principal: &Principal, action: Action, subject: Subject) -> Res
     }
 }
 
+/// The path segment `name` of the matched route; 404 when absent.
+async fn path_param(parts: &mut Parts, state: &AppState, name: &str) -> Result<String, AppError> {
+    let axum::extract::Path(mut params) = axum::extract::Path::<
+        std::collections::HashMap<String, String>,
+    >::from_request_parts(parts, state)
+    .await
+    .map_err(|_| AppError::NotFound)?;
+    params.remove(name).ok_or(AppError::NotFound)
+}
+
 /// A permission on the platform named by the `{slug}` path segment.
 pub trait PlatformPermission {
     const ACTION: Action;
@@ -253,13 +263,8 @@ impl<P: PlatformPermission + Send + Sync> FromRequestParts<AppState> for OnPlatf
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        let axum::extract::Path(params) = axum::extract::Path::<
-            std::collections::HashMap<String, String>,
-        >::from_request_parts(parts, state)
-        .await
-        .map_err(|_| AppError::NotFound)?;
-        let slug = params.get("slug").ok_or(AppError::NotFound)?;
-        let access = crate::define::platforms::find(&state.pool, slug, principal.user.id)
+        let slug = path_param(parts, state, "slug").await?;
+        let access = crate::define::platforms::find(&state.pool, &slug, principal.user.id)
             .await?
             .ok_or(AppError::NotFound)?;
         let on = OnPlatform {
@@ -346,15 +351,10 @@ impl FromRequestParts<AppState> for OnEnvironment {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        let axum::extract::Path(params) = axum::extract::Path::<
-            std::collections::HashMap<String, String>,
-        >::from_request_parts(parts, state)
-        .await
-        .map_err(|_| AppError::NotFound)?;
-        let id = params
-            .get("id")
-            .and_then(|id| id.parse().ok())
-            .ok_or(AppError::NotFound)?;
+        let id = path_param(parts, state, "id")
+            .await?
+            .parse()
+            .map_err(|_| AppError::NotFound)?;
         let environment = crate::environments::queries::get(&state.pool, id)
             .await?
             .ok_or(AppError::NotFound)?;
