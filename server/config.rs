@@ -421,9 +421,7 @@ impl Config {
                     && value.contains('.')
                     && value.split('.').all(|label| {
                         !label.is_empty()
-                            && label
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                     });
                 if !valid {
                     return Err(invalid("a domain name such as aws.example.com"));

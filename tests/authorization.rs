@@ -807,11 +807,7 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
         m(
             Method::GET,
             "/api/v1/notifications",
-            probe(
-                "/api/v1/notifications",
-                &[],
-                [401, 200, 200, 200, 200, 200],
-            ),
+            probe("/api/v1/notifications", &[], [401, 200, 200, 200, 200, 200]),
         ),
         m(
             Method::POST,

@@ -209,7 +209,9 @@ async fn failures_back_off_then_the_job_is_discarded_with_its_last_error() {
     let lease = Duration::from_secs(6);
     let mut now = at(0);
     for attempt in 1..=3 {
-        let claimed = queue::claim(&pool, "w", &["test.record"], 10, lease, now).await.unwrap();
+        let claimed = queue::claim(&pool, "w", &["test.record"], 10, lease, now)
+            .await
+            .unwrap();
         assert_eq!(claimed.len(), 1, "attempt {attempt} is due at {now}");
         let job = &claimed[0];
         assert_eq!(job.attempt, attempt);
@@ -241,10 +243,17 @@ async fn failures_back_off_then_the_job_is_discarded_with_its_last_error() {
             );
             // Not before its time.
             assert!(
-                queue::claim(&pool, "w", &["test.record"], 10, lease, run_at - chrono::Duration::seconds(1))
-                    .await
-                    .unwrap()
-                    .is_empty()
+                queue::claim(
+                    &pool,
+                    "w",
+                    &["test.record"],
+                    10,
+                    lease,
+                    run_at - chrono::Duration::seconds(1)
+                )
+                .await
+                .unwrap()
+                .is_empty()
             );
             now = run_at;
         }
@@ -371,17 +380,31 @@ async fn cancel_stops_a_queued_job_at_once_and_a_running_one_between_steps() {
         queue::JobState::Cancelled
     );
     assert!(
-        queue::claim(&pool, "w", &["test.record"], 10, Duration::from_secs(6), Utc::now())
-            .await
-            .unwrap()
-            .is_empty()
+        queue::claim(
+            &pool,
+            "w",
+            &["test.record"],
+            10,
+            Duration::from_secs(6),
+            Utc::now()
+        )
+        .await
+        .unwrap()
+        .is_empty()
     );
 
     let running = enqueue(&pool, NewJob::new("test.record", json!({"steps": 3}))).await;
-    let job = queue::claim(&pool, "w", &["test.record"], 1, Duration::from_secs(6), Utc::now())
-        .await
-        .unwrap()
-        .remove(0);
+    let job = queue::claim(
+        &pool,
+        "w",
+        &["test.record"],
+        1,
+        Duration::from_secs(6),
+        Utc::now(),
+    )
+    .await
+    .unwrap()
+    .remove(0);
     assert_eq!(
         queue::cancel(&pool, running).await.unwrap(),
         queue::JobState::Running
@@ -433,10 +456,17 @@ async fn a_unique_key_allows_one_active_job() {
     );
     drop(tx);
     // Once the first is finished, the key is free again.
-    let claimed = queue::claim(&pool, "w", &["test.record"], 1, Duration::from_secs(6), Utc::now())
-        .await
-        .unwrap()
-        .remove(0);
+    let claimed = queue::claim(
+        &pool,
+        "w",
+        &["test.record"],
+        1,
+        Duration::from_secs(6),
+        Utc::now(),
+    )
+    .await
+    .unwrap()
+    .remove(0);
     assert_eq!(claimed.id, first);
     steps::run(&pool, &Recorder, &claimed, || false)
         .await
@@ -458,7 +488,10 @@ async fn a_job_of_a_kind_no_worker_knows_waits_untouched_for_one_that_does() {
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while state(&pool, known).await != "completed" {
-        assert!(tokio::time::Instant::now() < deadline, "the known job never ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the known job never ran"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     workers.shutdown(Duration::from_secs(5)).await;
@@ -468,5 +501,8 @@ async fn a_job_of_a_kind_no_worker_knows_waits_untouched_for_one_that_does() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(attempts, 0, "never claimed, so never counted as a failed attempt");
+    assert_eq!(
+        attempts, 0,
+        "never claimed, so never counted as a failed attempt"
+    );
 }

@@ -84,9 +84,10 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
             platform_team(principal)
         }
         (Action::RequestEnvironment, Subject::Platform { .. }) => !principal.roles.is_empty(),
-        (Action::ViewEnvironment | Action::ChangeEnvironment, Subject::Environment { requester }) => {
-            requester == principal.user.id || platform_team(principal)
-        }
+        (
+            Action::ViewEnvironment | Action::ChangeEnvironment,
+            Subject::Environment { requester },
+        ) => requester == principal.user.id || platform_team(principal),
         (Action::DecideEnvironment, Subject::Environment { requester }) => {
             requester != principal.user.id && !principal.roles.is_empty()
         }
