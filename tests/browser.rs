@@ -52,7 +52,10 @@ async fn home_page_navigation_and_screenshot() {
     for link in &links {
         labels.push(link.text().await.unwrap());
     }
-    assert_eq!(labels, ["Overview", "Platforms", "System status"]);
+    assert_eq!(
+        labels,
+        ["Overview", "Platforms", "My environments", "System status"]
+    );
     let current = c
         .find(Locator::Css("nav a[aria-current=page]"))
         .await
