@@ -506,3 +506,66 @@ async fn a_job_of_a_kind_no_worker_knows_waits_untouched_for_one_that_does() {
         "never claimed, so never counted as a failed attempt"
     );
 }
+
+/// A periodic kind that does nothing but be counted.
+struct Tick;
+
+impl Handler for Tick {
+    fn kind(&self) -> &'static str {
+        "test.tick"
+    }
+    fn steps(&self, _: &serde_json::Value) -> Vec<String> {
+        vec!["tick".into()]
+    }
+    fn run_step<'a>(&'a self, _: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move { ctx.log("tick").await })
+    }
+    fn every(&self) -> Option<Duration> {
+        Some(Duration::from_millis(200))
+    }
+}
+
+#[tokio::test]
+async fn periodic_kinds_are_scheduled_once_however_many_pools_run() {
+    let (_db, pool) = setup().await;
+    let pools: Vec<Workers> = (0..3)
+        .map(|_| {
+            Workers::start(
+                pool.clone(),
+                Registry::default().with(Tick),
+                Clock::system(),
+                WorkerConfig::default(),
+            )
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job WHERE kind = 'test.tick' AND state = 'completed'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if done >= 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the periodic job never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for workers in pools {
+        workers.shutdown(Duration::from_secs(5)).await;
+    }
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job WHERE kind = 'test.tick' AND state IN ('available', 'running', 'retryable')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        waiting <= 1,
+        "at most one pending run of a periodic kind, not one per pool: {waiting}"
+    );
+}
