@@ -179,7 +179,8 @@ async fn engineers_follow_retry_and_cancel_jobs() {
         metrics.contains("slipway_jobs{state=\"cancelled\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("# TYPE slipway_job_claim_latency_seconds summary"));
+    assert!(metrics.contains("# TYPE slipway_job_claim_latency_seconds histogram"));
+    assert!(metrics.contains("slipway_job_run_seconds_bucket{le=\"+Inf\"} "));
     assert!(metrics.contains("slipway_jobs_completed_total "));
 }
 
