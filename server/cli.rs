@@ -78,6 +78,26 @@ pub enum BenchCommand {
         #[arg(long, default_value = "tests/bench")]
         peers: PathBuf,
     },
+    /// The approvals dashboard under concurrent load over HTTP, with a small and a large table
+    /// of requests side by side: latency percentiles per page. Creates and drops a scratch
+    /// database.
+    Approvals {
+        /// Requests in the large table
+        #[arg(long, default_value_t = 100_000)]
+        rows: u32,
+        /// Requests in the small table, measured first (at least 600: a tenth are pending, and
+        /// the dashboard needs a second page)
+        #[arg(long, default_value_t = 1_000)]
+        small: u32,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Page loads per measurement
+        #[arg(long, default_value_t = 2000)]
+        requests: u32,
+        /// A PostgreSQL maintenance database on the server to measure on
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        server: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -459,14 +479,99 @@ async fn worker(config: Config) -> anyhow::Result<()> {
 }
 
 async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Jobs {
+            jobs,
+            concurrency,
+            latency_jobs,
+            server,
+            peers,
+        } => bench_jobs(jobs, concurrency, latency_jobs, server, peers).await,
+        BenchCommand::Approvals {
+            rows,
+            small,
+            concurrency,
+            requests,
+            server,
+        } => {
+            bench_approvals(
+                crate::environments::bench::Settings {
+                    small: small.max(600),
+                    rows: rows.max(600),
+                    concurrency: concurrency.clamp(1, 256),
+                    requests: requests.max(1),
+                },
+                server,
+            )
+            .await
+        }
+    }
+}
+
+async fn bench_approvals(
+    settings: crate::environments::bench::Settings,
+    server: String,
+) -> anyhow::Result<()> {
+    let admin: sqlx::postgres::PgConnectOptions = server
+        .parse()
+        .context("--server: expected a PostgreSQL URL")?;
+    println!(
+        "Approvals dashboard benchmark: {} and {} requests, {} clients, {} page loads each, PostgreSQL at {}",
+        settings.small,
+        settings.rows,
+        settings.concurrency,
+        settings.requests,
+        crate::db::redact_url(&server)
+    );
+    let (small, large) = crate::environments::bench::run(&admin, settings).await?;
+    println!(
+        "{:<22} {:>8} {:>22} {:>22}",
+        "page", "loads", "p50 / p95 / p99 ms", "p50 / p95 / p99 ms"
+    );
+    println!(
+        "{:<22} {:>8} {:>22} {:>22}",
+        "",
+        "",
+        format!("{} rows", small.rows),
+        format!("{} rows", large.rows)
+    );
+    let row = |s: &crate::environments::bench::Latencies| {
+        format!("{:.1} / {:.1} / {:.1}", s.p50, s.p95, s.p99)
+    };
+    for (a, b) in small
+        .pages
+        .iter()
+        .chain([&small.overall])
+        .zip(large.pages.iter().chain([&large.overall]))
+    {
+        println!(
+            "{:<22} {:>8} {:>22} {:>22}",
+            a.kind,
+            b.count,
+            row(a),
+            row(b)
+        );
+    }
+    println!(
+        "throughput: {:.0} pages/s with {} rows, {:.0} pages/s with {} rows; p50 ratio large / small {:.2}x, max {:.1} ms",
+        small.requests_per_second,
+        small.rows,
+        large.requests_per_second,
+        large.rows,
+        large.overall.p50 / small.overall.p50.max(f64::EPSILON),
+        large.overall.max
+    );
+    Ok(())
+}
+
+async fn bench_jobs(
+    jobs: u32,
+    concurrency: usize,
+    latency_jobs: u32,
+    server: String,
+    peers: PathBuf,
+) -> anyhow::Result<()> {
     use crate::jobs::bench;
-    let BenchCommand::Jobs {
-        jobs,
-        concurrency,
-        latency_jobs,
-        server,
-        peers,
-    } = command;
     let admin: sqlx::postgres::PgConnectOptions = server
         .parse()
         .context("--server: expected a PostgreSQL URL")?;

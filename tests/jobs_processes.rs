@@ -196,3 +196,38 @@ async fn the_job_benchmark_runs_beside_graphile_worker() {
         "{stdout}"
     );
 }
+
+/// The approvals dashboard benchmark runs end to end through the real binary (small numbers: a
+/// smoke test, not a measurement): every page kind is loaded and answers 200.
+#[tokio::test]
+async fn the_approvals_dashboard_benchmark_runs() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = support::server_url().await;
+    let out = slipway_command(cwd.path())
+        .args([
+            "bench",
+            "approvals",
+            "--small",
+            "600",
+            "--rows",
+            "1200",
+            "--concurrency",
+            "2",
+            "--requests",
+            "40",
+            "--server",
+            &server,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (kind, _) in slipway::environments::bench::PAGES {
+        assert!(stdout.contains(kind), "{kind} is measured: {stdout}");
+    }
+    assert!(stdout.contains("p50 ratio large / small"), "{stdout}");
+}

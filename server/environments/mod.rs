@@ -4,6 +4,7 @@
 //! the inventories read it through [`queries`]; people hear about it through [`notify`]; the
 //! [`sweeper`] expires stale requests and ends ephemeral environments at their TTL.
 
+pub mod bench;
 pub mod lifecycle;
 pub mod notify;
 pub mod pricing;

@@ -47,7 +47,10 @@ pub struct Figures {
 }
 
 /// A scratch database on the server of `admin`, dropped afterwards.
-async fn scratch(admin: &PgConnectOptions, name: &str) -> anyhow::Result<PgConnectOptions> {
+pub(crate) async fn scratch(
+    admin: &PgConnectOptions,
+    name: &str,
+) -> anyhow::Result<PgConnectOptions> {
     let mut conn = PgConnection::connect_with(admin)
         .await
         .context("connecting to the benchmark's PostgreSQL")?;
@@ -70,7 +73,7 @@ async fn scratch(admin: &PgConnectOptions, name: &str) -> anyhow::Result<PgConne
     Ok(admin.clone().database(name))
 }
 
-async fn drop_scratch(admin: &PgConnectOptions, name: &str) {
+pub(crate) async fn drop_scratch(admin: &PgConnectOptions, name: &str) {
     if let Ok(mut conn) = PgConnection::connect_with(admin).await {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
