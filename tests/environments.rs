@@ -959,6 +959,15 @@ async fn the_request_form_and_the_dashboard_work_without_javascript() {
     let second = dashboard.find("shop/second-load").expect("listed");
     assert!(first < second, "oldest first");
     assert!(dashboard.contains("0 of 1"));
+    let searched = pe
+        .get(w.app.url("/approvals?q=second"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(searched.contains("shop/second-load") && !searched.contains("shop/first-load"));
     let filtered = pe
         .get(w.app.url("/approvals?type=dev"))
         .send()

@@ -56,7 +56,7 @@ pub struct Filter {
     /// The requester's e-mail address.
     pub requester: Option<String>,
     pub state: Option<EnvState>,
-    /// Words in the name, purpose or requester.
+    /// Words in the name or purpose.
     pub search: Option<String>,
     /// Only the environments of this user ("my environments").
     pub requested_by: Option<Uuid>,
@@ -197,32 +197,46 @@ pub async fn list(
         ),
         View::All => ("true", "e.created_at", "e.created_at DESC, e.id DESC", "<"),
     };
-    let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} {FROM}
-         WHERE {view_condition}
-           AND ($1::timestamptz IS NULL OR ({key}, e.id) {cmp} ($1, $2))
-           AND ($3::text IS NULL OR p.slug = $3)
-           AND ($4::text IS NULL OR e.environment_type = $4)
-           AND ($5::text IS NULL OR lower(u.email) = lower($5))
-           AND ($6::text IS NULL OR e.state = $6)
-           AND ($7::text IS NULL OR e.name ILIKE $7 OR e.purpose ILIKE $7 OR u.name ILIKE $7 OR u.email ILIKE $7)
-           AND ($8::uuid IS NULL OR e.requested_by = $8)
-         ORDER BY {order}
-         LIMIT $9"
-    );
-    let (at, id) = after.unzip();
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(at)
-        .bind(id)
-        .bind(&filter.platform)
-        .bind(&filter.environment_type)
-        .bind(&filter.requester)
-        .bind(filter.state.map(EnvState::as_str))
-        .bind(filter.search.as_deref().map(like_pattern))
-        .bind(filter.requested_by)
-        .bind(limit)
-        .fetch_all(db)
-        .await
+    // Only the filters given become SQL, so each combination gets a plan of its own (a generic
+    // `$n IS NULL OR …` plan cannot use the right index); every value is a bound parameter.
+    let mut query = sqlx::QueryBuilder::new(format!(
+        "SELECT {SUMMARY_COLUMNS} {FROM} WHERE {view_condition}"
+    ));
+    if let Some((at, id)) = after {
+        query.push(format!(" AND ({key}, e.id) {cmp} ("));
+        query.push_bind(at).push(", ").push_bind(id).push(")");
+    }
+    if let Some(slug) = &filter.platform {
+        query
+            .push(" AND e.platform_id = (SELECT id FROM platform WHERE slug = ")
+            .push_bind(slug)
+            .push(")");
+    }
+    if let Some(ty) = &filter.environment_type {
+        query.push(" AND e.environment_type = ").push_bind(ty);
+    }
+    if let Some(email) = &filter.requester {
+        query
+            .push(" AND e.requested_by = (SELECT id FROM app_user WHERE lower(email) = lower(")
+            .push_bind(email)
+            .push("))");
+    }
+    if let Some(state) = filter.state {
+        query.push(" AND e.state = ").push_bind(state.as_str());
+    }
+    if let Some(search) = &filter.search {
+        // Through the trigram index on name and purpose (the requester has a filter of its own).
+        query
+            .push(" AND (e.name || ' ' || e.purpose) ILIKE ")
+            .push_bind(like_pattern(search));
+    }
+    if let Some(user) = filter.requested_by {
+        query.push(" AND e.requested_by = ").push_bind(user);
+    }
+    query
+        .push(format!(" ORDER BY {order} LIMIT "))
+        .push_bind(limit);
+    query.build_query_as().fetch_all(db).await
 }
 
 /// One environment in full.

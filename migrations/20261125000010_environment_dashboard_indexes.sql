@@ -1,0 +1,7 @@
+-- The approvals dashboard at 100,000 requests (see `slipway bench approvals`): the in-flight tab
+-- reads its own partial index in order, and search over name and purpose uses trigrams.
+-- pg_trgm is a trusted extension: the database owner may create it.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX environment_in_flight_idx ON environment (created_at DESC, id DESC)
+    WHERE state IN ('approved', 'provisioning', 'failed', 'tearing_down');
+CREATE INDEX environment_search_idx ON environment USING gin ((name || ' ' || purpose) gin_trgm_ops);
