@@ -422,6 +422,7 @@ impl EmbeddedPostgres {
             return Ok(());
         }
         tracing::info!("stopping the embedded PostgreSQL");
+        let postmaster = self.postmaster_pid();
         let out = self
             .pg_command("pg_ctl")
             .args([
@@ -436,6 +437,12 @@ impl EmbeddedPostgres {
             .output()
             .map_err(io_err("cannot run pg_ctl for", &self.root))?;
         if out.status.success() {
+            // `pg_ctl stop --wait` returns once the pid file is gone, a moment before the
+            // postmaster has exited; the lock is released only after it has, so the next start
+            // never meets a cluster still shutting down.
+            if let Some(pid) = postmaster {
+                wait_for_exit(pid, std::time::Duration::from_secs(10));
+            }
             Ok(())
         } else {
             Err(EmbeddedError::Command {
@@ -443,6 +450,17 @@ impl EmbeddedPostgres {
                 detail: String::from_utf8_lossy(&out.stderr).into_owned(),
             })
         }
+    }
+
+    /// The postmaster's process id, from the first line of `postmaster.pid`.
+    fn postmaster_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.pgdata().join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// A command for one of the PostgreSQL tools, run as the cluster's owner.
@@ -458,6 +476,23 @@ impl EmbeddedPostgres {
         }
         cmd
     }
+}
+
+/// Waits (at most `limit`) until process `pid` has exited: no longer there, or a zombie waiting
+/// for its parent to collect it.
+fn wait_for_exit(pid: i32, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        let running = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        });
+        if !running {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    tracing::warn!(pid, "the embedded PostgreSQL is still exiting");
 }
 
 /// Creates the directory and returns its absolute path: the PostgreSQL tools run in another
