@@ -121,6 +121,20 @@ async fn act(
     .await
 }
 
+/// `GET /api/v1/environments/{id}` as `who`.
+async fn environment(app: &TestApp, who: &Person, id: &str) -> Value {
+    json_of(
+        app.api(
+            Method::GET,
+            &format!("/api/v1/environments/{id}"),
+            &who.token,
+            None,
+        )
+        .await,
+    )
+    .await
+}
+
 async fn count(app: &TestApp, sql: &str, id: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
         .bind(uuid::Uuid::parse_str(id).unwrap())
@@ -314,17 +328,7 @@ async fn a_request_nobody_decides_expires_and_the_requester_is_told() {
         .await
         .unwrap();
     assert_eq!(expired, 1);
-    let env = json_of(
-        w.app
-            .api(
-                Method::GET,
-                &format!("/api/v1/environments/{id}"),
-                &w.dev.token,
-                None,
-            )
-            .await,
-    )
-    .await;
+    let env = environment(&w.app, &w.dev, id).await;
     assert_eq!(env["state"], "expired");
     let inbox = json_of(
         w.app
@@ -848,17 +852,7 @@ async fn extensions_beyond_the_maximum_need_approval_and_the_reaper_ends_the_ttl
             .await
             .unwrap();
     assert_eq!((warned, reaped), (0, 1));
-    let env = json_of(
-        w.app
-            .api(
-                Method::GET,
-                &format!("/api/v1/environments/{id}"),
-                &w.dev.token,
-                None,
-            )
-            .await,
-    )
-    .await;
+    let env = environment(&w.app, &w.dev, &id).await;
     assert_eq!(env["state"], "tearing_down");
     assert_eq!(env["job"]["kind"], "environment.teardown");
     let kinds: Vec<String> =

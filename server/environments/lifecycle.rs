@@ -372,14 +372,7 @@ pub async fn decide(
     };
     let outcome = match (decision, extension) {
         (Decision::Reject, false) => {
-            sqlx::query(
-                "UPDATE environment SET state = 'rejected', awaiting_since = NULL, decided_at = $2
-                 WHERE id = $1 AND state = 'submitted'",
-            )
-            .bind(env.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            close_request(&mut tx, &env, "rejected", now).await?;
             record(
                 &mut tx,
                 &env,
@@ -505,6 +498,25 @@ async fn set_ttl(
     .await
 }
 
+/// Ends a request that awaited its decision: `rejected`, `cancelled` or `expired`.
+async fn close_request(
+    tx: &mut PgConnection,
+    env: &Locked,
+    state: &'static str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE environment SET state = $2, awaiting_since = NULL, decided_at = $3
+         WHERE id = $1 AND state = 'submitted'",
+    )
+    .bind(env.id)
+    .bind(state)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// The requester withdraws a request that is still awaiting a decision.
 pub async fn cancel(
     db: &PgPool,
@@ -526,14 +538,7 @@ pub async fn cancel(
             env.state().label().to_lowercase()
         )));
     }
-    sqlx::query(
-        "UPDATE environment SET state = 'cancelled', awaiting_since = NULL, decided_at = $2
-         WHERE id = $1 AND state = 'submitted'",
-    )
-    .bind(env.id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    close_request(&mut tx, &env, "cancelled", now).await?;
     record(
         &mut tx,
         &env,
@@ -740,14 +745,7 @@ pub async fn expire_stale(
     .await?;
     for id in &ids {
         let env = lock(&mut tx, EnvironmentId(*id)).await?;
-        sqlx::query(
-            "UPDATE environment SET state = 'expired', awaiting_since = NULL, decided_at = $2
-             WHERE id = $1 AND state = 'submitted'",
-        )
-        .bind(env.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        close_request(&mut tx, &env, "expired", now).await?;
         record(
             &mut tx,
             &env,

@@ -405,22 +405,31 @@ pub async fn extend(
     on: OnEnvironment,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, AppError> {
-    on.authorize(Action::ChangeEnvironment)?;
     let ttl = scalar(&body, "/ttl_hours", "ttl_hours")?.unwrap_or_default();
-    let outcome = lifecycle::extend(
-        &state.pool,
-        on.id(),
-        &on.principal,
-        &ttl,
-        state.clock.now(),
-        &state.public_url,
-    )
-    .await?;
+    let outcome = extend_ttl(&state, &on, &ttl).await?;
     let outcome = match outcome {
         Extended::Done => json!({ "extension": "done" }),
         Extended::AwaitingApproval => json!({ "extension": "awaiting_approval" }),
     };
     decided(&state, &on, outcome).await
+}
+
+/// Extends the TTL on the caller's request, for the API and the page.
+pub async fn extend_ttl(
+    state: &AppState,
+    on: &OnEnvironment,
+    ttl_hours: &str,
+) -> Result<Extended, AppError> {
+    on.authorize(Action::ChangeEnvironment)?;
+    Ok(lifecycle::extend(
+        &state.pool,
+        on.id(),
+        &on.principal,
+        ttl_hours,
+        state.clock.now(),
+        &state.public_url,
+    )
+    .await?)
 }
 
 /// Tears down on the caller's request, for the API and the page.

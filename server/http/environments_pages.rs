@@ -23,7 +23,7 @@ use super::pages::{Shell, render};
 use crate::auth::{Action, Role};
 use crate::define::blueprint::{EnvironmentType, Lifecycle};
 use crate::define::platforms::Platform;
-use crate::environments::lifecycle::{self, Decided, Decision, Extended};
+use crate::environments::lifecycle::{self, Decided, Decision};
 use crate::environments::notify::{self, Notification, Webhook};
 use crate::environments::pricing::{CostLine, Micros};
 use crate::environments::queries::{self, ApprovalView, Detail, Summary, TimelineEntry, View};
@@ -555,19 +555,10 @@ pub async fn extend(
     on: OnEnvironment,
     form: FormFields,
 ) -> Result<Response, AppError> {
-    on.authorize(Action::ChangeEnvironment)?;
     let ttl = form.get("ttl_hours").to_owned();
-    let result = lifecycle::extend(
-        &state.pool,
-        on.id(),
-        &on.principal,
-        &ttl,
-        state.clock.now(),
-        &state.public_url,
-    )
-    .await
-    .map(|_: Extended| ())
-    .map_err(AppError::from);
+    let result = environments_api::extend_ttl(&state, &on, &ttl)
+        .await
+        .map(|_| ());
     after_action(&state, &ctx, &on, result, String::new(), ttl).await
 }
 
