@@ -1006,6 +1006,10 @@ async fn the_request_form_and_the_dashboard_work_without_javascript() {
         .await
         .unwrap();
     assert!(
+        opened.contains("does not provision environments yet"),
+        "an approved request says honestly that it waits"
+    );
+    assert!(
         opened.contains("other environments") && opened.contains("shop/second-load"),
         "{opened}"
     );

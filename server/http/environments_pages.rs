@@ -369,6 +369,7 @@ pub struct EnvironmentPage {
     pub can_cancel: bool,
     pub can_change: bool,
     pub can_view_jobs: bool,
+    pub provisioning_built: bool,
     /// The requester's other environments, for the platform team deciding.
     pub others: Vec<Summary>,
     pub errors: FieldErrors,
@@ -471,6 +472,7 @@ async fn environment_view(
             && on.environment.summary.state() == EnvState::Submitted,
         can_change: on.can(Action::ChangeEnvironment),
         can_view_jobs: team,
+        provisioning_built: crate::provision::PROVISIONING_BUILT,
         env: on.environment.clone(),
         errors,
         reason,

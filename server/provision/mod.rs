@@ -9,3 +9,7 @@ pub mod plan;
 pub const PROVISION_JOB: &str = "environment.provision";
 /// The job kind that tears an environment down.
 pub const TEARDOWN_JOB: &str = "environment.teardown";
+
+/// Whether this build runs the provisioning and teardown jobs. Until it does, their jobs wait
+/// queued (workers claim only kinds they know) and the request page says so.
+pub const PROVISIONING_BUILT: bool = false;
