@@ -244,7 +244,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let grace = state.config.shutdown_grace;
     let progress = state.progress.clone();
-    let workers = start_workers(&state.pool, &state.config);
+    let workers = start_workers(&state);
     tracing::info!(%address, "Slipway is listening");
     // The one line meant for people and scripts: where to point the browser.
     println!("Slipway is running at http://{address}/");
@@ -427,10 +427,24 @@ async fn admin_action(
     }
 }
 
-/// A worker pool of `concurrency` tasks running the built-in job kinds.
+/// Every job kind Slipway runs: the engine's own, environments' and provisioning's.
+pub fn job_registry(
+    pool: &sqlx::PgPool,
+    config: &Config,
+    cloud: crate::provision::Cloud,
+    clock: crate::clock::Clock,
+    base_url: &str,
+) -> crate::jobs::Registry {
+    let registry = crate::jobs::builtin::registry(config.job_retention);
+    let registry = crate::environments::job_kinds(registry, clock.clone(), base_url);
+    crate::provision::job_kinds(registry, pool.clone(), cloud, clock, base_url)
+}
+
+/// A worker pool of `concurrency` tasks running every job kind.
 fn workers(
     pool: &sqlx::PgPool,
     config: &Config,
+    cloud: crate::provision::Cloud,
     concurrency: usize,
 ) -> crate::jobs::worker::Workers {
     let clock = crate::clock::Clock::system();
@@ -440,11 +454,7 @@ fn workers(
         .unwrap_or_else(|| default_public_url(config.listen));
     crate::jobs::worker::Workers::start(
         pool.clone(),
-        crate::environments::job_kinds(
-            crate::jobs::builtin::registry(config.job_retention),
-            clock.clone(),
-            &base_url,
-        ),
+        job_registry(pool, config, cloud, clock.clone(), &base_url),
         clock,
         crate::jobs::worker::WorkerConfig {
             concurrency,
@@ -454,8 +464,9 @@ fn workers(
 }
 
 /// `serve` runs `workers` job tasks beside the web server (none when set to 0).
-fn start_workers(pool: &sqlx::PgPool, config: &Config) -> Option<crate::jobs::worker::Workers> {
-    (config.workers > 0).then(|| workers(pool, config, config.workers))
+fn start_workers(state: &http::AppState) -> Option<crate::jobs::worker::Workers> {
+    let config = &state.config;
+    (config.workers > 0).then(|| workers(&state.pool, config, state.cloud.clone(), config.workers))
 }
 
 /// `slipway worker`: job tasks only, until SIGINT or SIGTERM; then a graceful stop.
@@ -467,7 +478,8 @@ async fn worker(config: Config) -> anyhow::Result<()> {
         config.workers
     };
     let database = open_migrated(&config).await?;
-    let pool = workers(&database.pool, &config, concurrency);
+    let cloud = crate::provision::Cloud::from_config(&config, &database.pool).await;
+    let pool = workers(&database.pool, &config, cloud, concurrency);
     println!(
         "Slipway worker {} is running {concurrency} job tasks",
         pool.id

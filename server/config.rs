@@ -50,6 +50,8 @@ pub enum LogFormat {
 pub enum CloudMode {
     /// An in-process cloud for the embedded default and demos; always labelled in the UI.
     Simulated,
+    /// AWS (Organizations, STS, EKS) and the Kubernetes API of each new cluster.
+    Aws,
 }
 
 /// The resolved configuration every subcommand runs with.
@@ -76,6 +78,10 @@ pub struct Config {
     pub cloud: CloudMode,
     /// The domain of the root e-mail addresses of created accounts (`<account>@<domain>`).
     pub account_email_domain: String,
+    /// How long the simulated cloud keeps a resource CREATING (clusters twice as long).
+    pub simulated_delay: Duration,
+    /// The AWS connection (with `cloud = aws`).
+    pub aws: crate::provision::aws::AwsSettings,
     /// The URL people reach Slipway at; `None` derives it from the listen address. Cookies are
     /// `Secure` when it is https, and the single-sign-on redirect URL is built from it.
     pub public_url: Option<String>,
@@ -142,6 +148,15 @@ impl Default for Config {
             job_retention: Duration::from_secs(14 * 86_400),
             cloud: CloudMode::Simulated,
             account_email_domain: "example.com".into(),
+            simulated_delay: Duration::from_secs(3),
+            aws: crate::provision::aws::AwsSettings {
+                role_arn: None,
+                organizational_unit: None,
+                member_role_name: "OrganizationAccountAccessRole".into(),
+                cluster_role_name: "SlipwayEksClusterRole".into(),
+                node_role_name: "SlipwayEksNodeRole".into(),
+                kube_endpoint_override: None,
+            },
             public_url: None,
             local_login: true,
             session_idle_timeout: Duration::from_secs(12 * 3600),
@@ -168,6 +183,13 @@ struct FileConfig {
     job_retention: Option<String>,
     cloud: Option<String>,
     account_email_domain: Option<String>,
+    simulated_delay: Option<String>,
+    kube_endpoint_override: Option<String>,
+    aws_role_arn: Option<String>,
+    aws_organizational_unit: Option<String>,
+    aws_member_role_name: Option<String>,
+    aws_cluster_role_name: Option<String>,
+    aws_node_role_name: Option<String>,
     public_url: Option<String>,
     local_login: Option<toml::Value>,
     session_idle_timeout: Option<String>,
@@ -195,6 +217,13 @@ pub const KEYS: &[&str] = &[
     "job_retention",
     "cloud",
     "account_email_domain",
+    "simulated_delay",
+    "kube_endpoint_override",
+    "aws_role_arn",
+    "aws_organizational_unit",
+    "aws_member_role_name",
+    "aws_cluster_role_name",
+    "aws_node_role_name",
     "public_url",
     "local_login",
     "session_idle_timeout",
@@ -274,6 +303,13 @@ impl Config {
             put("job_retention", file.job_retention);
             put("cloud", file.cloud);
             put("account_email_domain", file.account_email_domain);
+            put("simulated_delay", file.simulated_delay);
+            put("kube_endpoint_override", file.kube_endpoint_override);
+            put("aws_role_arn", file.aws_role_arn);
+            put("aws_organizational_unit", file.aws_organizational_unit);
+            put("aws_member_role_name", file.aws_member_role_name);
+            put("aws_cluster_role_name", file.aws_cluster_role_name);
+            put("aws_node_role_name", file.aws_node_role_name);
         }
 
         // 2. The environment. `DATABASE_URL` is honoured as well, as every Postgres tool does.
@@ -322,6 +358,14 @@ impl Config {
             }
         }
         config.oidc = oidc.finish()?;
+        if config.cloud == CloudMode::Aws && config.account_email_domain == "example.com" {
+            return Err(ConfigError::Invalid {
+                key: "account_email_domain".into(),
+                value: config.account_email_domain,
+                expected: "your own domain with cloud = aws (SLIPWAY_ACCOUNT_EMAIL_DOMAIN): \
+                           every new account's root e-mail address is <account>@<domain>",
+            });
+        }
         if !config.local_login && config.oidc.is_none() {
             return Err(ConfigError::Invalid {
                 key: "local_login".into(),
@@ -408,12 +452,59 @@ impl Config {
             "cloud" => {
                 self.cloud = match value.as_str() {
                     "simulated" => CloudMode::Simulated,
-                    "aws" => {
-                        return Err(invalid(
-                            "`simulated`: the `aws` provider is not part of this build yet",
-                        ));
-                    }
+                    "aws" => CloudMode::Aws,
                     _ => return Err(invalid("`simulated` or `aws`")),
+                }
+            }
+            "simulated_delay" => {
+                self.simulated_delay = parse_duration(&value)
+                    .filter(|d| d.as_secs() <= 600)
+                    .ok_or_else(|| invalid("a duration of at most 10m, such as 0s or 3s"))?
+            }
+            "kube_endpoint_override" => {
+                let valid = (value.starts_with("http://") || value.starts_with("https://"))
+                    && value.parse::<http::Uri>().is_ok();
+                if !valid {
+                    return Err(invalid("an http(s) URL, such as http://127.0.0.1:8001"));
+                }
+                self.aws.kube_endpoint_override = Some(value.trim_end_matches('/').to_owned());
+            }
+            "aws_role_arn" => {
+                if !(value.starts_with("arn:aws") && value.contains(":role/")) {
+                    return Err(invalid(
+                        "an IAM role ARN, such as arn:aws:iam::123456789012:role/slipway",
+                    ));
+                }
+                self.aws.role_arn = Some(value);
+            }
+            "aws_organizational_unit" => {
+                let valid = value.starts_with("ou-")
+                    && value.len() <= 68
+                    && value[3..]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-');
+                if !valid {
+                    return Err(invalid(
+                        "an organisational unit id, such as ou-ab12-cd345678",
+                    ));
+                }
+                self.aws.organizational_unit = Some(value);
+            }
+            "aws_member_role_name" | "aws_cluster_role_name" | "aws_node_role_name" => {
+                let valid = !value.is_empty()
+                    && value.len() <= 64
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+                if !valid {
+                    return Err(invalid(
+                        "an IAM role name, such as OrganizationAccountAccessRole",
+                    ));
+                }
+                match key {
+                    "aws_member_role_name" => self.aws.member_role_name = value,
+                    "aws_cluster_role_name" => self.aws.cluster_role_name = value,
+                    _ => self.aws.node_role_name = value,
                 }
             }
             "account_email_domain" => {

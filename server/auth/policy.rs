@@ -55,6 +55,10 @@ pub enum Action {
     ChangeEnvironment,
     /// The approvals dashboard.
     ViewApprovals,
+    /// Start a platform's DevOps environment (the manual trigger).
+    TriggerDevops,
+    /// See and test the cloud connection.
+    ManageCloud,
 }
 
 /// Whether `principal` may perform `action` on `subject`.
@@ -65,7 +69,12 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
         (Action::ManageAccount, Subject::Account(owner)) => {
             owner == principal.user.id && matches!(principal.method, AuthMethod::Session { .. })
         }
-        (Action::ManageUsers | Action::ViewAudit, Subject::Portal) => principal.has(Role::Admin),
+        (Action::ManageUsers | Action::ViewAudit | Action::ManageCloud, Subject::Portal) => {
+            principal.has(Role::Admin)
+        }
+        (Action::TriggerDevops, Subject::Platform { member }) => {
+            principal.has(Role::PlatformEngineer) && (member || principal.has(Role::Admin))
+        }
         (Action::CreatePlatform, Subject::Portal) => {
             principal.has(Role::PlatformEngineer) || principal.has(Role::Admin)
         }

@@ -66,6 +66,19 @@ pub struct Accounts {
     pub parent: String,
     pub devops: String,
     pub environment_prefix: String,
+    /// What teardown does with an environment's account once its cluster is gone.
+    #[serde(default)]
+    pub on_teardown: AccountTeardown,
+}
+
+/// `close` (Organizations CloseAccount: suspended, then deleted by AWS after 90 days) or
+/// `retain` (kept, for audits that need the account's logs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountTeardown {
+    #[default]
+    Close,
+    Retain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +242,7 @@ impl Blueprint {
             parent: format!("{slug}-parent"),
             devops: format!("{slug}-devops"),
             environment_prefix: slug.to_owned(),
+            on_teardown: AccountTeardown::Close,
         };
         if let Some(scope) = scope {
             if let Some(region) = scope.regions.first() {

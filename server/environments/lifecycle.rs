@@ -834,3 +834,350 @@ pub fn holds_any(principal: &Principal, roles: &[String]) -> bool {
         .iter()
         .any(|r: Role| principal.has(r))
 }
+
+/// A provisioning or teardown job has started (or been retried, also through the jobs API):
+/// `approved | failed → provisioning`, or `failed → tearing_down`. A no-op on a re-run.
+pub async fn begin_job(
+    db: &PgPool,
+    id: EnvironmentId,
+    teardown: bool,
+) -> Result<(), EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let env = lock(&mut tx, id).await?;
+    let (to, message) = match (env.state(), teardown) {
+        (EnvState::Approved | EnvState::Failed, false) => {
+            (EnvState::Provisioning, "Provisioning started.")
+        }
+        (EnvState::Failed, true) => (EnvState::TearingDown, "Teardown started again."),
+        (EnvState::Provisioning | EnvState::TearingDown, _) => return Ok(()),
+        (state, _) => {
+            return Err(EnvironmentError::Conflict(format!(
+                "the environment is {}; its job has nothing to do",
+                state.label().to_lowercase()
+            )));
+        }
+    };
+    sqlx::query("UPDATE environment SET state = $2 WHERE id = $1")
+        .bind(env.id)
+        .bind(to.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let actor = Actor::system();
+    timeline(&mut tx, env.id, &actor, to.as_str(), message).await?;
+    audit::record(
+        &mut *tx,
+        &actor,
+        &format!("environment.{}", to.as_str()),
+        &env.subject(),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Provisioning succeeded: `provisioning → ready`, with the outputs; the TTL starts now. The
+/// platform's backlog items this environment delivers move to `done`.
+pub async fn mark_ready(
+    db: &PgPool,
+    id: EnvironmentId,
+    outputs: &serde_json::Value,
+    backlog_keys: &[String],
+    now: DateTime<Utc>,
+    base_url: &str,
+) -> Result<(), EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let env = lock(&mut tx, id).await?;
+    if env.state() != EnvState::Provisioning {
+        // A re-run after the change committed.
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE environment SET state = 'ready', ready_at = $2, outputs = outputs || $3,
+             expires_at = $2 + make_interval(hours => ttl_hours), expiry_warned_at = NULL
+         WHERE id = $1",
+    )
+    .bind(env.id)
+    .bind(now)
+    .bind(outputs)
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query(
+        "UPDATE backlog_item SET status = 'done', updated_at = now()
+         WHERE platform_id = $1 AND key = ANY($2) AND status NOT IN ('done', 'obsolete')",
+    )
+    .bind(env.platform_id)
+    .bind(backlog_keys)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let ttl = match env.ttl_hours {
+        Some(h) => format!(" It is torn down after {h} hours unless extended."),
+        None => String::new(),
+    };
+    record(
+        &mut tx,
+        &env,
+        &Actor::system(),
+        Event::Ready,
+        &format!("`{}` is ready.{ttl}", env.name),
+        json!({ "backlog_items_done": done }),
+        base_url,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Teardown finished: `tearing_down → torn_down`.
+pub async fn mark_torn_down(
+    db: &PgPool,
+    id: EnvironmentId,
+    base_url: &str,
+) -> Result<(), EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let env = lock(&mut tx, id).await?;
+    if env.state() != EnvState::TearingDown {
+        return Ok(());
+    }
+    sqlx::query("UPDATE environment SET state = 'torn_down', expires_at = NULL WHERE id = $1")
+        .bind(env.id)
+        .execute(&mut *tx)
+        .await?;
+    record(
+        &mut tx,
+        &env,
+        &Actor::system(),
+        Event::TornDown,
+        &format!(
+            "`{}` is torn down: nothing of it is left in the cloud.",
+            env.name
+        ),
+        json!({}),
+        base_url,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The environment's job ended without finishing (out of attempts, a permanent error, or
+/// cancelled): the environment is `failed`, with the choice to retry or clean up. A no-op when
+/// its current job is another one (a retry already started).
+pub async fn mark_failed(
+    db: &PgPool,
+    id: EnvironmentId,
+    job_id: i64,
+    error: &str,
+    base_url: &str,
+) -> Result<(), EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let env = lock(&mut tx, id).await?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT job_id FROM environment WHERE id = $1")
+        .bind(env.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let during = match env.state() {
+        EnvState::Approved | EnvState::Provisioning => "Provisioning",
+        EnvState::TearingDown => "Teardown",
+        _ => return Ok(()),
+    };
+    if current != Some(job_id) {
+        return Ok(());
+    }
+    sqlx::query("UPDATE environment SET state = 'failed' WHERE id = $1")
+        .bind(env.id)
+        .execute(&mut *tx)
+        .await?;
+    record(
+        &mut tx,
+        &env,
+        &Actor::system(),
+        Event::Failed,
+        &format!(
+            "{during} of `{}` failed: {error}. Retry from the failed step, or clean up what was created.",
+            env.name
+        ),
+        json!({ "job_id": job_id, "error": error }),
+        base_url,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Environments whose job ended without finishing but which still say otherwise (the worker
+/// died between the two writes): marks them failed. Returns how many.
+pub async fn reconcile_abandoned(db: &PgPool, base_url: &str) -> Result<usize, EnvironmentError> {
+    let stuck: Vec<(Uuid, i64, Option<String>)> = sqlx::query_as(
+        "SELECT e.id, j.id, j.last_error FROM environment e JOIN job j ON j.id = e.job_id
+         WHERE e.state IN ('approved', 'provisioning', 'tearing_down')
+           AND j.state IN ('discarded', 'cancelled')
+         LIMIT 100",
+    )
+    .fetch_all(db)
+    .await?;
+    for (id, job, error) in &stuck {
+        let error = error.as_deref().unwrap_or("the job was cancelled");
+        mark_failed(db, EnvironmentId(*id), *job, error, base_url).await?;
+    }
+    Ok(stuck.len())
+}
+
+/// Retries a failed environment's job from its failed step: provisioning again
+/// (`failed → provisioning`) or teardown again (`failed → tearing_down`).
+pub async fn retry(
+    db: &PgPool,
+    id: EnvironmentId,
+    by: &Actor,
+) -> Result<EnvState, EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let env = lock(&mut tx, id).await?;
+    if env.state() != EnvState::Failed {
+        return Err(EnvironmentError::Conflict(format!(
+            "The environment is {}: only a failed environment can be retried.",
+            env.state().label().to_lowercase()
+        )));
+    }
+    let job: Option<(i64, String, String)> = sqlx::query_as(
+        "SELECT j.id, j.kind, j.state FROM environment e JOIN job j ON j.id = e.job_id WHERE e.id = $1",
+    )
+    .bind(env.id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let teardown = job
+        .as_ref()
+        .is_some_and(|(_, kind, _)| kind == TEARDOWN_JOB);
+    let job_id = match job {
+        // The same job again: its completed steps are skipped.
+        Some((job_id, _, state)) if state == "discarded" || state == "cancelled" => {
+            queue::requeue(&mut tx, job_id).await?;
+            job_id
+        }
+        Some((_, _, state)) if state != "completed" => {
+            return Err(EnvironmentError::Conflict(
+                "The environment's job is still running; wait for it to finish.".into(),
+            ));
+        }
+        // The job is gone (deleted after the retention period): a new one, which finds what
+        // the earlier one created.
+        _ => {
+            let mut job = NewJob::new(
+                if teardown {
+                    TEARDOWN_JOB
+                } else {
+                    PROVISION_JOB
+                },
+                json!({ "environment_id": env.id }),
+            );
+            job.unique_key = Some(format!("environment:{}", env.id));
+            queue::enqueue(&mut *tx, &job).await?
+        }
+    };
+    let (state, what) = if teardown {
+        (EnvState::TearingDown, "teardown")
+    } else {
+        (EnvState::Provisioning, "provisioning")
+    };
+    sqlx::query("UPDATE environment SET state = $2, job_id = $3 WHERE id = $1")
+        .bind(env.id)
+        .bind(state.as_str())
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+    timeline(
+        &mut tx,
+        env.id,
+        by,
+        "retried",
+        &format!("{} retried the {what} from the failed step.", by.label),
+    )
+    .await?;
+    audit::record(
+        &mut *tx,
+        by,
+        "environment.retry",
+        &env.subject(),
+        json!({ "job_id": job_id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(state)
+}
+
+/// Creates the platform's DevOps environment (the manual trigger; one per platform, kept):
+/// approved at once, since the platform engineer who triggers it is the decision.
+pub async fn create_devops(
+    db: &PgPool,
+    platform: &Platform,
+    by: &Principal,
+    blueprint_number: i32,
+    parameters: &crate::provision::plan::Parameters,
+    plan: &[crate::provision::plan::PlanStep],
+    now: DateTime<Utc>,
+    base_url: &str,
+) -> Result<EnvironmentId, EnvironmentError> {
+    if platform.archived_at.is_some() {
+        return Err(EnvironmentError::Conflict(
+            "The platform is archived: it takes no new environments.".into(),
+        ));
+    }
+    let estimate = super::pricing::estimate(
+        &parameters.instance_type,
+        parameters.min_nodes,
+        parameters.max_nodes,
+        &[],
+    );
+    let id = Uuid::new_v4();
+    let mut tx = db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO environment (id, platform_id, environment_type, name, purpose, parameters,
+             lifecycle, requested_by, blueprint_number, approvals_required, approver_roles,
+             sla_hours, cost_hourly_micros, cost_max_hourly_micros, plan, sla_due_at,
+             pending_until, created_at)
+         VALUES ($1, $2, 'devops', $3, $4, $5, 'long_lived', $6, $7, 1, $8, 1, $9, $10, $11,
+                 $12, $12, $12)",
+    )
+    .bind(id)
+    .bind(platform.id)
+    .bind(crate::provision::plan::DEVOPS_ENVIRONMENT)
+    .bind("The platform's DevOps environment: delivery tooling on its own cluster, kept.")
+    .bind(serde_json::to_value(parameters).expect("parameters serialise"))
+    .bind(by.user.id.0)
+    .bind(blueprint_number)
+    .bind(vec![Role::PlatformEngineer.as_str().to_owned()])
+    .bind(estimate.hourly.0)
+    .bind(estimate.max_hourly.0)
+    .bind(serde_json::to_value(plan).expect("plans serialise"))
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("environment_live_name") => {
+            return Err(EnvironmentError::Conflict(format!(
+                "{} already has a DevOps environment; it is created once and kept.",
+                platform.name
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let env = lock(&mut tx, EnvironmentId(id)).await?;
+    approve_now(&mut tx, &env, 0, now).await?;
+    let actor = Actor::from(by);
+    record(
+        &mut tx,
+        &env,
+        &actor,
+        Event::Approved,
+        &format!(
+            "{} started the DevOps environment of {}.",
+            by.user.name, platform.name
+        ),
+        json!({ "devops": true }),
+        base_url,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(EnvironmentId(id))
+}

@@ -344,3 +344,17 @@ pub async fn timeline(db: &PgPool, id: EnvironmentId) -> Result<Vec<TimelineEntr
     .fetch_all(db)
     .await
 }
+
+/// The platform's live DevOps environment (id and state), if it has one.
+pub async fn devops(db: &PgPool, platform: Uuid) -> Result<Option<(Uuid, EnvState)>, sqlx::Error> {
+    let row: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, state FROM environment
+         WHERE platform_id = $1 AND name = $2
+           AND state NOT IN ('rejected', 'cancelled', 'expired', 'torn_down')",
+    )
+    .bind(platform)
+    .bind(crate::provision::plan::DEVOPS_ENVIRONMENT)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.and_then(|(id, state)| EnvState::parse(&state).map(|s| (id, s))))
+}

@@ -137,6 +137,11 @@ pub async fn check(
             "name",
             "Use lowercase letters, digits and dashes, starting with a letter (1–40 characters).",
         );
+    } else if name == crate::provision::plan::DEVOPS_ENVIRONMENT {
+        errors.add(
+            "name",
+            "`devops` is the platform's DevOps environment; choose another name.",
+        );
     } else if let Err(message) = name_available(db, platform, name).await? {
         errors.add("name", message);
     }
@@ -276,14 +281,16 @@ pub async fn check(
         .filter_map(|s| blueprint.data_services.get(s).map(|d| (s.clone(), d.size)))
         .collect();
     let estimate = pricing::estimate(&parameters.instance_type, min_nodes, max_nodes, &sized);
-    let plan = plan::build(&PlanInput {
-        platform_slug: &platform.slug,
-        blueprint,
-        environment_type: ty,
-        name,
-        parameters: &parameters,
-        account_email_domain,
-    });
+    let plan = plan::build(
+        &PlanInput {
+            platform_slug: &platform.slug,
+            blueprint,
+            name,
+            parameters: &parameters,
+            account_email_domain,
+        },
+        ty,
+    );
     Ok(CheckedRequest {
         environment_type: ty.clone(),
         blueprint_number: approved.number,

@@ -1,6 +1,7 @@
 //! The periodic sweep (`environments.sweep`, every minute, on whichever worker claims it):
 //! expires requests nobody decided in time, warns before an ephemeral environment's TTL ends,
-//! and starts the teardown of those whose TTL has ended.
+//! starts the teardown of those whose TTL has ended, and marks failed the environments whose
+//! job ended unfinished while their worker died before saying so.
 
 use std::time::Duration;
 
@@ -22,7 +23,11 @@ impl Handler for Sweeper {
     }
 
     fn steps(&self, _: &serde_json::Value) -> Vec<String> {
-        vec!["expire-requests".into(), "reap-ttl".into()]
+        vec![
+            "expire-requests".into(),
+            "reap-ttl".into(),
+            "reconcile-jobs".into(),
+        ]
     }
 
     fn every(&self) -> Option<Duration> {
@@ -38,6 +43,14 @@ impl Handler for Sweeper {
                     .await
                     .map_err(failed)?;
                 ctx.log(&format!("{expired} requests expired")).await
+            } else if step == "reconcile-jobs" {
+                let failed_now = lifecycle::reconcile_abandoned(&ctx.db, &self.base_url)
+                    .await
+                    .map_err(failed)?;
+                ctx.log(&format!(
+                    "{failed_now} environments with an abandoned job marked failed"
+                ))
+                .await
             } else {
                 let (warned, reaped) = lifecycle::reap_expired(&ctx.db, now, &self.base_url)
                     .await

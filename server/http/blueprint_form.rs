@@ -165,6 +165,11 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                     "Environment account prefix",
                     Kind::Text,
                 ),
+                s(
+                    "accounts.on_teardown",
+                    "Account on teardown",
+                    Kind::Select(&["close", "retain"]),
+                ),
             ],
         ),
         (

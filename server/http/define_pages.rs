@@ -146,6 +146,9 @@ pub struct PlatformPage {
     pub timebox: Option<Timebox>,
     pub approved: Option<Revision>,
     pub member_error: Option<String>,
+    /// The live DevOps environment, and whether the caller may start one.
+    pub devops: Option<(uuid::Uuid, crate::environments::EnvState)>,
+    pub can_trigger_devops: bool,
 }
 
 async fn platform_view<P>(
@@ -171,6 +174,8 @@ async fn platform_view<P>(
         tab: "overview",
         can_plan,
         can_edit: on.can(Action::EditPlatform),
+        devops: crate::environments::queries::devops(&state.pool, on.platform().id).await?,
+        can_trigger_devops: on.can(Action::TriggerDevops),
         timebox,
         member_error,
     })

@@ -13,7 +13,7 @@ use super::AppState;
 use super::api::parse_limit;
 use super::define_api::JsonBody;
 use super::error::{AppError, FieldError};
-use super::extract::{Authenticated, OnEnvironment, OnPlatform, PlatformRequester};
+use super::extract::{Authenticated, DevopsTrigger, OnEnvironment, OnPlatform, PlatformRequester};
 use crate::auth::{Action, Principal, Role};
 use crate::define::revisions;
 use crate::environments::lifecycle::{self, Decided, Decision, Extended};
@@ -290,8 +290,25 @@ pub async fn get(
     Ok(Json(detail_json(&state, &on.environment).await?))
 }
 
-pub async fn plan(on: OnEnvironment) -> Json<Value> {
-    Json(json!(on.environment.plan))
+#[derive(Deserialize)]
+pub struct PlanQuery {
+    format: Option<String>,
+}
+
+/// The dry-run plan, as JSON or (`?format=yaml`) YAML.
+pub async fn plan(on: OnEnvironment, Query(query): Query<PlanQuery>) -> Result<Response, AppError> {
+    match query.format.as_deref() {
+        None | Some("json") => Ok(Json(json!(on.environment.plan)).into_response()),
+        Some("yaml") => Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/yaml; charset=utf-8",
+            )],
+            crate::provision::plan::to_yaml(&on.environment.plan),
+        )
+            .into_response()),
+        Some(_) => Err(invalid("format", "Use `json` or `yaml`.")),
+    }
 }
 
 fn text_field(body: &Value, field: &str) -> Result<String, AppError> {
@@ -452,6 +469,60 @@ pub async fn teardown(
 ) -> Result<Json<Value>, AppError> {
     start_teardown(&state, &on).await?;
     decided(&state, &on, json!({ "teardown": "started" })).await
+}
+
+/// Retries a failed environment's job from its failed step (for the API and the page).
+pub async fn retry_failed(state: &AppState, on: &OnEnvironment) -> Result<(), AppError> {
+    on.authorize(Action::ChangeEnvironment)?;
+    lifecycle::retry(
+        &state.pool,
+        on.id(),
+        &crate::audit::Actor::from(&on.principal),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn retry(
+    State(state): State<AppState>,
+    on: OnEnvironment,
+) -> Result<Json<Value>, AppError> {
+    retry_failed(&state, &on).await?;
+    decided(&state, &on, json!({ "retry": "started" })).await
+}
+
+/// Starts the platform's DevOps environment from its approved blueprint (API and page).
+pub async fn start_devops(
+    state: &AppState,
+    on: &OnPlatform<DevopsTrigger>,
+) -> Result<crate::environments::EnvironmentId, AppError> {
+    let approved = approved_blueprint(state, on.platform()).await?;
+    let (parameters, plan) = crate::provision::plan::build_devops(
+        &on.platform().slug,
+        &approved.document,
+        &state.config.account_email_domain,
+    );
+    Ok(lifecycle::create_devops(
+        &state.pool,
+        on.platform(),
+        &on.principal,
+        approved.number,
+        &parameters,
+        &plan,
+        state.clock.now(),
+        &state.public_url,
+    )
+    .await?)
+}
+
+/// `POST /api/v1/platforms/{slug}/devops-environment`: the manual trigger.
+pub async fn devops_environment(
+    State(state): State<AppState>,
+    on: OnPlatform<DevopsTrigger>,
+) -> Result<Response, AppError> {
+    let id = start_devops(&state, &on).await?;
+    let detail = detail_json(&state, &load(&state, id).await?).await?;
+    Ok((StatusCode::CREATED, Json(detail)).into_response())
 }
 
 /// `GET /api/v1/notifications`: the caller's newest notifications and the unread count.

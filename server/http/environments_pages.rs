@@ -16,8 +16,8 @@ use super::AppState;
 use super::environments_api::{self, ListQuery, approved_blueprint};
 use super::error::AppError;
 use super::extract::{
-    Allowed, Ctx, FormFields, OnEnvironment, OnPlatform, PlatformEditor, PlatformRequester,
-    UsePortal, ViewApprovals,
+    Allowed, Ctx, DevopsTrigger, FormFields, OnEnvironment, OnPlatform, PlatformEditor,
+    PlatformRequester, UsePortal, ViewApprovals,
 };
 use super::pages::{Shell, render};
 use crate::auth::{Action, Role};
@@ -369,7 +369,6 @@ pub struct EnvironmentPage {
     pub can_cancel: bool,
     pub can_change: bool,
     pub can_view_jobs: bool,
-    pub provisioning_built: bool,
     /// The requester's other environments, for the platform team deciding.
     pub others: Vec<Summary>,
     pub errors: FieldErrors,
@@ -381,6 +380,56 @@ pub struct EnvironmentPage {
 impl EnvironmentPage {
     fn state(&self) -> EnvState {
         self.env.summary.state()
+    }
+
+    /// The hand-over facts recorded by provisioning, as (label, value) lines.
+    fn outputs(&self) -> Vec<(&'static str, String)> {
+        let o = &self.env.outputs;
+        let text = |key: &str| o[key].as_str().map(str::to_owned);
+        let list = |key: &str| {
+            o[key].as_array().map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        };
+        let mut lines = vec![];
+        let mut push = |label, value: Option<String>| {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                lines.push((label, v));
+            }
+        };
+        push("Cloud", text("cloud"));
+        push(
+            "Account",
+            text("account_id").map(|id| match text("account_name") {
+                Some(name) => format!("{id} ({name})"),
+                None => id,
+            }),
+        );
+        push("Region", text("region"));
+        push("Cluster", text("cluster_name"));
+        push("API endpoint", text("cluster_endpoint"));
+        push("Namespaces", list("namespaces"));
+        if let Some(services) = o["data_service_endpoints"].as_object() {
+            for (name, endpoint) in services {
+                lines.push((
+                    "Data service",
+                    format!("{name}: {}", endpoint.as_str().unwrap_or("")),
+                ));
+            }
+        }
+        lines
+    }
+
+    fn kubeconfig(&self) -> Option<&str> {
+        self.env.outputs["kubeconfig"].as_str()
+    }
+
+    fn plan_yaml(&self) -> String {
+        crate::provision::plan::to_yaml(&self.env.plan)
     }
 
     fn awaiting(&self) -> bool {
@@ -472,7 +521,6 @@ async fn environment_view(
             && on.environment.summary.state() == EnvState::Submitted,
         can_change: on.can(Action::ChangeEnvironment),
         can_view_jobs: team,
-        provisioning_built: crate::provision::PROVISIONING_BUILT,
         env: on.environment.clone(),
         errors,
         reason,
@@ -571,6 +619,25 @@ pub async fn teardown(
 ) -> Result<Response, AppError> {
     let result = environments_api::start_teardown(&state, &on).await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
+}
+
+/// "Retry from the failed step" on a failed environment.
+pub async fn retry(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    on: OnEnvironment,
+) -> Result<Response, AppError> {
+    let result = environments_api::retry_failed(&state, &on).await;
+    after_action(&state, &ctx, &on, result, String::new(), String::new()).await
+}
+
+/// The platform page's "Create the DevOps environment" button.
+pub async fn devops_environment(
+    State(state): State<AppState>,
+    on: OnPlatform<DevopsTrigger>,
+) -> Result<Response, AppError> {
+    let id = environments_api::start_devops(&state, &on).await?;
+    Ok(Redirect::to(&format!("/environments/{id}")).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -311,6 +311,21 @@ impl Permission for ViewApprovals {
     }
 }
 
+/// Start the DevOps environment of the platform of `{slug}`.
+pub struct DevopsTrigger;
+impl PlatformPermission for DevopsTrigger {
+    const ACTION: Action = Action::TriggerDevops;
+}
+
+/// The cloud connection page.
+pub struct ManageCloud;
+impl Permission for ManageCloud {
+    const ACTION: Action = Action::ManageCloud;
+    fn subject(_: &Principal) -> Subject {
+        Subject::Portal
+    }
+}
+
 /// Request environments on the platform of `{slug}`.
 pub struct PlatformRequester;
 impl PlatformPermission for PlatformRequester {

@@ -71,6 +71,8 @@ pub struct AppState {
     pub clock: crate::clock::Clock,
     /// Job progress notifications, for live pages.
     pub progress: crate::jobs::progress::ProgressHub,
+    /// The cloud environments are provisioned in (the cloud connection page tests it).
+    pub cloud: crate::provision::Cloud,
 }
 
 impl AppState {
@@ -92,7 +94,9 @@ impl AppState {
             None => None,
         };
         let progress = crate::jobs::progress::ProgressHub::start(pool.clone());
+        let cloud = crate::provision::Cloud::from_config(&config, &pool).await;
         Ok(Self {
+            cloud,
             csrf: CsrfKey::load(&pool).await?,
             cookies: Cookies {
                 secure: public_url.starts_with("https://"),
@@ -171,6 +175,8 @@ pub fn route_table() -> Vec<RouteDef> {
         route(M::POST, "/admin/users", post(admin::user_invite)),
         route(M::POST, "/admin/users/{id}/roles", post(admin::user_roles)),
         route(M::GET, "/admin/audit", get(admin::audit_page)),
+        route(M::GET, "/admin/cloud", get(admin::cloud_page)),
+        route(M::POST, "/admin/cloud/test", post(admin::cloud_test)),
         // The Define phase.
         route(M::GET, "/platforms", get(define_pages::platforms_page)),
         route(M::POST, "/platforms", post(define_pages::platform_create)),
@@ -336,6 +342,16 @@ pub fn route_table() -> Vec<RouteDef> {
             post(environments_pages::teardown),
         ),
         route(
+            M::POST,
+            "/environments/{id}/retry",
+            post(environments_pages::retry),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/devops-environment",
+            post(environments_pages::devops_environment),
+        ),
+        route(
             M::GET,
             "/approvals",
             get(environments_pages::approvals_page),
@@ -486,6 +502,16 @@ pub fn route_table() -> Vec<RouteDef> {
             M::POST,
             "/api/v1/environments/{id}/teardown",
             post(environments_api::teardown),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/retry",
+            post(environments_api::retry),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/devops-environment",
+            post(environments_api::devops_environment),
         ),
         route(
             M::GET,

@@ -66,6 +66,12 @@ pub const NAV: &[NavItem] = &[
         action: Action::ManageUsers,
     },
     NavItem {
+        id: "cloud",
+        label: "Cloud connection",
+        href: "/admin/cloud",
+        action: Action::ManageCloud,
+    },
+    NavItem {
         id: "audit",
         label: "Audit log",
         href: "/admin/audit",
@@ -183,6 +189,7 @@ pub async fn status(
         schema_known: db::latest_known_version(),
         cloud: match state.config.cloud {
             CloudMode::Simulated => "Simulated (no real cloud resources are created)",
+            CloudMode::Aws => "AWS (Organizations, STS, EKS)",
         },
         started_at: state.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
     })

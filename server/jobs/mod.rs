@@ -41,6 +41,16 @@ pub trait Handler: Send + Sync + 'static {
     fn steps(&self, payload: &serde_json::Value) -> Vec<String>;
     /// Runs one step.
     fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a>;
+    /// Called once a job of this kind has ended without completing: discarded (out of attempts,
+    /// or a permanent error) or cancelled. `error` says why.
+    fn abandoned<'a>(
+        &'a self,
+        _db: &'a sqlx::PgPool,
+        _job: &'a ClaimedJob,
+        _error: &'a str,
+    ) -> StepFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
     /// For periodic kinds: how often a job of this kind runs (with an empty payload).
     fn every(&self) -> Option<std::time::Duration> {
         None

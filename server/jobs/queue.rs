@@ -210,6 +210,11 @@ pub fn backoff(attempt: i32, jitter: f64) -> Duration {
     Duration::from_secs_f64(base * (1.0 + 0.1 * jitter.clamp(0.0, 1.0)))
 }
 
+/// Whether a failure of this attempt ends the job (`discarded`) rather than retrying it.
+pub fn discards(job: &ClaimedJob, permanent: bool) -> bool {
+    permanent || job.attempt >= job.max_attempts
+}
+
 /// Records a failed attempt: `retryable` after a backoff, or `discarded` when attempts are used
 /// up (also when `permanent`). `false` when the lease was lost.
 pub async fn fail(
@@ -220,7 +225,7 @@ pub async fn fail(
     now: DateTime<Utc>,
     jitter: f64,
 ) -> Result<bool, sqlx::Error> {
-    let discard = permanent || job.attempt >= job.max_attempts;
+    let discard = discards(job, permanent);
     let run_at = now + chrono::Duration::from_std(backoff(job.attempt, jitter)).unwrap_or_default();
     let done = sqlx::query(
         "UPDATE job SET state = CASE WHEN $3 THEN 'discarded' ELSE 'retryable' END,
@@ -363,22 +368,32 @@ pub async fn cancel(db: &PgPool, id: i64) -> Result<JobState, ControlError> {
 
 /// Runs a discarded or cancelled job again, from its first unfinished step.
 pub async fn retry(db: &PgPool, id: i64) -> Result<(), ControlError> {
+    let mut conn = db.acquire().await?;
+    if !requeue(&mut conn, id).await? {
+        return Err(state_of(db, id).await);
+    }
+    Ok(())
+}
+
+/// Makes a discarded or cancelled job available again (inside the caller's transaction, if
+/// any) and wakes the workers; `false` when the job is in another state.
+pub async fn requeue(conn: &mut PgConnection, id: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE job SET state = 'available', run_at = now(), cancel_requested = false,
              max_attempts = greatest(max_attempts, attempt + 1), finished_at = NULL
          WHERE id = $1 AND state IN ('discarded', 'cancelled')",
     )
     .bind(id)
-    .execute(db)
+    .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(state_of(db, id).await);
+        return Ok(false);
     }
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(CHANNEL)
-        .execute(db)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -302,6 +302,14 @@ async fn dispatch(mut d: Dispatcher) {
     let _ = completer.await;
 }
 
+/// Tells the handler its job ended unfinished; a failure here is only logged (the periodic
+/// reconciliation of the kind, if any, catches up).
+async fn abandoned(db: &PgPool, handler: &dyn super::Handler, job: &ClaimedJob, error: &str) {
+    if let Err(e) = handler.abandoned(db, job, error).await {
+        tracing::warn!(job = job.id, kind = %job.kind, error = %e, "handling an abandoned job failed");
+    }
+}
+
 async fn run_job(
     db: &PgPool,
     registry: &Registry,
@@ -336,17 +344,20 @@ async fn run_job(
             permanent,
         }) => {
             tracing::info!(job = job.id, kind = %job.kind, %step, %error, "job step failed");
-            queue::fail(
-                db,
-                job,
-                &format!("step {step}: {error}"),
-                *permanent,
-                now,
-                jitter,
-            )
-            .await
+            let error = format!("step {step}: {error}");
+            let written = queue::fail(db, job, &error, *permanent, now, jitter).await;
+            if matches!(written, Ok(true)) && queue::discards(job, *permanent) {
+                abandoned(db, handler.as_ref(), job, &error).await;
+            }
+            written
         }
-        Ok(Outcome::Cancelled) => queue::mark_cancelled(db, job, now).await,
+        Ok(Outcome::Cancelled) => {
+            let written = queue::mark_cancelled(db, job, now).await;
+            if matches!(written, Ok(true)) {
+                abandoned(db, handler.as_ref(), job, "the job was cancelled").await;
+            }
+            written
+        }
         Ok(Outcome::LostLease) => Ok(false),
         Err(e) => {
             // The database is unreachable: the lease runs out and the job is retried.

@@ -6,7 +6,9 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::define::blueprint::{Blueprint, EnvironmentType, Mtls};
+use super::cloud::describe_object;
+use super::manifests;
+use crate::define::blueprint::{Blueprint, EnvironmentType};
 
 /// What a request asks for, already validated against its environment type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -30,7 +32,6 @@ pub struct PlanStep {
 pub struct PlanInput<'a> {
     pub platform_slug: &'a str,
     pub blueprint: &'a Blueprint,
-    pub environment_type: &'a EnvironmentType,
     pub name: &'a str,
     pub parameters: &'a Parameters,
     /// The domain of the root e-mail address of the new account.
@@ -47,28 +48,112 @@ pub const STEPS: [&str; 6] = [
     "outputs",
 ];
 
-/// Builds the plan.
-pub fn build(input: &PlanInput<'_>) -> Vec<PlanStep> {
+/// The namespace the requesting team works in. Slipway has no notion of teams yet, so every
+/// environment has one team namespace, bound to the platform's developers group.
+pub const TEAM_NAMESPACE: &str = "apps";
+
+/// The name of the DevOps environment (one per platform).
+pub const DEVOPS_ENVIRONMENT: &str = "devops";
+
+/// Builds the plan of an environment.
+pub fn build(input: &PlanInput<'_>, env: &EnvironmentType) -> Vec<PlanStep> {
     let bp = input.blueprint;
-    let env = input.environment_type;
     let account = format!("{}-{}", bp.accounts.environment_prefix, input.name);
+    let bootstrap = manifests::Bootstrap {
+        blueprint: bp,
+        platform_slug: input.platform_slug,
+        environment: input.name,
+        team_namespace: TEAM_NAMESPACE,
+        max_nodes: input.parameters.max_nodes,
+        data_services: &input.parameters.data_services,
+    };
+    let mut namespaces = manifests::namespaces(&bootstrap);
+    if bp.service_mesh.istio {
+        namespaces.push("istio-system".into());
+    }
+    steps(
+        input,
+        &account,
+        &env.name,
+        &env.kubernetes_version,
+        manifests::environment(&bootstrap),
+        json!({
+            "namespaces": namespaces,
+            "data_service_endpoints": manifests::data_service_endpoints(&input.parameters.data_services),
+        }),
+    )
+}
+
+/// The parameters and the plan of the platform's DevOps environment: its own account (the
+/// blueprint's DevOps account) and a dedicated cluster for the delivery tool.
+pub fn build_devops(
+    platform_slug: &str,
+    blueprint: &Blueprint,
+    account_email_domain: &str,
+) -> (Parameters, Vec<PlanStep>) {
+    let node_group = &blueprint.devops.node_group;
+    let parameters = Parameters {
+        instance_type: node_group
+            .instance_types
+            .first()
+            .cloned()
+            .unwrap_or_default(),
+        min_nodes: node_group.min_size,
+        max_nodes: node_group.max_size,
+        data_services: Vec::new(),
+    };
+    let objects = manifests::devops(blueprint, DEVOPS_ENVIRONMENT);
+    let namespaces: Vec<&str> = objects
+        .iter()
+        .filter(|o| o["kind"] == "Namespace")
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    let outputs = json!({ "namespaces": namespaces, "data_service_endpoints": {} });
+    let input = PlanInput {
+        platform_slug,
+        blueprint,
+        name: DEVOPS_ENVIRONMENT,
+        parameters: &parameters,
+        account_email_domain,
+    };
+    let plan = steps(
+        &input,
+        &blueprint.accounts.devops,
+        DEVOPS_ENVIRONMENT,
+        &blueprint.devops.kubernetes_version,
+        objects.clone(),
+        outputs,
+    );
+    (parameters, plan)
+}
+
+fn steps(
+    input: &PlanInput<'_>,
+    account: &str,
+    environment_type: &str,
+    kubernetes_version: &str,
+    objects: Vec<Value>,
+    outputs: Value,
+) -> Vec<PlanStep> {
+    let bp = input.blueprint;
     let cluster = format!("{}-{}", input.platform_slug, input.name);
     let tags = json!({
         "slipway:platform": input.platform_slug,
         "slipway:environment": input.name,
-        "slipway:environment-type": env.name,
+        "slipway:environment-type": environment_type,
         "cost-center": format!("{}/{}", input.platform_slug, input.name),
     });
     let mut plan = vec![
         PlanStep {
             step: "account".into(),
             action: "organizations:CreateAccount".into(),
-            resource: account.clone(),
+            resource: account.to_owned(),
             details: json!({
                 "email": format!("{account}@{}", input.account_email_domain),
                 "parent": bp.accounts.parent,
                 "tags": tags,
-                "adopt": "an account with this name and tags is adopted, not created again",
+                "on_teardown": bp.accounts.on_teardown,
+                "adopt": "an account with this name and Slipway's tags is adopted, not created again",
             }),
         },
         PlanStep {
@@ -82,7 +167,7 @@ pub fn build(input: &PlanInput<'_>) -> Vec<PlanStep> {
             action: "eks:CreateCluster".into(),
             resource: cluster.clone(),
             details: json!({
-                "version": env.kubernetes_version,
+                "version": kubernetes_version,
                 "region": bp.cloud.region,
                 "tags": tags,
             }),
@@ -92,119 +177,32 @@ pub fn build(input: &PlanInput<'_>) -> Vec<PlanStep> {
             action: "eks:CreateNodegroup".into(),
             resource: format!("{cluster}-nodes"),
             details: json!({
+                "cluster": cluster,
                 "instance_type": input.parameters.instance_type,
                 "min_size": input.parameters.min_nodes,
                 "max_size": input.parameters.max_nodes,
+                "tags": tags,
             }),
         },
     ];
-    let apply = |kind: &str, namespace: Option<&str>, name: &str, details: Value| PlanStep {
+    plan.extend(objects.into_iter().map(|object| PlanStep {
         step: "kubernetes".into(),
         action: "kubernetes:apply".into(),
-        resource: match namespace {
-            Some(ns) => format!("{kind} {ns}/{name}"),
-            None => format!("{kind} {name}"),
-        },
-        details,
-    };
-    let mut namespaces = vec!["apps"];
-    if bp.logging.fluent_bit || bp.logging.opentelemetry {
-        namespaces.push("observability");
-    }
-    if !input.parameters.data_services.is_empty() {
-        namespaces.push("data");
-    }
-    for ns in &namespaces {
-        let labels = if bp.service_mesh.istio {
-            json!({ "istio-injection": "enabled" })
-        } else {
-            json!({})
-        };
-        plan.push(apply("Namespace", None, ns, json!({ "labels": labels })));
-    }
-    plan.push(apply(
-        "Role",
-        Some("apps"),
-        "developers",
-        json!({ "verbs": ["get", "list", "watch", "create", "update", "delete"] }),
-    ));
-    plan.push(apply(
-        "RoleBinding",
-        Some("apps"),
-        "developers",
-        json!({ "role": "developers" }),
-    ));
-    if bp.security.resource_quotas {
-        plan.push(apply(
-            "ResourceQuota",
-            Some("apps"),
-            "default",
-            json!({ "cpu": input.parameters.max_nodes * 2, "memory": format!("{}Gi", input.parameters.max_nodes * 8) }),
-        ));
-        plan.push(apply("LimitRange", Some("apps"), "default", json!({})));
-    }
-    if bp.security.default_deny_network_policies {
-        for ns in &namespaces {
-            plan.push(apply(
-                "NetworkPolicy",
-                Some(ns),
-                "default-deny",
-                json!({ "policyTypes": ["Ingress", "Egress"] }),
-            ));
-            plan.push(apply(
-                "NetworkPolicy",
-                Some(ns),
-                "allow-dns",
-                json!({ "ports": [53] }),
-            ));
-        }
-    }
-    if bp.service_mesh.istio {
-        plan.push(apply(
-            "PeerAuthentication",
-            Some("istio-system"),
-            "default",
-            json!({ "mtls": match bp.service_mesh.mtls { Mtls::Strict => "STRICT", Mtls::Permissive => "PERMISSIVE" } }),
-        ));
-    }
-    if bp.logging.fluent_bit {
-        plan.push(apply(
-            "ConfigMap",
-            Some("observability"),
-            "fluent-bit",
-            json!({ "output": bp.logging.central_store }),
-        ));
-        plan.push(apply(
-            "DaemonSet",
-            Some("observability"),
-            "fluent-bit",
-            json!({}),
-        ));
-    }
-    if bp.logging.opentelemetry {
-        plan.push(apply(
-            "Deployment",
-            Some("observability"),
-            "otel-collector",
-            json!({ "metrics": bp.logging.metrics }),
-        ));
-    }
-    for service in &input.parameters.data_services {
-        let size = bp.data_services.get(service).map(|s| s.size);
-        let kind = match service.as_str() {
-            "mongodb" => "MongoDBCommunity",
-            "scylladb" => "ScyllaCluster",
-            _ => "Kafka",
-        };
-        plan.push(apply(kind, Some("data"), service, json!({ "size": size })));
-    }
+        resource: describe_object(&object),
+        details: object,
+    }));
     plan.push(PlanStep {
         step: "outputs".into(),
         action: "slipway:record-outputs".into(),
         resource: cluster,
-        details: json!({ "outputs": ["account_id", "cluster_name", "cluster_endpoint", "namespaces", "data_service_endpoints"] }),
+        details: outputs,
     });
     plan
+}
+
+/// The plan as YAML (the preview's "as YAML" view and `GET …/plan?format=yaml`).
+pub fn to_yaml(plan: &[PlanStep]) -> String {
+    yaml_serde::to_string(plan).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -214,19 +212,21 @@ mod tests {
     fn plan_for(env: &str, data_services: &[&str]) -> Vec<PlanStep> {
         let bp = Blueprint::from_template("shop", None);
         let ty = bp.environment_type(env).unwrap().clone();
-        build(&PlanInput {
-            platform_slug: "shop",
-            blueprint: &bp,
-            environment_type: &ty,
-            name: "perf-1",
-            parameters: &Parameters {
-                instance_type: ty.node_group.instance_types[0].clone(),
-                min_nodes: ty.node_group.min_size,
-                max_nodes: ty.node_group.max_size,
-                data_services: data_services.iter().map(|s| s.to_string()).collect(),
+        build(
+            &PlanInput {
+                platform_slug: "shop",
+                blueprint: &bp,
+                name: "perf-1",
+                parameters: &Parameters {
+                    instance_type: ty.node_group.instance_types[0].clone(),
+                    min_nodes: ty.node_group.min_size,
+                    max_nodes: ty.node_group.max_size,
+                    data_services: data_services.iter().map(|s| s.to_string()).collect(),
+                },
+                account_email_domain: "example.com",
             },
-            account_email_domain: "example.com",
-        })
+            &ty,
+        )
     }
 
     #[test]
@@ -239,6 +239,11 @@ mod tests {
         assert_eq!(plan[0].details["email"], "shop-perf-1@example.com");
         assert_eq!(plan[2].resource, "shop-perf-1");
         assert!(plan.iter().any(|p| p.resource == "Kafka data/kafka"));
+        let quota = plan
+            .iter()
+            .find(|p| p.resource == "ResourceQuota apps/default")
+            .expect("a quota for the team namespace");
+        assert_eq!(quota.details["spec"]["hard"]["requests.cpu"], "40");
         assert!(
             plan.iter()
                 .any(|p| p.resource == "PeerAuthentication istio-system/default")

@@ -1,0 +1,548 @@
+//! The AWS provider: Organizations for accounts, STS into each member account's access role,
+//! EKS for clusters and node groups (in the member account, in the blueprint's region), and the
+//! Kubernetes API of the new cluster through [`super::kubernetes`]. Credentials come from the
+//! standard AWS chain (environment, profile, web identity, instance role), optionally through
+//! an assumed role; `AWS_ENDPOINT_URL` and its per-service forms are honoured by the SDK, which
+//! is how the tests reach moto.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_sdk_eks::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
+use serde_json::Value;
+
+use super::cloud::{
+    Account, AccountCreation, AccountSpec, Applied, CloudError, Cluster, ClusterSpec, Identity,
+    Nodegroup, NodegroupSpec, Provider, Status, Tags,
+};
+use super::kubernetes::{self, ClusterEndpoint};
+
+/// The settings of the AWS connection (the admin page shows them).
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    /// A role to assume in the management account first; `None` uses the chain's identity.
+    pub role_arn: Option<String>,
+    /// The organisational unit new accounts are moved into; `None` leaves them at the root.
+    pub organizational_unit: Option<String>,
+    /// The role Organizations creates in every new account, assumed for the member's resources.
+    pub member_role_name: String,
+    /// IAM roles in the member account for the EKS control plane and for nodes.
+    pub cluster_role_name: String,
+    pub node_role_name: String,
+    /// Used instead of every cluster's API endpoint (tests, emulators, tunnels).
+    pub kube_endpoint_override: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AwsCloud {
+    base: SdkConfig,
+    settings: AwsSettings,
+}
+
+/// Access into one member account: its assumed-role credentials (kept in memory only).
+pub struct MemberSession {
+    account_id: String,
+    credentials: Credentials,
+}
+
+/// An HTTPS client on rustls with ring, the crypto the rest of Slipway uses.
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// Sorts an SDK error into retry-worthy or not, with the service's message.
+fn classify<E, R>(what: &str, error: SdkError<E, R>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let message = format!("{what} failed: {}", DisplayErrorContext(&error));
+    match &error {
+        SdkError::ServiceError(e) => match e.err().code() {
+            Some(
+                "ThrottlingException"
+                | "TooManyRequestsException"
+                | "ServiceException"
+                | "ServerException"
+                | "ConcurrentModificationException"
+                | "ServiceUnavailableException"
+                | "InternalFailure",
+            ) => CloudError::Transient(message),
+            Some("ResourceInUseException") => CloudError::AlreadyExists(message),
+            _ => CloudError::Permanent(message),
+        },
+        // Timeouts, connection failures, unreadable responses.
+        _ => CloudError::Transient(message),
+    }
+}
+
+fn is_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>, code: &str) -> bool {
+    matches!(error, SdkError::ServiceError(e) if e.err().code() == Some(code))
+}
+
+fn tag_map(tags: &Tags) -> HashMap<String, String> {
+    tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl AwsCloud {
+    /// Loads the standard credential chain (and assumes `role_arn` when set).
+    pub async fn connect(settings: AwsSettings) -> AwsCloud {
+        let loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
+        let mut base = loader.load().await;
+        if base.region().is_none() {
+            // Organizations and STS are global; us-east-1 is where they live.
+            base = base.into_builder().region(Region::new("us-east-1")).build();
+        }
+        if let Some(arn) = &settings.role_arn {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
+                .session_name("slipway")
+                .configure(&base)
+                .build()
+                .await;
+            base = base
+                .into_builder()
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
+                .build();
+        }
+        AwsCloud { base, settings }
+    }
+
+    pub fn settings(&self) -> &AwsSettings {
+        &self.settings
+    }
+
+    pub fn region(&self) -> Option<String> {
+        self.base.region().map(|r| r.to_string())
+    }
+
+    fn organizations(&self) -> aws_sdk_organizations::Client {
+        aws_sdk_organizations::Client::new(&self.base)
+    }
+
+    fn sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.base)
+    }
+
+    fn eks(&self, session: &MemberSession, region: &str) -> aws_sdk_eks::Client {
+        let config = aws_sdk_eks::config::Builder::from(&self.base)
+            .credentials_provider(session.credentials.clone())
+            .region(Region::new(region.to_owned()))
+            .build();
+        aws_sdk_eks::Client::from_conf(config)
+    }
+
+    fn role_arn(&self, account: &str, role: &str) -> String {
+        format!("arn:aws:iam::{account}:role/{role}")
+    }
+
+    async fn account_tags(&self, id: &str) -> Result<Tags, CloudError> {
+        let out = self
+            .organizations()
+            .list_tags_for_resource()
+            .resource_id(id)
+            .send()
+            .await
+            .map_err(|e| classify("organizations:ListTagsForResource", e))?;
+        Ok(out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect())
+    }
+
+    async fn move_to_unit(&self, account_id: &str, unit: &str) -> Result<(), CloudError> {
+        let orgs = self.organizations();
+        let parents = orgs
+            .list_parents()
+            .child_id(account_id)
+            .send()
+            .await
+            .map_err(|e| classify("organizations:ListParents", e))?;
+        let Some(current) = parents.parents().first().and_then(|p| p.id()) else {
+            return Ok(());
+        };
+        if current == unit {
+            return Ok(());
+        }
+        orgs.move_account()
+            .account_id(account_id)
+            .source_parent_id(current)
+            .destination_parent_id(unit)
+            .send()
+            .await
+            .map_err(|e| classify("organizations:MoveAccount", e))?;
+        Ok(())
+    }
+
+    fn endpoint(&self, region: &str, cluster: &Cluster) -> Result<ClusterEndpoint, CloudError> {
+        kubernetes::endpoint(
+            cluster,
+            region,
+            self.settings.kube_endpoint_override.as_deref(),
+        )
+    }
+}
+
+impl Provider for AwsCloud {
+    type Session = MemberSession;
+
+    fn label(&self) -> &'static str {
+        "AWS"
+    }
+
+    async fn identity(&self) -> Result<Identity, CloudError> {
+        let out = self
+            .sts()
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify("sts:GetCallerIdentity", e))?;
+        Ok(Identity {
+            account: out.account().unwrap_or_default().to_owned(),
+            arn: out.arn().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn find_account(&self, name: &str) -> Result<Option<Account>, CloudError> {
+        let orgs = self.organizations();
+        let mut next: Option<String> = None;
+        loop {
+            let page = orgs
+                .list_accounts()
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("organizations:ListAccounts", e))?;
+            for account in page.accounts() {
+                let active = account
+                    .state()
+                    .map(|s| s.as_str() == "ACTIVE")
+                    .or_else(|| {
+                        #[allow(deprecated)]
+                        account.status().map(|s| s.as_str() == "ACTIVE")
+                    })
+                    .unwrap_or(true);
+                if account.name() == Some(name) && active {
+                    let id = account.id().unwrap_or_default().to_owned();
+                    return Ok(Some(Account {
+                        tags: self.account_tags(&id).await?,
+                        id,
+                        name: name.to_owned(),
+                        active,
+                    }));
+                }
+            }
+            match page.next_token() {
+                Some(token) => next = Some(token.to_owned()),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    async fn pending_account_request(&self, name: &str) -> Result<Option<String>, CloudError> {
+        use aws_sdk_organizations::types::CreateAccountState;
+        let orgs = self.organizations();
+        let mut next: Option<String> = None;
+        loop {
+            let page = orgs
+                .list_create_account_status()
+                .states(CreateAccountState::InProgress)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("organizations:ListCreateAccountStatus", e))?;
+            if let Some(status) = page
+                .create_account_statuses()
+                .iter()
+                .find(|s| s.account_name() == Some(name))
+            {
+                return Ok(status.id().map(str::to_owned));
+            }
+            match page.next_token() {
+                Some(token) => next = Some(token.to_owned()),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    async fn create_account(&self, spec: &AccountSpec) -> Result<String, CloudError> {
+        let tags = spec
+            .tags
+            .iter()
+            .filter_map(|(k, v)| {
+                aws_sdk_organizations::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let out = self
+            .organizations()
+            .create_account()
+            .account_name(&spec.name)
+            .email(&spec.email)
+            .role_name(&self.settings.member_role_name)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| classify("organizations:CreateAccount", e))?;
+        out.create_account_status()
+            .and_then(|s| s.id())
+            .map(str::to_owned)
+            .ok_or_else(|| CloudError::Transient("CreateAccount returned no request id".into()))
+    }
+
+    async fn account_creation(&self, request_id: &str) -> Result<AccountCreation, CloudError> {
+        use aws_sdk_organizations::types::CreateAccountState;
+        let out = self
+            .organizations()
+            .describe_create_account_status()
+            .create_account_request_id(request_id)
+            .send()
+            .await
+            .map_err(|e| classify("organizations:DescribeCreateAccountStatus", e))?;
+        let Some(status) = out.create_account_status() else {
+            return Ok(AccountCreation::InProgress);
+        };
+        Ok(match status.state() {
+            Some(CreateAccountState::Succeeded) => match status.account_id() {
+                Some(id) => {
+                    if let Some(unit) = &self.settings.organizational_unit {
+                        self.move_to_unit(id, unit).await?;
+                    }
+                    AccountCreation::Succeeded(id.to_owned())
+                }
+                None => AccountCreation::InProgress,
+            },
+            Some(CreateAccountState::Failed) => AccountCreation::Failed(
+                status
+                    .failure_reason()
+                    .map(|r| r.as_str().to_owned())
+                    .unwrap_or_else(|| "unknown reason".into()),
+            ),
+            _ => AccountCreation::InProgress,
+        })
+    }
+
+    async fn close_account(&self, id: &str) -> Result<(), CloudError> {
+        match self
+            .organizations()
+            .close_account()
+            .account_id(id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if is_code(&e, "AccountAlreadyClosedException")
+                    || is_code(&e, "AccountNotFoundException") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("organizations:CloseAccount", e)),
+        }
+    }
+
+    async fn open_session(&self, account_id: &str) -> Result<MemberSession, CloudError> {
+        let out = self
+            .sts()
+            .assume_role()
+            .role_arn(self.role_arn(account_id, &self.settings.member_role_name))
+            .role_session_name("slipway-provisioner")
+            .duration_seconds(3600)
+            .send()
+            .await
+            .map_err(|e| classify("sts:AssumeRole", e))?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| CloudError::Transient("AssumeRole returned no credentials".into()))?;
+        let expires = SystemTime::try_from(*c.expiration()).ok();
+        Ok(MemberSession {
+            account_id: account_id.to_owned(),
+            credentials: Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_owned()),
+                expires,
+                "slipway-assumed-role",
+            ),
+        })
+    }
+
+    async fn find_cluster(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<Cluster>, CloudError> {
+        match self
+            .eks(session, region)
+            .describe_cluster()
+            .name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.cluster().map(|c| Cluster {
+                name: name.to_owned(),
+                arn: c.arn().unwrap_or_default().to_owned(),
+                status: Status::parse(c.status().map(|s| s.as_str()).unwrap_or("")),
+                endpoint: c.endpoint().map(str::to_owned),
+                certificate_authority: c
+                    .certificate_authority()
+                    .and_then(|ca| ca.data())
+                    .map(str::to_owned),
+                tags: c
+                    .tags()
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            })),
+            Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(classify("eks:DescribeCluster", e)),
+        }
+    }
+
+    async fn create_cluster(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        spec: &ClusterSpec,
+    ) -> Result<(), CloudError> {
+        self.eks(session, region)
+            .create_cluster()
+            .name(&spec.name)
+            .version(&spec.version)
+            .role_arn(self.role_arn(&session.account_id, &self.settings.cluster_role_name))
+            .resources_vpc_config(VpcConfigRequest::builder().build())
+            .client_request_token(&spec.request_token)
+            .set_tags(Some(tag_map(&spec.tags)))
+            .send()
+            .await
+            .map_err(|e| classify("eks:CreateCluster", e))?;
+        Ok(())
+    }
+
+    async fn delete_cluster(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        name: &str,
+    ) -> Result<(), CloudError> {
+        match self
+            .eks(session, region)
+            .delete_cluster()
+            .name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(()),
+            Err(e) => Err(classify("eks:DeleteCluster", e)),
+        }
+    }
+
+    async fn find_nodegroup(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<Option<Nodegroup>, CloudError> {
+        match self
+            .eks(session, region)
+            .describe_nodegroup()
+            .cluster_name(cluster)
+            .nodegroup_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.nodegroup().map(|n| Nodegroup {
+                status: Status::parse(n.status().map(|s| s.as_str()).unwrap_or("")),
+                tags: n
+                    .tags()
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            })),
+            Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(classify("eks:DescribeNodegroup", e)),
+        }
+    }
+
+    async fn create_nodegroup(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        spec: &NodegroupSpec,
+    ) -> Result<(), CloudError> {
+        let scaling = NodegroupScalingConfig::builder()
+            .min_size(spec.min_size)
+            .max_size(spec.max_size)
+            .desired_size(spec.min_size)
+            .build();
+        self.eks(session, region)
+            .create_nodegroup()
+            .cluster_name(&spec.cluster)
+            .nodegroup_name(&spec.name)
+            .node_role(self.role_arn(&session.account_id, &self.settings.node_role_name))
+            .instance_types(&spec.instance_type)
+            .scaling_config(scaling)
+            .client_request_token(&spec.request_token)
+            .set_tags(Some(tag_map(&spec.tags)))
+            .send()
+            .await
+            .map_err(|e| classify("eks:CreateNodegroup", e))?;
+        Ok(())
+    }
+
+    async fn delete_nodegroup(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<(), CloudError> {
+        match self
+            .eks(session, region)
+            .delete_nodegroup()
+            .cluster_name(cluster)
+            .nodegroup_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(()),
+            Err(e) => Err(classify("eks:DeleteNodegroup", e)),
+        }
+    }
+
+    async fn apply(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &Cluster,
+        objects: &[Value],
+    ) -> Result<Vec<Applied>, CloudError> {
+        let client = kubernetes::client(&self.endpoint(region, cluster)?, &session.credentials)?;
+        kubernetes::apply(&client, objects).await
+    }
+
+    async fn delete_objects(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &Cluster,
+        objects: &[Value],
+    ) -> Result<usize, CloudError> {
+        let client = kubernetes::client(&self.endpoint(region, cluster)?, &session.credentials)?;
+        kubernetes::delete(&client, objects).await
+    }
+}

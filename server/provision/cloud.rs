@@ -1,0 +1,247 @@
+//! What the provisioning steps need from a cloud, as one trait with two providers: [`super::aws`]
+//! (Organizations, STS, EKS and the Kubernetes API of the new cluster) and
+//! [`super::simulated`] (an in-process stand-in with the same states, for the embedded default).
+//! The steps in [`super::run`] are written once against this trait.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde_json::Value;
+
+use crate::jobs::StepError;
+
+/// Tags put on everything Slipway creates; `slipway:environment-id` is how a re-run recognises
+/// what is its own.
+pub type Tags = BTreeMap<String, String>;
+
+pub const OWNER_TAG: &str = "slipway:environment-id";
+
+/// Why a cloud call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    /// Throttling, a timeout, a 5xx: worth another attempt.
+    #[error("{0}")]
+    Transient(String),
+    /// Bad input, missing permissions, a resource that is not ours: a person must act.
+    #[error("{0}")]
+    Permanent(String),
+    /// The thing to create exists already (EKS `ResourceInUseException`): look it up and adopt
+    /// it if it is ours.
+    #[error("{0}")]
+    AlreadyExists(String),
+}
+
+impl From<CloudError> for StepError {
+    fn from(e: CloudError) -> Self {
+        match e {
+            CloudError::Transient(m) => StepError::Transient(m),
+            CloudError::Permanent(m) | CloudError::AlreadyExists(m) => StepError::Permanent(m),
+        }
+    }
+}
+
+/// Who the provider acts as (the "Test connection" button shows it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountSpec {
+    pub name: String,
+    pub email: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    /// Closed or suspended accounts count as gone.
+    pub active: bool,
+    pub tags: Tags,
+}
+
+/// Where an Organizations CreateAccount request stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountCreation {
+    InProgress,
+    Succeeded(String),
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Active,
+    Deleting,
+    Failed,
+    /// Updating and the like: wait.
+    Other,
+}
+
+impl Status {
+    pub fn parse(aws: &str) -> Status {
+        match aws {
+            "CREATING" => Status::Creating,
+            "ACTIVE" => Status::Active,
+            "DELETING" => Status::Deleting,
+            "FAILED" | "CREATE_FAILED" | "DELETE_FAILED" => Status::Failed,
+            _ => Status::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub version: String,
+    /// Idempotency token for EKS, derived from the job.
+    pub request_token: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub arn: String,
+    pub status: Status,
+    pub endpoint: Option<String>,
+    /// Base64 PEM, as DescribeCluster gives it.
+    pub certificate_authority: Option<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodegroupSpec {
+    pub cluster: String,
+    pub name: String,
+    pub instance_type: String,
+    pub min_size: i32,
+    pub max_size: i32,
+    pub request_token: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct Nodegroup {
+    pub status: Status,
+    pub tags: Tags,
+}
+
+/// What applying one Kubernetes object did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub resource: String,
+    /// False when the object was already as applied (a re-run).
+    pub changed: bool,
+}
+
+/// A cloud the steps can run against. `Session` is access into one member account (assumed-role
+/// credentials for AWS); nothing secret in it is ever stored.
+pub trait Provider: Send + Sync + 'static {
+    type Session: Send + Sync;
+
+    /// A name for logs and the UI ("AWS", "simulated").
+    fn label(&self) -> &'static str;
+
+    fn identity(&self) -> impl Future<Output = Result<Identity, CloudError>> + Send;
+
+    /// An active account of this name, if there is one.
+    fn find_account(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Account>, CloudError>> + Send;
+    /// A CreateAccount request for this name still in progress (accounts being created are
+    /// not listed yet): its request id.
+    fn pending_account_request(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+    /// Starts creating an account; returns the request id.
+    fn create_account(
+        &self,
+        spec: &AccountSpec,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn account_creation(
+        &self,
+        request_id: &str,
+    ) -> impl Future<Output = Result<AccountCreation, CloudError>> + Send;
+    /// Closes the account (AWS suspends it for 90 days); closing a closed one is success.
+    fn close_account(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Access into a member account (STS AssumeRole into its access role).
+    fn open_session(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Self::Session, CloudError>> + Send;
+
+    fn find_cluster(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Cluster>, CloudError>> + Send;
+    fn create_cluster(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        spec: &ClusterSpec,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Deleting a missing cluster is success.
+    fn delete_cluster(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    fn find_nodegroup(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Nodegroup>, CloudError>> + Send;
+    fn create_nodegroup(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        spec: &NodegroupSpec,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_nodegroup(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Server-side applies the objects in order (field manager `slipway`).
+    fn apply(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &Cluster,
+        objects: &[Value],
+    ) -> impl Future<Output = Result<Vec<Applied>, CloudError>> + Send;
+    /// Deletes the objects in reverse order; missing ones are success.
+    fn delete_objects(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &Cluster,
+        objects: &[Value],
+    ) -> impl Future<Output = Result<usize, CloudError>> + Send;
+}
+
+/// `Kind namespace/name` (or `Kind name`) of a manifest, as the plan and logs show it.
+pub fn describe_object(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or("?");
+    let name = object["metadata"]["name"].as_str().unwrap_or("?");
+    match object["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}

@@ -1,0 +1,699 @@
+//! The provisioning and teardown jobs: the approved plan, executed step by step against a
+//! [`Provider`]. Every step may run again after a crash at any instruction, so each one first
+//! looks for what it would create (by deterministic name, then by Slipway's owner tag) and
+//! adopts it; what it creates is recorded on the job step and the environment's outputs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::cloud::{
+    AccountCreation, AccountSpec, CloudError, Cluster, ClusterSpec, NodegroupSpec, OWNER_TAG,
+    Provider, Status, Tags,
+};
+use super::plan::{self, PlanStep};
+use super::{Cloud, PROVISION_JOB, TEARDOWN_JOB};
+use crate::clock::Clock;
+use crate::define::blueprint::AccountTeardown;
+use crate::environments::{EnvironmentError, EnvironmentId, lifecycle};
+use crate::jobs::{ClaimedJob, Handler, StepContext, StepError, StepFuture};
+
+/// The teardown job's steps: the plan in reverse.
+pub const TEARDOWN_STEPS: [&str; 5] = ["kubernetes", "nodegroup", "cluster", "account", "finish"];
+
+/// How long a step waits for the cloud before giving the attempt up (it is retried later).
+const PATIENCE: Duration = Duration::from_secs(45 * 60);
+
+/// What both jobs share.
+pub struct Runner {
+    pub db: PgPool,
+    pub cloud: Cloud,
+    pub clock: Clock,
+    pub base_url: String,
+}
+
+/// The environment as the steps see it.
+#[derive(sqlx::FromRow)]
+struct Target {
+    id: Uuid,
+    environment_type: String,
+    plan: Value,
+    parameters: Value,
+    outputs: Value,
+}
+
+impl Target {
+    fn plan(&self) -> Result<Vec<PlanStep>, StepError> {
+        serde_json::from_value(self.plan.clone())
+            .map_err(|e| StepError::Permanent(format!("the environment's plan is unreadable: {e}")))
+    }
+
+    fn action(&self, action: &str) -> Result<PlanStep, StepError> {
+        self.plan()?
+            .into_iter()
+            .find(|p| p.action == action)
+            .ok_or_else(|| StepError::Permanent(format!("the plan has no {action} action")))
+    }
+
+    fn objects(&self) -> Result<Vec<Value>, StepError> {
+        Ok(self
+            .plan()?
+            .into_iter()
+            .filter(|p| p.action == "kubernetes:apply")
+            .map(|p| p.details)
+            .collect())
+    }
+
+    fn output(&self, key: &str) -> Option<String> {
+        self.outputs[key].as_str().map(str::to_owned)
+    }
+
+    fn owned(&self, tags: &Tags) -> bool {
+        tags.get(OWNER_TAG).map(String::as_str) == Some(self.id.to_string().as_str())
+    }
+
+    /// The plan's tags plus the owner tag.
+    fn tags(&self, step: &PlanStep) -> Tags {
+        let mut tags: Tags =
+            serde_json::from_value(step.details["tags"].clone()).unwrap_or_default();
+        tags.insert(OWNER_TAG.into(), self.id.to_string());
+        tags
+    }
+
+    /// The platform's backlog items this environment delivers (DESIGN §2 keys).
+    fn backlog_keys(&self) -> Vec<String> {
+        let ty = &self.environment_type;
+        if ty == "devops" {
+            return vec![
+                "account:devops".into(),
+                "devops:spinnaker".into(),
+                "devops:jenkins".into(),
+            ];
+        }
+        let mut keys = vec![
+            format!("account:{ty}"),
+            format!("cluster:{ty}"),
+            format!("logging:{ty}"),
+            format!("mesh:{ty}"),
+        ];
+        if let Some(services) = self.parameters["data_services"].as_array() {
+            keys.extend(
+                services
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|s| format!("data:{s}:{ty}")),
+            );
+        }
+        keys
+    }
+}
+
+fn env_error(e: EnvironmentError) -> StepError {
+    match e {
+        EnvironmentError::Db(e) => StepError::Transient(format!("database: {e}")),
+        other => StepError::Permanent(other.to_string()),
+    }
+}
+
+fn db_error(e: sqlx::Error) -> StepError {
+    StepError::Transient(format!("database: {e}"))
+}
+
+fn environment_id(job: &ClaimedJob) -> Result<Uuid, StepError> {
+    job.payload["environment_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| StepError::Permanent("the job names no environment".into()))
+}
+
+impl Runner {
+    async fn target(&self, job: &ClaimedJob) -> Result<Target, StepError> {
+        sqlx::query_as(
+            "SELECT id, environment_type, plan, parameters, outputs FROM environment WHERE id = $1",
+        )
+        .bind(environment_id(job)?)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| StepError::Permanent("the environment no longer exists".into()))
+    }
+
+    async fn set_outputs(&self, id: Uuid, outputs: Value) -> Result<(), StepError> {
+        sqlx::query("UPDATE environment SET outputs = outputs || $2 WHERE id = $1")
+            .bind(id)
+            .bind(outputs)
+            .execute(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+/// Polls `check` until it gives a value, waiting 1 s, 2 s, … up to 15 s between polls; after
+/// [`PATIENCE`] the attempt ends (transiently: the job retries later and polls again).
+async fn wait_for<T, F, Fut>(ctx: &StepContext, what: &str, mut check: F) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, StepError>>,
+{
+    let started = std::time::Instant::now();
+    let mut polls: u64 = 0;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if started.elapsed() > PATIENCE {
+            return Err(StepError::Transient(format!(
+                "still waiting for {what} after {} minutes",
+                PATIENCE.as_secs() / 60
+            )));
+        }
+        if polls == 0 {
+            ctx.log(&format!("waiting for {what}")).await?;
+        }
+        polls += 1;
+        tokio::time::sleep(Duration::from_secs(polls.min(15))).await;
+    }
+}
+
+// ---- provisioning ----
+
+/// The account of the environment: adopted if it exists with our owner tag, created otherwise.
+async fn account<P: Provider>(
+    p: &P,
+    r: &Runner,
+    ctx: &StepContext,
+    t: &Target,
+) -> Result<(), StepError> {
+    lifecycle::begin_job(&r.db, EnvironmentId(t.id), false)
+        .await
+        .map_err(env_error)?;
+    if let Some(id) = t.output("account_id") {
+        ctx.log(&format!("account {id} was created by an earlier attempt"))
+            .await?;
+        return Ok(());
+    }
+    let step = t.action("organizations:CreateAccount")?;
+    let name = step.resource.clone();
+    let spec = AccountSpec {
+        name: name.clone(),
+        email: step.details["email"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        tags: t.tags(&step),
+    };
+    // A request in flight first (accounts being created are not listed yet), then the list.
+    let pending = match ctx.recorded("account_request").await? {
+        Some(request) => Some(request),
+        None => p.pending_account_request(&name).await?,
+    };
+    let account_id = if let Some(request) = pending {
+        ctx.log(&format!("following account request {request}"))
+            .await?;
+        creation(p, ctx, &request).await?
+    } else if let Some(existing) = p.find_account(&name).await? {
+        if !t.owned(&existing.tags) {
+            return Err(StepError::Permanent(format!(
+                "an account named {name} ({}) exists and is not this environment's; rename the environment or retire that account",
+                existing.id
+            )));
+        }
+        ctx.log(&format!("adopted account {} ({name})", existing.id))
+            .await?;
+        existing.id
+    } else {
+        let request = p.create_account(&spec).await?;
+        ctx.record("account_request", &request).await?;
+        ctx.log(&format!(
+            "CreateAccount {name} <{}>: request {request}",
+            spec.email
+        ))
+        .await?;
+        creation(p, ctx, &request).await?
+    };
+    ctx.record("account_id", &account_id).await?;
+    r.set_outputs(
+        t.id,
+        json!({ "account_id": account_id, "account_name": name }),
+    )
+    .await
+}
+
+async fn creation<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    request: &str,
+) -> Result<String, StepError> {
+    wait_for(ctx, "the account", || async {
+        match p.account_creation(request).await? {
+            AccountCreation::InProgress => Ok(None),
+            AccountCreation::Succeeded(id) => Ok(Some(id)),
+            AccountCreation::Failed(reason) => Err(StepError::Permanent(format!(
+                "Organizations could not create the account: {reason}"
+            ))),
+        }
+    })
+    .await
+}
+
+fn account_id(t: &Target) -> Result<String, StepError> {
+    t.output("account_id").ok_or_else(|| {
+        StepError::Permanent("no account recorded: the account step has not run".into())
+    })
+}
+
+async fn access<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+    let account = account_id(t)?;
+    p.open_session(&account).await?;
+    ctx.log(&format!("assumed the access role in account {account}"))
+        .await
+}
+
+fn region(t: &Target) -> Result<String, StepError> {
+    Ok(t.action("eks:CreateCluster")?.details["region"]
+        .as_str()
+        .unwrap_or("us-east-1")
+        .to_owned())
+}
+
+/// The environment's cluster, refusing one that is not ours.
+async fn our_cluster<P: Provider>(
+    p: &P,
+    session: &P::Session,
+    region: &str,
+    t: &Target,
+    name: &str,
+) -> Result<Option<Cluster>, StepError> {
+    match p.find_cluster(session, region, name).await? {
+        Some(c) if !t.owned(&c.tags) => Err(StepError::Permanent(format!(
+            "a cluster named {name} exists in the account and is not this environment's (no {OWNER_TAG} tag for it); Slipway does not touch it"
+        ))),
+        other => Ok(other),
+    }
+}
+
+async fn cluster<P: Provider>(
+    p: &P,
+    r: &Runner,
+    ctx: &StepContext,
+    t: &Target,
+) -> Result<(), StepError> {
+    let step = t.action("eks:CreateCluster")?;
+    let region = region(t)?;
+    let session = p.open_session(&account_id(t)?).await?;
+    let name = step.resource.clone();
+    if our_cluster(p, &session, &region, t, &name).await?.is_none() {
+        let spec = ClusterSpec {
+            name: name.clone(),
+            version: step.details["version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            request_token: format!("slipway-job-{}-cluster", ctx.job.id),
+            tags: t.tags(&step),
+        };
+        match p.create_cluster(&session, &region, &spec).await {
+            Ok(()) => {
+                ctx.log(&format!(
+                    "CreateCluster {name} (Kubernetes {})",
+                    spec.version
+                ))
+                .await?
+            }
+            // Created by an attempt that crashed before recording it: adopted below if ours.
+            Err(CloudError::AlreadyExists(_)) => {
+                ctx.log(&format!("cluster {name} already exists")).await?;
+                our_cluster(p, &session, &region, t, &name).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let active = wait_for(ctx, "the cluster to become ACTIVE", || async {
+        match our_cluster(p, &session, &region, t, &name).await? {
+            Some(c) if c.status == Status::Active => Ok(Some(c)),
+            Some(c) if c.status == Status::Failed => Err(StepError::Permanent(format!(
+                "cluster {name} failed to create; clean up and retry"
+            ))),
+            Some(_) => Ok(None),
+            None => Err(StepError::Transient(format!(
+                "cluster {name} disappeared while creating"
+            ))),
+        }
+    })
+    .await?;
+    ctx.record("cluster_arn", &active.arn).await?;
+    ctx.log(&format!("cluster {name} is ACTIVE")).await?;
+    r.set_outputs(
+        t.id,
+        json!({
+            "cluster_name": name,
+            "cluster_arn": active.arn,
+            "cluster_endpoint": active.endpoint,
+            "cluster_ca": active.certificate_authority,
+            "region": region,
+        }),
+    )
+    .await
+}
+
+async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+    let step = t.action("eks:CreateNodegroup")?;
+    let region = region(t)?;
+    let session = p.open_session(&account_id(t)?).await?;
+    let cluster = step.details["cluster"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let name = step.resource.clone();
+    let find = || async {
+        match p.find_nodegroup(&session, &region, &cluster, &name).await? {
+            Some(n) if !t.owned(&n.tags) => Err(StepError::Permanent(format!(
+                "a node group named {name} exists and is not this environment's"
+            ))),
+            other => Ok(other),
+        }
+    };
+    if find().await?.is_none() {
+        let bound = |key: &str| i32::try_from(step.details[key].as_u64().unwrap_or(1)).unwrap_or(1);
+        let spec = NodegroupSpec {
+            cluster: cluster.clone(),
+            name: name.clone(),
+            instance_type: step.details["instance_type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            min_size: bound("min_size"),
+            max_size: bound("max_size"),
+            request_token: format!("slipway-job-{}-nodegroup", ctx.job.id),
+            tags: t.tags(&step),
+        };
+        match p.create_nodegroup(&session, &region, &spec).await {
+            Ok(()) => {
+                ctx.log(&format!(
+                    "CreateNodegroup {name}: {} × {}–{}",
+                    spec.instance_type, spec.min_size, spec.max_size
+                ))
+                .await?
+            }
+            Err(CloudError::AlreadyExists(_)) => {
+                find().await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    wait_for(ctx, "the node group to become ACTIVE", || async {
+        match find().await? {
+            Some(n) if n.status == Status::Active => Ok(Some(())),
+            Some(n) if n.status == Status::Failed => Err(StepError::Permanent(format!(
+                "node group {name} failed to create; clean up and retry"
+            ))),
+            Some(_) => Ok(None),
+            None => Err(StepError::Transient(format!(
+                "node group {name} disappeared while creating"
+            ))),
+        }
+    })
+    .await?;
+    ctx.log(&format!("node group {name} is ACTIVE")).await
+}
+
+async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+    let region = region(t)?;
+    let session = p.open_session(&account_id(t)?).await?;
+    let name = t.action("eks:CreateCluster")?.resource;
+    let cluster = our_cluster(p, &session, &region, t, &name)
+        .await?
+        .ok_or_else(|| StepError::Transient(format!("cluster {name} is not there")))?;
+    let objects = t.objects()?;
+    let applied = p.apply(&session, &region, &cluster, &objects).await?;
+    let changed = applied.iter().filter(|a| a.changed).count();
+    for a in &applied {
+        ctx.log(&format!(
+            "{} {}",
+            if a.changed { "applied" } else { "unchanged" },
+            a.resource
+        ))
+        .await?;
+    }
+    ctx.log(&format!(
+        "{} objects applied, {changed} changed",
+        applied.len()
+    ))
+    .await
+}
+
+/// A kubeconfig for the cluster without any secret: the token comes from `aws eks get-token`.
+fn kubeconfig(cluster: &str, endpoint: &str, ca: &str, region: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster}\n  cluster:\n    server: {endpoint}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {cluster}\n  context:\n    cluster: {cluster}\n    user: {cluster}\ncurrent-context: {cluster}\nusers:\n- name: {cluster}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token, --region, {region}, --cluster-name, {cluster}]\n"
+    )
+}
+
+async fn outputs<P: Provider>(p: &P, r: &Runner, t: &Target) -> Result<(), StepError> {
+    let step = t.action("slipway:record-outputs")?;
+    let cluster = t.output("cluster_name").unwrap_or_default();
+    let mut outputs = step.details.clone();
+    outputs["kubeconfig"] = json!(kubeconfig(
+        &cluster,
+        &t.output("cluster_endpoint").unwrap_or_default(),
+        &t.output("cluster_ca").unwrap_or_default(),
+        &t.output("region").unwrap_or_default(),
+    ));
+    outputs["cloud"] = json!(p.label());
+    lifecycle::mark_ready(
+        &r.db,
+        EnvironmentId(t.id),
+        &outputs,
+        &t.backlog_keys(),
+        r.clock.now(),
+        &r.base_url,
+    )
+    .await
+    .map_err(env_error)
+}
+
+async fn provision_step<P: Provider>(
+    p: &P,
+    r: &Runner,
+    step: &str,
+    ctx: &StepContext,
+) -> Result<(), StepError> {
+    let t = r.target(&ctx.job).await?;
+    match step {
+        "account" => account(p, r, ctx, &t).await,
+        "access" => access(p, ctx, &t).await,
+        "cluster" => cluster(p, r, ctx, &t).await,
+        "nodegroup" => nodegroup(p, ctx, &t).await,
+        "kubernetes" => kubernetes(p, ctx, &t).await,
+        "outputs" => outputs(p, r, &t).await,
+        other => Err(StepError::Permanent(format!("unknown step {other}"))),
+    }
+}
+
+// ---- teardown ----
+
+/// The environment's account, if it has one (recorded, found by name and tag, or still being
+/// created by a provisioning attempt that crashed).
+async fn existing_account<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    t: &Target,
+) -> Result<Option<String>, StepError> {
+    if let Some(id) = t.output("account_id") {
+        return Ok(Some(id));
+    }
+    let name = t.action("organizations:CreateAccount")?.resource;
+    if let Some(request) = p.pending_account_request(&name).await? {
+        return creation(p, ctx, &request).await.map(Some);
+    }
+    Ok(p.find_account(&name)
+        .await?
+        .filter(|a| t.owned(&a.tags))
+        .map(|a| a.id))
+}
+
+async fn teardown_step<P: Provider>(
+    p: &P,
+    r: &Runner,
+    step: &str,
+    ctx: &StepContext,
+) -> Result<(), StepError> {
+    let t = r.target(&ctx.job).await?;
+    if step == "kubernetes" {
+        lifecycle::begin_job(&r.db, EnvironmentId(t.id), true)
+            .await
+            .map_err(env_error)?;
+    }
+    if step == "finish" {
+        return lifecycle::mark_torn_down(&r.db, EnvironmentId(t.id), &r.base_url)
+            .await
+            .map_err(env_error);
+    }
+    let Some(account) = existing_account(p, ctx, &t).await? else {
+        return ctx.log("no account was created: nothing to remove").await;
+    };
+    if step == "account" {
+        let on_teardown: AccountTeardown = serde_json::from_value(
+            t.action("organizations:CreateAccount")?.details["on_teardown"].clone(),
+        )
+        .unwrap_or_default();
+        return match on_teardown {
+            AccountTeardown::Close => {
+                p.close_account(&account).await?;
+                ctx.log(&format!(
+                    "closed account {account} (AWS deletes it after 90 days)"
+                ))
+                .await
+            }
+            AccountTeardown::Retain => {
+                ctx.log(&format!("account {account} is kept, as the blueprint says"))
+                    .await
+            }
+        };
+    }
+    let region = region(&t)?;
+    let session = match p.open_session(&account).await {
+        Ok(s) => s,
+        // A closed account has nothing left to remove.
+        Err(CloudError::Permanent(m)) if m.contains("no such account") => {
+            return ctx.log("the account is gone: nothing to remove").await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let name = t.action("eks:CreateCluster")?.resource;
+    let Some(cluster) = our_cluster(p, &session, &region, &t, &name).await? else {
+        return ctx
+            .log(&format!("cluster {name} does not exist: nothing to remove"))
+            .await;
+    };
+    match step {
+        "kubernetes" if cluster.status == Status::Active => {
+            let deleted = p
+                .delete_objects(&session, &region, &cluster, &t.objects()?)
+                .await?;
+            ctx.log(&format!("deleted {deleted} Kubernetes objects"))
+                .await
+        }
+        "kubernetes" => {
+            ctx.log("the cluster is not ACTIVE: its objects go with it")
+                .await
+        }
+        "nodegroup" => {
+            let nodegroup = t.action("eks:CreateNodegroup")?.resource;
+            wait_for(ctx, "the node group to be deleted", || async {
+                match p
+                    .find_nodegroup(&session, &region, &name, &nodegroup)
+                    .await?
+                {
+                    None => Ok(Some(())),
+                    Some(n) if n.status == Status::Deleting => Ok(None),
+                    Some(_) => {
+                        p.delete_nodegroup(&session, &region, &name, &nodegroup)
+                            .await?;
+                        Ok(None)
+                    }
+                }
+            })
+            .await?;
+            ctx.log(&format!("node group {nodegroup} is deleted")).await
+        }
+        "cluster" => {
+            wait_for(ctx, "the cluster to be deleted", || async {
+                match our_cluster(p, &session, &region, &t, &name).await? {
+                    None => Ok(Some(())),
+                    Some(c) if c.status == Status::Deleting => Ok(None),
+                    Some(_) => {
+                        p.delete_cluster(&session, &region, &name).await?;
+                        Ok(None)
+                    }
+                }
+            })
+            .await?;
+            ctx.log(&format!("cluster {name} is deleted")).await
+        }
+        other => Err(StepError::Permanent(format!("unknown step {other}"))),
+    }
+}
+
+// ---- the job kinds ----
+
+/// `environment.provision`: the plan's steps.
+pub struct ProvisionJob(pub Arc<Runner>);
+/// `environment.teardown`: the plan in reverse.
+pub struct TeardownJob(pub Arc<Runner>);
+
+fn abandoned<'a>(r: &'a Runner, job: &'a ClaimedJob, error: &'a str) -> StepFuture<'a> {
+    Box::pin(async move {
+        lifecycle::mark_failed(
+            &r.db,
+            EnvironmentId(environment_id(job)?),
+            job.id,
+            error,
+            &r.base_url,
+        )
+        .await
+        .map_err(env_error)
+    })
+}
+
+impl Handler for ProvisionJob {
+    fn kind(&self) -> &'static str {
+        PROVISION_JOB
+    }
+
+    fn steps(&self, _payload: &Value) -> Vec<String> {
+        plan::STEPS.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+        let r = &self.0;
+        Box::pin(async move {
+            match &r.cloud {
+                Cloud::Aws(p) => provision_step(p, r, step, ctx).await,
+                Cloud::Simulated(p) => provision_step(p, r, step, ctx).await,
+            }
+        })
+    }
+
+    fn abandoned<'a>(
+        &'a self,
+        _db: &'a PgPool,
+        job: &'a ClaimedJob,
+        error: &'a str,
+    ) -> StepFuture<'a> {
+        abandoned(&self.0, job, error)
+    }
+}
+
+impl Handler for TeardownJob {
+    fn kind(&self) -> &'static str {
+        TEARDOWN_JOB
+    }
+
+    fn steps(&self, _payload: &Value) -> Vec<String> {
+        TEARDOWN_STEPS.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+        let r = &self.0;
+        Box::pin(async move {
+            match &r.cloud {
+                Cloud::Aws(p) => teardown_step(p, r, step, ctx).await,
+                Cloud::Simulated(p) => teardown_step(p, r, step, ctx).await,
+            }
+        })
+    }
+
+    fn abandoned<'a>(
+        &'a self,
+        _db: &'a PgPool,
+        job: &'a ClaimedJob,
+        error: &'a str,
+    ) -> StepFuture<'a> {
+        abandoned(&self.0, job, error)
+    }
+}

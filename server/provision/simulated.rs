@@ -1,0 +1,461 @@
+//! The simulated cloud: accounts, clusters, node groups and Kubernetes objects as rows of
+//! `simulated_resource`, with the states the real APIs report (CREATING for a while, then
+//! ACTIVE; DELETING, then gone) and the same conflicts (a second cluster of a name is refused).
+//! It is the embedded default, so a new user can walk the whole journey without an AWS account;
+//! the UI labels it everywhere. Failures can be injected per operation (`simulated_fault`).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use super::cloud::{
+    Account, AccountCreation, AccountSpec, Applied, CloudError, Cluster, ClusterSpec, Identity,
+    Nodegroup, NodegroupSpec, Provider, Status, Tags, describe_object,
+};
+
+/// The simulated management account.
+pub const MANAGEMENT_ACCOUNT: &str = "000000000000";
+
+#[derive(Clone)]
+pub struct SimulatedCloud {
+    db: PgPool,
+    /// How long a resource stays CREATING or DELETING.
+    delay: Duration,
+}
+
+fn db_error(e: sqlx::Error) -> CloudError {
+    CloudError::Transient(format!("the simulated cloud's store failed: {e}"))
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    name: String,
+    creating: bool,
+    deleting: bool,
+    tags: Value,
+    body: Value,
+}
+
+impl Row {
+    fn status(&self) -> Status {
+        if self.deleting {
+            Status::Deleting
+        } else if self.creating {
+            Status::Creating
+        } else {
+            Status::Active
+        }
+    }
+
+    fn tags(&self) -> Tags {
+        serde_json::from_value(self.tags.clone()).unwrap_or_default()
+    }
+}
+
+/// The columns of [`Row`] (a macro, so the queries stay string literals).
+macro_rules! columns {
+    () => {
+        "id, name, ready_at > now() AS creating, gone_at IS NOT NULL AS deleting, tags, body"
+    };
+}
+
+impl SimulatedCloud {
+    pub fn new(db: PgPool, delay: Duration) -> Self {
+        Self { db, delay }
+    }
+
+    fn delay_ms(&self) -> i64 {
+        i64::try_from(self.delay.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Takes one injected failure of `operation`, if any is left.
+    async fn fault(&self, operation: &str) -> Result<(), CloudError> {
+        let message: Option<String> = sqlx::query_scalar(
+            "UPDATE simulated_fault SET remaining = remaining - 1
+             WHERE operation = $1 AND remaining > 0 RETURNING message",
+        )
+        .bind(operation)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(db_error)?;
+        match message {
+            Some(m) => Err(CloudError::Permanent(format!(
+                "{operation} failed (injected by the simulated cloud): {m}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets resources whose deletion has finished.
+    async fn expire(&self) -> Result<(), CloudError> {
+        sqlx::query("DELETE FROM simulated_resource WHERE gone_at <= now()")
+            .execute(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find(&self, kind: &str, id: &str) -> Result<Option<Row>, CloudError> {
+        self.expire().await?;
+        sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM simulated_resource WHERE kind = $1 AND id = $2"
+        ))
+        .bind(kind)
+        .bind(id)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(db_error)
+    }
+
+    /// Inserts a resource; `false` when one with this id exists (the caller's conflict).
+    async fn insert(
+        &self,
+        kind: &str,
+        id: &str,
+        name: &str,
+        request_id: Option<&str>,
+        tags: &Tags,
+        body: Value,
+        delay_ms: i64,
+    ) -> Result<bool, CloudError> {
+        self.expire().await?;
+        let done = sqlx::query(
+            "INSERT INTO simulated_resource (kind, id, name, ready_at, request_id, tags, body)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4::float8 / 1000), $5, $6, $7)
+             ON CONFLICT (kind, id) DO NOTHING",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(name)
+        .bind(delay_ms as f64)
+        .bind(request_id)
+        .bind(json!(tags))
+        .bind(body)
+        .execute(&self.db)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Starts deleting a resource (and what lives under it).
+    async fn delete(&self, kind: &str, id: &str) -> Result<(), CloudError> {
+        sqlx::query(
+            "UPDATE simulated_resource
+             SET gone_at = now() + make_interval(secs => $3::float8 / 1000)
+             WHERE ((kind = $1 AND id = $2) OR id LIKE $2 || '/%') AND gone_at IS NULL",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(self.delay_ms() as f64)
+        .execute(&self.db)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+fn cluster_id(account: &str, name: &str) -> String {
+    format!("{account}/{name}")
+}
+
+impl Provider for SimulatedCloud {
+    type Session = String;
+
+    fn label(&self) -> &'static str {
+        "simulated"
+    }
+
+    async fn identity(&self) -> Result<Identity, CloudError> {
+        Ok(Identity {
+            account: MANAGEMENT_ACCOUNT.into(),
+            arn: format!("arn:simulated:iam::{MANAGEMENT_ACCOUNT}:root"),
+        })
+    }
+
+    async fn find_account(&self, name: &str) -> Result<Option<Account>, CloudError> {
+        self.expire().await?;
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM simulated_resource
+             WHERE kind = 'account' AND name = $1 AND gone_at IS NULL AND ready_at <= now()
+             ORDER BY created_at LIMIT 1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(db_error)?;
+        Ok(row.map(|r| Account {
+            tags: r.tags(),
+            id: r.id,
+            name: r.name,
+            active: true,
+        }))
+    }
+
+    async fn pending_account_request(&self, name: &str) -> Result<Option<String>, CloudError> {
+        sqlx::query_scalar(
+            "SELECT request_id FROM simulated_resource
+             WHERE kind = 'account' AND name = $1 AND gone_at IS NULL AND ready_at > now()
+             ORDER BY created_at LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&self.db)
+        .await
+        .map(Option::flatten)
+        .map_err(db_error)
+    }
+
+    async fn create_account(&self, spec: &AccountSpec) -> Result<String, CloudError> {
+        self.fault("organizations:CreateAccount").await?;
+        let n = u64::from_le_bytes(
+            uuid::Uuid::new_v4().as_bytes()[..8]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        let id = format!("{:012}", 100_000_000_000 + n % 900_000_000_000);
+        let request_id = format!("car-{}", uuid::Uuid::new_v4().simple());
+        self.insert(
+            "account",
+            &id,
+            &spec.name,
+            Some(&request_id),
+            &spec.tags,
+            json!({ "email": spec.email }),
+            self.delay_ms(),
+        )
+        .await?;
+        Ok(request_id)
+    }
+
+    async fn account_creation(&self, request_id: &str) -> Result<AccountCreation, CloudError> {
+        let row: Option<(String, bool)> = sqlx::query_as(
+            "SELECT id, ready_at > now() FROM simulated_resource
+             WHERE kind = 'account' AND request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(db_error)?;
+        Ok(match row {
+            None => AccountCreation::Failed(format!("no account request {request_id}")),
+            Some((_, true)) => AccountCreation::InProgress,
+            Some((id, false)) => AccountCreation::Succeeded(id),
+        })
+    }
+
+    async fn close_account(&self, id: &str) -> Result<(), CloudError> {
+        self.fault("organizations:CloseAccount").await?;
+        self.delete("account", id).await
+    }
+
+    async fn open_session(&self, account_id: &str) -> Result<String, CloudError> {
+        self.fault("sts:AssumeRole").await?;
+        match self.find("account", account_id).await? {
+            Some(_) => Ok(account_id.to_owned()),
+            None => Err(CloudError::Permanent(format!(
+                "cannot assume a role in account {account_id}: no such account"
+            ))),
+        }
+    }
+
+    async fn find_cluster(
+        &self,
+        account: &String,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<Cluster>, CloudError> {
+        let row = self.find("cluster", &cluster_id(account, name)).await?;
+        Ok(row.map(|r| Cluster {
+            status: r.status(),
+            tags: r.tags(),
+            arn: format!("arn:simulated:eks:{region}:{account}:cluster/{}", r.name),
+            endpoint: Some(format!("https://{}.simulated.eks.{region}.local", r.name)),
+            certificate_authority: r.body["certificate_authority"].as_str().map(str::to_owned),
+            name: r.name,
+        }))
+    }
+
+    async fn create_cluster(
+        &self,
+        account: &String,
+        _region: &str,
+        spec: &ClusterSpec,
+    ) -> Result<(), CloudError> {
+        self.fault("eks:CreateCluster").await?;
+        let body = json!({
+            "version": spec.version,
+            "certificate_authority": "U0lNVUxBVEVEIENMVVNURVIgQ0EK",
+        });
+        let id = cluster_id(account, &spec.name);
+        // Clusters take the longest, as on EKS.
+        if !self
+            .insert(
+                "cluster",
+                &id,
+                &spec.name,
+                Some(&spec.request_token),
+                &spec.tags,
+                body,
+                self.delay_ms() * 2,
+            )
+            .await?
+        {
+            return Err(CloudError::AlreadyExists(format!(
+                "Cluster already exists with name: {}",
+                spec.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn delete_cluster(
+        &self,
+        account: &String,
+        _region: &str,
+        name: &str,
+    ) -> Result<(), CloudError> {
+        self.fault("eks:DeleteCluster").await?;
+        self.delete("cluster", &cluster_id(account, name)).await
+    }
+
+    async fn find_nodegroup(
+        &self,
+        account: &String,
+        _region: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<Option<Nodegroup>, CloudError> {
+        let id = format!("{}/{name}", cluster_id(account, cluster));
+        let row = self.find("nodegroup", &id).await?;
+        Ok(row.map(|r| Nodegroup {
+            status: r.status(),
+            tags: r.tags(),
+        }))
+    }
+
+    async fn create_nodegroup(
+        &self,
+        account: &String,
+        _region: &str,
+        spec: &NodegroupSpec,
+    ) -> Result<(), CloudError> {
+        self.fault("eks:CreateNodegroup").await?;
+        match self
+            .find("cluster", &cluster_id(account, &spec.cluster))
+            .await?
+        {
+            Some(c) if c.status() == Status::Active => {}
+            _ => {
+                return Err(CloudError::Permanent(format!(
+                    "Cluster '{}' is not in ACTIVE status",
+                    spec.cluster
+                )));
+            }
+        }
+        let id = format!("{}/{}", cluster_id(account, &spec.cluster), spec.name);
+        let body = json!({
+            "instance_type": spec.instance_type,
+            "min_size": spec.min_size,
+            "max_size": spec.max_size,
+        });
+        if !self
+            .insert(
+                "nodegroup",
+                &id,
+                &spec.name,
+                Some(&spec.request_token),
+                &spec.tags,
+                body,
+                self.delay_ms(),
+            )
+            .await?
+        {
+            return Err(CloudError::AlreadyExists(format!(
+                "NodeGroup already exists with name {} and cluster name {}",
+                spec.name, spec.cluster
+            )));
+        }
+        Ok(())
+    }
+
+    async fn delete_nodegroup(
+        &self,
+        account: &String,
+        _region: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<(), CloudError> {
+        self.fault("eks:DeleteNodegroup").await?;
+        self.delete(
+            "nodegroup",
+            &format!("{}/{name}", cluster_id(account, cluster)),
+        )
+        .await
+    }
+
+    async fn apply(
+        &self,
+        account: &String,
+        _region: &str,
+        cluster: &Cluster,
+        objects: &[Value],
+    ) -> Result<Vec<Applied>, CloudError> {
+        self.fault("kubernetes:apply").await?;
+        let mut applied = Vec::with_capacity(objects.len());
+        for object in objects {
+            let resource = describe_object(object);
+            let id = format!("{}/{resource}", cluster_id(account, &cluster.name));
+            // Server-side apply: create, replace when different, leave alone when the same.
+            let changed = sqlx::query(
+                "INSERT INTO simulated_resource (kind, id, name, ready_at, body)
+                 VALUES ('object', $1, $2, now(), $3)
+                 ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, gone_at = NULL
+                 WHERE simulated_resource.body IS DISTINCT FROM EXCLUDED.body
+                    OR simulated_resource.gone_at IS NOT NULL",
+            )
+            .bind(&id)
+            .bind(&resource)
+            .bind(object)
+            .execute(&self.db)
+            .await
+            .map_err(db_error)?
+            .rows_affected()
+                == 1;
+            applied.push(Applied { resource, changed });
+        }
+        Ok(applied)
+    }
+
+    async fn delete_objects(
+        &self,
+        account: &String,
+        _region: &str,
+        cluster: &Cluster,
+        objects: &[Value],
+    ) -> Result<usize, CloudError> {
+        self.fault("kubernetes:delete").await?;
+        let ids: Vec<String> = objects
+            .iter()
+            .rev()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    cluster_id(account, &cluster.name),
+                    describe_object(o)
+                )
+            })
+            .collect();
+        let done =
+            sqlx::query("DELETE FROM simulated_resource WHERE kind = 'object' AND id = ANY($1)")
+                .bind(&ids)
+                .execute(&self.db)
+                .await
+                .map_err(db_error)?;
+        Ok(done.rows_affected() as usize)
+    }
+}
