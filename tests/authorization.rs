@@ -221,6 +221,16 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
         ),
         m(
             Method::GET,
+            "/admin/cloud",
+            probe("/admin/cloud", &[], [303, 403, 403, 200, 403, 200]),
+        ),
+        m(
+            Method::POST,
+            "/admin/cloud/test",
+            probe("/admin/cloud/test", &[], [303, 403, 403, 200, 403, 200]),
+        ),
+        m(
+            Method::GET,
             "/api/v1/me",
             probe("/api/v1/me", &[], [401, 200, 200, 200, 200, 200]),
         ),
@@ -695,6 +705,25 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             ),
         ),
         m(
+            Method::POST,
+            "/environments/{id}/retry",
+            probe(
+                &format!("/environments/{unknown}/retry"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        // The fixture has started demo's DevOps environment: a second one is a conflict.
+        m(
+            Method::POST,
+            "/platforms/{slug}/devops-environment",
+            probe7(
+                "/platforms/demo/devops-environment",
+                &[],
+                [303, 403, 409, 403, 403, 403, 403],
+            ),
+        ),
+        m(
             Method::GET,
             "/approvals",
             probe("/approvals", &[], [303, 403, 200, 200, 403, 200]),
@@ -805,6 +834,24 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             ),
         ),
         m(
+            Method::POST,
+            "/api/v1/environments/{id}/retry",
+            api(
+                &format!("/api/v1/environments/{unknown}/retry"),
+                json!({}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/devops-environment",
+            api(
+                "/api/v1/platforms/demo/devops-environment",
+                json!({}),
+                [401, 403, 409, 403, 403, 403, 403],
+            ),
+        ),
+        m(
             Method::GET,
             "/api/v1/notifications",
             probe("/api/v1/notifications", &[], [401, 200, 200, 200, 200, 200]),
@@ -900,6 +947,19 @@ async fn fixture(app: &TestApp) -> uuid::Uuid {
     .await
     .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
+    let res = call(
+        Method::POST,
+        "/api/v1/platforms/demo/devops-environment",
+        &author,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "the DevOps environment starts"
+    );
     let mut document = first["document"].clone();
     document["cloud"]["region"] = json!("eu-central-1");
     let res = call(

@@ -1071,7 +1071,7 @@ pub async fn retry(
                 json!({ "environment_id": env.id }),
             );
             job.unique_key = Some(format!("environment:{}", env.id));
-            queue::enqueue(&mut *tx, &job).await?
+            queue::enqueue(&mut tx, &job).await?
         }
     };
     let (state, what) = if teardown {
@@ -1105,18 +1105,29 @@ pub async fn retry(
     Ok(state)
 }
 
+/// What the DevOps environment is made from: the approved blueprint's revision, its DevOps
+/// node group and the plan built from them.
+pub struct DevopsRequest {
+    pub blueprint_number: i32,
+    pub parameters: crate::provision::plan::Parameters,
+    pub plan: Vec<crate::provision::plan::PlanStep>,
+}
+
 /// Creates the platform's DevOps environment (the manual trigger; one per platform, kept):
 /// approved at once, since the platform engineer who triggers it is the decision.
 pub async fn create_devops(
     db: &PgPool,
     platform: &Platform,
     by: &Principal,
-    blueprint_number: i32,
-    parameters: &crate::provision::plan::Parameters,
-    plan: &[crate::provision::plan::PlanStep],
+    devops: &DevopsRequest,
     now: DateTime<Utc>,
     base_url: &str,
 ) -> Result<EnvironmentId, EnvironmentError> {
+    let DevopsRequest {
+        blueprint_number,
+        parameters,
+        plan,
+    } = devops;
     if platform.archived_at.is_some() {
         return Err(EnvironmentError::Conflict(
             "The platform is archived: it takes no new environments.".into(),

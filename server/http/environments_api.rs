@@ -502,13 +502,16 @@ pub async fn start_devops(
         &approved.document,
         &state.config.account_email_domain,
     );
+    let devops = lifecycle::DevopsRequest {
+        blueprint_number: approved.number,
+        parameters,
+        plan,
+    };
     Ok(lifecycle::create_devops(
         &state.pool,
         on.platform(),
         &on.principal,
-        approved.number,
-        &parameters,
-        &plan,
+        &devops,
         state.clock.now(),
         &state.public_url,
     )

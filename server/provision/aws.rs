@@ -49,7 +49,7 @@ pub struct MemberSession {
 }
 
 /// An HTTPS client on rustls with ring, the crypto the rest of Slipway uses.
-fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
@@ -113,6 +113,11 @@ impl AwsCloud {
                 )
                 .build();
         }
+        AwsCloud::from_sdk_config(base, settings)
+    }
+
+    /// The provider over an SDK configuration built elsewhere (tests build one for moto).
+    pub fn from_sdk_config(base: SdkConfig, settings: AwsSettings) -> AwsCloud {
         AwsCloud { base, settings }
     }
 

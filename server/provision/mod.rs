@@ -27,7 +27,7 @@ pub const TEARDOWN_JOB: &str = "environment.teardown";
 /// The cloud this process provisions in.
 #[derive(Clone)]
 pub enum Cloud {
-    Aws(aws::AwsCloud),
+    Aws(Box<aws::AwsCloud>),
     Simulated(simulated::SimulatedCloud),
 }
 
@@ -39,7 +39,9 @@ impl Cloud {
                 db.clone(),
                 config.simulated_delay,
             )),
-            CloudMode::Aws => Cloud::Aws(aws::AwsCloud::connect(config.aws.clone()).await),
+            CloudMode::Aws => {
+                Cloud::Aws(Box::new(aws::AwsCloud::connect(config.aws.clone()).await))
+            }
         }
     }
 

@@ -653,7 +653,7 @@ impl Handler for ProvisionJob {
         let r = &self.0;
         Box::pin(async move {
             match &r.cloud {
-                Cloud::Aws(p) => provision_step(p, r, step, ctx).await,
+                Cloud::Aws(p) => provision_step(p.as_ref(), r, step, ctx).await,
                 Cloud::Simulated(p) => provision_step(p, r, step, ctx).await,
             }
         })
@@ -682,7 +682,7 @@ impl Handler for TeardownJob {
         let r = &self.0;
         Box::pin(async move {
             match &r.cloud {
-                Cloud::Aws(p) => teardown_step(p, r, step, ctx).await,
+                Cloud::Aws(p) => teardown_step(p.as_ref(), r, step, ctx).await,
                 Cloud::Simulated(p) => teardown_step(p, r, step, ctx).await,
             }
         })

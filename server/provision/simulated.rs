@@ -112,16 +112,16 @@ impl SimulatedCloud {
     }
 
     /// Inserts a resource; `false` when one with this id exists (the caller's conflict).
-    async fn insert(
-        &self,
-        kind: &str,
-        id: &str,
-        name: &str,
-        request_id: Option<&str>,
-        tags: &Tags,
-        body: Value,
-        delay_ms: i64,
-    ) -> Result<bool, CloudError> {
+    async fn insert(&self, r: NewResource<'_>) -> Result<bool, CloudError> {
+        let NewResource {
+            kind,
+            id,
+            name,
+            request_id,
+            tags,
+            body,
+            delay_ms,
+        } = r;
         self.expire().await?;
         let done = sqlx::query(
             "INSERT INTO simulated_resource (kind, id, name, ready_at, request_id, tags, body)
@@ -156,6 +156,17 @@ impl SimulatedCloud {
         .map_err(db_error)?;
         Ok(())
     }
+}
+
+/// A resource to create, CREATING for `delay_ms`.
+struct NewResource<'a> {
+    kind: &'a str,
+    id: &'a str,
+    name: &'a str,
+    request_id: Option<&'a str>,
+    tags: &'a Tags,
+    body: Value,
+    delay_ms: i64,
 }
 
 fn cluster_id(account: &str, name: &str) -> String {
@@ -219,15 +230,15 @@ impl Provider for SimulatedCloud {
         );
         let id = format!("{:012}", 100_000_000_000 + n % 900_000_000_000);
         let request_id = format!("car-{}", uuid::Uuid::new_v4().simple());
-        self.insert(
-            "account",
-            &id,
-            &spec.name,
-            Some(&request_id),
-            &spec.tags,
-            json!({ "email": spec.email }),
-            self.delay_ms(),
-        )
+        self.insert(NewResource {
+            kind: "account",
+            id: &id,
+            name: &spec.name,
+            request_id: Some(&request_id),
+            tags: &spec.tags,
+            body: json!({ "email": spec.email }),
+            delay_ms: self.delay_ms(),
+        })
         .await?;
         Ok(request_id)
     }
@@ -294,15 +305,15 @@ impl Provider for SimulatedCloud {
         let id = cluster_id(account, &spec.name);
         // Clusters take the longest, as on EKS.
         if !self
-            .insert(
-                "cluster",
-                &id,
-                &spec.name,
-                Some(&spec.request_token),
-                &spec.tags,
+            .insert(NewResource {
+                kind: "cluster",
+                id: &id,
+                name: &spec.name,
+                request_id: Some(&spec.request_token),
+                tags: &spec.tags,
                 body,
-                self.delay_ms() * 2,
-            )
+                delay_ms: self.delay_ms() * 2,
+            })
             .await?
         {
             return Err(CloudError::AlreadyExists(format!(
@@ -364,15 +375,15 @@ impl Provider for SimulatedCloud {
             "max_size": spec.max_size,
         });
         if !self
-            .insert(
-                "nodegroup",
-                &id,
-                &spec.name,
-                Some(&spec.request_token),
-                &spec.tags,
+            .insert(NewResource {
+                kind: "nodegroup",
+                id: &id,
+                name: &spec.name,
+                request_id: Some(&spec.request_token),
+                tags: &spec.tags,
                 body,
-                self.delay_ms(),
-            )
+                delay_ms: self.delay_ms(),
+            })
             .await?
         {
             return Err(CloudError::AlreadyExists(format!(

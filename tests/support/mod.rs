@@ -9,6 +9,8 @@
 #![allow(dead_code)] // Each test binary uses its own part of the harness.
 
 pub mod browser;
+pub mod kube_api;
+pub mod moto;
 pub mod oidc;
 
 use std::io::{BufRead, BufReader};
@@ -349,13 +351,18 @@ impl TestApp {
 
     /// An API token for a new user with `user_roles`, scoped to `scope`.
     pub async fn token(&self, user_roles: &[Role], scope: &[Role]) -> String {
+        self.user_with_token(user_roles, scope).await.1
+    }
+
+    /// A new user and an API token of theirs limited to `scope`.
+    pub async fn user_with_token(&self, user_roles: &[Role], scope: &[Role]) -> (UserId, String) {
         let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
         let user = self.create_user(&email, user_roles, PASSWORD).await;
         let scope: RoleSet = scope.iter().copied().collect();
         let (_, secret) = slipway::auth::tokens::create(&self.pool, user, "test", &scope, None)
             .await
             .unwrap();
-        secret
+        (user, secret)
     }
 }
 

@@ -1,0 +1,726 @@
+//! Provisioning and teardown, end to end over real protocols: an approved request runs as jobs
+//! against the simulated cloud, and against AWS as emulated by `moto_server` (Organizations,
+//! STS, EKS over HTTP) with the Kubernetes bootstrap applied by the `kube` client to the test
+//! API server of `support::kube_api`. Also: partial failure and clean-up, retry from the failed
+//! step, a worker killed with SIGKILL right after CreateCluster, and the DevOps environment.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use slipway::auth::Role;
+use slipway::provision::Cloud;
+use slipway::provision::aws::{AwsCloud, AwsSettings};
+use slipway::provision::simulated::SimulatedCloud;
+use support::TestApp;
+use support::kube_api::KubeApi;
+use support::moto::Moto;
+
+const ENGINEER: &[Role] = &[Role::PlatformEngineer, Role::Developer];
+
+/// `shop` with the built-in blueprint approved and its backlog generated; `engineer` decides,
+/// `dev` requests.
+struct World {
+    app: TestApp,
+    engineer: String,
+    dev: String,
+}
+
+impl World {
+    async fn new() -> World {
+        let app = TestApp::spawn().await;
+        let (_, engineer) = app.user_with_token(ENGINEER, ENGINEER).await;
+        let (reviewer_id, reviewer) = app.user_with_token(ENGINEER, ENGINEER).await;
+        let (_, dev) = app
+            .user_with_token(&[Role::Developer], &[Role::Developer])
+            .await;
+        app.approved_platform("shop", &engineer, &reviewer, reviewer_id)
+            .await;
+        let res = app
+            .api(
+                Method::POST,
+                "/api/v1/platforms/shop/backlog/generate",
+                &engineer,
+                Some(json!({})),
+            )
+            .await;
+        assert!(res.status().is_success(), "{}", res.status());
+        World { app, engineer, dev }
+    }
+
+    /// Worker tasks in this process, running every job kind against `cloud`.
+    fn workers(&self, cloud: Cloud) -> slipway::jobs::worker::Workers {
+        let clock = slipway::clock::Clock::system();
+        let config = slipway::config::Config::default();
+        slipway::jobs::worker::Workers::start(
+            self.app.pool.clone(),
+            slipway::cli::job_registry(
+                &self.app.pool,
+                &config,
+                cloud,
+                clock.clone(),
+                &self.app.base,
+            ),
+            clock,
+            slipway::jobs::worker::WorkerConfig::default(),
+        )
+    }
+
+    fn simulated(&self) -> Cloud {
+        Cloud::Simulated(SimulatedCloud::new(self.app.pool.clone(), Duration::ZERO))
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let body = (!body.is_null()).then_some(body);
+        let res = self.app.api(method, path, token, body).await;
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A `dev` request by the developer, approved by the engineer; returns its id.
+    async fn approved(&self, name: &str) -> String {
+        let (status, created) = self
+            .call(
+                Method::POST,
+                "/api/v1/platforms/shop/environments",
+                &self.dev,
+                json!({"environment_type": "dev", "name": name, "purpose": "Checkout integration tests"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/environments/{id}/approve"),
+                &self.engineer,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        id
+    }
+
+    async fn environment(&self, id: &str) -> Value {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/environments/{id}"),
+                &self.dev,
+                json!(null),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Polls the API until the environment is in `state`; fails on another final state.
+    async fn until_state(&self, id: &str, state: &str, within: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let env = self.environment(id).await;
+            if env["state"] == state {
+                return env;
+            }
+            assert!(
+                started.elapsed() < within,
+                "{id} did not become {state} within {within:?}; it is {}: {}",
+                env["state"],
+                serde_json::to_string_pretty(&env["job"]).unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn teardown(&self, id: &str) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/environments/{id}/teardown"),
+                &self.dev,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+fn plan_objects(plan: &Value) -> Vec<String> {
+    plan.as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "kubernetes:apply")
+        .map(|s| s["resource"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn plan_of(w: &World, id: &str) -> Value {
+    let (status, plan) = w
+        .call(
+            Method::GET,
+            &format!("/api/v1/environments/{id}/plan"),
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    plan
+}
+
+fn step_states(env: &Value) -> Vec<(String, String)> {
+    env["job"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn count(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_leaves_nothing() {
+    let w = World::new().await;
+    let workers = w.workers(w.simulated());
+    let id = w.approved("checkout").await;
+    let env = w.until_state(&id, "ready", Duration::from_secs(60)).await;
+
+    let outputs = &env["outputs"];
+    assert_eq!(outputs["cloud"], "simulated");
+    assert_eq!(outputs["account_name"], "shop-checkout");
+    assert_eq!(outputs["account_id"].as_str().unwrap().len(), 12);
+    assert_eq!(outputs["cluster_name"], "shop-checkout");
+    assert_eq!(outputs["region"], "eu-west-1");
+    assert_eq!(
+        outputs["namespaces"],
+        json!(["apps", "observability", "data", "istio-system"])
+    );
+    assert_eq!(
+        outputs["data_service_endpoints"]["kafka"],
+        "kafka-kafka-bootstrap.data.svc.cluster.local:9093"
+    );
+    let kubeconfig = outputs["kubeconfig"].as_str().unwrap();
+    assert!(kubeconfig.contains("command: aws") && !kubeconfig.contains("token:"));
+    assert_eq!(
+        step_states(&env),
+        [
+            "account",
+            "access",
+            "cluster",
+            "nodegroup",
+            "kubernetes",
+            "outputs"
+        ]
+        .map(|s| (s.to_owned(), "completed".to_owned()))
+    );
+    assert!(
+        env["expires_at"].is_null(),
+        "a long-lived environment has no TTL"
+    );
+
+    // What the simulated cloud holds is what the plan says, once.
+    let plan = plan_of(&w, &id).await;
+    let objects = plan_objects(&plan);
+    let pool = &w.app.pool;
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM simulated_resource WHERE kind = 'account'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM simulated_resource WHERE kind = 'cluster'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM simulated_resource WHERE kind = 'nodegroup'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM simulated_resource WHERE kind = 'object'"
+        )
+        .await,
+        objects.len() as i64
+    );
+
+    // The environment's deliverables are done in the backlog; the rest is untouched.
+    let done: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM backlog_item WHERE status = 'done' ORDER BY key")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        done,
+        [
+            "account:dev",
+            "cluster:dev",
+            "data:kafka:dev",
+            "data:mongodb:dev",
+            "logging:dev",
+            "mesh:dev"
+        ]
+    );
+    let (_, inbox) = w
+        .call(Method::GET, "/api/v1/notifications", &w.dev, json!(null))
+        .await;
+    assert!(
+        inbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "ready"),
+        "the requester hears it is ready: {inbox}"
+    );
+
+    w.teardown(&id).await;
+    let env = w
+        .until_state(&id, "torn_down", Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        step_states(&env),
+        ["kubernetes", "nodegroup", "cluster", "account", "finish"]
+            .map(|s| (s.to_owned(), "completed".to_owned()))
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM simulated_resource WHERE gone_at IS NULL OR gone_at > now()"
+        )
+        .await,
+        0,
+        "nothing is left in the simulated cloud"
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The AWS provider against moto, with the member accounts' clusters' Kubernetes API served by
+/// `kube`.
+async fn aws_cloud(moto: &Moto, kube: &KubeApi) -> Cloud {
+    moto.create_organization().await;
+    let settings = AwsSettings {
+        kube_endpoint_override: Some(kube.url.clone()),
+        ..slipway::config::Config::default().aws
+    };
+    Cloud::Aws(Box::new(AwsCloud::from_sdk_config(
+        moto.sdk_config().await,
+        settings,
+    )))
+}
+
+fn account_of<'a>(
+    accounts: &'a [(String, String, String)],
+    name: &str,
+) -> Vec<&'a (String, String, String)> {
+    accounts.iter().filter(|(n, _, _)| n == name).collect()
+}
+
+#[tokio::test]
+async fn aws_provisioning_creates_exactly_the_planned_resources_and_teardown_removes_them() {
+    let moto = Moto::start().await;
+    let kube = KubeApi::start().await;
+    let w = World::new().await;
+    let workers = w.workers(aws_cloud(&moto, &kube).await);
+    let id = w.approved("payments").await;
+    let env = w.until_state(&id, "ready", Duration::from_secs(90)).await;
+    let plan = plan_of(&w, &id).await;
+
+    // One account, with the plan's name and Slipway's tags, and one cluster with one node group.
+    let accounts = moto.accounts().await;
+    let ours = account_of(&accounts, "shop-payments");
+    assert_eq!(ours.len(), 1, "{accounts:?}");
+    let (_, account, state) = ours[0];
+    assert_eq!(state, "ACTIVE");
+    assert_eq!(env["outputs"]["account_id"], account.as_str());
+    assert_eq!(env["outputs"]["cloud"], "AWS");
+    assert_eq!(
+        moto.clusters_in(account).await,
+        [(
+            "shop-payments".to_owned(),
+            vec!["shop-payments-nodes".to_owned()]
+        )]
+    );
+
+    // The dry-run plan is what ran: its steps are the job's steps, its objects what was applied.
+    let mut planned_steps: Vec<&str> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    planned_steps.dedup();
+    let ran: Vec<(String, String)> = step_states(&env);
+    assert_eq!(
+        ran.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        planned_steps
+    );
+    assert_eq!(plan[0]["resource"], "shop-payments");
+    assert_eq!(plan[0]["details"]["email"], "shop-payments@example.com");
+    let mut applied: Vec<String> = kube
+        .objects()
+        .iter()
+        .map(|o| {
+            let kind = o["kind"].as_str().unwrap();
+            let name = o["metadata"]["name"].as_str().unwrap();
+            match o["metadata"]["namespace"].as_str() {
+                Some(ns) => format!("{kind} {ns}/{name}"),
+                None => format!("{kind} {name}"),
+            }
+        })
+        .collect();
+    let mut planned = plan_objects(&plan);
+    applied.sort();
+    planned.sort();
+    assert_eq!(applied, planned);
+    let peer = kube
+        .object(
+            "security.istio.io/v1",
+            "PeerAuthentication",
+            Some("istio-system"),
+            "default",
+        )
+        .unwrap();
+    assert_eq!(peer["spec"]["mtls"]["mode"], "STRICT");
+    let apps = kube.object("v1", "Namespace", None, "apps").unwrap();
+    assert_eq!(apps["metadata"]["labels"]["istio-injection"], "enabled");
+    assert_eq!(apps["metadata"]["managedFields"][0]["manager"], "slipway");
+    assert!(
+        kube.authorizations()
+            .iter()
+            .all(|a| a.starts_with("Bearer k8s-aws-v1.")),
+        "EKS bearer tokens from a presigned STS URL"
+    );
+
+    w.teardown(&id).await;
+    w.until_state(&id, "torn_down", Duration::from_secs(90))
+        .await;
+    assert!(
+        moto.clusters_in(account).await.is_empty(),
+        "no cluster is left"
+    );
+    let accounts = moto.accounts().await;
+    let (_, _, state) = account_of(&accounts, "shop-payments")[0];
+    assert_ne!(state, "ACTIVE", "the account is closed");
+    assert!(kube.objects().is_empty(), "no Kubernetes object is left");
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn the_kubernetes_bootstrap_is_server_side_applied_and_applying_it_again_changes_nothing() {
+    let kube = KubeApi::start().await;
+    let blueprint = slipway::define::blueprint::Blueprint::from_template("shop", None);
+    let services = vec![
+        "mongodb".to_owned(),
+        "scylladb".to_owned(),
+        "kafka".to_owned(),
+    ];
+    let objects =
+        slipway::provision::manifests::environment(&slipway::provision::manifests::Bootstrap {
+            blueprint: &blueprint,
+            platform_slug: "shop",
+            environment: "perf-1",
+            team_namespace: "apps",
+            max_nodes: 10,
+            data_services: &services,
+        });
+    let credentials =
+        aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test");
+    let endpoint = slipway::provision::kubernetes::ClusterEndpoint {
+        url: kube.url.clone(),
+        ca_pem: None,
+        cluster_name: "shop-perf-1".into(),
+        region: "eu-west-1".into(),
+    };
+    let client = slipway::provision::kubernetes::client(&endpoint, &credentials).unwrap();
+    let first = slipway::provision::kubernetes::apply(&client, &objects)
+        .await
+        .unwrap();
+    assert!(first.iter().all(|a| a.changed));
+    assert_eq!(kube.objects().len(), objects.len());
+    let before = kube.objects();
+    let again = slipway::provision::kubernetes::apply(&client, &objects)
+        .await
+        .unwrap();
+    assert!(again.iter().all(|a| !a.changed), "re-applying is a no-op");
+    assert_eq!(
+        kube.objects(),
+        before,
+        "same objects, same resourceVersions"
+    );
+
+    let quota = kube
+        .object("v1", "ResourceQuota", Some("apps"), "default")
+        .unwrap();
+    assert_eq!(quota["spec"]["hard"]["requests.cpu"], "20");
+    let deny = kube
+        .object(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            Some("data"),
+            "default-deny",
+        )
+        .unwrap();
+    assert_eq!(deny["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    let dns = kube
+        .object(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            Some("apps"),
+            "allow-dns",
+        )
+        .unwrap();
+    assert_eq!(dns["spec"]["egress"][0]["ports"][0]["port"], 53);
+    let binding = kube
+        .object(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            Some("apps"),
+            "developers",
+        )
+        .unwrap();
+    assert_eq!(binding["subjects"][0]["name"], "shop:developers");
+    let kafka = kube
+        .object("kafka.strimzi.io/v1beta2", "Kafka", Some("data"), "kafka")
+        .unwrap();
+    assert_eq!(
+        kafka["metadata"]["annotations"]["strimzi.io/kraft"],
+        "enabled"
+    );
+    assert!(
+        kube.object("apps/v1", "DaemonSet", Some("observability"), "fluent-bit")
+            .is_some()
+    );
+    assert!(
+        kube.object(
+            "scylla.scylladb.com/v1",
+            "ScyllaCluster",
+            Some("data"),
+            "scylladb"
+        )
+        .is_some()
+    );
+
+    let deleted = slipway::provision::kubernetes::delete(&client, &objects)
+        .await
+        .unwrap();
+    assert_eq!(deleted, objects.len());
+    assert!(kube.objects().is_empty());
+    let none = slipway::provision::kubernetes::delete(&client, &objects)
+        .await
+        .unwrap();
+    assert_eq!(none, 0, "deleting what is gone is success");
+}
+
+#[tokio::test]
+async fn a_partial_failure_leaves_the_environment_failed_and_cleaning_up_leaves_nothing_behind() {
+    let moto = Moto::start().await;
+    let kube = KubeApi::start().await;
+    kube.forbid_writes_of("NetworkPolicy");
+    let w = World::new().await;
+    let workers = w.workers(aws_cloud(&moto, &kube).await);
+    let id = w.approved("orders").await;
+    let env = w.until_state(&id, "failed", Duration::from_secs(90)).await;
+    let steps = step_states(&env);
+    assert_eq!(steps[3], ("nodegroup".to_owned(), "completed".to_owned()));
+    assert_eq!(steps[4], ("kubernetes".to_owned(), "failed".to_owned()));
+    assert!(
+        env["job"]["steps"][4]["error"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden"),
+        "{}",
+        env["job"]["steps"][4]
+    );
+    let accounts = moto.accounts().await;
+    let (_, account, _) = account_of(&accounts, "shop-orders")[0].clone();
+    assert_eq!(moto.clusters_in(&account).await.len(), 1);
+    assert!(
+        !kube.objects().is_empty(),
+        "the namespaces were applied before the failure"
+    );
+
+    // The policy that refused the writes is lifted; then "Clean up what was created".
+    kube.heal();
+    w.teardown(&id).await;
+    w.until_state(&id, "torn_down", Duration::from_secs(90))
+        .await;
+    assert!(moto.clusters_in(&account).await.is_empty());
+    let accounts = moto.accounts().await;
+    assert_ne!(account_of(&accounts, "shop-orders")[0].2, "ACTIVE");
+    assert!(kube.objects().is_empty(), "{:?}", kube.objects());
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_failed_environment_retries_from_the_failed_step() {
+    let w = World::new().await;
+    sqlx::query(
+        "INSERT INTO simulated_fault (operation, remaining, message)
+         VALUES ('eks:CreateNodegroup', 1, 'InsufficientCapacity in eu-west-1a')",
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let workers = w.workers(w.simulated());
+    let id = w.approved("search").await;
+    let env = w.until_state(&id, "failed", Duration::from_secs(60)).await;
+    assert!(
+        env["job"]["steps"][3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("InsufficientCapacity")
+    );
+    let page = w
+        .app
+        .client
+        .get(w.app.url(&format!("/environments/{id}")))
+        .bearer_auth(&w.dev)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Retry from the failed step") && page.contains("Clean up what was created")
+    );
+
+    let (status, body) = w
+        .call(
+            Method::POST,
+            &format!("/api/v1/environments/{id}/retry"),
+            &w.dev,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let env = w.until_state(&id, "ready", Duration::from_secs(60)).await;
+    let account = &env["job"]["steps"][0];
+    assert_eq!(
+        account["attempt"], 1,
+        "the account step did not run again: {account}"
+    );
+    assert_eq!(
+        count(
+            &w.app.pool,
+            "SELECT count(*) FROM simulated_resource WHERE kind = 'account'"
+        )
+        .await,
+        1
+    );
+    let (status, _) = w
+        .call(
+            Method::POST,
+            &format!("/api/v1/environments/{id}/retry"),
+            &w.dev,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "only a failed environment is retried"
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn the_devops_environment_is_started_by_hand_once_and_runs_its_delivery_tool() {
+    let w = World::new().await;
+    let workers = w.workers(w.simulated());
+    let (status, body) = w
+        .call(
+            Method::POST,
+            "/api/v1/platforms/shop/devops-environment",
+            &w.dev,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "developers do not start it: {body}"
+    );
+    let (status, created) = w
+        .call(
+            Method::POST,
+            "/api/v1/platforms/shop/devops-environment",
+            &w.engineer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["name"], "devops");
+    let (status, _) = w
+        .call(
+            Method::POST,
+            "/api/v1/platforms/shop/devops-environment",
+            &w.engineer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "it is created once");
+    let id = created["id"].as_str().unwrap();
+    let plan = plan_of(&w, id).await;
+    assert_eq!(
+        plan[0]["resource"], "shop-devops",
+        "the blueprint's DevOps account"
+    );
+    assert!(plan_objects(&plan).contains(&"SpinnakerService spinnaker/spinnaker".to_owned()));
+    let env = {
+        let started = Instant::now();
+        loop {
+            let (_, env) = w
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/environments/{id}"),
+                    &w.engineer,
+                    json!(null),
+                )
+                .await;
+            if env["state"] == "ready" {
+                break env;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{env}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(env["outputs"]["cluster_name"], "shop-devops");
+    let done: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM backlog_item WHERE status = 'done' ORDER BY key")
+            .fetch_all(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(done, ["account:devops", "devops:spinnaker"]);
+    workers.shutdown(Duration::from_secs(5)).await;
+}

@@ -1,0 +1,169 @@
+//! `moto_server` (PyPI `moto[server]`): a real AWS emulator over HTTP, one per test, on a free
+//! loopback port, reached by the AWS SDK with an endpoint override and dummy credentials.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+
+pub const ACCESS_KEY: &str = "AKIASLIPWAYTESTING";
+pub const SECRET_KEY: &str = "slipway-testing-secret";
+pub const REGION: &str = "us-east-1";
+
+pub struct Moto {
+    pub url: String,
+    child: Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    /// Starts `moto_server` and waits until it answers.
+    pub async fn start() -> Moto {
+        slipway::init_tls();
+        let program = super::require_program("moto_server", "pip install 'moto[server]==5.2.5'");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto_server");
+        let moto = Moto {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        loop {
+            if client
+                .get(format!("{}/moto-api/", moto.url))
+                .send()
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto_server did not answer within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        moto
+    }
+
+    /// The management account's SDK configuration (dummy credentials, the emulator's endpoint).
+    pub async fn sdk_config(&self) -> SdkConfig {
+        config(
+            &self.url,
+            Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"),
+        )
+        .await
+    }
+
+    /// The environment variables that point a `slipway` process at this emulator.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// Turns the emulated account into an organisation's management account.
+    pub async fn create_organization(&self) {
+        aws_sdk_organizations::Client::new(&self.sdk_config().await)
+            .create_organization()
+            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+            .send()
+            .await
+            .expect("CreateOrganization on moto");
+    }
+
+    /// The accounts of the organisation: (name, id, state).
+    pub async fn accounts(&self) -> Vec<(String, String, String)> {
+        let out = aws_sdk_organizations::Client::new(&self.sdk_config().await)
+            .list_accounts()
+            .send()
+            .await
+            .unwrap();
+        out.accounts()
+            .iter()
+            .map(|a| {
+                (
+                    a.name().unwrap_or_default().to_owned(),
+                    a.id().unwrap_or_default().to_owned(),
+                    a.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// An EKS client acting in `account` (through its access role, as Slipway does).
+    pub async fn eks_in(&self, account: &str) -> aws_sdk_eks::Client {
+        let out = aws_sdk_sts::Client::new(&self.sdk_config().await)
+            .assume_role()
+            .role_arn(format!(
+                "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
+            ))
+            .role_session_name("test")
+            .send()
+            .await
+            .unwrap();
+        let c = out.credentials().unwrap();
+        let credentials = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            None,
+            "assumed",
+        );
+        let config = config(&self.url, credentials)
+            .await
+            .into_builder()
+            .region(Region::new("eu-west-1"))
+            .build();
+        aws_sdk_eks::Client::new(&config)
+    }
+
+    /// Clusters and their node groups in `account`.
+    pub async fn clusters_in(&self, account: &str) -> Vec<(String, Vec<String>)> {
+        let eks = self.eks_in(account).await;
+        let mut out = vec![];
+        for name in eks.list_clusters().send().await.unwrap().clusters() {
+            let groups = eks
+                .list_nodegroups()
+                .cluster_name(name)
+                .send()
+                .await
+                .unwrap()
+                .nodegroups()
+                .to_vec();
+            out.push((name.clone(), groups));
+        }
+        out
+    }
+}
+
+async fn config(url: &str, credentials: Credentials) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(credentials)
+        .http_client(slipway::provision::aws::http_client())
+        .load()
+        .await
+}
