@@ -724,3 +724,87 @@ async fn the_devops_environment_is_started_by_hand_once_and_runs_its_delivery_to
     assert_eq!(done, ["account:devops", "devops:spinnaker"]);
     workers.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A child process killed when dropped, so a failing test leaves no worker behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `slipway worker` process provisioning in AWS through `aws_url`, with its clusters'
+/// Kubernetes API at `kube_url`; returned once it says it runs.
+fn worker_process(w: &World, moto: &Moto, aws_url: &str, kube_url: &str) -> Killed {
+    use std::io::{BufRead, BufReader};
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = support::slipway_command(cwd.path())
+        .env("DATABASE_URL", w.app.db.url())
+        .env("SLIPWAY_CLOUD", "aws")
+        .env("SLIPWAY_ACCOUNT_EMAIL_DOMAIN", "aws.example.org")
+        .env("SLIPWAY_KUBE_ENDPOINT_OVERRIDE", kube_url)
+        .envs(moto.env())
+        .env("AWS_ENDPOINT_URL", aws_url)
+        .arg("worker")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawning slipway worker");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("Slipway worker "), "{line:?}");
+    Killed(child)
+}
+
+#[tokio::test]
+async fn a_worker_killed_right_after_create_cluster_resumes_without_a_second_cluster_or_account() {
+    let moto = Moto::start().await;
+    moto.create_organization().await;
+    let kube = KubeApi::start().await;
+    // EKS CreateCluster is `POST /clusters`.
+    let proxy = support::moto::CrashProxy::start(&moto.url, "POST", "/clusters").await;
+    let w = World::new().await;
+    let mut first = worker_process(&w, &moto, &proxy.url, &kube.url);
+    proxy.arm(first.0.id());
+    let id = w.approved("ledger").await;
+    proxy.until_killed(Duration::from_secs(60)).await;
+    first.0.wait().unwrap();
+
+    // Moto created the cluster; the dead worker never learnt it.
+    let accounts = moto.accounts().await;
+    let (_, account, _) = account_of(&accounts, "shop-ledger")[0].clone();
+    assert_eq!(moto.clusters_in(&account).await.len(), 1);
+    let env = w.environment(&id).await;
+    assert_eq!(env["job"]["steps"][2]["state"], "running");
+
+    let second = worker_process(&w, &moto, &moto.url, &kube.url);
+    let env = w.until_state(&id, "ready", Duration::from_secs(90)).await;
+    drop(second);
+    let cluster = &env["job"]["steps"][2];
+    assert_eq!(
+        cluster["attempt"], 2,
+        "the cluster step ran again: {cluster}"
+    );
+    assert_eq!(
+        env["job"]["steps"][0]["attempt"], 1,
+        "the account step did not"
+    );
+    let accounts = moto.accounts().await;
+    assert_eq!(
+        account_of(&accounts, "shop-ledger").len(),
+        1,
+        "one account: {accounts:?}"
+    );
+    assert_eq!(
+        moto.clusters_in(&account).await,
+        [(
+            "shop-ledger".to_owned(),
+            vec!["shop-ledger-nodes".to_owned()]
+        )],
+        "one cluster, adopted by the second attempt"
+    );
+}

@@ -1,5 +1,6 @@
-//! `moto_server` (PyPI `moto[server]`): a real AWS emulator over HTTP, one per test, on a free
-//! loopback port, reached by the AWS SDK with an endpoint override and dummy credentials.
+//! `moto_server` (PyPI `moto[server]`, run as `python3 -m moto.server` so no PATH shim is
+//! needed): a real AWS emulator over HTTP, one per test, on a free loopback port, reached by
+//! the AWS SDK with an endpoint override and dummy credentials.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,14 +28,31 @@ impl Moto {
     /// Starts `moto_server` and waits until it answers.
     pub async fn start() -> Moto {
         slipway::init_tls();
-        let program = super::require_program("moto_server", "pip install 'moto[server]==5.2.5'");
+        let python = super::require_program("python3", "apt-get install python3");
+        let installed = Command::new(&python)
+            .args(["-c", "import moto.server"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            installed,
+            "this test needs moto_server, which is not installed. Install it with: \
+             python3 -m pip install -r tests/requirements.txt (./tests/run installs it for you)"
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new(python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -166,4 +184,105 @@ async fn config(url: &str, credentials: Credentials) -> SdkConfig {
         .http_client(slipway::provision::aws::http_client())
         .load()
         .await
+}
+
+/// A proxy in front of moto that, once armed with a process id, kills that process with
+/// SIGKILL right after moto has carried out a chosen call and before its answer goes back: the
+/// crash between "the cloud did it" and "we recorded it" that idempotent steps must survive.
+pub struct CrashProxy {
+    pub url: String,
+    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
+    killed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+struct ProxyState {
+    /// (method, path) of the call after which to kill.
+    trigger: (String, String),
+    victim: Option<u32>,
+    kills: usize,
+}
+
+impl CrashProxy {
+    pub async fn start(upstream: &str, method: &str, path: &str) -> CrashProxy {
+        use axum::body::Body;
+        use axum::extract::Request;
+        use axum::response::Response;
+        let state = std::sync::Arc::new(std::sync::Mutex::new(ProxyState {
+            trigger: (method.to_owned(), path.to_owned()),
+            victim: None,
+            kills: 0,
+        }));
+        let killed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.to_owned();
+        let client = reqwest::Client::new();
+        let (s, k) = (state.clone(), killed.clone());
+        let forward = move |request: Request| {
+            let (upstream, client, state, killed) =
+                (upstream.clone(), client.clone(), s.clone(), k.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                let path = parts.uri.path().to_owned();
+                let target = format!(
+                    "{upstream}{}",
+                    parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/")
+                );
+                let mut outgoing = client.request(parts.method.clone(), target).body(body);
+                for (name, value) in &parts.headers {
+                    if name != "host" && name != "content-length" {
+                        outgoing = outgoing.header(name, value);
+                    }
+                }
+                let answer = outgoing.send().await.unwrap();
+                let status = answer.status();
+                let headers = answer.headers().clone();
+                let bytes = answer.bytes().await.unwrap();
+                {
+                    let mut state = state.lock().unwrap();
+                    let hit = state.trigger == (parts.method.to_string(), path);
+                    if let Some(pid) = state.victim.filter(|_| hit) {
+                        state.victim = None;
+                        nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGKILL,
+                        )
+                        .unwrap();
+                        state.kills += 1;
+                        killed.notify_one();
+                    }
+                }
+                let mut response = Response::builder().status(status.as_u16());
+                for (name, value) in &headers {
+                    if name != "content-length" && name != "transfer-encoding" {
+                        response = response.header(name, value);
+                    }
+                }
+                response.body(Body::from(bytes)).unwrap()
+            }
+        };
+        let app = axum::Router::new().fallback(forward);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        CrashProxy { url, state, killed }
+    }
+
+    /// Kills `pid` after the next trigger call.
+    pub fn arm(&self, pid: u32) {
+        self.state.lock().unwrap().victim = Some(pid);
+    }
+
+    /// Waits until the armed process has been killed.
+    pub async fn until_killed(&self, within: Duration) {
+        if self.state.lock().unwrap().kills > 0 {
+            return;
+        }
+        tokio::time::timeout(within, self.killed.notified())
+            .await
+            .expect("the trigger call never came");
+    }
 }
