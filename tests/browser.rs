@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use fantoccini::Locator;
 use slipway::auth::Role;
 use support::browser::Browser;
@@ -545,4 +547,130 @@ async fn environment_request_and_approval_in_the_browser() {
 #[tokio::test]
 async fn environment_request_and_approval_in_the_browser_without_javascript() {
     environment_request_journey(false).await;
+}
+
+/// An approved request's page follows provisioning live (no reload by the user) until the
+/// environment is ready, shows how to connect, then follows the teardown to `torn_down`.
+#[tokio::test]
+async fn an_approved_environment_page_follows_provisioning_live_to_ready_then_teardown() {
+    let app = TestApp::spawn().await;
+    let (_, author_token) = app
+        .user_with_token(&[Role::PlatformEngineer], &[Role::PlatformEngineer])
+        .await;
+    let (reviewer_id, reviewer) = app
+        .user_with_token(&[Role::PlatformEngineer], &[Role::PlatformEngineer])
+        .await;
+    app.approved_platform("shop", &author_token, &reviewer, reviewer_id)
+        .await;
+    app.create_user("dev@example.com", &[Role::Developer], PASSWORD)
+        .await;
+    let dev: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM app_user WHERE email = 'dev@example.com'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let (_, dev_token) = slipway::auth::tokens::create(
+        &app.pool,
+        slipway::auth::UserId(dev),
+        "t",
+        &[Role::Developer].into_iter().collect(),
+        None,
+    )
+    .await
+    .unwrap();
+    let res = app
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/platforms/shop/environments",
+            &dev_token,
+            Some(serde_json::json!({"environment_type": "dev", "name": "live", "purpose": "Watching it come up"})),
+        )
+        .await;
+    let created: serde_json::Value = res.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    sign_in(c, &app, "dev@example.com").await;
+    c.goto(&app.url(&format!("/environments/{id}")))
+        .await
+        .unwrap();
+    let state = |label: &str| format!("//span[@data-env-state][normalize-space(.)='{label}']");
+    c.wait()
+        .for_element(Locator::XPath(&state("Awaiting approval")))
+        .await
+        .unwrap();
+
+    // The simulated cloud takes a second or two per resource, as a real one takes minutes.
+    let clock = slipway::clock::Clock::system();
+    let cloud =
+        slipway::provision::Cloud::Simulated(slipway::provision::simulated::SimulatedCloud::new(
+            app.pool.clone(),
+            Duration::from_millis(700),
+        ));
+    // The workers' own pool, as `slipway serve` has beside its web server's.
+    let pool = app.db.pool().await;
+    let workers = slipway::jobs::worker::Workers::start(
+        pool.clone(),
+        slipway::cli::job_registry(
+            &pool,
+            &slipway::config::Config::default(),
+            cloud,
+            clock.clone(),
+            &app.base,
+        ),
+        clock,
+        slipway::jobs::worker::WorkerConfig::default(),
+    );
+    let res = app
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/v1/environments/{id}/approve"),
+            &reviewer,
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert!(res.status().is_success());
+    c.wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::XPath(&state("Provisioning")))
+        .await
+        .unwrap();
+    browser.screenshot("environment-provisioning").await;
+    c.wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::XPath(&state("Ready")))
+        .await
+        .unwrap();
+    // Read in one go: the live page may swap its content between a find and a read.
+    let page = c
+        .execute("return document.querySelector('main').innerText", vec![])
+        .await
+        .unwrap();
+    let page = page.as_str().unwrap();
+    assert!(page.contains("How to connect"), "{page}");
+    assert!(
+        page.contains("shop-live"),
+        "the cluster's name is on the page"
+    );
+    assert!(page.contains("kubernetes: completed"), "{page}");
+    browser.screenshot("environment-ready").await;
+
+    let res = app
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/v1/environments/{id}/teardown"),
+            &dev_token,
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert!(res.status().is_success());
+    c.wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::XPath(&state("Torn down")))
+        .await
+        .unwrap();
+    browser.screenshot("environment-torn-down").await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    browser.close().await;
 }

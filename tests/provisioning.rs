@@ -808,3 +808,61 @@ async fn a_worker_killed_right_after_create_cluster_resumes_without_a_second_clu
         "one cluster, adopted by the second attempt"
     );
 }
+
+#[tokio::test]
+async fn the_cloud_connection_page_tests_the_credentials_with_sts_and_shows_no_secret() {
+    let moto = Moto::start().await;
+    // The standard AWS variables, as an operator sets them (this test has its own process).
+    for (key, value) in moto.env() {
+        unsafe { std::env::set_var(key, value) };
+    }
+    let config = slipway::config::Config {
+        cloud: slipway::config::CloudMode::Aws,
+        account_email_domain: "aws.example.org".into(),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(config.clone()).await;
+    let admin = app.token(&[Role::Admin], &[Role::Admin]).await;
+    let page = |app: &TestApp, method: Method, path: &str| {
+        let request = app
+            .client
+            .request(method, app.url(path))
+            .bearer_auth(&admin);
+        async move {
+            let res = request.send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            res.text().await.unwrap()
+        }
+    };
+    let settings = page(&app, Method::GET, "/admin/cloud").await;
+    assert!(settings.contains("OrganizationAccountAccessRole"));
+    assert!(
+        settings.contains(&moto.url),
+        "the endpoint override is shown"
+    );
+    let tested = page(&app, Method::POST, "/admin/cloud/test").await;
+    assert!(tested.contains("Connected."), "{tested}");
+    assert!(tested.contains("123456789012"), "moto's default account");
+    assert!(
+        !tested.contains(support::moto::SECRET_KEY),
+        "the secret key is never shown"
+    );
+
+    // Nothing answers at the endpoint: the page says the connection failed, and why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL", &url) };
+    let broken = TestApp::spawn_with(config).await;
+    let admin = broken.token(&[Role::Admin], &[Role::Admin]).await;
+    let res = broken
+        .client
+        .post(broken.url("/admin/cloud/test"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    assert!(text.contains("The connection failed."), "{text}");
+    assert!(text.contains("sts:GetCallerIdentity failed"), "{text}");
+}

@@ -48,15 +48,42 @@ document.addEventListener("DOMContentLoaded", () => {
   if (live && window.EventSource) {
     const events = new EventSource(live.dataset.jobEvents);
     let first = true;
-    events.addEventListener("progress", async () => {
+    // One refresh at a time, and one more if news came meanwhile: overlapping fetches could
+    // otherwise land out of order and leave an older snapshot on screen.
+    let refreshing = false;
+    let again = false;
+    const refresh = async () => {
+      if (refreshing) {
+        again = true;
+        return;
+      }
+      refreshing = true;
+      try {
+        do {
+          again = false;
+          const response = await fetch(window.location.href, {
+            headers: { Accept: "text/html" },
+            cache: "no-store",
+          });
+          const page = new DOMParser().parseFromString(await response.text(), "text/html");
+          // Asked before the swap: replaceWith moves the new <main> out of `page`.
+          const stillLive = page.querySelector("[data-job-events]") !== null;
+          document.querySelector("main").replaceWith(page.querySelector("main"));
+          if (!stillLive) {
+            events.close();
+            again = false;
+          }
+        } while (again);
+      } finally {
+        refreshing = false;
+      }
+    };
+    events.addEventListener("progress", () => {
       if (first) {
         first = false; // The page already shows the first snapshot.
         return;
       }
-      const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
-      const page = new DOMParser().parseFromString(await response.text(), "text/html");
-      document.querySelector("main").replaceWith(page.querySelector("main"));
-      if (!page.querySelector("[data-job-events]")) events.close();
+      refresh();
     });
   }
 

@@ -127,6 +127,13 @@ async fn record(
     notify::notify(tx, &env.target(), event, message, base_url).await
 }
 
+/// One active job of each kind per environment. Provisioning and teardown have their own keys:
+/// the environment's state (checked by every step) keeps them apart, so a teardown can start
+/// the moment the environment is ready, while its provisioning job is still completing.
+fn job_key(id: Uuid, kind: &str) -> String {
+    format!("environment:{id}:{kind}")
+}
+
 /// Approval enqueues the provisioning job, in the same transaction.
 async fn approve_now(
     tx: &mut PgConnection,
@@ -135,7 +142,7 @@ async fn approve_now(
     now: DateTime<Utc>,
 ) -> Result<(), EnvironmentError> {
     let mut job = NewJob::new(PROVISION_JOB, json!({ "environment_id": env.id }));
-    job.unique_key = Some(format!("environment:{}", env.id));
+    job.unique_key = Some(job_key(env.id, PROVISION_JOB));
     let job_id = queue::enqueue(&mut *tx, &job).await?;
     sqlx::query(
         "UPDATE environment SET state = 'approved', approval_count = $2, awaiting_since = NULL,
@@ -696,13 +703,12 @@ async fn start_teardown(
         )));
     }
     let mut job = NewJob::new(TEARDOWN_JOB, json!({ "environment_id": env.id }));
-    job.unique_key = Some(format!("environment:{}", env.id));
+    job.unique_key = Some(job_key(env.id, TEARDOWN_JOB));
     let job_id = match queue::enqueue(&mut *tx, &job).await {
         Ok(id) => id,
         Err(queue::EnqueueError::Duplicate(_)) => {
             return Err(EnvironmentError::Conflict(
-                "A job is still running for this environment; wait for it or cancel it first."
-                    .into(),
+                "The environment is already being torn down.".into(),
             ));
         }
         Err(e) => return Err(e.into()),
@@ -849,7 +855,9 @@ pub async fn begin_job(
             (EnvState::Provisioning, "Provisioning started.")
         }
         (EnvState::Failed, true) => (EnvState::TearingDown, "Teardown started again."),
-        (EnvState::Provisioning | EnvState::TearingDown, _) => return Ok(()),
+        // Already under way, or (a re-run of the last step) already done.
+        (EnvState::Provisioning | EnvState::Ready, false)
+        | (EnvState::TearingDown | EnvState::TornDown, true) => return Ok(()),
         (state, _) => {
             return Err(EnvironmentError::Conflict(format!(
                 "the environment is {}; its job has nothing to do",
@@ -1062,15 +1070,13 @@ pub async fn retry(
         // The job is gone (deleted after the retention period): a new one, which finds what
         // the earlier one created.
         _ => {
-            let mut job = NewJob::new(
-                if teardown {
-                    TEARDOWN_JOB
-                } else {
-                    PROVISION_JOB
-                },
-                json!({ "environment_id": env.id }),
-            );
-            job.unique_key = Some(format!("environment:{}", env.id));
+            let kind = if teardown {
+                TEARDOWN_JOB
+            } else {
+                PROVISION_JOB
+            };
+            let mut job = NewJob::new(kind, json!({ "environment_id": env.id }));
+            job.unique_key = Some(job_key(env.id, kind));
             queue::enqueue(&mut tx, &job).await?
         }
     };

@@ -188,9 +188,6 @@ async fn account<P: Provider>(
     ctx: &StepContext,
     t: &Target,
 ) -> Result<(), StepError> {
-    lifecycle::begin_job(&r.db, EnvironmentId(t.id), false)
-        .await
-        .map_err(env_error)?;
     if let Some(id) = t.output("account_id") {
         ctx.log(&format!("account {id} was created by an earlier attempt"))
             .await?;
@@ -483,6 +480,11 @@ async fn provision_step<P: Provider>(
     ctx: &StepContext,
 ) -> Result<(), StepError> {
     let t = r.target(&ctx.job).await?;
+    // Every step, not only the first: a resumed or retried job never works on an environment
+    // that is being torn down.
+    lifecycle::begin_job(&r.db, EnvironmentId(t.id), false)
+        .await
+        .map_err(env_error)?;
     match step {
         "account" => account(p, r, ctx, &t).await,
         "access" => access(p, ctx, &t).await,
@@ -523,11 +525,9 @@ async fn teardown_step<P: Provider>(
     ctx: &StepContext,
 ) -> Result<(), StepError> {
     let t = r.target(&ctx.job).await?;
-    if step == "kubernetes" {
-        lifecycle::begin_job(&r.db, EnvironmentId(t.id), true)
-            .await
-            .map_err(env_error)?;
-    }
+    lifecycle::begin_job(&r.db, EnvironmentId(t.id), true)
+        .await
+        .map_err(env_error)?;
     if step == "finish" {
         return lifecycle::mark_torn_down(&r.db, EnvironmentId(t.id), &r.base_url)
             .await
