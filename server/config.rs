@@ -156,6 +156,7 @@ impl Default for Config {
                 cluster_role_name: "SlipwayEksClusterRole".into(),
                 node_role_name: "SlipwayEksNodeRole".into(),
                 kube_endpoint_override: None,
+                kubeconfig: None,
             },
             public_url: None,
             local_login: true,
@@ -185,6 +186,7 @@ struct FileConfig {
     account_email_domain: Option<String>,
     simulated_delay: Option<String>,
     kube_endpoint_override: Option<String>,
+    kubeconfig: Option<PathBuf>,
     aws_role_arn: Option<String>,
     aws_organizational_unit: Option<String>,
     aws_member_role_name: Option<String>,
@@ -219,6 +221,7 @@ pub const KEYS: &[&str] = &[
     "account_email_domain",
     "simulated_delay",
     "kube_endpoint_override",
+    "kubeconfig",
     "aws_role_arn",
     "aws_organizational_unit",
     "aws_member_role_name",
@@ -305,6 +308,7 @@ impl Config {
             put("account_email_domain", file.account_email_domain);
             put("simulated_delay", file.simulated_delay);
             put("kube_endpoint_override", file.kube_endpoint_override);
+            put("kubeconfig", file.kubeconfig.map(path_string));
             put("aws_role_arn", file.aws_role_arn);
             put("aws_organizational_unit", file.aws_organizational_unit);
             put("aws_member_role_name", file.aws_member_role_name);
@@ -468,6 +472,12 @@ impl Config {
                     return Err(invalid("an http(s) URL, such as http://127.0.0.1:8001"));
                 }
                 self.aws.kube_endpoint_override = Some(value.trim_end_matches('/').to_owned());
+            }
+            "kubeconfig" => {
+                if value.trim().is_empty() {
+                    return Err(invalid("the path of a kubeconfig file"));
+                }
+                self.aws.kubeconfig = Some(PathBuf::from(value));
             }
             "aws_role_arn" => {
                 if !(value.starts_with("arn:aws") && value.contains(":role/")) {

@@ -530,6 +530,31 @@ async fn the_kubernetes_bootstrap_is_server_side_applied_and_applying_it_again_c
         .is_some()
     );
 
+    // The same objects through a kubeconfig (clusters reached otherwise than by EKS tokens).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: perf\n  cluster:\n    server: {}\ncontexts:\n- name: shop-perf-1\n  context:\n    cluster: perf\n    user: ops\ncurrent-context: other\nusers:\n- name: ops\n  user:\n    token: from-the-kubeconfig\n",
+            kube.url
+        ),
+    )
+    .unwrap();
+    let via_kubeconfig =
+        slipway::provision::kubernetes::client_from_kubeconfig(&path, "shop-perf-1")
+            .await
+            .unwrap();
+    let third = slipway::provision::kubernetes::apply(&via_kubeconfig, &objects)
+        .await
+        .unwrap();
+    assert!(third.iter().all(|a| !a.changed));
+    assert_eq!(
+        kube.authorizations().last().unwrap(),
+        "Bearer from-the-kubeconfig",
+        "the context named like the cluster, not the current one"
+    );
+
     let deleted = slipway::provision::kubernetes::delete(&client, &objects)
         .await
         .unwrap();

@@ -268,6 +268,13 @@ fn cloud_settings(state: &AppState) -> Vec<(&'static str, String)> {
         ("EKS node role (aws_node_role_name)", aws.node_role_name.clone()),
         ("Account e-mail domain (account_email_domain)", config.account_email_domain.clone()),
         ("Kubernetes endpoint override (kube_endpoint_override)", or(&aws.kube_endpoint_override, "none: each cluster's own endpoint")),
+        (
+            "Kubeconfig (kubeconfig)",
+            aws.kubeconfig
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none: EKS tokens of the member account's role".into()),
+        ),
     ]);
     rows
 }

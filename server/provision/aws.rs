@@ -34,6 +34,9 @@ pub struct AwsSettings {
     pub node_role_name: String,
     /// Used instead of every cluster's API endpoint (tests, emulators, tunnels).
     pub kube_endpoint_override: Option<String>,
+    /// A kubeconfig to reach clusters with instead of EKS tokens (its context named like the
+    /// cluster, else its current one).
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -188,12 +191,23 @@ impl AwsCloud {
         Ok(())
     }
 
-    fn endpoint(&self, region: &str, cluster: &Cluster) -> Result<ClusterEndpoint, CloudError> {
-        kubernetes::endpoint(
+    /// A Kubernetes client for `cluster`: from the kubeconfig when one is configured, else
+    /// with an EKS token of the member account's role.
+    async fn kube_client(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &Cluster,
+    ) -> Result<kube::Client, CloudError> {
+        if let Some(path) = &self.settings.kubeconfig {
+            return kubernetes::client_from_kubeconfig(path, &cluster.name).await;
+        }
+        let endpoint: ClusterEndpoint = kubernetes::endpoint(
             cluster,
             region,
             self.settings.kube_endpoint_override.as_deref(),
-        )
+        )?;
+        kubernetes::client(&endpoint, &session.credentials)
     }
 }
 
@@ -536,7 +550,7 @@ impl Provider for AwsCloud {
         cluster: &Cluster,
         objects: &[Value],
     ) -> Result<Vec<Applied>, CloudError> {
-        let client = kubernetes::client(&self.endpoint(region, cluster)?, &session.credentials)?;
+        let client = self.kube_client(session, region, cluster).await?;
         kubernetes::apply(&client, objects).await
     }
 
@@ -547,7 +561,7 @@ impl Provider for AwsCloud {
         cluster: &Cluster,
         objects: &[Value],
     ) -> Result<usize, CloudError> {
-        let client = kubernetes::client(&self.endpoint(region, cluster)?, &session.credentials)?;
+        let client = self.kube_client(session, region, cluster).await?;
         kubernetes::delete(&client, objects).await
     }
 }

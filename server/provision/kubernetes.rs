@@ -158,6 +158,39 @@ pub fn client(
         .map_err(|e| CloudError::Permanent(format!("cannot build a Kubernetes client: {e}")))
 }
 
+/// A client for `cluster` from a kubeconfig file (clusters reached through a bastion, a VPN or
+/// another identity): its context named like the cluster, else its current context.
+pub async fn client_from_kubeconfig(
+    path: &std::path::Path,
+    cluster: &str,
+) -> Result<kube::Client, CloudError> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+        CloudError::Permanent(format!(
+            "cannot read the kubeconfig {}: {e}",
+            path.display()
+        ))
+    })?;
+    let context = kubeconfig
+        .contexts
+        .iter()
+        .any(|c| c.name == cluster)
+        .then(|| cluster.to_owned());
+    let options = kube::config::KubeConfigOptions {
+        context,
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| {
+            CloudError::Permanent(format!(
+                "the kubeconfig {} is unusable: {e}",
+                path.display()
+            ))
+        })?;
+    kube::Client::try_from(config)
+        .map_err(|e| CloudError::Permanent(format!("cannot build a Kubernetes client: {e}")))
+}
+
 /// The resources Slipway applies: (apiVersion, kind) → plural and scope. A static table, so no
 /// discovery round trips and an unknown kind is a clear error before anything is applied.
 const RESOURCES: &[(&str, &str, &str, bool)] = &[
