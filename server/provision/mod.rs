@@ -70,6 +70,6 @@ pub fn job_kinds(
         base_url: base_url.to_owned(),
     });
     registry
-        .with(run::ProvisionJob(runner.clone()))
-        .with(run::TeardownJob(runner))
+        .with(run::EnvironmentJob::provision(runner.clone()))
+        .with(run::EnvironmentJob::teardown(runner))
 }

@@ -621,79 +621,77 @@ async fn teardown_step<P: Provider>(
 
 // ---- the job kinds ----
 
-/// `environment.provision`: the plan's steps.
-pub struct ProvisionJob(pub Arc<Runner>);
-/// `environment.teardown`: the plan in reverse.
-pub struct TeardownJob(pub Arc<Runner>);
-
-fn abandoned<'a>(r: &'a Runner, job: &'a ClaimedJob, error: &'a str) -> StepFuture<'a> {
-    Box::pin(async move {
-        lifecycle::mark_failed(
-            &r.db,
-            EnvironmentId(environment_id(job)?),
-            job.id,
-            error,
-            &r.base_url,
-        )
-        .await
-        .map_err(env_error)
-    })
+/// The two job kinds of an environment: `environment.provision` runs the plan's steps,
+/// `environment.teardown` the plan in reverse.
+pub struct EnvironmentJob {
+    runner: Arc<Runner>,
+    teardown: bool,
 }
 
-impl Handler for ProvisionJob {
+impl EnvironmentJob {
+    pub fn provision(runner: Arc<Runner>) -> Self {
+        Self {
+            runner,
+            teardown: false,
+        }
+    }
+
+    pub fn teardown(runner: Arc<Runner>) -> Self {
+        Self {
+            runner,
+            teardown: true,
+        }
+    }
+}
+
+impl Handler for EnvironmentJob {
     fn kind(&self) -> &'static str {
-        PROVISION_JOB
+        if self.teardown {
+            TEARDOWN_JOB
+        } else {
+            PROVISION_JOB
+        }
     }
 
     fn steps(&self, _payload: &Value) -> Vec<String> {
-        plan::STEPS.iter().map(|s| s.to_string()).collect()
+        let steps: &[&str] = if self.teardown {
+            &TEARDOWN_STEPS
+        } else {
+            &plan::STEPS
+        };
+        steps.iter().map(|s| s.to_string()).collect()
     }
 
     fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
-        let r = &self.0;
+        let r = &self.runner;
         Box::pin(async move {
-            match &r.cloud {
-                Cloud::Aws(p) => provision_step(p.as_ref(), r, step, ctx).await,
-                Cloud::Simulated(p) => provision_step(p, r, step, ctx).await,
+            match (&r.cloud, self.teardown) {
+                (Cloud::Aws(p), false) => provision_step(p.as_ref(), r, step, ctx).await,
+                (Cloud::Aws(p), true) => teardown_step(p.as_ref(), r, step, ctx).await,
+                (Cloud::Simulated(p), false) => provision_step(p, r, step, ctx).await,
+                (Cloud::Simulated(p), true) => teardown_step(p, r, step, ctx).await,
             }
         })
     }
 
+    /// The environment becomes `failed`, with the choice to retry or clean up.
     fn abandoned<'a>(
         &'a self,
         _db: &'a PgPool,
         job: &'a ClaimedJob,
         error: &'a str,
     ) -> StepFuture<'a> {
-        abandoned(&self.0, job, error)
-    }
-}
-
-impl Handler for TeardownJob {
-    fn kind(&self) -> &'static str {
-        TEARDOWN_JOB
-    }
-
-    fn steps(&self, _payload: &Value) -> Vec<String> {
-        TEARDOWN_STEPS.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
-        let r = &self.0;
+        let r = &self.runner;
         Box::pin(async move {
-            match &r.cloud {
-                Cloud::Aws(p) => teardown_step(p.as_ref(), r, step, ctx).await,
-                Cloud::Simulated(p) => teardown_step(p, r, step, ctx).await,
-            }
+            lifecycle::mark_failed(
+                &r.db,
+                EnvironmentId(environment_id(job)?),
+                job.id,
+                error,
+                &r.base_url,
+            )
+            .await
+            .map_err(env_error)
         })
-    }
-
-    fn abandoned<'a>(
-        &'a self,
-        _db: &'a PgPool,
-        job: &'a ClaimedJob,
-        error: &'a str,
-    ) -> StepFuture<'a> {
-        abandoned(&self.0, job, error)
     }
 }
