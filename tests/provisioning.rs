@@ -225,6 +225,7 @@ async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_lea
         [
             "account",
             "access",
+            "network",
             "cluster",
             "nodegroup",
             "kubernetes",
@@ -370,6 +371,24 @@ async fn aws_provisioning_creates_exactly_the_planned_resources_and_teardown_rem
             vec!["shop-payments-nodes".to_owned()]
         )]
     );
+
+    // The cluster runs with the roles the network step made, in the default VPC's subnets.
+    let described = moto
+        .eks_in(account)
+        .await
+        .describe_cluster()
+        .name("shop-payments")
+        .send()
+        .await
+        .unwrap();
+    let cluster = described.cluster().unwrap();
+    assert_eq!(
+        cluster.role_arn().unwrap(),
+        format!("arn:aws:iam::{account}:role/SlipwayEksClusterRole")
+    );
+    let subnets = cluster.resources_vpc_config().unwrap().subnet_ids();
+    assert!(subnets.len() >= 2, "{subnets:?}");
+    assert_eq!(env["outputs"]["network"]["subnets"], json!(subnets));
 
     // The dry-run plan is what ran: its steps are the job's steps, its objects what was applied.
     let mut planned_steps: Vec<&str> = plan
@@ -576,15 +595,15 @@ async fn a_partial_failure_leaves_the_environment_failed_and_cleaning_up_leaves_
     let id = w.approved("orders").await;
     let env = w.until_state(&id, "failed", Duration::from_secs(90)).await;
     let steps = step_states(&env);
-    assert_eq!(steps[3], ("nodegroup".to_owned(), "completed".to_owned()));
-    assert_eq!(steps[4], ("kubernetes".to_owned(), "failed".to_owned()));
+    assert_eq!(steps[4], ("nodegroup".to_owned(), "completed".to_owned()));
+    assert_eq!(steps[5], ("kubernetes".to_owned(), "failed".to_owned()));
     assert!(
-        env["job"]["steps"][4]["error"]
+        env["job"]["steps"][5]["error"]
             .as_str()
             .unwrap()
             .contains("forbidden"),
         "{}",
-        env["job"]["steps"][4]
+        env["job"]["steps"][5]
     );
     let accounts = moto.accounts().await;
     let (_, account, _) = account_of(&accounts, "shop-orders")[0].clone();
@@ -620,7 +639,7 @@ async fn a_failed_environment_retries_from_the_failed_step() {
     let id = w.approved("search").await;
     let env = w.until_state(&id, "failed", Duration::from_secs(60)).await;
     assert!(
-        env["job"]["steps"][3]["error"]
+        env["job"]["steps"][4]["error"]
             .as_str()
             .unwrap()
             .contains("InsufficientCapacity")
@@ -804,12 +823,12 @@ async fn a_worker_killed_right_after_create_cluster_resumes_without_a_second_clu
     let (_, account, _) = account_of(&accounts, "shop-ledger")[0].clone();
     assert_eq!(moto.clusters_in(&account).await.len(), 1);
     let env = w.environment(&id).await;
-    assert_eq!(env["job"]["steps"][2]["state"], "running");
+    assert_eq!(env["job"]["steps"][3]["state"], "running");
 
     let second = worker_process(&w, &moto, &moto.url, &kube.url);
     let env = w.until_state(&id, "ready", Duration::from_secs(90)).await;
     drop(second);
-    let cluster = &env["job"]["steps"][2];
+    let cluster = &env["job"]["steps"][3];
     assert_eq!(
         cluster["attempt"], 2,
         "the cluster step ran again: {cluster}"

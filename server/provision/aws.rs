@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::cloud::{
     Account, AccountCreation, AccountSpec, Applied, CloudError, Cluster, ClusterSpec, Identity,
-    Nodegroup, NodegroupSpec, Provider, Status, Tags,
+    Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
 };
 use super::kubernetes::{self, ClusterEndpoint};
 
@@ -141,15 +141,86 @@ impl AwsCloud {
     }
 
     fn eks(&self, session: &MemberSession, region: &str) -> aws_sdk_eks::Client {
-        let config = aws_sdk_eks::config::Builder::from(&self.base)
-            .credentials_provider(session.credentials.clone())
-            .region(Region::new(region.to_owned()))
-            .build();
-        aws_sdk_eks::Client::from_conf(config)
+        aws_sdk_eks::Client::new(&self.member_config(session, region))
     }
 
     fn role_arn(&self, account: &str, role: &str) -> String {
         format!("arn:aws:iam::{account}:role/{role}")
+    }
+
+    fn member_config(&self, session: &MemberSession, region: &str) -> SdkConfig {
+        self.base
+            .to_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    session.credentials.clone(),
+                ),
+            )
+            .region(Region::new(region.to_owned()))
+            .build()
+    }
+
+    /// The role `name` trusted by `service` with `policies` (AWS managed) attached: adopted when
+    /// it exists, created otherwise. Returns its ARN.
+    async fn ensure_role(
+        &self,
+        iam: &aws_sdk_iam::Client,
+        account: &str,
+        name: &str,
+        service: &str,
+        policies: &[&str],
+        tags: &Tags,
+    ) -> Result<String, CloudError> {
+        let arn = match iam.get_role().role_name(name).send().await {
+            Ok(out) => out.role().map(|r| r.arn().to_owned()),
+            Err(e) if is_code(&e, "NoSuchEntity") => None,
+            Err(e) => return Err(classify("iam:GetRole", e)),
+        };
+        let arn = match arn {
+            Some(arn) => arn,
+            None => {
+                let trust = serde_json::json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Effect": "Allow",
+                        "Principal": { "Service": service },
+                        "Action": "sts:AssumeRole",
+                    }],
+                });
+                let tags = tags
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        aws_sdk_iam::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                match iam
+                    .create_role()
+                    .role_name(name)
+                    .assume_role_policy_document(trust.to_string())
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                {
+                    Ok(out) => out.role().map(|r| r.arn().to_owned()).unwrap_or_default(),
+                    // Created meanwhile by a crashed attempt: the role's name is the key.
+                    Err(e) if is_code(&e, "EntityAlreadyExists") => self.role_arn(account, name),
+                    Err(e) => return Err(classify("iam:CreateRole", e)),
+                }
+            }
+        };
+        for policy in policies {
+            iam.attach_role_policy()
+                .role_name(name)
+                .policy_arn(format!("arn:aws:iam::aws:policy/{policy}"))
+                .send()
+                .await
+                .map_err(|e| classify("iam:AttachRolePolicy", e))?;
+        }
+        Ok(arn)
     }
 
     async fn account_tags(&self, id: &str) -> Result<Tags, CloudError> {
@@ -398,6 +469,80 @@ impl Provider for AwsCloud {
         })
     }
 
+    async fn prepare_network(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        tags: &Tags,
+    ) -> Result<Network, CloudError> {
+        let config = self.member_config(session, region);
+        let iam = aws_sdk_iam::Client::new(&config);
+        let settings = &self.settings;
+        let cluster_role_arn = self
+            .ensure_role(
+                &iam,
+                &session.account_id,
+                &settings.cluster_role_name,
+                "eks.amazonaws.com",
+                &["AmazonEKSClusterPolicy"],
+                tags,
+            )
+            .await?;
+        let node_role_arn = self
+            .ensure_role(
+                &iam,
+                &session.account_id,
+                &settings.node_role_name,
+                "ec2.amazonaws.com",
+                &[
+                    "AmazonEKSWorkerNodePolicy",
+                    "AmazonEKS_CNI_Policy",
+                    "AmazonEC2ContainerRegistryReadOnly",
+                ],
+                tags,
+            )
+            .await?;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let filter = |name: &str, value: &str| {
+            aws_sdk_ec2::types::Filter::builder()
+                .name(name)
+                .values(value)
+                .build()
+        };
+        let mut subnets = vec![];
+        for wanted in [
+            filter("tag:slipway:eks", "true"),
+            filter("default-for-az", "true"),
+        ] {
+            let out = ec2
+                .describe_subnets()
+                .filters(wanted)
+                .send()
+                .await
+                .map_err(|e| classify("ec2:DescribeSubnets", e))?;
+            subnets = out
+                .subnets()
+                .iter()
+                .filter_map(|s| s.subnet_id().map(str::to_owned))
+                .collect();
+            if !subnets.is_empty() {
+                break;
+            }
+        }
+        subnets.sort();
+        if subnets.len() < 2 {
+            return Err(CloudError::Permanent(format!(
+                "account {} has fewer than two subnets for EKS in {region}: tag two or more subnets in different zones `slipway:eks=true`, or keep the default VPC",
+                session.account_id
+            )));
+        }
+        Ok(Network {
+            cluster_role_arn,
+            node_role_arn,
+            subnets,
+        })
+    }
+
     async fn find_cluster(
         &self,
         session: &MemberSession,
@@ -440,8 +585,12 @@ impl Provider for AwsCloud {
             .create_cluster()
             .name(&spec.name)
             .version(&spec.version)
-            .role_arn(self.role_arn(&session.account_id, &self.settings.cluster_role_name))
-            .resources_vpc_config(VpcConfigRequest::builder().build())
+            .role_arn(&spec.network.cluster_role_arn)
+            .resources_vpc_config(
+                VpcConfigRequest::builder()
+                    .set_subnet_ids(Some(spec.network.subnets.clone()))
+                    .build(),
+            )
             .client_request_token(&spec.request_token)
             .set_tags(Some(tag_map(&spec.tags)))
             .send()
@@ -511,7 +660,8 @@ impl Provider for AwsCloud {
             .create_nodegroup()
             .cluster_name(&spec.cluster)
             .nodegroup_name(&spec.name)
-            .node_role(self.role_arn(&session.account_id, &self.settings.node_role_name))
+            .node_role(&spec.network.node_role_arn)
+            .set_subnets(Some(spec.network.subnets.clone()))
             .instance_types(&spec.instance_type)
             .scaling_config(scaling)
             .client_request_token(&spec.request_token)

@@ -93,10 +93,19 @@ impl Status {
     }
 }
 
+/// What a cluster needs in its account: the EKS roles and the subnets to run in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Network {
+    pub cluster_role_arn: String,
+    pub node_role_arn: String,
+    pub subnets: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
     pub name: String,
     pub version: String,
+    pub network: Network,
     /// Idempotency token for EKS, derived from the job.
     pub request_token: String,
     pub tags: Tags,
@@ -116,6 +125,7 @@ pub struct Cluster {
 #[derive(Debug, Clone)]
 pub struct NodegroupSpec {
     pub cluster: String,
+    pub network: Network,
     pub name: String,
     pub instance_type: String,
     pub min_size: i32,
@@ -176,6 +186,15 @@ pub trait Provider: Send + Sync + 'static {
         &self,
         account_id: &str,
     ) -> impl Future<Output = Result<Self::Session, CloudError>> + Send;
+
+    /// The account's EKS cluster and node roles (created if missing, adopted if there) and the
+    /// subnets to use: those tagged `slipway:eks=true`, else the default VPC's.
+    fn prepare_network(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        tags: &Tags,
+    ) -> impl Future<Output = Result<Network, CloudError>> + Send;
 
     fn find_cluster(
         &self,

@@ -39,9 +39,10 @@ pub struct PlanInput<'a> {
 }
 
 /// The job steps, in order; every plan action belongs to one of them.
-pub const STEPS: [&str; 6] = [
+pub const STEPS: [&str; 7] = [
     "account",
     "access",
+    "network",
     "cluster",
     "nodegroup",
     "kubernetes",
@@ -163,6 +164,25 @@ fn steps(
             details: json!({ "account": account }),
         },
         PlanStep {
+            step: "network".into(),
+            action: "iam:CreateRole".into(),
+            resource: "the EKS cluster and node roles".into(),
+            details: json!({
+                "cluster_role": ["eks.amazonaws.com", "AmazonEKSClusterPolicy"],
+                "node_role": ["ec2.amazonaws.com", "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"],
+                "adopt": "roles of these names are adopted",
+            }),
+        },
+        PlanStep {
+            step: "network".into(),
+            action: "ec2:DescribeSubnets".into(),
+            resource: "the subnets for EKS".into(),
+            details: json!({
+                "subnets": "tagged slipway:eks=true, else the default VPC's",
+                "region": bp.cloud.region,
+            }),
+        },
+        PlanStep {
             step: "cluster".into(),
             action: "eks:CreateCluster".into(),
             resource: cluster.clone(),
@@ -237,7 +257,7 @@ mod tests {
         assert_eq!(steps, STEPS);
         assert_eq!(plan[0].resource, "shop-perf-1");
         assert_eq!(plan[0].details["email"], "shop-perf-1@example.com");
-        assert_eq!(plan[2].resource, "shop-perf-1");
+        assert_eq!(plan[4].resource, "shop-perf-1");
         assert!(plan.iter().any(|p| p.resource == "Kafka data/kafka"));
         let quota = plan
             .iter()

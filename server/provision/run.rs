@@ -11,8 +11,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::cloud::{
-    AccountCreation, AccountSpec, CloudError, Cluster, ClusterSpec, NodegroupSpec, OWNER_TAG,
-    Provider, Status, Tags,
+    AccountCreation, AccountSpec, CloudError, Cluster, ClusterSpec, Network, NodegroupSpec,
+    OWNER_TAG, Provider, Status, Tags,
 };
 use super::plan::{self, PlanStep};
 use super::{Cloud, PROVISION_JOB, TEARDOWN_JOB};
@@ -270,6 +270,33 @@ async fn access<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(),
         .await
 }
 
+/// The account's EKS roles and subnets, recorded for the cluster and node group steps.
+async fn network<P: Provider>(
+    p: &P,
+    r: &Runner,
+    ctx: &StepContext,
+    t: &Target,
+) -> Result<(), StepError> {
+    let region = region(t)?;
+    let session = p.open_session(&account_id(t)?).await?;
+    let tags = t.tags(&t.action("eks:CreateCluster")?);
+    let network = p.prepare_network(&session, &region, &tags).await?;
+    ctx.log(&format!(
+        "roles {} and {}; subnets {}",
+        network.cluster_role_arn,
+        network.node_role_arn,
+        network.subnets.join(", ")
+    ))
+    .await?;
+    r.set_outputs(t.id, json!({ "network": network })).await
+}
+
+fn recorded_network(t: &Target) -> Result<Network, StepError> {
+    serde_json::from_value(t.outputs["network"].clone()).map_err(|_| {
+        StepError::Permanent("no network recorded: the network step has not run".into())
+    })
+}
+
 fn region(t: &Target) -> Result<String, StepError> {
     Ok(t.action("eks:CreateCluster")?.details["region"]
         .as_str()
@@ -311,6 +338,7 @@ async fn cluster<P: Provider>(
                 .unwrap_or_default()
                 .to_owned(),
             request_token: format!("slipway-job-{}-cluster", ctx.job.id),
+            network: recorded_network(t)?,
             tags: t.tags(&step),
         };
         match p.create_cluster(&session, &region, &spec).await {
@@ -386,6 +414,7 @@ async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<
             min_size: bound("min_size"),
             max_size: bound("max_size"),
             request_token: format!("slipway-job-{}-nodegroup", ctx.job.id),
+            network: recorded_network(t)?,
             tags: t.tags(&step),
         };
         match p.create_nodegroup(&session, &region, &spec).await {
@@ -488,6 +517,7 @@ async fn provision_step<P: Provider>(
     match step {
         "account" => account(p, r, ctx, &t).await,
         "access" => access(p, ctx, &t).await,
+        "network" => network(p, r, ctx, &t).await,
         "cluster" => cluster(p, r, ctx, &t).await,
         "nodegroup" => nodegroup(p, ctx, &t).await,
         "kubernetes" => kubernetes(p, ctx, &t).await,

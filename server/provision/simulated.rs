@@ -11,7 +11,7 @@ use sqlx::PgPool;
 
 use super::cloud::{
     Account, AccountCreation, AccountSpec, Applied, CloudError, Cluster, ClusterSpec, Identity,
-    Nodegroup, NodegroupSpec, Provider, Status, Tags, describe_object,
+    Network, Nodegroup, NodegroupSpec, Provider, Status, Tags, describe_object,
 };
 
 /// The simulated management account.
@@ -274,6 +274,20 @@ impl Provider for SimulatedCloud {
         }
     }
 
+    async fn prepare_network(
+        &self,
+        account: &String,
+        region: &str,
+        _tags: &Tags,
+    ) -> Result<Network, CloudError> {
+        self.fault("iam:CreateRole").await?;
+        Ok(Network {
+            cluster_role_arn: format!("arn:simulated:iam::{account}:role/SlipwayEksClusterRole"),
+            node_role_arn: format!("arn:simulated:iam::{account}:role/SlipwayEksNodeRole"),
+            subnets: vec![format!("subnet-{region}a"), format!("subnet-{region}b")],
+        })
+    }
+
     async fn find_cluster(
         &self,
         account: &String,
@@ -300,6 +314,8 @@ impl Provider for SimulatedCloud {
         self.fault("eks:CreateCluster").await?;
         let body = json!({
             "version": spec.version,
+            "role_arn": spec.network.cluster_role_arn,
+            "subnets": spec.network.subnets,
             "certificate_authority": "U0lNVUxBVEVEIENMVVNURVIgQ0EK",
         });
         let id = cluster_id(account, &spec.name);

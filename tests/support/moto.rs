@@ -53,6 +53,8 @@ impl Moto {
                 "-p",
                 &port.to_string(),
             ])
+            // AWS managed policies (AmazonEKSClusterPolicy, …) exist in every real account.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
