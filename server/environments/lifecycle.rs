@@ -40,6 +40,7 @@ struct Locked {
     sla_hours: i32,
     round: i32,
     extension_hours: Option<i32>,
+    job_id: Option<i64>,
 }
 
 impl Locked {
@@ -73,7 +74,7 @@ async fn lock(tx: &mut PgConnection, id: EnvironmentId) -> Result<Locked, Enviro
         "SELECT e.id, e.platform_id, p.slug AS platform_slug, e.name, e.environment_type,
                 e.requested_by, e.approver_roles, e.state, e.lifecycle, e.ttl_hours,
                 e.max_ttl_hours, e.approvals_required, e.approval_count, e.sla_hours, e.round,
-                e.extension_hours
+                e.extension_hours, e.job_id
          FROM environment e JOIN platform p ON p.id = e.platform_id
          WHERE e.id = $1 FOR UPDATE OF e",
     )
@@ -981,16 +982,12 @@ pub async fn mark_failed(
 ) -> Result<(), EnvironmentError> {
     let mut tx = db.begin().await?;
     let env = lock(&mut tx, id).await?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT job_id FROM environment WHERE id = $1")
-        .bind(env.id)
-        .fetch_one(&mut *tx)
-        .await?;
     let during = match env.state() {
         EnvState::Approved | EnvState::Provisioning => "Provisioning",
         EnvState::TearingDown => "Teardown",
         _ => return Ok(()),
     };
-    if current != Some(job_id) {
+    if env.job_id != Some(job_id) {
         return Ok(());
     }
     sqlx::query("UPDATE environment SET state = 'failed' WHERE id = $1")

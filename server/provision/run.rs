@@ -507,21 +507,16 @@ async fn provision_step<P: Provider>(
     r: &Runner,
     step: &str,
     ctx: &StepContext,
+    t: &Target,
 ) -> Result<(), StepError> {
-    let t = r.target(&ctx.job).await?;
-    // Every step, not only the first: a resumed or retried job never works on an environment
-    // that is being torn down.
-    lifecycle::begin_job(&r.db, EnvironmentId(t.id), false)
-        .await
-        .map_err(env_error)?;
     match step {
-        "account" => account(p, r, ctx, &t).await,
-        "access" => access(p, ctx, &t).await,
-        "network" => network(p, r, ctx, &t).await,
-        "cluster" => cluster(p, r, ctx, &t).await,
-        "nodegroup" => nodegroup(p, ctx, &t).await,
-        "kubernetes" => kubernetes(p, ctx, &t).await,
-        "outputs" => outputs(p, r, &t).await,
+        "account" => account(p, r, ctx, t).await,
+        "access" => access(p, ctx, t).await,
+        "network" => network(p, r, ctx, t).await,
+        "cluster" => cluster(p, r, ctx, t).await,
+        "nodegroup" => nodegroup(p, ctx, t).await,
+        "kubernetes" => kubernetes(p, ctx, t).await,
+        "outputs" => outputs(p, r, t).await,
         other => Err(StepError::Permanent(format!("unknown step {other}"))),
     }
 }
@@ -553,17 +548,14 @@ async fn teardown_step<P: Provider>(
     r: &Runner,
     step: &str,
     ctx: &StepContext,
+    t: &Target,
 ) -> Result<(), StepError> {
-    let t = r.target(&ctx.job).await?;
-    lifecycle::begin_job(&r.db, EnvironmentId(t.id), true)
-        .await
-        .map_err(env_error)?;
     if step == "finish" {
         return lifecycle::mark_torn_down(&r.db, EnvironmentId(t.id), &r.base_url)
             .await
             .map_err(env_error);
     }
-    let Some(account) = existing_account(p, ctx, &t).await? else {
+    let Some(account) = existing_account(p, ctx, t).await? else {
         return ctx.log("no account was created: nothing to remove").await;
     };
     if step == "account" {
@@ -585,7 +577,7 @@ async fn teardown_step<P: Provider>(
             }
         };
     }
-    let region = region(&t)?;
+    let region = region(t)?;
     let session = match p.open_session(&account).await {
         Ok(s) => s,
         // A closed account has nothing left to remove.
@@ -595,7 +587,7 @@ async fn teardown_step<P: Provider>(
         Err(e) => return Err(e.into()),
     };
     let name = t.action("eks:CreateCluster")?.resource;
-    let Some(cluster) = our_cluster(p, &session, &region, &t, &name).await? else {
+    let Some(cluster) = our_cluster(p, &session, &region, t, &name).await? else {
         return ctx
             .log(&format!("cluster {name} does not exist: nothing to remove"))
             .await;
@@ -633,7 +625,7 @@ async fn teardown_step<P: Provider>(
         }
         "cluster" => {
             wait_for(ctx, "the cluster to be deleted", || async {
-                match our_cluster(p, &session, &region, &t, &name).await? {
+                match our_cluster(p, &session, &region, t, &name).await? {
                     None => Ok(Some(())),
                     Some(c) if c.status == Status::Deleting => Ok(None),
                     Some(_) => {
@@ -695,11 +687,17 @@ impl Handler for EnvironmentJob {
     fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
         let r = &self.runner;
         Box::pin(async move {
+            let t = &r.target(&ctx.job).await?;
+            // Every step, not only the first: a resumed or retried job never works on an
+            // environment whose state says another job owns it.
+            lifecycle::begin_job(&r.db, EnvironmentId(t.id), self.teardown)
+                .await
+                .map_err(env_error)?;
             match (&r.cloud, self.teardown) {
-                (Cloud::Aws(p), false) => provision_step(p.as_ref(), r, step, ctx).await,
-                (Cloud::Aws(p), true) => teardown_step(p.as_ref(), r, step, ctx).await,
-                (Cloud::Simulated(p), false) => provision_step(p, r, step, ctx).await,
-                (Cloud::Simulated(p), true) => teardown_step(p, r, step, ctx).await,
+                (Cloud::Aws(p), false) => provision_step(p.as_ref(), r, step, ctx, t).await,
+                (Cloud::Aws(p), true) => teardown_step(p.as_ref(), r, step, ctx, t).await,
+                (Cloud::Simulated(p), false) => provision_step(p, r, step, ctx, t).await,
+                (Cloud::Simulated(p), true) => teardown_step(p, r, step, ctx, t).await,
             }
         })
     }
