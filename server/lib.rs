@@ -1,11 +1,10 @@
 //! Slipway: a self-service internal developer portal for delivering a Kubernetes microservices
-//! platform in the cloud. See the README for what it does and `server/cli.rs` for how it starts.
+//! platform in the cloud. See the README for what it does and `server/app/cli.rs` for how it starts.
 
+pub mod app;
 pub mod audit;
 pub mod auth;
-pub mod cli;
 pub mod clock;
-pub mod config;
 pub mod db;
 pub mod define;
 pub mod environments;

@@ -3,5 +3,5 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    slipway::cli::main(slipway::cli::Cli::parse())
+    slipway::app::cli::main(slipway::app::cli::Cli::parse())
 }

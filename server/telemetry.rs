@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat};
+use crate::app::config::{Config, LogFormat};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over the `log_level` setting, as
 /// Rust developers expect.

@@ -825,9 +825,9 @@ async fn sessions_end_when_idle_too_long_or_too_old() {
 
 #[tokio::test]
 async fn cookies_are_secure_and_host_bound_under_https() {
-    let config = slipway::config::Config {
+    let config = slipway::app::config::Config {
         public_url: Some("https://slipway.example.com".into()),
-        ..slipway::config::Config::default()
+        ..slipway::app::config::Config::default()
     };
     let db = support::TestDb::migrated().await;
     // The app believes it is reached over https (behind a TLS-terminating proxy).

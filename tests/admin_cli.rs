@@ -5,7 +5,7 @@ mod support;
 use std::process::Output;
 
 use reqwest::StatusCode;
-use slipway::config::Config;
+use slipway::app::config::Config;
 use support::{TestApp, TestDb, client, slipway_command};
 
 fn admin(db: &TestDb, args: &[&str]) -> Output {

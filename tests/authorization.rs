@@ -1,5 +1,5 @@
 //! Who may call what, for every route of the router, and CSRF on every state-changing route.
-//! Both tests walk `slipway::http::route_table()`, the same table the router is built from: a
+//! Both tests walk `slipway::app::router::route_table()`, the same table the router is built from: a
 //! new route without an entry here fails them.
 //!
 //! State-changing probes are built so that they change nothing lasting: they name an object
@@ -1085,7 +1085,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_matrix_says() {
     let css = slipway::http::assets::urls().css.clone();
     let mut table = matrix(&css);
     let mut failures = Vec::new();
-    for route in slipway::http::route_table() {
+    for route in slipway::app::router::route_table() {
         let key = (route.method.clone(), route.path);
         let probe = table.remove(&key).unwrap_or_else(|| {
             panic!(
@@ -1184,7 +1184,7 @@ async fn every_state_changing_route_refuses_a_request_without_its_csrf_token() {
     drop(other);
     let foreign_token = other_token.unwrap();
 
-    let unsafe_routes: Vec<_> = slipway::http::route_table()
+    let unsafe_routes: Vec<_> = slipway::app::router::route_table()
         .into_iter()
         .filter(|r| r.method != Method::GET && r.method != Method::HEAD)
         .collect();

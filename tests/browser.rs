@@ -612,9 +612,9 @@ async fn an_approved_environment_page_follows_provisioning_live_to_ready_then_te
     let pool = app.db.pool().await;
     let workers = slipway::jobs::worker::Workers::start(
         pool.clone(),
-        slipway::cli::job_registry(
+        slipway::app::cli::job_registry(
             &pool,
-            &slipway::config::Config::default(),
+            &slipway::app::config::Config::default(),
             cloud,
             clock.clone(),
             &app.base,

@@ -631,7 +631,7 @@ async fn page(app: &TestApp, browser: &reqwest::Client, path: &str) -> (String, 
 /// The structured form as the page renders it for `document`, with `changes` typed in.
 fn form_fields(document: &Value, token: &str, changes: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> = vec![("_csrf".into(), token.to_owned())];
-    for section in slipway::http::blueprint_form::sections(document, &Default::default()) {
+    for section in slipway::http::blueprints::form::sections(document, &Default::default()) {
         for f in section.fields {
             let typed = changes
                 .iter()

@@ -9,8 +9,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use reqwest::StatusCode;
 use reqwest::header;
-use slipway::config::Config;
-use slipway::http::AppState;
+use slipway::app::AppState;
+use slipway::app::config::Config;
 use support::TestApp;
 
 fn troublesome_routes() -> Router<AppState> {

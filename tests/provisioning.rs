@@ -53,10 +53,10 @@ impl World {
     /// Worker tasks in this process, running every job kind against `cloud`.
     fn workers(&self, cloud: Cloud) -> slipway::jobs::worker::Workers {
         let clock = slipway::clock::Clock::system();
-        let config = slipway::config::Config::default();
+        let config = slipway::app::config::Config::default();
         slipway::jobs::worker::Workers::start(
             self.app.pool.clone(),
-            slipway::cli::job_registry(
+            slipway::app::cli::job_registry(
                 &self.app.pool,
                 &config,
                 cloud,
@@ -331,7 +331,7 @@ async fn aws_cloud(moto: &Moto, kube: &KubeApi) -> Cloud {
     moto.create_organization().await;
     let settings = AwsSettings {
         kube_endpoint_override: Some(kube.url.clone()),
-        ..slipway::config::Config::default().aws
+        ..slipway::app::config::Config::default().aws
     };
     Cloud::Aws(Box::new(AwsCloud::from_sdk_config(
         moto.sdk_config().await,
@@ -860,8 +860,8 @@ async fn the_cloud_connection_page_tests_the_credentials_with_sts_and_shows_no_s
     for (key, value) in moto.env() {
         unsafe { std::env::set_var(key, value) };
     }
-    let config = slipway::config::Config {
-        cloud: slipway::config::CloudMode::Aws,
+    let config = slipway::app::config::Config {
+        cloud: slipway::app::config::CloudMode::Aws,
         account_email_domain: "aws.example.org".into(),
         ..Default::default()
     };

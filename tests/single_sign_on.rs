@@ -5,7 +5,7 @@ mod support;
 
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
-use slipway::config::Config;
+use slipway::app::config::Config;
 use support::oidc::MockIdp;
 use support::{TestApp, client};
 

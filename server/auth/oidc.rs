@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use tokio::sync::RwLock;
 
 use super::{Role, RoleSet, secret_hash};
-use crate::config::{OidcConfig, RoleMapping};
+use crate::app::config::{OidcConfig, RoleMapping};
 
 /// Tolerated difference between our clock and the provider's when checking `exp`.
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);

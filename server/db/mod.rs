@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::Config;
+use crate::app::config::Config;
 use embedded::{Binaries, EmbeddedError, EmbeddedPostgres};
 
 /// The schema, from `migrations/`, compiled into the binary.

@@ -13,8 +13,8 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
+use crate::app::config::Config;
 use crate::auth::{Role, RoleSet, UserId};
-use crate::config::Config;
 use crate::jobs::bench::{drop_scratch, scratch};
 
 #[derive(Debug, Clone, Copy)]
@@ -271,7 +271,7 @@ pub async fn run(
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let state = crate::http::AppState::new(pool.clone(), Config::default(), false, &base).await?;
+        let state = crate::app::AppState::new(pool.clone(), Config::default(), false, &base).await?;
         let cookie = format!(
             "{}={}",
             state.cookies.session_name(),
@@ -280,9 +280,9 @@ pub async fn run(
         );
         let progress = state.progress.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::http::serve(
+        let server = tokio::spawn(crate::app::server::serve(
             listener,
-            crate::http::router(state),
+            crate::app::router::router(state),
             async {
                 let _ = stopped.await;
             },

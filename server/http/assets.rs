@@ -9,7 +9,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::error::AppError;
+use crate::http::error::AppError;
 
 struct Asset {
     /// The source name in `web/`, used by templates: `app.css`.

@@ -15,9 +15,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
-use super::error::{AppError, is_api_path};
+use crate::app::AppState;
 use crate::auth::{Principal, csrf, random_secret, session, tokens};
+use crate::http::error::{AppError, is_api_path};
 
 /// The caller as resolved for this request.
 #[derive(Debug, Clone, Default)]
@@ -207,7 +207,7 @@ pub async fn verify_csrf(State(state): State<AppState>, request: Request, next: 
             .starts_with(b"application/x-www-form-urlencoded")
     });
     let body = if submitted.is_none() && is_form {
-        let bytes = match axum::body::to_bytes(body, super::BODY_LIMIT_BYTES).await {
+        let bytes = match axum::body::to_bytes(body, crate::app::router::BODY_LIMIT_BYTES).await {
             Ok(bytes) => bytes,
             Err(_) => return AppError::PayloadTooLarge.into_response(),
         };

@@ -14,10 +14,10 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
-use super::AppState;
-use super::auth::RequestAuth;
-use super::extract::Ctx;
-use super::pages::{self, ErrorPage};
+use crate::app::AppState;
+use crate::http::auth::RequestAuth;
+use crate::http::extract::Ctx;
+use crate::http::views::{self, ErrorPage};
 
 pub use crate::validation::{FieldError, FieldErrors};
 
@@ -282,7 +282,7 @@ pub async fn render_errors(
     let is_get = request.method() == axum::http::Method::GET;
     let request_id = request
         .headers()
-        .get(super::REQUEST_ID_HEADER)
+        .get(crate::app::router::REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let response = next.run(request).await;
@@ -352,7 +352,7 @@ pub async fn render_errors(
             shell: Ctx::from_auth(auth).shell(&state, "", &problem.title),
             problem: &problem,
         };
-        match pages::render(&page) {
+        match views::render(&page) {
             Ok(Html(html)) => {
                 parts.headers.insert(
                     header::CONTENT_TYPE,

@@ -8,11 +8,11 @@ use std::marker::PhantomData;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use super::AppState;
-use super::auth::RequestAuth;
-use super::error::AppError;
-use super::pages::Shell;
+use crate::app::AppState;
 use crate::auth::{Action, Principal, Subject, can};
+use crate::http::auth::RequestAuth;
+use crate::http::error::AppError;
+use crate::http::views::Shell;
 
 /// The page context: who is signed in (if anyone) and the CSRF token for forms.
 pub struct Ctx {

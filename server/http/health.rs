@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::AppState;
+use crate::app::AppState;
 use crate::db;
 
 pub async fn healthz() -> Json<Value> {

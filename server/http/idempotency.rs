@@ -8,9 +8,9 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
-use super::auth::RequestAuth;
-use super::error::{AppError, FieldError, is_api_path};
+use crate::app::AppState;
+use crate::http::auth::RequestAuth;
+use crate::http::error::{AppError, FieldError, is_api_path};
 
 pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 /// Set on a response that repeats the first result.

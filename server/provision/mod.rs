@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::app::config::{CloudMode, Config};
 use crate::clock::Clock;
-use crate::config::{CloudMode, Config};
 
 /// The job kind that provisions an environment (payload `{"environment_id": …}`).
 pub const PROVISION_JOB: &str = "environment.provision";

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
+use slipway::app::config::Config;
 use slipway::auth::{Role, RoleSet, UserId};
-use slipway::config::Config;
 use slipway::db::embedded::{Binaries, EmbeddedPostgres};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -244,7 +244,7 @@ impl TestApp {
     /// own routes, to exercise error handling that no real route should trigger.
     pub async fn spawn_with_routes(
         config: Config,
-        routes: Option<axum::Router<slipway::http::AppState>>,
+        routes: Option<axum::Router<slipway::app::AppState>>,
     ) -> Self {
         Self::spawn_on(TestDb::migrated().await, config, routes).await
     }
@@ -253,21 +253,21 @@ impl TestApp {
     pub async fn spawn_on(
         db: TestDb,
         config: Config,
-        routes: Option<axum::Router<slipway::http::AppState>>,
+        routes: Option<axum::Router<slipway::app::AppState>>,
     ) -> Self {
         let pool = db.pool().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
-        let mut state = slipway::http::AppState::new(pool.clone(), config, false, &base)
+        let mut state = slipway::app::AppState::new(pool.clone(), config, false, &base)
             .await
             .unwrap();
         if let Some(clock) = CLOCK.with(|c| c.borrow_mut().take()) {
             state.clock = clock;
         }
         let app = match routes {
-            Some(routes) => slipway::http::with_middleware(routes, state),
-            None => slipway::http::router(state),
+            Some(routes) => slipway::app::router::with_middleware(routes, state),
+            None => slipway::app::router::router(state),
         };
         tokio::spawn(async move {
             axum::serve(

@@ -5,8 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use slipway::app::config::{OidcConfig, RoleMapping, Secret};
 use slipway::auth::Role;
-use slipway::config::{OidcConfig, RoleMapping, Secret};
 
 use super::require_program;
 

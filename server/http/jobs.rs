@@ -9,12 +9,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
-use super::admin::PAGE_SIZE;
-use super::api::parse_limit;
-use super::error::{AppError, FieldError};
-use super::extract::{Allowed, ControlJobs, Ctx, ViewJobs};
-use super::pages::{Shell, render};
+use crate::app::AppState;
+use crate::http::error::{AppError, FieldError};
+use crate::http::extract::{Allowed, ControlJobs, Ctx, ViewJobs};
+use crate::http::paging::PAGE_SIZE;
+use crate::http::paging::parse_limit;
+use crate::http::views::{Shell, render};
 use crate::jobs::metrics;
 use crate::jobs::queue::{self, ControlError, JobView, StepView};
 

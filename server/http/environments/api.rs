@@ -1,6 +1,5 @@
 //! Environments in the JSON API (`/api/v1/...environments...`), as API.md lays it out: a request
-//! is an environment in its first states. The same domain functions as the pages, so the same
-//! validation, policy and errors.
+//! is an environment in its first states.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -9,17 +8,20 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
-use super::api::parse_limit;
-use super::define_api::JsonBody;
-use super::error::{AppError, FieldError};
-use super::extract::{Authenticated, DevopsTrigger, OnEnvironment, OnPlatform, PlatformRequester};
+use crate::app::AppState;
 use crate::auth::{Action, Principal, Role};
 use crate::define::revisions;
+use crate::environments::EnvState;
 use crate::environments::lifecycle::{self, Decided, Decision, Extended};
 use crate::environments::queries::{self, Detail, Filter, View};
 use crate::environments::request::{self, CheckedRequest, RawRequest};
-use crate::environments::{EnvState, notify};
+use crate::http::error::{AppError, FieldError};
+use crate::http::extract::{
+    Authenticated, DevopsTrigger, OnEnvironment, OnPlatform, PlatformRequester,
+};
+use crate::http::json::JsonBody;
+use crate::http::paging::parse_limit;
+use crate::http::paging::{non_empty, parse_cursor};
 
 fn invalid(field: &str, message: &str) -> AppError {
     AppError::Validation(vec![FieldError {
@@ -206,13 +208,6 @@ pub struct ListQuery {
     pub after: Option<String>,
 }
 
-fn non_empty(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-}
-
 /// The filter of a list query. Developers see only their own environments; the platform team
 /// sees all.
 pub fn filter(query: &ListQuery, principal: &Principal) -> Result<Filter, AppError> {
@@ -240,17 +235,6 @@ pub fn filter(query: &ListQuery, principal: &Principal) -> Result<Filter, AppErr
         search: non_empty(&query.q),
         requested_by: (!team || query.mine.unwrap_or(false)).then_some(principal.user.id.0),
     })
-}
-
-pub fn parse_cursor(
-    after: Option<&str>,
-) -> Result<Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>, AppError> {
-    match after.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(c) => super::admin::decode_cursor(c)
-            .map(Some)
-            .ok_or_else(|| super::admin::bad_cursor("after")),
-    }
 }
 
 /// One page of a list, and the cursor of the next.
@@ -526,40 +510,6 @@ pub async fn devops_environment(
     let id = start_devops(&state, &on).await?;
     let detail = detail_json(&state, &load(&state, id).await?).await?;
     Ok((StatusCode::CREATED, Json(detail)).into_response())
-}
-
-/// `GET /api/v1/notifications`: the caller's newest notifications and the unread count.
-pub async fn notifications(
-    State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, AppError> {
-    let limit = parse_limit(query.limit.as_deref())?;
-    let before = match non_empty(&query.after) {
-        None => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| super::admin::bad_cursor("after"))?,
-        ),
-    };
-    let user = principal.user.id.0;
-    let mut items = notify::inbox(&state.pool, user, before, limit + 1).await?;
-    let next = (items.len() as i64 > limit).then(|| {
-        items.truncate(limit as usize);
-        items.last().map(|n| n.id.to_string()).unwrap_or_default()
-    });
-    let unread = notify::unread_count(&state.pool, user).await?;
-    Ok(Json(
-        json!({ "items": items, "next": next, "unread": unread }),
-    ))
-}
-
-pub async fn notifications_read(
-    State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
-) -> Result<Json<Value>, AppError> {
-    let marked = notify::mark_all_read(&state.pool, principal.user.id.0).await?;
-    Ok(Json(json!({ "marked_read": marked })))
 }
 
 /// `GET /api/v1/environments/{id}/events`: Server-Sent Events (`progress`) with the environment

@@ -1,16 +1,16 @@
-//! The page shell shared by every page (navigation, cloud label, asset URLs) and the pages of
-//! the foundation: the overview, the system status and the error page.
+//! The page shell shared by every page (navigation, cloud label, asset URLs), rendering, and
+//! the redirects and statuses every page handler answers with.
 
 use askama::Template;
-use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Html;
+use axum::response::{IntoResponse, Redirect, Response};
 
-use super::error::{AppError, Problem};
-use super::extract::{Allowed, Ctx, UsePortal};
-use super::{AppState, assets};
+use crate::app::AppState;
+use crate::app::config::CloudMode;
 use crate::auth::{Action, Principal, Subject, can};
-use crate::config::CloudMode;
-use crate::db;
+use crate::http::assets;
+use crate::http::error::{AppError, Problem};
 
 /// One entry of the sidebar navigation, shown to those allowed `action`.
 pub struct NavItem {
@@ -142,57 +142,32 @@ pub fn render<T: Template>(page: &T) -> Result<Html<String>, AppError> {
         .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("rendering a page")))
 }
 
-#[derive(Template)]
-#[template(path = "overview.html")]
-pub struct OverviewPage {
-    pub shell: Shell,
+/// POST-redirect-GET: the answer to a form that worked.
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
 }
 
-pub async fn overview(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    _: Allowed<UsePortal>,
-) -> Result<Html<String>, AppError> {
-    render(&OverviewPage {
-        shell: ctx.shell(&state, "overview", "Overview"),
-    })
+/// A form shown again with its errors.
+pub fn unprocessable(html: Html<String>) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, html).into_response()
 }
 
-#[derive(Template)]
-#[template(path = "status.html")]
-pub struct StatusPage {
-    pub shell: Shell,
-    pub database: String,
-    pub schema_applied: Option<i64>,
-    pub schema_known: i64,
-    pub cloud: &'static str,
-    pub started_at: String,
+/// A page with the status it answers with (a form with errors, a conflict).
+pub fn with_status(status: StatusCode, html: Html<String>) -> Response {
+    (status, html).into_response()
 }
 
-pub async fn status(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    _: Allowed<UsePortal>,
-) -> Result<Html<String>, AppError> {
-    let schema_applied = db::applied_version(&state.pool).await?;
-    render(&StatusPage {
-        shell: ctx.shell(&state, "status", "System status"),
-        database: if state.embedded_db {
-            format!(
-                "Embedded PostgreSQL in {}",
-                state.config.embedded_postgres_dir().display()
-            )
-        } else {
-            "External PostgreSQL (DATABASE_URL)".to_owned()
-        },
-        schema_applied,
-        schema_known: db::latest_known_version(),
-        cloud: match state.config.cloud {
-            CloudMode::Simulated => "Simulated (no real cloud resources are created)",
-            CloudMode::Aws => "AWS (Organizations, STS, EKS)",
-        },
-        started_at: state.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-    })
+/// "3 d 4 h", "2 h 5 min", "4 min": how long, for ages and countdowns.
+pub fn human_duration(d: chrono::Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, (minutes / 60) % 24, minutes % 60);
+    if days > 0 {
+        format!("{days} d {hours} h")
+    } else if hours > 0 {
+        format!("{hours} h {mins} min")
+    } else {
+        format!("{mins} min")
+    }
 }
 
 #[derive(Template)]

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, Overrides};
+use super::AppState;
+use crate::app::config::{Config, Overrides};
 use crate::db::{self, Database};
-use crate::{http, telemetry};
+use crate::telemetry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -217,14 +218,14 @@ async fn open_migrated(config: &Config) -> anyhow::Result<Database> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Bind first: a taken port fails at once, before a database is started for nothing.
-    let listener = http::bind(config.listen).await?;
+    let listener = crate::app::server::bind(config.listen).await?;
     let address = listener.local_addr().context("reading the bound address")?;
     let database = open_migrated(&config).await?;
 
     let embedded_db = database.is_embedded();
     let pool = database.pool.clone();
     let fallback_url = default_public_url(address);
-    let state = match http::AppState::new(pool, config, embedded_db, &fallback_url).await {
+    let state = match AppState::new(pool, config, embedded_db, &fallback_url).await {
         Ok(state) => state,
         Err(e) => {
             database.shutdown().await;
@@ -251,10 +252,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if state.public_url.as_ref() != format!("http://{address}") {
         println!("People reach it at {}/", state.public_url);
     }
-    let served = http::serve(
+    let served = crate::app::server::serve(
         listener,
-        http::router(state),
-        http::shutdown_signal(),
+        crate::app::router::router(state),
+        crate::app::server::shutdown_signal(),
         grace,
     )
     .await;
@@ -306,7 +307,7 @@ fn is_loopback_url(url: &str) -> bool {
 
 /// With no users yet, prints a one-time link that creates the first admin. It goes to stdout for
 /// the person starting Slipway, never into the logs.
-async fn print_setup_link(state: &http::AppState) -> anyhow::Result<()> {
+async fn print_setup_link(state: &AppState) -> anyhow::Result<()> {
     if crate::auth::users::count(&state.pool).await? > 0 {
         return Ok(());
     }
@@ -328,7 +329,7 @@ async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> 
         ),
         AdminCommand::SelftestJob { .. } => None,
         AdminCommand::CreateToken { expires_in, .. } => {
-            if expires_in != "never" && crate::config::parse_duration(expires_in).is_none() {
+            if expires_in != "never" && crate::app::config::parse_duration(expires_in).is_none() {
                 anyhow::bail!(
                     "--expires-in: expected a duration such as 30d or 12h, or `never`, not {expires_in:?}"
                 );
@@ -408,7 +409,7 @@ async fn admin_action(
                     "{email} has no roles, so a token could do nothing; give them a role first"
                 );
             }
-            let expires_at = crate::config::parse_duration(&expires_in).map(|d| {
+            let expires_at = crate::app::config::parse_duration(&expires_in).map(|d| {
                 chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
             });
             let (token, secret) =
@@ -464,7 +465,7 @@ fn workers(
 }
 
 /// `serve` runs `workers` job tasks beside the web server (none when set to 0).
-fn start_workers(state: &http::AppState) -> Option<crate::jobs::worker::Workers> {
+fn start_workers(state: &AppState) -> Option<crate::jobs::worker::Workers> {
     let config = &state.config;
     (config.workers > 0).then(|| workers(&state.pool, config, state.cloud.clone(), config.workers))
 }
@@ -484,7 +485,7 @@ async fn worker(config: Config) -> anyhow::Result<()> {
         "Slipway worker {} is running {concurrency} job tasks",
         pool.id
     );
-    http::shutdown_signal().await;
+    crate::app::server::shutdown_signal().await;
     pool.shutdown(config.shutdown_grace).await;
     database.shutdown().await;
     Ok(())

@@ -1,41 +1,14 @@
-//! The JSON API (`/api/v1`): what this capability adds to the contract of API.md.
+//! Paging as API.md sets it: `limit` (default 50, max 200) and `after`; keyset cursors.
 
-use axum::Json;
-use axum::extract::{Query, State};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use super::AppState;
-use super::admin::audit_events;
-use super::error::{AppError, FieldError};
-use super::extract::{Allowed, Authenticated, ViewAudit};
-use crate::audit::{self, AuditEvent};
-
-/// `GET /api/v1/me`: the caller.
-pub async fn me(Authenticated(principal): Authenticated) -> Json<Value> {
-    Json(json!({
-        "id": principal.user.id,
-        "email": principal.user.email,
-        "name": principal.user.name,
-        // The roles in force for this call: an API token's scope narrows them.
-        "roles": principal.roles,
-    }))
-}
-
-/// Paging as API.md sets it: `limit` (default 50, max 200) and `after`.
-#[derive(Deserialize)]
-pub struct AuditQuery {
-    subject: Option<String>,
-    actor: Option<String>,
-    action: Option<String>,
-    limit: Option<String>,
-    after: Option<String>,
-}
+use crate::http::error::{AppError, FieldError};
 
 #[derive(Serialize)]
 pub struct Page<T> {
-    items: Vec<T>,
-    next: Option<String>,
+    pub items: Vec<T>,
+    pub next: Option<String>,
 }
 
 pub fn parse_limit(limit: Option<&str>) -> Result<i64, AppError> {
@@ -87,19 +60,42 @@ pub struct PageQuery {
     pub after: Option<String>,
 }
 
-/// `GET /api/v1/audit?subject=&actor=&action=`: audit events, newest first.
-pub async fn audit(
-    State(state): State<AppState>,
-    _: Allowed<ViewAudit>,
-    Query(query): Query<AuditQuery>,
-) -> Result<Json<Page<AuditEvent>>, AppError> {
-    let limit = parse_limit(query.limit.as_deref())?;
-    let filter = audit::Filter {
-        subject: query.subject,
-        actor: query.actor,
-        action: query.action,
-    };
-    let (items, next) =
-        audit_events(&state, &filter, query.after.as_deref(), "after", limit).await?;
-    Ok(Json(Page { items, next }))
+pub const PAGE_SIZE: i64 = 50;
+
+/// Keyset cursors: `<microseconds since the epoch>_<id>`, opaque to users.
+pub fn encode_cursor(at: DateTime<Utc>, id: impl std::fmt::Display) -> String {
+    format!("{}_{id}", at.timestamp_micros())
+}
+
+pub fn decode_cursor<T: std::str::FromStr>(cursor: &str) -> Option<(DateTime<Utc>, T)> {
+    let (micros, id) = cursor.split_once('_')?;
+    let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((at, id.parse().ok()?))
+}
+
+pub fn bad_cursor(field: &str) -> AppError {
+    AppError::Validation(vec![crate::validation::FieldError {
+        field: field.to_owned(),
+        message: "Not a cursor from this list; use the `next` value of the previous page.".into(),
+    }])
+}
+
+pub fn parse_cursor(
+    after: Option<&str>,
+) -> Result<Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>, AppError> {
+    match after.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(c) => crate::http::paging::decode_cursor(c)
+            .map(Some)
+            .ok_or_else(|| crate::http::paging::bad_cursor("after")),
+    }
+}
+
+/// A query parameter with its blanks trimmed, or none when it is blank.
+pub fn non_empty(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }

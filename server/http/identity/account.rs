@@ -8,16 +8,16 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
-use super::auth::Cookies;
-use super::error::AppError;
-use super::extract::{Allowed, Authenticated, ClientIp, Ctx, FormFields, ManageOwnAccount};
-use super::pages::{Shell, render};
+use crate::app::AppState;
 use crate::audit::{self, Actor};
 use crate::auth::accounts::{self, AccountError, NewAccount};
 use crate::auth::links::{self, Purpose};
 use crate::auth::tokens::ApiToken;
 use crate::auth::{AuthMethod, Role, RoleSet, User, UserId, ratelimit, session, tokens, users};
+use crate::http::auth::Cookies;
+use crate::http::error::AppError;
+use crate::http::extract::{Allowed, Authenticated, ClientIp, Ctx, FormFields, ManageOwnAccount};
+use crate::http::views::{Shell, render};
 use crate::validation::FieldErrors;
 
 /// Only paths on this site are followed after sign-in (no open redirect).
@@ -395,7 +395,7 @@ pub async fn oidc_callback(
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
     let oidc = state.oidc.as_ref().ok_or(AppError::NotFound)?;
-    let browser_state = super::auth::read_cookie(&headers, Cookies::OIDC_STATE);
+    let browser_state = crate::http::auth::read_cookie(&headers, Cookies::OIDC_STATE);
     let outcome = match (&query.error, &query.code, &query.state) {
         (Some(error), _, _) => Err(format!(
             "The identity provider did not sign you in ({error})."

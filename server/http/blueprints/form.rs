@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::extract::FormFields;
 use crate::define::blueprint::Blueprint;
+use crate::http::extract::FormFields;
 use crate::validation::FieldErrors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,58 +1,34 @@
 //! Environments in the browser: the request form (with cost estimate, plan preview and a live
-//! name check), the request's page with its timeline and actions, the approvals dashboard with
-//! bulk decisions, "my environments", notifications and the platform's webhook. Plain forms and
-//! POST-redirect-GET; JavaScript only enhances (live name check, live preview).
+//! name check) and the environment's page with its timeline and actions. Plain forms and
+//! POST-redirect-GET; JavaScript only enhances.
 
+use crate::http::views::{human_duration, see_other, unprocessable};
 use askama::Template;
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
-use super::environments_api::{self, ListQuery, approved_blueprint};
-use super::error::AppError;
-use super::extract::{
-    Allowed, Ctx, DevopsTrigger, FormFields, OnEnvironment, OnPlatform, PlatformEditor,
-    PlatformRequester, UsePortal, ViewApprovals,
-};
-use super::pages::{Shell, render};
+use crate::app::AppState;
 use crate::auth::{Action, Role};
 use crate::define::blueprint::{EnvironmentType, Lifecycle};
 use crate::define::platforms::Platform;
-use crate::environments::lifecycle::{self, Decided, Decision};
-use crate::environments::notify::{self, Notification, Webhook};
+use crate::environments::lifecycle::{self, Decision};
 use crate::environments::pricing::{CostLine, Micros};
-use crate::environments::queries::{self, ApprovalView, Detail, Summary, TimelineEntry, View};
+use crate::environments::queries::{self, ApprovalView, Detail, Summary, TimelineEntry};
 use crate::environments::request::{self, CheckedRequest, RawRequest};
-use crate::environments::{EnvState, EnvironmentError, EnvironmentId};
+use crate::environments::{EnvState, EnvironmentError};
+use crate::http::environments::api::{self, approved_blueprint};
+use crate::http::error::AppError;
+use crate::http::extract::{
+    Ctx, DevopsTrigger, FormFields, OnEnvironment, OnPlatform, PlatformRequester,
+};
+use crate::http::views::{Shell, render};
 use crate::jobs::queue::StepView;
 use crate::provision::plan::PlanStep;
 use crate::validation::FieldErrors;
-
-fn see_other(to: &str) -> Response {
-    Redirect::to(to).into_response()
-}
-
-fn unprocessable(html: Html<String>) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, html).into_response()
-}
-
-/// "3 d 4 h", "2 h 5 min", "4 min": how long, for ages and countdowns.
-pub fn human_duration(d: chrono::Duration) -> String {
-    let minutes = d.num_minutes().max(0);
-    let (days, hours, mins) = (minutes / 1440, (minutes / 60) % 24, minutes % 60);
-    if days > 0 {
-        format!("{days} d {hours} h")
-    } else if hours > 0 {
-        format!("{hours} h {mins} min")
-    } else {
-        format!("{mins} min")
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The request form
@@ -571,7 +547,7 @@ pub async fn approve(
     on: OnEnvironment,
     form: FormFields,
 ) -> Result<Response, AppError> {
-    let result = environments_api::decide(&state, &on, Decision::Approve, form.get("comment"))
+    let result = api::decide(&state, &on, Decision::Approve, form.get("comment"))
         .await
         .map(|_| ());
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
@@ -584,7 +560,7 @@ pub async fn reject(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let reason = form.get("reason").to_owned();
-    let result = environments_api::decide(&state, &on, Decision::Reject, &reason)
+    let result = api::decide(&state, &on, Decision::Reject, &reason)
         .await
         .map(|_| ());
     after_action(&state, &ctx, &on, result, reason, String::new()).await
@@ -595,7 +571,7 @@ pub async fn cancel(
     ctx: Ctx,
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
-    let result = environments_api::cancel_request(&state, &on).await;
+    let result = api::cancel_request(&state, &on).await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 
@@ -606,9 +582,7 @@ pub async fn extend(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let ttl = form.get("ttl_hours").to_owned();
-    let result = environments_api::extend_ttl(&state, &on, &ttl)
-        .await
-        .map(|_| ());
+    let result = api::extend_ttl(&state, &on, &ttl).await.map(|_| ());
     after_action(&state, &ctx, &on, result, String::new(), ttl).await
 }
 
@@ -617,7 +591,7 @@ pub async fn teardown(
     ctx: Ctx,
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
-    let result = environments_api::start_teardown(&state, &on).await;
+    let result = api::start_teardown(&state, &on).await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 
@@ -627,7 +601,7 @@ pub async fn retry(
     ctx: Ctx,
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
-    let result = environments_api::retry_failed(&state, &on).await;
+    let result = api::retry_failed(&state, &on).await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 
@@ -636,365 +610,8 @@ pub async fn devops_environment(
     State(state): State<AppState>,
     on: OnPlatform<DevopsTrigger>,
 ) -> Result<Response, AppError> {
-    let id = environments_api::start_devops(&state, &on).await?;
+    let id = api::start_devops(&state, &on).await?;
     Ok(Redirect::to(&format!("/environments/{id}")).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
-// The approvals dashboard and "my environments"
-
-#[derive(Template)]
-#[template(path = "approvals.html")]
-pub struct ApprovalsPage {
-    pub shell: Shell,
-    pub tab: &'static str,
-    pub rows: Vec<Summary>,
-    pub next: Option<String>,
-    pub query: FilterForm,
-    pub states: [EnvState; 10],
-    pub results: Vec<(String, String)>,
-    pub errors: FieldErrors,
-    pub now: DateTime<Utc>,
-}
-
-impl ApprovalsPage {
-    fn age(&self, row: &Summary) -> String {
-        human_duration(self.now - row.awaiting_since.unwrap_or(row.created_at))
-    }
-
-    fn breached(&self, row: &Summary) -> bool {
-        row.sla_breached(self.now)
-    }
-}
-
-/// The dashboard's filters as typed, kept in the form and in the paging links.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct FilterForm {
-    #[serde(default)]
-    pub platform: String,
-    #[serde(default, rename = "type")]
-    pub environment_type: String,
-    #[serde(default)]
-    pub requester: String,
-    #[serde(default)]
-    pub state: String,
-    #[serde(default)]
-    pub q: String,
-    #[serde(default)]
-    pub after: String,
-    #[serde(default)]
-    pub tab: String,
-}
-
-impl FilterForm {
-    /// The query string of these filters (without the cursor), for links.
-    pub fn query_string(&self) -> String {
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("tab", &self.tab)
-            .append_pair("platform", &self.platform)
-            .append_pair("type", &self.environment_type)
-            .append_pair("requester", &self.requester)
-            .append_pair("state", &self.state)
-            .append_pair("q", &self.q)
-            .finish()
-    }
-
-    fn list_query(&self, view: View) -> ListQuery {
-        ListQuery {
-            view: Some(view.as_str().to_owned()),
-            state: Some(self.state.clone()),
-            platform: Some(self.platform.clone()),
-            environment_type: Some(self.environment_type.clone()),
-            requester: Some(self.requester.clone()),
-            q: Some(self.q.clone()),
-            ..ListQuery::default()
-        }
-    }
-}
-
-const DASHBOARD_PAGE: i64 = 50;
-
-async fn approvals_view(
-    state: &AppState,
-    ctx: &Ctx,
-    principal: &crate::auth::Principal,
-    mut query: FilterForm,
-    results: Vec<(String, String)>,
-) -> Result<Response, AppError> {
-    let (tab, view) = match query.tab.as_str() {
-        "decided" => ("decided", View::Decided),
-        "in_flight" => ("in_flight", View::InFlight),
-        _ => ("pending", View::Pending),
-    };
-    query.tab = tab.to_owned();
-    let filter = environments_api::filter(&query.list_query(view), principal);
-    let (rows, next, errors) = match filter {
-        Ok(filter) => {
-            match environments_api::page(state, &filter, Some(&query.after), DASHBOARD_PAGE).await {
-                Ok((rows, next)) => (rows, next, FieldErrors::default()),
-                Err(AppError::Validation(e)) => (vec![], None, FieldErrors(e)),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(AppError::Validation(e)) => (vec![], None, FieldErrors(e)),
-        Err(e) => return Err(e),
-    };
-    let page = ApprovalsPage {
-        shell: ctx.shell(state, "approvals", "Approvals"),
-        tab,
-        rows,
-        next,
-        query,
-        states: EnvState::ALL,
-        results,
-        now: state.clock.now(),
-        errors: errors.clone(),
-    };
-    let html = render(&page)?;
-    Ok(if errors.is_empty() {
-        html.into_response()
-    } else {
-        unprocessable(html)
-    })
-}
-
-pub async fn approvals_page(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    allowed: Allowed<ViewApprovals>,
-    Query(query): Query<FilterForm>,
-) -> Result<Response, AppError> {
-    approvals_view(&state, &ctx, allowed.principal(), query, vec![]).await
-}
-
-/// Approves or rejects the selected requests, each checked on its own (policy, self-approval,
-/// state); the dashboard shows what happened to each.
-pub async fn approvals_bulk(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    allowed: Allowed<ViewApprovals>,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    let principal = allowed.principal();
-    let decision = match form.get("decision") {
-        "approve" => Decision::Approve,
-        "reject" => Decision::Reject,
-        _ => {
-            return Err(AppError::Validation(vec![crate::validation::FieldError {
-                field: "decision".into(),
-                message: "Choose approve or reject.".into(),
-            }]));
-        }
-    };
-    let reason = form.get("reason").to_owned();
-    let mut results = Vec::new();
-    let ids: Vec<&str> = form.all("ids").collect();
-    if ids.is_empty() {
-        results.push(("—".to_owned(), "Select at least one request.".to_owned()));
-    }
-    for id in ids.into_iter().take(200) {
-        let Ok(id) = id.parse::<EnvironmentId>() else {
-            results.push((id.to_owned(), "not a request id".to_owned()));
-            continue;
-        };
-        let Some(environment) = queries::get(&state.pool, id).await? else {
-            results.push((id.to_string(), "no such request".to_owned()));
-            continue;
-        };
-        let name = format!(
-            "{}/{}",
-            environment.summary.platform_slug, environment.summary.name
-        );
-        let on = OnEnvironment {
-            principal: principal.clone(),
-            environment,
-        };
-        let text = match environments_api::decide(&state, &on, decision, &reason).await {
-            Ok(Decided::Approved) => "approved".to_owned(),
-            Ok(Decided::Rejected) => "rejected".to_owned(),
-            Ok(Decided::Counted { have, need }) => format!("approval recorded ({have} of {need})"),
-            Err(AppError::Validation(errors)) => errors
-                .first()
-                .map_or("invalid".to_owned(), |e| e.message.clone()),
-            Err(AppError::ForbiddenBecause(why) | AppError::Conflict(why)) => why,
-            Err(AppError::Forbidden) => "you may not decide it".to_owned(),
-            Err(e) => return Err(e),
-        };
-        results.push((name, text));
-    }
-    let query = FilterForm {
-        tab: "pending".into(),
-        ..FilterForm::default()
-    };
-    approvals_view(&state, &ctx, principal, query, results).await
-}
-
-#[derive(Template)]
-#[template(path = "my_environments.html")]
-pub struct MyEnvironmentsPage {
-    pub shell: Shell,
-    pub rows: Vec<Summary>,
-    pub next: Option<String>,
-    pub now: DateTime<Utc>,
-}
-
-impl MyEnvironmentsPage {
-    fn countdown(&self, row: &Summary) -> Option<String> {
-        row.expires_at.map(|at| human_duration(at - self.now))
-    }
-}
-
-#[derive(Deserialize)]
-pub struct AfterQuery {
-    after: Option<String>,
-}
-
-pub async fn my_environments(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    allowed: Allowed<UsePortal>,
-    Query(query): Query<AfterQuery>,
-) -> Result<Html<String>, AppError> {
-    let filter = queries::Filter {
-        requested_by: Some(allowed.principal().user.id.0),
-        ..queries::Filter::default()
-    };
-    let (rows, next) =
-        environments_api::page(&state, &filter, query.after.as_deref(), DASHBOARD_PAGE).await?;
-    render(&MyEnvironmentsPage {
-        shell: ctx.shell(&state, "environments", "My environments"),
-        rows,
-        next,
-        now: state.clock.now(),
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Notifications
-
-#[derive(Template)]
-#[template(path = "notifications.html")]
-pub struct NotificationsPage {
-    pub shell: Shell,
-    pub items: Vec<Notification>,
-    pub next: Option<i64>,
-}
-
-#[derive(Deserialize)]
-pub struct BeforeQuery {
-    before: Option<i64>,
-}
-
-pub async fn notifications_page(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    allowed: Allowed<UsePortal>,
-    Query(query): Query<BeforeQuery>,
-) -> Result<Html<String>, AppError> {
-    let mut items = notify::inbox(
-        &state.pool,
-        allowed.principal().user.id.0,
-        query.before,
-        DASHBOARD_PAGE + 1,
-    )
-    .await?;
-    let next = (items.len() as i64 > DASHBOARD_PAGE).then(|| {
-        items.truncate(DASHBOARD_PAGE as usize);
-        items.last().map(|n| n.id).unwrap_or_default()
-    });
-    render(&NotificationsPage {
-        shell: ctx.shell(&state, "notifications", "Notifications"),
-        items,
-        next,
-    })
-}
-
-pub async fn notifications_read(
-    State(state): State<AppState>,
-    allowed: Allowed<UsePortal>,
-) -> Result<Response, AppError> {
-    notify::mark_all_read(&state.pool, allowed.principal().user.id.0).await?;
-    Ok(see_other("/notifications"))
-}
-
-// ---------------------------------------------------------------------------------------------
-// The platform's webhook
-
-#[derive(Template)]
-#[template(path = "webhook.html")]
-pub struct WebhookPage {
-    pub shell: Shell,
-    pub platform: Platform,
-    pub tab: &'static str,
-    pub can_plan: bool,
-    pub webhook: Option<Webhook>,
-    /// Shown once, right after it was made.
-    pub secret: Option<String>,
-    pub url: String,
-    pub error: Option<String>,
-}
-
-async fn webhook_view(
-    state: &AppState,
-    ctx: &Ctx,
-    on: &OnPlatform<PlatformEditor>,
-    secret: Option<String>,
-    url: Option<String>,
-    error: Option<String>,
-) -> Result<WebhookPage, AppError> {
-    let webhook = notify::webhook(&state.pool, on.platform().id).await?;
-    Ok(WebhookPage {
-        shell: ctx.shell(state, "platforms", "Webhook"),
-        platform: on.platform().clone(),
-        tab: "webhook",
-        can_plan: on.can(Action::ViewPlanning),
-        url: url.unwrap_or_else(|| webhook.as_ref().map(|w| w.url.clone()).unwrap_or_default()),
-        webhook,
-        secret,
-        error,
-    })
-}
-
-pub async fn webhook_page(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    on: OnPlatform<PlatformEditor>,
-) -> Result<Html<String>, AppError> {
-    render(&webhook_view(&state, &ctx, &on, None, None, None).await?)
-}
-
-pub async fn webhook_save(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    on: OnPlatform<PlatformEditor>,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    let url = form.get("url").trim().to_owned();
-    if let Err(message) = notify::check_webhook_url(&url) {
-        return Ok(unprocessable(render(
-            &webhook_view(&state, &ctx, &on, None, Some(url), Some(message.to_owned())).await?,
-        )?));
-    }
-    let secret = notify::set_webhook(
-        &state.pool,
-        on.platform().id,
-        &url,
-        form.get("rotate") == "1",
-        &on.principal,
-    )
-    .await?;
-    // The page that shows a new secret is the answer to this POST: it is shown once, never
-    // stored anywhere the browser could load again.
-    Ok(render(&webhook_view(&state, &ctx, &on, secret, None, None).await?)?.into_response())
-}
-
-pub async fn webhook_delete(
-    State(state): State<AppState>,
-    on: OnPlatform<PlatformEditor>,
-) -> Result<Response, AppError> {
-    notify::delete_webhook(&state.pool, on.platform().id, &on.principal).await?;
-    Ok(see_other(&format!(
-        "/platforms/{}/webhook",
-        on.platform().slug
-    )))
-}

@@ -1,0 +1,5 @@
+//! Admin: the JSON API and the pages.
+
+pub mod audit;
+pub mod cloud;
+pub mod users;

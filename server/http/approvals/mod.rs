@@ -1,0 +1,3 @@
+//! Approvals: the JSON API and the pages.
+
+pub mod pages;

@@ -1,0 +1,294 @@
+//! Blueprint revisions, reviews, diffs and exports in the JSON API, and the environment types
+//! the approved revision offers.
+
+use crate::http::json::{JsonBody, field_error, str_field};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::auth::{Action, Subject};
+use crate::define::blueprint::{Blueprint, Lifecycle};
+use crate::define::diff::diff;
+use crate::define::platforms::Platform;
+use crate::define::revisions::{self, Revision, RevisionState, Verdict};
+use crate::define::scope::{self};
+use crate::http::error::{AppError, FieldError};
+use crate::http::extract::{
+    OnPlatform, PlatformEditor, PlatformPlanner, PlatformViewer, authorize,
+};
+use crate::http::paging::{PageQuery, page, parse_limit};
+
+fn revision_json(r: &Revision) -> Value {
+    json!({
+        "number": r.number,
+        "state": r.state,
+        "author": r.author,
+        "base_revision": r.base_number,
+        "created_at": r.created_at,
+        "submitted_at": r.submitted_at,
+        "approved_at": r.approved_at,
+        "approved_by": r.approved_by,
+        "document": r.document.to_json(),
+    })
+}
+
+/// The revision if the caller may see it: approved and superseded ones for everyone who sees
+/// the platform, drafts and revisions in review only for its planners (404 for the others).
+pub async fn visible_revision<P>(
+    state: &AppState,
+    on: &OnPlatform<P>,
+    number: i32,
+) -> Result<Revision, AppError> {
+    let revision = revisions::get(&state.pool, on.platform().id, number)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let published = matches!(
+        revision.state,
+        RevisionState::Approved | RevisionState::Superseded
+    );
+    if published || on.can(Action::ViewPlanning) {
+        Ok(revision)
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+pub async fn create_revision(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformEditor>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    let platform = on.platform();
+    let (base, document) = if body.get("from_template").and_then(Value::as_bool) == Some(true) {
+        let scope = scope::load(&state.pool, platform.id).await?;
+        let latest = revisions::list(&state.pool, platform.id, false)
+            .await?
+            .first()
+            .map(|r| r.number);
+        (
+            latest,
+            Blueprint::from_template(&platform.slug, scope.as_ref()),
+        )
+    } else {
+        let base =
+            match body.get("base_revision") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_i64().and_then(|n| i32::try_from(n).ok()).ok_or_else(
+                    || {
+                        field_error(
+                            "base_revision",
+                            "Use the number of the revision you edited.",
+                        )
+                    },
+                )?),
+            };
+        let document = body.get("document").cloned().ok_or_else(|| {
+            field_error(
+                "document",
+                "Send the blueprint as `document`, or `from_template: true`.",
+            )
+        })?;
+        let document = Blueprint::from_json(document).map_err(|e| {
+            AppError::Validation(
+                e.0.into_iter()
+                    .map(|f| FieldError {
+                        field: if f.field.is_empty() {
+                            "document".into()
+                        } else {
+                            format!("document.{}", f.field)
+                        },
+                        message: f.message,
+                    })
+                    .collect(),
+            )
+        })?;
+        (base, document)
+    };
+    let revision = revisions::save(&state.pool, platform, &on.principal, base, &document).await?;
+    Ok((StatusCode::CREATED, Json(revision_json(&revision))).into_response())
+}
+
+pub async fn list_revisions(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformViewer>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Value>, AppError> {
+    let approved_only = !on.can(Action::ViewPlanning);
+    let all = revisions::list(&state.pool, on.platform().id, approved_only).await?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let (items, next) = page(all, |r| r.number.to_string(), limit, query.after.as_deref())?;
+    let items: Vec<Value> = items
+        .iter()
+        .map(|r| {
+            let mut v = revision_json(r);
+            v.as_object_mut().map(|o| o.remove("document"));
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "next": next })))
+}
+
+#[derive(Deserialize)]
+pub struct FormatQuery {
+    format: Option<String>,
+}
+
+/// One revision as JSON, or exported with `?format=yaml|markdown`.
+pub async fn get_revision(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformViewer>,
+    Path((_, number)): Path<(String, i32)>,
+    Query(query): Query<FormatQuery>,
+) -> Result<Response, AppError> {
+    let revision = visible_revision(&state, &on, number).await?;
+    export(on.platform(), &revision, query.format.as_deref())
+}
+
+/// The revision in the requested format: JSON (default), `yaml` or `markdown`.
+pub fn export(
+    platform: &Platform,
+    revision: &Revision,
+    format: Option<&str>,
+) -> Result<Response, AppError> {
+    let file = |ext: &str| {
+        format!(
+            "attachment; filename=\"{}-blueprint-{}.{ext}\"",
+            platform.slug, revision.number
+        )
+    };
+    match format {
+        None | Some("json") => Ok(Json(revision_json(revision)).into_response()),
+        Some("yaml") => Ok((
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "application/yaml; charset=utf-8".to_owned(),
+                ),
+                (header::CONTENT_DISPOSITION, file("yaml")),
+            ],
+            revision.document.to_yaml(),
+        )
+            .into_response()),
+        Some("markdown") => Ok((
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/markdown; charset=utf-8".to_owned(),
+                ),
+                (header::CONTENT_DISPOSITION, file("md")),
+            ],
+            revision
+                .document
+                .to_markdown(&platform.name, revision.number, revision.state.as_str()),
+        )
+            .into_response()),
+        Some(_) => Err(field_error("format", "Use json, yaml or markdown.")),
+    }
+}
+
+pub async fn submit_revision(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformEditor>,
+    Path((_, number)): Path<(String, i32)>,
+) -> Result<Json<Value>, AppError> {
+    revisions::submit(&state.pool, on.platform(), number, &on.principal).await?;
+    let revision = visible_revision(&state, &on, number).await?;
+    Ok(Json(revision_json(&revision)))
+}
+
+pub async fn review_revision(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformPlanner>,
+    Path((_, number)): Path<(String, i32)>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    let revision = visible_revision(&state, &on, number).await?;
+    let verdict = Verdict::parse(str_field(&body, "verdict"))
+        .ok_or_else(|| field_error("verdict", "Use approve, request_changes or comment."))?;
+    authorize(
+        &on.principal,
+        Action::ReviewBlueprint,
+        Subject::Revision {
+            member: on.access.is_member,
+            author: revisions::author_of(&revision),
+        },
+    )?;
+    revisions::review(
+        &state.pool,
+        on.platform(),
+        number,
+        &on.principal,
+        verdict,
+        str_field(&body, "comment"),
+    )
+    .await?;
+    let revision = visible_revision(&state, &on, number).await?;
+    Ok((StatusCode::CREATED, Json(revision_json(&revision))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DiffQuery {
+    against: Option<String>,
+}
+
+pub async fn diff_revisions(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformViewer>,
+    Path((_, number)): Path<(String, i32)>,
+    Query(query): Query<DiffQuery>,
+) -> Result<Json<Value>, AppError> {
+    let against: i32 = query
+        .against
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| {
+            field_error(
+                "against",
+                "Give the revision number to compare with, e.g. ?against=1.",
+            )
+        })?;
+    let new = visible_revision(&state, &on, number).await?;
+    let old = visible_revision(&state, &on, against).await?;
+    let changes = diff(&old.document.to_json(), &new.document.to_json());
+    Ok(Json(
+        json!({ "from": against, "to": number, "changes": changes }),
+    ))
+}
+
+pub async fn environment_types(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformViewer>,
+) -> Result<Json<Value>, AppError> {
+    let approved = revisions::approved(&state.pool, on.platform().id).await?;
+    let items: Vec<Value> = approved
+        .iter()
+        .flat_map(|r| r.document.environment_types.iter())
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "lifecycle": e.lifecycle,
+                "default_ttl_hours": e.ttl.as_ref().map(|t| t.default_hours),
+                "max_ttl_hours": e.ttl.as_ref().map(|t| t.max_hours),
+                "approvals_required": e.approval.approvals_required,
+                "approvers": e.approval.approvers,
+                "sla_hours": e.approval.sla_hours,
+                "expire_after_hours": e.approval.expire_after_hours,
+                "auto_approve_below_monthly_usd": e.approval.auto_approve_below_monthly_usd,
+                "kubernetes_version": e.kubernetes_version,
+                "instance_types": e.node_group.instance_types,
+                "min_nodes": e.node_group.min_size,
+                "max_nodes": e.node_group.max_size,
+                "data_services": e.data_services,
+                "requesters": e.requesters,
+                "ephemeral": e.lifecycle == Lifecycle::Ephemeral,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "items": items, "blueprint_revision": approved.map(|r| r.number) }),
+    ))
+}

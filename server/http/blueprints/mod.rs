@@ -1,0 +1,5 @@
+//! Blueprints: the JSON API and the pages.
+
+pub mod api;
+pub mod form;
+pub mod pages;

@@ -1,0 +1,17 @@
+//! The caller, in the JSON API.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+use crate::http::extract::Authenticated;
+
+/// `GET /api/v1/me`: the caller.
+pub async fn me(Authenticated(principal): Authenticated) -> Json<Value> {
+    Json(json!({
+        "id": principal.user.id,
+        "email": principal.user.email,
+        "name": principal.user.name,
+        // The roles in force for this call: an API token's scope narrows them.
+        "roles": principal.roles,
+    }))
+}

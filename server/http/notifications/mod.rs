@@ -1,0 +1,4 @@
+//! Notifications: the JSON API and the pages.
+
+pub mod api;
+pub mod pages;

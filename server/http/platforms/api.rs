@@ -1,0 +1,104 @@
+//! Platforms, their members and their technical scope in the JSON API (`/api/v1/platforms`).
+
+use crate::http::json::{JsonBody, str_field};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::auth::{Action, Subject};
+use crate::define::platforms::{self, NewPlatform, Platform};
+use crate::define::scope::{self, Scope};
+use crate::http::error::AppError;
+use crate::http::extract::{
+    Allowed, Authenticated, CreatePlatform, OnPlatform, PlatformEditor, PlatformPlanner,
+    PlatformViewer, authorize,
+};
+use crate::http::paging::{page, parse_limit};
+
+fn platform_json(p: &Platform) -> Value {
+    json!({
+        "slug": p.slug,
+        "name": p.name,
+        "description": p.description,
+        "owner_team": p.owner_team,
+        "created_at": p.created_at,
+        "archived": p.archived_at.is_some(),
+    })
+}
+
+pub async fn create_platform(
+    State(state): State<AppState>,
+    allowed: Allowed<CreatePlatform>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    let new = NewPlatform {
+        slug: str_field(&body, "slug"),
+        name: str_field(&body, "name"),
+        description: str_field(&body, "description"),
+        owner_team: body
+            .get("owner_team")
+            .and_then(Value::as_str)
+            .unwrap_or(str_field(&body, "name")),
+    };
+    let platform = platforms::create(&state.pool, &new, allowed.principal()).await?;
+    Ok((StatusCode::CREATED, Json(platform_json(&platform))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    archived: Option<bool>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// `?archived=true` includes archived platforms.
+pub async fn list_platforms(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    authorize(
+        &principal,
+        Action::ViewPlatform,
+        Subject::Platform { member: false },
+    )?;
+    let all = platforms::list(&state.pool, query.archived.unwrap_or(false)).await?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let (items, next) = page(all, |p| p.slug.clone(), limit, query.after.as_deref())?;
+    let items: Vec<Value> = items.iter().map(platform_json).collect();
+    Ok(Json(json!({ "items": items, "next": next })))
+}
+
+pub async fn get_platform(on: OnPlatform<PlatformViewer>) -> Json<Value> {
+    Json(platform_json(on.platform()))
+}
+
+pub async fn get_scope(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformPlanner>,
+) -> Result<Json<Value>, AppError> {
+    let scope = scope::load(&state.pool, on.platform().id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let mut value = serde_json::to_value(&scope).map_err(anyhow::Error::from)?;
+    value["timebox"] =
+        serde_json::to_value(scope.timebox(state.clock.today())).map_err(anyhow::Error::from)?;
+    Ok(Json(value))
+}
+
+pub async fn put_scope(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformEditor>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, AppError> {
+    let scope = Scope::from_json(body).map_err(|e| AppError::Validation(e.0))?;
+    scope::save(&state.pool, on.platform(), &scope, &on.principal).await?;
+    let mut value = serde_json::to_value(&scope).map_err(anyhow::Error::from)?;
+    value["timebox"] =
+        serde_json::to_value(scope.timebox(state.clock.today())).map_err(anyhow::Error::from)?;
+    Ok(Json(value))
+}
