@@ -83,7 +83,7 @@ pub struct AuditEvent {
 /// Filters of the audit page and `GET /api/v1/audit`; empty means any.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    /// Exact subject, e.g. `user:…`.
+    /// The subject as stored (`kind:id`, e.g. `environment:…`) or its id alone.
     pub subject: Option<String>,
     /// The actor's e-mail (or label), case-insensitive.
     pub actor: Option<String>,
@@ -109,7 +109,7 @@ pub async fn list(
     sqlx::query_as(
         "SELECT id, at, actor_id, actor_label AS actor, action, subject, details FROM audit_event
          WHERE ($1::timestamptz IS NULL OR (at, id) < ($1, $2))
-           AND ($3::text IS NULL OR subject = $3)
+           AND ($3::text IS NULL OR subject = $3 OR substr(subject, strpos(subject, ':') + 1) = $3)
            AND ($4::text IS NULL OR lower(actor_label) = lower($4))
            AND ($5::text IS NULL OR action LIKE $5)
          ORDER BY at DESC, id DESC

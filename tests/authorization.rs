@@ -428,6 +428,33 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
         ),
         m(
             Method::GET,
+            "/api/v1/platforms/{slug}/members",
+            probe(
+                "/api/v1/platforms/demo/members",
+                &[],
+                [401, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/members",
+            api(
+                "/api/v1/platforms/demo/members",
+                json!({"email": "nobody@example.com"}),
+                api_editors(422),
+            ),
+        ),
+        m(
+            Method::DELETE,
+            "/api/v1/platforms/{slug}/members/{user_id}",
+            api(
+                &format!("/api/v1/platforms/demo/members/{unknown}"),
+                json!({}),
+                api_editors(404),
+            ),
+        ),
+        m(
+            Method::GET,
             "/api/v1/platforms/{slug}/scope",
             probe7(
                 "/api/v1/platforms/demo/scope",

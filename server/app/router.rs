@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::routing::{MethodRouter, get, patch, post, put};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -330,6 +330,21 @@ pub fn route_table() -> Vec<RouteDef> {
             M::GET,
             "/api/v1/platforms/{slug}",
             get(platforms::api::get_platform),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/members",
+            get(platforms::api::list_members),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/members",
+            post(platforms::api::add_member),
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/platforms/{slug}/members/{user_id}",
+            delete(platforms::api::remove_member),
         ),
         route(
             M::GET,

@@ -69,6 +69,16 @@ impl AppState {
         })
     }
 
+    /// The environment use cases, at this moment.
+    pub fn environments(&self) -> crate::environments::service::Environments<'_> {
+        crate::environments::service::Environments {
+            db: &self.pool,
+            now: self.clock.now(),
+            base_url: &self.public_url,
+            account_email_domain: &self.config.account_email_domain,
+        }
+    }
+
     pub fn session_lifetimes(&self) -> Lifetimes {
         let to_chrono =
             |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);

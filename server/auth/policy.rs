@@ -107,6 +107,72 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
     }
 }
 
+/// Why [`can`] refused `action` on `subject`: a sentence the caller can act on, for the 403's
+/// detail. `name` names the subject where it has one (a platform's name), else is empty. Only
+/// meaningful after `can` said no; kept beside `can` so the rule and its explanation change
+/// together.
+pub fn refusal(principal: &Principal, action: Action, subject: Subject, name: &str) -> String {
+    let engineer = principal.has(Role::PlatformEngineer);
+    let platform = if name.is_empty() {
+        "this platform".to_owned()
+    } else {
+        format!("platform {name}")
+    };
+    let members_only = |what: &str| {
+        if engineer || principal.has(Role::Admin) {
+            format!("Only members of {platform} can {what}; ask one of them to add you.")
+        } else {
+            format!("Only platform engineers who are members of {platform} can {what}.")
+        }
+    };
+    if principal.roles.is_empty() {
+        return "Your account has no role: ask an admin to give you one.".into();
+    }
+    match (action, subject) {
+        (Action::ManageAccount, Subject::Account(owner)) if owner == principal.user.id => {
+            "API tokens cannot manage accounts: sign in in the browser to do this.".into()
+        }
+        (Action::ManageAccount, _) => "You can only manage your own account.".into(),
+        (Action::ManageUsers, _) => "Only admins can manage users.".into(),
+        (Action::ViewAudit, _) => "Only admins can read the audit log.".into(),
+        (Action::ManageCloud, _) => "Only admins can manage the cloud connection.".into(),
+        (Action::CreatePlatform, _) => {
+            "Only platform engineers and admins can start a platform.".into()
+        }
+        (Action::ViewPlanning, _) => members_only("see its scope, drafts and backlog"),
+        (Action::EditPlatform, _) => members_only("change it"),
+        (Action::TriggerDevops, _) if !engineer => {
+            "Only platform engineers can start a DevOps environment.".into()
+        }
+        (Action::TriggerDevops, _) => members_only("start its DevOps environment"),
+        (Action::ReviewBlueprint, Subject::Revision { author, .. })
+            if author == principal.user.id =>
+        {
+            "You wrote this revision: another platform engineer must review it.".into()
+        }
+        (Action::ReviewBlueprint, _) if !engineer => {
+            "Only platform engineers can review a blueprint.".into()
+        }
+        (Action::ReviewBlueprint, _) => members_only("review its blueprint"),
+        (Action::ViewJobs, _) => "Only the platform team can see the job queue.".into(),
+        (Action::ControlJobs, _) => "Only the platform team can retry or cancel jobs.".into(),
+        (Action::ViewApprovals, _) => {
+            "Only the platform team can see the approvals dashboard.".into()
+        }
+        (Action::DecideEnvironment, Subject::Environment { requester })
+            if requester == principal.user.id =>
+        {
+            "You requested this environment: someone else must decide it.".into()
+        }
+        (Action::DecideEnvironment, _) => members_only("decide its environment requests"),
+        (Action::CancelRequest, _) => "Only the requester can cancel a request.".into(),
+        (Action::ViewEnvironment | Action::ChangeEnvironment, _) => {
+            "Only its requester and the platform team can change this environment.".into()
+        }
+        _ => "You are not allowed to do this.".into(),
+    }
+}
+
 /// The platform team: platform engineers and admins.
 fn platform_team(principal: &Principal) -> bool {
     principal.has(Role::PlatformEngineer) || principal.has(Role::Admin)

@@ -106,26 +106,45 @@ pub async fn create(
     Ok(platform)
 }
 
-/// Adds the user with `email` to the platform's members.
-pub async fn add_member_by_email(
+/// Who is to become a member: a user named by e-mail address (the page's form) or by id.
+pub enum NewMember<'a> {
+    Email(&'a str),
+    Id(UserId),
+}
+
+/// Adds a user to the platform's members; `Ok((member, false))` when they already were one.
+/// An unknown user is a field error naming how they were given (`email` or `user_id`).
+pub async fn add_member_as(
     db: &PgPool,
     platform: &Platform,
-    email: &str,
+    who: NewMember<'_>,
     by: &Principal,
-) -> Result<(), DefineError> {
+) -> Result<(Member, bool), DefineError> {
     if platform.archived_at.is_some() {
         return Err(DefineError::Archived);
     }
-    let Some(user) = crate::auth::users::find_by_email(db, email.trim()).await? else {
+    let (user, field) = match who {
+        NewMember::Email(email) => (
+            crate::auth::users::find_by_email(db, email.trim()).await?,
+            "email",
+        ),
+        NewMember::Id(id) => (crate::auth::users::find(db, id).await?, "user_id"),
+    };
+    let Some(user) = user else {
         let mut errors = FieldErrors::default();
         errors.add(
-            "email",
-            "No Slipway user has this e-mail address; invite them first.",
+            field,
+            if field == "email" {
+                "No Slipway user has this e-mail address; invite them first."
+            } else {
+                "No Slipway user has this id."
+            },
         );
         return Err(errors.into());
     };
     let mut tx = db.begin().await?;
-    if add_member(&mut *tx, platform.id, user.id).await? {
+    let added = add_member(&mut *tx, platform.id, user.id).await?;
+    if added {
         audit::record(
             &mut *tx,
             &Actor::from(by),
@@ -136,7 +155,12 @@ pub async fn add_member_by_email(
         .await?;
     }
     tx.commit().await?;
-    Ok(())
+    let member = Member {
+        user_id: user.id.0,
+        email: user.email,
+        name: user.name,
+    };
+    Ok((member, added))
 }
 
 pub async fn remove_member_by_id(

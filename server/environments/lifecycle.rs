@@ -31,7 +31,7 @@ struct Locked {
     environment_type: String,
     requested_by: Uuid,
     approver_roles: Vec<String>,
-    state: String,
+    state: EnvState,
     lifecycle: String,
     ttl_hours: Option<i32>,
     max_ttl_hours: Option<i32>,
@@ -45,7 +45,7 @@ struct Locked {
 
 impl Locked {
     fn state(&self) -> EnvState {
-        EnvState::parse(&self.state).unwrap_or(EnvState::Submitted)
+        self.state
     }
 
     fn target(&self) -> Target {

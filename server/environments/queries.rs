@@ -70,7 +70,7 @@ pub struct Summary {
     pub platform_name: String,
     pub name: String,
     pub environment_type: String,
-    pub state: String,
+    pub state: EnvState,
     pub lifecycle: String,
     pub requested_by: Uuid,
     pub requester_name: String,
@@ -92,7 +92,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn state(&self) -> EnvState {
-        EnvState::parse(&self.state).unwrap_or(EnvState::Submitted)
+        self.state
     }
 
     pub fn monthly(&self) -> Micros {

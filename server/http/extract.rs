@@ -95,11 +95,8 @@ impl<P: Permission + Send + Sync> FromRequestParts<AppState> for Allowed<P> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        if can(&principal, P::ACTION, P::subject(&principal)) {
-            Ok(Allowed(principal, PhantomData))
-        } else {
-            Err(AppError::Forbidden)
-        }
+        authorize(&principal, P::ACTION, P::subject(&principal))?;
+        Ok(Allowed(principal, PhantomData))
     }
 }
 
@@ -193,10 +190,22 @@ impl FromRequestParts<AppState> for ClientIp {
 /// Refuses with 403 unless `auth::can` allows: for handlers whose subject is only known after
 /// loading it (a revision and its author).
 pub fn authorize(principal: &Principal, action: Action, subject: Subject) -> Result<(), AppError> {
+    authorize_named(principal, action, subject, "")
+}
+
+/// As [`authorize`], with the subject's name (a platform's) for the reason given with the 403.
+pub fn authorize_named(
+    principal: &Principal,
+    action: Action,
+    subject: Subject,
+    name: &str,
+) -> Result<(), AppError> {
     if can(principal, action, subject) {
         Ok(())
     } else {
-        Err(AppError::Forbidden)
+        Err(AppError::ForbiddenBecause(crate::auth::policy::refusal(
+            principal, action, subject, name,
+        )))
     }
 }
 
@@ -256,6 +265,12 @@ impl<P> OnPlatform<P> {
     pub fn can(&self, action: Action) -> bool {
         can(&self.principal, action, self.subject())
     }
+
+    /// 403, saying why, unless the caller may perform `action` on `subject` of this platform
+    /// (the platform itself, or one of its revisions).
+    pub fn authorize(&self, action: Action, subject: Subject) -> Result<(), AppError> {
+        authorize_named(&self.principal, action, subject, &self.platform().name)
+    }
 }
 
 impl<P: PlatformPermission + Send + Sync> FromRequestParts<AppState> for OnPlatform<P> {
@@ -272,7 +287,7 @@ impl<P: PlatformPermission + Send + Sync> FromRequestParts<AppState> for OnPlatf
             access,
             _permission: PhantomData,
         };
-        authorize(&on.principal, P::ACTION, on.subject())?;
+        on.authorize(P::ACTION, on.subject())?;
         Ok(on)
     }
 }
@@ -332,6 +347,13 @@ impl PlatformPermission for PlatformRequester {
     const ACTION: Action = Action::RequestEnvironment;
 }
 
+/// What the policy knows of an environment.
+pub fn environment_subject(environment: &crate::environments::queries::Detail) -> Subject {
+    Subject::Environment {
+        requester: crate::auth::UserId(environment.summary.requested_by),
+    }
+}
+
 /// The caller and the environment of the `{id}` path segment, once they may see it. An unknown
 /// id, or one the caller may not see, is 404: its existence is not given away.
 pub struct OnEnvironment {
@@ -345,9 +367,7 @@ impl OnEnvironment {
     }
 
     pub fn subject(&self) -> Subject {
-        Subject::Environment {
-            requester: crate::auth::UserId(self.environment.summary.requested_by),
-        }
+        environment_subject(&self.environment)
     }
 
     /// Whether the caller may also perform `action` on it (to show or hide controls).

@@ -1,5 +1,6 @@
 //! Reading JSON bodies: malformed documents become problem documents with a field path.
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::http::error::{AppError, FieldError};
@@ -21,6 +22,30 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
                 message: format!("The body is not valid JSON: {e}."),
             }])
         })
+    }
+}
+
+/// A JSON body read into `T`. A document that does not fit is a 422 naming the field it went
+/// wrong at (`members[0].email`), an unknown field included where `T` denies them.
+pub struct TypedJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for TypedJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|_| AppError::PayloadTooLarge)?;
+        let document = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(document)
+            .map(TypedJson)
+            .map_err(|e| {
+                let field = match e.path().to_string() {
+                    path if path == "." => String::new(),
+                    path => path,
+                };
+                field_error(&field, format!("{}.", e.into_inner()))
+            })
     }
 }
 

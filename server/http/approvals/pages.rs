@@ -8,12 +8,15 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::auth::Action;
 use crate::environments::lifecycle::{Decided, Decision};
 use crate::environments::queries::{self, Summary, View};
 use crate::environments::{EnvState, EnvironmentId};
 use crate::http::environments::api::{self, ListQuery};
 use crate::http::error::AppError;
-use crate::http::extract::{Allowed, Ctx, FormFields, OnEnvironment, UsePortal, ViewApprovals};
+use crate::http::extract::{
+    Allowed, Ctx, FormFields, UsePortal, ViewApprovals, authorize, environment_subject,
+};
 use crate::http::views::{Shell, render};
 use crate::validation::FieldErrors;
 
@@ -179,11 +182,19 @@ pub async fn approvals_bulk(
             "{}/{}",
             environment.summary.platform_slug, environment.summary.name
         );
-        let on = OnEnvironment {
-            principal: principal.clone(),
-            environment,
+        let decided = match authorize(
+            principal,
+            Action::DecideEnvironment,
+            environment_subject(&environment),
+        ) {
+            Ok(()) => state
+                .environments()
+                .decide(id, principal, decision, &reason)
+                .await
+                .map_err(AppError::from),
+            Err(refused) => Err(refused),
         };
-        let text = match api::decide(&state, &on, decision, &reason).await {
+        let text = match decided {
             Ok(Decided::Approved) => "approved".to_owned(),
             Ok(Decided::Rejected) => "rejected".to_owned(),
             Ok(Decided::Counted { have, need }) => format!("approval recorded ({have} of {need})"),
@@ -191,7 +202,6 @@ pub async fn approvals_bulk(
                 .first()
                 .map_or("invalid".to_owned(), |e| e.message.clone()),
             Err(AppError::ForbiddenBecause(why) | AppError::Conflict(why)) => why,
-            Err(AppError::Forbidden) => "you may not decide it".to_owned(),
             Err(e) => return Err(e),
         };
         results.push((name, text));

@@ -17,9 +17,7 @@ use crate::define::platforms::Platform;
 use crate::define::revisions::{self, Revision, RevisionState, Verdict};
 use crate::define::scope::{self};
 use crate::http::error::{AppError, FieldError};
-use crate::http::extract::{
-    OnPlatform, PlatformEditor, PlatformPlanner, PlatformViewer, authorize,
-};
+use crate::http::extract::{OnPlatform, PlatformEditor, PlatformPlanner, PlatformViewer};
 use crate::http::paging::{PageQuery, page, parse_limit};
 
 fn revision_json(r: &Revision) -> Value {
@@ -209,8 +207,7 @@ pub async fn review_revision(
     let revision = visible_revision(&state, &on, number).await?;
     let verdict = Verdict::parse(str_field(&body, "verdict"))
         .ok_or_else(|| field_error("verdict", "Use approve, request_changes or comment."))?;
-    authorize(
-        &on.principal,
+    on.authorize(
         Action::ReviewBlueprint,
         Subject::Revision {
             member: on.access.is_member,

@@ -19,7 +19,7 @@ use crate::http::blueprints::api::{export, visible_revision};
 use crate::http::blueprints::form::{self, Section};
 use crate::http::error::AppError;
 use crate::http::extract::{
-    Ctx, FormFields, OnPlatform, PlatformEditor, PlatformPlanner, PlatformViewer, authorize,
+    Ctx, FormFields, OnPlatform, PlatformEditor, PlatformPlanner, PlatformViewer,
 };
 use crate::http::views::{Shell, render};
 use crate::validation::FieldErrors;
@@ -245,8 +245,7 @@ pub async fn revision_review(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let revision = visible_revision(&state, &on, number).await?;
-    authorize(
-        &on.principal,
+    on.authorize(
         Action::ReviewBlueprint,
         Subject::Revision {
             member: on.access.is_member,

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::{Action, Principal, Role};
-use crate::define::revisions;
 use crate::environments::EnvState;
 use crate::environments::lifecycle::{self, Decided, Decision, Extended};
 use crate::environments::queries::{self, Detail, Filter, View};
@@ -90,21 +89,6 @@ pub fn raw_request(body: &Value) -> Result<RawRequest, AppError> {
     })
 }
 
-/// The approved blueprint requests are made against, or 409 when there is none.
-pub async fn approved_blueprint(
-    state: &AppState,
-    platform: &crate::define::platforms::Platform,
-) -> Result<revisions::Revision, AppError> {
-    revisions::approved(&state.pool, platform.id)
-        .await?
-        .ok_or_else(|| {
-            AppError::Conflict(format!(
-                "{} has no approved blueprint yet, so it offers no environment types.",
-                platform.name
-            ))
-        })
-}
-
 pub fn checked_json(c: &CheckedRequest) -> Value {
     json!({
         "environment_type": c.environment_type.name,
@@ -126,7 +110,10 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, AppError> {
     let raw = raw_request(&body)?;
-    let approved = approved_blueprint(&state, on.platform()).await?;
+    let approved = state
+        .environments()
+        .approved_blueprint(on.platform())
+        .await?;
     let checked = request::check(
         &state.pool,
         on.platform(),
@@ -326,30 +313,6 @@ fn outcome_json(d: &Decided) -> Value {
     }
 }
 
-/// Approve or reject, for the API and the bulk action of the dashboard.
-pub async fn decide(
-    state: &AppState,
-    on: &OnEnvironment,
-    decision: Decision,
-    comment: &str,
-) -> Result<Decided, AppError> {
-    on.authorize(Action::DecideEnvironment).map_err(|_| {
-        AppError::ForbiddenBecause(
-            "You requested this environment: someone else must decide it.".into(),
-        )
-    })?;
-    Ok(lifecycle::decide(
-        &state.pool,
-        on.id(),
-        &on.principal,
-        decision,
-        comment,
-        state.clock.now(),
-        &state.public_url,
-    )
-    .await?)
-}
-
 pub async fn approve(
     State(state): State<AppState>,
     on: OnEnvironment,
@@ -363,7 +326,11 @@ pub async fn approve(
             .map_err(|e| invalid("", &format!("The body is not valid JSON: {e}.")))?
     };
     let comment = text_field(&body, "comment")?;
-    let outcome = decide(&state, &on, Decision::Approve, &comment).await?;
+    on.authorize(Action::DecideEnvironment)?;
+    let outcome = state
+        .environments()
+        .decide(on.id(), &on.principal, Decision::Approve, &comment)
+        .await?;
     decided(&state, &on, outcome_json(&outcome)).await
 }
 
@@ -373,31 +340,20 @@ pub async fn reject(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, AppError> {
     let reason = text_field(&body, "reason")?;
-    let outcome = decide(&state, &on, Decision::Reject, &reason).await?;
+    on.authorize(Action::DecideEnvironment)?;
+    let outcome = state
+        .environments()
+        .decide(on.id(), &on.principal, Decision::Reject, &reason)
+        .await?;
     decided(&state, &on, outcome_json(&outcome)).await
-}
-
-/// Cancels on the requester's request, for the API and the page.
-pub async fn cancel_request(state: &AppState, on: &OnEnvironment) -> Result<(), AppError> {
-    on.authorize(Action::CancelRequest).map_err(|_| {
-        AppError::ForbiddenBecause("Only the requester can cancel a request.".into())
-    })?;
-    lifecycle::cancel(
-        &state.pool,
-        on.id(),
-        &on.principal,
-        state.clock.now(),
-        &state.public_url,
-    )
-    .await?;
-    Ok(())
 }
 
 pub async fn cancel(
     State(state): State<AppState>,
     on: OnEnvironment,
 ) -> Result<Json<Value>, AppError> {
-    cancel_request(&state, &on).await?;
+    on.authorize(Action::CancelRequest)?;
+    state.environments().cancel(on.id(), &on.principal).await?;
     decided(&state, &on, json!({ "decision": "cancelled" })).await
 }
 
@@ -407,7 +363,11 @@ pub async fn extend(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, AppError> {
     let ttl = scalar(&body, "/ttl_hours", "ttl_hours")?.unwrap_or_default();
-    let outcome = extend_ttl(&state, &on, &ttl).await?;
+    on.authorize(Action::ChangeEnvironment)?;
+    let outcome = state
+        .environments()
+        .extend(on.id(), &on.principal, &ttl)
+        .await?;
     let outcome = match outcome {
         Extended::Done => json!({ "extension": "done" }),
         Extended::AwaitingApproval => json!({ "extension": "awaiting_approval" }),
@@ -415,91 +375,25 @@ pub async fn extend(
     decided(&state, &on, outcome).await
 }
 
-/// Extends the TTL on the caller's request, for the API and the page.
-pub async fn extend_ttl(
-    state: &AppState,
-    on: &OnEnvironment,
-    ttl_hours: &str,
-) -> Result<Extended, AppError> {
-    on.authorize(Action::ChangeEnvironment)?;
-    Ok(lifecycle::extend(
-        &state.pool,
-        on.id(),
-        &on.principal,
-        ttl_hours,
-        state.clock.now(),
-        &state.public_url,
-    )
-    .await?)
-}
-
-/// Tears down on the caller's request, for the API and the page.
-pub async fn start_teardown(state: &AppState, on: &OnEnvironment) -> Result<(), AppError> {
-    on.authorize(Action::ChangeEnvironment)?;
-    lifecycle::teardown(
-        &state.pool,
-        on.id(),
-        &crate::audit::Actor::from(&on.principal),
-        &format!("requested by {}", on.principal.user.name),
-        &state.public_url,
-    )
-    .await?;
-    Ok(())
-}
-
 pub async fn teardown(
     State(state): State<AppState>,
     on: OnEnvironment,
 ) -> Result<Json<Value>, AppError> {
-    start_teardown(&state, &on).await?;
-    decided(&state, &on, json!({ "teardown": "started" })).await
-}
-
-/// Retries a failed environment's job from its failed step (for the API and the page).
-pub async fn retry_failed(state: &AppState, on: &OnEnvironment) -> Result<(), AppError> {
     on.authorize(Action::ChangeEnvironment)?;
-    lifecycle::retry(
-        &state.pool,
-        on.id(),
-        &crate::audit::Actor::from(&on.principal),
-    )
-    .await?;
-    Ok(())
+    state
+        .environments()
+        .teardown(on.id(), &on.principal)
+        .await?;
+    decided(&state, &on, json!({ "teardown": "started" })).await
 }
 
 pub async fn retry(
     State(state): State<AppState>,
     on: OnEnvironment,
 ) -> Result<Json<Value>, AppError> {
-    retry_failed(&state, &on).await?;
+    on.authorize(Action::ChangeEnvironment)?;
+    state.environments().retry(on.id(), &on.principal).await?;
     decided(&state, &on, json!({ "retry": "started" })).await
-}
-
-/// Starts the platform's DevOps environment from its approved blueprint (API and page).
-pub async fn start_devops(
-    state: &AppState,
-    on: &OnPlatform<DevopsTrigger>,
-) -> Result<crate::environments::EnvironmentId, AppError> {
-    let approved = approved_blueprint(state, on.platform()).await?;
-    let (parameters, plan) = crate::provision::plan::build_devops(
-        &on.platform().slug,
-        &approved.document,
-        &state.config.account_email_domain,
-    );
-    let devops = lifecycle::DevopsRequest {
-        blueprint_number: approved.number,
-        parameters,
-        plan,
-    };
-    Ok(lifecycle::create_devops(
-        &state.pool,
-        on.platform(),
-        &on.principal,
-        &devops,
-        state.clock.now(),
-        &state.public_url,
-    )
-    .await?)
 }
 
 /// `POST /api/v1/platforms/{slug}/devops-environment`: the manual trigger.
@@ -507,7 +401,10 @@ pub async fn devops_environment(
     State(state): State<AppState>,
     on: OnPlatform<DevopsTrigger>,
 ) -> Result<Response, AppError> {
-    let id = start_devops(&state, &on).await?;
+    let id = state
+        .environments()
+        .start_devops(on.platform(), &on.principal)
+        .await?;
     let detail = detail_json(&state, &load(&state, id).await?).await?;
     Ok((StatusCode::CREATED, Json(detail)).into_response())
 }

@@ -20,7 +20,6 @@ use crate::environments::pricing::{CostLine, Micros};
 use crate::environments::queries::{self, ApprovalView, Detail, Summary, TimelineEntry};
 use crate::environments::request::{self, CheckedRequest, RawRequest};
 use crate::environments::{EnvState, EnvironmentError};
-use crate::http::environments::api::{self, approved_blueprint};
 use crate::http::error::AppError;
 use crate::http::extract::{
     Ctx, DevopsTrigger, FormFields, OnEnvironment, OnPlatform, PlatformRequester,
@@ -273,7 +272,10 @@ pub async fn request_submit(
         )?
         .into_response());
     }
-    let approved = approved_blueprint(&state, on.platform()).await?;
+    let approved = state
+        .environments()
+        .approved_blueprint(on.platform())
+        .await?;
     let checked = request::check(
         &state.pool,
         on.platform(),
@@ -541,15 +543,40 @@ async fn after_action(
     }
 }
 
+/// Decides a request, once the policy allows the caller to.
+async fn decide(
+    state: &AppState,
+    on: &OnEnvironment,
+    decision: Decision,
+    comment: &str,
+) -> Result<(), AppError> {
+    on.authorize(Action::DecideEnvironment)?;
+    state
+        .environments()
+        .decide(on.id(), &on.principal, decision, comment)
+        .await?;
+    Ok(())
+}
+
+/// Runs a use case on the environment (cancel, extend, teardown, retry) once the policy allows
+/// the caller `action` on it; the outcome is shown on the environment's page.
+async fn act<T>(
+    on: &OnEnvironment,
+    action: Action,
+    use_case: impl std::future::Future<Output = Result<T, EnvironmentError>>,
+) -> Result<(), AppError> {
+    on.authorize(action)?;
+    use_case.await?;
+    Ok(())
+}
+
 pub async fn approve(
     State(state): State<AppState>,
     ctx: Ctx,
     on: OnEnvironment,
     form: FormFields,
 ) -> Result<Response, AppError> {
-    let result = api::decide(&state, &on, Decision::Approve, form.get("comment"))
-        .await
-        .map(|_| ());
+    let result = decide(&state, &on, Decision::Approve, form.get("comment")).await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 
@@ -560,9 +587,7 @@ pub async fn reject(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let reason = form.get("reason").to_owned();
-    let result = api::decide(&state, &on, Decision::Reject, &reason)
-        .await
-        .map(|_| ());
+    let result = decide(&state, &on, Decision::Reject, &reason).await;
     after_action(&state, &ctx, &on, result, reason, String::new()).await
 }
 
@@ -571,7 +596,13 @@ pub async fn cancel(
     ctx: Ctx,
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
-    let result = api::cancel_request(&state, &on).await;
+    let environments = state.environments();
+    let result = act(
+        &on,
+        Action::CancelRequest,
+        environments.cancel(on.id(), &on.principal),
+    )
+    .await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 
@@ -582,7 +613,13 @@ pub async fn extend(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let ttl = form.get("ttl_hours").to_owned();
-    let result = api::extend_ttl(&state, &on, &ttl).await.map(|_| ());
+    let environments = state.environments();
+    let result = act(
+        &on,
+        Action::ChangeEnvironment,
+        environments.extend(on.id(), &on.principal, &ttl),
+    )
+    .await;
     after_action(&state, &ctx, &on, result, String::new(), ttl).await
 }
 
@@ -591,7 +628,13 @@ pub async fn teardown(
     ctx: Ctx,
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
-    let result = api::start_teardown(&state, &on).await;
+    let environments = state.environments();
+    let result = act(
+        &on,
+        Action::ChangeEnvironment,
+        environments.teardown(on.id(), &on.principal),
+    )
+    .await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 
@@ -601,7 +644,13 @@ pub async fn retry(
     ctx: Ctx,
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
-    let result = api::retry_failed(&state, &on).await;
+    let environments = state.environments();
+    let result = act(
+        &on,
+        Action::ChangeEnvironment,
+        environments.retry(on.id(), &on.principal),
+    )
+    .await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 
@@ -610,7 +659,10 @@ pub async fn devops_environment(
     State(state): State<AppState>,
     on: OnPlatform<DevopsTrigger>,
 ) -> Result<Response, AppError> {
-    let id = api::start_devops(&state, &on).await?;
+    let id = state
+        .environments()
+        .start_devops(on.platform(), &on.principal)
+        .await?;
     Ok(Redirect::to(&format!("/environments/{id}")).into_response())
 }
 

@@ -1,16 +1,17 @@
 //! Platforms, their members and their technical scope in the JSON API (`/api/v1/platforms`).
 
-use crate::http::json::{JsonBody, str_field};
+use crate::http::json::{JsonBody, TypedJson, field_error, str_field};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+use crate::auth::UserId;
 use crate::auth::{Action, Subject};
-use crate::define::platforms::{self, NewPlatform, Platform};
+use crate::define::platforms::{self, Member, NewMember, NewPlatform, Platform};
 use crate::define::scope::{self, Scope};
 use crate::http::error::AppError;
 use crate::http::extract::{
@@ -101,4 +102,58 @@ pub async fn put_scope(
     value["timebox"] =
         serde_json::to_value(scope.timebox(state.clock.today())).map_err(anyhow::Error::from)?;
     Ok(Json(value))
+}
+
+/// `GET /api/v1/platforms/{slug}/members`: who may edit, review and approve for the platform.
+pub async fn list_members(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformViewer>,
+) -> Result<Json<Value>, AppError> {
+    let members = platforms::members(&state.pool, on.platform().id).await?;
+    Ok(Json(json!({ "items": members, "next": null })))
+}
+
+/// The body of `POST …/members`: the user by e-mail address or by id, exactly one of them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    email: Option<String>,
+    user_id: Option<uuid::Uuid>,
+}
+
+/// `POST /api/v1/platforms/{slug}/members`: 201 with the new member, 200 when they already
+/// were one.
+pub async fn add_member(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformEditor>,
+    TypedJson(body): TypedJson<AddMember>,
+) -> Result<(StatusCode, Json<Member>), AppError> {
+    let who = match (&body.email, body.user_id) {
+        (Some(email), None) => NewMember::Email(email),
+        (None, Some(id)) => NewMember::Id(UserId(id)),
+        _ => return Err(field_error("", "Give either `email` or `user_id`.")),
+    };
+    let (member, added) =
+        platforms::add_member_as(&state.pool, on.platform(), who, &on.principal).await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(member)))
+}
+
+/// `DELETE /api/v1/platforms/{slug}/members/{user_id}`: 204; 404 when they are not a member.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    on: OnPlatform<PlatformEditor>,
+    Path((_, user)): Path<(String, String)>,
+) -> Result<StatusCode, AppError> {
+    let user = uuid::Uuid::parse_str(&user).map_err(|_| AppError::NotFound)?;
+    if !platforms::remove_member_by_id(&state.pool, on.platform(), UserId(user), &on.principal)
+        .await?
+    {
+        return Err(AppError::NotFound);
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -177,15 +177,9 @@ pub async fn member_add(
     on: OnPlatform<PlatformEditor>,
     form: FormFields,
 ) -> Result<Response, AppError> {
-    match platforms::add_member_by_email(
-        &state.pool,
-        on.platform(),
-        form.get("email"),
-        &on.principal,
-    )
-    .await
-    {
-        Ok(()) => Ok(see_other(&format!("/platforms/{}", on.platform().slug))),
+    let who = platforms::NewMember::Email(form.get("email"));
+    match platforms::add_member_as(&state.pool, on.platform(), who, &on.principal).await {
+        Ok(_) => Ok(see_other(&format!("/platforms/{}", on.platform().slug))),
         Err(DefineError::Invalid(errors)) => {
             let message = errors.get("email").map(str::to_owned);
             Ok(with_status(
