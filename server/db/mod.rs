@@ -184,3 +184,40 @@ mod tests {
         assert_eq!(redact_url("postgres:///slipway"), "postgres:///slipway");
     }
 }
+
+/// Stores an enum with `as_str()` and `parse()` as a text column. A stored value that is none of
+/// the enum's is a decoding error naming it, never a default: acting on a guessed state could
+/// approve or tear down the wrong thing.
+#[macro_export]
+macro_rules! text_column {
+    ($ty:ty, $what:literal) => {
+        impl sqlx::Type<sqlx::Postgres> for $ty {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $ty {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                <$ty>::parse(text)
+                    .ok_or_else(|| format!(concat!("unknown ", $what, " {:?}"), text).into())
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::Postgres> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+    };
+}

@@ -112,6 +112,29 @@ pub enum Lifecycle {
     Ephemeral,
 }
 
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::LongLived => "long_lived",
+            Lifecycle::Ephemeral => "ephemeral",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Lifecycle> {
+        [Lifecycle::LongLived, Lifecycle::Ephemeral]
+            .into_iter()
+            .find(|l| l.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+crate::text_column!(Lifecycle, "lifecycle");
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ttl {

@@ -32,7 +32,7 @@ struct Locked {
     requested_by: Uuid,
     approver_roles: Vec<String>,
     state: EnvState,
-    lifecycle: String,
+    lifecycle: Lifecycle,
     ttl_hours: Option<i32>,
     max_ttl_hours: Option<i32>,
     approvals_required: i32,
@@ -201,10 +201,7 @@ pub async fn submit(
     .bind(&request.name)
     .bind(&request.purpose)
     .bind(serde_json::to_value(&request.parameters).expect("parameters serialise"))
-    .bind(match ty.lifecycle {
-        Lifecycle::LongLived => "long_lived",
-        Lifecycle::Ephemeral => "ephemeral",
-    })
+    .bind(ty.lifecycle)
     .bind(request.ttl_hours.map(|h| h as i32))
     .bind(ty.ttl.as_ref().map(|t| t.max_hours as i32))
     .bind(by.user.id.0)
@@ -582,7 +579,7 @@ pub async fn extend(
 ) -> Result<Extended, EnvironmentError> {
     let mut tx = db.begin().await?;
     let env = lock(&mut tx, id).await?;
-    if env.lifecycle != "ephemeral" {
+    if env.lifecycle != Lifecycle::Ephemeral {
         return Err(EnvironmentError::Conflict(
             "Long-lived environments have no TTL to extend.".into(),
         ));

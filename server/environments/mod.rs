@@ -54,33 +54,8 @@ pub enum EnvState {
     TornDown,
 }
 
-// Stored as text (the column's CHECK lists the same names). A value that is none of them is a
-// decoding error, never a default state: acting on a guessed state could approve or tear down.
-impl sqlx::Type<sqlx::Postgres> for EnvState {
-    fn type_info() -> sqlx::postgres::PgTypeInfo {
-        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
-    }
-
-    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
-        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
-    }
-}
-
-impl<'r> sqlx::Decode<'r, sqlx::Postgres> for EnvState {
-    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-        EnvState::parse(text).ok_or_else(|| format!("unknown environment state {text:?}").into())
-    }
-}
-
-impl sqlx::Encode<'_, sqlx::Postgres> for EnvState {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <&str as sqlx::Encode<sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
-    }
-}
+// Stored as text; the column's CHECK lists the same names.
+crate::text_column!(EnvState, "environment state");
 
 impl EnvState {
     pub const ALL: [EnvState; 10] = [

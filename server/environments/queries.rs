@@ -71,7 +71,7 @@ pub struct Summary {
     pub name: String,
     pub environment_type: String,
     pub state: EnvState,
-    pub lifecycle: String,
+    pub lifecycle: crate::define::blueprint::Lifecycle,
     pub requested_by: Uuid,
     pub requester_name: String,
     pub requester_email: String,

@@ -415,7 +415,7 @@ impl EnvironmentPage {
     }
 
     fn ephemeral(&self) -> bool {
-        self.env.summary.lifecycle == "ephemeral"
+        self.env.summary.lifecycle == Lifecycle::Ephemeral
     }
 
     fn extendable(&self) -> bool {
