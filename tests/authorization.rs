@@ -231,6 +231,16 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
         ),
         m(
             Method::GET,
+            "/api",
+            probe("/api", &[], [303, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/openapi.json",
+            probe("/api/v1/openapi.json", &[], [401, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::GET,
             "/api/v1/me",
             probe("/api/v1/me", &[], [401, 200, 200, 200, 200, 200]),
         ),

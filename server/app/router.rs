@@ -16,7 +16,7 @@ use super::AppState;
 use crate::http::error::AppError;
 use crate::http::{
     admin, approvals, assets, auth, backlog, blueprints, environments, error, health, home,
-    idempotency, identity, jobs, notifications, platforms,
+    idempotency, identity, jobs, notifications, openapi, platforms,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -314,6 +314,8 @@ pub fn route_table() -> Vec<RouteDef> {
         route(M::POST, "/jobs/{id}/cancel", post(jobs::job_cancel)),
         route(M::GET, "/metrics", get(jobs::metrics_endpoint)),
         // The JSON API.
+        route(M::GET, "/api", get(openapi::reference_page)),
+        route(M::GET, "/api/v1/openapi.json", get(openapi::openapi_json)),
         route(M::GET, "/api/v1/me", get(identity::api::me)),
         route(M::GET, "/api/v1/audit", get(admin::audit::audit)),
         route(

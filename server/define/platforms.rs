@@ -251,7 +251,7 @@ pub async fn list(db: &PgPool, include_archived: bool) -> Result<Vec<Platform>, 
     .await
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Member {
     pub user_id: Uuid,
     pub email: String,

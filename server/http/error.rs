@@ -159,7 +159,7 @@ impl From<crate::environments::EnvironmentError> for AppError {
 }
 
 /// What an error response says, before it is rendered for its audience.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -172,6 +172,7 @@ pub struct Problem {
     pub request_id: Option<String>,
     /// Extension members (RFC 9457 §3.2), e.g. `changes` of a stale save.
     #[serde(flatten)]
+    #[schema(ignore)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -171,6 +171,13 @@ pub async fn job_cancel(
 }
 
 /// `GET /api/v1/jobs?state=&kind=&limit=&after=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    params(("state" = Option<String>, Query), ("kind" = Option<String>, Query), ("before" = Option<String>, Query, description = "The jobs page's older-page cursor"), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
+    responses((status = 200, description = "Jobs: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn api_jobs(
     State(state): State<AppState>,
     _: Allowed<ViewJobs>,
@@ -193,6 +200,13 @@ pub async fn api_jobs(
     Ok(Json(json!({ "items": jobs, "next": next })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job with its attempts and steps", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+)]
 pub async fn api_job(
     State(state): State<AppState>,
     _: Allowed<ViewJobs>,
@@ -206,6 +220,13 @@ pub async fn api_job(
     Ok(Json(value))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/retry",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job, available again", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+)]
 pub async fn api_retry(
     State(state): State<AppState>,
     allowed: Allowed<ControlJobs>,
@@ -217,6 +238,13 @@ pub async fn api_retry(
     Ok(Json(json!({ "id": id, "state": "available" })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job, cancelled (or asked to stop)", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+)]
 pub async fn api_cancel(
     State(state): State<AppState>,
     allowed: Allowed<ControlJobs>,

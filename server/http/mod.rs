@@ -18,6 +18,7 @@ pub mod identity;
 pub mod jobs;
 pub mod json;
 pub mod notifications;
+pub mod openapi;
 pub mod paging;
 pub mod platforms;
 pub mod views;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::error::{AppError, FieldError};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,

@@ -54,6 +54,12 @@ pub const NAV: &[NavItem] = &[
         action: Action::ViewJobs,
     },
     NavItem {
+        id: "api",
+        label: "API reference",
+        href: "/api",
+        action: Action::UsePortal,
+    },
+    NavItem {
         id: "status",
         label: "System status",
         href: "/status",

@@ -26,6 +26,13 @@ pub struct ApiAuditQuery {
 }
 
 /// `GET /api/v1/audit?subject=&actor=&action=`: audit events, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "admin",
+    params(("subject" = Option<String>, Query, description = "An object as `kind:id` or its id alone"), ("actor" = Option<String>, Query), ("action" = Option<String>, Query, description = "An action, or a prefix ending in `.`"), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
+    responses((status = 200, description = "Audit events, newest first", body = crate::http::paging::Page<crate::audit::AuditEvent>), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn audit(
     State(state): State<AppState>,
     _: Allowed<ViewAudit>,

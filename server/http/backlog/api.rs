@@ -17,6 +17,13 @@ use crate::http::error::AppError;
 use crate::http::extract::{OnPlatform, PlatformEditor, PlatformPlanner};
 use crate::http::paging::{page, parse_limit};
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/platforms/{slug}/backlog/generate",
+    tag = "backlog",
+    params(("slug" = String, Path, description = "The platform's short name")),
+    responses((status = 200, description = "The backlog, (re)generated from the approved blueprint", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+)]
 pub async fn generate_backlog(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
@@ -51,6 +58,13 @@ pub struct BacklogQuery {
     after: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/platforms/{slug}/backlog",
+    tag = "backlog",
+    params(("slug" = String, Path, description = "The platform's short name"), ("status" = Option<String>, Query), ("phase" = Option<String>, Query), ("assignee" = Option<String>, Query), ("format" = Option<String>, Query, description = "`csv` or `markdown` exports the backlog"), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
+    responses((status = 200, description = "Backlog items in rank order: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn list_backlog(
     State(state): State<AppState>,
     on: OnPlatform<PlatformPlanner>,
@@ -158,6 +172,14 @@ fn item_input(body: &Value, current: Option<&backlog::Item>) -> Result<ItemInput
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/platforms/{slug}/backlog",
+    tag = "backlog",
+    params(("slug" = String, Path, description = "The platform's short name")),
+    request_body = serde_json::Value,
+    responses((status = 201, description = "The new item", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn create_item(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
@@ -168,6 +190,14 @@ pub async fn create_item(
     Ok((StatusCode::CREATED, Json(item)).into_response())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/platforms/{slug}/backlog/{id}",
+    tag = "backlog",
+    params(("slug" = String, Path, description = "The platform's short name"), ("id" = uuid::Uuid, Path, description = "The backlog item's id")),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The item", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn patch_item(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,

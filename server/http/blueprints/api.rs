@@ -55,6 +55,14 @@ pub async fn visible_revision<P>(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/platforms/{slug}/blueprints",
+    tag = "blueprints",
+    params(("slug" = String, Path, description = "The platform's short name")),
+    request_body = serde_json::Value,
+    responses((status = 201, description = "The new revision: `{number, state, author, document}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn create_revision(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
@@ -110,6 +118,13 @@ pub async fn create_revision(
     Ok((StatusCode::CREATED, Json(revision_json(&revision))).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/platforms/{slug}/blueprints",
+    tag = "blueprints",
+    params(("slug" = String, Path, description = "The platform's short name"), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
+    responses((status = 200, description = "Revisions: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn list_revisions(
     State(state): State<AppState>,
     on: OnPlatform<PlatformViewer>,
@@ -136,6 +151,13 @@ pub struct FormatQuery {
 }
 
 /// One revision as JSON, or exported with `?format=yaml|markdown`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/platforms/{slug}/blueprints/{n}",
+    tag = "blueprints",
+    params(("slug" = String, Path, description = "The platform's short name"), ("n" = i32, Path, description = "The revision number"), ("format" = Option<String>, Query, description = "`yaml` or `markdown` exports the revision")),
+    responses((status = 200, description = "The revision (JSON), or its YAML or Markdown export", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn get_revision(
     State(state): State<AppState>,
     on: OnPlatform<PlatformViewer>,
@@ -188,6 +210,13 @@ pub fn export(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/platforms/{slug}/blueprints/{n}/submit",
+    tag = "blueprints",
+    params(("slug" = String, Path, description = "The platform's short name"), ("n" = i32, Path, description = "The revision number")),
+    responses((status = 200, description = "The revision, now in review", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+)]
 pub async fn submit_revision(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
@@ -198,6 +227,14 @@ pub async fn submit_revision(
     Ok(Json(revision_json(&revision)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/platforms/{slug}/blueprints/{n}/reviews",
+    tag = "blueprints",
+    params(("slug" = String, Path, description = "The platform's short name"), ("n" = i32, Path, description = "The revision number")),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The review and the revision's state", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn review_revision(
     State(state): State<AppState>,
     on: OnPlatform<PlatformPlanner>,
@@ -232,6 +269,13 @@ pub struct DiffQuery {
     against: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/platforms/{slug}/blueprints/{n}/diff",
+    tag = "blueprints",
+    params(("slug" = String, Path, description = "The platform's short name"), ("n" = i32, Path, description = "The revision number"), ("against" = Option<i32>, Query, description = "The revision to compare with (default: the previous one)")),
+    responses((status = 200, description = "`{from, to, changes: [{path, before, after}]}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn diff_revisions(
     State(state): State<AppState>,
     on: OnPlatform<PlatformViewer>,
@@ -256,6 +300,13 @@ pub async fn diff_revisions(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/platforms/{slug}/environment-types",
+    tag = "blueprints",
+    params(("slug" = String, Path, description = "The platform's short name")),
+    responses((status = 200, description = "The environment types of the approved blueprint", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+)]
 pub async fn environment_types(
     State(state): State<AppState>,
     on: OnPlatform<PlatformViewer>,

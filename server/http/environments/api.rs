@@ -103,6 +103,14 @@ pub fn checked_json(c: &CheckedRequest) -> Value {
 
 /// `POST /api/v1/platforms/{slug}/environments`: a request. `?dry_run=true` checks it and
 /// returns the estimate and plan without storing anything.
+#[utoipa::path(
+    post,
+    path = "/api/v1/platforms/{slug}/environments",
+    tag = "environments",
+    params(("slug" = String, Path, description = "The platform's short name"), ("dry_run" = Option<bool>, Query, description = "Check the request and return its estimate and plan without storing it")),
+    request_body = serde_json::Value,
+    responses((status = 201, description = "The request: `{id, state, cost_estimate, plan, …}`", body = serde_json::Value), (status = 200, description = "The dry run: estimate and plan", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn create(
     State(state): State<AppState>,
     on: OnPlatform<PlatformRequester>,
@@ -242,6 +250,13 @@ pub async fn page(
 }
 
 /// `GET /api/v1/environments`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/environments",
+    tag = "environments",
+    params(("view" = Option<String>, Query, description = "pending, decided, in_flight or all"), ("state" = Option<String>, Query), ("platform" = Option<String>, Query), ("type" = Option<String>, Query), ("requester" = Option<String>, Query), ("q" = Option<String>, Query, description = "Search in name and purpose"), ("mine" = Option<bool>, Query), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
+    responses((status = 200, description = "Environments: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -254,6 +269,13 @@ pub async fn list(
     Ok(Json(json!({ "items": items, "next": next })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/environments/{id}",
+    tag = "environments",
+    params(("id" = uuid::Uuid, Path, description = "The environment's id")),
+    responses((status = 200, description = "The environment with its approvals, timeline, outputs and job", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+)]
 pub async fn get(
     State(state): State<AppState>,
     on: OnEnvironment,
@@ -267,6 +289,13 @@ pub struct PlanQuery {
 }
 
 /// The dry-run plan, as JSON or (`?format=yaml`) YAML.
+#[utoipa::path(
+    get,
+    path = "/api/v1/environments/{id}/plan",
+    tag = "environments",
+    params(("id" = uuid::Uuid, Path, description = "The environment's id"), ("format" = Option<String>, Query, description = "`json` (default) or `yaml`")),
+    responses((status = 200, description = "The plan: `[{step, action, resource, details}]`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn plan(on: OnEnvironment, Query(query): Query<PlanQuery>) -> Result<Response, AppError> {
     match query.format.as_deref() {
         None | Some("json") => Ok(Json(json!(on.environment.plan)).into_response()),
@@ -313,6 +342,14 @@ fn outcome_json(d: &Decided) -> Value {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/environments/{id}/approve",
+    tag = "environments",
+    params(("id" = uuid::Uuid, Path, description = "The environment's id")),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The environment and the outcome", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn approve(
     State(state): State<AppState>,
     on: OnEnvironment,
@@ -334,6 +371,14 @@ pub async fn approve(
     decided(&state, &on, outcome_json(&outcome)).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/environments/{id}/reject",
+    tag = "environments",
+    params(("id" = uuid::Uuid, Path, description = "The environment's id")),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The environment and the outcome", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn reject(
     State(state): State<AppState>,
     on: OnEnvironment,
@@ -348,6 +393,13 @@ pub async fn reject(
     decided(&state, &on, outcome_json(&outcome)).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/environments/{id}/cancel",
+    tag = "environments",
+    params(("id" = uuid::Uuid, Path, description = "The environment's id")),
+    responses((status = 200, description = "The environment, cancelled", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     on: OnEnvironment,
@@ -357,6 +409,14 @@ pub async fn cancel(
     decided(&state, &on, json!({ "decision": "cancelled" })).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/environments/{id}/extend",
+    tag = "environments",
+    params(("id" = uuid::Uuid, Path, description = "The environment's id")),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The environment and whether the extension is done or awaits approval", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn extend(
     State(state): State<AppState>,
     on: OnEnvironment,
@@ -375,6 +435,13 @@ pub async fn extend(
     decided(&state, &on, outcome).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/environments/{id}/teardown",
+    tag = "environments",
+    params(("id" = uuid::Uuid, Path, description = "The environment's id")),
+    responses((status = 200, description = "The environment, tearing down", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+)]
 pub async fn teardown(
     State(state): State<AppState>,
     on: OnEnvironment,
@@ -387,6 +454,13 @@ pub async fn teardown(
     decided(&state, &on, json!({ "teardown": "started" })).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/environments/{id}/retry",
+    tag = "environments",
+    params(("id" = uuid::Uuid, Path, description = "The environment's id")),
+    responses((status = 200, description = "The environment, provisioning again from the failed step", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+)]
 pub async fn retry(
     State(state): State<AppState>,
     on: OnEnvironment,
@@ -397,6 +471,13 @@ pub async fn retry(
 }
 
 /// `POST /api/v1/platforms/{slug}/devops-environment`: the manual trigger.
+#[utoipa::path(
+    post,
+    path = "/api/v1/platforms/{slug}/devops-environment",
+    tag = "environments",
+    params(("slug" = String, Path, description = "The platform's short name")),
+    responses((status = 201, description = "The DevOps environment", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+)]
 pub async fn devops_environment(
     State(state): State<AppState>,
     on: OnPlatform<DevopsTrigger>,
@@ -413,6 +494,13 @@ pub async fn devops_environment(
 /// as `GET /api/v1/environments/{id}` returns it, first as it is, then at every change of it or
 /// of its job's steps, until it is finished (rejected, cancelled, expired or torn down). The
 /// request page follows it; without JavaScript a reload shows the same.
+#[utoipa::path(
+    get,
+    path = "/api/v1/environments/{id}/events",
+    tag = "environments",
+    params(("id" = uuid::Uuid, Path, description = "The environment's id")),
+    responses((status = 200, description = "Server-Sent Events (`progress`), each the environment as `GET /environments/{id}` returns it"), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+)]
 pub async fn events(State(state): State<AppState>, on: OnEnvironment) -> Response {
     use crate::jobs::progress::Change;
     use axum::response::sse::{Event, KeepAlive, Sse};

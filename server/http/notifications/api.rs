@@ -13,6 +13,13 @@ use crate::http::paging::non_empty;
 use crate::http::paging::parse_limit;
 
 /// `GET /api/v1/notifications`: the caller's newest notifications and the unread count.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications",
+    tag = "notifications",
+    params(("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
+    responses((status = 200, description = "`{items, next, unread}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn notifications(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -38,6 +45,12 @@ pub async fn notifications(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/notifications/read",
+    tag = "notifications",
+    responses((status = 200, description = "`{marked_read}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem))
+)]
 pub async fn notifications_read(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,

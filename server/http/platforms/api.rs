@@ -31,6 +31,13 @@ fn platform_json(p: &Platform) -> Value {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/platforms",
+    tag = "platforms",
+    request_body = serde_json::Value,
+    responses((status = 201, description = "The platform", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn create_platform(
     State(state): State<AppState>,
     allowed: Allowed<CreatePlatform>,
@@ -57,6 +64,13 @@ pub struct ListQuery {
 }
 
 /// `?archived=true` includes archived platforms.
+#[utoipa::path(
+    get,
+    path = "/api/v1/platforms",
+    tag = "platforms",
+    params(("archived" = Option<bool>, Query, description = "Include archived platforms"), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
+    responses((status = 200, description = "Platforms: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn list_platforms(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -74,10 +88,24 @@ pub async fn list_platforms(
     Ok(Json(json!({ "items": items, "next": next })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/platforms/{slug}",
+    tag = "platforms",
+    params(("slug" = String, Path, description = "The platform's short name")),
+    responses((status = 200, description = "The platform", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+)]
 pub async fn get_platform(on: OnPlatform<PlatformViewer>) -> Json<Value> {
     Json(platform_json(on.platform()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/platforms/{slug}/scope",
+    tag = "platforms",
+    params(("slug" = String, Path, description = "The platform's short name")),
+    responses((status = 200, description = "The technical scope with its timebox", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+)]
 pub async fn get_scope(
     State(state): State<AppState>,
     on: OnPlatform<PlatformPlanner>,
@@ -91,6 +119,14 @@ pub async fn get_scope(
     Ok(Json(value))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/platforms/{slug}/scope",
+    tag = "platforms",
+    params(("slug" = String, Path, description = "The platform's short name")),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The saved scope", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn put_scope(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
@@ -105,6 +141,13 @@ pub async fn put_scope(
 }
 
 /// `GET /api/v1/platforms/{slug}/members`: who may edit, review and approve for the platform.
+#[utoipa::path(
+    get,
+    path = "/api/v1/platforms/{slug}/members",
+    tag = "platforms",
+    params(("slug" = String, Path, description = "The platform's short name")),
+    responses((status = 200, description = "The members: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+)]
 pub async fn list_members(
     State(state): State<AppState>,
     on: OnPlatform<PlatformViewer>,
@@ -114,7 +157,7 @@ pub async fn list_members(
 }
 
 /// The body of `POST …/members`: the user by e-mail address or by id, exactly one of them.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     email: Option<String>,
@@ -123,6 +166,14 @@ pub struct AddMember {
 
 /// `POST /api/v1/platforms/{slug}/members`: 201 with the new member, 200 when they already
 /// were one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/platforms/{slug}/members",
+    tag = "platforms",
+    params(("slug" = String, Path, description = "The platform's short name")),
+    request_body = AddMember,
+    responses((status = 201, description = "Added", body = crate::define::platforms::Member), (status = 200, description = "Already a member", body = crate::define::platforms::Member), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+)]
 pub async fn add_member(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
@@ -144,6 +195,13 @@ pub async fn add_member(
 }
 
 /// `DELETE /api/v1/platforms/{slug}/members/{user_id}`: 204; 404 when they are not a member.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/platforms/{slug}/members/{user_id}",
+    tag = "platforms",
+    params(("slug" = String, Path, description = "The platform's short name"), ("user_id" = uuid::Uuid, Path, description = "The member's user id")),
+    responses((status = 204, description = "Removed"), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+)]
 pub async fn remove_member(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,

@@ -1,0 +1,86 @@
+//! The OpenAPI document covers the whole API: every `/api/v1` route of the route table the router
+//! is built from is documented with its method, and nothing is documented that is not routed.
+//! The document is read over HTTP, as a client would.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use slipway::auth::Role;
+use support::TestApp;
+
+#[tokio::test]
+async fn every_api_route_is_in_the_openapi_document_with_its_method() {
+    let app = TestApp::spawn().await;
+    let token = app.token(&[Role::Developer], &[Role::Developer]).await;
+    let res = app
+        .api(Method::GET, "/api/v1/openapi.json", &token, None)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let document: Value = res.json().await.unwrap();
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        document["openapi"]
+    );
+
+    let routed: BTreeSet<(String, String)> = slipway::app::router::route_table()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v1/"))
+        .map(|r| (r.method.as_str().to_lowercase(), r.path.to_owned()))
+        .collect();
+    let mut documented = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if let Some(operation) = item.get(method) {
+                documented.insert((method.to_owned(), path.clone()));
+                assert!(
+                    operation["responses"]
+                        .as_object()
+                        .is_some_and(|r| !r.is_empty()),
+                    "{method} {path} documents no response"
+                );
+            }
+        }
+    }
+    let missing: Vec<_> = routed.difference(&documented).collect();
+    let unrouted: Vec<_> = documented.difference(&routed).collect();
+    assert!(missing.is_empty(), "routed but not documented: {missing:?}");
+    assert!(
+        unrouted.is_empty(),
+        "documented but not routed (or under another method): {unrouted:?}"
+    );
+
+    // Path parameters are declared where the path has them.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let in_path = path.matches('{').count();
+        for operation in item.as_object().unwrap().values() {
+            let declared = operation["parameters"]
+                .as_array()
+                .map_or(0, |ps| ps.iter().filter(|p| p["in"] == "path").count());
+            assert_eq!(declared, in_path, "{path}: path parameters");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_api_reference_page_lists_the_operations_without_javascript() {
+    let app = TestApp::spawn().await;
+    let browser = app.signed_in(&[Role::Developer]).await;
+    let res = browser.get(app.url("/api")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    for operation in [
+        "POST /api/v1/platforms/{slug}/environments",
+        "DELETE /api/v1/platforms/{slug}/members/{user_id}",
+        "GET /api/v1/openapi.json",
+    ] {
+        assert!(html.contains(operation), "{operation} is not listed");
+    }
+    assert!(
+        html.contains(r#"href="/api""#),
+        "the sidebar links the reference"
+    );
+}
