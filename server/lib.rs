@@ -4,6 +4,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod clock;
 pub mod db;
 pub mod define;
@@ -11,7 +12,7 @@ pub mod environments;
 pub mod http;
 pub mod jobs;
 pub mod provision;
-pub mod telemetry;
+pub mod secret;
 pub mod validation;
 
 /// Chooses the TLS crypto provider (ring) for outgoing HTTPS, once per process. Must run before

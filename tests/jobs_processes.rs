@@ -226,7 +226,7 @@ async fn the_approvals_dashboard_benchmark_runs() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for (kind, _) in slipway::environments::bench::PAGES {
+    for (kind, _) in slipway::bench::approvals::PAGES {
         assert!(stdout.contains(kind), "{kind} is measured: {stdout}");
     }
     assert!(stdout.contains("p50 ratio large / small"), "{stdout}");

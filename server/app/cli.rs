@@ -7,9 +7,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use super::AppState;
+use super::telemetry;
 use crate::app::config::{Config, Overrides};
 use crate::db::{self, Database};
-use crate::telemetry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -438,7 +438,12 @@ pub fn job_registry(
 ) -> crate::jobs::Registry {
     let registry = crate::jobs::builtin::registry(config.job_retention);
     let registry = crate::environments::job_kinds(registry, clock.clone(), base_url);
-    crate::provision::job_kinds(registry, pool.clone(), cloud, clock, base_url)
+    let owner = crate::environments::provisioning::Owner {
+        db: pool.clone(),
+        clock,
+        base_url: base_url.to_owned(),
+    };
+    crate::provision::job_kinds(registry, cloud, std::sync::Arc::new(owner))
 }
 
 /// A worker pool of `concurrency` tasks running every job kind.
@@ -479,7 +484,7 @@ async fn worker(config: Config) -> anyhow::Result<()> {
         config.workers
     };
     let database = open_migrated(&config).await?;
-    let cloud = crate::provision::Cloud::from_config(&config, &database.pool).await;
+    let cloud = config.connect_cloud(&database.pool).await;
     let pool = workers(&database.pool, &config, cloud, concurrency);
     println!(
         "Slipway worker {} is running {concurrency} job tasks",
@@ -508,7 +513,7 @@ async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
             server,
         } => {
             bench_approvals(
-                crate::environments::bench::Settings {
+                crate::bench::approvals::Settings {
                     small: small.max(600),
                     rows: rows.max(600),
                     concurrency: concurrency.clamp(1, 256),
@@ -522,7 +527,7 @@ async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
 }
 
 async fn bench_approvals(
-    settings: crate::environments::bench::Settings,
+    settings: crate::bench::approvals::Settings,
     server: String,
 ) -> anyhow::Result<()> {
     let admin: sqlx::postgres::PgConnectOptions = server
@@ -536,7 +541,7 @@ async fn bench_approvals(
         settings.requests,
         crate::db::redact_url(&server)
     );
-    let (small, large) = crate::environments::bench::run(&admin, settings).await?;
+    let (small, large) = crate::bench::approvals::run(&admin, settings).await?;
     println!(
         "{:<22} {:>8} {:>22} {:>22}",
         "page", "loads", "p50 / p95 / p99 ms", "p50 / p95 / p99 ms"
@@ -548,7 +553,7 @@ async fn bench_approvals(
         format!("{} rows", small.rows),
         format!("{} rows", large.rows)
     );
-    let row = |s: &crate::environments::bench::Latencies| {
+    let row = |s: &crate::bench::approvals::Latencies| {
         format!("{:.1} / {:.1} / {:.1}", s.p50, s.p95, s.p99)
     };
     for (a, b) in small
@@ -584,7 +589,7 @@ async fn bench_jobs(
     server: String,
     peers: PathBuf,
 ) -> anyhow::Result<()> {
-    use crate::jobs::bench;
+    use crate::bench::jobs as bench;
     let admin: sqlx::postgres::PgConnectOptions = server
         .parse()
         .context("--server: expected a PostgreSQL URL")?;

@@ -5,6 +5,8 @@
 //! (in the file or as `SLIPWAY_*` variables) are errors, because a misspelt setting that is silently
 //! ignored is worse than one that stops the start.
 
+use crate::auth::oidc::{OidcConfig, RoleMapping};
+pub use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -91,45 +93,6 @@ pub struct Config {
     pub session_max_age: Duration,
     /// Single sign-on, when `oidc_issuer` is set.
     pub oidc: Option<OidcConfig>,
-}
-
-/// A secret setting: never shown by `Debug`, so it cannot reach a log line by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
-
-/// One entry of `oidc_role_map`: members of `group` get `role`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleMapping {
-    pub group: String,
-    pub role: Role,
-}
-
-#[derive(Debug, Clone)]
-pub struct OidcConfig {
-    pub issuer: String,
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
-    /// The ID-token claim that lists the user's groups.
-    pub groups_claim: String,
-    pub role_map: Vec<RoleMapping>,
-    /// Scopes asked for besides `openid email profile` (e.g. `groups` for some providers).
-    pub extra_scopes: Vec<String>,
 }
 
 impl Default for Config {
@@ -253,6 +216,18 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The cloud this configuration names; AWS credentials are resolved lazily by the SDK.
+    pub async fn connect_cloud(&self, db: &sqlx::PgPool) -> crate::provision::Cloud {
+        use crate::provision::{Cloud, aws, simulated};
+        match self.cloud {
+            CloudMode::Simulated => Cloud::Simulated(simulated::SimulatedCloud::new(
+                db.clone(),
+                self.simulated_delay,
+            )),
+            CloudMode::Aws => Cloud::Aws(Box::new(aws::AwsCloud::connect(self.aws.clone()).await)),
+        }
+    }
+
     /// Loads the configuration from the process environment, the config file and `overrides`.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
         let env: BTreeMap<String, String> = std::env::vars().collect();

@@ -7,5 +7,6 @@ pub mod config;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 
 pub use state::AppState;

@@ -51,7 +51,7 @@ impl AppState {
             None => None,
         };
         let progress = crate::jobs::progress::ProgressHub::start(pool.clone());
-        let cloud = crate::provision::Cloud::from_config(&config, &pool).await;
+        let cloud = config.connect_cloud(&pool).await;
         Ok(Self {
             cloud,
             csrf: CsrfKey::load(&pool).await?,

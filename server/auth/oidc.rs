@@ -18,7 +18,26 @@ use sqlx::PgPool;
 use tokio::sync::RwLock;
 
 use super::{Role, RoleSet, secret_hash};
-use crate::app::config::{OidcConfig, RoleMapping};
+use crate::secret::Secret;
+
+/// One entry of `oidc_role_map`: members of `group` get `role`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleMapping {
+    pub group: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    /// The ID-token claim that lists the user's groups.
+    pub groups_claim: String,
+    pub role_map: Vec<RoleMapping>,
+    /// Scopes asked for besides `openid email profile` (e.g. `groups` for some providers).
+    pub extra_scopes: Vec<String>,
+}
 
 /// Tolerated difference between our clock and the provider's when checking `exp`.
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);

@@ -18,7 +18,7 @@ use crate::auth::{Principal, Role, RoleSet};
 use crate::define::blueprint::{Lifecycle, MAX_TTL_HOURS};
 use crate::define::platforms::Platform;
 use crate::jobs::queue::{self, NewJob};
-use crate::provision::{PROVISION_JOB, TEARDOWN_JOB};
+use crate::provision::{EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 use crate::validation::FieldErrors;
 
 /// The row as the deciders see it, locked.
@@ -142,7 +142,13 @@ async fn approve_now(
     approvals: i32,
     now: DateTime<Utc>,
 ) -> Result<(), EnvironmentError> {
-    let mut job = NewJob::new(PROVISION_JOB, json!({ "environment_id": env.id }));
+    let mut job = NewJob::new(
+        PROVISION_JOB,
+        EnvironmentJobPayload {
+            environment_id: env.id,
+        }
+        .to_json(),
+    );
     job.unique_key = Some(job_key(env.id, PROVISION_JOB));
     let job_id = queue::enqueue(&mut *tx, &job).await?;
     sqlx::query(
@@ -700,7 +706,13 @@ async fn start_teardown(
             env.state().label().to_lowercase()
         )));
     }
-    let mut job = NewJob::new(TEARDOWN_JOB, json!({ "environment_id": env.id }));
+    let mut job = NewJob::new(
+        TEARDOWN_JOB,
+        EnvironmentJobPayload {
+            environment_id: env.id,
+        }
+        .to_json(),
+    );
     job.unique_key = Some(job_key(env.id, TEARDOWN_JOB));
     let job_id = match queue::enqueue(&mut *tx, &job).await {
         Ok(id) => id,
@@ -1069,7 +1081,13 @@ pub async fn retry(
             } else {
                 PROVISION_JOB
             };
-            let mut job = NewJob::new(kind, json!({ "environment_id": env.id }));
+            let mut job = NewJob::new(
+                kind,
+                EnvironmentJobPayload {
+                    environment_id: env.id,
+                }
+                .to_json(),
+            );
             job.unique_key = Some(job_key(env.id, kind));
             queue::enqueue(&mut tx, &job).await?
         }

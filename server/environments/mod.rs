@@ -4,10 +4,10 @@
 //! the inventories read it through [`queries`]; people hear about it through [`notify`]; the
 //! [`sweeper`] expires stale requests and ends ephemeral environments at their TTL.
 
-pub mod bench;
 pub mod lifecycle;
 pub mod notify;
 pub mod pricing;
+pub mod provisioning;
 pub mod queries;
 pub mod request;
 pub mod service;

@@ -4,7 +4,6 @@
 //! A job kind is a [`Handler`]: a list of step names and the code of each step. Steps must be
 //! idempotent: after a crash the unfinished step runs again (completed ones are skipped).
 
-pub mod bench;
 pub mod builtin;
 pub mod metrics;
 pub mod progress;

@@ -14,15 +14,27 @@ pub mod simulated;
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
+use serde::{Deserialize, Serialize};
 
-use crate::app::config::{CloudMode, Config};
-use crate::clock::Clock;
+pub use run::{EnvironmentOwner, Target};
 
-/// The job kind that provisions an environment (payload `{"environment_id": …}`).
+/// The job kind that provisions an environment (payload [`EnvironmentJobPayload`]).
 pub const PROVISION_JOB: &str = "environment.provision";
 /// The job kind that tears an environment down.
 pub const TEARDOWN_JOB: &str = "environment.teardown";
+
+/// The payload of both environment job kinds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentJobPayload {
+    pub environment_id: uuid::Uuid,
+}
+
+impl EnvironmentJobPayload {
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::to_value(self).expect("the payload serialises")
+    }
+}
 
 /// The cloud this process provisions in.
 #[derive(Clone)]
@@ -32,19 +44,6 @@ pub enum Cloud {
 }
 
 impl Cloud {
-    /// The cloud the configuration names; AWS credentials are resolved lazily by the SDK.
-    pub async fn from_config(config: &Config, db: &PgPool) -> Cloud {
-        match config.cloud {
-            CloudMode::Simulated => Cloud::Simulated(simulated::SimulatedCloud::new(
-                db.clone(),
-                config.simulated_delay,
-            )),
-            CloudMode::Aws => {
-                Cloud::Aws(Box::new(aws::AwsCloud::connect(config.aws.clone()).await))
-            }
-        }
-    }
-
     /// Who Slipway acts as (the cloud connection page's "Test connection").
     pub async fn identity(&self) -> Result<cloud::Identity, cloud::CloudError> {
         use cloud::Provider;
@@ -55,20 +54,14 @@ impl Cloud {
     }
 }
 
-/// Adds the provisioning and teardown job kinds to `registry`.
+/// Adds the provisioning and teardown job kinds to `registry`. `owner` is how the jobs read the
+/// environment they work on and report back; provisioning never touches environments itself.
 pub fn job_kinds(
     registry: crate::jobs::Registry,
-    db: PgPool,
     cloud: Cloud,
-    clock: Clock,
-    base_url: &str,
+    owner: Arc<dyn EnvironmentOwner>,
 ) -> crate::jobs::Registry {
-    let runner = Arc::new(run::Runner {
-        db,
-        cloud,
-        clock,
-        base_url: base_url.to_owned(),
-    });
+    let runner = Arc::new(run::Runner { cloud, owner });
     registry
         .with(run::EnvironmentJob::provision(runner.clone()))
         .with(run::EnvironmentJob::teardown(runner))

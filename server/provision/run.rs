@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -15,10 +16,8 @@ use super::cloud::{
     OWNER_TAG, Provider, Status, Tags,
 };
 use super::plan::{self, PlanStep};
-use super::{Cloud, PROVISION_JOB, TEARDOWN_JOB};
-use crate::clock::Clock;
+use super::{Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 use crate::define::blueprint::AccountTeardown;
-use crate::environments::{EnvironmentError, EnvironmentId, lifecycle};
 use crate::jobs::{ClaimedJob, Handler, StepContext, StepError, StepFuture};
 
 /// The teardown job's steps: the plan in reverse.
@@ -29,20 +28,41 @@ const PATIENCE: Duration = Duration::from_secs(45 * 60);
 
 /// What both jobs share.
 pub struct Runner {
-    pub db: PgPool,
     pub cloud: Cloud,
-    pub clock: Clock,
-    pub base_url: String,
+    pub owner: Arc<dyn EnvironmentOwner>,
 }
 
 /// The environment as the steps see it.
-#[derive(sqlx::FromRow)]
-struct Target {
-    id: Uuid,
-    environment_type: String,
-    plan: Value,
-    parameters: Value,
-    outputs: Value,
+pub struct Target {
+    pub id: Uuid,
+    pub environment_type: String,
+    pub plan: Value,
+    pub parameters: Value,
+    pub outputs: Value,
+}
+
+/// What the provisioning and teardown jobs need from the module that owns environments (their
+/// table, states and transitions): the narrow interface through which this leaf reads its
+/// input and reports back. Errors are the job's: transient ones are retried.
+pub trait EnvironmentOwner: Send + Sync + 'static {
+    /// The environment `id`, or `None` when it no longer exists.
+    fn target(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Target>, StepError>>;
+    /// Merges `outputs` into the environment's outputs (ids recorded as they are learnt).
+    fn record_outputs(&self, id: Uuid, outputs: Value) -> BoxFuture<'_, Result<(), StepError>>;
+    /// Checked before every step: the environment's state lets this job (provisioning or
+    /// teardown) work on it, moving it into the job's state on the first step.
+    fn begin(&self, id: Uuid, teardown: bool) -> BoxFuture<'_, Result<(), StepError>>;
+    /// Provisioned: the final outputs, and the backlog keys this environment delivers.
+    fn ready(
+        &self,
+        id: Uuid,
+        outputs: Value,
+        delivers: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), StepError>>;
+    /// Torn down: nothing of it is left.
+    fn torn_down(&self, id: Uuid) -> BoxFuture<'_, Result<(), StepError>>;
+    /// The job gave up: the environment is failed, with the job's last error.
+    fn failed(&self, id: Uuid, job: i64, error: String) -> BoxFuture<'_, Result<(), StepError>>;
 }
 
 impl Target {
@@ -111,44 +131,24 @@ impl Target {
     }
 }
 
-fn env_error(e: EnvironmentError) -> StepError {
-    match e {
-        EnvironmentError::Db(e) => StepError::Transient(format!("database: {e}")),
-        other => StepError::Permanent(other.to_string()),
-    }
-}
-
-fn db_error(e: sqlx::Error) -> StepError {
-    StepError::Transient(format!("database: {e}"))
-}
-
 fn environment_id(job: &ClaimedJob) -> Result<Uuid, StepError> {
-    job.payload["environment_id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| StepError::Permanent("the job names no environment".into()))
+    serde_json::from_value::<EnvironmentJobPayload>(job.payload.clone())
+        .map(|p| p.environment_id)
+        .map_err(|e| {
+            StepError::Permanent(format!("the job's payload is not an environment's: {e}"))
+        })
 }
 
 impl Runner {
     async fn target(&self, job: &ClaimedJob) -> Result<Target, StepError> {
-        sqlx::query_as(
-            "SELECT id, environment_type, plan, parameters, outputs FROM environment WHERE id = $1",
-        )
-        .bind(environment_id(job)?)
-        .fetch_optional(&self.db)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| StepError::Permanent("the environment no longer exists".into()))
+        self.owner
+            .target(environment_id(job)?)
+            .await?
+            .ok_or_else(|| StepError::Permanent("the environment no longer exists".into()))
     }
 
     async fn set_outputs(&self, id: Uuid, outputs: Value) -> Result<(), StepError> {
-        sqlx::query("UPDATE environment SET outputs = outputs || $2 WHERE id = $1")
-            .bind(id)
-            .bind(outputs)
-            .execute(&self.db)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        self.owner.record_outputs(id, outputs).await
     }
 }
 
@@ -490,16 +490,7 @@ async fn outputs<P: Provider>(p: &P, r: &Runner, t: &Target) -> Result<(), StepE
         &t.output("region").unwrap_or_default(),
     ));
     outputs["cloud"] = json!(p.label());
-    lifecycle::mark_ready(
-        &r.db,
-        EnvironmentId(t.id),
-        &outputs,
-        &t.backlog_keys(),
-        r.clock.now(),
-        &r.base_url,
-    )
-    .await
-    .map_err(env_error)
+    r.owner.ready(t.id, outputs, t.backlog_keys()).await
 }
 
 async fn provision_step<P: Provider>(
@@ -551,9 +542,7 @@ async fn teardown_step<P: Provider>(
     t: &Target,
 ) -> Result<(), StepError> {
     if step == "finish" {
-        return lifecycle::mark_torn_down(&r.db, EnvironmentId(t.id), &r.base_url)
-            .await
-            .map_err(env_error);
+        return r.owner.torn_down(t.id).await;
     }
     let Some(account) = existing_account(p, ctx, t).await? else {
         return ctx.log("no account was created: nothing to remove").await;
@@ -690,9 +679,7 @@ impl Handler for EnvironmentJob {
             let t = &r.target(&ctx.job).await?;
             // Every step, not only the first: a resumed or retried job never works on an
             // environment whose state says another job owns it.
-            lifecycle::begin_job(&r.db, EnvironmentId(t.id), self.teardown)
-                .await
-                .map_err(env_error)?;
+            r.owner.begin(t.id, self.teardown).await?;
             match (&r.cloud, self.teardown) {
                 (Cloud::Aws(p), false) => provision_step(p.as_ref(), r, step, ctx, t).await,
                 (Cloud::Aws(p), true) => teardown_step(p.as_ref(), r, step, ctx, t).await,
@@ -711,15 +698,9 @@ impl Handler for EnvironmentJob {
     ) -> StepFuture<'a> {
         let r = &self.runner;
         Box::pin(async move {
-            lifecycle::mark_failed(
-                &r.db,
-                EnvironmentId(environment_id(job)?),
-                job.id,
-                error,
-                &r.base_url,
-            )
-            .await
-            .map_err(env_error)
+            r.owner
+                .failed(environment_id(job)?, job.id, error.to_owned())
+                .await
         })
     }
 }

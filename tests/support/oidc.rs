@@ -5,8 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use slipway::app::config::{OidcConfig, RoleMapping, Secret};
+use slipway::app::config::Secret;
 use slipway::auth::Role;
+use slipway::auth::oidc::{OidcConfig, RoleMapping};
 
 use super::require_program;
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::app::config::Config;
 use crate::auth::{Role, RoleSet, UserId};
-use crate::jobs::bench::{drop_scratch, scratch};
+use crate::bench::jobs::{drop_scratch, scratch};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {

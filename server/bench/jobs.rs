@@ -12,10 +12,10 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use super::queue::{self, NewJob};
-use super::worker::{WorkerConfig, Workers};
-use super::{Handler, Registry, StepContext, StepFuture};
 use crate::clock::Clock;
+use crate::jobs::queue::{self, NewJob};
+use crate::jobs::worker::{WorkerConfig, Workers};
+use crate::jobs::{Handler, Registry, StepContext, StepFuture};
 
 /// A job with no steps: what is measured is the engine, not the work.
 struct Noop;
