@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 use super::AppState;
 use crate::http::error::AppError;
 use crate::http::{
-    admin, approvals, assets, auth, backlog, blueprints, environments, error, health, home,
+    admin, approvals, assets, auth, backlog, blueprints, environments, error_pages, health, home,
     idempotency, identity, jobs, notifications, openapi, platforms,
 };
 
@@ -532,7 +532,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                 .layer(CompressionLayer::new())
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
-                    error::render_errors,
+                    error_pages::render_errors,
                 ))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::GATEWAY_TIMEOUT,

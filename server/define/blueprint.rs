@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::scope::{ConnectedService, Scope};
 use crate::auth::Role;
 use crate::validation::{FieldError, FieldErrors};
+use crate::validation::{is_dns_label, is_region};
 
 /// The Kubernetes minor versions EKS supports for new clusters (`1.N`).
 pub const KUBERNETES_MINOR_VERSIONS: std::ops::RangeInclusive<u32> = 31..=35;
@@ -661,32 +662,6 @@ fn check_node_group(errors: &mut FieldErrors, field: &str, group: &NodeGroup) {
             format!("Use min_size up to {MAX_NODES} nodes."),
         );
     }
-}
-
-/// `eu-west-1`, `us-east-2`, `ap-southeast-1`.
-pub fn is_region(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
-}
-
-/// A DNS label of at most 40 characters: lowercase letters, digits, inner dashes.
-pub fn is_dns_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 40
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@ use uuid::Uuid;
 use serde_json::json;
 
 use super::DefineError;
-use super::blueprint::is_dns_label;
 use crate::audit::{self, Actor};
 use crate::auth::{Principal, UserId};
 use crate::validation::FieldErrors;
+use crate::validation::is_dns_label;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Platform {

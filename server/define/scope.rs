@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::blueprint::is_region;
+use crate::validation::is_region;
 use crate::validation::{FieldError, FieldErrors};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,11 +8,12 @@ use sqlx::PgPool;
 use super::EnvironmentError;
 use super::pricing::{self, Estimate};
 use crate::auth::Principal;
-use crate::define::blueprint::{Blueprint, EnvironmentType, Lifecycle, is_dns_label};
+use crate::define::blueprint::{Blueprint, EnvironmentType, Lifecycle};
 use crate::define::platforms::Platform;
 use crate::define::revisions::Revision;
 use crate::provision::plan::{self, Parameters, PlanInput, PlanStep};
 use crate::validation::FieldErrors;
+use crate::validation::is_dns_label;
 
 /// The fields of a request as submitted; numbers still as text so that a form and a JSON body
 /// get the same messages. `None` means "not given": the type's default applies.

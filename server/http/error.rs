@@ -7,17 +7,9 @@
 //! produced outside our handlers (axum's extractor rejections, the body limit, the timeout, a
 //! caught panic), so no route can answer an error in another shape.
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-
-use crate::app::AppState;
-use crate::http::auth::RequestAuth;
-use crate::http::extract::Ctx;
-use crate::http::views::{self, ErrorPage};
 
 pub use crate::validation::{FieldError, FieldErrors};
 
@@ -190,7 +182,7 @@ impl Problem {
     }
 
     /// The standard explanation of a status, for errors that carry no words of their own.
-    fn for_status(status: StatusCode) -> Self {
+    pub fn for_status(status: StatusCode) -> Self {
         let detail = match status {
             StatusCode::NOT_FOUND => "There is nothing at this address, or you may not see it.",
             StatusCode::METHOD_NOT_ALLOWED => "This address does not accept that method.",
@@ -266,104 +258,6 @@ impl IntoResponse for AppError {
 /// Whether the route belongs to the JSON API, whose errors are problem documents.
 pub fn is_api_path(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
-}
-
-/// Renders every error response (status ≥ 400) that is not already a finished page or document.
-pub async fn render_errors(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let api = is_api_path(request.uri().path());
-    let wanted = request
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str().to_owned())
-        .unwrap_or_else(|| "/".to_owned());
-    let is_get = request.method() == axum::http::Method::GET;
-    let request_id = request
-        .headers()
-        .get(crate::app::router::REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let response = next.run(request).await;
-    let status = response.status();
-    if !status.is_client_error() && !status.is_server_error() {
-        return response;
-    }
-
-    let (mut parts, body) = response.into_parts();
-    let auth = parts.extensions.remove::<RequestAuth>().unwrap_or_default();
-    let mut problem = match parts.extensions.remove::<Problem>() {
-        Some(problem) => problem,
-        None => {
-            // Only bare responses (no body, or axum's plain-text rejections) are ours to dress;
-            // a handler's own HTML form with errors or a JSON document passes untouched.
-            let plain = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
-            if !plain {
-                return Response::from_parts(parts, body);
-            }
-            let mut problem = Problem::for_status(status);
-            if status.is_client_error() && status != StatusCode::NOT_FOUND {
-                // Rejection texts are written for clients ("Failed to deserialize form body:
-                // missing field `name`"); server-side texts are not shown.
-                if let Ok(bytes) = axum::body::to_bytes(body, 4096).await {
-                    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-                    if !text.is_empty() {
-                        problem.detail = text;
-                    }
-                }
-            }
-            problem
-        }
-    };
-    problem.request_id = request_id;
-
-    if status == StatusCode::UNAUTHORIZED && !api {
-        // A browser that is not signed in goes to the sign-in page, and comes back afterwards.
-        let next = if is_get { wanted } else { "/".to_owned() };
-        let location = format!("/login?next={}", encode_query_value(&next));
-        let mut redirect = axum::response::Redirect::to(&location).into_response();
-        for cookie in parts.headers.get_all(header::SET_COOKIE) {
-            redirect
-                .headers_mut()
-                .append(header::SET_COOKIE, cookie.clone());
-        }
-        return redirect;
-    }
-
-    parts.headers.remove(header::CONTENT_LENGTH);
-    if api {
-        if status == StatusCode::UNAUTHORIZED {
-            parts
-                .headers
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        parts.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
-        Response::from_parts(parts, Body::from(body))
-    } else {
-        let page = ErrorPage {
-            shell: Ctx::from_auth(auth).shell(&state, "", &problem.title),
-            problem: &problem,
-        };
-        match views::render(&page) {
-            Ok(Html(html)) => {
-                parts.headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                );
-                Response::from_parts(parts, Body::from(html))
-            }
-            Err(_) => Response::from_parts(parts, Body::from(problem.detail)),
-        }
-    }
 }
 
 /// Percent-encodes a query value (for `next=` links).

@@ -10,6 +10,7 @@ pub mod backlog;
 pub mod blueprints;
 pub mod environments;
 pub mod error;
+pub mod error_pages;
 pub mod extract;
 pub mod health;
 pub mod home;

@@ -164,7 +164,7 @@ async fn preview(
     form: &RequestForm,
 ) -> Result<Option<Preview>, AppError> {
     let mut raw = form.raw();
-    if raw.name.trim().is_empty() || !crate::define::blueprint::is_dns_label(raw.name.trim()) {
+    if raw.name.trim().is_empty() || !crate::validation::is_dns_label(raw.name.trim()) {
         raw.name = "new-environment".into();
     }
     if raw.purpose.trim().is_empty() {
