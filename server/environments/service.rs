@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::lifecycle::{self, Decided, Decision, DevopsRequest, Extended};
+use super::request::{self, CheckedRequest, RawRequest};
 use super::{EnvironmentError, EnvironmentId};
 use crate::audit::Actor;
 use crate::auth::Principal;
@@ -34,6 +35,39 @@ impl Environments<'_> {
                     platform.name
                 ))
             })
+    }
+
+    /// Checks a request against the platform's approved blueprint: the type, name, TTL, node
+    /// sizes and data services, with its cost estimate and plan. Nothing is stored (a dry run).
+    pub async fn check_request(
+        &self,
+        platform: &Platform,
+        by: &Principal,
+        raw: &RawRequest,
+    ) -> Result<CheckedRequest, EnvironmentError> {
+        let approved = self.approved_blueprint(platform).await?;
+        request::check(
+            self.db,
+            platform,
+            &approved,
+            by,
+            raw,
+            self.account_email_domain,
+        )
+        .await
+    }
+
+    /// Submits a checked request: `submitted`, or `approved` at once when the type's policy
+    /// auto-approves it.
+    pub async fn submit(
+        &self,
+        platform: &Platform,
+        by: &Principal,
+        checked: &CheckedRequest,
+    ) -> Result<EnvironmentId, EnvironmentError> {
+        let (id, _) =
+            lifecycle::submit(self.db, platform, by, checked, self.now, self.base_url).await?;
+        Ok(id)
     }
 
     /// Approve or reject a request (or an extension beyond the type's maximum TTL).

@@ -78,7 +78,10 @@ impl FromRequestParts<AppState> for Authenticated {
 /// A permission checked before the handler runs: the action and the subject it applies to.
 pub trait Permission {
     const ACTION: Action;
-    fn subject(principal: &Principal) -> Subject;
+    /// What the action is done to; the portal as a whole unless the permission says otherwise.
+    fn subject(_principal: &Principal) -> Subject {
+        Subject::Portal
+    }
 }
 
 /// The caller, once `auth::can` allowed permission `P`; otherwise 401 (not signed in) or 403.
@@ -104,9 +107,6 @@ impl<P: Permission + Send + Sync> FromRequestParts<AppState> for Allowed<P> {
 pub struct UsePortal;
 impl Permission for UsePortal {
     const ACTION: Action = Action::UsePortal;
-    fn subject(_: &Principal) -> Subject {
-        Subject::Portal
-    }
 }
 
 /// Manage one's own account (tokens, sessions) from a browser.
@@ -121,17 +121,11 @@ impl Permission for ManageOwnAccount {
 pub struct ManageUsers;
 impl Permission for ManageUsers {
     const ACTION: Action = Action::ManageUsers;
-    fn subject(_: &Principal) -> Subject {
-        Subject::Portal
-    }
 }
 
 pub struct ViewAudit;
 impl Permission for ViewAudit {
     const ACTION: Action = Action::ViewAudit;
-    fn subject(_: &Principal) -> Subject {
-        Subject::Portal
-    }
 }
 
 /// A submitted HTML form (`application/x-www-form-urlencoded`), with repeated fields kept
@@ -296,34 +290,22 @@ impl<P: PlatformPermission + Send + Sync> FromRequestParts<AppState> for OnPlatf
 pub struct CreatePlatform;
 impl Permission for CreatePlatform {
     const ACTION: Action = Action::CreatePlatform;
-    fn subject(_: &Principal) -> Subject {
-        Subject::Portal
-    }
 }
 
 pub struct ViewJobs;
 impl Permission for ViewJobs {
     const ACTION: Action = Action::ViewJobs;
-    fn subject(_: &Principal) -> Subject {
-        Subject::Portal
-    }
 }
 
 pub struct ControlJobs;
 impl Permission for ControlJobs {
     const ACTION: Action = Action::ControlJobs;
-    fn subject(_: &Principal) -> Subject {
-        Subject::Portal
-    }
 }
 
 /// The approvals dashboard.
 pub struct ViewApprovals;
 impl Permission for ViewApprovals {
     const ACTION: Action = Action::ViewApprovals;
-    fn subject(_: &Principal) -> Subject {
-        Subject::Portal
-    }
 }
 
 /// Start the DevOps environment of the platform of `{slug}`.
@@ -336,9 +318,6 @@ impl PlatformPermission for DevopsTrigger {
 pub struct ManageCloud;
 impl Permission for ManageCloud {
     const ACTION: Action = Action::ManageCloud;
-    fn subject(_: &Principal) -> Subject {
-        Subject::Portal
-    }
 }
 
 /// Request environments on the platform of `{slug}`.

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 use crate::auth::{Action, Principal, Role};
 use crate::environments::EnvState;
-use crate::environments::lifecycle::{self, Decided, Decision, Extended};
+use crate::environments::lifecycle::{Decided, Decision, Extended};
 use crate::environments::queries::{self, Detail, Filter, View};
-use crate::environments::request::{self, CheckedRequest, RawRequest};
+use crate::environments::request::{CheckedRequest, RawRequest};
 use crate::http::error::{AppError, FieldError};
 use crate::http::extract::{
     Authenticated, DevopsTrigger, OnEnvironment, OnPlatform, PlatformRequester,
@@ -118,31 +118,16 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, AppError> {
     let raw = raw_request(&body)?;
-    let approved = state
-        .environments()
-        .approved_blueprint(on.platform())
+    let environments = state.environments();
+    let checked = environments
+        .check_request(on.platform(), &on.principal, &raw)
         .await?;
-    let checked = request::check(
-        &state.pool,
-        on.platform(),
-        &approved,
-        &on.principal,
-        &raw,
-        &state.config.account_email_domain,
-    )
-    .await?;
     if query.dry_run.unwrap_or(false) {
         return Ok(Json(checked_json(&checked)).into_response());
     }
-    let (id, _) = lifecycle::submit(
-        &state.pool,
-        on.platform(),
-        &on.principal,
-        &checked,
-        state.clock.now(),
-        &state.public_url,
-    )
-    .await?;
+    let id = environments
+        .submit(on.platform(), &on.principal, &checked)
+        .await?;
     let detail = detail_json(&state, &load(&state, id).await?).await?;
     Ok((StatusCode::CREATED, Json(detail)).into_response())
 }

@@ -272,35 +272,20 @@ pub async fn request_submit(
         )?
         .into_response());
     }
-    let approved = state
-        .environments()
-        .approved_blueprint(on.platform())
-        .await?;
-    let checked = request::check(
-        &state.pool,
-        on.platform(),
-        &approved,
-        &on.principal,
-        &form.raw(),
-        &state.config.account_email_domain,
-    )
-    .await;
-    let outcome = match checked {
+    let environments = state.environments();
+    let outcome = match environments
+        .check_request(on.platform(), &on.principal, &form.raw())
+        .await
+    {
         Ok(checked) => {
-            lifecycle::submit(
-                &state.pool,
-                on.platform(),
-                &on.principal,
-                &checked,
-                state.clock.now(),
-                &state.public_url,
-            )
-            .await
+            environments
+                .submit(on.platform(), &on.principal, &checked)
+                .await
         }
         Err(e) => Err(e),
     };
     match outcome {
-        Ok((id, _)) => Ok(see_other(&format!("/environments/{id}"))),
+        Ok(id) => Ok(see_other(&format!("/environments/{id}"))),
         Err(EnvironmentError::Invalid(errors)) => Ok(unprocessable(render(
             &request_view(&state, &ctx, &on, Some(form), Some(&chosen), errors).await?,
         )?)),
