@@ -54,7 +54,13 @@ async fn server() -> PgConnectOptions {
                 return local;
             }
             // Nothing answers: start (or join) the harness's own cluster.
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-postgres");
+            // As root, PostgreSQL runs as an unprivileged user, who must reach its directory:
+            // a target directory under a home of mode 700 (root's) is out of its reach.
+            let dir = if nix::unistd::Uid::effective().is_root() {
+                std::env::temp_dir().join("slipway-test-postgres")
+            } else {
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-postgres")
+            };
             let cluster = tokio::task::spawn_blocking(move || {
                 let binaries = Binaries::locate(None).unwrap_or_else(|e| {
                     panic!("no PostgreSQL for the tests at 127.0.0.1:5432 and {e}")
