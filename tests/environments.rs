@@ -62,6 +62,22 @@ async fn world_at(at: Option<DateTime<Utc>>) -> World {
         Some(at) => TestApp::spawn_at(at).await,
         None => TestApp::spawn().await,
     };
+    world_on(app).await
+}
+
+/// The world on an app whose webhooks may reach this machine (the tests' receivers listen on
+/// loopback, which Slipway refuses unless an admin allows it).
+async fn world_allowing_loopback_webhooks() -> World {
+    let config = slipway::config::Config {
+        webhook_allowed_ranges: vec![LOOPBACK.parse().unwrap()],
+        ..Default::default()
+    };
+    world_on(TestApp::spawn_with(config).await).await
+}
+
+const LOOPBACK: &str = "127.0.0.1/32";
+
+async fn world_on(app: TestApp) -> World {
     let author = person(&app, ENGINEER).await;
     let reviewer = person(&app, ENGINEER).await;
     let dev = person(&app, &[Role::Developer]).await;
@@ -707,7 +723,7 @@ async fn receiver() -> (
 
 #[tokio::test]
 async fn webhooks_are_signed_and_delivered_by_the_job_engine() {
-    let w = world().await;
+    let w = world_allowing_loopback_webhooks().await;
     let (url, mut received) = receiver().await;
     let browser = client();
     w.app.login(&browser, &w.author.email, PASSWORD).await;
@@ -748,6 +764,7 @@ async fn webhooks_are_signed_and_delivered_by_the_job_engine() {
             slipway::jobs::Registry::default(),
             slipway::clock::Clock::system(),
             "http://slipway.test",
+            &[LOOPBACK.parse().unwrap()],
         ),
         slipway::clock::Clock::system(),
         slipway::jobs::worker::WorkerConfig::default(),
