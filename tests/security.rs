@@ -375,3 +375,59 @@ async fn webhooks_are_checked_again_when_sent_and_follow_no_redirect() {
     );
 }
 
+#[tokio::test]
+async fn a_bearer_header_that_authenticates_nobody_does_not_skip_csrf() {
+    let app = TestApp::spawn().await;
+    app.create_user("victim@example.com", &[Role::Developer], PASSWORD)
+        .await;
+    // No CSRF token, an invalid bearer token: the sign-in form refuses and signs nobody in.
+    let browser = client();
+    browser.get(app.url("/login")).send().await.unwrap();
+    let res = browser
+        .post(app.url("/login"))
+        .bearer_auth("slw_x")
+        .form(&[("email", "victim@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie_value(&res, "slipway_session").is_none());
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM session")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0);
+
+    // The same for the other forms that need no caller (first-run setup).
+    let db = support::TestDb::migrated().await;
+    let fresh = TestApp::spawn_on(db, Default::default(), None).await;
+    let token = slipway::auth::links::new_setup(&fresh.pool).await.unwrap();
+    let res = client()
+        .post(fresh.url(&format!("/setup/{token}")))
+        .bearer_auth("slw_x")
+        .form(&[
+            ("email", "mallory@example.com"),
+            ("name", "Mallory"),
+            ("password", PASSWORD),
+            ("password_confirmation", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(slipway::auth::users::count(&fresh.pool).await.unwrap(), 0);
+
+    // A valid token still needs no CSRF token: it carries no ambient authority.
+    let api_token = app
+        .token(&[Role::PlatformEngineer], &[Role::PlatformEngineer])
+        .await;
+    let res = client()
+        .post(app.url("/api/v1/platforms"))
+        .bearer_auth(&api_token)
+        .json(&json!({"slug": "shop", "name": "Shop", "owner_team": "Platform"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
