@@ -376,6 +376,76 @@ async fn webhooks_are_checked_again_when_sent_and_follow_no_redirect() {
 }
 
 #[tokio::test]
+async fn sign_in_follows_only_paths_of_this_site() {
+    let app = TestApp::spawn().await;
+    app.create_user("dev@example.com", &[Role::Developer], PASSWORD)
+        .await;
+    let hostile = [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "//evil.example",
+        "\\\\evil.example",
+        "/\u{0}/evil.example",
+        "https://evil.example/",
+        "evil.example",
+    ];
+    let location = |res: &reqwest::Response| {
+        res.headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    for next in hostile.iter().copied().chain(["/platforms"]) {
+        let expected = if next == "/platforms" { next } else { "/" };
+        // The sign-in form.
+        let browser = client();
+        let form = browser
+            .get(app.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let res = browser
+            .post(app.url("/login"))
+            .form(&[
+                ("_csrf", csrf_token(&form).as_str()),
+                ("email", "dev@example.com"),
+                ("password", PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "POST next={next:?}");
+        assert_eq!(
+            location(&res).as_deref(),
+            Some(expected),
+            "POST next={next:?}"
+        );
+        assert!(set_cookie_value(&res, "slipway_session").is_some());
+        // Already signed in: GET /login redirects at once, without any interaction.
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next)
+            .finish();
+        let res = browser
+            .get(app.url(&format!("/login?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "GET next={next:?}");
+        assert_eq!(
+            location(&res).as_deref(),
+            Some(expected),
+            "GET next={next:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_bearer_header_that_authenticates_nobody_does_not_skip_csrf() {
     let app = TestApp::spawn().await;
     app.create_user("victim@example.com", &[Role::Developer], PASSWORD)
