@@ -446,6 +446,54 @@ async fn sign_in_follows_only_paths_of_this_site() {
 }
 
 #[tokio::test]
+async fn parallel_wrong_passwords_are_checked_at_most_the_limit() {
+    let app = TestApp::spawn().await;
+    app.create_user("dev@example.com", &[Role::Developer], PASSWORD)
+        .await;
+    // Forms first, so that the 40 attempts themselves arrive together.
+    let mut ready = Vec::new();
+    for _ in 0..40 {
+        let browser = client();
+        let form = browser
+            .get(app.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        ready.push((browser, csrf_token(&form)));
+    }
+    let attempts = ready.iter().map(|(browser, csrf)| {
+        browser
+            .post(app.url("/login"))
+            .form(&[
+                ("_csrf", csrf.as_str()),
+                ("email", "dev@example.com"),
+                ("password", "not the password"),
+            ])
+            .send()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 422).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(
+        (checked, limited),
+        (slipway::auth::ratelimit::PER_ACCOUNT as usize, 40 - 5),
+        "{statuses:?}"
+    );
+    let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM login_failure")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, slipway::auth::ratelimit::PER_ACCOUNT);
+}
+
+#[tokio::test]
 async fn a_bearer_header_that_authenticates_nobody_does_not_skip_csrf() {
     let app = TestApp::spawn().await;
     app.create_user("victim@example.com", &[Role::Developer], PASSWORD)
