@@ -549,3 +549,85 @@ async fn a_bearer_header_that_authenticates_nobody_does_not_skip_csrf() {
     assert_eq!(res.status(), StatusCode::CREATED);
 }
 
+#[tokio::test]
+async fn a_refused_backlog_patch_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let e = editor(&app, "shop").await;
+    let mut ids = Vec::new();
+    for title in ["first", "second"] {
+        let res = app
+            .api(
+                Method::POST,
+                "/api/v1/platforms/shop/backlog",
+                &e.token,
+                Some(json!({"title": title})),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let item: Value = res.json().await.unwrap();
+        ids.push(item["id"].as_str().unwrap().to_owned());
+    }
+    let second = format!("/api/v1/platforms/shop/backlog/{}", ids[1]);
+    let items = || async {
+        let res = app
+            .api(
+                Method::GET,
+                "/api/v1/platforms/shop/backlog",
+                &e.token,
+                None,
+            )
+            .await;
+        let list: Value = res.json().await.unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    for (body, field) in [
+        (json!({"title": "changed", "position": "x"}), "position"),
+        (json!({"title": "changed", "position": -1}), "position"),
+        (json!({"title": "changed", "move": "sideways"}), "move"),
+        (json!({"title": "changed", "move": 1}), "move"),
+        (
+            json!({"title": "changed", "move": "up", "position": 0}),
+            "move",
+        ),
+        (json!({"title": "changed", "status": 3}), "status"),
+        (
+            json!({"title": "changed", "depends_on": ["nope"]}),
+            "depends_on[0]",
+        ),
+    ] {
+        let res = app
+            .api(Method::PATCH, &second, &e.token, Some(body.clone()))
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let problem: Value = res.json().await.unwrap();
+        assert!(
+            problem["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["field"] == field),
+            "{body}: {problem}"
+        );
+        assert_eq!(
+            items().await,
+            ["first", "second"],
+            "{body} changed something"
+        );
+    }
+    // Both at once, when both are right, in one change.
+    let res = app
+        .api(
+            Method::PATCH,
+            &second,
+            &e.token,
+            Some(json!({"title": "changed", "move": "up"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(items().await, ["changed", "first"]);
+}
