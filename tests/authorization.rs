@@ -1260,3 +1260,108 @@ async fn sign_in_form_is_protected_against_login_csrf() {
             .is_none_or(|c| !c.to_str().unwrap().contains("slipway_session="))
     );
 }
+
+#[tokio::test]
+async fn only_members_of_a_platform_decide_its_environment_requests() {
+    let app = TestApp::spawn().await;
+    let demo = fixture(&app).await;
+    let requester = app.token(&[Role::Developer], &[Role::Developer]).await;
+    let res = client()
+        .post(app.url("/api/v1/platforms/demo/environments"))
+        .bearer_auth(&requester)
+        .json(&json!({"environment_type": "dev", "name": "checkout", "purpose": "Tests"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let env: Value = res.json().await.unwrap();
+    assert_eq!(env["state"], "submitted");
+    let id = env["id"].as_str().unwrap().to_owned();
+
+    // Probes that pass authorization but fail validation, so nothing is decided: an approval
+    // comment over 2,000 characters, a rejection without a reason. Developers do not see the
+    // request (404); the engineer from outside the platform may not decide it (403).
+    let long = "x".repeat(2001);
+    let rows = [401, 404, 422, 403, 422, 404, 422];
+    let pages = [303, 404, 422, 403, 422, 404, 422];
+    let probes = [
+        api(
+            &format!("/api/v1/environments/{id}/approve"),
+            json!({"comment": long}),
+            rows,
+        ),
+        api(
+            &format!("/api/v1/environments/{id}/reject"),
+            json!({"reason": ""}),
+            rows,
+        ),
+        probe7(
+            &format!("/environments/{id}/approve"),
+            &[("comment", long.as_str())],
+            pages,
+        ),
+        probe7(
+            &format!("/environments/{id}/reject"),
+            &[("reason", "")],
+            pages,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for probe in &probes {
+        for (caller, expected) in CALLERS.iter().zip(probe.expect) {
+            let (c, csrf, bearer) = act_as(&app, *caller, demo).await;
+            let res = request(&c, &app, &Method::POST, probe, csrf, bearer.as_deref())
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap();
+            if status != expected {
+                failures.push(format!(
+                    "{} as {caller:?}: expected {expected}, got {status}",
+                    probe.path
+                ));
+            }
+            if matches!(caller, Caller::OutsideEngineer)
+                && !body.contains("Only members of platform demo can approve or reject")
+            {
+                failures.push(format!("{}: the refusal says why: {body}", probe.path));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The bulk action of the dashboard asks the same question for each request.
+    let (outsider, csrf, _) = act_as(&app, Caller::OutsideEngineer, demo).await;
+    let page = outsider
+        .post(app.url("/approvals/bulk"))
+        .form(&[
+            ("_csrf", csrf.unwrap().as_str()),
+            ("decision", "approve"),
+            ("ids", id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Only members of platform demo"), "{page}");
+    let state: String = sqlx::query_scalar("SELECT state FROM environment WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "submitted", "nobody decided anything");
+
+    // A member does.
+    let (member, csrf, _) = act_as(&app, Caller::MemberEngineer, demo).await;
+    let res = member
+        .post(app.url(&format!("/api/v1/environments/{id}/approve")))
+        .header("x-csrf-token", csrf.unwrap())
+        .json(&json!({"comment": "ok"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}

@@ -36,6 +36,18 @@ async fn person(app: &TestApp, roles: &[Role]) -> Person {
     }
 }
 
+/// `p`, made a member of the platform `shop`.
+async fn member_of_shop(app: &TestApp, p: Person) -> Person {
+    let shop: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = 'shop'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    slipway::define::platforms::add_member(&app.pool, shop, slipway::auth::UserId(p.id))
+        .await
+        .unwrap();
+    p
+}
+
 /// The platform `shop` with the built-in blueprint approved; its author and reviewer are
 /// member platform engineers; `dev` is a developer.
 struct World {
@@ -364,7 +376,8 @@ async fn a_request_nobody_decides_expires_and_the_requester_is_told() {
 #[tokio::test]
 async fn prod_needs_two_distinct_approvers_and_never_the_requester() {
     let w = world().await;
-    let third = person(&w.app, ENGINEER).await;
+    // Approvers are members of the platform (README: "members holding an approver role").
+    let third = member_of_shop(&w.app, person(&w.app, ENGINEER).await).await;
     // Only platform engineers may request prod; the author requests it.
     let refused = submit(
         &w.app,
@@ -456,7 +469,7 @@ async fn concurrent_decisions_make_exactly_one_transition() {
     let id = env["id"].as_str().unwrap().to_owned();
     let mut deciders = Vec::new();
     for _ in 0..8 {
-        deciders.push(person(&w.app, ENGINEER).await);
+        deciders.push(member_of_shop(&w.app, person(&w.app, ENGINEER).await).await);
     }
     let url = w.app.url(&format!("/api/v1/environments/{id}"));
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(deciders.len()));

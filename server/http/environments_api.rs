@@ -349,11 +349,20 @@ pub async fn decide(
     decision: Decision,
     comment: &str,
 ) -> Result<Decided, AppError> {
-    on.authorize(Action::DecideEnvironment).map_err(|_| {
-        AppError::ForbiddenBecause(
-            "You requested this environment: someone else must decide it.".into(),
-        )
-    })?;
+    if !on.can(Action::DecideEnvironment) {
+        let summary = &on.environment.summary;
+        return Err(AppError::ForbiddenBecause(
+            if summary.requested_by == on.principal.user.id.0 {
+                "You requested this environment: someone else must decide it.".to_owned()
+            } else {
+                format!(
+                    "Only members of platform {} can approve or reject its environment \
+                     requests; ask one of them to add you.",
+                    summary.platform_slug
+                )
+            },
+        ));
+    }
     Ok(lifecycle::decide(
         &state.pool,
         on.id(),

@@ -805,10 +805,7 @@ pub async fn approvals_bulk(
             "{}/{}",
             environment.summary.platform_slug, environment.summary.name
         );
-        let on = OnEnvironment {
-            principal: principal.clone(),
-            environment,
-        };
+        let on = OnEnvironment::new(&state.pool, principal.clone(), environment).await?;
         let text = match environments_api::decide(&state, &on, decision, &reason).await {
             Ok(Decided::Approved) => "approved".to_owned(),
             Ok(Decided::Rejected) => "rejected".to_owned(),

@@ -337,9 +337,31 @@ impl PlatformPermission for PlatformRequester {
 pub struct OnEnvironment {
     pub principal: Principal,
     pub environment: crate::environments::queries::Detail,
+    /// Whether the caller is a member of the environment's platform.
+    pub is_member: bool,
 }
 
 impl OnEnvironment {
+    /// `environment` as seen by `principal` (its platform membership looked up).
+    pub async fn new(
+        pool: &sqlx::PgPool,
+        principal: Principal,
+        environment: crate::environments::queries::Detail,
+    ) -> Result<Self, AppError> {
+        let is_member: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM platform_member WHERE platform_id = $1 AND user_id = $2)",
+        )
+        .bind(environment.platform_id)
+        .bind(principal.user.id.0)
+        .fetch_one(pool)
+        .await?;
+        Ok(OnEnvironment {
+            principal,
+            environment,
+            is_member,
+        })
+    }
+
     pub fn id(&self) -> crate::environments::EnvironmentId {
         crate::environments::EnvironmentId(self.environment.summary.id)
     }
@@ -347,6 +369,7 @@ impl OnEnvironment {
     pub fn subject(&self) -> Subject {
         Subject::Environment {
             requester: crate::auth::UserId(self.environment.summary.requested_by),
+            member: self.is_member,
         }
     }
 
@@ -373,10 +396,7 @@ impl FromRequestParts<AppState> for OnEnvironment {
         let environment = crate::environments::queries::get(&state.pool, id)
             .await?
             .ok_or(AppError::NotFound)?;
-        let on = OnEnvironment {
-            principal,
-            environment,
-        };
+        let on = OnEnvironment::new(&state.pool, principal, environment).await?;
         if !on.can(Action::ViewEnvironment) {
             return Err(AppError::NotFound);
         }
