@@ -5,14 +5,92 @@
 
 use std::marker::PhantomData;
 
-use axum::extract::FromRequestParts;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, RawPathParams, Request};
+use axum::http::header;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::auth::RequestAuth;
 use super::error::AppError;
 use super::pages::Shell;
 use crate::auth::{Action, Principal, Subject, can};
+use crate::validation::{FieldErrors, TextKind, check_text, json_text_errors, text_kind};
+
+/// `next` is left to the sign-in handlers: anything but a path of ours, control characters
+/// included, falls back to `/` there (`account::safe_next`), and it is never stored otherwise.
+const LEFT_TO_HANDLER: &[&str] = &["next"];
+
+/// Refuses control characters before any extractor or handler sees them, for every route: in a
+/// path or query parameter 400, in a JSON or form body 422 naming the field; which characters a
+/// field may hold follows its kind (`validation::text_kind`).
+pub async fn reject_control_characters(request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let mut errors = FieldErrors::default();
+    // Decoded; an undecodable parameter is left to the route (its extractor answers).
+    if let Ok(params) = RawPathParams::from_request_parts(&mut parts, &()).await {
+        for (name, value) in &params {
+            if let Err(message) = check_text(value, TextKind::SingleLine) {
+                errors.add(name, message);
+            }
+        }
+    }
+    for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+        if LEFT_TO_HANDLER.contains(&name.as_ref()) {
+            continue;
+        }
+        for text in [&name, &value] {
+            if let Err(message) = check_text(text, TextKind::SingleLine) {
+                errors.add(&name.escape_default().to_string(), message);
+                break;
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return AppError::BadParameter(errors.0).into_response();
+    }
+
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let json = essence == "application/json" || essence.ends_with("+json");
+    let form = essence == "application/x-www-form-urlencoded";
+    if !json && !form {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, super::BODY_LIMIT_BYTES).await else {
+        return AppError::PayloadTooLarge.into_response();
+    };
+    if json {
+        // A body that is not JSON is the handler's to refuse, with its own words.
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            errors = json_text_errors(&value);
+        }
+    } else {
+        for (name, value) in form_urlencoded::parse(&bytes) {
+            if LEFT_TO_HANDLER.contains(&name.as_ref()) {
+                continue;
+            }
+            let field: String = name.escape_default().collect();
+            if let Err(message) = check_text(&name, TextKind::SingleLine)
+                .and_then(|()| check_text(&value, text_kind(&name)))
+            {
+                errors.add(&field, message);
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return AppError::Validation(errors.0).into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
 
 /// The page context: who is signed in (if anyone) and the CSRF token for forms.
 pub struct Ctx {

@@ -599,6 +599,9 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                     state.clone(),
                     auth::verify_csrf,
                 ))
+                .layer(axum::middleware::from_fn(
+                    extract::reject_control_characters,
+                ))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     idempotency::idempotency,
