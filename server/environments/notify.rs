@@ -229,6 +229,18 @@ pub async fn check_webhook_url(url: &str, allowed: &[ipnet::IpNet]) -> Result<()
     crate::outbound::check_target(&parsed, allowed).await
 }
 
+/// A webhook URL as the audit log keeps it: its origin only. The path of a chat webhook is a
+/// credential (Slack's `/services/T…/B…/<secret>`), and admins read the audit log.
+fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if parsed.path() != "/" || parsed.query().is_some() => {
+            format!("{}/…", parsed.origin().ascii_serialization())
+        }
+        Ok(parsed) => parsed.origin().ascii_serialization(),
+        Err(_) => String::new(),
+    }
+}
+
 /// Sets the platform's webhook URL; a new secret is made when there was none or `rotate` is
 /// set, and returned (the only time it is shown).
 pub async fn set_webhook(
@@ -259,7 +271,7 @@ pub async fn set_webhook(
         &crate::audit::Actor::from(by),
         "platform.webhook_set",
         &format!("platform:{platform}"),
-        json!({ "url": url.trim(), "secret_rotated": made_new }),
+        json!({ "url": shown_url(url.trim()), "secret_rotated": made_new }),
     )
     .await?;
     tx.commit().await?;
@@ -433,5 +445,22 @@ impl Handler for WebhookDelivery {
                 Err(StepError::Permanent(message))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_url;
+
+    #[test]
+    fn the_audit_log_keeps_only_the_origin_of_a_webhook() {
+        assert_eq!(
+            shown_url("https://hooks.slack.com/services/T0/B0/secret?x=1"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            shown_url("http://chat.example:8080/"),
+            "http://chat.example:8080"
+        );
     }
 }
