@@ -11,6 +11,7 @@ pub mod define;
 pub mod environments;
 pub mod http;
 pub mod jobs;
+pub mod outbound;
 pub mod provision;
 pub mod secret;
 pub mod validation;

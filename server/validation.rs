@@ -66,6 +66,103 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
+/// What a text field may hold of the control characters (none reaches PostgreSQL, which
+/// refuses NUL in text and JSON, or a header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// Names, slugs, titles, e-mail addresses, URLs, filters, path and query parameters: none.
+    SingleLine,
+    /// Text areas (descriptions, notes, comments, reasons, YAML, lists one per line): tab,
+    /// newline and carriage return only.
+    MultiLine,
+}
+
+/// The fields entered in text areas, by name. Strings inside a blueprint `document` are
+/// multi-line too (YAML block scalars).
+const MULTI_LINE_FIELDS: &[&str] = &[
+    "description",
+    "notes",
+    "comment",
+    "reason",
+    "purpose",
+    "goals",
+    "security",
+    "connected_services",
+    "yaml",
+];
+
+/// The kind of the field at `path` (`description`, `connected_services[0].notes`,
+/// `document.environment_types[1].name`): its last name decides, and `document` covers all
+/// below it.
+pub fn text_kind(path: &str) -> TextKind {
+    let names: Vec<&str> = path
+        .split(['.', '['])
+        .filter(|s| !s.is_empty() && !s.ends_with(']'))
+        .collect();
+    let multi = names.first() == Some(&"document")
+        || names
+            .last()
+            .is_some_and(|last| MULTI_LINE_FIELDS.contains(last));
+    if multi {
+        TextKind::MultiLine
+    } else {
+        TextKind::SingleLine
+    }
+}
+
+/// Refuses the control characters a field of `kind` may not hold, naming the first one.
+pub fn check_text(text: &str, kind: TextKind) -> Result<(), String> {
+    let allowed = |c: char| kind == TextKind::MultiLine && matches!(c, '\t' | '\n' | '\r');
+    match text.chars().find(|c| c.is_control() && !allowed(*c)) {
+        None => Ok(()),
+        Some(c) if kind == TextKind::SingleLine && matches!(c, '\t' | '\n' | '\r') => Err(format!(
+            "Use one line: remove the control character U+{:04X}.",
+            c as u32
+        )),
+        Some(c) => Err(format!(
+            "Remove the control character U+{:04X}; text may not contain it.",
+            c as u32
+        )),
+    }
+}
+
+/// Every string of a JSON document, and every key, that [`check_text`] refuses, by field path.
+pub fn json_text_errors(value: &serde_json::Value) -> FieldErrors {
+    fn walk(value: &serde_json::Value, path: &str, errors: &mut FieldErrors) {
+        match value {
+            serde_json::Value::String(text) => {
+                if let Err(message) = check_text(text, text_kind(path)) {
+                    errors.add(path, message);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{i}]"), errors);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (key, item) in map {
+                    let shown: String = key.escape_default().collect();
+                    let child = if path.is_empty() {
+                        shown
+                    } else {
+                        format!("{path}.{shown}")
+                    };
+                    if let Err(message) = check_text(key, TextKind::SingleLine) {
+                        errors.add(&child, format!("A key may not contain that. {message}"));
+                        continue;
+                    }
+                    walk(item, &child, errors);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut errors = FieldErrors::default();
+    walk(value, "", &mut errors);
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +180,38 @@ mod tests {
         ] {
             assert!(check_email(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn control_characters_by_field_kind() {
+        assert_eq!(text_kind("name"), TextKind::SingleLine);
+        assert_eq!(text_kind("description"), TextKind::MultiLine);
+        assert_eq!(
+            text_kind("connected_services[0].notes"),
+            TextKind::MultiLine
+        );
+        assert_eq!(
+            text_kind("connected_services[0].name"),
+            TextKind::SingleLine
+        );
+        assert_eq!(text_kind("connected_services"), TextKind::MultiLine);
+        assert_eq!(text_kind("goals[2]"), TextKind::MultiLine);
+        assert_eq!(text_kind("document.cloud.region"), TextKind::MultiLine);
+        assert_eq!(text_kind("parameters.instance_type"), TextKind::SingleLine);
+        assert!(check_text("a\nb\tc\r\n", TextKind::MultiLine).is_ok());
+        assert!(check_text("a\u{0}b", TextKind::MultiLine).is_err());
+        assert!(check_text("a\u{1b}[31m", TextKind::MultiLine).is_err());
+        assert!(check_text("a\u{85}", TextKind::MultiLine).is_err());
+        assert!(check_text("a\nb", TextKind::SingleLine).is_err());
+        assert!(check_text("Zürich – ok ✓", TextKind::SingleLine).is_ok());
+        let errors = json_text_errors(&serde_json::json!({
+            "title": "x\u{0}", "description": "two\nlines",
+            "connected_services": [{"name": "a\nb", "notes": "fine\n"}],
+            "k\u{0}": 1,
+        }));
+        let mut fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        fields.sort();
+        assert_eq!(fields, ["connected_services[0].name", "k\\u{0}", "title"]);
     }
 }
 

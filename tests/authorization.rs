@@ -1297,3 +1297,276 @@ async fn sign_in_form_is_protected_against_login_csrf() {
             .is_none_or(|c| !c.to_str().unwrap().contains("slipway_session="))
     );
 }
+
+#[tokio::test]
+async fn only_members_of_a_platform_decide_its_environment_requests() {
+    let app = TestApp::spawn().await;
+    let demo = fixture(&app).await;
+    let requester = app.token(&[Role::Developer], &[Role::Developer]).await;
+    let res = client()
+        .post(app.url("/api/v1/platforms/demo/environments"))
+        .bearer_auth(&requester)
+        .json(&json!({"environment_type": "dev", "name": "checkout", "purpose": "Tests"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let env: Value = res.json().await.unwrap();
+    assert_eq!(env["state"], "submitted");
+    let id = env["id"].as_str().unwrap().to_owned();
+
+    // Probes that pass authorization but fail validation, so nothing is decided: an approval
+    // comment over 2,000 characters, a rejection without a reason. Developers do not see the
+    // request (404); the engineer from outside the platform may not decide it (403).
+    let long = "x".repeat(2001);
+    let rows = [401, 404, 422, 403, 422, 404, 422];
+    let pages = [303, 404, 422, 403, 422, 404, 422];
+    let probes = [
+        api(
+            &format!("/api/v1/environments/{id}/approve"),
+            json!({"comment": long}),
+            rows,
+        ),
+        api(
+            &format!("/api/v1/environments/{id}/reject"),
+            json!({"reason": ""}),
+            rows,
+        ),
+        probe7(
+            &format!("/environments/{id}/approve"),
+            &[("comment", long.as_str())],
+            pages,
+        ),
+        probe7(
+            &format!("/environments/{id}/reject"),
+            &[("reason", "")],
+            pages,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for probe in &probes {
+        for (caller, expected) in CALLERS.iter().zip(probe.expect) {
+            let (c, csrf, bearer) = act_as(&app, *caller, demo).await;
+            let res = request(&c, &app, &Method::POST, probe, csrf, bearer.as_deref())
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap();
+            if status != expected {
+                failures.push(format!(
+                    "{} as {caller:?}: expected {expected}, got {status}",
+                    probe.path
+                ));
+            }
+            if matches!(caller, Caller::OutsideEngineer)
+                && !body.contains("Only members of platform demo can approve or reject")
+            {
+                failures.push(format!("{}: the refusal says why: {body}", probe.path));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The bulk action of the dashboard asks the same question for each request.
+    let (outsider, csrf, _) = act_as(&app, Caller::OutsideEngineer, demo).await;
+    let page = outsider
+        .post(app.url("/approvals/bulk"))
+        .form(&[
+            ("_csrf", csrf.unwrap().as_str()),
+            ("decision", "approve"),
+            ("ids", id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Only members of platform demo"), "{page}");
+    let state: String = sqlx::query_scalar("SELECT state FROM environment WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "submitted", "nobody decided anything");
+
+    // A member does.
+    let (member, csrf, _) = act_as(&app, Caller::MemberEngineer, demo).await;
+    let res = member
+        .post(app.url(&format!("/api/v1/environments/{id}/approve")))
+        .header("x-csrf-token", csrf.unwrap())
+        .json(&json!({"comment": "ok"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// The string leaves of a JSON document: (field path, pointer).
+fn string_leaves(value: &Value, path: &str, pointer: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(_) => out.push((path.to_owned(), pointer.to_owned())),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                string_leaves(
+                    item,
+                    &format!("{path}[{i}]"),
+                    &format!("{pointer}/{i}"),
+                    out,
+                );
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                string_leaves(item, &child, &format!("{pointer}/{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn no_route_lets_a_control_character_through() {
+    let app = TestApp::spawn().await;
+    let demo = fixture(&app).await;
+    let css = slipway::http::assets::urls().css.clone();
+    let table = matrix(&css);
+    let (browser, csrf, _) = act_as(&app, Caller::Admin, demo).await;
+    let csrf = csrf.unwrap();
+    let token = app.token(&[Role::Admin], &[Role::Admin]).await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for route in slipway::app::router::route_table() {
+        let probe = &table[&(route.method.clone(), route.path)];
+        let api = route.path.starts_with("/api/");
+        let send = |path: String, json: Option<Value>, form: Option<Vec<(String, String)>>| {
+            let mut request = browser.request(route.method.clone(), app.url(&path));
+            if api {
+                request = request.bearer_auth(&token);
+            }
+            if let Some(json) = json {
+                request = request.json(&json);
+            } else if let Some(mut form) = form {
+                form.push(("_csrf".into(), csrf.clone()));
+                request = request.form(&form);
+            } else if route.method != Method::GET {
+                request = request.form(&[("_csrf", csrf.as_str())]);
+            }
+            request.send()
+        };
+        let (path, query) = probe.path.split_once('?').unwrap_or((&probe.path, ""));
+        // (path, JSON body, form body, expected status, field the answer names)
+        type Variant = (
+            String,
+            Option<Value>,
+            Option<Vec<(String, String)>>,
+            u16,
+            Option<String>,
+        );
+        let mut variants: Vec<Variant> = Vec::new();
+
+        // %00 in each path parameter: 400.
+        let pattern: Vec<&str> = route.path.split('/').collect();
+        let segments: Vec<&str> = path.split('/').collect();
+        for (i, part) in pattern.iter().enumerate() {
+            if part.starts_with('{') {
+                let mut bad = segments.clone();
+                bad[i] = "%00";
+                let name = part.trim_matches(['{', '}']).to_owned();
+                variants.push((bad.join("/"), probe.json.clone(), None, 400, Some(name)));
+            }
+        }
+        // %00 in every query parameter (one of its own where there is none): 400.
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, _)| (k.into_owned(), "\0".to_owned()))
+            .chain(std::iter::once(("q".to_owned(), "\0".to_owned())))
+            .collect();
+        for (name, value) in params {
+            let mut kept = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+                if k != name {
+                    kept.append_pair(&k, &v);
+                }
+            }
+            kept.append_pair(&name, &value);
+            variants.push((
+                format!("{path}?{}", kept.finish()),
+                probe.json.clone(),
+                None,
+                400,
+                Some(name),
+            ));
+        }
+        // NUL in every string of the body, and in a field of its own: 422 naming the field.
+        if route.method != Method::GET {
+            match &probe.json {
+                Some(body) => {
+                    let mut body = body.clone();
+                    if let Some(map) = body.as_object_mut() {
+                        map.insert("comment".into(), json!("fine"));
+                    }
+                    let mut leaves = Vec::new();
+                    string_leaves(&body, "", "", &mut leaves);
+                    for (field, pointer) in leaves {
+                        let mut bad = body.clone();
+                        let text = bad.pointer_mut(&pointer).unwrap();
+                        *text = json!(format!("{}\u{0}", text.as_str().unwrap()));
+                        variants.push((probe.path.clone(), Some(bad), None, 422, Some(field)));
+                    }
+                }
+                None => {
+                    let form: Vec<(String, String)> = unique(&probe.form)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .chain(std::iter::once(("comment".to_owned(), "fine".to_owned())))
+                        .collect();
+                    for i in 0..form.len() {
+                        let mut bad = form.clone();
+                        bad[i].1.push('\0');
+                        variants.push((
+                            probe.path.clone(),
+                            None,
+                            Some(bad),
+                            422,
+                            Some(form[i].0.clone()),
+                        ));
+                    }
+                }
+            }
+        }
+        for (path, json, form, expected, field) in variants {
+            checked += 1;
+            let res = send(path.clone(), json.clone(), form.clone())
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap();
+            if status != expected {
+                failures.push(format!(
+                    "{} {path} {json:?} {form:?}: expected {expected}, got {status}",
+                    route.method
+                ));
+            } else if api {
+                let problem: Value = serde_json::from_str(&body).unwrap();
+                let named = problem["errors"].as_array().is_some_and(|e| {
+                    e.iter()
+                        .any(|e| Some(e["field"].as_str().unwrap().to_owned()) == field)
+                });
+                if !named {
+                    failures.push(format!(
+                        "{} {path}: {field:?} is not named: {problem}",
+                        route.method
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 200, "{checked} requests");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

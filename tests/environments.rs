@@ -36,6 +36,18 @@ async fn person(app: &TestApp, roles: &[Role]) -> Person {
     }
 }
 
+/// `p`, made a member of the platform `shop`.
+async fn member_of_shop(app: &TestApp, p: Person) -> Person {
+    let shop: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = 'shop'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    slipway::define::platforms::add_member(&app.pool, shop, slipway::auth::UserId(p.id))
+        .await
+        .unwrap();
+    p
+}
+
 /// The platform `shop` with the built-in blueprint approved; its author and reviewer are
 /// member platform engineers; `dev` is a developer.
 struct World {
@@ -62,6 +74,22 @@ async fn world_at(at: Option<DateTime<Utc>>) -> World {
         Some(at) => TestApp::spawn_at(at).await,
         None => TestApp::spawn().await,
     };
+    world_on(app).await
+}
+
+/// The world on an app whose webhooks may reach this machine (the tests' receivers listen on
+/// loopback, which Slipway refuses unless an admin allows it).
+async fn world_allowing_loopback_webhooks() -> World {
+    let config = slipway::app::config::Config {
+        webhook_allowed_ranges: vec![LOOPBACK.parse().unwrap()],
+        ..Default::default()
+    };
+    world_on(TestApp::spawn_with(config).await).await
+}
+
+const LOOPBACK: &str = "127.0.0.1/32";
+
+async fn world_on(app: TestApp) -> World {
     let author = person(&app, ENGINEER).await;
     let reviewer = person(&app, ENGINEER).await;
     let dev = person(&app, &[Role::Developer]).await;
@@ -348,7 +376,8 @@ async fn a_request_nobody_decides_expires_and_the_requester_is_told() {
 #[tokio::test]
 async fn prod_needs_two_distinct_approvers_and_never_the_requester() {
     let w = world().await;
-    let third = person(&w.app, ENGINEER).await;
+    // Approvers are members of the platform (README: "members holding an approver role").
+    let third = member_of_shop(&w.app, person(&w.app, ENGINEER).await).await;
     // Only platform engineers may request prod; the author requests it.
     let refused = submit(
         &w.app,
@@ -440,7 +469,7 @@ async fn concurrent_decisions_make_exactly_one_transition() {
     let id = env["id"].as_str().unwrap().to_owned();
     let mut deciders = Vec::new();
     for _ in 0..8 {
-        deciders.push(person(&w.app, ENGINEER).await);
+        deciders.push(member_of_shop(&w.app, person(&w.app, ENGINEER).await).await);
     }
     let url = w.app.url(&format!("/api/v1/environments/{id}"));
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(deciders.len()));
@@ -707,7 +736,7 @@ async fn receiver() -> (
 
 #[tokio::test]
 async fn webhooks_are_signed_and_delivered_by_the_job_engine() {
-    let w = world().await;
+    let w = world_allowing_loopback_webhooks().await;
     let (url, mut received) = receiver().await;
     let browser = client();
     w.app.login(&browser, &w.author.email, PASSWORD).await;
@@ -748,6 +777,7 @@ async fn webhooks_are_signed_and_delivered_by_the_job_engine() {
             slipway::jobs::Registry::default(),
             slipway::clock::Clock::system(),
             "http://slipway.test",
+            &[LOOPBACK.parse().unwrap()],
         ),
         slipway::clock::Clock::system(),
         slipway::jobs::worker::WorkerConfig::default(),

@@ -145,14 +145,15 @@ async fn a_dry_run_keeps_no_result_for_its_key() {
     app.approved_platform("shop", &author, &reviewer, reviewer_id)
         .await;
     let developer = app.token(&[Role::Developer], &[Role::Developer]).await;
-    let request = |query: &'static str| {
+    let request_named = |query: &'static str, name: &'static str| {
         client()
             .post(app.url(&format!("/api/v1/platforms/shop/environments{query}")))
             .bearer_auth(&developer)
             .header("Idempotency-Key", "env-1")
-            .json(&json!({"environment_type": "dev", "name": "checkout", "purpose": "Tests"}))
+            .json(&json!({"environment_type": "dev", "name": name, "purpose": "Tests"}))
             .send()
     };
+    let request = |query: &'static str| request_named(query, "checkout");
     let dry = request("?dry_run=true").await.unwrap();
     assert_eq!(dry.status(), StatusCode::OK);
     assert!(dry.headers().get("idempotent-replayed").is_none());
@@ -168,10 +169,13 @@ async fn a_dry_run_keeps_no_result_for_its_key() {
         .unwrap();
     assert_eq!(environments, 1);
 
-    // Its retry replays it; a dry run with the key afterwards is still only a dry run.
+    // Its retry replays it; a dry run with the key afterwards is still only a dry run (of
+    // another name: `checkout` is taken now).
     let retry = request("").await.unwrap();
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
-    let dry_again = request("?dry_run=true").await.unwrap();
+    let dry_again = request_named("?dry_run=true", "checkout-two")
+        .await
+        .unwrap();
     assert_eq!(dry_again.status(), StatusCode::OK);
     assert!(dry_again.headers().get("idempotent-replayed").is_none());
 }

@@ -437,7 +437,12 @@ pub fn job_registry(
     base_url: &str,
 ) -> crate::jobs::Registry {
     let registry = crate::jobs::builtin::registry(config.job_retention);
-    let registry = crate::environments::job_kinds(registry, clock.clone(), base_url);
+    let registry = crate::environments::job_kinds(
+        registry,
+        clock.clone(),
+        base_url,
+        &config.webhook_allowed_ranges,
+    );
     let owner = crate::environments::provisioning::Owner {
         db: pool.clone(),
         clock,

@@ -93,6 +93,9 @@ pub struct Config {
     pub session_max_age: Duration,
     /// Single sign-on, when `oidc_issuer` is set.
     pub oidc: Option<OidcConfig>,
+    /// Address ranges webhooks may reach although they are loopback, private or link-local
+    /// (refused by default, see `outbound`): e.g. `10.20.0.0/16` for an internal chat server.
+    pub webhook_allowed_ranges: Vec<ipnet::IpNet>,
 }
 
 impl Default for Config {
@@ -126,6 +129,7 @@ impl Default for Config {
             session_idle_timeout: Duration::from_secs(12 * 3600),
             session_max_age: Duration::from_secs(7 * 86_400),
             oidc: None,
+            webhook_allowed_ranges: Vec::new(),
         }
     }
 }
@@ -165,6 +169,7 @@ struct FileConfig {
     oidc_groups_claim: Option<String>,
     oidc_role_map: Option<String>,
     oidc_scopes: Option<String>,
+    webhook_allowed_ranges: Option<toml::Value>,
 }
 
 /// Every key, in the order of the README table. Each is also `SLIPWAY_<KEY upper-cased>`.
@@ -200,6 +205,7 @@ pub const KEYS: &[&str] = &[
     "oidc_groups_claim",
     "oidc_role_map",
     "oidc_scopes",
+    "webhook_allowed_ranges",
 ];
 
 /// Environment variables that are not settings but are read by Slipway's launcher itself.
@@ -273,6 +279,18 @@ impl Config {
             put("oidc_groups_claim", file.oidc_groups_claim);
             put("oidc_role_map", file.oidc_role_map);
             put("oidc_scopes", file.oidc_scopes);
+            // A TOML list or one comma-separated string.
+            put(
+                "webhook_allowed_ranges",
+                file.webhook_allowed_ranges.map(|v| match v {
+                    toml::Value::Array(items) => items
+                        .into_iter()
+                        .map(toml_text)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => toml_text(other),
+                }),
+            );
             put("log_format", file.log_format);
             put("log_level", file.log_level);
             put("request_timeout", file.request_timeout);
@@ -492,6 +510,12 @@ impl Config {
                     _ => self.aws.node_role_name = value,
                 }
             }
+            "webhook_allowed_ranges" => self.webhook_allowed_ranges =
+                crate::outbound::parse_ranges(&value).map_err(|_| {
+                    invalid(
+                        "CIDR ranges or addresses, comma-separated, such as 10.20.0.0/16,127.0.0.1",
+                    )
+                })?,
             "account_email_domain" => {
                 let valid = value.len() <= 200
                     && value.contains('.')
@@ -810,6 +834,36 @@ mod tests {
             err.contains("log_format in") && err.contains("`human` or `json`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn webhook_allowed_ranges_are_cidr_lists() {
+        let c = load(&[("SLIPWAY_WEBHOOK_ALLOWED_RANGES", "10.20.0.0/16, 127.0.0.1")]).unwrap();
+        assert_eq!(
+            c.webhook_allowed_ranges,
+            vec![
+                "10.20.0.0/16".parse::<ipnet::IpNet>().unwrap(),
+                "127.0.0.1/32".parse().unwrap()
+            ]
+        );
+        let err = load(&[("SLIPWAY_WEBHOOK_ALLOWED_RANGES", "10.0.0.0/40")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SLIPWAY_WEBHOOK_ALLOWED_RANGES"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slipway.toml");
+        std::fs::write(
+            &path,
+            "webhook_allowed_ranges = [\"fd12::/16\", \"192.168.5.0/24\"]\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config_file: Some(path),
+            ..Overrides::default()
+        };
+        let c = Config::from_sources(&overrides, &BTreeMap::new()).unwrap();
+        assert_eq!(c.webhook_allowed_ranges.len(), 2);
+        assert!(Config::default().webhook_allowed_ranges.is_empty());
     }
 
     #[test]

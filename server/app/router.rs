@@ -15,8 +15,8 @@ use tower_http::trace::TraceLayer;
 use super::AppState;
 use crate::http::error::AppError;
 use crate::http::{
-    admin, approvals, assets, auth, backlog, blueprints, environments, error_pages, health, home,
-    idempotency, identity, jobs, notifications, openapi, platforms,
+    admin, approvals, assets, auth, backlog, blueprints, environments, error_pages, extract,
+    health, home, idempotency, identity, jobs, notifications, openapi, platforms,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -546,6 +546,9 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     auth::verify_csrf,
+                ))
+                .layer(axum::middleware::from_fn(
+                    extract::reject_control_characters,
                 ))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),

@@ -64,7 +64,7 @@ pub async fn password_login(
     ip: Option<IpAddr>,
 ) -> Result<User, AccountError> {
     let email = email.trim();
-    if ratelimit::is_limited(db, email, ip).await? {
+    if !ratelimit::begin_attempt(db, email, ip).await? {
         audit::record(
             db,
             &Actor::anonymous(email),
@@ -95,7 +95,7 @@ pub async fn password_login(
             Ok(user)
         }
         _ => {
-            ratelimit::record_failure(db, email, ip).await?;
+            // Already counted by `begin_attempt`.
             audit::record(
                 db,
                 &Actor::anonymous(email),

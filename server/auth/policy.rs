@@ -14,8 +14,9 @@ pub enum Subject {
     Platform { member: bool },
     /// A blueprint revision of a platform, and who wrote it.
     Revision { member: bool, author: UserId },
-    /// An environment (or request), and who requested it.
-    Environment { requester: UserId },
+    /// An environment (or request), who requested it, and whether the caller is a member of its
+    /// platform.
+    Environment { requester: UserId, member: bool },
 }
 
 /// Everything a caller can ask to do. Later capabilities add their actions here.
@@ -47,7 +48,8 @@ pub enum Action {
     RequestEnvironment,
     /// See an environment: its requester and the platform team.
     ViewEnvironment,
-    /// Approve or reject it (the type's policy names the approver roles; never the requester).
+    /// Approve or reject it: members of its platform (admins on all), never the requester; the
+    /// type's policy then names the approver roles.
     DecideEnvironment,
     /// Withdraw a request awaiting approval: its requester only.
     CancelRequest,
@@ -95,12 +97,16 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
         (Action::RequestEnvironment, Subject::Platform { .. }) => !principal.roles.is_empty(),
         (
             Action::ViewEnvironment | Action::ChangeEnvironment,
-            Subject::Environment { requester },
+            Subject::Environment { requester, .. },
         ) => requester == principal.user.id || platform_team(principal),
-        (Action::DecideEnvironment, Subject::Environment { requester }) => {
-            requester != principal.user.id && !principal.roles.is_empty()
+        // As for the platform's scope and backlog: its members decide (the README's approvers
+        // are "members holding an approver role"), admins on every platform.
+        (Action::DecideEnvironment, Subject::Environment { requester, member }) => {
+            requester != principal.user.id
+                && !principal.roles.is_empty()
+                && (member || principal.has(Role::Admin))
         }
-        (Action::CancelRequest, Subject::Environment { requester }) => {
+        (Action::CancelRequest, Subject::Environment { requester, .. }) => {
             requester == principal.user.id
         }
         _ => false,
@@ -159,12 +165,16 @@ pub fn refusal(principal: &Principal, action: Action, subject: Subject, name: &s
         (Action::ViewApprovals, _) => {
             "Only the platform team can see the approvals dashboard.".into()
         }
-        (Action::DecideEnvironment, Subject::Environment { requester })
+        (Action::DecideEnvironment, Subject::Environment { requester, .. })
             if requester == principal.user.id =>
         {
             "You requested this environment: someone else must decide it.".into()
         }
-        (Action::DecideEnvironment, _) => members_only("decide its environment requests"),
+        // Membership alone decides here (the type's policy then names the approver roles).
+        (Action::DecideEnvironment, _) => format!(
+            "Only members of {platform} can approve or reject its environment requests; ask one \
+             of them to add you."
+        ),
         (Action::CancelRequest, _) => "Only the requester can cancel a request.".into(),
         (Action::ViewEnvironment | Action::ChangeEnvironment, _) => {
             "Only its requester and the platform team can change this environment.".into()
@@ -266,6 +276,11 @@ mod tests {
         other_dev.user.id = UserId(uuid::Uuid::new_v4());
         let devs = Subject::Environment {
             requester: dev.user.id,
+            member: true,
+        };
+        let outside = Subject::Environment {
+            requester: dev.user.id,
+            member: false,
         };
         assert!(can(&dev, Action::ViewEnvironment, devs));
         assert!(!can(&other_dev, Action::ViewEnvironment, devs));
@@ -274,6 +289,13 @@ mod tests {
         let mut pe_other = pe.clone();
         pe_other.user.id = UserId(uuid::Uuid::new_v4());
         assert!(can(&pe_other, Action::DecideEnvironment, devs));
+        assert!(
+            !can(&pe_other, Action::DecideEnvironment, outside),
+            "only members of the platform decide"
+        );
+        let mut admin = principal(&[Role::Admin], AuthMethod::Session { token_hash: vec![] });
+        admin.user.id = UserId(uuid::Uuid::new_v4());
+        assert!(can(&admin, Action::DecideEnvironment, outside));
         assert!(can(&pe_other, Action::ChangeEnvironment, devs));
         assert!(!can(&pe_other, Action::CancelRequest, devs));
         assert!(!can(&dev, Action::ViewApprovals, Subject::Portal));

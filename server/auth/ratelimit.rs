@@ -12,38 +12,58 @@ pub const PER_ACCOUNT: i64 = 5;
 /// Failed sign-ins allowed per address within the window (several people may share one).
 pub const PER_ADDRESS: i64 = 20;
 
-/// Whether sign-in for `email` from `ip` is currently locked out.
-pub async fn is_limited(db: &PgPool, email: &str, ip: Option<IpAddr>) -> Result<bool, sqlx::Error> {
-    let (per_account, per_address): (i64, i64) = sqlx::query_as(
-        "SELECT
-           (SELECT count(*) FROM login_failure
-             WHERE lower(email) = lower($1) AND at > now() - make_interval(mins => $3)),
-           (SELECT count(*) FROM login_failure
-             WHERE ip = $2 AND at > now() - make_interval(mins => $3))",
-    )
-    .bind(email)
-    .bind(ip)
-    .bind(WINDOW_MINUTES as i32)
-    .fetch_one(db)
-    .await?;
-    Ok(per_account >= PER_ACCOUNT || per_address >= PER_ADDRESS)
-}
-
-pub async fn record_failure(
+/// Checks the limits and counts this attempt in one step: `false` when the account or the
+/// address is locked out already (then nothing is counted). The attempt is counted as a failure
+/// before the password is checked, and [`clear`]ed if it was right; checking first and counting
+/// afterwards let parallel attempts all pass the check before any was counted.
+pub async fn begin_attempt(
     db: &PgPool,
     email: &str,
     ip: Option<IpAddr>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO login_failure (email, ip) VALUES ($1, $2)")
-        .bind(email.chars().take(320).collect::<String>())
+) -> Result<bool, sqlx::Error> {
+    let email: String = email.chars().take(320).collect();
+    let mut tx = db.begin().await?;
+    // One lock per account, then one per address, always in that order (no deadlock): the
+    // count below then sees every attempt counted before, whichever process counted it.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('slipway.login.account:' || lower($1), 0))",
+    )
+    .bind(&email)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(ip) = ip {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('slipway.login.address:' || $1::text, 0))",
+        )
         .bind(ip)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
-    // Old rows are worthless: keep the table small.
-    sqlx::query("DELETE FROM login_failure WHERE at < now() - interval '1 day'")
-        .execute(db)
-        .await?;
-    Ok(())
+    }
+    let counted = sqlx::query(
+        "INSERT INTO login_failure (email, ip)
+         SELECT $1, $2
+         WHERE (SELECT count(*) FROM login_failure
+                 WHERE lower(email) = lower($1) AND at > now() - make_interval(mins => $3)) < $4
+           AND ($2::inet IS NULL OR (SELECT count(*) FROM login_failure
+                 WHERE ip = $2 AND at > now() - make_interval(mins => $3)) < $5)",
+    )
+    .bind(&email)
+    .bind(ip)
+    .bind(WINDOW_MINUTES as i32)
+    .bind(PER_ACCOUNT)
+    .bind(PER_ADDRESS)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    tx.commit().await?;
+    if counted {
+        // Old rows are worthless: keep the table small.
+        sqlx::query("DELETE FROM login_failure WHERE at < now() - interval '1 day'")
+            .execute(db)
+            .await?;
+    }
+    Ok(counted)
 }
 
 /// A successful sign-in clears the account's failures.

@@ -540,6 +540,28 @@ pub async fn update(
     input: &ItemInput,
     by: &Principal,
 ) -> Result<Item, BacklogError> {
+    update_and_place(db, platform, id, input, None, by).await
+}
+
+/// Where a change also puts the item (a PATCH may carry both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// To this place in rank order, 0 for first.
+    Position(usize),
+    /// One up or down.
+    Move(Direction),
+}
+
+/// Changes an item's fields and, if asked, its place, in one transaction: everything is
+/// checked before anything is written, and a failure leaves the item as it was.
+pub async fn update_and_place(
+    db: &PgPool,
+    platform: &Platform,
+    id: Uuid,
+    input: &ItemInput,
+    placement: Option<Placement>,
+    by: &Principal,
+) -> Result<Item, BacklogError> {
     ensure_active(platform)?;
     let checked = check(input).map_err(BacklogError::Invalid)?;
     let mut tx = db.begin().await?;
@@ -575,6 +597,13 @@ pub async fn update(
         json!({ "item": id, "before": { "title": before.title, "status": before.status, "assignee": before.assignee, "estimate_days": before.estimate_days } }),
     )
     .await?;
+    match placement {
+        None => {}
+        Some(Placement::Position(position)) => {
+            place_at(&mut tx, platform, id, position, by).await?
+        }
+        Some(Placement::Move(direction)) => swap(&mut tx, platform, id, direction, by).await?,
+    }
     tx.commit().await?;
     get(db, platform.id, id)
         .await?
@@ -598,6 +627,19 @@ pub async fn move_item(
     ensure_active(platform)?;
     let mut tx = db.begin().await?;
     super::platforms::lock(&mut tx, platform.id).await?;
+    swap(&mut tx, platform, id, direction, by).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`move_item`] inside the caller's transaction (the platform locked).
+async fn swap(
+    tx: &mut sqlx::PgConnection,
+    platform: &Platform,
+    id: Uuid,
+    direction: Direction,
+    by: &Principal,
+) -> Result<(), BacklogError> {
     let ranks: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT id, rank FROM backlog_item WHERE platform_id = $1 ORDER BY rank, id",
     )
@@ -635,7 +677,6 @@ pub async fn move_item(
         json!({ "item": id, "direction": if direction == Direction::Up { "up" } else { "down" } }),
     )
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -650,6 +691,19 @@ pub async fn move_to(
     ensure_active(platform)?;
     let mut tx = db.begin().await?;
     super::platforms::lock(&mut tx, platform.id).await?;
+    place_at(&mut tx, platform, id, position, by).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`move_to`] inside the caller's transaction (the platform locked).
+async fn place_at(
+    tx: &mut sqlx::PgConnection,
+    platform: &Platform,
+    id: Uuid,
+    position: usize,
+    by: &Principal,
+) -> Result<(), BacklogError> {
     let mut order: Vec<Uuid> =
         sqlx::query_scalar("SELECT id FROM backlog_item WHERE platform_id = $1 ORDER BY rank, id")
             .bind(platform.id)
@@ -679,7 +733,6 @@ pub async fn move_to(
         json!({ "item": id, "position": position }),
     )
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 

@@ -258,6 +258,17 @@ pub struct Member {
     pub name: String,
 }
 
+/// Whether `user` is a member of the platform.
+pub async fn is_member(db: &PgPool, platform: Uuid, user: UserId) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM platform_member WHERE platform_id = $1 AND user_id = $2)",
+    )
+    .bind(platform)
+    .bind(user.0)
+    .fetch_one(db)
+    .await
+}
+
 pub async fn members(db: &PgPool, platform: Uuid) -> Result<Vec<Member>, sqlx::Error> {
     sqlx::query_as(
         "SELECT u.id AS user_id, u.email, u.name FROM platform_member m JOIN app_user u ON u.id = m.user_id

@@ -140,14 +140,18 @@ pub enum EnvironmentError {
 }
 
 /// Adds the job kinds of environments to `registry`: webhook delivery and the periodic sweep.
-/// `base_url` is where people open Slipway (links in notifications).
+/// `base_url` is where people open Slipway (links in notifications); `webhook_allowed_ranges`
+/// are the internal ranges webhooks may reach all the same (the setting of that name).
 pub fn job_kinds(
     registry: crate::jobs::Registry,
     clock: crate::clock::Clock,
     base_url: &str,
+    webhook_allowed_ranges: &[ipnet::IpNet],
 ) -> crate::jobs::Registry {
     registry
-        .with(notify::WebhookDelivery::new())
+        .with(notify::WebhookDelivery::new(
+            webhook_allowed_ranges.to_vec(),
+        ))
         .with(sweeper::Sweeper {
             clock,
             base_url: base_url.to_owned(),

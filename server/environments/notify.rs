@@ -212,20 +212,33 @@ pub async fn webhook(db: &PgPool, platform: Uuid) -> Result<Option<Webhook>, sql
         .await
 }
 
-/// Checks a webhook URL: http(s), a host, no credentials in it.
-pub fn check_webhook_url(url: &str) -> Result<(), &'static str> {
+/// Checks a webhook URL: http(s), a host, no credentials in it, and not an address Slipway
+/// refuses to send to (loopback, private, link-local…; see `outbound`) unless `allowed`.
+pub async fn check_webhook_url(url: &str, allowed: &[ipnet::IpNet]) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url.trim())
-        .map_err(|_| "Enter a URL such as https://hooks.slack.com/services/…")?;
+        .map_err(|_| "Enter a URL such as https://hooks.slack.com/services/…".to_owned())?;
     if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
-        return Err("Use an http:// or https:// URL with a host.");
+        return Err("Use an http:// or https:// URL with a host.".into());
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("Leave credentials out of the URL; requests are signed instead.");
+        return Err("Leave credentials out of the URL; requests are signed instead.".into());
     }
     if url.len() > 2000 {
-        return Err("Use a URL of at most 2,000 characters.");
+        return Err("Use a URL of at most 2,000 characters.".into());
     }
-    Ok(())
+    crate::outbound::check_target(&parsed, allowed).await
+}
+
+/// A webhook URL as the audit log keeps it: its origin only. The path of a chat webhook is a
+/// credential (Slack's `/services/T…/B…/<secret>`), and admins read the audit log.
+fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if parsed.path() != "/" || parsed.query().is_some() => {
+            format!("{}/…", parsed.origin().ascii_serialization())
+        }
+        Ok(parsed) => parsed.origin().ascii_serialization(),
+        Err(_) => String::new(),
+    }
 }
 
 /// Sets the platform's webhook URL; a new secret is made when there was none or `rotate` is
@@ -258,7 +271,7 @@ pub async fn set_webhook(
         &crate::audit::Actor::from(by),
         "platform.webhook_set",
         &format!("platform:{platform}"),
-        json!({ "url": url.trim(), "secret_rotated": made_new }),
+        json!({ "url": shown_url(url.trim()), "secret_rotated": made_new }),
     )
     .await?;
     tx.commit().await?;
@@ -300,27 +313,62 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
 
 /// Delivers one webhook message. Network errors, 5xx, 408 and 429 are retried with backoff;
 /// other 4xx mean the hook is wrong and are not (the job is discarded with the status).
+///
+/// The target is checked again here, after resolution (the name may point elsewhere now), and
+/// the client connects only to the checked addresses. Redirects are not followed, and proxies
+/// from the environment are not used (the check must see the address connected to). What the
+/// job records is readable by every platform engineer, so it is only the status code or the kind
+/// of failure: never the response body, never the URL (Slack's carries its secret).
 pub struct WebhookDelivery {
     client: reqwest::Client,
+    allowed: Vec<ipnet::IpNet>,
 }
 
 impl WebhookDelivery {
-    pub fn new() -> WebhookDelivery {
+    /// `allowed`: the ranges an admin allowed (`webhook_allowed_ranges`).
+    pub fn new(allowed: Vec<ipnet::IpNet>) -> WebhookDelivery {
+        let resolver = crate::outbound::GuardedResolver::new(allowed.clone());
+        WebhookDelivery::with_resolver(allowed, resolver)
+    }
+
+    /// With a resolver of the caller's (tests make names resolve where they want).
+    pub fn with_resolver(
+        allowed: Vec<ipnet::IpNet>,
+        resolver: crate::outbound::GuardedResolver,
+    ) -> WebhookDelivery {
         crate::init_tls();
         WebhookDelivery {
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .dns_resolver(resolver)
                 .build()
                 .expect("the HTTP client's settings are valid"),
+            allowed,
         }
     }
 }
 
-impl Default for WebhookDelivery {
-    fn default() -> Self {
-        WebhookDelivery::new()
+/// What a failed send says, without the URL or anything the target sent.
+fn send_failure(e: &reqwest::Error) -> StepError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(refused) = err.downcast_ref::<crate::outbound::Refused>() {
+            return StepError::Permanent(format!("not sent: {refused}"));
+        }
+        source = err.source();
     }
+    StepError::Transient(
+        if e.is_timeout() {
+            "the webhook did not answer within 10 seconds"
+        } else if e.is_connect() {
+            "could not connect to the webhook"
+        } else {
+            "sending the webhook failed"
+        }
+        .into(),
+    )
 }
 
 impl Handler for WebhookDelivery {
@@ -349,11 +397,23 @@ impl Handler for WebhookDelivery {
                     .log("the platform's webhook was removed; nothing sent")
                     .await;
             };
+            let Ok(parsed) = reqwest::Url::parse(&url) else {
+                return Err(StepError::Permanent("the webhook URL is not valid".into()));
+            };
+            // Addresses written in the URL never reach the resolver: checked here.
+            if let Some(ip) = crate::outbound::literal_ip(&parsed)
+                && crate::outbound::is_refused(ip, &self.allowed)
+            {
+                return Err(StepError::Permanent(format!(
+                    "not sent: {ip} is a loopback, private or link-local address (see \
+                     webhook_allowed_ranges)"
+                )));
+            }
             let body = serde_json::to_vec(&ctx.job.payload["body"]).map_err(|e| transient(&e))?;
             let timestamp = Utc::now().timestamp();
             let response = self
                 .client
-                .post(&url)
+                .post(parsed)
                 .header("content-type", "application/json")
                 .header(
                     "x-slipway-event",
@@ -364,17 +424,43 @@ impl Handler for WebhookDelivery {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| StepError::Transient(format!("sending the webhook failed: {e}")))?;
+                .map_err(|e| send_failure(&e))?;
             let status = response.status();
             if status.is_success() {
-                return ctx.log(&format!("delivered ({status})")).await;
+                return ctx
+                    .log(&format!("delivered (HTTP {})", status.as_u16()))
+                    .await;
             }
-            let message = format!("the webhook answered {status}");
+            let message = if status.is_redirection() {
+                format!(
+                    "the webhook answered HTTP {}; redirects are not followed",
+                    status.as_u16()
+                )
+            } else {
+                format!("the webhook answered HTTP {}", status.as_u16())
+            };
             if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
                 Err(StepError::Transient(message))
             } else {
                 Err(StepError::Permanent(message))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_url;
+
+    #[test]
+    fn the_audit_log_keeps_only_the_origin_of_a_webhook() {
+        assert_eq!(
+            shown_url("https://hooks.slack.com/services/T0/B0/secret?x=1"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            shown_url("http://chat.example:8080/"),
+            "http://chat.example:8080"
+        );
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! `verify_csrf` refuses every state-changing request that a browser's cookies could have
 //! authorised unless it carries the token (`_csrf` form field or `x-csrf-token` header). Requests
-//! authenticated by an API token carry no ambient authority and need none.
+//! authenticated by a valid API token carry no ambient authority and need none; a bearer header
+//! that authenticates nobody is no reason to skip the check.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -186,10 +187,14 @@ pub async fn verify_csrf(State(state): State<AppState>, request: Request, next: 
         .get::<RequestAuth>()
         .cloned()
         .unwrap_or_default();
+    // Only a request that a valid API token authenticated carries no ambient authority: a
+    // browser cannot attach one cross-site. A bearer header that authenticates nobody proves
+    // nothing, so it changes nothing here; the sign-in forms, which need no caller, are checked
+    // as any other form.
     let token_call = matches!(
         auth.principal.as_ref().map(|p| &p.method),
         Some(crate::auth::AuthMethod::ApiToken { .. })
-    ) || auth.invalid_token;
+    );
     // The API without a session cookie has no ambient authority to abuse: it answers 401 itself.
     let cookie_less_api = is_api_path(request.uri().path()) && auth.session_cookie.is_none();
     if token_call || cookie_less_api {

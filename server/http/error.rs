@@ -47,6 +47,9 @@ pub enum AppError {
     Upstream(String),
     #[error("invalid input")]
     Validation(Vec<FieldError>),
+    /// A path or query parameter that cannot be right whatever the route (a control character).
+    #[error("invalid parameter")]
+    BadParameter(Vec<FieldError>),
     /// Anything unexpected: logged in full, shown to the user only as a request id.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -239,6 +242,13 @@ impl IntoResponse for AppError {
                 ..Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "Some fields are not valid; see `errors`.",
+                )
+            },
+            AppError::BadParameter(errors) => Problem {
+                errors,
+                ..Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "A path or query parameter is not valid; see `errors`.",
                 )
             },
             AppError::Internal(error) => {

@@ -5,14 +5,92 @@
 
 use std::marker::PhantomData;
 
-use axum::extract::FromRequestParts;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, RawPathParams, Request};
+use axum::http::header;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::auth::{Action, Principal, Subject, can};
 use crate::http::auth::RequestAuth;
 use crate::http::error::AppError;
 use crate::http::views::Shell;
+use crate::validation::{FieldErrors, TextKind, check_text, json_text_errors, text_kind};
+
+/// `next` is left to the sign-in handlers: anything but a path of ours, control characters
+/// included, falls back to `/` there (`account::safe_next`), and it is never stored otherwise.
+const LEFT_TO_HANDLER: &[&str] = &["next"];
+
+/// Refuses control characters before any extractor or handler sees them, for every route: in a
+/// path or query parameter 400, in a JSON or form body 422 naming the field; which characters a
+/// field may hold follows its kind (`validation::text_kind`).
+pub async fn reject_control_characters(request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let mut errors = FieldErrors::default();
+    // Decoded; an undecodable parameter is left to the route (its extractor answers).
+    if let Ok(params) = RawPathParams::from_request_parts(&mut parts, &()).await {
+        for (name, value) in &params {
+            if let Err(message) = check_text(value, TextKind::SingleLine) {
+                errors.add(name, message);
+            }
+        }
+    }
+    for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+        if LEFT_TO_HANDLER.contains(&name.as_ref()) {
+            continue;
+        }
+        for text in [&name, &value] {
+            if let Err(message) = check_text(text, TextKind::SingleLine) {
+                errors.add(&name.escape_default().to_string(), message);
+                break;
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return AppError::BadParameter(errors.0).into_response();
+    }
+
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let json = essence == "application/json" || essence.ends_with("+json");
+    let form = essence == "application/x-www-form-urlencoded";
+    if !json && !form {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, crate::app::router::BODY_LIMIT_BYTES).await else {
+        return AppError::PayloadTooLarge.into_response();
+    };
+    if json {
+        // A body that is not JSON is the handler's to refuse, with its own words.
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            errors = json_text_errors(&value);
+        }
+    } else {
+        for (name, value) in form_urlencoded::parse(&bytes) {
+            if LEFT_TO_HANDLER.contains(&name.as_ref()) {
+                continue;
+            }
+            let field: String = name.escape_default().collect();
+            if let Err(message) = check_text(&name, TextKind::SingleLine)
+                .and_then(|()| check_text(&value, text_kind(&name)))
+            {
+                errors.add(&field, message);
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return AppError::Validation(errors.0).into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
 
 /// The page context: who is signed in (if anyone) and the CSRF token for forms.
 pub struct Ctx {
@@ -326,27 +404,41 @@ impl PlatformPermission for PlatformRequester {
     const ACTION: Action = Action::RequestEnvironment;
 }
 
-/// What the policy knows of an environment.
-pub fn environment_subject(environment: &crate::environments::queries::Detail) -> Subject {
-    Subject::Environment {
-        requester: crate::auth::UserId(environment.summary.requested_by),
-    }
-}
-
 /// The caller and the environment of the `{id}` path segment, once they may see it. An unknown
 /// id, or one the caller may not see, is 404: its existence is not given away.
 pub struct OnEnvironment {
     pub principal: Principal,
     pub environment: crate::environments::queries::Detail,
+    /// Whether the caller is a member of the environment's platform.
+    pub is_member: bool,
 }
 
 impl OnEnvironment {
+    /// `environment` as seen by `principal` (its platform membership looked up).
+    pub async fn new(
+        pool: &sqlx::PgPool,
+        principal: Principal,
+        environment: crate::environments::queries::Detail,
+    ) -> Result<Self, AppError> {
+        let is_member =
+            crate::define::platforms::is_member(pool, environment.platform_id, principal.user.id)
+                .await?;
+        Ok(OnEnvironment {
+            principal,
+            environment,
+            is_member,
+        })
+    }
+
     pub fn id(&self) -> crate::environments::EnvironmentId {
         crate::environments::EnvironmentId(self.environment.summary.id)
     }
 
     pub fn subject(&self) -> Subject {
-        environment_subject(&self.environment)
+        Subject::Environment {
+            requester: crate::auth::UserId(self.environment.summary.requested_by),
+            member: self.is_member,
+        }
     }
 
     /// Whether the caller may also perform `action` on it (to show or hide controls).
@@ -354,9 +446,10 @@ impl OnEnvironment {
         can(&self.principal, action, self.subject())
     }
 
-    /// 403 unless the caller may perform `action` on it.
+    /// 403, saying why, unless the caller may perform `action` on it.
     pub fn authorize(&self, action: Action) -> Result<(), AppError> {
-        authorize(&self.principal, action, self.subject())
+        let platform = &self.environment.summary.platform_name;
+        authorize_named(&self.principal, action, self.subject(), platform)
     }
 }
 
@@ -372,10 +465,7 @@ impl FromRequestParts<AppState> for OnEnvironment {
         let environment = crate::environments::queries::get(&state.pool, id)
             .await?
             .ok_or(AppError::NotFound)?;
-        let on = OnEnvironment {
-            principal,
-            environment,
-        };
+        let on = OnEnvironment::new(&state.pool, principal, environment).await?;
         if !on.can(Action::ViewEnvironment) {
             return Err(AppError::NotFound);
         }

@@ -1,12 +1,17 @@
 //! `Idempotency-Key` (API.md): a retried creating call with the same key returns the first
 //! result instead of creating again. Keys are per caller, kept for 24 hours; only successful
-//! results are kept (a failed call can be retried with the same key and runs again).
+//! results are kept (a failed call can be retried with the same key and runs again). A retry
+//! is the same request: method, path, query and body (a SHA-256 of them is kept with the key);
+//! the same key with another request is refused (422), never answered with the first result.
+//! Dry runs (`?dry_run=true`) create nothing, so they neither use nor keep a key.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::http::auth::RequestAuth;
@@ -42,8 +47,17 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         }])
         .into_response();
     }
+    if is_dry_run(request.uri().query()) {
+        return next.run(request).await;
+    }
     let path = request.uri().path().to_owned();
-    match claim(&state, user, &key, &path).await {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, crate::app::router::BODY_LIMIT_BYTES).await else {
+        return AppError::PayloadTooLarge.into_response();
+    };
+    let hash = request_hash(&parts.method, &path, parts.uri.query(), &body);
+    let request = Request::from_parts(parts, Body::from(body));
+    match claim(&state, user, &key, &path, &hash).await {
         Ok(Claim::First) => {}
         Ok(Claim::Replay(response)) => return response,
         Ok(Claim::Refused(error)) => return error.into_response(),
@@ -84,6 +98,29 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     Response::from_parts(parts, Body::from(bytes))
 }
 
+/// Whether the query asks for a dry run (`dry_run`, unless `false`: anything else that is not
+/// `true` fails in the handler, and failures keep nothing).
+fn is_dry_run(query: Option<&str>) -> bool {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .any(|(name, value)| name == "dry_run" && value != "false")
+}
+
+/// What makes two requests the same: method, path, query and body, each length-prefixed so no
+/// two different requests run together into the same bytes.
+fn request_hash(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    for part in [
+        method.as_str().as_bytes(),
+        path.as_bytes(),
+        query.unwrap_or("").as_bytes(),
+        body,
+    ] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().to_vec()
+}
+
 enum Claim {
     First,
     Replay(Response),
@@ -95,17 +132,20 @@ async fn claim(
     user: uuid::Uuid,
     key: &str,
     path: &str,
+    hash: &[u8],
 ) -> Result<Claim, sqlx::Error> {
     sqlx::query("DELETE FROM idempotency_key WHERE created_at < now() - interval '24 hours'")
         .execute(&state.pool)
         .await?;
     let inserted = sqlx::query(
-        "INSERT INTO idempotency_key (user_id, key, method, path) VALUES ($1, $2, 'POST', $3)
+        "INSERT INTO idempotency_key (user_id, key, method, path, request_hash)
+         VALUES ($1, $2, 'POST', $3, $4)
          ON CONFLICT (user_id, key) DO NOTHING",
     )
     .bind(user)
     .bind(key)
     .bind(path)
+    .bind(hash)
     .execute(&state.pool)
     .await?;
     if inserted.rows_affected() == 1 {
@@ -114,12 +154,14 @@ async fn claim(
     #[derive(sqlx::FromRow)]
     struct Kept {
         path: String,
+        request_hash: Option<Vec<u8>>,
         status: Option<i16>,
         content_type: Option<String>,
         body: Option<Vec<u8>>,
     }
     let kept: Option<Kept> = sqlx::query_as(
-        "SELECT path, status, content_type, body FROM idempotency_key WHERE user_id = $1 AND key = $2",
+        "SELECT path, request_hash, status, content_type, body FROM idempotency_key
+         WHERE user_id = $1 AND key = $2",
     )
     .bind(user)
     .bind(key)
@@ -137,6 +179,21 @@ async fn claim(
                 kept.path
             ),
         }])),
+        // Rows kept before hashes were recorded are at most a day old and matched by path.
+        Some(kept)
+            if kept
+                .request_hash
+                .as_ref()
+                .is_some_and(|h| h.as_slice() != hash) =>
+        {
+            Claim::Refused(AppError::Validation(vec![FieldError {
+                field: "Idempotency-Key".into(),
+                message: "This key was used for a different request (another method, query or \
+                          body): a retry must repeat the first request exactly. Use a new key \
+                          for each request."
+                    .into(),
+            }]))
+        }
         Some(Kept { status: None, .. }) => Claim::Refused(AppError::Conflict(
             "The first request with this Idempotency-Key is still running; retry in a moment."
                 .into(),

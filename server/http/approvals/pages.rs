@@ -14,9 +14,7 @@ use crate::environments::queries::{self, Summary, View};
 use crate::environments::{EnvState, EnvironmentId};
 use crate::http::environments::api::{self, ListQuery};
 use crate::http::error::AppError;
-use crate::http::extract::{
-    Allowed, Ctx, FormFields, UsePortal, ViewApprovals, authorize, environment_subject,
-};
+use crate::http::extract::{Allowed, Ctx, FormFields, OnEnvironment, UsePortal, ViewApprovals};
 use crate::http::views::{Shell, render};
 use crate::validation::FieldErrors;
 
@@ -182,11 +180,8 @@ pub async fn approvals_bulk(
             "{}/{}",
             environment.summary.platform_slug, environment.summary.name
         );
-        let decided = match authorize(
-            principal,
-            Action::DecideEnvironment,
-            environment_subject(&environment),
-        ) {
+        let on = OnEnvironment::new(&state.pool, principal.clone(), environment).await?;
+        let decided = match on.authorize(Action::DecideEnvironment) {
             Ok(()) => state
                 .environments()
                 .decide(id, principal, decision, &reason)

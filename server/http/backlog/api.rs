@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::define::backlog::{self, Direction, ItemInput};
+use crate::define::backlog::{self, Direction, ItemInput, Placement};
 use crate::define::platforms::Platform;
 use crate::define::revisions::{self};
-use crate::http::error::AppError;
+use crate::http::error::{AppError, FieldErrors};
 use crate::http::extract::{OnPlatform, PlatformEditor, PlatformPlanner};
 use crate::http::paging::{page, parse_limit};
 
@@ -117,58 +117,99 @@ pub fn backlog_export(
     }
 }
 
-/// Item fields from a JSON body; `current` fills what a PATCH leaves out.
+/// Item fields from a JSON body; `current` fills what a PATCH leaves out. Every field of the
+/// wrong type is named at once.
 fn item_input(body: &Value, current: Option<&backlog::Item>) -> Result<ItemInput, AppError> {
-    let text = |field: &str, fallback: Option<String>| -> String {
+    let mut errors = FieldErrors::default();
+    let mut text = |field: &str, fallback: Option<String>| -> String {
         match body.get(field) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Null) => String::new(),
-            _ => fallback.unwrap_or_default(),
+            None => fallback.unwrap_or_default(),
+            Some(_) => {
+                errors.add(field, "Give a string.");
+                String::new()
+            }
         }
     };
+    let title = text("title", current.map(|c| c.title.clone()));
+    let description = text("description", current.map(|c| c.description.clone()));
+    let phase = text(
+        "phase",
+        current.map(|c| c.phase.clone()).or(Some("deliver".into())),
+    );
+    let status = text(
+        "status",
+        current.map(|c| c.status.clone()).or(Some("todo".into())),
+    );
+    let assignee = text("assignee", current.and_then(|c| c.assignee.clone()));
     let depends_on = match body.get("depends_on") {
         None => current.map(|c| c.depends_on.clone()).unwrap_or_default(),
-        Some(Value::Array(ids)) => ids
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.as_str()
-                    .and_then(|s| Uuid::parse_str(s).ok())
-                    .ok_or_else(|| {
-                        field_error(
-                            &format!("depends_on[{i}]"),
-                            "Use the id of an item of this backlog.",
-                        )
-                    })
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(field_error("depends_on", "Use a list of item ids.")),
+        Some(Value::Array(ids)) => {
+            let mut parsed = Vec::new();
+            for (i, v) in ids.iter().enumerate() {
+                match v.as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                    Some(id) => parsed.push(id),
+                    None => errors.add(
+                        &format!("depends_on[{i}]"),
+                        "Use the id of an item of this backlog.",
+                    ),
+                }
+            }
+            parsed
+        }
+        Some(_) => {
+            errors.add("depends_on", "Use a list of item ids.");
+            Vec::new()
+        }
     };
     let estimate = match body.get("estimate_days") {
         None => current.and_then(|c| c.estimate_days).map(|d| d.to_string()),
         Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(_) => {
-            return Err(field_error(
-                "estimate_days",
-                "Use a number of days, e.g. 2.5.",
-            ));
+            errors.add("estimate_days", "Use a number of days, e.g. 2.5.");
+            None
         }
     };
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors.0));
+    }
     Ok(ItemInput {
-        title: text("title", current.map(|c| c.title.clone())),
-        description: text("description", current.map(|c| c.description.clone())),
-        phase: text(
-            "phase",
-            current.map(|c| c.phase.clone()).or(Some("deliver".into())),
-        ),
-        status: text(
-            "status",
-            current.map(|c| c.status.clone()).or(Some("todo".into())),
-        ),
+        title,
+        description,
+        phase,
+        status,
         estimate_days: estimate,
-        assignee: text("assignee", current.and_then(|c| c.assignee.clone())),
+        assignee,
         depends_on,
+    })
+}
+
+/// Where a PATCH puts the item: `position` (0 for first) or `move` (`up`, `down`), not both.
+fn placement(body: &Value) -> Result<Option<Placement>, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let position = body.get("position").map(|p| {
+        p.as_u64().ok_or(()).map_err(|()| {
+            errors.add("position", "Use the new place in the backlog, 0 for first.");
+        })
+    });
+    let direction = body.get("move").map(|m| match m.as_str() {
+        Some("up") => Ok(Direction::Up),
+        Some("down") => Ok(Direction::Down),
+        _ => {
+            errors.add("move", "Use up or down.");
+            Err(())
+        }
+    });
+    if position.is_some() && direction.is_some() {
+        errors.add("move", "Give either `position` or `move`, not both.");
+    }
+    errors.into_result()?;
+    Ok(match (position, direction) {
+        (Some(Ok(n)), _) => Some(Placement::Position(n.min(usize::MAX as u64) as usize)),
+        (_, Some(Ok(d))) => Some(Placement::Move(d)),
+        _ => None,
     })
 }
 
@@ -208,33 +249,25 @@ pub async fn patch_item(
     let current = backlog::get(&state.pool, on.platform().id, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let input = item_input(&body, Some(&current))?;
-    let mut item = backlog::update(&state.pool, on.platform(), id, &input, &on.principal).await?;
-    if let Some(position) = body.get("position") {
-        let position = position.as_u64().ok_or_else(|| {
-            field_error("position", "Use the new place in the backlog, 0 for first.")
-        })?;
-        backlog::move_to(
-            &state.pool,
-            on.platform(),
-            id,
-            position as usize,
-            &on.principal,
-        )
-        .await?;
-        item = backlog::get(&state.pool, on.platform().id, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-    } else if let Some(direction) = body.get("move").and_then(Value::as_str) {
-        let direction = match direction {
-            "up" => Direction::Up,
-            "down" => Direction::Down,
-            _ => return Err(field_error("move", "Use up or down.")),
-        };
-        backlog::move_item(&state.pool, on.platform(), id, direction, &on.principal).await?;
-        item = backlog::get(&state.pool, on.platform().id, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-    }
+    // The whole body is checked before anything is written: a bad `position` must not leave a
+    // changed title behind.
+    let (input, placement) = match (item_input(&body, Some(&current)), placement(&body)) {
+        (Ok(input), Ok(placement)) => (input, placement),
+        (Err(AppError::Validation(mut a)), Err(b)) => {
+            a.extend(b.0);
+            return Err(AppError::Validation(a));
+        }
+        (Err(e), _) => return Err(e),
+        (_, Err(b)) => return Err(AppError::Validation(b.0)),
+    };
+    let item = backlog::update_and_place(
+        &state.pool,
+        on.platform(),
+        id,
+        &input,
+        placement,
+        &on.principal,
+    )
+    .await?;
     Ok(Json(item))
 }

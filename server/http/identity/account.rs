@@ -20,10 +20,20 @@ use crate::http::extract::{Allowed, Authenticated, ClientIp, Ctx, FormFields, Ma
 use crate::http::views::{Shell, render};
 use crate::validation::FieldErrors;
 
-/// Only paths on this site are followed after sign-in (no open redirect).
-fn safe_next(next: Option<&str>) -> String {
+/// Only paths on this site are followed after sign-in (no open redirect): a path that a
+/// browser resolves against our origin, by the WHATWG URL rules, as a path of ours. Browsers
+/// drop tabs and newlines from URLs and read `\` as `/`, so `/\t/evil.example` and
+/// `/\evil.example` are `//evil.example`, another host: anything with a control character or
+/// a backslash, or starting `//`, falls back to `/`.
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control)
+                && n.len() <= 2000 =>
+        {
             n.to_owned()
         }
         _ => "/".to_owned(),
@@ -567,4 +577,37 @@ pub fn parse_user_id(text: &str) -> Result<UserId, AppError> {
     uuid::Uuid::parse_str(text)
         .map(UserId)
         .map_err(|_| AppError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_path_of_this_site_or_the_overview() {
+        for good in [
+            "/",
+            "/platforms/shop",
+            "/environments?view=pending",
+            "/a%2F%2Fb",
+        ] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/\0",
+            "/x\u{7f}",
+            "\\\\evil.example",
+            "https://evil.example/",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

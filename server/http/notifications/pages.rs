@@ -115,9 +115,11 @@ pub async fn webhook_save(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let url = form.get("url").trim().to_owned();
-    if let Err(message) = notify::check_webhook_url(&url) {
+    if let Err(message) =
+        notify::check_webhook_url(&url, &state.config.webhook_allowed_ranges).await
+    {
         return Ok(unprocessable(render(
-            &webhook_view(&state, &ctx, &on, None, Some(url), Some(message.to_owned())).await?,
+            &webhook_view(&state, &ctx, &on, None, Some(url), Some(message)).await?,
         )?));
     }
     let secret = notify::set_webhook(
