@@ -167,24 +167,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/slipway"),
-            "postgres://app:***@db:5432/slipway"
-        );
-        assert_eq!(
-            redact_url("postgres://app@db/slipway"),
-            "postgres://app@db/slipway"
-        );
-        assert_eq!(redact_url("postgres:///slipway"), "postgres:///slipway");
-    }
-}
-
 /// Stores an enum with `as_str()` and `parse()` as a text column. A stored value that is none of
 /// the enum's is a decoding error naming it, never a default: acting on a guessed state could
 /// approve or tear down the wrong thing.
@@ -220,4 +202,22 @@ macro_rules! text_column {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/slipway"),
+            "postgres://app:***@db:5432/slipway"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/slipway"),
+            "postgres://app@db/slipway"
+        );
+        assert_eq!(redact_url("postgres:///slipway"), "postgres:///slipway");
+    }
 }
