@@ -22,7 +22,7 @@ pub struct Parameters {
 /// One action of the plan. `step` is the job step that performs it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PlanStep {
-    pub step: String,
+    pub step: Step,
     pub action: String,
     pub resource: String,
     pub details: Value,
@@ -38,16 +38,53 @@ pub struct PlanInput<'a> {
     pub account_email_domain: &'a str,
 }
 
-/// The job steps, in order; every plan action belongs to one of them.
-pub const STEPS: [&str; 7] = [
-    "account",
-    "access",
-    "network",
-    "cluster",
-    "nodegroup",
-    "kubernetes",
-    "outputs",
-];
+/// The provisioning job's steps; every plan action belongs to one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Account,
+    Access,
+    Network,
+    Cluster,
+    Nodegroup,
+    Kubernetes,
+    Outputs,
+}
+
+impl Step {
+    /// In the order they run.
+    pub const ALL: [Step; 7] = [
+        Step::Account,
+        Step::Access,
+        Step::Network,
+        Step::Cluster,
+        Step::Nodegroup,
+        Step::Kubernetes,
+        Step::Outputs,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Account => "account",
+            Step::Access => "access",
+            Step::Network => "network",
+            Step::Cluster => "cluster",
+            Step::Nodegroup => "nodegroup",
+            Step::Kubernetes => "kubernetes",
+            Step::Outputs => "outputs",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The namespace the requesting team works in. Slipway has no notion of teams yet, so every
 /// environment has one team namespace, bound to the platform's developers group.
@@ -146,7 +183,7 @@ fn steps(
     });
     let mut plan = vec![
         PlanStep {
-            step: "account".into(),
+            step: Step::Account,
             action: "organizations:CreateAccount".into(),
             resource: account.to_owned(),
             details: json!({
@@ -158,13 +195,13 @@ fn steps(
             }),
         },
         PlanStep {
-            step: "access".into(),
+            step: Step::Access,
             action: "sts:AssumeRole".into(),
             resource: "OrganizationAccountAccessRole".into(),
             details: json!({ "account": account }),
         },
         PlanStep {
-            step: "network".into(),
+            step: Step::Network,
             action: "iam:CreateRole".into(),
             resource: "the EKS cluster and node roles".into(),
             details: json!({
@@ -174,7 +211,7 @@ fn steps(
             }),
         },
         PlanStep {
-            step: "network".into(),
+            step: Step::Network,
             action: "ec2:DescribeSubnets".into(),
             resource: "the subnets for EKS".into(),
             details: json!({
@@ -183,7 +220,7 @@ fn steps(
             }),
         },
         PlanStep {
-            step: "cluster".into(),
+            step: Step::Cluster,
             action: "eks:CreateCluster".into(),
             resource: cluster.clone(),
             details: json!({
@@ -193,7 +230,7 @@ fn steps(
             }),
         },
         PlanStep {
-            step: "nodegroup".into(),
+            step: Step::Nodegroup,
             action: "eks:CreateNodegroup".into(),
             resource: format!("{cluster}-nodes"),
             details: json!({
@@ -206,13 +243,13 @@ fn steps(
         },
     ];
     plan.extend(objects.into_iter().map(|object| PlanStep {
-        step: "kubernetes".into(),
+        step: Step::Kubernetes,
         action: "kubernetes:apply".into(),
         resource: describe_object(&object),
         details: object,
     }));
     plan.push(PlanStep {
-        step: "outputs".into(),
+        step: Step::Outputs,
         action: "slipway:record-outputs".into(),
         resource: cluster,
         details: outputs,
@@ -252,9 +289,9 @@ mod tests {
     #[test]
     fn the_default_plan_runs_every_step_in_order_with_deterministic_names() {
         let plan = plan_for("perf", &["kafka"]);
-        let mut steps: Vec<&str> = plan.iter().map(|p| p.step.as_str()).collect();
+        let mut steps: Vec<Step> = plan.iter().map(|p| p.step).collect();
         steps.dedup();
-        assert_eq!(steps, STEPS);
+        assert_eq!(steps, Step::ALL);
         assert_eq!(plan[0].resource, "shop-perf-1");
         assert_eq!(plan[0].details["email"], "shop-perf-1@example.com");
         assert_eq!(plan[4].resource, "shop-perf-1");

@@ -15,13 +15,44 @@ use super::cloud::{
     AccountCreation, AccountSpec, CloudError, Cluster, ClusterSpec, Network, NodegroupSpec,
     OWNER_TAG, Provider, Status, Tags,
 };
-use super::plan::{self, PlanStep};
+use super::plan::{PlanStep, Step};
 use super::{Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 use crate::define::blueprint::AccountTeardown;
 use crate::jobs::{ClaimedJob, Handler, StepContext, StepError, StepFuture};
 
-/// The teardown job's steps: the plan in reverse.
-pub const TEARDOWN_STEPS: [&str; 5] = ["kubernetes", "nodegroup", "cluster", "account", "finish"];
+/// The teardown job's steps: the plan in reverse, then the environment's last transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeardownStep {
+    Kubernetes,
+    Nodegroup,
+    Cluster,
+    Account,
+    Finish,
+}
+
+impl TeardownStep {
+    pub const ALL: [TeardownStep; 5] = [
+        TeardownStep::Kubernetes,
+        TeardownStep::Nodegroup,
+        TeardownStep::Cluster,
+        TeardownStep::Account,
+        TeardownStep::Finish,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeardownStep::Kubernetes => "kubernetes",
+            TeardownStep::Nodegroup => "nodegroup",
+            TeardownStep::Cluster => "cluster",
+            TeardownStep::Account => "account",
+            TeardownStep::Finish => "finish",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TeardownStep> {
+        TeardownStep::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
 
 /// How long a step waits for the cloud before giving the attempt up (it is retried later).
 const PATIENCE: Duration = Duration::from_secs(45 * 60);
@@ -496,19 +527,18 @@ async fn outputs<P: Provider>(p: &P, r: &Runner, t: &Target) -> Result<(), StepE
 async fn provision_step<P: Provider>(
     p: &P,
     r: &Runner,
-    step: &str,
+    step: Step,
     ctx: &StepContext,
     t: &Target,
 ) -> Result<(), StepError> {
     match step {
-        "account" => account(p, r, ctx, t).await,
-        "access" => access(p, ctx, t).await,
-        "network" => network(p, r, ctx, t).await,
-        "cluster" => cluster(p, r, ctx, t).await,
-        "nodegroup" => nodegroup(p, ctx, t).await,
-        "kubernetes" => kubernetes(p, ctx, t).await,
-        "outputs" => outputs(p, r, t).await,
-        other => Err(StepError::Permanent(format!("unknown step {other}"))),
+        Step::Account => account(p, r, ctx, t).await,
+        Step::Access => access(p, ctx, t).await,
+        Step::Network => network(p, r, ctx, t).await,
+        Step::Cluster => cluster(p, r, ctx, t).await,
+        Step::Nodegroup => nodegroup(p, ctx, t).await,
+        Step::Kubernetes => kubernetes(p, ctx, t).await,
+        Step::Outputs => outputs(p, r, t).await,
     }
 }
 
@@ -537,17 +567,17 @@ async fn existing_account<P: Provider>(
 async fn teardown_step<P: Provider>(
     p: &P,
     r: &Runner,
-    step: &str,
+    step: TeardownStep,
     ctx: &StepContext,
     t: &Target,
 ) -> Result<(), StepError> {
-    if step == "finish" {
+    if step == TeardownStep::Finish {
         return r.owner.torn_down(t.id).await;
     }
     let Some(account) = existing_account(p, ctx, t).await? else {
         return ctx.log("no account was created: nothing to remove").await;
     };
-    if step == "account" {
+    if step == TeardownStep::Account {
         let on_teardown: AccountTeardown = serde_json::from_value(
             t.action("organizations:CreateAccount")?.details["on_teardown"].clone(),
         )
@@ -582,18 +612,18 @@ async fn teardown_step<P: Provider>(
             .await;
     };
     match step {
-        "kubernetes" if cluster.status == Status::Active => {
+        TeardownStep::Kubernetes if cluster.status == Status::Active => {
             let deleted = p
                 .delete_objects(&session, &region, &cluster, &t.objects()?)
                 .await?;
             ctx.log(&format!("deleted {deleted} Kubernetes objects"))
                 .await
         }
-        "kubernetes" => {
+        TeardownStep::Kubernetes => {
             ctx.log("the cluster is not ACTIVE: its objects go with it")
                 .await
         }
-        "nodegroup" => {
+        TeardownStep::Nodegroup => {
             let nodegroup = t.action("eks:CreateNodegroup")?.resource;
             wait_for(ctx, "the node group to be deleted", || async {
                 match p
@@ -612,7 +642,7 @@ async fn teardown_step<P: Provider>(
             .await?;
             ctx.log(&format!("node group {nodegroup} is deleted")).await
         }
-        "cluster" => {
+        TeardownStep::Cluster => {
             wait_for(ctx, "the cluster to be deleted", || async {
                 match our_cluster(p, &session, &region, t, &name).await? {
                     None => Ok(Some(())),
@@ -626,7 +656,11 @@ async fn teardown_step<P: Provider>(
             .await?;
             ctx.log(&format!("cluster {name} is deleted")).await
         }
-        other => Err(StepError::Permanent(format!("unknown step {other}"))),
+        // Both returned above, before the cluster was looked up.
+        TeardownStep::Account | TeardownStep::Finish => Err(StepError::Permanent(format!(
+            "the {} step reached the cluster steps",
+            step.as_str()
+        ))),
     }
 }
 
@@ -665,12 +699,11 @@ impl Handler for EnvironmentJob {
     }
 
     fn steps(&self, _payload: &Value) -> Vec<String> {
-        let steps: &[&str] = if self.teardown {
-            &TEARDOWN_STEPS
+        if self.teardown {
+            TeardownStep::ALL.map(|s| s.as_str().to_owned()).to_vec()
         } else {
-            &plan::STEPS
-        };
-        steps.iter().map(|s| s.to_string()).collect()
+            Step::ALL.map(|s| s.as_str().to_owned()).to_vec()
+        }
     }
 
     fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
@@ -680,11 +713,19 @@ impl Handler for EnvironmentJob {
             // Every step, not only the first: a resumed or retried job never works on an
             // environment whose state says another job owns it.
             r.owner.begin(t.id, self.teardown).await?;
-            match (&r.cloud, self.teardown) {
-                (Cloud::Aws(p), false) => provision_step(p.as_ref(), r, step, ctx, t).await,
-                (Cloud::Aws(p), true) => teardown_step(p.as_ref(), r, step, ctx, t).await,
-                (Cloud::Simulated(p), false) => provision_step(p, r, step, ctx, t).await,
-                (Cloud::Simulated(p), true) => teardown_step(p, r, step, ctx, t).await,
+            let unknown = || StepError::Permanent(format!("unknown step {step}"));
+            if self.teardown {
+                let step = TeardownStep::parse(step).ok_or_else(unknown)?;
+                match &r.cloud {
+                    Cloud::Aws(p) => teardown_step(p.as_ref(), r, step, ctx, t).await,
+                    Cloud::Simulated(p) => teardown_step(p, r, step, ctx, t).await,
+                }
+            } else {
+                let step = Step::parse(step).ok_or_else(unknown)?;
+                match &r.cloud {
+                    Cloud::Aws(p) => provision_step(p.as_ref(), r, step, ctx, t).await,
+                    Cloud::Simulated(p) => provision_step(p, r, step, ctx, t).await,
+                }
             }
         })
     }
