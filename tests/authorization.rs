@@ -120,7 +120,8 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
                     ("email", "{unique}@example.com"),
                     ("password", "wrong password!"),
                 ],
-                [422; 6],
+                // API tokens get no CSRF exemption on the sign-in forms.
+                [422, 422, 422, 422, 403, 403],
             ),
         ),
         m(
@@ -141,7 +142,11 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
         m(
             Method::POST,
             "/setup/{token}",
-            probe("/setup/not-a-link", setup_form, [404; 6]),
+            probe(
+                "/setup/not-a-link",
+                setup_form,
+                [404, 404, 404, 404, 403, 403],
+            ),
         ),
         m(
             Method::GET,
@@ -151,7 +156,11 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
         m(
             Method::POST,
             "/invite/{token}",
-            probe("/invite/not-a-link", setup_form, [404; 6]),
+            probe(
+                "/invite/not-a-link",
+                setup_form,
+                [404, 404, 404, 404, 403, 403],
+            ),
         ),
         // Single sign-on is not configured in this app: the routes do not exist for anyone.
         m(

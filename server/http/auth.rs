@@ -195,9 +195,14 @@ pub async fn verify_csrf(State(state): State<AppState>, request: Request, next: 
         auth.principal.as_ref().map(|p| &p.method),
         Some(crate::auth::AuthMethod::ApiToken { .. })
     );
+    // The sign-in forms never skip it, whatever the request carries: a token has no business
+    // there, and a login CSRF must not slip through beside one.
+    let path = request.uri().path();
+    let sign_in_form =
+        path == "/login" || path.starts_with("/setup/") || path.starts_with("/invite/");
     // The API without a session cookie has no ambient authority to abuse: it answers 401 itself.
-    let cookie_less_api = is_api_path(request.uri().path()) && auth.session_cookie.is_none();
-    if token_call || cookie_less_api {
+    let cookie_less_api = is_api_path(path) && auth.session_cookie.is_none();
+    if (token_call && !sign_in_form) || cookie_less_api {
         return next.run(request).await;
     }
 
