@@ -12,6 +12,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::DefineError;
 use super::blueprint::{Blueprint, DevopsTool};
 use super::platforms::Platform;
 use crate::audit::{self, Actor};
@@ -202,7 +203,7 @@ pub async fn generate(
     platform: &Platform,
     blueprint: &Blueprint,
     by: &Principal,
-) -> Result<Generation, BacklogError> {
+) -> Result<Generation, DefineError> {
     ensure_active(platform)?;
     let wanted = deliverables(blueprint);
     let mut tx = db.begin().await?;
@@ -356,21 +357,9 @@ pub struct ItemInput {
     pub depends_on: Vec<Uuid>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BacklogError {
-    #[error("no such item")]
-    NotFound,
-    #[error("invalid")]
-    Invalid(FieldErrors),
-    #[error("the platform is archived")]
-    Archived,
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-}
-
-fn ensure_active(platform: &Platform) -> Result<(), BacklogError> {
+fn ensure_active(platform: &Platform) -> Result<(), DefineError> {
     if platform.archived_at.is_some() {
-        Err(BacklogError::Archived)
+        Err(DefineError::Archived)
     } else {
         Ok(())
     }
@@ -493,14 +482,14 @@ pub async fn create(
     platform: &Platform,
     input: &ItemInput,
     by: &Principal,
-) -> Result<Item, BacklogError> {
+) -> Result<Item, DefineError> {
     ensure_active(platform)?;
-    let checked = check(input).map_err(BacklogError::Invalid)?;
+    let checked = check(input).map_err(DefineError::Invalid)?;
     let mut tx = db.begin().await?;
     super::platforms::lock(&mut tx, platform.id).await?;
     let items = list(db, platform.id, &Filter::default()).await?;
     let id = Uuid::new_v4();
-    check_dependencies(&items, id, &input.depends_on).map_err(BacklogError::Invalid)?;
+    check_dependencies(&items, id, &input.depends_on).map_err(DefineError::Invalid)?;
     let rank = items.iter().map(|i| i.rank).max().unwrap_or(0) + RANK_STEP;
     sqlx::query(
         "INSERT INTO backlog_item (id, platform_id, title, description, phase, status, rank, estimate_days, assignee, depends_on)
@@ -527,9 +516,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    get(db, platform.id, id)
-        .await?
-        .ok_or(BacklogError::NotFound)
+    get(db, platform.id, id).await?.ok_or(DefineError::NotFound)
 }
 
 /// Changes an item's fields.
@@ -539,7 +526,7 @@ pub async fn update(
     id: Uuid,
     input: &ItemInput,
     by: &Principal,
-) -> Result<Item, BacklogError> {
+) -> Result<Item, DefineError> {
     update_and_place(db, platform, id, input, None, by).await
 }
 
@@ -561,9 +548,9 @@ pub async fn update_and_place(
     input: &ItemInput,
     placement: Option<Placement>,
     by: &Principal,
-) -> Result<Item, BacklogError> {
+) -> Result<Item, DefineError> {
     ensure_active(platform)?;
-    let checked = check(input).map_err(BacklogError::Invalid)?;
+    let checked = check(input).map_err(DefineError::Invalid)?;
     let mut tx = db.begin().await?;
     super::platforms::lock(&mut tx, platform.id).await?;
     let items = list(db, platform.id, &Filter::default()).await?;
@@ -571,8 +558,8 @@ pub async fn update_and_place(
         .iter()
         .find(|i| i.id == id)
         .cloned()
-        .ok_or(BacklogError::NotFound)?;
-    check_dependencies(&items, id, &input.depends_on).map_err(BacklogError::Invalid)?;
+        .ok_or(DefineError::NotFound)?;
+    check_dependencies(&items, id, &input.depends_on).map_err(DefineError::Invalid)?;
     sqlx::query(
         "UPDATE backlog_item SET title = $3, description = $4, phase = $5, status = $6, estimate_days = $7,
              assignee = $8, depends_on = $9, updated_at = now()
@@ -605,9 +592,7 @@ pub async fn update_and_place(
         Some(Placement::Move(direction)) => swap(&mut tx, platform, id, direction, by).await?,
     }
     tx.commit().await?;
-    get(db, platform.id, id)
-        .await?
-        .ok_or(BacklogError::NotFound)
+    get(db, platform.id, id).await?.ok_or(DefineError::NotFound)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -623,7 +608,7 @@ pub async fn move_item(
     id: Uuid,
     direction: Direction,
     by: &Principal,
-) -> Result<(), BacklogError> {
+) -> Result<(), DefineError> {
     ensure_active(platform)?;
     let mut tx = db.begin().await?;
     super::platforms::lock(&mut tx, platform.id).await?;
@@ -639,7 +624,7 @@ async fn swap(
     id: Uuid,
     direction: Direction,
     by: &Principal,
-) -> Result<(), BacklogError> {
+) -> Result<(), DefineError> {
     let ranks: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT id, rank FROM backlog_item WHERE platform_id = $1 ORDER BY rank, id",
     )
@@ -649,7 +634,7 @@ async fn swap(
     let at = ranks
         .iter()
         .position(|(i, _)| *i == id)
-        .ok_or(BacklogError::NotFound)?;
+        .ok_or(DefineError::NotFound)?;
     let other = match direction {
         Direction::Up if at > 0 => at - 1,
         Direction::Down if at + 1 < ranks.len() => at + 1,
@@ -687,7 +672,7 @@ pub async fn move_to(
     id: Uuid,
     position: usize,
     by: &Principal,
-) -> Result<(), BacklogError> {
+) -> Result<(), DefineError> {
     ensure_active(platform)?;
     let mut tx = db.begin().await?;
     super::platforms::lock(&mut tx, platform.id).await?;
@@ -703,7 +688,7 @@ async fn place_at(
     id: Uuid,
     position: usize,
     by: &Principal,
-) -> Result<(), BacklogError> {
+) -> Result<(), DefineError> {
     let mut order: Vec<Uuid> =
         sqlx::query_scalar("SELECT id FROM backlog_item WHERE platform_id = $1 ORDER BY rank, id")
             .bind(platform.id)
@@ -712,7 +697,7 @@ async fn place_at(
     let at = order
         .iter()
         .position(|i| *i == id)
-        .ok_or(BacklogError::NotFound)?;
+        .ok_or(DefineError::NotFound)?;
     order.remove(at);
     order.insert(position.min(order.len()), id);
     let ranks: Vec<i64> = (1..=order.len() as i64).map(|n| n * RANK_STEP).collect();

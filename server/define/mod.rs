@@ -10,13 +10,27 @@ pub mod scope;
 
 use crate::validation::FieldErrors;
 
-/// Why a change to a platform or its scope was refused.
+/// Why a Define use case (platforms, scope, blueprint revisions, backlog) was refused: the one
+/// error type of this module, mapped to HTTP once.
 #[derive(Debug, thiserror::Error)]
 pub enum DefineError {
+    #[error("not found")]
+    NotFound,
     #[error("invalid")]
     Invalid(FieldErrors),
     #[error("the platform is archived")]
     Archived,
+    #[error("revision {latest} was saved after the one you edited ({base})")]
+    Stale {
+        base: i32,
+        latest: i32,
+        /// What the newer revision changed compared to the submitted document.
+        changes: Vec<diff::Change>,
+    },
+    #[error("the revision is {0}, so this is not possible")]
+    WrongState(&'static str),
+    #[error("the author of a revision cannot approve it")]
+    SelfApproval,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }

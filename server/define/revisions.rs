@@ -8,8 +8,9 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::DefineError;
 use super::blueprint::Blueprint;
-use super::diff::{Change, diff};
+use super::diff::diff;
 use super::platforms::Platform;
 use crate::audit::{self, Actor};
 use crate::auth::{Principal, UserId};
@@ -101,27 +102,6 @@ pub struct Review {
     pub verdict: String,
     pub comment: String,
     pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RevisionError {
-    #[error("no such revision")]
-    NotFound,
-    #[error("revision {latest} was saved after the one you edited ({base})")]
-    Stale {
-        base: i32,
-        latest: i32,
-        /// What the newer revision changed compared to the submitted document.
-        changes: Vec<Change>,
-    },
-    #[error("the revision is {0}, so this is not possible")]
-    WrongState(&'static str),
-    #[error("the author of a revision cannot approve it")]
-    SelfApproval,
-    #[error("invalid")]
-    Invalid(FieldErrors),
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
 }
 
 #[derive(sqlx::FromRow)]
@@ -231,9 +211,9 @@ pub async fn save(
     author: &Principal,
     base: Option<i32>,
     document: &Blueprint,
-) -> Result<Revision, RevisionError> {
+) -> Result<Revision, DefineError> {
     if platform.archived_at.is_some() {
-        return Err(RevisionError::WrongState("part of an archived platform"));
+        return Err(DefineError::WrongState("part of an archived platform"));
     }
     let mut tx = db.begin().await?;
     // One save at a time per platform: numbers are dense and the stale check is exact.
@@ -247,7 +227,7 @@ pub async fn save(
     let new_document = document.to_json();
     if let (Some(base), Some((latest, latest_document))) = (base, &latest) {
         if base != *latest {
-            return Err(RevisionError::Stale {
+            return Err(DefineError::Stale {
                 base,
                 latest: *latest,
                 changes: diff(&new_document, latest_document),
@@ -259,10 +239,10 @@ pub async fn save(
                 "document",
                 format!("Nothing changed since revision {latest}."),
             );
-            return Err(RevisionError::Invalid(errors));
+            return Err(DefineError::Invalid(errors));
         }
     } else if let Some(base) = base {
-        return Err(RevisionError::Stale {
+        return Err(DefineError::Stale {
             base,
             latest: 0,
             changes: Vec::new(),
@@ -291,14 +271,14 @@ pub async fn save(
     tx.commit().await?;
     get(db, platform.id, number)
         .await?
-        .ok_or(RevisionError::NotFound)
+        .ok_or(DefineError::NotFound)
 }
 
 /// Explains a refused guarded update: the revision is missing, or in another state.
-async fn wrong_state(db: &PgPool, platform: Uuid, number: i32) -> RevisionError {
+async fn wrong_state(db: &PgPool, platform: Uuid, number: i32) -> DefineError {
     match get(db, platform, number).await {
-        Ok(Some(r)) => RevisionError::WrongState(r.state.label()),
-        Ok(None) => RevisionError::NotFound,
+        Ok(Some(r)) => DefineError::WrongState(r.state.label()),
+        Ok(None) => DefineError::NotFound,
         Err(e) => e.into(),
     }
 }
@@ -309,9 +289,9 @@ pub async fn submit(
     platform: &Platform,
     number: i32,
     by: &Principal,
-) -> Result<(), RevisionError> {
+) -> Result<(), DefineError> {
     if platform.archived_at.is_some() {
-        return Err(RevisionError::WrongState("part of an archived platform"));
+        return Err(DefineError::WrongState("part of an archived platform"));
     }
     let mut tx = db.begin().await?;
     let done = sqlx::query(
@@ -346,27 +326,27 @@ pub async fn review(
     reviewer: &Principal,
     verdict: Verdict,
     comment: &str,
-) -> Result<(), RevisionError> {
+) -> Result<(), DefineError> {
     if comment.chars().count() > 10_000 {
         let mut errors = FieldErrors::default();
         errors.add("comment", "Keep the comment under 10,000 characters.");
-        return Err(RevisionError::Invalid(errors));
+        return Err(DefineError::Invalid(errors));
     }
     if verdict == Verdict::RequestChanges && comment.trim().is_empty() {
         let mut errors = FieldErrors::default();
         errors.add("comment", "Say what should change.");
-        return Err(RevisionError::Invalid(errors));
+        return Err(DefineError::Invalid(errors));
     }
     if platform.archived_at.is_some() {
-        return Err(RevisionError::WrongState("part of an archived platform"));
+        return Err(DefineError::WrongState("part of an archived platform"));
     }
     let revision = get(db, platform.id, number)
         .await?
-        .ok_or(RevisionError::NotFound)?;
+        .ok_or(DefineError::NotFound)?;
     let mut tx = db.begin().await?;
     if verdict == Verdict::Approve {
         if revision.author_id == reviewer.user.id.0 {
-            return Err(RevisionError::SelfApproval);
+            return Err(DefineError::SelfApproval);
         }
         sqlx::query(
             "UPDATE blueprint_revision SET state = 'superseded'
@@ -390,7 +370,7 @@ pub async fn review(
             return Err(wrong_state(db, platform.id, number).await);
         }
     } else if verdict == Verdict::RequestChanges && revision.state != RevisionState::InReview {
-        return Err(RevisionError::WrongState(revision.state.label()));
+        return Err(DefineError::WrongState(revision.state.label()));
     }
     sqlx::query(
         "INSERT INTO blueprint_review (id, platform_id, number, reviewer_id, verdict, comment)

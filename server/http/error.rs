@@ -77,9 +77,9 @@ impl From<crate::auth::accounts::AccountError> for AppError {
     }
 }
 
-impl From<crate::define::revisions::RevisionError> for AppError {
-    fn from(e: crate::define::revisions::RevisionError) -> Self {
-        use crate::define::revisions::RevisionError as E;
+impl From<crate::define::DefineError> for AppError {
+    fn from(e: crate::define::DefineError) -> Self {
+        use crate::define::DefineError as E;
         match e {
             E::NotFound => AppError::NotFound,
             E::Stale {
@@ -105,31 +105,9 @@ impl From<crate::define::revisions::RevisionError> for AppError {
             E::WrongState(state) => {
                 AppError::Conflict(format!("The revision is {state}, so this is not possible."))
             }
-            E::SelfApproval => AppError::Forbidden,
-            E::Invalid(errors) => AppError::Validation(errors.0),
-            E::Db(e) => AppError::from(e),
-        }
-    }
-}
-
-impl From<crate::define::DefineError> for AppError {
-    fn from(e: crate::define::DefineError) -> Self {
-        use crate::define::DefineError as E;
-        match e {
-            E::Invalid(errors) => AppError::Validation(errors.0),
-            E::Archived => {
-                AppError::Conflict("The platform is archived; it no longer changes.".into())
-            }
-            E::Db(e) => AppError::from(e),
-        }
-    }
-}
-
-impl From<crate::define::backlog::BacklogError> for AppError {
-    fn from(e: crate::define::backlog::BacklogError) -> Self {
-        use crate::define::backlog::BacklogError as E;
-        match e {
-            E::NotFound => AppError::NotFound,
+            E::SelfApproval => AppError::ForbiddenBecause(
+                "You wrote this revision: another platform engineer must review it.".into(),
+            ),
             E::Invalid(errors) => AppError::Validation(errors.0),
             E::Archived => {
                 AppError::Conflict("The platform is archived; it no longer changes.".into())

@@ -168,7 +168,7 @@ pub async fn backlog_add(
             "/platforms/{}/backlog",
             on.platform().slug
         ))),
-        Err(backlog::BacklogError::Invalid(errors)) => {
+        Err(crate::define::DefineError::Invalid(errors)) => {
             let mut page = backlog_view(&state, &ctx, &on, &BacklogQuery::default()).await?;
             page.form = input;
             page.errors = errors;
@@ -295,7 +295,7 @@ pub async fn backlog_item_save(
             "/platforms/{}/backlog#item-{id}",
             on.platform().slug
         ))),
-        Err(backlog::BacklogError::Invalid(errors)) => Ok(with_status(
+        Err(crate::define::DefineError::Invalid(errors)) => Ok(with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             render(&item_view(&state, &ctx, &on, id, Some(input), errors).await?)?,
         )),

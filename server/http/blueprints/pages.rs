@@ -10,10 +10,11 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::{Action, Subject};
+use crate::define::DefineError;
 use crate::define::blueprint::Blueprint;
 use crate::define::diff::{Change, diff};
 use crate::define::platforms::Platform;
-use crate::define::revisions::{self, Review, Revision, RevisionError, Verdict};
+use crate::define::revisions::{self, Review, Revision, Verdict};
 use crate::define::scope::{self};
 use crate::http::blueprints::api::{export, visible_revision};
 use crate::http::blueprints::form::{self, Section};
@@ -101,7 +102,7 @@ pub async fn blueprint_create(
             "/platforms/{}/blueprints/{}",
             platform.slug, revision.number
         ))),
-        Err(RevisionError::Invalid(errors)) => {
+        Err(DefineError::Invalid(errors)) => {
             let mut page = blueprints_view(&state, &ctx, &on).await?;
             page.yaml = form.get("yaml").to_owned();
             page.errors = errors;
@@ -274,7 +275,7 @@ pub async fn revision_review(
             "/platforms/{}/blueprints/{number}",
             on.platform().slug
         ))),
-        Err(RevisionError::Invalid(errors)) => Ok(with_status(
+        Err(DefineError::Invalid(errors)) => Ok(with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             render(&revision_view(&state, &ctx, &on, revision, errors).await?)?,
         )),
@@ -394,7 +395,7 @@ pub async fn revision_edit_save(
             on.platform().slug,
             revision.number
         ))),
-        Err(RevisionError::Stale {
+        Err(DefineError::Stale {
             latest, changes, ..
         }) => {
             let mut page = edit_page(
@@ -409,7 +410,7 @@ pub async fn revision_edit_save(
             page.stale = Some((latest, change_rows(changes)));
             Ok(with_status(StatusCode::CONFLICT, render(&page)?))
         }
-        Err(RevisionError::Invalid(errors)) => {
+        Err(DefineError::Invalid(errors)) => {
             let page = edit_page(
                 &state,
                 &ctx,
