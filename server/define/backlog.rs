@@ -789,6 +789,24 @@ pub fn to_markdown(platform: &Platform, items: &[Item]) -> String {
     out
 }
 
+/// Marks the platform's items with these deliverable keys done (an environment that delivers
+/// them became ready), within the caller's transaction; how many changed.
+pub async fn mark_delivered(
+    conn: &mut sqlx::PgConnection,
+    platform: Uuid,
+    keys: &[String],
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE backlog_item SET status = 'done', updated_at = now()
+         WHERE platform_id = $1 AND key = ANY($2) AND status NOT IN ('done', 'obsolete')",
+    )
+    .bind(platform)
+    .bind(keys)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

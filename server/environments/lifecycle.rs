@@ -17,7 +17,7 @@ use crate::audit::{self, Actor};
 use crate::auth::{Principal, Role, RoleSet};
 use crate::define::blueprint::{Lifecycle, MAX_TTL_HOURS};
 use crate::define::platforms::Platform;
-use crate::jobs::queue::{self, NewJob};
+use crate::jobs::queue::{self, JobState, NewJob};
 use crate::provision::{EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 use crate::validation::FieldErrors;
 
@@ -920,15 +920,8 @@ pub async fn mark_ready(
     .bind(outputs)
     .execute(&mut *tx)
     .await?;
-    let done = sqlx::query(
-        "UPDATE backlog_item SET status = 'done', updated_at = now()
-         WHERE platform_id = $1 AND key = ANY($2) AND status NOT IN ('done', 'obsolete')",
-    )
-    .bind(env.platform_id)
-    .bind(backlog_keys)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let done =
+        crate::define::backlog::mark_delivered(&mut tx, env.platform_id, backlog_keys).await?;
     let ttl = match env.ttl_hours {
         Some(h) => format!(" It is torn down after {h} hours unless extended."),
         None => String::new(),
@@ -1053,22 +1046,22 @@ pub async fn retry(
             env.state().label().to_lowercase()
         )));
     }
-    let job: Option<(i64, String, String)> = sqlx::query_as(
-        "SELECT j.id, j.kind, j.state FROM environment e JOIN job j ON j.id = e.job_id WHERE e.id = $1",
-    )
-    .bind(env.id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let job = match env.job_id {
+        Some(job_id) => queue::kind_and_state(&mut tx, job_id)
+            .await?
+            .map(|(kind, state)| (job_id, kind, state)),
+        None => None,
+    };
     let teardown = job
         .as_ref()
         .is_some_and(|(_, kind, _)| kind == TEARDOWN_JOB);
     let job_id = match job {
         // The same job again: its completed steps are skipped.
-        Some((job_id, _, state)) if state == "discarded" || state == "cancelled" => {
+        Some((job_id, _, JobState::Discarded | JobState::Cancelled)) => {
             queue::requeue(&mut tx, job_id).await?;
             job_id
         }
-        Some((_, _, state)) if state != "completed" => {
+        Some((_, _, state)) if state != JobState::Completed => {
             return Err(EnvironmentError::Conflict(
                 "The environment's job is still running; wait for it to finish.".into(),
             ));

@@ -310,8 +310,7 @@ pub async fn job_events(
             let snapshot = queue::get(&pool, id).await.ok().flatten();
             let (data, done) = match snapshot {
                 Some((job, steps)) => {
-                    let done =
-                        matches!(job.state.as_str(), "completed" | "cancelled" | "discarded");
+                    let done = job.state.is_finished();
                     (json!({ "job": job, "steps": steps }), done)
                 }
                 None => (json!({ "job": null }), true),

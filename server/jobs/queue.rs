@@ -22,7 +22,34 @@ pub enum JobState {
     Discarded,
 }
 
+crate::text_column!(JobState, "job state");
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Available => "available",
+            JobState::Running => "running",
+            JobState::Retryable => "retryable",
+            JobState::Completed => "completed",
+            JobState::Cancelled => "cancelled",
+            JobState::Discarded => "discarded",
+        }
+    }
+
+    /// Completed, cancelled or discarded: no worker will run it again unless asked to.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Cancelled | JobState::Discarded
+        )
+    }
+
     pub fn parse(text: &str) -> Option<JobState> {
         Some(match text {
             "available" => JobState::Available,
@@ -348,9 +375,20 @@ async fn state_of(db: &PgPool, id: i64) -> ControlError {
     }
 }
 
+/// The kind and state of job `id`, if it exists.
+pub async fn kind_and_state(
+    conn: &mut PgConnection,
+    id: i64,
+) -> Result<Option<(String, JobState)>, sqlx::Error> {
+    sqlx::query_as("SELECT kind, state FROM job WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
 /// Cancels a job: at once when it waits; a running one stops cooperatively between steps.
 pub async fn cancel(db: &PgPool, id: i64) -> Result<JobState, ControlError> {
-    let state: Option<String> = sqlx::query_scalar(
+    let state: Option<JobState> = sqlx::query_scalar(
         "UPDATE job SET
              state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
              cancel_requested = true,
@@ -361,7 +399,7 @@ pub async fn cancel(db: &PgPool, id: i64) -> Result<JobState, ControlError> {
     .fetch_optional(db)
     .await?;
     match state {
-        Some(s) => Ok(JobState::parse(&s).unwrap_or(JobState::Cancelled)),
+        Some(state) => Ok(state),
         None => Err(state_of(db, id).await),
     }
 }
@@ -419,7 +457,7 @@ mod tests {
 pub struct JobView {
     pub id: i64,
     pub kind: String,
-    pub state: String,
+    pub state: JobState,
     pub payload: serde_json::Value,
     pub priority: i16,
     pub attempt: i32,
