@@ -240,8 +240,8 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
         ),
         m(
             Method::GET,
-            "/api",
-            probe("/api", &[], [303, 200, 200, 200, 200, 200]),
+            "/docs/api",
+            probe("/docs/api", &[], [303, 200, 200, 200, 200, 200]),
         ),
         m(
             Method::GET,

@@ -56,7 +56,13 @@ async fn home_page_navigation_and_screenshot() {
     }
     assert_eq!(
         labels,
-        ["Overview", "Platforms", "My environments", "System status"]
+        [
+            "Overview",
+            "Platforms",
+            "My environments",
+            "API reference",
+            "System status"
+        ]
     );
     let current = c
         .find(Locator::Css("nav a[aria-current=page]"))

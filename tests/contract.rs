@@ -77,7 +77,7 @@ async fn a_second_reviewer_is_set_up_and_removed_through_the_api_alone() {
     for (body, field) in [
         (json!({"email": "nobody@example.com"}), "email"),
         (json!({"user_id": "not-a-uuid"}), "user_id"),
-        (json!({"user_id": reviewer_id.0, "role": "owner"}), ""),
+        (json!({"user_id": reviewer_id.0, "role": "owner"}), "role"),
         (json!({}), ""),
     ] {
         let (status, problem) = json_of(

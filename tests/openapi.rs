@@ -69,7 +69,7 @@ async fn every_api_route_is_in_the_openapi_document_with_its_method() {
 async fn the_api_reference_page_lists_the_operations_without_javascript() {
     let app = TestApp::spawn().await;
     let browser = app.signed_in(&[Role::Developer]).await;
-    let res = browser.get(app.url("/api")).send().await.unwrap();
+    let res = browser.get(app.url("/docs/api")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     for operation in [
@@ -80,7 +80,7 @@ async fn the_api_reference_page_lists_the_operations_without_javascript() {
         assert!(html.contains(operation), "{operation} is not listed");
     }
     assert!(
-        html.contains(r#"href="/api""#),
+        html.contains(r#"href="/docs/api""#),
         "the sidebar links the reference"
     );
 }

@@ -314,7 +314,7 @@ pub fn route_table() -> Vec<RouteDef> {
         route(M::POST, "/jobs/{id}/cancel", post(jobs::job_cancel)),
         route(M::GET, "/metrics", get(jobs::metrics_endpoint)),
         // The JSON API.
-        route(M::GET, "/api", get(openapi::reference_page)),
+        route(M::GET, "/docs/api", get(openapi::reference_page)),
         route(M::GET, "/api/v1/openapi.json", get(openapi::openapi_json)),
         route(M::GET, "/api/v1/me", get(identity::api::me)),
         route(M::GET, "/api/v1/audit", get(admin::audit::audit)),

@@ -182,7 +182,7 @@ fn rows() -> Vec<OperationRow> {
     rows
 }
 
-/// `GET /api`: the API reference, rendered from the same document.
+/// `GET /docs/api`: the API reference, rendered from the same document.
 pub async fn reference_page(
     State(state): State<AppState>,
     ctx: Ctx,

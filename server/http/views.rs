@@ -56,7 +56,7 @@ pub const NAV: &[NavItem] = &[
     NavItem {
         id: "api",
         label: "API reference",
-        href: "/api",
+        href: "/docs/api",
         action: Action::UsePortal,
     },
     NavItem {
