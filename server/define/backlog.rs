@@ -198,6 +198,18 @@ pub struct Generation {
 /// Brings the backlog in line with `blueprint`: new deliverables are added (after everything
 /// else, in dependency order), items of removed ones become `obsolete`, and every other item
 /// keeps its rank, status and edits.
+/// (Re)generates the backlog from the platform's approved blueprint.
+pub async fn generate_from_approved(
+    db: &PgPool,
+    platform: &Platform,
+    by: &Principal,
+) -> Result<Generation, DefineError> {
+    let approved = super::revisions::approved(db, platform.id)
+        .await?
+        .ok_or(DefineError::NoApprovedBlueprint)?;
+    generate(db, platform, &approved.document, by).await
+}
+
 pub async fn generate(
     db: &PgPool,
     platform: &Platform,

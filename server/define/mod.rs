@@ -20,6 +20,8 @@ pub enum DefineError {
     Invalid(FieldErrors),
     #[error("the platform is archived")]
     Archived,
+    #[error("the platform has no approved blueprint")]
+    NoApprovedBlueprint,
     #[error("revision {latest} was saved after the one you edited ({base})")]
     Stale {
         base: i32,

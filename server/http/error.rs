@@ -112,6 +112,9 @@ impl From<crate::define::DefineError> for AppError {
             E::Archived => {
                 AppError::Conflict("The platform is archived; it no longer changes.".into())
             }
+            E::NoApprovedBlueprint => AppError::Conflict(
+                "The platform has no approved blueprint yet: approve one first.".into(),
+            ),
             E::Db(e) => AppError::from(e),
         }
     }

@@ -12,7 +12,6 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::define::backlog::{self, Direction, ItemInput, Placement};
 use crate::define::platforms::Platform;
-use crate::define::revisions::{self};
 use crate::http::error::{AppError, FieldErrors};
 use crate::http::extract::{OnPlatform, PlatformEditor, PlatformPlanner};
 use crate::http::paging::{page, parse_limit};
@@ -28,20 +27,7 @@ pub async fn generate_backlog(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
 ) -> Result<Json<Value>, AppError> {
-    let approved = revisions::approved(&state.pool, on.platform().id)
-        .await?
-        .ok_or_else(|| {
-            AppError::Conflict(
-                "The platform has no approved blueprint yet: approve one first.".into(),
-            )
-        })?;
-    let report = backlog::generate(
-        &state.pool,
-        on.platform(),
-        &approved.document,
-        &on.principal,
-    )
-    .await?;
+    let report = backlog::generate_from_approved(&state.pool, on.platform(), &on.principal).await?;
     let items = backlog::list(&state.pool, on.platform().id, &backlog::Filter::default()).await?;
     Ok(Json(
         json!({ "generation": report, "items": items, "next": null }),

@@ -122,20 +122,8 @@ pub async fn backlog_generate(
     ctx: Ctx,
     on: OnPlatform<PlatformEditor>,
 ) -> Result<Response, AppError> {
-    let approved = revisions::approved(&state.pool, on.platform().id)
-        .await?
-        .ok_or_else(|| {
-            AppError::Conflict(
-                "The platform has no approved blueprint yet: approve one first.".into(),
-            )
-        })?;
-    let generation = backlog::generate(
-        &state.pool,
-        on.platform(),
-        &approved.document,
-        &on.principal,
-    )
-    .await?;
+    let generation =
+        backlog::generate_from_approved(&state.pool, on.platform(), &on.principal).await?;
     let mut page = backlog_view(&state, &ctx, &on, &BacklogQuery::default()).await?;
     page.generation = Some(generation);
     Ok(render(&page)?.into_response())
