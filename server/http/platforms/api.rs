@@ -1,12 +1,11 @@
 //! Platforms, their members and their technical scope in the JSON API (`/api/v1/platforms`).
 
-use crate::http::json::{JsonBody, TypedJson, field_error, str_field};
+use crate::http::json::{JsonBody, TypedJson, field_error};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::UserId;
@@ -18,42 +17,62 @@ use crate::http::extract::{
     Allowed, Authenticated, CreatePlatform, OnPlatform, PlatformEditor, PlatformPlanner,
     PlatformViewer, authorize,
 };
-use crate::http::paging::{page, parse_limit};
+use crate::http::paging::{Page, page, parse_limit};
 
-fn platform_json(p: &Platform) -> Value {
-    json!({
-        "slug": p.slug,
-        "name": p.name,
-        "description": p.description,
-        "owner_team": p.owner_team,
-        "created_at": p.created_at,
-        "archived": p.archived_at.is_some(),
-    })
+/// A platform as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PlatformView {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub owner_team: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub archived: bool,
+}
+
+impl From<&Platform> for PlatformView {
+    fn from(p: &Platform) -> Self {
+        PlatformView {
+            slug: p.slug.clone(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            owner_team: p.owner_team.clone(),
+            created_at: p.created_at,
+            archived: p.archived_at.is_some(),
+        }
+    }
+}
+
+/// The body of `POST /api/v1/platforms`; the owner team defaults to the name.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewPlatformBody {
+    slug: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    owner_team: Option<String>,
 }
 
 #[utoipa::path(
     post,
     path = "/api/v1/platforms",
     tag = "platforms",
-    request_body = serde_json::Value,
-    responses((status = 201, description = "The platform", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    request_body = NewPlatformBody,
+    responses((status = 201, description = "The platform", body = PlatformView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn create_platform(
     State(state): State<AppState>,
     allowed: Allowed<CreatePlatform>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, AppError> {
+    TypedJson(body): TypedJson<NewPlatformBody>,
+) -> Result<(StatusCode, Json<PlatformView>), AppError> {
+    let name = body.name.as_deref().unwrap_or_default();
     let new = NewPlatform {
-        slug: str_field(&body, "slug"),
-        name: str_field(&body, "name"),
-        description: str_field(&body, "description"),
-        owner_team: body
-            .get("owner_team")
-            .and_then(Value::as_str)
-            .unwrap_or(str_field(&body, "name")),
+        slug: body.slug.as_deref().unwrap_or_default(),
+        name,
+        description: body.description.as_deref().unwrap_or_default(),
+        owner_team: body.owner_team.as_deref().unwrap_or(name),
     };
     let platform = platforms::create(&state.pool, &new, allowed.principal()).await?;
-    Ok((StatusCode::CREATED, Json(platform_json(&platform))).into_response())
+    Ok((StatusCode::CREATED, Json(PlatformView::from(&platform))))
 }
 
 #[derive(Deserialize)]
@@ -69,13 +88,13 @@ pub struct ListQuery {
     path = "/api/v1/platforms",
     tag = "platforms",
     params(("archived" = Option<bool>, Query, description = "Include archived platforms"), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
-    responses((status = 200, description = "Platforms: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 200, description = "Platforms", body = Page<PlatformView>), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn list_platforms(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<PlatformView>>, AppError> {
     authorize(
         &principal,
         Action::ViewPlatform,
@@ -84,8 +103,8 @@ pub async fn list_platforms(
     let all = platforms::list(&state.pool, query.archived.unwrap_or(false)).await?;
     let limit = parse_limit(query.limit.as_deref())?;
     let (items, next) = page(all, |p| p.slug.clone(), limit, query.after.as_deref())?;
-    let items: Vec<Value> = items.iter().map(platform_json).collect();
-    Ok(Json(json!({ "items": items, "next": next })))
+    let items = items.iter().map(PlatformView::from).collect();
+    Ok(Json(Page { items, next }))
 }
 
 #[utoipa::path(
@@ -93,10 +112,10 @@ pub async fn list_platforms(
     path = "/api/v1/platforms/{slug}",
     tag = "platforms",
     params(("slug" = String, Path, description = "The platform's short name")),
-    responses((status = 200, description = "The platform", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+    responses((status = 200, description = "The platform", body = PlatformView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
 )]
-pub async fn get_platform(on: OnPlatform<PlatformViewer>) -> Json<Value> {
-    Json(platform_json(on.platform()))
+pub async fn get_platform(on: OnPlatform<PlatformViewer>) -> Json<PlatformView> {
+    Json(PlatformView::from(on.platform()))
 }
 
 #[utoipa::path(
@@ -146,14 +165,14 @@ pub async fn put_scope(
     path = "/api/v1/platforms/{slug}/members",
     tag = "platforms",
     params(("slug" = String, Path, description = "The platform's short name")),
-    responses((status = 200, description = "The members: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+    responses((status = 200, description = "The members", body = Page<Member>), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
 )]
 pub async fn list_members(
     State(state): State<AppState>,
     on: OnPlatform<PlatformViewer>,
-) -> Result<Json<Value>, AppError> {
-    let members = platforms::members(&state.pool, on.platform().id).await?;
-    Ok(Json(json!({ "items": members, "next": null })))
+) -> Result<Json<Page<Member>>, AppError> {
+    let items = platforms::members(&state.pool, on.platform().id).await?;
+    Ok(Json(Page { items, next: None }))
 }
 
 /// The body of `POST …/members`: the user by e-mail address or by id, exactly one of them.
