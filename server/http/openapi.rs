@@ -124,10 +124,16 @@ pub struct OperationRow {
 #[template(path = "api_reference.html")]
 pub struct ReferencePage {
     pub shell: Shell,
-    pub operations: Vec<OperationRow>,
+    pub operations: &'static [OperationRow],
 }
 
-fn rows() -> Vec<OperationRow> {
+/// The reference page's rows, built once from the document.
+fn rows() -> &'static [OperationRow] {
+    static ROWS: std::sync::OnceLock<Vec<OperationRow>> = std::sync::OnceLock::new();
+    ROWS.get_or_init(build_rows)
+}
+
+fn build_rows() -> Vec<OperationRow> {
     let mut rows = Vec::new();
     for (path, item) in &document().paths.paths {
         let operations: [(&'static str, &Option<Operation>); 5] = [

@@ -528,22 +528,7 @@ async fn after_action(
     }
 }
 
-/// Decides a request, once the policy allows the caller to.
-async fn decide(
-    state: &AppState,
-    on: &OnEnvironment,
-    decision: Decision,
-    comment: &str,
-) -> Result<(), AppError> {
-    on.authorize(Action::DecideEnvironment)?;
-    state
-        .environments()
-        .decide(on.id(), &on.principal, decision, comment)
-        .await?;
-    Ok(())
-}
-
-/// Runs a use case on the environment (cancel, extend, teardown, retry) once the policy allows
+/// Runs a use case on the environment (decide, cancel, extend, teardown, retry) once the policy allows
 /// the caller `action` on it; the outcome is shown on the environment's page.
 async fn act<T>(
     on: &OnEnvironment,
@@ -561,7 +546,14 @@ pub async fn approve(
     on: OnEnvironment,
     form: FormFields,
 ) -> Result<Response, AppError> {
-    let result = decide(&state, &on, Decision::Approve, form.get("comment")).await;
+    let environments = state.environments();
+    let decision = environments.decide(
+        on.id(),
+        &on.principal,
+        Decision::Approve,
+        form.get("comment"),
+    );
+    let result = act(&on, Action::DecideEnvironment, decision).await;
     after_action(&state, &ctx, &on, result, String::new(), String::new()).await
 }
 
@@ -572,7 +564,9 @@ pub async fn reject(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let reason = form.get("reason").to_owned();
-    let result = decide(&state, &on, Decision::Reject, &reason).await;
+    let environments = state.environments();
+    let decision = environments.decide(on.id(), &on.principal, Decision::Reject, &reason);
+    let result = act(&on, Action::DecideEnvironment, decision).await;
     after_action(&state, &ctx, &on, result, reason, String::new()).await
 }
 
