@@ -122,6 +122,7 @@ impl Default for Config {
                 cluster_role_name: "SlipwayEksClusterRole".into(),
                 node_role_name: "SlipwayEksNodeRole".into(),
                 kube_endpoint_override: None,
+                kube_endpoint_ca: None,
                 kubeconfig: None,
             },
             public_url: None,
@@ -153,6 +154,7 @@ struct FileConfig {
     account_email_domain: Option<String>,
     simulated_delay: Option<String>,
     kube_endpoint_override: Option<String>,
+    kube_endpoint_ca: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
     aws_role_arn: Option<String>,
     aws_organizational_unit: Option<String>,
@@ -189,6 +191,7 @@ pub const KEYS: &[&str] = &[
     "account_email_domain",
     "simulated_delay",
     "kube_endpoint_override",
+    "kube_endpoint_ca",
     "kubeconfig",
     "aws_role_arn",
     "aws_organizational_unit",
@@ -301,6 +304,7 @@ impl Config {
             put("account_email_domain", file.account_email_domain);
             put("simulated_delay", file.simulated_delay);
             put("kube_endpoint_override", file.kube_endpoint_override);
+            put("kube_endpoint_ca", file.kube_endpoint_ca.map(path_string));
             put("kubeconfig", file.kubeconfig.map(path_string));
             put("aws_role_arn", file.aws_role_arn);
             put("aws_organizational_unit", file.aws_organizational_unit);
@@ -465,6 +469,14 @@ impl Config {
                     return Err(invalid("an http(s) URL, such as http://127.0.0.1:8001"));
                 }
                 self.aws.kube_endpoint_override = Some(value.trim_end_matches('/').to_owned());
+            }
+            "kube_endpoint_ca" => {
+                // Read now, so a wrong path stops startup instead of failing every bootstrap.
+                let pem = std::fs::read(&value)
+                    .ok()
+                    .filter(|pem| pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----"))
+                    .ok_or_else(|| invalid("the path of a readable PEM CA bundle"))?;
+                self.aws.kube_endpoint_ca = Some(pem);
             }
             "kubeconfig" => {
                 if value.trim().is_empty() {

@@ -19,6 +19,7 @@ use super::cloud::{
     Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
 };
 use super::kubernetes::{self, ClusterEndpoint};
+use super::manifests::GeneratedSecret;
 
 /// The settings of the AWS connection (the admin page shows them).
 #[derive(Debug, Clone)]
@@ -34,6 +35,9 @@ pub struct AwsSettings {
     pub node_role_name: String,
     /// Used instead of every cluster's API endpoint (tests, emulators, tunnels).
     pub kube_endpoint_override: Option<String>,
+    /// The CA bundle (PEM) the override's certificate is checked against, instead of the
+    /// cluster's own CA from DescribeCluster.
+    pub kube_endpoint_ca: Option<Vec<u8>>,
     /// A kubeconfig to reach clusters with instead of EKS tokens (its context named like the
     /// cluster, else its current one).
     pub kubeconfig: Option<std::path::PathBuf>,
@@ -273,11 +277,13 @@ impl AwsCloud {
         if let Some(path) = &self.settings.kubeconfig {
             return kubernetes::client_from_kubeconfig(path, &cluster.name).await;
         }
-        let endpoint: ClusterEndpoint = kubernetes::endpoint(
-            cluster,
-            region,
-            self.settings.kube_endpoint_override.as_deref(),
-        )?;
+        let endpoint_override = self.settings.kube_endpoint_override.as_deref().map(|url| {
+            kubernetes::EndpointOverride {
+                url,
+                ca_pem: self.settings.kube_endpoint_ca.as_deref(),
+            }
+        });
+        let endpoint: ClusterEndpoint = kubernetes::endpoint(cluster, region, endpoint_override)?;
         kubernetes::client(&endpoint, &session.credentials)
     }
 }
@@ -713,5 +719,38 @@ impl Provider for AwsCloud {
     ) -> Result<usize, CloudError> {
         let client = self.kube_client(session, region, cluster).await?;
         kubernetes::delete(&client, objects).await
+    }
+
+    async fn create_secrets(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &Cluster,
+        secrets: &[GeneratedSecret],
+    ) -> Result<usize, CloudError> {
+        let client = self.kube_client(session, region, cluster).await?;
+        kubernetes::create_secrets(&client, secrets).await
+    }
+
+    async fn unhealthy(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &Cluster,
+        objects: &[Value],
+    ) -> Result<Vec<String>, CloudError> {
+        let client = self.kube_client(session, region, cluster).await?;
+        kubernetes::unhealthy(&client, objects).await
+    }
+
+    async fn remaining(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &Cluster,
+        objects: &[Value],
+    ) -> Result<Vec<String>, CloudError> {
+        let client = self.kube_client(session, region, cluster).await?;
+        kubernetes::remaining(&client, objects).await
     }
 }

@@ -8,6 +8,7 @@ use std::future::Future;
 
 use serde_json::Value;
 
+use super::manifests::GeneratedSecret;
 use crate::jobs::StepError;
 
 /// Tags put on everything Slipway creates; `slipway:environment-id` is how a re-run recognises
@@ -245,6 +246,24 @@ pub trait Provider: Send + Sync + 'static {
         cluster: &Cluster,
         objects: &[Value],
     ) -> impl Future<Output = Result<Vec<Applied>, CloudError>> + Send;
+    /// Creates the Secrets that are missing, with values generated here and sent only to the
+    /// cluster; existing ones are kept (their values are in use). Returns how many it created.
+    fn create_secrets(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &Cluster,
+        secrets: &[GeneratedSecret],
+    ) -> impl Future<Output = Result<usize, CloudError>> + Send;
+    /// What among the applied objects is not healthy yet, each with why ("Deployment
+    /// istio-system/istiod: 0 of 1 available"); empty when the platform works.
+    fn unhealthy(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &Cluster,
+        objects: &[Value],
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
     /// Deletes the objects in reverse order; missing ones are success.
     fn delete_objects(
         &self,
@@ -253,6 +272,15 @@ pub trait Provider: Send + Sync + 'static {
         cluster: &Cluster,
         objects: &[Value],
     ) -> impl Future<Output = Result<usize, CloudError>> + Send;
+    /// What deleting the objects left still going: namespaces terminating, volumes of their
+    /// claims; empty once everything is gone.
+    fn remaining(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &Cluster,
+        objects: &[Value],
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
 }
 
 /// `Kind namespace/name` (or `Kind name`) of a manifest, as the plan and logs show it.

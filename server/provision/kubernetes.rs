@@ -3,17 +3,21 @@
 //! order ("already gone" is success). EKS authenticates a bearer token made from a presigned
 //! STS GetCallerIdentity URL; the cluster's CA comes from DescribeCluster.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use base64::Engine;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Secret};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
 use super::cloud::{Applied, CloudError, Cluster, describe_object};
+use super::manifests::GeneratedSecret;
 
 pub const FIELD_MANAGER: &str = "slipway";
+const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 
 /// Where and how to reach a cluster's API.
 #[derive(Debug, Clone)]
@@ -25,27 +29,41 @@ pub struct ClusterEndpoint {
     pub region: String,
 }
 
-/// The endpoint of `cluster`, or `override_url` (SLIPWAY_KUBE_ENDPOINT_OVERRIDE) instead.
+/// Where Slipway reaches every cluster instead of its own endpoint (SLIPWAY_KUBE_ENDPOINT_OVERRIDE
+/// and SLIPWAY_KUBE_ENDPOINT_CA): tests, emulators, tunnels.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointOverride<'a> {
+    pub url: &'a str,
+    /// The CA the override's certificate is checked against; `None` keeps the cluster's own.
+    pub ca_pem: Option<&'a [u8]>,
+}
+
+/// The endpoint of `cluster`, or the override instead.
 pub fn endpoint(
     cluster: &Cluster,
     region: &str,
-    override_url: Option<&str>,
+    endpoint_override: Option<EndpointOverride<'_>>,
 ) -> Result<ClusterEndpoint, CloudError> {
-    let url = match override_url {
-        Some(url) => url.to_owned(),
+    let url = match endpoint_override {
+        Some(o) => o.url.to_owned(),
         None => cluster.endpoint.clone().ok_or_else(|| {
             CloudError::Transient(format!("cluster {} has no API endpoint yet", cluster.name))
         })?,
     };
-    let ca_pem = match &cluster.certificate_authority {
-        Some(data) if url.starts_with("https://") => Some(
+    let ca_pem = match (
+        endpoint_override.and_then(|o| o.ca_pem),
+        &cluster.certificate_authority,
+    ) {
+        _ if !url.starts_with("https://") => None,
+        (Some(pem), _) => Some(pem.to_vec()),
+        (None, Some(data)) => Some(
             base64::engine::general_purpose::STANDARD
                 .decode(data.trim())
                 .map_err(|e| {
                     CloudError::Permanent(format!("the cluster's CA is not base64: {e}"))
                 })?,
         ),
-        _ => None,
+        (None, None) => None,
     };
     Ok(ClusterEndpoint {
         url,
@@ -159,7 +177,8 @@ pub fn client(
 }
 
 /// A client for `cluster` from a kubeconfig file (clusters reached through a bastion, a VPN or
-/// another identity): its context named like the cluster, else its current context.
+/// another identity): its context named like the cluster. Without one the kubeconfig is refused:
+/// falling back to the current context could bootstrap or tear down the wrong cluster.
 pub async fn client_from_kubeconfig(
     path: &std::path::Path,
     cluster: &str,
@@ -170,11 +189,14 @@ pub async fn client_from_kubeconfig(
             path.display()
         ))
     })?;
-    let context = kubeconfig
-        .contexts
-        .iter()
-        .any(|c| c.name == cluster)
-        .then(|| cluster.to_owned());
+    if !kubeconfig.contexts.iter().any(|c| c.name == cluster) {
+        return Err(CloudError::Permanent(format!(
+            "the kubeconfig {} has no context named {cluster}; add one for this cluster \
+             (Slipway never uses the current context, which may be another cluster)",
+            path.display()
+        )));
+    }
+    let context = Some(cluster.to_owned());
     let options = kube::config::KubeConfigOptions {
         context,
         ..Default::default()
@@ -191,15 +213,18 @@ pub async fn client_from_kubeconfig(
         .map_err(|e| CloudError::Permanent(format!("cannot build a Kubernetes client: {e}")))
 }
 
-/// The resources Slipway applies: (apiVersion, kind) → plural and scope. A static table, so no
-/// discovery round trips and an unknown kind is a clear error before anything is applied.
-const RESOURCES: &[(&str, &str, &str, bool)] = &[
+/// Built-in kinds Slipway applies: (apiVersion, kind) → plural and whether namespaced. Kinds of
+/// custom resources come from the CustomResourceDefinitions applied before them, and anything
+/// else from the cluster's discovery, so an unserved kind is a clear error before it is applied.
+const BUILT_IN: &[(&str, &str, &str, bool)] = &[
     ("v1", "Namespace", "namespaces", false),
     ("v1", "ServiceAccount", "serviceaccounts", true),
     ("v1", "ConfigMap", "configmaps", true),
+    ("v1", "Secret", "secrets", true),
     ("v1", "Service", "services", true),
     ("v1", "ResourceQuota", "resourcequotas", true),
     ("v1", "LimitRange", "limitranges", true),
+    ("v1", "PersistentVolume", "persistentvolumes", false),
     ("rbac.authorization.k8s.io/v1", "Role", "roles", true),
     (
         "rbac.authorization.k8s.io/v1",
@@ -227,89 +252,227 @@ const RESOURCES: &[(&str, &str, &str, bool)] = &[
     ),
     ("apps/v1", "DaemonSet", "daemonsets", true),
     ("apps/v1", "Deployment", "deployments", true),
+    ("apps/v1", "StatefulSet", "statefulsets", true),
     (
-        "security.istio.io/v1",
-        "PeerAuthentication",
-        "peerauthentications",
+        "policy/v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
         true,
     ),
     (
-        "mongodbcommunity.mongodb.com/v1",
-        "MongoDBCommunity",
-        "mongodbcommunity",
-        true,
-    ),
-    (
-        "scylla.scylladb.com/v1",
-        "ScyllaCluster",
-        "scyllaclusters",
-        true,
-    ),
-    ("kafka.strimzi.io/v1beta2", "Kafka", "kafkas", true),
-    (
-        "kafka.strimzi.io/v1beta2",
-        "KafkaNodePool",
-        "kafkanodepools",
-        true,
-    ),
-    (
-        "spinnaker.io/v1alpha2",
-        "SpinnakerService",
-        "spinnakerservices",
-        true,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
     ),
 ];
 
-/// The API of one object: its resource and, for namespaced kinds, its namespace.
-fn api_for(client: &kube::Client, object: &Value) -> Result<Api<DynamicObject>, CloudError> {
-    let api_version = object["apiVersion"].as_str().unwrap_or_default();
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let Some((_, _, plural, namespaced)) = RESOURCES
-        .iter()
-        .find(|(v, k, _, _)| *v == api_version && *k == kind)
-    else {
-        return Err(CloudError::Permanent(format!(
-            "Slipway does not know how to apply {api_version} {kind}"
-        )));
-    };
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let resource =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-    Ok(if *namespaced {
-        let namespace = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("default");
-        Api::namespaced_with(client.clone(), namespace, &resource)
-    } else {
-        Api::all_with(client.clone(), &resource)
-    })
+const CRD_API_VERSION: &str = "apiextensions.k8s.io/v1";
+
+fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn is_crd(object: &Value) -> bool {
+    str_at(object, "/apiVersion") == CRD_API_VERSION
+        && str_at(object, "/kind") == "CustomResourceDefinition"
+}
+
+/// A kind's REST resource and scope.
+#[derive(Clone)]
+struct Kind {
+    resource: ApiResource,
+    namespaced: bool,
+}
+
+/// Why a kind cannot be used.
+enum Unserved {
+    /// The cluster does not serve it: no CRD defines it.
+    NotServed(String),
+    Failed(CloudError),
+}
+
+/// The kinds of one apply or delete run: built-ins, those the run's CRDs define, and those
+/// discovery found (asked once per kind).
+struct Kinds {
+    known: HashMap<(String, String), Kind>,
+}
+
+impl Kinds {
+    fn new(objects: &[Value]) -> Kinds {
+        let mut known = HashMap::new();
+        for (api_version, kind, plural, namespaced) in BUILT_IN {
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+            let gvk = GroupVersionKind::gvk(group, version, kind);
+            known.insert(
+                (api_version.to_string(), kind.to_string()),
+                Kind {
+                    resource: ApiResource::from_gvk_with_plural(&gvk, plural),
+                    namespaced: *namespaced,
+                },
+            );
+        }
+        for crd in objects.iter().filter(|o| is_crd(o)) {
+            let group = str_at(crd, "/spec/group");
+            let kind = str_at(crd, "/spec/names/kind");
+            let plural = str_at(crd, "/spec/names/plural");
+            let namespaced = str_at(crd, "/spec/scope") == "Namespaced";
+            let versions = crd["spec"]["versions"].as_array().into_iter().flatten();
+            for version in versions.filter_map(|v| v["name"].as_str()) {
+                let gvk = GroupVersionKind::gvk(group, version, kind);
+                known.insert(
+                    (format!("{group}/{version}"), kind.to_owned()),
+                    Kind {
+                        resource: ApiResource::from_gvk_with_plural(&gvk, plural),
+                        namespaced,
+                    },
+                );
+            }
+        }
+        Kinds { known }
+    }
+
+    async fn resolve(
+        &mut self,
+        client: &kube::Client,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Kind, Unserved> {
+        let key = (api_version.to_owned(), kind.to_owned());
+        if let Some(known) = self.known.get(&key) {
+            return Ok(known.clone());
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let not_served = || {
+            Unserved::NotServed(format!(
+                "the cluster does not serve {api_version} {kind}: no CustomResourceDefinition \
+                 defines it; install the operator that owns it first"
+            ))
+        };
+        let (resource, capabilities) = match kube::discovery::pinned_kind(client, &gvk).await {
+            Ok(found) => found,
+            Err(kube::Error::Api(status)) if status.code == 404 => return Err(not_served()),
+            Err(kube::Error::Discovery(_)) => return Err(not_served()),
+            Err(e) => {
+                return Err(Unserved::Failed(kube_error(
+                    &format!("discovering {kind}"),
+                    e,
+                )));
+            }
+        };
+        let found = Kind {
+            resource,
+            namespaced: capabilities.scope == kube::discovery::Scope::Namespaced,
+        };
+        self.known.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// The API of one object: its resource and, for namespaced kinds, its namespace.
+    async fn api_for(
+        &mut self,
+        client: &kube::Client,
+        object: &Value,
+    ) -> Result<Api<DynamicObject>, Unserved> {
+        let kind = self
+            .resolve(
+                client,
+                str_at(object, "/apiVersion"),
+                str_at(object, "/kind"),
+            )
+            .await?;
+        Ok(if kind.namespaced {
+            let namespace = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default");
+            Api::namespaced_with(client.clone(), namespace, &kind.resource)
+        } else {
+            Api::all_with(client.clone(), &kind.resource)
+        })
+    }
+}
+
+impl From<Unserved> for CloudError {
+    fn from(e: Unserved) -> Self {
+        match e {
+            Unserved::NotServed(message) => CloudError::Permanent(message),
+            Unserved::Failed(e) => e,
+        }
+    }
 }
 
 fn kube_error(what: &str, e: kube::Error) -> CloudError {
     let message = format!("{what} failed: {e}");
     match &e {
-        kube::Error::Api(status) if status.code >= 500 || status.code == 429 => {
+        // Throttling, overload, a webhook not answering yet, a write race.
+        kube::Error::Api(status)
+            if status.code >= 500 || status.code == 429 || status.code == 409 =>
+        {
             CloudError::Transient(message)
         }
-        // A namespaced object before its namespace exists, a webhook not ready yet.
-        kube::Error::Api(status) if status.code == 404 || status.code == 409 => {
-            CloudError::Transient(message)
-        }
+        // Invalid, forbidden, not found (namespaces and CRDs are applied before what needs
+        // them, so a 404 here is not something waiting will fix).
         kube::Error::Api(_) => CloudError::Permanent(message),
         _ => CloudError::Transient(message),
     }
 }
 
 fn name_of(object: &Value) -> &str {
-    object["metadata"]["name"].as_str().unwrap_or_default()
+    str_at(object, "/metadata/name")
 }
 
-/// Server-side applies `objects` in order.
+/// How long a CRD may take to be Established, or a custom resource to go once deleted, inside
+/// one step (usually well under a second; the step is retried after this).
+const SETTLE: Duration = Duration::from_secs(60);
+const SETTLE_POLL: Duration = Duration::from_millis(250);
+
+fn condition_is_true(live: &Value, condition: &str) -> Option<bool> {
+    live["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == condition)
+        .map(|c| c["status"] == "True")
+}
+
+/// Waits until the CRD just applied is served.
+async fn until_established(api: &Api<DynamicObject>, name: &str) -> Result<(), CloudError> {
+    let started = std::time::Instant::now();
+    loop {
+        let live = api
+            .get(name)
+            .await
+            .map_err(|e| kube_error(&format!("reading CustomResourceDefinition {name}"), e))?;
+        let live = serde_json::to_value(&live).unwrap_or_default();
+        if condition_is_true(&live, "NamesAccepted") == Some(false) {
+            return Err(CloudError::Permanent(format!(
+                "CustomResourceDefinition {name} was refused: its names clash with another CRD"
+            )));
+        }
+        if condition_is_true(&live, "Established") == Some(true) {
+            return Ok(());
+        }
+        if started.elapsed() > SETTLE {
+            return Err(CloudError::Transient(format!(
+                "CustomResourceDefinition {name} is not Established after {} s",
+                SETTLE.as_secs()
+            )));
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+}
+
+/// Server-side applies `objects` in order; each CRD is Established before anything after it
+/// is applied, so its custom resources never meet a 404.
 pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Applied>, CloudError> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut kinds = Kinds::new(objects);
     let mut applied = Vec::with_capacity(objects.len());
     for object in objects {
-        let api = api_for(client, object)?;
+        let api = kinds.api_for(client, object).await?;
         let resource = describe_object(object);
         let name = name_of(object);
         let before = api
@@ -321,6 +484,9 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Appli
             .patch(name, &params, &Patch::Apply(object))
             .await
             .map_err(|e| kube_error(&format!("applying {resource}"), e))?;
+        if is_crd(object) {
+            until_established(&api, name).await?;
+        }
         applied.push(Applied {
             changed: before.is_none() || before != after.metadata.resource_version,
             resource,
@@ -329,26 +495,218 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Appli
     Ok(applied)
 }
 
-/// Deletes `objects` in reverse order; returns how many were still there.
-pub async fn delete(client: &kube::Client, objects: &[Value]) -> Result<usize, CloudError> {
-    let mut deleted = 0;
-    for object in objects.iter().rev() {
-        let api = api_for(client, object)?;
-        match api
-            .delete(name_of(object), &DeleteParams::background())
-            .await
-        {
-            Ok(_) => deleted += 1,
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
+/// A random secret value: 32 bytes from the operating system, base64url.
+fn generated_value() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Creates the missing Secrets; an existing one is kept, since its values are in use.
+pub async fn create_secrets(
+    client: &kube::Client,
+    secrets: &[GeneratedSecret],
+) -> Result<usize, CloudError> {
+    let mut created = 0;
+    for secret in secrets {
+        let api: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace);
+        let object = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(secret.name.clone()),
+                namespace: Some(secret.namespace.clone()),
+                labels: Some([(MANAGED_BY_LABEL.to_owned(), FIELD_MANAGER.to_owned())].into()),
+                ..Default::default()
+            },
+            string_data: Some(
+                secret
+                    .keys
+                    .iter()
+                    .map(|key| (key.clone(), generated_value()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => created += 1,
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            // The error names the Secret, never its values (they are not in it).
             Err(e) => {
                 return Err(kube_error(
-                    &format!("deleting {}", describe_object(object)),
+                    &format!("creating Secret {}/{}", secret.namespace, secret.name),
                     e,
                 ));
             }
         }
     }
+    Ok(created)
+}
+
+/// Kinds whose operator reports on them; until it has, they are not healthy.
+const RECONCILED: &[&str] = &[
+    "Kafka",
+    "KafkaNodePool",
+    "KafkaUser",
+    "MongoDBCommunity",
+    "ScyllaCluster",
+    "SpinnakerService",
+];
+
+/// Why a live object is not healthy yet, or `None` when it is.
+fn unhealthy_because(kind: &str, live: &Value) -> Option<String> {
+    let generation = live["metadata"]["generation"].as_i64().unwrap_or(0);
+    let observed = live["status"]["observedGeneration"].as_i64().unwrap_or(-1);
+    let number = |pointer: &str| live.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
+    match kind {
+        "CustomResourceDefinition" => (condition_is_true(live, "Established") != Some(true))
+            .then(|| "not Established".to_owned()),
+        "Deployment" | "StatefulSet" => {
+            let wanted = live["spec"]["replicas"].as_i64().unwrap_or(1);
+            let ready = if kind == "Deployment" {
+                number("/status/availableReplicas")
+            } else {
+                number("/status/readyReplicas")
+            };
+            (observed < generation || ready < wanted)
+                .then(|| format!("{ready} of {wanted} replicas available"))
+        }
+        "DaemonSet" => {
+            let wanted = number("/status/desiredNumberScheduled");
+            let ready = number("/status/numberAvailable");
+            (observed < generation || ready < wanted)
+                .then(|| format!("{ready} of {wanted} pods available"))
+        }
+        _ => {
+            let reported = |condition| condition_is_true(live, condition);
+            match (
+                reported("Ready").or(reported("Available")),
+                live["status"]["phase"].as_str(),
+            ) {
+                (Some(true), _) => None,
+                (Some(false), _) => Some("its operator reports it not ready".into()),
+                (None, Some("Running" | "Ready" | "Succeeded")) => None,
+                (None, Some(phase)) => Some(format!("phase {phase}")),
+                (None, None) if RECONCILED.contains(&kind) => {
+                    Some("not reconciled by its operator yet".into())
+                }
+                (None, None) => None,
+            }
+        }
+    }
+}
+
+/// The applied objects that are not healthy yet, each with why.
+pub async fn unhealthy(
+    client: &kube::Client,
+    objects: &[Value],
+) -> Result<Vec<String>, CloudError> {
+    let mut kinds = Kinds::new(objects);
+    let mut out = Vec::new();
+    for object in objects {
+        let resource = describe_object(object);
+        let api = kinds.api_for(client, object).await?;
+        let because = match api.get_opt(name_of(object)).await {
+            Ok(Some(live)) => unhealthy_because(
+                str_at(object, "/kind"),
+                &serde_json::to_value(&live).unwrap_or_default(),
+            ),
+            Ok(None) => Some("missing".into()),
+            Err(e) => return Err(kube_error(&format!("reading {resource}"), e)),
+        };
+        if let Some(because) = because {
+            out.push(format!("{resource}: {because}"));
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes `objects` in reverse order (foreground: dependents first) and waits for each custom
+/// resource to be gone before going on, so its operator, deleted later, can still run its
+/// finalizers. Returns how many were still there.
+pub async fn delete(client: &kube::Client, objects: &[Value]) -> Result<usize, CloudError> {
+    let mut kinds = Kinds::new(objects);
+    let mut deleted = 0;
+    for object in objects.iter().rev() {
+        let api = match kinds.api_for(client, object).await {
+            Ok(api) => api,
+            // Its CRD is gone already, and with it every object of the kind.
+            Err(Unserved::NotServed(_)) => continue,
+            Err(Unserved::Failed(e)) => return Err(e),
+        };
+        let resource = describe_object(object);
+        let name = name_of(object);
+        match api.delete(name, &DeleteParams::foreground()).await {
+            Ok(_) => deleted += 1,
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(e) => return Err(kube_error(&format!("deleting {resource}"), e)),
+        }
+        let custom = !BUILT_IN.iter().any(|(v, k, _, _)| {
+            *v == str_at(object, "/apiVersion") && *k == str_at(object, "/kind")
+        });
+        if custom {
+            let started = std::time::Instant::now();
+            while api
+                .get_opt(name)
+                .await
+                .map_err(|e| kube_error(&format!("reading {resource}"), e))?
+                .is_some()
+            {
+                if started.elapsed() > SETTLE {
+                    return Err(CloudError::Transient(format!(
+                        "{resource} is still being finalized by its operator after {} s",
+                        SETTLE.as_secs()
+                    )));
+                }
+                tokio::time::sleep(SETTLE_POLL).await;
+            }
+        }
+    }
     Ok(deleted)
+}
+
+/// What deleting `objects` left still going: their namespaces until they have terminated, and
+/// persistent volumes still bound to claims in them.
+pub async fn remaining(
+    client: &kube::Client,
+    objects: &[Value],
+) -> Result<Vec<String>, CloudError> {
+    let namespaces: Vec<&str> = objects
+        .iter()
+        .filter(|o| o["apiVersion"] == "v1" && o["kind"] == "Namespace")
+        .map(name_of)
+        .collect();
+    let mut out = Vec::new();
+    let api: Api<Namespace> = Api::all(client.clone());
+    for namespace in &namespaces {
+        if let Some(live) = api
+            .get_opt(namespace)
+            .await
+            .map_err(|e| kube_error(&format!("reading Namespace {namespace}"), e))?
+        {
+            let phase = live.status.and_then(|s| s.phase).unwrap_or_default();
+            out.push(format!("Namespace {namespace} is {phase}"));
+        }
+    }
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let listed = volumes
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| kube_error("listing PersistentVolumes", e))?;
+    for volume in listed {
+        let claim = volume.spec.as_ref().and_then(|s| s.claim_ref.as_ref());
+        if let Some(claim) = claim.filter(|c| {
+            c.namespace
+                .as_deref()
+                .is_some_and(|ns| namespaces.contains(&ns))
+        }) {
+            out.push(format!(
+                "PersistentVolume {} of claim {}/{} is still there",
+                volume.metadata.name.unwrap_or_default(),
+                claim.namespace.as_deref().unwrap_or_default(),
+                claim.name.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

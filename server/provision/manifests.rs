@@ -394,15 +394,32 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
 }
 
 /// In-cluster addresses of the data services (the hand-over shows them).
-pub fn data_service_endpoints(data_services: &[String]) -> Value {
-    let mut out = serde_json::Map::new();
-    for service in data_services {
-        let endpoint = match service.as_str() {
-            "mongodb" => "mongodb://mongodb-svc.data.svc.cluster.local:27017",
-            "scylladb" => "scylladb-client.data.svc.cluster.local:9042",
-            _ => "kafka-kafka-bootstrap.data.svc.cluster.local:9093",
-        };
-        out.insert(service.clone(), json!(endpoint));
-    }
-    Value::Object(out)
+pub fn data_service_endpoints(
+    data_services: &[String],
+) -> std::collections::BTreeMap<String, String> {
+    data_services
+        .iter()
+        .map(|service| {
+            let endpoint = match service.as_str() {
+                "mongodb" => "mongodb://mongodb-svc.data.svc.cluster.local:27017",
+                "scylladb" => "scylladb-client.data.svc.cluster.local:9042",
+                _ => "kafka-kafka-bootstrap.data.svc.cluster.local:9093",
+            };
+            (service.clone(), endpoint.to_owned())
+        })
+        .collect()
+}
+
+// TEMPORARY until the bootstrap-manifests branch lands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GeneratedSecret {
+    pub namespace: String,
+    pub name: String,
+    pub keys: Vec<String>,
+}
+pub fn operators(_b: &Bootstrap<'_>) -> Vec<Value> {
+    Vec::new()
+}
+pub fn generated_secrets(_b: &Bootstrap<'_>) -> Vec<GeneratedSecret> {
+    Vec::new()
 }

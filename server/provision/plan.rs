@@ -3,12 +3,14 @@
 //! deterministic (platform + environment), which is what lets a re-run find what an earlier
 //! attempt created instead of creating it twice.
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
-use super::cloud::describe_object;
-use super::manifests;
-use crate::define::blueprint::{Blueprint, EnvironmentType};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::cloud::{Tags, describe_object};
+use super::manifests::{self, GeneratedSecret};
+use crate::define::blueprint::{AccountTeardown, Blueprint, EnvironmentType};
 
 /// What a request asks for, already validated against its environment type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -19,13 +21,88 @@ pub struct Parameters {
     pub data_services: Vec<String>,
 }
 
-/// One action of the plan. `step` is the job step that performs it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// One action of the plan. `step` is the job step that performs it. In JSON and YAML it reads
+/// `{step, resource, action: "eks:CreateCluster", details: {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanStep {
     pub step: Step,
-    pub action: String,
     pub resource: String,
-    pub details: Value,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What a plan step does, named by the API call (or Kubernetes verb) it stands for, with the
+/// values that call is made with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", content = "details")]
+pub enum Action {
+    #[serde(rename = "organizations:CreateAccount")]
+    CreateAccount {
+        email: String,
+        parent: String,
+        tags: Tags,
+        on_teardown: AccountTeardown,
+        adopt: String,
+    },
+    #[serde(rename = "sts:AssumeRole")]
+    AssumeRole { account: String },
+    #[serde(rename = "iam:CreateRole")]
+    CreateRoles {
+        /// The trusted service, then the managed policies attached.
+        cluster_role: Vec<String>,
+        node_role: Vec<String>,
+        adopt: String,
+    },
+    #[serde(rename = "ec2:DescribeSubnets")]
+    DescribeSubnets { subnets: String, region: String },
+    #[serde(rename = "eks:CreateCluster")]
+    CreateCluster {
+        version: String,
+        region: String,
+        tags: Tags,
+    },
+    #[serde(rename = "eks:CreateNodegroup")]
+    CreateNodegroup {
+        cluster: String,
+        instance_type: String,
+        min_size: u32,
+        max_size: u32,
+        tags: Tags,
+    },
+    /// A Kubernetes object, server-side applied verbatim: free-form JSON by nature (the API
+    /// server validates it against its schema).
+    #[serde(rename = "kubernetes:apply")]
+    Apply(Value),
+    /// A Secret whose values are generated in the cluster at apply time and never stored here.
+    #[serde(rename = "kubernetes:create-secret")]
+    CreateSecret(GeneratedSecret),
+    #[serde(rename = "slipway:record-outputs")]
+    RecordOutputs(PlannedOutputs),
+}
+
+impl Action {
+    /// The name the plan shows (`eks:CreateCluster`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::CreateAccount { .. } => "organizations:CreateAccount",
+            Action::AssumeRole { .. } => "sts:AssumeRole",
+            Action::CreateRoles { .. } => "iam:CreateRole",
+            Action::DescribeSubnets { .. } => "ec2:DescribeSubnets",
+            Action::CreateCluster { .. } => "eks:CreateCluster",
+            Action::CreateNodegroup { .. } => "eks:CreateNodegroup",
+            Action::Apply(_) => "kubernetes:apply",
+            Action::CreateSecret(_) => "kubernetes:create-secret",
+            Action::RecordOutputs(_) => "slipway:record-outputs",
+        }
+    }
+}
+
+/// What the outputs step records beside what the cloud reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedOutputs {
+    pub namespaces: Vec<String>,
+    /// Data service → its in-cluster address.
+    pub data_service_endpoints: BTreeMap<String, String>,
 }
 
 /// Everything the plan is built from.
@@ -109,16 +186,23 @@ pub fn build(input: &PlanInput<'_>, env: &EnvironmentType) -> Vec<PlanStep> {
     if bp.service_mesh.istio {
         namespaces.push("istio-system".into());
     }
+    let mut objects = manifests::operators(&bootstrap);
+    objects.extend(manifests::environment(&bootstrap));
     steps(
         input,
         &account,
         &env.name,
         &env.kubernetes_version,
-        manifests::environment(&bootstrap),
-        json!({
-            "namespaces": namespaces,
-            "data_service_endpoints": manifests::data_service_endpoints(&input.parameters.data_services),
-        }),
+        Bootstrapped {
+            objects,
+            secrets: manifests::generated_secrets(&bootstrap),
+            outputs: PlannedOutputs {
+                namespaces,
+                data_service_endpoints: manifests::data_service_endpoints(
+                    &input.parameters.data_services,
+                ),
+            },
+        },
     )
 }
 
@@ -141,12 +225,11 @@ pub fn build_devops(
         data_services: Vec::new(),
     };
     let objects = manifests::devops(blueprint, DEVOPS_ENVIRONMENT);
-    let namespaces: Vec<&str> = objects
+    let namespaces = objects
         .iter()
         .filter(|o| o["kind"] == "Namespace")
-        .filter_map(|o| o["metadata"]["name"].as_str())
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
         .collect();
-    let outputs = json!({ "namespaces": namespaces, "data_service_endpoints": {} });
     let input = PlanInput {
         platform_slug,
         blueprint,
@@ -159,10 +242,24 @@ pub fn build_devops(
         &blueprint.accounts.devops,
         DEVOPS_ENVIRONMENT,
         &blueprint.devops.kubernetes_version,
-        objects.clone(),
-        outputs,
+        Bootstrapped {
+            objects,
+            secrets: Vec::new(),
+            outputs: PlannedOutputs {
+                namespaces,
+                data_service_endpoints: BTreeMap::new(),
+            },
+        },
     );
     (parameters, plan)
+}
+
+/// What the Kubernetes and outputs steps do.
+struct Bootstrapped {
+    /// In apply order.
+    objects: Vec<Value>,
+    secrets: Vec<GeneratedSecret>,
+    outputs: PlannedOutputs,
 }
 
 fn steps(
@@ -170,90 +267,113 @@ fn steps(
     account: &str,
     environment_type: &str,
     kubernetes_version: &str,
-    objects: Vec<Value>,
-    outputs: Value,
+    bootstrap: Bootstrapped,
 ) -> Vec<PlanStep> {
     let bp = input.blueprint;
     let cluster = format!("{}-{}", input.platform_slug, input.name);
-    let tags = json!({
-        "slipway:platform": input.platform_slug,
-        "slipway:environment": input.name,
-        "slipway:environment-type": environment_type,
-        "cost-center": format!("{}/{}", input.platform_slug, input.name),
-    });
+    let tags: Tags = [
+        ("slipway:platform", input.platform_slug.to_owned()),
+        ("slipway:environment", input.name.to_owned()),
+        ("slipway:environment-type", environment_type.to_owned()),
+        (
+            "cost-center",
+            format!("{}/{}", input.platform_slug, input.name),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let step = |step, resource: &str, action| PlanStep {
+        step,
+        resource: resource.to_owned(),
+        action,
+    };
     let mut plan = vec![
-        PlanStep {
-            step: Step::Account,
-            action: "organizations:CreateAccount".into(),
-            resource: account.to_owned(),
-            details: json!({
-                "email": format!("{account}@{}", input.account_email_domain),
-                "parent": bp.accounts.parent,
-                "tags": tags,
-                "on_teardown": bp.accounts.on_teardown,
-                "adopt": "an account with this name and Slipway's tags is adopted, not created again",
-            }),
-        },
-        PlanStep {
-            step: Step::Access,
-            action: "sts:AssumeRole".into(),
-            resource: "OrganizationAccountAccessRole".into(),
-            details: json!({ "account": account }),
-        },
-        PlanStep {
-            step: Step::Network,
-            action: "iam:CreateRole".into(),
-            resource: "the EKS cluster and node roles".into(),
-            details: json!({
-                "cluster_role": ["eks.amazonaws.com", "AmazonEKSClusterPolicy"],
-                "node_role": ["ec2.amazonaws.com", "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"],
-                "adopt": "roles of these names are adopted",
-            }),
-        },
-        PlanStep {
-            step: Step::Network,
-            action: "ec2:DescribeSubnets".into(),
-            resource: "the subnets for EKS".into(),
-            details: json!({
-                "subnets": "tagged slipway:eks=true, else the default VPC's",
-                "region": bp.cloud.region,
-            }),
-        },
-        PlanStep {
-            step: Step::Cluster,
-            action: "eks:CreateCluster".into(),
-            resource: cluster.clone(),
-            details: json!({
-                "version": kubernetes_version,
-                "region": bp.cloud.region,
-                "tags": tags,
-            }),
-        },
-        PlanStep {
-            step: Step::Nodegroup,
-            action: "eks:CreateNodegroup".into(),
-            resource: format!("{cluster}-nodes"),
-            details: json!({
-                "cluster": cluster,
-                "instance_type": input.parameters.instance_type,
-                "min_size": input.parameters.min_nodes,
-                "max_size": input.parameters.max_nodes,
-                "tags": tags,
-            }),
-        },
+        step(
+            Step::Account,
+            account,
+            Action::CreateAccount {
+                email: format!("{account}@{}", input.account_email_domain),
+                parent: bp.accounts.parent.clone(),
+                tags: tags.clone(),
+                on_teardown: bp.accounts.on_teardown,
+                adopt: "an account with this name and Slipway's tags is adopted, not created again"
+                    .into(),
+            },
+        ),
+        step(
+            Step::Access,
+            "OrganizationAccountAccessRole",
+            Action::AssumeRole {
+                account: account.to_owned(),
+            },
+        ),
+        step(
+            Step::Network,
+            "the EKS cluster and node roles",
+            Action::CreateRoles {
+                cluster_role: ["eks.amazonaws.com", "AmazonEKSClusterPolicy"]
+                    .map(String::from)
+                    .to_vec(),
+                node_role: [
+                    "ec2.amazonaws.com",
+                    "AmazonEKSWorkerNodePolicy",
+                    "AmazonEKS_CNI_Policy",
+                    "AmazonEC2ContainerRegistryReadOnly",
+                ]
+                .map(String::from)
+                .to_vec(),
+                adopt: "roles of these names are adopted".into(),
+            },
+        ),
+        step(
+            Step::Network,
+            "the subnets for EKS",
+            Action::DescribeSubnets {
+                subnets: "tagged slipway:eks=true, else the default VPC's".into(),
+                region: bp.cloud.region.clone(),
+            },
+        ),
+        step(
+            Step::Cluster,
+            &cluster,
+            Action::CreateCluster {
+                version: kubernetes_version.to_owned(),
+                region: bp.cloud.region.clone(),
+                tags: tags.clone(),
+            },
+        ),
+        step(
+            Step::Nodegroup,
+            &format!("{cluster}-nodes"),
+            Action::CreateNodegroup {
+                cluster: cluster.clone(),
+                instance_type: input.parameters.instance_type.clone(),
+                min_size: input.parameters.min_nodes,
+                max_size: input.parameters.max_nodes,
+                tags,
+            },
+        ),
     ];
-    plan.extend(objects.into_iter().map(|object| PlanStep {
-        step: Step::Kubernetes,
-        action: "kubernetes:apply".into(),
-        resource: describe_object(&object),
-        details: object,
+    plan.extend(bootstrap.objects.into_iter().map(|object| {
+        step(
+            Step::Kubernetes,
+            &describe_object(&object),
+            Action::Apply(object),
+        )
     }));
-    plan.push(PlanStep {
-        step: Step::Outputs,
-        action: "slipway:record-outputs".into(),
-        resource: cluster,
-        details: outputs,
-    });
+    plan.extend(bootstrap.secrets.into_iter().map(|secret| {
+        step(
+            Step::Kubernetes,
+            &format!("Secret {}/{}", secret.namespace, secret.name),
+            Action::CreateSecret(secret),
+        )
+    }));
+    plan.push(step(
+        Step::Outputs,
+        &cluster,
+        Action::RecordOutputs(bootstrap.outputs),
+    ));
     plan
 }
 
@@ -293,14 +413,19 @@ mod tests {
         steps.dedup();
         assert_eq!(steps, Step::ALL);
         assert_eq!(plan[0].resource, "shop-perf-1");
-        assert_eq!(plan[0].details["email"], "shop-perf-1@example.com");
+        assert!(
+            matches!(&plan[0].action, Action::CreateAccount { email, .. } if email == "shop-perf-1@example.com")
+        );
         assert_eq!(plan[4].resource, "shop-perf-1");
         assert!(plan.iter().any(|p| p.resource == "Kafka data/kafka"));
         let quota = plan
             .iter()
             .find(|p| p.resource == "ResourceQuota apps/default")
             .expect("a quota for the team namespace");
-        assert_eq!(quota.details["spec"]["hard"]["requests.cpu"], "40");
+        let Action::Apply(quota) = &quota.action else {
+            panic!("a quota is applied: {quota:?}")
+        };
+        assert_eq!(quota["spec"]["hard"]["requests.cpu"], "40");
         assert!(
             plan.iter()
                 .any(|p| p.resource == "PeerAuthentication istio-system/default")

@@ -15,7 +15,8 @@ use super::cloud::{
     AccountCreation, AccountSpec, CloudError, Cluster, ClusterSpec, Network, NodegroupSpec,
     OWNER_TAG, Provider, Status, Tags,
 };
-use super::plan::{PlanStep, Step};
+use super::manifests::GeneratedSecret;
+use super::plan::{Action, PlanStep, PlannedOutputs, Step};
 use super::{Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 use crate::define::blueprint::AccountTeardown;
 use crate::jobs::{ClaimedJob, Handler, StepContext, StepError, StepFuture};
@@ -102,19 +103,46 @@ impl Target {
             .map_err(|e| StepError::Permanent(format!("the environment's plan is unreadable: {e}")))
     }
 
-    fn action(&self, action: &str) -> Result<PlanStep, StepError> {
+    /// What `pick` takes from the plan's step of the action `name`.
+    fn planned<T>(&self, name: &str, pick: impl Fn(PlanStep) -> Option<T>) -> Result<T, StepError> {
         self.plan()?
             .into_iter()
-            .find(|p| p.action == action)
-            .ok_or_else(|| StepError::Permanent(format!("the plan has no {action} action")))
+            .find_map(pick)
+            .ok_or_else(|| StepError::Permanent(format!("the plan has no {name} action")))
     }
 
+    /// The cluster's name, Kubernetes version, region and tags.
+    fn cluster(&self) -> Result<(String, String, String, Tags), StepError> {
+        self.planned("eks:CreateCluster", |s| match s.action {
+            Action::CreateCluster {
+                version,
+                region,
+                tags,
+            } => Some((s.resource, version, region, tags)),
+            _ => None,
+        })
+    }
+
+    /// The Kubernetes objects, in apply order.
     fn objects(&self) -> Result<Vec<Value>, StepError> {
         Ok(self
             .plan()?
             .into_iter()
-            .filter(|p| p.action == "kubernetes:apply")
-            .map(|p| p.details)
+            .filter_map(|p| match p.action {
+                Action::Apply(object) => Some(object),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn secrets(&self) -> Result<Vec<GeneratedSecret>, StepError> {
+        Ok(self
+            .plan()?
+            .into_iter()
+            .filter_map(|p| match p.action {
+                Action::CreateSecret(secret) => Some(secret),
+                _ => None,
+            })
             .collect())
     }
 
@@ -127,9 +155,7 @@ impl Target {
     }
 
     /// The plan's tags plus the owner tag.
-    fn tags(&self, step: &PlanStep) -> Tags {
-        let mut tags: Tags =
-            serde_json::from_value(step.details["tags"].clone()).unwrap_or_default();
+    fn owned_tags(&self, mut tags: Tags) -> Tags {
         tags.insert(OWNER_TAG.into(), self.id.to_string());
         tags
     }
@@ -210,6 +236,44 @@ where
     }
 }
 
+/// Waits with [`wait_for`] until `pending` lists nothing; each time the list changes it is
+/// logged, and a timeout says what was still pending.
+async fn until_none_left<F, Fut>(
+    ctx: &StepContext,
+    what: &str,
+    mut pending: F,
+) -> Result<(), StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, CloudError>>,
+{
+    let last = std::sync::Mutex::new(Vec::<String>::new());
+    let waited = wait_for(ctx, what, || {
+        let left = pending();
+        let last = &last;
+        async move {
+            let left = left.await?;
+            if left.is_empty() {
+                return Ok(Some(()));
+            }
+            let changed = *last.lock().unwrap_or_else(|e| e.into_inner()) != left;
+            if changed {
+                ctx.log(&format!("not yet: {}", left.join("; "))).await?;
+                *last.lock().unwrap_or_else(|e| e.into_inner()) = left;
+            }
+            Ok(None)
+        }
+    })
+    .await;
+    waited.map_err(|e| match e {
+        StepError::Transient(m) => StepError::Transient(format!(
+            "{m}; not yet: {}",
+            last.lock().unwrap_or_else(|e| e.into_inner()).join("; ")
+        )),
+        other => other,
+    })
+}
+
 // ---- provisioning ----
 
 /// The account of the environment: adopted if it exists with our owner tag, created otherwise.
@@ -224,15 +288,14 @@ async fn account<P: Provider>(
             .await?;
         return Ok(());
     }
-    let step = t.action("organizations:CreateAccount")?;
-    let name = step.resource.clone();
+    let (name, email, tags) = t.planned("organizations:CreateAccount", |s| match s.action {
+        Action::CreateAccount { email, tags, .. } => Some((s.resource, email, tags)),
+        _ => None,
+    })?;
     let spec = AccountSpec {
         name: name.clone(),
-        email: step.details["email"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        tags: t.tags(&step),
+        email,
+        tags: t.owned_tags(tags),
     };
     // A request in flight first (accounts being created are not listed yet), then the list.
     let pending = match ctx.recorded("account_request").await? {
@@ -310,7 +373,8 @@ async fn network<P: Provider>(
 ) -> Result<(), StepError> {
     let region = region(t)?;
     let session = p.open_session(&account_id(t)?).await?;
-    let tags = t.tags(&t.action("eks:CreateCluster")?);
+    let (_, _, _, tags) = t.cluster()?;
+    let tags = t.owned_tags(tags);
     let network = p.prepare_network(&session, &region, &tags).await?;
     ctx.log(&format!(
         "roles {} and {}; subnets {}",
@@ -329,10 +393,7 @@ fn recorded_network(t: &Target) -> Result<Network, StepError> {
 }
 
 fn region(t: &Target) -> Result<String, StepError> {
-    Ok(t.action("eks:CreateCluster")?.details["region"]
-        .as_str()
-        .unwrap_or("us-east-1")
-        .to_owned())
+    Ok(t.cluster()?.2)
 }
 
 /// The environment's cluster, refusing one that is not ours.
@@ -357,20 +418,15 @@ async fn cluster<P: Provider>(
     ctx: &StepContext,
     t: &Target,
 ) -> Result<(), StepError> {
-    let step = t.action("eks:CreateCluster")?;
-    let region = region(t)?;
+    let (name, version, region, tags) = t.cluster()?;
     let session = p.open_session(&account_id(t)?).await?;
-    let name = step.resource.clone();
     if our_cluster(p, &session, &region, t, &name).await?.is_none() {
         let spec = ClusterSpec {
             name: name.clone(),
-            version: step.details["version"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            version,
             request_token: format!("slipway-job-{}-cluster", ctx.job.id),
             network: recorded_network(t)?,
-            tags: t.tags(&step),
+            tags: t.owned_tags(tags),
         };
         match p.create_cluster(&session, &region, &spec).await {
             Ok(()) => {
@@ -417,14 +473,19 @@ async fn cluster<P: Provider>(
 }
 
 async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
-    let step = t.action("eks:CreateNodegroup")?;
+    let (name, cluster, instance_type, min_size, max_size, tags) =
+        t.planned("eks:CreateNodegroup", |s| match s.action {
+            Action::CreateNodegroup {
+                cluster,
+                instance_type,
+                min_size,
+                max_size,
+                tags,
+            } => Some((s.resource, cluster, instance_type, min_size, max_size, tags)),
+            _ => None,
+        })?;
     let region = region(t)?;
     let session = p.open_session(&account_id(t)?).await?;
-    let cluster = step.details["cluster"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let name = step.resource.clone();
     let find = || async {
         match p.find_nodegroup(&session, &region, &cluster, &name).await? {
             Some(n) if !t.owned(&n.tags) => Err(StepError::Permanent(format!(
@@ -434,19 +495,20 @@ async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<
         }
     };
     if find().await?.is_none() {
-        let bound = |key: &str| i32::try_from(step.details[key].as_u64().unwrap_or(1)).unwrap_or(1);
+        let size = |n: u32| {
+            i32::try_from(n).map_err(|_| {
+                StepError::Permanent(format!("a node group of {n} nodes is beyond EKS's limits"))
+            })
+        };
         let spec = NodegroupSpec {
             cluster: cluster.clone(),
             name: name.clone(),
-            instance_type: step.details["instance_type"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            min_size: bound("min_size"),
-            max_size: bound("max_size"),
+            instance_type,
+            min_size: size(min_size)?,
+            max_size: size(max_size)?,
             request_token: format!("slipway-job-{}-nodegroup", ctx.job.id),
             network: recorded_network(t)?,
-            tags: t.tags(&step),
+            tags: t.owned_tags(tags),
         };
         match p.create_nodegroup(&session, &region, &spec).await {
             Ok(()) => {
@@ -481,7 +543,7 @@ async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<
 async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
     let region = region(t)?;
     let session = p.open_session(&account_id(t)?).await?;
-    let name = t.action("eks:CreateCluster")?.resource;
+    let name = t.cluster()?.0;
     let cluster = our_cluster(p, &session, &region, t, &name)
         .await?
         .ok_or_else(|| StepError::Transient(format!("cluster {name} is not there")))?;
@@ -500,7 +562,23 @@ async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result
         "{} objects applied, {changed} changed",
         applied.len()
     ))
-    .await
+    .await?;
+    let secrets = t.secrets()?;
+    let created = p
+        .create_secrets(&session, &region, &cluster, &secrets)
+        .await?;
+    ctx.log(&format!(
+        "{created} of {} generated Secrets created (the others were there already)",
+        secrets.len()
+    ))
+    .await?;
+    // `ready` means working: operators available and what they manage reconciled.
+    until_none_left(ctx, "the platform to be healthy", || {
+        p.unhealthy(&session, &region, &cluster, &objects)
+    })
+    .await?;
+    ctx.log("every operator and platform object is healthy")
+        .await
 }
 
 /// A kubeconfig for the cluster without any secret: the token comes from `aws eks get-token`.
@@ -511,9 +589,12 @@ fn kubeconfig(cluster: &str, endpoint: &str, ca: &str, region: &str) -> String {
 }
 
 async fn outputs<P: Provider>(p: &P, r: &Runner, t: &Target) -> Result<(), StepError> {
-    let step = t.action("slipway:record-outputs")?;
+    let planned: PlannedOutputs = t.planned("slipway:record-outputs", |s| match s.action {
+        Action::RecordOutputs(outputs) => Some(outputs),
+        _ => None,
+    })?;
     let cluster = t.output("cluster_name").unwrap_or_default();
-    let mut outputs = step.details.clone();
+    let mut outputs = json!(planned);
     outputs["kubeconfig"] = json!(kubeconfig(
         &cluster,
         &t.output("cluster_endpoint").unwrap_or_default(),
@@ -554,7 +635,9 @@ async fn existing_account<P: Provider>(
     if let Some(id) = t.output("account_id") {
         return Ok(Some(id));
     }
-    let name = t.action("organizations:CreateAccount")?.resource;
+    let name = t.planned("organizations:CreateAccount", |s| {
+        matches!(s.action, Action::CreateAccount { .. }).then_some(s.resource)
+    })?;
     if let Some(request) = p.pending_account_request(&name).await? {
         return creation(p, ctx, &request).await.map(Some);
     }
@@ -578,10 +661,10 @@ async fn teardown_step<P: Provider>(
         return ctx.log("no account was created: nothing to remove").await;
     };
     if step == TeardownStep::Account {
-        let on_teardown: AccountTeardown = serde_json::from_value(
-            t.action("organizations:CreateAccount")?.details["on_teardown"].clone(),
-        )
-        .unwrap_or_default();
+        let on_teardown = t.planned("organizations:CreateAccount", |s| match s.action {
+            Action::CreateAccount { on_teardown, .. } => Some(on_teardown),
+            _ => None,
+        })?;
         return match on_teardown {
             AccountTeardown::Close => {
                 p.close_account(&account).await?;
@@ -605,7 +688,7 @@ async fn teardown_step<P: Provider>(
         }
         Err(e) => return Err(e.into()),
     };
-    let name = t.action("eks:CreateCluster")?.resource;
+    let name = t.cluster()?.0;
     let Some(cluster) = our_cluster(p, &session, &region, t, &name).await? else {
         return ctx
             .log(&format!("cluster {name} does not exist: nothing to remove"))
@@ -613,18 +696,30 @@ async fn teardown_step<P: Provider>(
     };
     match step {
         TeardownStep::Kubernetes if cluster.status == Status::Active => {
+            let objects = t.objects()?;
             let deleted = p
-                .delete_objects(&session, &region, &cluster, &t.objects()?)
+                .delete_objects(&session, &region, &cluster, &objects)
                 .await?;
             ctx.log(&format!("deleted {deleted} Kubernetes objects"))
-                .await
+                .await?;
+            // Load balancers and volumes go with their namespaces; the node groups and the
+            // cluster must outlive them, or AWS keeps them (and bills them) after teardown.
+            until_none_left(
+                ctx,
+                "the namespaces to terminate and the volumes to go",
+                || p.remaining(&session, &region, &cluster, &objects),
+            )
+            .await?;
+            ctx.log("the namespaces and their volumes are gone").await
         }
         TeardownStep::Kubernetes => {
             ctx.log("the cluster is not ACTIVE: its objects go with it")
                 .await
         }
         TeardownStep::Nodegroup => {
-            let nodegroup = t.action("eks:CreateNodegroup")?.resource;
+            let nodegroup = t.planned("eks:CreateNodegroup", |s| {
+                matches!(s.action, Action::CreateNodegroup { .. }).then_some(s.resource)
+            })?;
             wait_for(ctx, "the node group to be deleted", || async {
                 match p
                     .find_nodegroup(&session, &region, &name, &nodegroup)

@@ -13,6 +13,7 @@ use super::cloud::{
     Account, AccountCreation, AccountSpec, Applied, CloudError, Cluster, ClusterSpec, Identity,
     Network, Nodegroup, NodegroupSpec, Provider, Status, Tags, describe_object,
 };
+use super::manifests::GeneratedSecret;
 
 /// The simulated management account.
 pub const MANAGEMENT_ACCOUNT: &str = "000000000000";
@@ -484,5 +485,38 @@ impl Provider for SimulatedCloud {
                 .await
                 .map_err(db_error)?;
         Ok(done.rows_affected() as usize)
+    }
+
+    async fn create_secrets(
+        &self,
+        _account: &String,
+        _region: &str,
+        _cluster: &Cluster,
+        secrets: &[GeneratedSecret],
+    ) -> Result<usize, CloudError> {
+        // Nothing to keep them in, and nothing may keep their values: counted, not stored.
+        Ok(secrets.len())
+    }
+
+    async fn unhealthy(
+        &self,
+        _account: &String,
+        _region: &str,
+        _cluster: &Cluster,
+        _objects: &[Value],
+    ) -> Result<Vec<String>, CloudError> {
+        // Simulated objects are healthy once applied.
+        Ok(Vec::new())
+    }
+
+    async fn remaining(
+        &self,
+        _account: &String,
+        _region: &str,
+        _cluster: &Cluster,
+        _objects: &[Value],
+    ) -> Result<Vec<String>, CloudError> {
+        // Simulated deletes are immediate.
+        Ok(Vec::new())
     }
 }

@@ -9,6 +9,7 @@
 #![allow(dead_code)] // Each test binary uses its own part of the harness.
 
 pub mod browser;
+pub mod kube;
 pub mod kube_api;
 pub mod moto;
 pub mod oidc;

@@ -1,0 +1,336 @@
+//! A real Kubernetes control plane per test: `tests/kube/up` (etcd, kube-apiserver with RBAC and
+//! the EKS token webhook checking tokens against this test's moto, kube-controller-manager) in a
+//! temporary directory, stopped with SIGTERM when dropped.
+//!
+//! Nodes do not run, so nothing makes a Deployment available or an operator report on its
+//! custom resources. [`Kube::play_nodes`] is the named stand-in for them: it writes the status
+//! a healthy kubelet and operator would (the deployment and replica-set controllers are off,
+//! so no controller overwrites it). What it cannot check: that the images start, that the
+//! operators accept the custom resources, that NetworkPolicies are enforced.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
+};
+use kube::discovery::{Discovery, verbs};
+use serde_json::{Value, json};
+
+use super::moto::Moto;
+
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=slipway";
+
+pub struct Kube {
+    pub url: String,
+    dir: tempfile::TempDir,
+    child: Child,
+    admin: kube::Client,
+    stand_in: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Kube {
+    fn drop(&mut self) {
+        if let Some(task) = self.stand_in.take() {
+            task.abort();
+        }
+        // SIGTERM: the script stops etcd, the API server and the controller manager with it.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+fn repository() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Kube {
+    /// Starts the control plane with EKS tokens checked against `moto`'s STS.
+    pub async fn start(moto: &Moto) -> Kube {
+        slipway::init_tls();
+        super::require_program("openssl", "apt-get install openssl");
+        let dir = super::data_dir();
+        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+        let child = Command::new(repository().join("tests/kube/up"))
+            .arg(dir.path())
+            .env("AWS_ENDPOINT_URL", &moto.url)
+            // Nodes are played by `play_nodes`; these controllers would undo what it writes.
+            .env(
+                "KUBE_UP_CONTROLLERS",
+                "*,-deployment-controller,-replicaset-controller,-statefulset-controller",
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting tests/kube/up");
+        let ready = dir.path().join("ready");
+        let started = Instant::now();
+        // The first run builds the control plane (tests/run does that before the tests).
+        while !ready.exists() {
+            let log = std::fs::read_to_string(dir.path().join("up.log")).unwrap_or_default();
+            assert!(
+                started.elapsed() < Duration::from_secs(900) && !log.contains("error:"),
+                "tests/kube/up did not start the control plane:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let url = std::fs::read_to_string(dir.path().join("url"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(dir.path().join("admin.kubeconfig")).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        let admin = kube::Client::try_from(config).unwrap();
+        Kube {
+            url,
+            dir,
+            child,
+            admin,
+            stand_in: None,
+        }
+    }
+
+    /// The CA bundle the API server's certificate is signed by.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.ca_path()).unwrap()
+    }
+
+    /// A kubeconfig with the cluster admin's client certificate.
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("admin.kubeconfig")
+    }
+
+    /// A client authenticated as the cluster admin (a client certificate, not an EKS token).
+    pub fn admin(&self) -> kube::Client {
+        self.admin.clone()
+    }
+
+    /// Every object Slipway applied (labelled as managed by it), of every listable kind the
+    /// API server serves, as JSON.
+    pub async fn objects(&self) -> Vec<Value> {
+        let discovery = Discovery::new(self.admin.clone()).run().await.unwrap();
+        let mut out = Vec::new();
+        for group in discovery.groups() {
+            for (resource, capabilities) in group.recommended_resources() {
+                if !capabilities.supports_operation(verbs::LIST) {
+                    continue;
+                }
+                let api: Api<DynamicObject> = Api::all_with(self.admin.clone(), &resource);
+                let listed = api
+                    .list(&ListParams::default().labels(MANAGED_BY))
+                    .await
+                    .unwrap();
+                for mut object in listed {
+                    object.types = Some(kube::api::TypeMeta {
+                        api_version: resource.api_version.clone(),
+                        kind: resource.kind.clone(),
+                    });
+                    out.push(serde_json::to_value(object).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    /// One object, or `None`.
+    pub async fn object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (resource, _) = kube::discovery::pinned_kind(&self.admin, &gvk).await.ok()?;
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(self.admin.clone(), ns, &resource),
+            None => Api::all_with(self.admin.clone(), &resource),
+        };
+        api.get_opt(name)
+            .await
+            .unwrap()
+            .map(|o| serde_json::to_value(o).unwrap())
+    }
+
+    /// Starts the stand-in for nodes and operators (see the module's comment).
+    pub fn play_nodes(&mut self) {
+        let admin = self.admin.clone();
+        self.stand_in = Some(tokio::spawn(async move {
+            loop {
+                // The API server may be going away at the end of a test: errors are ignored.
+                let _ = mark_healthy(&admin).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }));
+    }
+
+    /// From now on the API server's admission refuses creating or updating objects of
+    /// `resource` in `group` (a ValidatingAdmissionPolicy), as a cluster policy would.
+    pub async fn refuse_writes_of(&self, group: &str, resource: &str) {
+        let policy = json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": { "name": "slipway-test-refuse" },
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": { "resourceRules": [{
+                    "apiGroups": [group], "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"], "resources": [resource],
+                }] },
+                "validations": [{ "expression": "false", "message": format!("{resource} are not allowed on this cluster") }],
+            },
+        });
+        let binding = json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": { "name": "slipway-test-refuse" },
+            "spec": { "policyName": "slipway-test-refuse", "validationActions": ["Deny"] },
+        });
+        for object in [&policy, &binding] {
+            let api = self.admission_api(object["kind"].as_str().unwrap());
+            api.patch(
+                "slipway-test-refuse",
+                &PatchParams::apply("slipway-test"),
+                &Patch::Apply(object),
+            )
+            .await
+            .unwrap();
+        }
+        // The policy takes effect once the API server has compiled it.
+        self.until_probe(group, resource, false).await;
+    }
+
+    /// Lifts [`Kube::refuse_writes_of`].
+    pub async fn allow_writes_of(&self, group: &str, resource: &str) {
+        self.admission_api("ValidatingAdmissionPolicyBinding")
+            .delete("slipway-test-refuse", &DeleteParams::default())
+            .await
+            .unwrap();
+        self.until_probe(group, resource, true).await;
+    }
+
+    fn admission_api(&self, kind: &str) -> Api<DynamicObject> {
+        let plural = if kind == "ValidatingAdmissionPolicy" {
+            "validatingadmissionpolicies"
+        } else {
+            "validatingadmissionpolicybindings"
+        };
+        let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+        Api::all_with(
+            self.admin.clone(),
+            &ApiResource::from_gvk_with_plural(&gvk, plural),
+        )
+    }
+
+    /// Dry-runs a write of a NetworkPolicy (the only kind the tests refuse) until it is
+    /// `allowed` or not.
+    async fn until_probe(&self, group: &str, resource: &str, allowed: bool) {
+        assert_eq!((group, resource), ("networking.k8s.io", "networkpolicies"));
+        let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+            Api::namespaced(self.admin.clone(), "default");
+        let probe: k8s_openapi::api::networking::v1::NetworkPolicy =
+            serde_json::from_value(json!({
+                "metadata": { "name": "slipway-test-probe" },
+                "spec": { "podSelector": {} },
+            }))
+            .unwrap();
+        let params = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        while api.create(&params, &probe).await.is_ok() != allowed {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the admission policy did not take effect"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// What a kubelet and the operators would report for Slipway's objects once they run.
+async fn mark_healthy(admin: &kube::Client) -> Result<(), kube::Error> {
+    let params = PatchParams::default();
+    for (group, version, kind, plural) in [
+        ("apps", "v1", "Deployment", "deployments"),
+        ("apps", "v1", "StatefulSet", "statefulsets"),
+    ] {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let api: Api<DynamicObject> = Api::all_with(
+            admin.clone(),
+            &ApiResource::from_gvk_with_plural(&gvk, plural),
+        );
+        for object in api.list(&ListParams::default().labels(MANAGED_BY)).await? {
+            let value = serde_json::to_value(&object).unwrap_or_default();
+            let replicas = value["spec"]["replicas"].as_i64().unwrap_or(1);
+            let generation = object.metadata.generation.unwrap_or(0);
+            if value["status"]["observedGeneration"].as_i64() == Some(generation) {
+                continue;
+            }
+            let status = json!({ "status": {
+                "observedGeneration": generation,
+                "replicas": replicas, "readyReplicas": replicas,
+                "availableReplicas": replicas, "updatedReplicas": replicas,
+                "conditions": [{ "type": "Available", "status": "True", "reason": "StandIn" }],
+            } });
+            let namespaced = Api::<DynamicObject>::namespaced_with(
+                admin.clone(),
+                object.metadata.namespace.as_deref().unwrap_or("default"),
+                &ApiResource::from_gvk_with_plural(&gvk, plural),
+            );
+            namespaced
+                .patch_status(
+                    object.metadata.name.as_deref().unwrap_or_default(),
+                    &params,
+                    &Patch::Merge(status),
+                )
+                .await?;
+        }
+    }
+    // Custom resources of the CRDs Slipway installed.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(admin.clone());
+    for crd in crds.list(&ListParams::default().labels(MANAGED_BY)).await? {
+        let spec = crd.spec;
+        let Some(version) = spec.versions.iter().find(|v| v.storage) else {
+            continue;
+        };
+        let gvk = GroupVersionKind::gvk(&spec.group, &version.name, &spec.names.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &spec.names.plural);
+        let api: Api<DynamicObject> = Api::all_with(admin.clone(), &resource);
+        for object in api.list(&ListParams::default()).await? {
+            let value = serde_json::to_value(&object).unwrap_or_default();
+            if value["status"]["phase"] == "Running" {
+                continue;
+            }
+            let status = json!({ "status": {
+                "phase": "Running",
+                "conditions": [{ "type": "Ready", "status": "True", "reason": "StandIn" }],
+            } });
+            let scoped = match object.metadata.namespace.as_deref() {
+                Some(ns) => Api::<DynamicObject>::namespaced_with(admin.clone(), ns, &resource),
+                None => Api::all_with(admin.clone(), &resource),
+            };
+            scoped
+                .patch_status(
+                    object.metadata.name.as_deref().unwrap_or_default(),
+                    &params,
+                    &Patch::Merge(status),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
