@@ -15,8 +15,8 @@ use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 use serde_json::Value;
 
 use super::cloud::{
-    Account, AccountCreation, AccountSpec, Applied, CloudError, Cluster, ClusterSpec, Identity,
-    Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
+    Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, CloudError, Cluster,
+    ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
 };
 use super::kubernetes::{self, ClusterEndpoint};
 use super::manifests::GeneratedSecret;
@@ -697,6 +697,50 @@ impl Provider for AwsCloud {
             Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(()),
             Err(e) => Err(classify("eks:DeleteNodegroup", e)),
         }
+    }
+
+    async fn find_addon(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<Option<Addon>, CloudError> {
+        match self
+            .eks(session, region)
+            .describe_addon()
+            .cluster_name(cluster)
+            .addon_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.addon().map(|a| Addon {
+                status: Status::parse(a.status().map(|s| s.as_str()).unwrap_or("")),
+                version: a.addon_version().unwrap_or_default().to_owned(),
+            })),
+            Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(classify("eks:DescribeAddon", e)),
+        }
+    }
+
+    async fn create_addon(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        spec: &AddonSpec,
+    ) -> Result<(), CloudError> {
+        self.eks(session, region)
+            .create_addon()
+            .cluster_name(&spec.cluster)
+            .addon_name(&spec.name)
+            .set_addon_version(spec.version.clone())
+            .set_configuration_values(spec.configuration.clone())
+            .resolve_conflicts(aws_sdk_eks::types::ResolveConflicts::Overwrite)
+            .set_tags(Some(tag_map(&spec.tags)))
+            .send()
+            .await
+            .map_err(|e| classify("eks:CreateAddon", e))?;
+        Ok(())
     }
 
     async fn apply(

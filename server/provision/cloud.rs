@@ -238,6 +238,22 @@ pub trait Provider: Send + Sync + 'static {
         name: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// The EKS add-on `name` of the cluster, if installed.
+    fn find_addon(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Addon>, CloudError>> + Send;
+    /// Installs an EKS add-on (taking over a self-managed copy EKS put there at creation).
+    fn create_addon(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        spec: &AddonSpec,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
     /// Server-side applies the objects in order (field manager `slipway`).
     fn apply(
         &self,
@@ -281,6 +297,24 @@ pub trait Provider: Send + Sync + 'static {
         cluster: &Cluster,
         objects: &[Value],
     ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+}
+
+/// An EKS add-on to install.
+#[derive(Debug, Clone)]
+pub struct AddonSpec {
+    pub cluster: String,
+    pub name: String,
+    /// `None`: the version EKS recommends for the cluster's Kubernetes version.
+    pub version: Option<String>,
+    /// The add-on's configuration values (JSON), if any.
+    pub configuration: Option<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct Addon {
+    pub status: Status,
+    pub version: String,
 }
 
 /// `Kind namespace/name` (or `Kind name`) of a manifest, as the plan and logs show it.

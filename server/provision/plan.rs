@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::cloud::{Tags, describe_object};
 use super::manifests::{self, GeneratedSecret};
+use super::versions::{self, Install};
 use crate::define::blueprint::{AccountTeardown, Blueprint, EnvironmentType};
 
 /// What a request asks for, already validated against its environment type.
@@ -69,6 +70,13 @@ pub enum Action {
         max_size: u32,
         tags: Tags,
     },
+    /// An EKS add-on; `version: None` takes the one EKS recommends for the cluster's version.
+    #[serde(rename = "eks:CreateAddon")]
+    CreateAddon {
+        cluster: String,
+        version: Option<String>,
+        configuration: Option<String>,
+    },
     /// A Kubernetes object, server-side applied verbatim: free-form JSON by nature (the API
     /// server validates it against its schema).
     #[serde(rename = "kubernetes:apply")]
@@ -90,6 +98,7 @@ impl Action {
             Action::DescribeSubnets { .. } => "ec2:DescribeSubnets",
             Action::CreateCluster { .. } => "eks:CreateCluster",
             Action::CreateNodegroup { .. } => "eks:CreateNodegroup",
+            Action::CreateAddon { .. } => "eks:CreateAddon",
             Action::Apply(_) => "kubernetes:apply",
             Action::CreateSecret(_) => "kubernetes:create-secret",
             Action::RecordOutputs(_) => "slipway:record-outputs",
@@ -124,18 +133,20 @@ pub enum Step {
     Network,
     Cluster,
     Nodegroup,
+    Addons,
     Kubernetes,
     Outputs,
 }
 
 impl Step {
     /// In the order they run.
-    pub const ALL: [Step; 7] = [
+    pub const ALL: [Step; 8] = [
         Step::Account,
         Step::Access,
         Step::Network,
         Step::Cluster,
         Step::Nodegroup,
+        Step::Addons,
         Step::Kubernetes,
         Step::Outputs,
     ];
@@ -147,6 +158,7 @@ impl Step {
             Step::Network => "network",
             Step::Cluster => "cluster",
             Step::Nodegroup => "nodegroup",
+            Step::Addons => "addons",
             Step::Kubernetes => "kubernetes",
             Step::Outputs => "outputs",
         }
@@ -355,6 +367,18 @@ fn steps(
             },
         ),
     ];
+    plan.extend(versions::COMPONENTS.iter().filter_map(|c| match c.install {
+        Install::EksAddon { configuration } => Some(step(
+            Step::Addons,
+            c.name,
+            Action::CreateAddon {
+                cluster: cluster.clone(),
+                version: None,
+                configuration: configuration.map(str::to_owned),
+            },
+        )),
+        _ => None,
+    }));
     plan.extend(bootstrap.objects.into_iter().map(|object| {
         step(
             Step::Kubernetes,

@@ -12,8 +12,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::cloud::{
-    AccountCreation, AccountSpec, CloudError, Cluster, ClusterSpec, Network, NodegroupSpec,
-    OWNER_TAG, Provider, Status, Tags,
+    AccountCreation, AccountSpec, AddonSpec, CloudError, Cluster, ClusterSpec, Network,
+    NodegroupSpec, OWNER_TAG, Provider, Status, Tags,
 };
 use super::manifests::GeneratedSecret;
 use super::plan::{Action, PlanStep, PlannedOutputs, Step};
@@ -540,6 +540,60 @@ async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<
     ctx.log(&format!("node group {name} is ACTIVE")).await
 }
 
+/// The EKS add-ons of the plan: each found or created, then waited for until ACTIVE.
+async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+    let (cluster, _, region, tags) = t.cluster()?;
+    let session = p.open_session(&account_id(t)?).await?;
+    let planned: Vec<(String, Option<String>, Option<String>)> = t
+        .plan()?
+        .into_iter()
+        .filter_map(|s| match s.action {
+            Action::CreateAddon {
+                version,
+                configuration,
+                ..
+            } => Some((s.resource, version, configuration)),
+            _ => None,
+        })
+        .collect();
+    for (name, version, configuration) in planned {
+        if p.find_addon(&session, &region, &cluster, &name)
+            .await?
+            .is_none()
+        {
+            let spec = AddonSpec {
+                cluster: cluster.clone(),
+                name: name.clone(),
+                version,
+                configuration,
+                tags: t.owned_tags(tags.clone()),
+            };
+            match p.create_addon(&session, &region, &spec).await {
+                Ok(()) => ctx.log(&format!("CreateAddon {name}")).await?,
+                // A crashed attempt's create: it is there now, which is all this step needs.
+                Err(CloudError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let addon = wait_for(ctx, &format!("add-on {name} to become ACTIVE"), || async {
+            match p.find_addon(&session, &region, &cluster, &name).await? {
+                Some(a) if a.status == Status::Active => Ok(Some(a)),
+                Some(a) if a.status == Status::Failed => Err(StepError::Permanent(format!(
+                    "add-on {name} failed to install; see its health issues in the EKS console"
+                ))),
+                Some(_) => Ok(None),
+                None => Err(StepError::Transient(format!(
+                    "add-on {name} disappeared while installing"
+                ))),
+            }
+        })
+        .await?;
+        ctx.log(&format!("add-on {name} {} is ACTIVE", addon.version))
+            .await?;
+    }
+    Ok(())
+}
+
 async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
     let region = region(t)?;
     let session = p.open_session(&account_id(t)?).await?;
@@ -618,6 +672,7 @@ async fn provision_step<P: Provider>(
         Step::Network => network(p, r, ctx, t).await,
         Step::Cluster => cluster(p, r, ctx, t).await,
         Step::Nodegroup => nodegroup(p, ctx, t).await,
+        Step::Addons => addons(p, ctx, t).await,
         Step::Kubernetes => kubernetes(p, ctx, t).await,
         Step::Outputs => outputs(p, r, t).await,
     }

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use super::cloud::{
-    Account, AccountCreation, AccountSpec, Applied, CloudError, Cluster, ClusterSpec, Identity,
-    Network, Nodegroup, NodegroupSpec, Provider, Status, Tags, describe_object,
+    Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, CloudError, Cluster,
+    ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
+    describe_object,
 };
 use super::manifests::GeneratedSecret;
 
@@ -424,6 +425,49 @@ impl Provider for SimulatedCloud {
             &format!("{}/{name}", cluster_id(account, cluster)),
         )
         .await
+    }
+
+    async fn find_addon(
+        &self,
+        account: &String,
+        _region: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<Option<Addon>, CloudError> {
+        let id = format!("{}/{name}", cluster_id(account, cluster));
+        let row = self.find("addon", &id).await?;
+        Ok(row.map(|r| Addon {
+            status: r.status(),
+            version: r.body["version"].as_str().unwrap_or("default").to_owned(),
+        }))
+    }
+
+    async fn create_addon(
+        &self,
+        account: &String,
+        _region: &str,
+        spec: &AddonSpec,
+    ) -> Result<(), CloudError> {
+        self.fault("eks:CreateAddon").await?;
+        let id = format!("{}/{}", cluster_id(account, &spec.cluster), spec.name);
+        let inserted = self
+            .insert(NewResource {
+                kind: "addon",
+                id: &id,
+                name: &spec.name,
+                request_id: None,
+                tags: &spec.tags,
+                body: json!({ "version": spec.version.as_deref().unwrap_or("default") }),
+                delay_ms: 0,
+            })
+            .await?;
+        if !inserted {
+            return Err(CloudError::AlreadyExists(format!(
+                "Addon already exists with name: {} and cluster name: {}",
+                spec.name, spec.cluster
+            )));
+        }
+        Ok(())
     }
 
     async fn apply(

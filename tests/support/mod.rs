@@ -10,7 +10,6 @@
 
 pub mod browser;
 pub mod kube;
-pub mod kube_api;
 pub mod moto;
 pub mod oidc;
 

@@ -1,6 +1,6 @@
-//! `moto_server` (PyPI `moto[server]`, run as `python3 -m moto.server` so no PATH shim is
-//! needed): a real AWS emulator over HTTP, one per test, on a free loopback port, reached by
-//! the AWS SDK with an endpoint override and dummy credentials.
+//! `moto_server` (PyPI `moto[server]`, run by `tests/moto/server.py`, which adds the operations
+//! moto lacks in-process): a real AWS emulator over HTTP, one per test, on a free loopback port,
+//! reached by the AWS SDK with an endpoint override and dummy credentials.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,15 +44,9 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
+        let server = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/server.py");
         let child = Command::new(python)
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+            .args([server, "-H", "127.0.0.1", "-p", &port.to_string()])
             // AWS managed policies (AmazonEKSClusterPolicy, …) exist in every real account.
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())

@@ -47,6 +47,10 @@ fn cloud_settings(state: &AppState) -> Vec<(&'static str, String)> {
         ("Account e-mail domain (account_email_domain)", config.account_email_domain.clone()),
         ("Kubernetes endpoint override (kube_endpoint_override)", or(&aws.kube_endpoint_override, "none: each cluster's own endpoint")),
         (
+            "CA for the override (kube_endpoint_ca)",
+            if aws.kube_endpoint_ca.is_some() { "a PEM bundle from the configured file" } else { "none: each cluster's own CA" }.to_owned(),
+        ),
+        (
             "Kubeconfig (kubeconfig)",
             aws.kubeconfig
                 .as_ref()
