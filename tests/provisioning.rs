@@ -827,3 +827,68 @@ async fn the_cloud_connection_page_tests_the_credentials_with_sts_and_shows_no_s
     assert!(text.contains("The connection failed."), "{text}");
     assert!(text.contains("sts:GetCallerIdentity failed"), "{text}");
 }
+
+#[tokio::test]
+async fn a_worker_killed_at_a_random_point_of_the_bootstrap_resumes_with_every_object_once() {
+    let moto = Moto::start().await;
+    moto.create_organization().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let w = World::new().await;
+    let mut first = worker_process(&w, &moto, &moto.url, &kube);
+    let id = w.approved("ledger").await;
+    let planned = plan_objects(&plan_of(&w, &id).await);
+
+    // Killed once this many objects exist: somewhere in the Kubernetes step, different each run
+    // (the seed is printed so a failure can be replayed with SLIPWAY_TEST_SEED).
+    let seed: u64 = std::env::var("SLIPWAY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                .into()
+        });
+    let kill_after = 1 + (seed as usize % (planned.len() - 1));
+    eprintln!(
+        "SLIPWAY_TEST_SEED={seed}: killing the worker once {kill_after} of {} objects exist",
+        planned.len()
+    );
+    let started = Instant::now();
+    while kube.objects().await.len() < kill_after {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the bootstrap never reached {kill_after} objects"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+
+    let second = worker_process(&w, &moto, &moto.url, &kube);
+    let env = w.until_state(&id, "ready", Duration::from_secs(120)).await;
+    drop(second);
+    assert_eq!(applied_objects(&kube).await, planned, "every object once");
+    for object in kube.objects().await {
+        let managers: Vec<&str> = object["metadata"]["managedFields"]
+            .as_array()
+            .map(|fields| {
+                fields
+                    .iter()
+                    .filter(|f| f["subresource"].is_null())
+                    .filter_map(|f| f["manager"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            managers.iter().all(|m| *m == "slipway" || *m == "kube-controller-manager"),
+            "{}: {managers:?}",
+            slipway::provision::cloud::describe_object(&object)
+        );
+    }
+    let accounts = moto.accounts().await;
+    assert_eq!(account_of(&accounts, "shop-ledger").len(), 1);
+    assert_eq!(env["job"]["steps"][0]["attempt"], 1, "the account step ran once");
+}

@@ -526,7 +526,11 @@ pub async fn create_secrets(
             ),
             ..Default::default()
         };
-        match api.create(&PostParams::default(), &object).await {
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        match api.create(&params, &object).await {
             Ok(_) => created += 1,
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             // The error names the Secret, never its values (they are not in it).
