@@ -1,8 +1,9 @@
 //! Provisioning: turning an approved request into an environment, and tearing it down.
 //! [`plan`] builds the ordered steps from the blueprint and the request (with [`manifests`], the
-//! Kubernetes objects); the same plan, not run, is the preview people see before approving.
-//! [`run`] executes it as durable jobs against a [`cloud::Provider`]: [`aws`] (with
-//! [`kubernetes`] for the cluster's API) or the [`simulated`] cloud of the embedded default.
+//! Kubernetes objects, whose images and versions [`versions`] pins); the same plan, not run, is
+//! the preview people see before approving. [`run`] executes it as durable jobs against a
+//! [`cloud::Provider`]: [`aws`] (with [`kubernetes`] for the cluster's API) or the [`simulated`]
+//! cloud of the embedded default.
 
 pub mod aws;
 pub mod cloud;
@@ -11,6 +12,7 @@ pub mod manifests;
 pub mod plan;
 pub mod run;
 pub mod simulated;
+pub mod versions;
 
 use std::sync::Arc;
 
