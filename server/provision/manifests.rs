@@ -2125,3 +2125,511 @@ pub fn data_service_endpoints(data_services: &[String]) -> Value {
     Value::Object(out)
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    const ALL_SERVICES: &[&str] = &["mongodb", "scylladb", "kafka"];
+
+    fn blueprint(central_store: &str) -> Blueprint {
+        let mut bp = Blueprint::from_template("shop", None);
+        bp.logging.central_store = central_store.to_owned();
+        bp
+    }
+
+    /// `operators` then `environment`, the order the plan applies them in.
+    fn bootstrap_objects(bp: &Blueprint, services: &[&str]) -> Vec<Value> {
+        let services: Vec<String> = services.iter().map(|s| s.to_string()).collect();
+        let b = bootstrap(bp, &services);
+        let mut out = operators(&b);
+        out.extend(environment(&b));
+        out
+    }
+
+    fn bootstrap<'a>(bp: &'a Blueprint, services: &'a [String]) -> Bootstrap<'a> {
+        Bootstrap {
+            blueprint: bp,
+            platform_slug: "shop",
+            environment: "perf-1",
+            team_namespace: "apps",
+            max_nodes: 10,
+            data_services: services,
+        }
+    }
+
+    fn find<'a>(
+        objects: &'a [Value],
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> &'a Value {
+        objects
+            .iter()
+            .find(|o| {
+                o["kind"] == kind
+                    && o["metadata"]["name"] == name
+                    && o["metadata"]["namespace"].as_str() == namespace
+            })
+            .unwrap_or_else(|| panic!("{kind} {namespace:?}/{name}"))
+    }
+
+    const BUILT_IN: &[&str] = &[
+        "v1",
+        "apps/v1",
+        "rbac.authorization.k8s.io/v1",
+        "networking.k8s.io/v1",
+        "apiextensions.k8s.io/v1",
+    ];
+
+    fn assert_custom_resources_follow_their_crds(objects: &[Value]) {
+        let mut defined = BTreeSet::new();
+        for o in objects {
+            let api_version = o["apiVersion"].as_str().unwrap();
+            let kind = o["kind"].as_str().unwrap();
+            if kind == "CustomResourceDefinition" {
+                let spec = &o["spec"];
+                for v in spec["versions"].as_array().unwrap() {
+                    defined.insert((
+                        format!(
+                            "{}/{}",
+                            spec["group"].as_str().unwrap(),
+                            v["name"].as_str().unwrap()
+                        ),
+                        spec["names"]["kind"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            } else if !BUILT_IN.contains(&api_version) {
+                assert!(
+                    defined.contains(&(api_version.to_owned(), kind.to_owned())),
+                    "{api_version} {kind} {} comes after a CRD that serves it",
+                    o["metadata"]["name"]
+                );
+            }
+        }
+    }
+
+    fn assert_namespaces_come_first(objects: &[Value]) {
+        let mut created = BTreeSet::new();
+        for o in objects {
+            if o["kind"] == "Namespace" {
+                assert_eq!(o["metadata"]["labels"][MANAGED_BY], "slipway");
+                created.insert(o["metadata"]["name"].as_str().unwrap().to_owned());
+            } else if let Some(ns) = o["metadata"]["namespace"].as_str() {
+                assert!(
+                    created.contains(ns),
+                    "{} {ns}/{} comes after its namespace",
+                    o["kind"],
+                    o["metadata"]["name"]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn operators_and_their_crds_come_before_every_custom_resource() {
+        for store in ["opensearch", "cloudwatch"] {
+            let objects = bootstrap_objects(&blueprint(store), ALL_SERVICES);
+            assert_custom_resources_follow_their_crds(&objects);
+            assert_namespaces_come_first(&objects);
+        }
+        let objects = bootstrap_objects(&blueprint("opensearch"), ALL_SERVICES);
+        for deployment in [
+            "istiod",
+            "mongodb-kubernetes-operator",
+            "scylla-operator",
+            "strimzi-cluster-operator",
+        ] {
+            let at = objects
+                .iter()
+                .position(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == deployment)
+                .unwrap_or_else(|| panic!("the {deployment} Deployment"));
+            let first_custom = objects
+                .iter()
+                .position(|o| o["kind"] == "PeerAuthentication")
+                .unwrap();
+            assert!(
+                at < first_custom,
+                "{deployment} is installed before the first custom resource"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_requested_data_services_get_an_operator() {
+        let objects = bootstrap_objects(&blueprint("opensearch"), &["kafka"]);
+        let deployments: Vec<&str> = objects
+            .iter()
+            .filter(|o| o["kind"] == "Deployment")
+            .filter_map(|o| o["metadata"]["name"].as_str())
+            .collect();
+        assert_eq!(
+            deployments,
+            ["istiod", "strimzi-cluster-operator", "otel-collector"]
+        );
+
+        let mut bp = blueprint("opensearch");
+        bp.service_mesh.istio = false;
+        let objects = bootstrap_objects(&bp, &[]);
+        assert!(
+            !objects
+                .iter()
+                .any(|o| o["kind"] == "CustomResourceDefinition")
+        );
+        assert!(
+            !objects
+                .iter()
+                .any(|o| o["metadata"]["namespace"] == ISTIO_SYSTEM)
+        );
+    }
+
+    #[test]
+    fn crds_are_structural_with_one_storage_version_and_a_status_subresource() {
+        fn assert_typed(node: &Value, path: &str) {
+            assert!(node["type"].is_string(), "{path} has a type");
+            if let Some(properties) = node["properties"].as_object() {
+                for (name, child) in properties {
+                    assert_typed(child, &format!("{path}.{name}"));
+                }
+            }
+            if node["items"].is_object() {
+                assert_typed(&node["items"], &format!("{path}[]"));
+            }
+        }
+        let objects = bootstrap_objects(&blueprint("opensearch"), ALL_SERVICES);
+        let crds: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "CustomResourceDefinition")
+            .collect();
+        assert!(crds.len() > 30);
+        for crd in crds {
+            let spec = &crd["spec"];
+            let names = &spec["names"];
+            assert_eq!(
+                crd["metadata"]["name"],
+                format!(
+                    "{}.{}",
+                    names["plural"].as_str().unwrap(),
+                    spec["group"].as_str().unwrap()
+                )
+            );
+            assert_eq!(
+                names["listKind"],
+                format!("{}List", names["kind"].as_str().unwrap())
+            );
+            assert_eq!(
+                names["singular"],
+                names["kind"].as_str().unwrap().to_lowercase()
+            );
+            assert!(["Namespaced", "Cluster"].contains(&spec["scope"].as_str().unwrap()));
+            let versions = spec["versions"].as_array().unwrap();
+            assert_eq!(versions.iter().filter(|v| v["storage"] == true).count(), 1);
+            for v in versions {
+                assert_eq!(v["served"], true);
+                assert_eq!(v["subresources"], json!({ "status": {} }));
+                let root = &v["schema"]["openAPIV3Schema"];
+                assert_typed(root, "");
+                assert_eq!(
+                    root["properties"]["status"]["x-kubernetes-preserve-unknown-fields"],
+                    true
+                );
+                assert_eq!(
+                    root["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"],
+                    true
+                );
+            }
+        }
+        let peer = find(
+            &objects,
+            "CustomResourceDefinition",
+            None,
+            "peerauthentications.security.istio.io",
+        );
+        assert!(
+            peer["spec"]["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["name"] == "v1")
+        );
+        let mongo = find(
+            &objects,
+            "CustomResourceDefinition",
+            None,
+            "mongodbcommunity.mongodbcommunity.mongodb.com",
+        );
+        assert_eq!(mongo["spec"]["names"]["plural"], "mongodbcommunity");
+    }
+
+    #[test]
+    fn every_network_policy_fits_the_networking_v1_schema() {
+        let objects = bootstrap_objects(&blueprint("opensearch"), ALL_SERVICES);
+        let policies: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "NetworkPolicy")
+            .collect();
+        for p in &policies {
+            let spec = &p["spec"];
+            assert!(spec["podSelector"].is_object());
+            for t in spec["policyTypes"].as_array().unwrap() {
+                assert!(t == "Ingress" || t == "Egress");
+            }
+            for rule in spec["ingress"]
+                .as_array()
+                .into_iter()
+                .chain(spec["egress"].as_array())
+                .flatten()
+            {
+                for port in rule["ports"].as_array().into_iter().flatten() {
+                    assert!(port["port"].is_u64(), "{port} is numeric");
+                    assert!(port["protocol"] == "TCP" || port["protocol"] == "UDP");
+                }
+            }
+        }
+        // Every namespace Slipway creates starts closed.
+        for ns in objects.iter().filter(|o| o["kind"] == "Namespace") {
+            let name = ns["metadata"]["name"].as_str();
+            let deny = find(&objects, "NetworkPolicy", name, "default-deny");
+            assert_eq!(deny["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+            find(&objects, "NetworkPolicy", name, "allow-dns");
+        }
+    }
+
+    #[test]
+    fn the_data_ports_are_open_only_from_the_team_namespace() {
+        let objects = bootstrap_objects(&blueprint("opensearch"), ALL_SERVICES);
+        let team = namespace_selector("apps");
+        let client_ports = [27017, 9042, 9093];
+        let mut team_ports = BTreeSet::new();
+        for p in objects
+            .iter()
+            .filter(|o| o["kind"] == "NetworkPolicy" && o["metadata"]["namespace"] == DATA)
+        {
+            for rule in p["spec"]["ingress"].as_array().into_iter().flatten() {
+                let ports: Vec<u64> = rule["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["port"].as_u64())
+                    .collect();
+                let all_ports = rule["ports"].is_null();
+                let opens_client_port =
+                    all_ports || ports.iter().any(|p| client_ports.contains(&(*p as u16)));
+                if !opens_client_port {
+                    continue;
+                }
+                for peer in rule["from"].as_array().expect("a source") {
+                    let same_namespace =
+                        peer.get("namespaceSelector").is_none() && peer["podSelector"] == json!({});
+                    assert!(
+                        *peer == team || same_namespace,
+                        "{} opens a data port to {peer}",
+                        p["metadata"]["name"]
+                    );
+                    if *peer == team {
+                        team_ports.extend(ports.iter().copied());
+                    }
+                }
+            }
+        }
+        assert_eq!(team_ports, BTreeSet::from([27017, 9042, 9093]));
+        let egress = find(
+            &objects,
+            "NetworkPolicy",
+            Some("apps"),
+            "allow-data-services",
+        );
+        assert_eq!(
+            egress["spec"]["egress"][0]["ports"],
+            tcp(&[27017, 9042, 9093])
+        );
+        let otlp = find(&objects, "NetworkPolicy", Some("apps"), "allow-telemetry");
+        assert_eq!(otlp["spec"]["egress"][0]["ports"], tcp(&[4317, 4318]));
+    }
+
+    #[test]
+    fn fluent_bit_can_read_pods_and_ships_to_a_real_destination() {
+        let objects = bootstrap_objects(&blueprint("cloudwatch"), &[]);
+        let role = find(&objects, "ClusterRole", None, "fluent-bit");
+        assert_eq!(role["rules"][0]["resources"], json!(["pods", "namespaces"]));
+        assert_eq!(role["rules"][0]["verbs"], json!(["get", "list", "watch"]));
+        let binding = find(&objects, "ClusterRoleBinding", None, "fluent-bit");
+        assert_eq!(binding["subjects"][0]["namespace"], OBSERVABILITY);
+        let config = find(&objects, "ConfigMap", Some(OBSERVABILITY), "fluent-bit")["data"]["fluent-bit.conf"]
+            .as_str()
+            .unwrap();
+        assert!(config.contains("Name cloudwatch_logs"));
+        assert!(config.contains("region eu-west-1"));
+        assert!(config.contains("log_group_name /slipway/shop/perf-1"));
+        assert!(config.contains("auto_create_group On"));
+        find(
+            &objects,
+            "NetworkPolicy",
+            Some(OBSERVABILITY),
+            "allow-fluent-bit-egress",
+        );
+
+        let objects = bootstrap_objects(&blueprint("opensearch"), &[]);
+        let config = find(&objects, "ConfigMap", Some(OBSERVABILITY), "fluent-bit")["data"]["fluent-bit.conf"]
+            .as_str()
+            .unwrap();
+        assert!(config.contains("Name opensearch"));
+        assert!(config.contains("AWS_Auth On"));
+        assert!(config.contains("Host ${OPENSEARCH_HOST}"));
+        let host = &find(&objects, "ConfigMap", Some(OBSERVABILITY), LOG_STORE_CONFIG)["data"]
+            [OPENSEARCH_HOST_KEY];
+        assert_eq!(host, "shop-logs.opensearch.invalid");
+        let daemon_set = find(&objects, "DaemonSet", Some(OBSERVABILITY), "fluent-bit");
+        let container = &daemon_set["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            container["env"][0]["valueFrom"]["configMapKeyRef"]["name"],
+            LOG_STORE_CONFIG
+        );
+        assert_eq!(container["image"], versions::FLUENT_BIT.image());
+    }
+
+    #[test]
+    fn the_collector_has_a_service_and_exports_to_the_store() {
+        for (store, exporters) in [
+            ("cloudwatch", vec!["awscloudwatchlogs", "awsemf", "awsxray"]),
+            ("opensearch", vec!["opensearch"]),
+        ] {
+            let objects = bootstrap_objects(&blueprint(store), &[]);
+            let service = find(&objects, "Service", Some(OBSERVABILITY), "otel-collector");
+            let ports: Vec<u64> = service["spec"]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["port"].as_u64().unwrap())
+                .collect();
+            assert_eq!(ports, [4317, 4318]);
+            let text = find(&objects, "ConfigMap", Some(OBSERVABILITY), "otel-collector")["data"]["config.yaml"]
+                .as_str()
+                .unwrap();
+            let config: Value = yaml_serde::from_str(text).expect("the collector's config is YAML");
+            let mut configured: Vec<&str> = config["exporters"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            configured.sort_unstable();
+            assert_eq!(configured, exporters, "{store}");
+            let pipelines = config["service"]["pipelines"].as_object().unwrap();
+            for pipeline in pipelines.values() {
+                assert_eq!(pipeline["receivers"], json!(["otlp"]));
+                for exporter in pipeline["exporters"].as_array().unwrap() {
+                    assert!(exporters.contains(&exporter.as_str().unwrap()));
+                }
+            }
+            assert!(!text.contains("debug"));
+        }
+    }
+
+    #[test]
+    fn no_generated_secret_value_is_in_any_object_only_its_name() {
+        let bp = blueprint("opensearch");
+        let services: Vec<String> = ALL_SERVICES.iter().map(|s| s.to_string()).collect();
+        let b = bootstrap(&bp, &services);
+        let secrets = generated_secrets(&b);
+        let mut objects = operators(&b);
+        objects.extend(environment(&b));
+        objects.extend(devops(&bp, "devops"));
+        assert!(
+            !objects.iter().any(|o| o["kind"] == "Secret"),
+            "no Secret is applied from the plan"
+        );
+        for o in &objects {
+            let text = o.to_string();
+            assert!(
+                !text.contains("stringData") && !text.contains("\"password\":\""),
+                "{text}"
+            );
+        }
+        let team: Vec<&str> = secrets
+            .iter()
+            .filter(|s| s.namespace == "apps")
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(team, ["mongodb-app", "scylladb-app", "kafka-app"]);
+        let in_data = |name: &str| {
+            secrets
+                .iter()
+                .any(|s| s.namespace == DATA && s.name == name)
+        };
+        let mongo = find(&objects, "MongoDBCommunity", Some(DATA), "mongodb");
+        assert!(in_data(
+            mongo["spec"]["users"][0]["passwordSecretRef"]["name"]
+                .as_str()
+                .unwrap()
+        ));
+        let user = find(&objects, "KafkaUser", Some(DATA), APP_USER);
+        assert_eq!(user["spec"]["authentication"]["type"], "scram-sha-512");
+        let reference = &user["spec"]["authentication"]["password"]["valueFrom"]["secretKeyRef"];
+        assert!(in_data(reference["name"].as_str().unwrap()));
+        assert_eq!(user["metadata"]["labels"]["strimzi.io/cluster"], "kafka");
+        let round_trip: Vec<GeneratedSecret> =
+            serde_json::from_value(serde_json::to_value(&secrets).unwrap()).unwrap();
+        assert_eq!(round_trip, secrets);
+    }
+
+    #[test]
+    fn the_spinnaker_operator_is_installed_before_its_spinnaker_service() {
+        let objects = devops(&blueprint("opensearch"), "devops");
+        assert_custom_resources_follow_their_crds(&objects);
+        assert_namespaces_come_first(&objects);
+        let operator = objects
+            .iter()
+            .position(|o| {
+                o["kind"] == "Deployment" && o["metadata"]["name"] == "spinnaker-operator"
+            })
+            .unwrap();
+        let service = objects
+            .iter()
+            .position(|o| o["kind"] == "SpinnakerService")
+            .unwrap();
+        assert!(operator < service);
+
+        let mut bp = blueprint("opensearch");
+        bp.devops.tool = DevopsTool::Jenkins;
+        let objects = devops(&bp, "devops");
+        assert!(
+            !objects
+                .iter()
+                .any(|o| o["kind"] == "CustomResourceDefinition")
+        );
+        let jenkins = find(&objects, "Deployment", Some("jenkins"), "jenkins");
+        assert_eq!(
+            jenkins["spec"]["template"]["spec"]["containers"][0]["image"],
+            versions::JENKINS.image()
+        );
+    }
+
+    #[test]
+    fn every_deployment_pins_its_image_and_has_resources_and_a_readiness_probe() {
+        let mut objects = bootstrap_objects(&blueprint("opensearch"), ALL_SERVICES);
+        objects.extend(devops(&blueprint("opensearch"), "devops"));
+        let pinned: BTreeSet<&str> = versions::COMPONENTS
+            .iter()
+            .flat_map(|c| c.images.iter().copied())
+            .collect();
+        for o in objects
+            .iter()
+            .filter(|o| o["kind"] == "Deployment" || o["kind"] == "DaemonSet")
+        {
+            let containers = o["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap();
+            assert!(containers.iter().any(|c| c["readinessProbe"].is_object()));
+            for c in containers {
+                assert!(
+                    pinned.contains(c["image"].as_str().unwrap()),
+                    "{} is pinned in versions",
+                    c["image"]
+                );
+                assert!(c["resources"]["requests"]["memory"].is_string());
+            }
+        }
+    }
+}
