@@ -885,7 +885,8 @@ fn events() -> Value {
 }
 
 /// istiod: the mesh's control plane and CA. Sidecars are injected by its webhook, whose
-/// configuration Slipway does not generate yet (see the README).
+/// configuration (a MutatingWebhookConfiguration and the injection templates) Slipway does not
+/// generate yet; until then the namespaces' `istio-injection` label has no effect.
 fn istiod(b: &Bootstrap<'_>) -> Operator {
     let istio_groups = [
         "networking.istio.io",
@@ -1470,6 +1471,7 @@ fn fluent_bit(b: &Bootstrap<'_>) -> Vec<Value> {
         ("100m", "128Mi"),
         http_probe("/api/v1/health", 2020),
         json!({
+            "command": ["/fluent-bit/bin/fluent-bit"],
             "args": ["-c", "/fluent-bit/etc/slipway/fluent-bit.conf"],
             "ports": tcp_ports(&[2020]),
             "volumeMounts": [
