@@ -207,6 +207,8 @@ async fn the_bootstrap_is_accepted_by_the_real_api_server_in_order_and_applying_
     // Healthy once the stand-in has played the nodes and operators.
     let started = Instant::now();
     loop {
+        let client =
+            kubernetes::client(&endpoint(&kube), &member_credentials(&moto).await).unwrap();
         let unhealthy = kubernetes::unhealthy(&client, &objects).await.unwrap();
         if unhealthy.is_empty() {
             break;

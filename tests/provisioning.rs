@@ -883,12 +883,17 @@ async fn a_worker_killed_at_a_random_point_of_the_bootstrap_resumes_with_every_o
             })
             .unwrap_or_default();
         assert!(
-            managers.iter().all(|m| *m == "slipway" || *m == "kube-controller-manager"),
+            managers
+                .iter()
+                .all(|m| *m == "slipway" || *m == "kube-controller-manager"),
             "{}: {managers:?}",
             slipway::provision::cloud::describe_object(&object)
         );
     }
     let accounts = moto.accounts().await;
     assert_eq!(account_of(&accounts, "shop-ledger").len(), 1);
-    assert_eq!(env["job"]["steps"][0]["attempt"], 1, "the account step ran once");
+    assert_eq!(
+        env["job"]["steps"][0]["attempt"], 1,
+        "the account step ran once"
+    );
 }

@@ -3,11 +3,12 @@
 //! order ("already gone" is success). EKS authenticates a bearer token made from a presigned
 //! STS GetCallerIdentity URL; the cluster's CA comes from DescribeCluster.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use base64::Engine;
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -269,6 +270,13 @@ const BUILT_IN: &[(&str, &str, &str, bool)] = &[
 
 const CRD_API_VERSION: &str = "apiextensions.k8s.io/v1";
 
+fn is_built_in(object: &Value) -> bool {
+    let (api_version, kind) = (str_at(object, "/apiVersion"), str_at(object, "/kind"));
+    BUILT_IN
+        .iter()
+        .any(|(v, k, _, _)| *v == api_version && *k == kind)
+}
+
 fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
     object
         .pointer(pointer)
@@ -502,14 +510,47 @@ fn generated_value() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Creates the missing Secrets; an existing one is kept, since its values are in use.
+/// Creates the missing Secrets; an existing one is kept, since its values are in use. Copies of
+/// one name in several namespaces hold the same values: taken from a copy that exists (a crash
+/// may have left one), else generated once. The values stay in memory only.
 pub async fn create_secrets(
     client: &kube::Client,
     secrets: &[GeneratedSecret],
 ) -> Result<usize, CloudError> {
-    let mut created = 0;
+    let mut values: HashMap<&str, BTreeMap<String, ByteString>> = HashMap::new();
+    let mut missing = Vec::new();
     for secret in secrets {
         let api: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace);
+        let described = format!("Secret {}/{}", secret.namespace, secret.name);
+        match api
+            .get_opt(&secret.name)
+            .await
+            .map_err(|e| kube_error(&format!("reading {described}"), e))?
+        {
+            Some(existing) => {
+                values
+                    .entry(&secret.name)
+                    .or_insert_with(|| existing.data.unwrap_or_default());
+            }
+            None => missing.push(secret),
+        }
+    }
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..Default::default()
+    };
+    let mut created = 0;
+    for secret in missing {
+        let data = values
+            .entry(&secret.name)
+            .or_insert_with(|| {
+                secret
+                    .keys
+                    .iter()
+                    .map(|key| (key.clone(), ByteString(generated_value().into_bytes())))
+                    .collect()
+            })
+            .clone();
         let object = Secret {
             metadata: kube::api::ObjectMeta {
                 name: Some(secret.name.clone()),
@@ -517,19 +558,10 @@ pub async fn create_secrets(
                 labels: Some([(MANAGED_BY_LABEL.to_owned(), FIELD_MANAGER.to_owned())].into()),
                 ..Default::default()
             },
-            string_data: Some(
-                secret
-                    .keys
-                    .iter()
-                    .map(|key| (key.clone(), generated_value()))
-                    .collect(),
-            ),
+            data: Some(data),
             ..Default::default()
         };
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..Default::default()
-        };
+        let api: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace);
         match api.create(&params, &object).await {
             Ok(_) => created += 1,
             Err(kube::Error::Api(status)) if status.code == 409 => {}
@@ -556,7 +588,8 @@ const RECONCILED: &[&str] = &[
 ];
 
 /// Why a live object is not healthy yet, or `None` when it is.
-fn unhealthy_because(kind: &str, live: &Value) -> Option<String> {
+fn unhealthy_because(planned: &Value, live: &Value) -> Option<String> {
+    let kind = str_at(planned, "/kind");
     let generation = live["metadata"]["generation"].as_i64().unwrap_or(0);
     let observed = live["status"]["observedGeneration"].as_i64().unwrap_or(-1);
     let number = |pointer: &str| live.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
@@ -579,6 +612,8 @@ fn unhealthy_because(kind: &str, live: &Value) -> Option<String> {
             (observed < generation || ready < wanted)
                 .then(|| format!("{ready} of {wanted} pods available"))
         }
+        // Other built-in kinds (namespaces, RBAC, policies, config) work once accepted.
+        _ if is_built_in(planned) => None,
         _ => {
             let reported = |condition| condition_is_true(live, condition);
             match (
@@ -609,10 +644,9 @@ pub async fn unhealthy(
         let resource = describe_object(object);
         let api = kinds.api_for(client, object).await?;
         let because = match api.get_opt(name_of(object)).await {
-            Ok(Some(live)) => unhealthy_because(
-                str_at(object, "/kind"),
-                &serde_json::to_value(&live).unwrap_or_default(),
-            ),
+            Ok(Some(live)) => {
+                unhealthy_because(object, &serde_json::to_value(&live).unwrap_or_default())
+            }
             Ok(None) => Some("missing".into()),
             Err(e) => return Err(kube_error(&format!("reading {resource}"), e)),
         };
@@ -623,7 +657,7 @@ pub async fn unhealthy(
     Ok(out)
 }
 
-/// Deletes `objects` in reverse order (foreground: dependents first) and waits for each custom
+/// Deletes `objects` in reverse order and waits for each custom
 /// resource to be gone before going on, so its operator, deleted later, can still run its
 /// finalizers. Returns how many were still there.
 pub async fn delete(client: &kube::Client, objects: &[Value]) -> Result<usize, CloudError> {
@@ -638,15 +672,12 @@ pub async fn delete(client: &kube::Client, objects: &[Value]) -> Result<usize, C
         };
         let resource = describe_object(object);
         let name = name_of(object);
-        match api.delete(name, &DeleteParams::foreground()).await {
+        match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => deleted += 1,
             Err(kube::Error::Api(status)) if status.code == 404 => continue,
             Err(e) => return Err(kube_error(&format!("deleting {resource}"), e)),
         }
-        let custom = !BUILT_IN.iter().any(|(v, k, _, _)| {
-            *v == str_at(object, "/apiVersion") && *k == str_at(object, "/kind")
-        });
-        if custom {
+        if !is_built_in(object) {
             let started = std::time::Instant::now();
             while api
                 .get_opt(name)

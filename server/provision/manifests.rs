@@ -320,13 +320,19 @@ fn policy(
 ) -> Value {
     let mut spec = json!({ "podSelector": selector });
     let mut types = Vec::new();
+    // An empty rule list is left out: the API server stores it as absent, and sending `[]`
+    // would make every re-apply a change. `policyTypes` alone denies.
     if let Some(ingress) = ingress {
         types.push("Ingress");
-        spec["ingress"] = json!(ingress);
+        if !ingress.is_empty() {
+            spec["ingress"] = json!(ingress);
+        }
     }
     if let Some(egress) = egress {
         types.push("Egress");
-        spec["egress"] = json!(egress);
+        if !egress.is_empty() {
+            spec["egress"] = json!(egress);
+        }
     }
     spec["policyTypes"] = json!(types);
     object(
@@ -2128,20 +2134,6 @@ pub fn data_service_endpoints(
             (service.clone(), endpoint.to_owned())
         })
         .collect()
-}
-
-// TEMPORARY until the bootstrap-manifests branch lands.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct GeneratedSecret {
-    pub namespace: String,
-    pub name: String,
-    pub keys: Vec<String>,
-}
-pub fn operators(_b: &Bootstrap<'_>) -> Vec<Value> {
-    Vec::new()
-}
-pub fn generated_secrets(_b: &Bootstrap<'_>) -> Vec<GeneratedSecret> {
-    Vec::new()
 }
 
 #[cfg(test)]

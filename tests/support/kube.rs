@@ -115,8 +115,8 @@ impl Kube {
         self.admin.clone()
     }
 
-    /// Every object Slipway applied (labelled as managed by it), of every listable kind the
-    /// API server serves, as JSON.
+    /// Every object Slipway made (labelled as managed by it and written by its field manager),
+    /// of every listable kind the API server serves, as JSON.
     pub async fn objects(&self) -> Vec<Value> {
         let discovery = Discovery::new(self.admin.clone()).run().await.unwrap();
         let mut out = Vec::new();
@@ -130,7 +130,14 @@ impl Kube {
                     .list(&ListParams::default().labels(MANAGED_BY))
                     .await
                     .unwrap();
-                for mut object in listed {
+                // Labels are copied to what controllers derive (a Service's Endpoints): only
+                // what Slipway's field manager wrote counts.
+                let written_by_slipway = |o: &DynamicObject| {
+                    o.metadata.managed_fields.iter().flatten().any(|f| {
+                        f.manager.as_deref() == Some(slipway::provision::kubernetes::FIELD_MANAGER)
+                    })
+                };
+                for mut object in listed.into_iter().filter(written_by_slipway) {
                     object.types = Some(kube::api::TypeMeta {
                         api_version: resource.api_version.clone(),
                         kind: resource.kind.clone(),
