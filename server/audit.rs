@@ -47,7 +47,9 @@ impl From<&Principal> for Actor {
     }
 }
 
-/// Appends one event. `details` must never hold secrets (passwords, tokens, codes).
+/// Appends one event. `details` must never hold secrets (passwords, tokens, codes). It is
+/// free-form by contract (each action has its own keys, and `GET /api/v1/audit` shows them as
+/// they are), which is why callers build it with `json!`.
 pub async fn record(
     db: impl PgExecutor<'_>,
     actor: &Actor,

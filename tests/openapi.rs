@@ -84,3 +84,59 @@ async fn the_api_reference_page_lists_the_operations_without_javascript() {
         "the sidebar links the reference"
     );
 }
+
+/// The environment and job responses are documented by named schemas, each in the document's
+/// components, not as free-form objects.
+#[tokio::test]
+async fn environment_and_job_responses_reference_named_schemas() {
+    let app = TestApp::spawn().await;
+    let token = app.token(&[Role::Developer], &[Role::Developer]).await;
+    let res = app
+        .api(Method::GET, "/api/v1/openapi.json", &token, None)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let document: Value = res.json().await.unwrap();
+    for (method, path, status, schema) in [
+        (
+            "get",
+            "/api/v1/environments/{id}",
+            "200",
+            "EnvironmentDetail",
+        ),
+        (
+            "post",
+            "/api/v1/platforms/{slug}/environments",
+            "201",
+            "EnvironmentDetail",
+        ),
+        (
+            "post",
+            "/api/v1/environments/{id}/approve",
+            "200",
+            "EnvironmentOutcome",
+        ),
+        ("get", "/api/v1/jobs/{id}", "200", "JobDetail"),
+        ("post", "/api/v1/jobs/{id}/retry", "200", "RetriedJob"),
+    ] {
+        let body = &document["paths"][path][method]["responses"][status]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(
+            body["$ref"],
+            format!("#/components/schemas/{schema}"),
+            "{method} {path} {status}: {body}"
+        );
+        assert!(
+            document["components"]["schemas"][schema].is_object(),
+            "{schema} is not in the components"
+        );
+    }
+    // The job inside an environment is named too, down to its steps.
+    let detail =
+        serde_json::to_string(&document["components"]["schemas"]["EnvironmentDetail"]).unwrap();
+    assert!(
+        detail.contains("#/components/schemas/EnvironmentJob"),
+        "{detail}"
+    );
+    let job = serde_json::to_string(&document["components"]["schemas"]["EnvironmentJob"]).unwrap();
+    assert!(job.contains("#/components/schemas/StepView"), "{job}");
+}

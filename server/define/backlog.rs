@@ -23,7 +23,7 @@ pub const PHASES: [&str; 4] = ["define", "deliver", "exploit", "maintain"];
 pub const STATUSES: [&str; 5] = ["todo", "doing", "blocked", "done", "obsolete"];
 const RANK_STEP: i64 = 1000;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Item {
     pub id: Uuid,
     pub key: Option<String>,
@@ -187,7 +187,7 @@ pub fn deliverables(blueprint: &Blueprint) -> Vec<Deliverable> {
 }
 
 /// What a (re)generation did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Generation {
     pub added: Vec<String>,
     pub obsoleted: Vec<String>,

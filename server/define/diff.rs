@@ -5,9 +5,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Change {
     pub path: String,
+    /// Any part of a blueprint document: free-form by contract.
     pub before: Option<Value>,
     pub after: Option<Value>,
 }

@@ -16,7 +16,7 @@ use crate::audit::{self, Actor};
 use crate::auth::{Principal, UserId};
 use crate::validation::FieldErrors;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RevisionState {
     Draft,

@@ -106,7 +106,8 @@ async fn timeline(
     Ok(())
 }
 
-/// The timeline entry, the audit event and the notification of one change.
+/// The timeline entry, the audit event and the notification of one change. `details` are the
+/// audit event's, free-form by contract (see `audit::record`).
 async fn record(
     tx: &mut PgConnection,
     env: &Locked,

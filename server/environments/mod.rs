@@ -39,7 +39,7 @@ impl std::str::FromStr for EnvironmentId {
 }
 
 /// The states of DESIGN §3; the database trigger allows only its transitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EnvState {
     Submitted,

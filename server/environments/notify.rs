@@ -124,6 +124,8 @@ pub async fn notify(
             .await?;
     if has_webhook {
         let link = format!("{base_url}/environments/{}", target.id);
+        // A job payload, free-form by contract (each kind its own); `body` is what the webhook
+        // receives, Slack-compatible.
         let mut job = NewJob::new(
             WEBHOOK_JOB,
             json!({
@@ -152,7 +154,7 @@ pub async fn notify(
 }
 
 /// One notification as the inbox shows it.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Notification {
     pub id: i64,
     pub environment_id: Option<Uuid>,

@@ -82,7 +82,7 @@ impl Micros {
 }
 
 /// One line of the estimate, for the breakdown shown beside the form.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CostLine {
     pub item: String,
     pub hourly_usd: f64,
@@ -109,19 +109,6 @@ impl Estimate {
     /// The cost over a TTL at the maximum node count (ephemeral environments).
     pub fn over_hours(&self, hours: u32) -> Micros {
         Micros(self.max_hourly.0 * i64::from(hours))
-    }
-
-    pub fn to_json(&self, ttl_hours: Option<u32>) -> serde_json::Value {
-        serde_json::json!({
-            "hourly_usd": self.hourly.usd(),
-            "monthly_usd": self.monthly().usd(),
-            "max_hourly_usd": self.max_hourly.usd(),
-            "max_monthly_usd": self.max_monthly().usd(),
-            "ttl_total_usd": ttl_hours.map(|h| self.over_hours(h).usd()),
-            "lines": self.lines,
-            "estimate": true,
-            "basis": "AWS on-demand list prices (eu-west-1), EKS control plane and data-service sizes from Slipway's price table; no discounts, storage growth or data transfer",
-        })
     }
 }
 

@@ -117,33 +117,6 @@ impl Summary {
         };
         format!("{}_{}", at.timestamp_micros(), self.id)
     }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "platform": self.platform_slug,
-            "environment_type": self.environment_type,
-            "name": self.name,
-            "state": self.state,
-            "lifecycle": self.lifecycle,
-            "requested_by": { "id": self.requested_by, "name": self.requester_name, "email": self.requester_email },
-            "approvals": { "have": self.approval_count, "required": self.approvals_required },
-            "cost_estimate": {
-                "hourly_usd": Micros(self.cost_hourly_micros).usd(),
-                "monthly_usd": self.monthly().usd(),
-                "max_hourly_usd": Micros(self.cost_max_hourly_micros).usd(),
-                "max_monthly_usd": self.max_monthly().usd(),
-            },
-            "ttl_hours": self.ttl_hours,
-            "extension_requested_hours": self.extension_hours,
-            "created_at": self.created_at,
-            "awaiting_since": self.awaiting_since,
-            "sla_due_at": self.sla_due_at,
-            "decided_at": self.decided_at,
-            "expires_at": self.expires_at,
-            "job": self.job_id.map(|id| serde_json::json!({ "id": id, "state": self.job_state })),
-        })
-    }
 }
 
 const SUMMARY_COLUMNS: &str = "e.id, p.slug AS platform_slug, p.name AS platform_name, e.name,
@@ -305,7 +278,7 @@ pub async fn get(db: &PgPool, id: EnvironmentId) -> Result<Option<Detail>, sqlx:
     }))
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ApprovalView {
     pub approver: String,
     #[serde(skip)]
@@ -327,7 +300,7 @@ pub async fn approvals(db: &PgPool, id: EnvironmentId) -> Result<Vec<ApprovalVie
     .await
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub kind: String,
     pub actor: String,

@@ -6,17 +6,49 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::app::AppState;
 use crate::http::error::{AppError, FieldError};
 use crate::http::extract::{Allowed, ControlJobs, Ctx, ViewJobs};
 use crate::http::paging::PAGE_SIZE;
-use crate::http::paging::parse_limit;
+use crate::http::paging::{Page, parse_limit};
 use crate::http::views::{Shell, render};
 use crate::jobs::metrics;
-use crate::jobs::queue::{self, ControlError, JobView, StepView};
+use crate::jobs::queue::{self, ControlError, JobState, JobView, StepView};
+
+/// A job with its steps (`GET /api/v1/jobs/{id}`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JobDetail {
+    #[serde(flatten)]
+    pub job: JobView,
+    pub steps: Vec<StepView>,
+}
+
+/// A job put back in the queue.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RetriedJob {
+    pub id: i64,
+    pub state: JobState,
+}
+
+/// A job asked to stop: `cancelled`, or `running` until it stops between steps.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CancelledJob {
+    pub id: i64,
+    pub state: JobState,
+    pub cancel_requested: bool,
+}
+
+/// One event of `GET /jobs/{id}/events`: the job and its steps, or `{"job": null}` once it is
+/// gone.
+#[derive(Serialize)]
+struct JobProgress {
+    job: Option<JobView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<Vec<StepView>>,
+}
 
 impl From<ControlError> for AppError {
     fn from(e: ControlError) -> Self {
@@ -142,6 +174,7 @@ async fn audit(
         &crate::audit::Actor::from(principal),
         action,
         &format!("job:{id}"),
+        // The audit event's details, free-form by contract: nothing to add here.
         json!({}),
     )
     .await?;
@@ -176,13 +209,13 @@ pub async fn job_cancel(
     path = "/api/v1/jobs",
     tag = "jobs",
     params(("state" = Option<String>, Query), ("kind" = Option<String>, Query), ("before" = Option<String>, Query, description = "The jobs page's older-page cursor"), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
-    responses((status = 200, description = "Jobs: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 200, description = "Jobs, newest first", body = Page<JobView>), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn api_jobs(
     State(state): State<AppState>,
     _: Allowed<ViewJobs>,
     Query(query): Query<JobsQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<JobView>>, AppError> {
     let limit = parse_limit(query.limit.as_deref())?;
     let after = cursor("after", non_empty(&query.after))?;
     let mut jobs = queue::list(
@@ -197,7 +230,7 @@ pub async fn api_jobs(
         jobs.truncate(limit as usize);
         jobs.last().map_or(String::new(), |j| j.id.to_string())
     });
-    Ok(Json(json!({ "items": jobs, "next": next })))
+    Ok(Json(Page { items: jobs, next }))
 }
 
 #[utoipa::path(
@@ -205,19 +238,17 @@ pub async fn api_jobs(
     path = "/api/v1/jobs/{id}",
     tag = "jobs",
     params(("id" = i64, Path, description = "The job's id")),
-    responses((status = 200, description = "The job with its attempts and steps", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+    responses((status = 200, description = "The job with its attempts and steps", body = JobDetail), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
 )]
 pub async fn api_job(
     State(state): State<AppState>,
     _: Allowed<ViewJobs>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<JobDetail>, AppError> {
     let (job, steps) = queue::get(&state.pool, parse_id(&id)?)
         .await?
         .ok_or(AppError::NotFound)?;
-    let mut value = serde_json::to_value(job).map_err(anyhow::Error::from)?;
-    value["steps"] = serde_json::to_value(steps).map_err(anyhow::Error::from)?;
-    Ok(Json(value))
+    Ok(Json(JobDetail { job, steps }))
 }
 
 #[utoipa::path(
@@ -225,17 +256,20 @@ pub async fn api_job(
     path = "/api/v1/jobs/{id}/retry",
     tag = "jobs",
     params(("id" = i64, Path, description = "The job's id")),
-    responses((status = 200, description = "The job, available again", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+    responses((status = 200, description = "The job, available again", body = RetriedJob), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
 )]
 pub async fn api_retry(
     State(state): State<AppState>,
     allowed: Allowed<ControlJobs>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<RetriedJob>, AppError> {
     let id = parse_id(&id)?;
     queue::retry(&state.pool, id).await?;
     audit(&state, allowed.principal(), "job.retried", id).await?;
-    Ok(Json(json!({ "id": id, "state": "available" })))
+    Ok(Json(RetriedJob {
+        id,
+        state: JobState::Available,
+    }))
 }
 
 #[utoipa::path(
@@ -243,20 +277,22 @@ pub async fn api_retry(
     path = "/api/v1/jobs/{id}/cancel",
     tag = "jobs",
     params(("id" = i64, Path, description = "The job's id")),
-    responses((status = 200, description = "The job, cancelled (or asked to stop)", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+    responses((status = 200, description = "The job, cancelled (or asked to stop)", body = CancelledJob), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
 )]
 pub async fn api_cancel(
     State(state): State<AppState>,
     allowed: Allowed<ControlJobs>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<CancelledJob>, AppError> {
     let id = parse_id(&id)?;
     let new_state = queue::cancel(&state.pool, id).await?;
     audit(&state, allowed.principal(), "job.cancelled", id).await?;
     // A running job stops between steps: `running` with `cancel_requested` until it does.
-    Ok(Json(
-        json!({ "id": id, "state": new_state, "cancel_requested": true }),
-    ))
+    Ok(Json(CancelledJob {
+        id,
+        state: new_state,
+        cancel_requested: true,
+    }))
 }
 
 /// `GET /metrics`: Prometheus text format. Unauthenticated, like the probes; it holds counts,
@@ -311,11 +347,22 @@ pub async fn job_events(
             let (data, done) = match snapshot {
                 Some((job, steps)) => {
                     let done = job.state.is_finished();
-                    (json!({ "job": job, "steps": steps }), done)
+                    let data = JobProgress {
+                        job: Some(job),
+                        steps: Some(steps),
+                    };
+                    (data, done)
                 }
-                None => (json!({ "job": null }), true),
+                None => (
+                    JobProgress {
+                        job: None,
+                        steps: None,
+                    },
+                    true,
+                ),
             };
-            let event = Event::default().event("progress").data(data.to_string());
+            let data = serde_json::to_string(&data).expect("a job serialises");
+            let event = Event::default().event("progress").data(data);
             Some((
                 Ok::<_, std::convert::Infallible>(event),
                 (pool, updates, false, done),

@@ -36,17 +36,21 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Type
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|_| AppError::PayloadTooLarge)?;
-        let document = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(document)
-            .map(TypedJson)
-            .map_err(|e| {
-                let field = match e.path().to_string() {
-                    path if path == "." => String::new(),
-                    path => path,
-                };
-                field_error(&field, format!("{}.", e.into_inner()))
-            })
+        from_slice(&bytes).map(TypedJson)
     }
+}
+
+/// Reads a JSON document into `T` as [`TypedJson`] does, for a handler that reads the body
+/// itself (one that may be empty).
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let document = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(document).map_err(|e| {
+        let field = match e.path().to_string() {
+            path if path == "." => String::new(),
+            path => path,
+        };
+        field_error(&field, format!("{}.", e.into_inner()))
+    })
 }
 
 pub fn field_error(field: &str, message: impl Into<String>) -> AppError {

@@ -11,7 +11,7 @@ use sqlx::{PgConnection, PgPool};
 /// The channel that wakes workers when a job becomes available.
 pub const CHANNEL: &str = "slipway_jobs";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Available,
@@ -453,11 +453,12 @@ mod tests {
 }
 
 /// A job as pages and the API show it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct JobView {
     pub id: i64,
     pub kind: String,
     pub state: JobState,
+    /// What the job works on; each kind has its own (free-form by contract).
     pub payload: serde_json::Value,
     pub priority: i16,
     pub attempt: i32,
@@ -472,13 +473,14 @@ pub struct JobView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StepView {
     pub name: String,
     pub state: String,
     pub attempt: i32,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The cloud ids the step created or found; each step has its own (free-form by contract).
     pub external_ids: serde_json::Value,
     pub log: Vec<String>,
     pub error: Option<String>,

@@ -5,33 +5,44 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::define::backlog::{self, Direction, ItemInput, Placement};
+use crate::define::backlog::{self, Direction, Generation, Item, ItemInput, Placement};
 use crate::define::platforms::Platform;
 use crate::http::error::{AppError, FieldErrors};
 use crate::http::extract::{OnPlatform, PlatformEditor, PlatformPlanner};
-use crate::http::paging::{page, parse_limit};
+use crate::http::paging::{Page, page, parse_limit};
+
+/// What a (re)generation did, and the whole backlog after it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GeneratedBacklog {
+    pub generation: Generation,
+    pub items: Vec<Item>,
+    /// Always null: the whole backlog is one page.
+    pub next: Option<String>,
+}
 
 #[utoipa::path(
     post,
     path = "/api/v1/platforms/{slug}/backlog/generate",
     tag = "backlog",
     params(("slug" = String, Path, description = "The platform's short name")),
-    responses((status = 200, description = "The backlog, (re)generated from the approved blueprint", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+    responses((status = 200, description = "The backlog, (re)generated from the approved blueprint", body = GeneratedBacklog), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
 )]
 pub async fn generate_backlog(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<GeneratedBacklog>, AppError> {
     let report = backlog::generate_from_approved(&state.pool, on.platform(), &on.principal).await?;
     let items = backlog::list(&state.pool, on.platform().id, &backlog::Filter::default()).await?;
-    Ok(Json(
-        json!({ "generation": report, "items": items, "next": null }),
-    ))
+    Ok(Json(GeneratedBacklog {
+        generation: report,
+        items,
+        next: None,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -49,7 +60,7 @@ pub struct BacklogQuery {
     path = "/api/v1/platforms/{slug}/backlog",
     tag = "backlog",
     params(("slug" = String, Path, description = "The platform's short name"), ("status" = Option<String>, Query), ("phase" = Option<String>, Query), ("assignee" = Option<String>, Query), ("format" = Option<String>, Query, description = "`csv` or `markdown` exports the backlog"), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
-    responses((status = 200, description = "Backlog items in rank order: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 200, description = "Backlog items in rank order, or their CSV or Markdown export", body = Page<Item>), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn list_backlog(
     State(state): State<AppState>,
@@ -68,18 +79,22 @@ pub async fn list_backlog(
     // JSON pages: `limit` (default 50, max 200) and `after`.
     let limit = parse_limit(query.limit.as_deref())?;
     let (items, next) = page(items, |i| i.id.to_string(), limit, query.after.as_deref())?;
-    Ok(Json(json!({ "items": items, "next": next })).into_response())
+    Ok(Json(Page { items, next }).into_response())
 }
 
 /// The backlog as JSON (default), `csv` or `markdown`.
 pub fn backlog_export(
     platform: &Platform,
-    items: &[backlog::Item],
+    items: &[Item],
     format: Option<&str>,
 ) -> Result<Response, AppError> {
     let file = |ext: &str| format!("attachment; filename=\"{}-backlog.{ext}\"", platform.slug);
     match format {
-        None | Some("json") => Ok(Json(json!({ "items": items, "next": null })).into_response()),
+        None | Some("json") => Ok(Json(Page {
+            items: items.to_vec(),
+            next: None,
+        })
+        .into_response()),
         Some("csv") => Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -205,7 +220,7 @@ fn placement(body: &Value) -> Result<Option<Placement>, FieldErrors> {
     tag = "backlog",
     params(("slug" = String, Path, description = "The platform's short name")),
     request_body = serde_json::Value,
-    responses((status = 201, description = "The new item", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 201, description = "The new item", body = Item), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn create_item(
     State(state): State<AppState>,
@@ -223,7 +238,7 @@ pub async fn create_item(
     tag = "backlog",
     params(("slug" = String, Path, description = "The platform's short name"), ("id" = uuid::Uuid, Path, description = "The backlog item's id")),
     request_body = serde_json::Value,
-    responses((status = 200, description = "The item", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 200, description = "The item", body = Item), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn patch_item(
     State(state): State<AppState>,

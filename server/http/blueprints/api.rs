@@ -6,32 +6,126 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::app::AppState;
-use crate::auth::{Action, Subject};
-use crate::define::blueprint::{Blueprint, Lifecycle};
-use crate::define::diff::diff;
+use crate::auth::{Action, Role, Subject};
+use crate::define::blueprint::{Blueprint, EnvironmentType, Lifecycle};
+use crate::define::diff::{Change, diff};
 use crate::define::platforms::Platform;
 use crate::define::revisions::{self, Revision, RevisionState, Verdict};
 use crate::define::scope::{self};
 use crate::http::error::{AppError, FieldError};
 use crate::http::extract::{OnPlatform, PlatformEditor, PlatformPlanner, PlatformViewer};
-use crate::http::paging::{PageQuery, page, parse_limit};
+use crate::http::paging::{Page, PageQuery, page, parse_limit};
 
-fn revision_json(r: &Revision) -> Value {
-    json!({
-        "number": r.number,
-        "state": r.state,
-        "author": r.author,
-        "base_revision": r.base_number,
-        "created_at": r.created_at,
-        "submitted_at": r.submitted_at,
-        "approved_at": r.approved_at,
-        "approved_by": r.approved_by,
-        "document": r.document.to_json(),
-    })
+/// A blueprint revision as lists show it, without its document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RevisionSummary {
+    pub number: i32,
+    pub state: RevisionState,
+    pub author: String,
+    /// The revision this one was edited from.
+    pub base_revision: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub approved_by: Option<String>,
+}
+
+impl From<&Revision> for RevisionSummary {
+    fn from(r: &Revision) -> Self {
+        RevisionSummary {
+            number: r.number,
+            state: r.state,
+            author: r.author.clone(),
+            base_revision: r.base_number,
+            created_at: r.created_at,
+            submitted_at: r.submitted_at,
+            approved_at: r.approved_at,
+            approved_by: r.approved_by.clone(),
+        }
+    }
+}
+
+/// A blueprint revision with its document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RevisionView {
+    #[serde(flatten)]
+    pub revision: RevisionSummary,
+    /// The blueprint, as `POST …/blueprints` takes it (README: the blueprint format).
+    #[schema(value_type = Object)]
+    pub document: Blueprint,
+}
+
+impl From<&Revision> for RevisionView {
+    fn from(r: &Revision) -> Self {
+        RevisionView {
+            revision: RevisionSummary::from(r),
+            document: r.document.clone(),
+        }
+    }
+}
+
+/// What changed from one revision to another.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RevisionDiff {
+    pub from: i32,
+    pub to: i32,
+    pub changes: Vec<Change>,
+}
+
+/// An environment type of the approved blueprint, as the request form offers it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EnvironmentTypeView {
+    pub name: String,
+    pub lifecycle: Lifecycle,
+    pub default_ttl_hours: Option<u32>,
+    pub max_ttl_hours: Option<u32>,
+    pub approvals_required: u32,
+    pub approvers: Vec<Role>,
+    pub sla_hours: u32,
+    pub expire_after_hours: u32,
+    pub auto_approve_below_monthly_usd: Option<u32>,
+    pub kubernetes_version: String,
+    pub instance_types: Vec<String>,
+    pub min_nodes: u32,
+    pub max_nodes: u32,
+    pub data_services: Vec<String>,
+    pub requesters: Vec<Role>,
+    pub ephemeral: bool,
+}
+
+impl From<&EnvironmentType> for EnvironmentTypeView {
+    fn from(e: &EnvironmentType) -> Self {
+        EnvironmentTypeView {
+            name: e.name.clone(),
+            lifecycle: e.lifecycle,
+            default_ttl_hours: e.ttl.as_ref().map(|t| t.default_hours),
+            max_ttl_hours: e.ttl.as_ref().map(|t| t.max_hours),
+            approvals_required: e.approval.approvals_required,
+            approvers: e.approval.approvers.clone(),
+            sla_hours: e.approval.sla_hours,
+            expire_after_hours: e.approval.expire_after_hours,
+            auto_approve_below_monthly_usd: e.approval.auto_approve_below_monthly_usd,
+            kubernetes_version: e.kubernetes_version.clone(),
+            instance_types: e.node_group.instance_types.clone(),
+            min_nodes: e.node_group.min_size,
+            max_nodes: e.node_group.max_size,
+            data_services: e.data_services.clone(),
+            requesters: e.requesters.clone(),
+            ephemeral: e.lifecycle == Lifecycle::Ephemeral,
+        }
+    }
+}
+
+/// The environment types the approved revision offers (none without one).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EnvironmentTypes {
+    pub items: Vec<EnvironmentTypeView>,
+    pub blueprint_revision: Option<i32>,
 }
 
 /// The revision if the caller may see it: approved and superseded ones for everyone who sees
@@ -61,7 +155,7 @@ pub async fn visible_revision<P>(
     tag = "blueprints",
     params(("slug" = String, Path, description = "The platform's short name")),
     request_body = serde_json::Value,
-    responses((status = 201, description = "The new revision: `{number, state, author, document}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 201, description = "The new revision", body = RevisionView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn create_revision(
     State(state): State<AppState>,
@@ -115,7 +209,7 @@ pub async fn create_revision(
         (base, document)
     };
     let revision = revisions::save(&state.pool, platform, &on.principal, base, &document).await?;
-    Ok((StatusCode::CREATED, Json(revision_json(&revision))).into_response())
+    Ok((StatusCode::CREATED, Json(RevisionView::from(&revision))).into_response())
 }
 
 #[utoipa::path(
@@ -123,26 +217,19 @@ pub async fn create_revision(
     path = "/api/v1/platforms/{slug}/blueprints",
     tag = "blueprints",
     params(("slug" = String, Path, description = "The platform's short name"), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
-    responses((status = 200, description = "Revisions: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 200, description = "Revisions, without their documents", body = Page<RevisionSummary>), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn list_revisions(
     State(state): State<AppState>,
     on: OnPlatform<PlatformViewer>,
     Query(query): Query<PageQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<RevisionSummary>>, AppError> {
     let approved_only = !on.can(Action::ViewPlanning);
     let all = revisions::list(&state.pool, on.platform().id, approved_only).await?;
     let limit = parse_limit(query.limit.as_deref())?;
     let (items, next) = page(all, |r| r.number.to_string(), limit, query.after.as_deref())?;
-    let items: Vec<Value> = items
-        .iter()
-        .map(|r| {
-            let mut v = revision_json(r);
-            v.as_object_mut().map(|o| o.remove("document"));
-            v
-        })
-        .collect();
-    Ok(Json(json!({ "items": items, "next": next })))
+    let items = items.iter().map(RevisionSummary::from).collect();
+    Ok(Json(Page { items, next }))
 }
 
 #[derive(Deserialize)]
@@ -156,7 +243,7 @@ pub struct FormatQuery {
     path = "/api/v1/platforms/{slug}/blueprints/{n}",
     tag = "blueprints",
     params(("slug" = String, Path, description = "The platform's short name"), ("n" = i32, Path, description = "The revision number"), ("format" = Option<String>, Query, description = "`yaml` or `markdown` exports the revision")),
-    responses((status = 200, description = "The revision (JSON), or its YAML or Markdown export", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 200, description = "The revision (JSON), or its YAML or Markdown export", body = RevisionView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn get_revision(
     State(state): State<AppState>,
@@ -181,7 +268,7 @@ pub fn export(
         )
     };
     match format {
-        None | Some("json") => Ok(Json(revision_json(revision)).into_response()),
+        None | Some("json") => Ok(Json(RevisionView::from(revision)).into_response()),
         Some("yaml") => Ok((
             [
                 (
@@ -215,16 +302,16 @@ pub fn export(
     path = "/api/v1/platforms/{slug}/blueprints/{n}/submit",
     tag = "blueprints",
     params(("slug" = String, Path, description = "The platform's short name"), ("n" = i32, Path, description = "The revision number")),
-    responses((status = 200, description = "The revision, now in review", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+    responses((status = 200, description = "The revision, now in review", body = RevisionView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
 )]
 pub async fn submit_revision(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
     Path((_, number)): Path<(String, i32)>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<RevisionView>, AppError> {
     revisions::submit(&state.pool, on.platform(), number, &on.principal).await?;
     let revision = visible_revision(&state, &on, number).await?;
-    Ok(Json(revision_json(&revision)))
+    Ok(Json(RevisionView::from(&revision)))
 }
 
 #[utoipa::path(
@@ -233,7 +320,7 @@ pub async fn submit_revision(
     tag = "blueprints",
     params(("slug" = String, Path, description = "The platform's short name"), ("n" = i32, Path, description = "The revision number")),
     request_body = serde_json::Value,
-    responses((status = 200, description = "The review and the revision's state", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 201, description = "The revision after the review", body = RevisionView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn review_revision(
     State(state): State<AppState>,
@@ -261,7 +348,7 @@ pub async fn review_revision(
     )
     .await?;
     let revision = visible_revision(&state, &on, number).await?;
-    Ok((StatusCode::CREATED, Json(revision_json(&revision))).into_response())
+    Ok((StatusCode::CREATED, Json(RevisionView::from(&revision))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -274,14 +361,14 @@ pub struct DiffQuery {
     path = "/api/v1/platforms/{slug}/blueprints/{n}/diff",
     tag = "blueprints",
     params(("slug" = String, Path, description = "The platform's short name"), ("n" = i32, Path, description = "The revision number"), ("against" = Option<i32>, Query, description = "The revision to compare with (default: the previous one)")),
-    responses((status = 200, description = "`{from, to, changes: [{path, before, after}]}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 200, description = "The changes, path by path", body = RevisionDiff), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn diff_revisions(
     State(state): State<AppState>,
     on: OnPlatform<PlatformViewer>,
     Path((_, number)): Path<(String, i32)>,
     Query(query): Query<DiffQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<RevisionDiff>, AppError> {
     let against: i32 = query
         .against
         .as_deref()
@@ -295,9 +382,11 @@ pub async fn diff_revisions(
     let new = visible_revision(&state, &on, number).await?;
     let old = visible_revision(&state, &on, against).await?;
     let changes = diff(&old.document.to_json(), &new.document.to_json());
-    Ok(Json(
-        json!({ "from": against, "to": number, "changes": changes }),
-    ))
+    Ok(Json(RevisionDiff {
+        from: against,
+        to: number,
+        changes,
+    }))
 }
 
 #[utoipa::path(
@@ -305,38 +394,20 @@ pub async fn diff_revisions(
     path = "/api/v1/platforms/{slug}/environment-types",
     tag = "blueprints",
     params(("slug" = String, Path, description = "The platform's short name")),
-    responses((status = 200, description = "The environment types of the approved blueprint", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+    responses((status = 200, description = "The environment types of the approved blueprint", body = EnvironmentTypes), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
 )]
 pub async fn environment_types(
     State(state): State<AppState>,
     on: OnPlatform<PlatformViewer>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<EnvironmentTypes>, AppError> {
     let approved = revisions::approved(&state.pool, on.platform().id).await?;
-    let items: Vec<Value> = approved
+    let items = approved
         .iter()
         .flat_map(|r| r.document.environment_types.iter())
-        .map(|e| {
-            json!({
-                "name": e.name,
-                "lifecycle": e.lifecycle,
-                "default_ttl_hours": e.ttl.as_ref().map(|t| t.default_hours),
-                "max_ttl_hours": e.ttl.as_ref().map(|t| t.max_hours),
-                "approvals_required": e.approval.approvals_required,
-                "approvers": e.approval.approvers,
-                "sla_hours": e.approval.sla_hours,
-                "expire_after_hours": e.approval.expire_after_hours,
-                "auto_approve_below_monthly_usd": e.approval.auto_approve_below_monthly_usd,
-                "kubernetes_version": e.kubernetes_version,
-                "instance_types": e.node_group.instance_types,
-                "min_nodes": e.node_group.min_size,
-                "max_nodes": e.node_group.max_size,
-                "data_services": e.data_services,
-                "requesters": e.requesters,
-                "ephemeral": e.lifecycle == Lifecycle::Ephemeral,
-            })
-        })
+        .map(EnvironmentTypeView::from)
         .collect();
-    Ok(Json(
-        json!({ "items": items, "blueprint_revision": approved.map(|r| r.number) }),
-    ))
+    Ok(Json(EnvironmentTypes {
+        items,
+        blueprint_revision: approved.map(|r| r.number),
+    }))
 }

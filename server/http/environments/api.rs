@@ -6,100 +6,25 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::{Action, Principal, Role};
 use crate::environments::EnvState;
-use crate::environments::lifecycle::{Decided, Decision, Extended};
+use crate::environments::lifecycle::Decision;
 use crate::environments::queries::{self, Detail, Filter, View};
-use crate::environments::request::{CheckedRequest, RawRequest};
-use crate::http::error::{AppError, FieldError};
+use crate::environments::request::RawRequest;
+use crate::http::environments::json::{
+    ApproveBody, DecisionOutcome, DryRunView, EnvironmentDetail, EnvironmentJob,
+    EnvironmentOutcome, EnvironmentSummary, ExtendBody, NewRequestBody, Outcome, RejectBody,
+    Started,
+};
+use crate::http::error::AppError;
 use crate::http::extract::{
     Authenticated, DevopsTrigger, OnEnvironment, OnPlatform, PlatformRequester,
 };
-use crate::http::json::JsonBody;
-use crate::http::paging::parse_limit;
+use crate::http::json::{TypedJson, field_error, from_slice};
+use crate::http::paging::{Page, parse_limit};
 use crate::http::paging::{non_empty, parse_cursor};
-
-fn invalid(field: &str, message: &str) -> AppError {
-    AppError::Validation(vec![FieldError {
-        field: field.to_owned(),
-        message: message.to_owned(),
-    }])
-}
-
-/// A JSON value given where text or a number is expected, as the text the checks read.
-fn scalar(body: &Value, pointer: &str, field: &str) -> Result<Option<String>, AppError> {
-    match body.pointer(pointer) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(invalid(field, "Give a string or a number.")),
-    }
-}
-
-/// Reads a request body into the fields the checks take; wrong JSON types are field errors.
-pub fn raw_request(body: &Value) -> Result<RawRequest, AppError> {
-    if !body.is_object() {
-        return Err(invalid("", "Send a JSON object."));
-    }
-    let text = |field: &str| -> Result<String, AppError> {
-        match body.get(field) {
-            None | Some(Value::Null) => Ok(String::new()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(invalid(field, "Give a string.")),
-        }
-    };
-    if let Some(p) = body.get("parameters")
-        && !p.is_object()
-        && !p.is_null()
-    {
-        return Err(invalid("parameters", "Give an object."));
-    }
-    let data_services = match body.pointer("/parameters/data_services") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| invalid("parameters.data_services", "Give a list of names."))
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        Some(_) => {
-            return Err(invalid("parameters.data_services", "Give a list of names."));
-        }
-    };
-    Ok(RawRequest {
-        environment_type: text("environment_type")?,
-        name: text("name")?,
-        purpose: text("purpose")?,
-        ttl_hours: scalar(body, "/ttl_hours", "ttl_hours")?,
-        instance_type: scalar(
-            body,
-            "/parameters/instance_type",
-            "parameters.instance_type",
-        )?,
-        min_nodes: scalar(body, "/parameters/min_nodes", "parameters.min_nodes")?,
-        max_nodes: scalar(body, "/parameters/max_nodes", "parameters.max_nodes")?,
-        data_services,
-    })
-}
-
-pub fn checked_json(c: &CheckedRequest) -> Value {
-    json!({
-        "environment_type": c.environment_type.name,
-        "name": c.name,
-        "ttl_hours": c.ttl_hours,
-        "parameters": c.parameters,
-        "cost_estimate": c.estimate.to_json(c.ttl_hours),
-        "plan": c.plan,
-        "auto_approved": c.auto_approved(),
-    })
-}
 
 /// `POST /api/v1/platforms/{slug}/environments`: a request. `?dry_run=true` checks it and
 /// returns the estimate and plan without storing anything.
@@ -108,27 +33,27 @@ pub fn checked_json(c: &CheckedRequest) -> Value {
     path = "/api/v1/platforms/{slug}/environments",
     tag = "environments",
     params(("slug" = String, Path, description = "The platform's short name"), ("dry_run" = Option<bool>, Query, description = "Check the request and return its estimate and plan without storing it")),
-    request_body = serde_json::Value,
-    responses((status = 201, description = "The request: `{id, state, cost_estimate, plan, …}`", body = serde_json::Value), (status = 200, description = "The dry run: estimate and plan", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    request_body = NewRequestBody,
+    responses((status = 201, description = "The request", body = EnvironmentDetail), (status = 200, description = "The dry run: estimate and plan", body = DryRunView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn create(
     State(state): State<AppState>,
     on: OnPlatform<PlatformRequester>,
     Query(query): Query<DryRun>,
-    JsonBody(body): JsonBody,
+    TypedJson(body): TypedJson<NewRequestBody>,
 ) -> Result<Response, AppError> {
-    let raw = raw_request(&body)?;
+    let raw = RawRequest::from(body);
     let environments = state.environments();
     let checked = environments
         .check_request(on.platform(), &on.principal, &raw)
         .await?;
     if query.dry_run.unwrap_or(false) {
-        return Ok(Json(checked_json(&checked)).into_response());
+        return Ok(Json(DryRunView::from(&checked)).into_response());
     }
     let id = environments
         .submit(on.platform(), &on.principal, &checked)
         .await?;
-    let detail = detail_json(&state, &load(&state, id).await?).await?;
+    let detail = detail(&state, &load(&state, id).await?).await?;
     Ok((StatusCode::CREATED, Json(detail)).into_response())
 }
 
@@ -147,31 +72,17 @@ async fn load(
 }
 
 /// An environment with its approvals, timeline and job, as the API returns it.
-pub async fn detail_json(state: &AppState, d: &Detail) -> Result<Value, AppError> {
+pub async fn detail(state: &AppState, d: &Detail) -> Result<EnvironmentDetail, AppError> {
     let id = crate::environments::EnvironmentId(d.summary.id);
     let approvals = queries::approvals(&state.pool, id).await?;
     let timeline = queries::timeline(&state.pool, id).await?;
     let job = match d.summary.job_id {
         Some(job_id) => crate::jobs::queue::get(&state.pool, job_id)
             .await?
-            .map(|(job, steps)| json!({ "id": job.id, "state": job.state, "kind": job.kind, "steps": steps })),
+            .map(|(job, steps)| EnvironmentJob::new(job, steps)),
         None => None,
     };
-    let mut value = d.summary.to_json();
-    let object = value.as_object_mut().expect("summaries are objects");
-    object.insert("purpose".into(), d.purpose.clone().into());
-    object.insert("parameters".into(), json!(d.parameters));
-    object.insert("plan".into(), json!(d.plan));
-    object.insert("outputs".into(), d.outputs.clone());
-    object.insert("blueprint_revision".into(), d.blueprint_number.into());
-    object.insert("approver_roles".into(), json!(d.approver_roles));
-    object.insert("max_ttl_hours".into(), json!(d.max_ttl_hours));
-    object.insert("pending_until".into(), json!(d.pending_until));
-    object.insert("ready_at".into(), json!(d.ready_at));
-    object.insert("approvals".into(), json!(approvals));
-    object.insert("timeline".into(), json!(timeline));
-    object.insert("job".into(), job.unwrap_or(Value::Null));
-    Ok(value)
+    Ok(EnvironmentDetail::new(d, approvals, timeline, job))
 }
 
 #[derive(Deserialize, Default)]
@@ -194,12 +105,12 @@ pub fn filter(query: &ListQuery, principal: &Principal) -> Result<Filter, AppErr
     let view = match non_empty(&query.view) {
         None => View::All,
         Some(v) => View::parse(&v)
-            .ok_or_else(|| invalid("view", "Use pending, decided, in_flight or all."))?,
+            .ok_or_else(|| field_error("view", "Use pending, decided, in_flight or all."))?,
     };
     let state = match non_empty(&query.state) {
         None => None,
         Some(s) => Some(EnvState::parse(&s).ok_or_else(|| {
-            invalid(
+            field_error(
                 "state",
                 "Use one of submitted, approved, rejected, cancelled, expired, provisioning, ready, failed, tearing_down, torn_down.",
             )
@@ -240,18 +151,18 @@ pub async fn page(
     path = "/api/v1/environments",
     tag = "environments",
     params(("view" = Option<String>, Query, description = "pending, decided, in_flight or all"), ("state" = Option<String>, Query), ("platform" = Option<String>, Query), ("type" = Option<String>, Query), ("requester" = Option<String>, Query), ("q" = Option<String>, Query, description = "Search in name and purpose"), ("mine" = Option<bool>, Query), ("limit" = Option<String>, Query, description = "Items per page, 1 to 200 (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
-    responses((status = 200, description = "Environments: `{items, next}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 200, description = "Environments", body = Page<EnvironmentSummary>), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<EnvironmentSummary>>, AppError> {
     let limit = parse_limit(query.limit.as_deref())?;
     let filter = filter(&query, &principal)?;
     let (rows, next) = page(&state, &filter, query.after.as_deref(), limit).await?;
-    let items: Vec<Value> = rows.iter().map(queries::Summary::to_json).collect();
-    Ok(Json(json!({ "items": items, "next": next })))
+    let items = rows.iter().map(EnvironmentSummary::from).collect();
+    Ok(Json(Page { items, next }))
 }
 
 #[utoipa::path(
@@ -259,13 +170,13 @@ pub async fn list(
     path = "/api/v1/environments/{id}",
     tag = "environments",
     params(("id" = uuid::Uuid, Path, description = "The environment's id")),
-    responses((status = 200, description = "The environment with its approvals, timeline, outputs and job", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+    responses((status = 200, description = "The environment with its approvals, timeline, outputs and job", body = EnvironmentDetail), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
 )]
 pub async fn get(
     State(state): State<AppState>,
     on: OnEnvironment,
-) -> Result<Json<Value>, AppError> {
-    Ok(Json(detail_json(&state, &on.environment).await?))
+) -> Result<Json<EnvironmentDetail>, AppError> {
+    Ok(Json(detail(&state, &on.environment).await?))
 }
 
 #[derive(Deserialize)]
@@ -279,11 +190,11 @@ pub struct PlanQuery {
     path = "/api/v1/environments/{id}/plan",
     tag = "environments",
     params(("id" = uuid::Uuid, Path, description = "The environment's id"), ("format" = Option<String>, Query, description = "`json` (default) or `yaml`")),
-    responses((status = 200, description = "The plan: `[{step, action, resource, details}]`", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    responses((status = 200, description = "The plan: `[{step, action, resource, details}]`, or its YAML", body = Vec<Object>), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn plan(on: OnEnvironment, Query(query): Query<PlanQuery>) -> Result<Response, AppError> {
     match query.format.as_deref() {
-        None | Some("json") => Ok(Json(json!(on.environment.plan)).into_response()),
+        None | Some("json") => Ok(Json(&on.environment.plan).into_response()),
         Some("yaml") => Ok((
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -292,39 +203,20 @@ pub async fn plan(on: OnEnvironment, Query(query): Query<PlanQuery>) -> Result<R
             crate::provision::plan::to_yaml(&on.environment.plan),
         )
             .into_response()),
-        Some(_) => Err(invalid("format", "Use `json` or `yaml`.")),
-    }
-}
-
-fn text_field(body: &Value, field: &str) -> Result<String, AppError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(invalid(field, "Give a string.")),
+        Some(_) => Err(field_error("format", "Use `json` or `yaml`.")),
     }
 }
 
 async fn decided(
     state: &AppState,
     on: &OnEnvironment,
-    outcome: Value,
-) -> Result<Json<Value>, AppError> {
-    let mut value = detail_json(state, &load(state, on.id()).await?).await?;
-    value
-        .as_object_mut()
-        .expect("details are objects")
-        .insert("outcome".into(), outcome);
-    Ok(Json(value))
-}
-
-fn outcome_json(d: &Decided) -> Value {
-    match d {
-        Decided::Approved => json!({ "decision": "approved" }),
-        Decided::Rejected => json!({ "decision": "rejected" }),
-        Decided::Counted { have, need } => {
-            json!({ "decision": "counted", "approvals": have, "required": need })
-        }
-    }
+    outcome: Outcome,
+) -> Result<Json<EnvironmentOutcome>, AppError> {
+    let environment = detail(state, &load(state, on.id()).await?).await?;
+    Ok(Json(EnvironmentOutcome {
+        environment,
+        outcome,
+    }))
 }
 
 #[utoipa::path(
@@ -332,28 +224,27 @@ fn outcome_json(d: &Decided) -> Value {
     path = "/api/v1/environments/{id}/approve",
     tag = "environments",
     params(("id" = uuid::Uuid, Path, description = "The environment's id")),
-    request_body = serde_json::Value,
-    responses((status = 200, description = "The environment and the outcome", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    request_body(content = Option<ApproveBody>, description = "Optional: an empty body approves without a comment"),
+    responses((status = 200, description = "The environment and the outcome", body = EnvironmentOutcome), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn approve(
     State(state): State<AppState>,
     on: OnEnvironment,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<EnvironmentOutcome>, AppError> {
     // The body is optional here: approving needs no words.
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        ApproveBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| invalid("", &format!("The body is not valid JSON: {e}.")))?
+        from_slice::<Option<ApproveBody>>(&body)?.unwrap_or_default()
     };
-    let comment = text_field(&body, "comment")?;
+    let comment = body.comment.unwrap_or_default();
     on.authorize(Action::DecideEnvironment)?;
     let outcome = state
         .environments()
         .decide(on.id(), &on.principal, Decision::Approve, &comment)
         .await?;
-    decided(&state, &on, outcome_json(&outcome)).await
+    decided(&state, &on, Outcome::Decision(outcome.into())).await
 }
 
 #[utoipa::path(
@@ -361,21 +252,21 @@ pub async fn approve(
     path = "/api/v1/environments/{id}/reject",
     tag = "environments",
     params(("id" = uuid::Uuid, Path, description = "The environment's id")),
-    request_body = serde_json::Value,
-    responses((status = 200, description = "The environment and the outcome", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    request_body = RejectBody,
+    responses((status = 200, description = "The environment and the outcome", body = EnvironmentOutcome), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn reject(
     State(state): State<AppState>,
     on: OnEnvironment,
-    JsonBody(body): JsonBody,
-) -> Result<Json<Value>, AppError> {
-    let reason = text_field(&body, "reason")?;
+    TypedJson(body): TypedJson<RejectBody>,
+) -> Result<Json<EnvironmentOutcome>, AppError> {
+    let reason = body.reason.unwrap_or_default();
     on.authorize(Action::DecideEnvironment)?;
     let outcome = state
         .environments()
         .decide(on.id(), &on.principal, Decision::Reject, &reason)
         .await?;
-    decided(&state, &on, outcome_json(&outcome)).await
+    decided(&state, &on, Outcome::Decision(outcome.into())).await
 }
 
 #[utoipa::path(
@@ -383,15 +274,15 @@ pub async fn reject(
     path = "/api/v1/environments/{id}/cancel",
     tag = "environments",
     params(("id" = uuid::Uuid, Path, description = "The environment's id")),
-    responses((status = 200, description = "The environment, cancelled", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+    responses((status = 200, description = "The environment, cancelled", body = EnvironmentOutcome), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
 )]
 pub async fn cancel(
     State(state): State<AppState>,
     on: OnEnvironment,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<EnvironmentOutcome>, AppError> {
     on.authorize(Action::CancelRequest)?;
     state.environments().cancel(on.id(), &on.principal).await?;
-    decided(&state, &on, json!({ "decision": "cancelled" })).await
+    decided(&state, &on, Outcome::Decision(DecisionOutcome::Cancelled)).await
 }
 
 #[utoipa::path(
@@ -399,23 +290,22 @@ pub async fn cancel(
     path = "/api/v1/environments/{id}/extend",
     tag = "environments",
     params(("id" = uuid::Uuid, Path, description = "The environment's id")),
-    request_body = serde_json::Value,
-    responses((status = 200, description = "The environment and whether the extension is done or awaits approval", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    request_body = ExtendBody,
+    responses((status = 200, description = "The environment and whether the extension is done or awaits approval", body = EnvironmentOutcome), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn extend(
     State(state): State<AppState>,
     on: OnEnvironment,
-    JsonBody(body): JsonBody,
-) -> Result<Json<Value>, AppError> {
-    let ttl = scalar(&body, "/ttl_hours", "ttl_hours")?.unwrap_or_default();
+    TypedJson(body): TypedJson<ExtendBody>,
+) -> Result<Json<EnvironmentOutcome>, AppError> {
+    let ttl = body.ttl_hours();
     on.authorize(Action::ChangeEnvironment)?;
     let outcome = state
         .environments()
         .extend(on.id(), &on.principal, &ttl)
         .await?;
-    let outcome = match outcome {
-        Extended::Done => json!({ "extension": "done" }),
-        Extended::AwaitingApproval => json!({ "extension": "awaiting_approval" }),
+    let outcome = Outcome::Extension {
+        extension: outcome.into(),
     };
     decided(&state, &on, outcome).await
 }
@@ -425,18 +315,21 @@ pub async fn extend(
     path = "/api/v1/environments/{id}/teardown",
     tag = "environments",
     params(("id" = uuid::Uuid, Path, description = "The environment's id")),
-    responses((status = 200, description = "The environment, tearing down", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+    responses((status = 200, description = "The environment, tearing down", body = EnvironmentOutcome), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
 )]
 pub async fn teardown(
     State(state): State<AppState>,
     on: OnEnvironment,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<EnvironmentOutcome>, AppError> {
     on.authorize(Action::ChangeEnvironment)?;
     state
         .environments()
         .teardown(on.id(), &on.principal)
         .await?;
-    decided(&state, &on, json!({ "teardown": "started" })).await
+    let outcome = Outcome::Teardown {
+        teardown: Started::Started,
+    };
+    decided(&state, &on, outcome).await
 }
 
 #[utoipa::path(
@@ -444,15 +337,18 @@ pub async fn teardown(
     path = "/api/v1/environments/{id}/retry",
     tag = "environments",
     params(("id" = uuid::Uuid, Path, description = "The environment's id")),
-    responses((status = 200, description = "The environment, provisioning again from the failed step", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+    responses((status = 200, description = "The environment, provisioning again from the failed step", body = EnvironmentOutcome), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
 )]
 pub async fn retry(
     State(state): State<AppState>,
     on: OnEnvironment,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<EnvironmentOutcome>, AppError> {
     on.authorize(Action::ChangeEnvironment)?;
     state.environments().retry(on.id(), &on.principal).await?;
-    decided(&state, &on, json!({ "retry": "started" })).await
+    let outcome = Outcome::Retry {
+        retry: Started::Started,
+    };
+    decided(&state, &on, outcome).await
 }
 
 /// `POST /api/v1/platforms/{slug}/devops-environment`: the manual trigger.
@@ -461,7 +357,7 @@ pub async fn retry(
     path = "/api/v1/platforms/{slug}/devops-environment",
     tag = "environments",
     params(("slug" = String, Path, description = "The platform's short name")),
-    responses((status = 201, description = "The DevOps environment", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
+    responses((status = 201, description = "The DevOps environment", body = EnvironmentDetail), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem))
 )]
 pub async fn devops_environment(
     State(state): State<AppState>,
@@ -471,7 +367,7 @@ pub async fn devops_environment(
         .environments()
         .start_devops(on.platform(), &on.principal)
         .await?;
-    let detail = detail_json(&state, &load(&state, id).await?).await?;
+    let detail = detail(&state, &load(&state, id).await?).await?;
     Ok((StatusCode::CREATED, Json(detail)).into_response())
 }
 
@@ -514,13 +410,19 @@ pub async fn events(State(state): State<AppState>, on: OnEnvironment) -> Respons
             }
             let detail = queries::get(&state.pool, id).await.ok().flatten();
             let (data, job, done) = match &detail {
-                Some(d) => match detail_json(&state, d).await {
-                    Ok(value) => (value, d.summary.job_id, d.summary.state().is_finished()),
-                    Err(_) => (Value::Null, None, true),
+                Some(d) => match self::detail(&state, d).await {
+                    Ok(view) => (
+                        Some(view),
+                        d.summary.job_id,
+                        d.summary.state().is_finished(),
+                    ),
+                    Err(_) => (None, None, true),
                 },
-                None => (Value::Null, None, true),
+                None => (None, None, true),
             };
-            let event = Event::default().event("progress").data(data.to_string());
+            // `null` once it is gone (or cannot be read), and the stream ends.
+            let data = serde_json::to_string(&data).expect("an environment serialises");
+            let event = Event::default().event("progress").data(data);
             Some((
                 Ok::<_, std::convert::Infallible>(event),
                 (state, updates, Some(job), done),

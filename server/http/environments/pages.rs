@@ -8,8 +8,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::{Action, Role};
@@ -298,12 +297,19 @@ pub struct NameQuery {
     name: Option<String>,
 }
 
-/// The live name check of the form: `{available, message}`.
+/// What the live name check of the form says.
+#[derive(Serialize)]
+pub struct NameCheck {
+    available: bool,
+    message: String,
+}
+
+/// The live name check of the form.
 pub async fn check_name(
     State(state): State<AppState>,
     on: OnPlatform<PlatformRequester>,
     Query(query): Query<NameQuery>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<NameCheck>, AppError> {
     let name = query.name.unwrap_or_default();
     let name = name.trim();
     let verdict = if name.is_empty() {
@@ -312,8 +318,14 @@ pub async fn check_name(
         request::name_available(&state.pool, on.platform(), name).await?
     };
     Ok(Json(match verdict {
-        Ok(()) => json!({ "available": true, "message": format!("`{name}` is available.") }),
-        Err(message) => json!({ "available": false, "message": message }),
+        Ok(()) => NameCheck {
+            available: true,
+            message: format!("`{name}` is available."),
+        },
+        Err(message) => NameCheck {
+            available: false,
+            message,
+        },
     }))
 }
 
