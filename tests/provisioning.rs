@@ -170,6 +170,31 @@ fn plan_objects(plan: &Value) -> Vec<String> {
     objects
 }
 
+/// The tables with a row whose text contains `needle`.
+async fn rows_containing(pool: &sqlx::PgPool, needle: &str) -> Vec<String> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT quote_ident(table_name) FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for table in tables {
+        // `quote_ident` made the name safe to format in.
+        let query = format!("SELECT count(*) FROM {table} t WHERE t::text LIKE '%' || $1 || '%'");
+        let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+            .bind(needle)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if found > 0 {
+            out.push(table);
+        }
+    }
+    out
+}
+
 /// What Slipway made in the cluster, sorted like [`plan_objects`].
 async fn applied_objects(kube: &Kube) -> Vec<String> {
     let mut objects: Vec<String> = kube
@@ -257,7 +282,13 @@ async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_lea
 
     // What the simulated cloud holds is what the plan says, once.
     let plan = plan_of(&w, &id).await;
-    let objects = plan_objects(&plan);
+    // The simulated cloud keeps the applied objects; generated Secrets are not stored anywhere.
+    let objects: Vec<&Value> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "kubernetes:apply")
+        .collect();
     let pool = &w.app.pool;
     assert_eq!(
         count(
@@ -467,6 +498,32 @@ async fn aws_provisioning_creates_exactly_the_planned_resources_and_teardown_rem
         .await
         .unwrap();
     assert_eq!(peer["spec"]["mtls"]["mode"], "STRICT");
+    // The data services' credentials exist in the cluster, and nowhere in Slipway's database.
+    let secret = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["action"] == "kubernetes:create-secret")
+        .expect("the plan generates the data services' credentials");
+    let (namespace, name) = (
+        secret["details"]["namespace"].as_str().unwrap(),
+        secret["details"]["name"].as_str().unwrap(),
+    );
+    let live = kube
+        .object("v1", "Secret", Some(namespace), name)
+        .await
+        .expect("the generated Secret is in the cluster");
+    let encoded = live["data"]["password"].as_str().unwrap();
+    let password = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap(),
+    )
+    .unwrap();
+    assert!(password.len() >= 40, "a long random value");
+    assert_eq!(
+        rows_containing(&w.app.pool, &password).await,
+        Vec::<String>::new(),
+        "no table holds the generated password"
+    );
     // The API server only knows the EKS token webhook and client certificates; Slipway holds
     // no certificate, so every object above came in with a token STS vouched for.
     let apps = kube.object("v1", "Namespace", None, "apps").await.unwrap();
