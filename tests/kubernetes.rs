@@ -203,6 +203,56 @@ async fn the_bootstrap_is_accepted_by_the_real_api_server_in_order_and_applying_
         .await
         .unwrap();
     assert_eq!(binding["subjects"][0]["name"], "shop:developers");
+    let quota = kube
+        .object("v1", "ResourceQuota", Some("apps"), "default")
+        .await
+        .unwrap();
+    assert_eq!(quota["spec"]["hard"]["requests.cpu"], "20");
+    // Fluent Bit may read pods and namespaces cluster-wide; the collector is reachable.
+    let reader = kube
+        .object(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            None,
+            "fluent-bit",
+        )
+        .await
+        .unwrap();
+    assert!(
+        reader["rules"].to_string().contains("namespaces"),
+        "{reader}"
+    );
+    let collector = kube
+        .object("v1", "Service", Some("observability"), "otel-collector")
+        .await
+        .unwrap();
+    let ports: Vec<i64> = collector["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap())
+        .collect();
+    assert!(ports.contains(&4317) && ports.contains(&4318), "{ports:?}");
+    // The data services' ports open to the team namespace only.
+    let clients = kube
+        .object(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            Some("data"),
+            "allow-team-clients",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        clients["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "apps",
+        "{clients}"
+    );
+    let kafka = kube
+        .object("kafka.strimzi.io/v1", "Kafka", Some("data"), "kafka")
+        .await
+        .expect("Strimzi's Kafka, served by the CRD applied before it");
+    assert_eq!(kafka["metadata"]["managedFields"][0]["manager"], "slipway");
 
     // Healthy once the stand-in has played the nodes and operators.
     let started = Instant::now();
