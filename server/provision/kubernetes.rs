@@ -473,14 +473,59 @@ async fn until_established(api: &Api<DynamicObject>, name: &str) -> Result<(), C
     }
 }
 
-/// Server-side applies `objects` in order; each CRD is Established before anything after it
-/// is applied, so its custom resources never meet a 404.
+/// How long the Deployments applied so far (the operators) may take to become available before
+/// the first custom resource after them (pulling images on new nodes takes minutes).
+const OPERATORS_READY: Duration = Duration::from_secs(15 * 60);
+
+/// Waits until every Deployment in `workloads` is available.
+async fn until_available(workloads: &[(Api<DynamicObject>, &Value)]) -> Result<(), CloudError> {
+    let started = std::time::Instant::now();
+    loop {
+        let mut waiting = Vec::new();
+        for (api, object) in workloads {
+            let resource = describe_object(object);
+            let live = api
+                .get_opt(name_of(object))
+                .await
+                .map_err(|e| kube_error(&format!("reading {resource}"), e))?;
+            let because = match live {
+                Some(live) => {
+                    unhealthy_because(object, &serde_json::to_value(&live).unwrap_or_default())
+                }
+                None => Some("missing".into()),
+            };
+            if let Some(because) = because {
+                waiting.push(format!("{resource}: {because}"));
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > OPERATORS_READY {
+            return Err(CloudError::Transient(format!(
+                "the operators are not available after {} minutes: {}",
+                OPERATORS_READY.as_secs() / 60,
+                waiting.join("; ")
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Server-side applies `objects` in order. Each CRD is Established before anything after it is
+/// applied, so its custom resources never meet a 404; and the Deployments applied before a
+/// custom resource (its operator, whose webhooks may have to admit it) are available first.
 pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Applied>, CloudError> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut kinds = Kinds::new(objects);
     let mut applied = Vec::with_capacity(objects.len());
+    let mut workloads = Vec::new();
     for object in objects {
         let api = kinds.api_for(client, object).await?;
+        if !is_built_in(object) && !workloads.is_empty() {
+            until_available(&workloads).await?;
+            workloads.clear();
+        }
         let resource = describe_object(object);
         let name = name_of(object);
         let before = api
@@ -494,6 +539,9 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Appli
             .map_err(|e| kube_error(&format!("applying {resource}"), e))?;
         if is_crd(object) {
             until_established(&api, name).await?;
+        }
+        if str_at(object, "/kind") == "Deployment" {
+            workloads.push((api, object));
         }
         applied.push(Applied {
             changed: before.is_none() || before != after.metadata.resource_version,
