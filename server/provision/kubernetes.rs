@@ -483,20 +483,7 @@ async fn until_available(workloads: &[(Api<DynamicObject>, &Value)]) -> Result<(
     loop {
         let mut waiting = Vec::new();
         for (api, object) in workloads {
-            let resource = describe_object(object);
-            let live = api
-                .get_opt(name_of(object))
-                .await
-                .map_err(|e| kube_error(&format!("reading {resource}"), e))?;
-            let because = match live {
-                Some(live) => {
-                    unhealthy_because(object, &serde_json::to_value(&live).unwrap_or_default())
-                }
-                None => Some("missing".into()),
-            };
-            if let Some(because) = because {
-                waiting.push(format!("{resource}: {because}"));
-            }
+            waiting.extend(not_healthy(api, object).await?);
         }
         if waiting.is_empty() {
             return Ok(());
@@ -689,20 +676,27 @@ pub async fn unhealthy(
     let mut kinds = Kinds::new(objects);
     let mut out = Vec::new();
     for object in objects {
-        let resource = describe_object(object);
         let api = kinds.api_for(client, object).await?;
-        let because = match api.get_opt(name_of(object)).await {
-            Ok(Some(live)) => {
-                unhealthy_because(object, &serde_json::to_value(&live).unwrap_or_default())
-            }
-            Ok(None) => Some("missing".into()),
-            Err(e) => return Err(kube_error(&format!("reading {resource}"), e)),
-        };
-        if let Some(because) = because {
-            out.push(format!("{resource}: {because}"));
-        }
+        out.extend(not_healthy(&api, object).await?);
     }
     Ok(out)
+}
+
+/// `Kind namespace/name: why` when the live copy of `object` is not healthy (or missing).
+async fn not_healthy(
+    api: &Api<DynamicObject>,
+    object: &Value,
+) -> Result<Option<String>, CloudError> {
+    let resource = describe_object(object);
+    let live = api
+        .get_opt(name_of(object))
+        .await
+        .map_err(|e| kube_error(&format!("reading {resource}"), e))?;
+    let because = match live {
+        Some(live) => unhealthy_because(object, &serde_json::to_value(&live).unwrap_or_default()),
+        None => Some("missing".into()),
+    };
+    Ok(because.map(|because| format!("{resource}: {because}")))
 }
 
 /// Deletes `objects` in reverse order and waits for each custom
