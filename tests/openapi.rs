@@ -11,15 +11,20 @@ use serde_json::Value;
 use slipway::auth::Role;
 use support::TestApp;
 
-#[tokio::test]
-async fn every_api_route_is_in_the_openapi_document_with_its_method() {
-    let app = TestApp::spawn().await;
+/// `GET /api/v1/openapi.json` as a developer.
+async fn openapi_document(app: &TestApp) -> Value {
     let token = app.token(&[Role::Developer], &[Role::Developer]).await;
     let res = app
         .api(Method::GET, "/api/v1/openapi.json", &token, None)
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let document: Value = res.json().await.unwrap();
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_api_route_is_in_the_openapi_document_with_its_method() {
+    let app = TestApp::spawn().await;
+    let document = openapi_document(&app).await;
     assert!(
         document["openapi"].as_str().unwrap().starts_with("3.1"),
         "{}",
@@ -90,12 +95,7 @@ async fn the_api_reference_page_lists_the_operations_without_javascript() {
 #[tokio::test]
 async fn environment_and_job_responses_reference_named_schemas() {
     let app = TestApp::spawn().await;
-    let token = app.token(&[Role::Developer], &[Role::Developer]).await;
-    let res = app
-        .api(Method::GET, "/api/v1/openapi.json", &token, None)
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let document: Value = res.json().await.unwrap();
+    let document = openapi_document(&app).await;
     for (method, path, status, schema) in [
         (
             "get",

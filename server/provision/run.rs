@@ -12,8 +12,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::cloud::{
-    AccountCreation, AccountSpec, AddonSpec, CloudError, Cluster, ClusterSpec, Network,
-    NodegroupSpec, OWNER_TAG, Provider, Status, Tags,
+    AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterSpec, Network,
+    Nodegroup, NodegroupSpec, OWNER_TAG, Provider, Status, Tags,
 };
 use super::manifests::GeneratedSecret;
 use super::plan::{Action, PlanStep, PlannedOutputs, Step};
@@ -236,6 +236,36 @@ where
     }
 }
 
+/// Waits with [`wait_for`] until `find` reports `what` (a cluster, a node group, an add-on)
+/// ACTIVE and returns it: FAILED is permanent, gone is transient.
+async fn until_active<T, F, Fut>(
+    ctx: &StepContext,
+    what: &str,
+    status: fn(&T) -> Status,
+    mut find: F,
+) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, StepError>>,
+{
+    wait_for(ctx, &format!("{what} to become ACTIVE"), || {
+        let found = find();
+        async move {
+            match found.await? {
+                Some(x) if status(&x) == Status::Active => Ok(Some(x)),
+                Some(x) if status(&x) == Status::Failed => Err(StepError::Permanent(format!(
+                    "{what} failed to create; clean up and retry"
+                ))),
+                Some(_) => Ok(None),
+                None => Err(StepError::Transient(format!(
+                    "{what} disappeared while creating"
+                ))),
+            }
+        }
+    })
+    .await
+}
+
 /// Waits with [`wait_for`] until `pending` lists nothing; each time the list changes it is
 /// logged, and a timeout says what was still pending.
 async fn until_none_left<F, Fut>(
@@ -444,18 +474,12 @@ async fn cluster<P: Provider>(
             Err(e) => return Err(e.into()),
         }
     }
-    let active = wait_for(ctx, "the cluster to become ACTIVE", || async {
-        match our_cluster(p, &session, &region, t, &name).await? {
-            Some(c) if c.status == Status::Active => Ok(Some(c)),
-            Some(c) if c.status == Status::Failed => Err(StepError::Permanent(format!(
-                "cluster {name} failed to create; clean up and retry"
-            ))),
-            Some(_) => Ok(None),
-            None => Err(StepError::Transient(format!(
-                "cluster {name} disappeared while creating"
-            ))),
-        }
-    })
+    let active = until_active(
+        ctx,
+        &format!("cluster {name}"),
+        |c: &Cluster| c.status,
+        || our_cluster(p, &session, &region, t, &name),
+    )
     .await?;
     ctx.record("cluster_arn", &active.arn).await?;
     ctx.log(&format!("cluster {name} is ACTIVE")).await?;
@@ -524,18 +548,12 @@ async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<
             Err(e) => return Err(e.into()),
         }
     }
-    wait_for(ctx, "the node group to become ACTIVE", || async {
-        match find().await? {
-            Some(n) if n.status == Status::Active => Ok(Some(())),
-            Some(n) if n.status == Status::Failed => Err(StepError::Permanent(format!(
-                "node group {name} failed to create; clean up and retry"
-            ))),
-            Some(_) => Ok(None),
-            None => Err(StepError::Transient(format!(
-                "node group {name} disappeared while creating"
-            ))),
-        }
-    })
+    until_active(
+        ctx,
+        &format!("node group {name}"),
+        |n: &Nodegroup| n.status,
+        find,
+    )
     .await?;
     ctx.log(&format!("node group {name} is ACTIVE")).await
 }
@@ -575,18 +593,12 @@ async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(),
                 Err(e) => return Err(e.into()),
             }
         }
-        let addon = wait_for(ctx, &format!("add-on {name} to become ACTIVE"), || async {
-            match p.find_addon(&session, &region, &cluster, &name).await? {
-                Some(a) if a.status == Status::Active => Ok(Some(a)),
-                Some(a) if a.status == Status::Failed => Err(StepError::Permanent(format!(
-                    "add-on {name} failed to install; see its health issues in the EKS console"
-                ))),
-                Some(_) => Ok(None),
-                None => Err(StepError::Transient(format!(
-                    "add-on {name} disappeared while installing"
-                ))),
-            }
-        })
+        let addon = until_active(
+            ctx,
+            &format!("add-on {name}"),
+            |a: &Addon| a.status,
+            || async { Ok(p.find_addon(&session, &region, &cluster, &name).await?) },
+        )
         .await?;
         ctx.log(&format!("add-on {name} {} is ACTIVE", addon.version))
             .await?;
