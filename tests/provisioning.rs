@@ -954,3 +954,34 @@ async fn a_worker_killed_at_a_random_point_of_the_bootstrap_resumes_with_every_o
         "the account step ran once"
     );
 }
+
+/// Slipway's own EC2 Query API client (no SDK crate) signs, sends and reads DescribeSubnets as
+/// EC2 answers it: the default VPC moto gives every account has a subnet in each zone.
+#[tokio::test]
+async fn the_ec2_client_reads_subnets_by_filter() {
+    use slipway::provision::ec2::Ec2;
+    let moto = Moto::start().await;
+    let credentials = aws_credential_types::Credentials::new(
+        support::moto::ACCESS_KEY,
+        support::moto::SECRET_KEY,
+        None,
+        None,
+        "test",
+    );
+    let ec2 = Ec2::new(support::moto::REGION, credentials, Some(&moto.url));
+    let defaults = ec2
+        .describe_subnets(&[("default-for-az", "true")])
+        .await
+        .unwrap();
+    assert!(defaults.len() >= 2, "{defaults:?}");
+    let zones: std::collections::HashSet<_> =
+        defaults.iter().map(|s| &s.availability_zone).collect();
+    assert_eq!(zones.len(), defaults.len(), "one default subnet per zone");
+    assert!(defaults.iter().all(|s| s.vpc_id == defaults[0].vpc_id));
+    assert!(defaults.iter().all(|s| s.id.starts_with("subnet-")));
+    let tagged = ec2
+        .describe_subnets(&[("tag:slipway:eks", "true"), ("default-for-az", "true")])
+        .await
+        .unwrap();
+    assert!(tagged.is_empty(), "no subnet is tagged: {tagged:?}");
+}

@@ -12,14 +12,12 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_eks::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
-use serde_json::Value;
 
 use super::cloud::{
-    Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, CloudError, Cluster,
-    ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
+    Account, AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterSpec,
+    Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
 };
 use super::kubernetes::{self, ClusterEndpoint};
-use super::manifests::GeneratedSecret;
 
 /// The settings of the AWS connection (the admin page shows them).
 #[derive(Debug, Clone)]
@@ -265,31 +263,11 @@ impl AwsCloud {
             .map_err(|e| classify("organizations:MoveAccount", e))?;
         Ok(())
     }
-
-    /// A Kubernetes client for `cluster`: from the kubeconfig when one is configured, else
-    /// with an EKS token of the member account's role.
-    async fn kube_client(
-        &self,
-        session: &MemberSession,
-        region: &str,
-        cluster: &Cluster,
-    ) -> Result<kube::Client, CloudError> {
-        if let Some(path) = &self.settings.kubeconfig {
-            return kubernetes::client_from_kubeconfig(path, &cluster.name).await;
-        }
-        let endpoint_override = self.settings.kube_endpoint_override.as_deref().map(|url| {
-            kubernetes::EndpointOverride {
-                url,
-                ca_pem: self.settings.kube_endpoint_ca.as_deref(),
-            }
-        });
-        let endpoint: ClusterEndpoint = kubernetes::endpoint(cluster, region, endpoint_override)?;
-        kubernetes::client(&endpoint, &session.credentials)
-    }
 }
 
 impl Provider for AwsCloud {
     type Session = MemberSession;
+    type ClusterApi = kube::Client;
 
     fn label(&self) -> &'static str {
         "AWS"
@@ -508,28 +486,14 @@ impl Provider for AwsCloud {
                 tags,
             )
             .await?;
-        let ec2 = aws_sdk_ec2::Client::new(&config);
-        let filter = |name: &str, value: &str| {
-            aws_sdk_ec2::types::Filter::builder()
-                .name(name)
-                .values(value)
-                .build()
-        };
+        let ec2 = super::ec2::Ec2::new(region, session.credentials.clone(), config.endpoint_url());
         let mut subnets = vec![];
-        for wanted in [
-            filter("tag:slipway:eks", "true"),
-            filter("default-for-az", "true"),
-        ] {
-            let out = ec2
-                .describe_subnets()
-                .filters(wanted)
-                .send()
-                .await
-                .map_err(|e| classify("ec2:DescribeSubnets", e))?;
-            subnets = out
-                .subnets()
-                .iter()
-                .filter_map(|s| s.subnet_id().map(str::to_owned))
+        for wanted in [("tag:slipway:eks", "true"), ("default-for-az", "true")] {
+            subnets = ec2
+                .describe_subnets(&[wanted])
+                .await?
+                .into_iter()
+                .map(|subnet| subnet.id)
                 .collect();
             if !subnets.is_empty() {
                 break;
@@ -743,58 +707,22 @@ impl Provider for AwsCloud {
         Ok(())
     }
 
-    async fn apply(
+    async fn cluster_api(
         &self,
         session: &MemberSession,
         region: &str,
         cluster: &Cluster,
-        objects: &[Value],
-    ) -> Result<Vec<Applied>, CloudError> {
-        let client = self.kube_client(session, region, cluster).await?;
-        kubernetes::apply(&client, objects).await
-    }
-
-    async fn delete_objects(
-        &self,
-        session: &MemberSession,
-        region: &str,
-        cluster: &Cluster,
-        objects: &[Value],
-    ) -> Result<usize, CloudError> {
-        let client = self.kube_client(session, region, cluster).await?;
-        kubernetes::delete(&client, objects).await
-    }
-
-    async fn create_secrets(
-        &self,
-        session: &MemberSession,
-        region: &str,
-        cluster: &Cluster,
-        secrets: &[GeneratedSecret],
-    ) -> Result<usize, CloudError> {
-        let client = self.kube_client(session, region, cluster).await?;
-        kubernetes::create_secrets(&client, secrets).await
-    }
-
-    async fn unhealthy(
-        &self,
-        session: &MemberSession,
-        region: &str,
-        cluster: &Cluster,
-        objects: &[Value],
-    ) -> Result<Vec<String>, CloudError> {
-        let client = self.kube_client(session, region, cluster).await?;
-        kubernetes::unhealthy(&client, objects).await
-    }
-
-    async fn remaining(
-        &self,
-        session: &MemberSession,
-        region: &str,
-        cluster: &Cluster,
-        objects: &[Value],
-    ) -> Result<Vec<String>, CloudError> {
-        let client = self.kube_client(session, region, cluster).await?;
-        kubernetes::remaining(&client, objects).await
+    ) -> Result<kube::Client, CloudError> {
+        if let Some(path) = &self.settings.kubeconfig {
+            return kubernetes::client_from_kubeconfig(path, &cluster.name).await;
+        }
+        let endpoint_override = self.settings.kube_endpoint_override.as_deref().map(|url| {
+            kubernetes::EndpointOverride {
+                url,
+                ca_pem: self.settings.kube_endpoint_ca.as_deref(),
+            }
+        });
+        let endpoint: ClusterEndpoint = kubernetes::endpoint(cluster, region, endpoint_override)?;
+        kubernetes::client(&endpoint, &session.credentials)
     }
 }

@@ -153,6 +153,7 @@ pub struct Applied {
 /// credentials for AWS); nothing secret in it is ever stored.
 pub trait Provider: Send + Sync + 'static {
     type Session: Send + Sync;
+    type ClusterApi: ClusterApi;
 
     /// A name for logs and the UI ("AWS", "simulated").
     fn label(&self) -> &'static str;
@@ -254,47 +255,40 @@ pub trait Provider: Send + Sync + 'static {
         spec: &AddonSpec,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
-    /// Server-side applies the objects in order (field manager `slipway`).
-    fn apply(
+    /// The Kubernetes API of `cluster`, reached as this session's identity.
+    fn cluster_api(
         &self,
         session: &Self::Session,
         region: &str,
         cluster: &Cluster,
+    ) -> impl Future<Output = Result<Self::ClusterApi, CloudError>> + Send;
+}
+
+/// One cluster's Kubernetes API, as the bootstrap and the teardown use it.
+pub trait ClusterApi: Send + Sync {
+    /// Server-side applies the objects in order (field manager `slipway`).
+    fn apply(
+        &self,
         objects: &[Value],
     ) -> impl Future<Output = Result<Vec<Applied>, CloudError>> + Send;
     /// Creates the Secrets that are missing, with values generated here and sent only to the
     /// cluster; existing ones are kept (their values are in use). Returns how many it created.
     fn create_secrets(
         &self,
-        session: &Self::Session,
-        region: &str,
-        cluster: &Cluster,
         secrets: &[GeneratedSecret],
     ) -> impl Future<Output = Result<usize, CloudError>> + Send;
     /// What among the applied objects is not healthy yet, each with why ("Deployment
     /// istio-system/istiod: 0 of 1 available"); empty when the platform works.
     fn unhealthy(
         &self,
-        session: &Self::Session,
-        region: &str,
-        cluster: &Cluster,
         objects: &[Value],
     ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
     /// Deletes the objects in reverse order; missing ones are success.
-    fn delete_objects(
-        &self,
-        session: &Self::Session,
-        region: &str,
-        cluster: &Cluster,
-        objects: &[Value],
-    ) -> impl Future<Output = Result<usize, CloudError>> + Send;
+    fn delete(&self, objects: &[Value]) -> impl Future<Output = Result<usize, CloudError>> + Send;
     /// What deleting the objects left still going: namespaces terminating, volumes of their
     /// claims; empty once everything is gone.
     fn remaining(
         &self,
-        session: &Self::Session,
-        region: &str,
-        cluster: &Cluster,
         objects: &[Value],
     ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
 }

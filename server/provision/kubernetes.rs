@@ -165,16 +165,34 @@ pub fn client(
     if let Some(pem) = &endpoint.ca_pem {
         config.root_cert = Some(pem_certificates(pem)?);
     }
-    let token = eks_token(
-        &endpoint.cluster_name,
-        &endpoint.region,
-        credentials,
-        SystemTime::now(),
-    )?;
-    config.auth_info.token = Some(token.into());
     config.read_timeout = Some(Duration::from_secs(30));
-    kube::Client::try_from(config)
-        .map_err(|e| CloudError::Permanent(format!("cannot build a Kubernetes client: {e}")))
+    // A token is accepted for 15 minutes after it was signed, and a bootstrap waits longer than
+    // that on operators and health: each request carries a token signed for it (a few
+    // microseconds of HMAC), so a client never goes stale.
+    let (cluster_name, region, credentials) = (
+        endpoint.cluster_name.clone(),
+        endpoint.region.clone(),
+        credentials.clone(),
+    );
+    let bearer = move || -> Result<http::HeaderValue, CloudError> {
+        let token = eks_token(&cluster_name, &region, &credentials, SystemTime::now())?;
+        http::HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|e| CloudError::Permanent(format!("the EKS token is not a header: {e}")))
+    };
+    bearer()?; // Signing fails on bad input, never later: find out now.
+    let sign_each_request =
+        tower::util::MapRequestLayer::new(move |mut request: http::Request<kube::client::Body>| {
+            if let Ok(mut value) = bearer() {
+                value.set_sensitive(true);
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, value);
+            }
+            request
+        });
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| CloudError::Permanent(format!("cannot build a Kubernetes client: {e}")))?;
+    Ok(builder.with_layer(&sign_each_request).build())
 }
 
 /// A client for `cluster` from a kubeconfig file (clusters reached through a bastion, a VPN or
@@ -784,6 +802,28 @@ pub async fn remaining(
         }
     }
     Ok(out)
+}
+
+impl super::cloud::ClusterApi for kube::Client {
+    async fn apply(&self, objects: &[Value]) -> Result<Vec<Applied>, CloudError> {
+        apply(self, objects).await
+    }
+
+    async fn create_secrets(&self, secrets: &[GeneratedSecret]) -> Result<usize, CloudError> {
+        create_secrets(self, secrets).await
+    }
+
+    async fn unhealthy(&self, objects: &[Value]) -> Result<Vec<String>, CloudError> {
+        unhealthy(self, objects).await
+    }
+
+    async fn delete(&self, objects: &[Value]) -> Result<usize, CloudError> {
+        delete(self, objects).await
+    }
+
+    async fn remaining(&self, objects: &[Value]) -> Result<Vec<String>, CloudError> {
+        remaining(self, objects).await
+    }
 }
 
 #[cfg(test)]

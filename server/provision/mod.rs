@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod cloud;
+pub mod ec2;
 pub mod kubernetes;
 pub mod manifests;
 pub mod plan;

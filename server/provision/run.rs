@@ -12,8 +12,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::cloud::{
-    AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterSpec, Network,
-    Nodegroup, NodegroupSpec, OWNER_TAG, Provider, Status, Tags,
+    AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterApi, ClusterSpec,
+    Network, Nodegroup, NodegroupSpec, OWNER_TAG, Provider, Status, Tags,
 };
 use super::manifests::GeneratedSecret;
 use super::plan::{Action, PlanStep, PlannedOutputs, Step};
@@ -614,7 +614,8 @@ async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result
         .await?
         .ok_or_else(|| StepError::Transient(format!("cluster {name} is not there")))?;
     let objects = t.objects()?;
-    let applied = p.apply(&session, &region, &cluster, &objects).await?;
+    let api = p.cluster_api(&session, &region, &cluster).await?;
+    let applied = api.apply(&objects).await?;
     let changed = applied.iter().filter(|a| a.changed).count();
     for a in &applied {
         ctx.log(&format!(
@@ -630,9 +631,7 @@ async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result
     ))
     .await?;
     let secrets = t.secrets()?;
-    let created = p
-        .create_secrets(&session, &region, &cluster, &secrets)
-        .await?;
+    let created = api.create_secrets(&secrets).await?;
     ctx.log(&format!(
         "{created} of {} generated Secrets created (the others were there already)",
         secrets.len()
@@ -640,7 +639,7 @@ async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result
     .await?;
     // `ready` means working: operators available and what they manage reconciled.
     until_none_left(ctx, "the platform to be healthy", || {
-        p.unhealthy(&session, &region, &cluster, &objects)
+        api.unhealthy(&objects)
     })
     .await?;
     ctx.log("every operator and platform object is healthy")
@@ -764,9 +763,8 @@ async fn teardown_step<P: Provider>(
     match step {
         TeardownStep::Kubernetes if cluster.status == Status::Active => {
             let objects = t.objects()?;
-            let deleted = p
-                .delete_objects(&session, &region, &cluster, &objects)
-                .await?;
+            let api = p.cluster_api(&session, &region, &cluster).await?;
+            let deleted = api.delete(&objects).await?;
             ctx.log(&format!("deleted {deleted} Kubernetes objects"))
                 .await?;
             // Load balancers and volumes go with their namespaces; the node groups and the
@@ -774,7 +772,7 @@ async fn teardown_step<P: Provider>(
             until_none_left(
                 ctx,
                 "the namespaces to terminate and the volumes to go",
-                || p.remaining(&session, &region, &cluster, &objects),
+                || api.remaining(&objects),
             )
             .await?;
             ctx.log("the namespaces and their volumes are gone").await

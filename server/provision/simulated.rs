@@ -11,7 +11,7 @@ use sqlx::PgPool;
 
 use super::cloud::{
     Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, CloudError, Cluster,
-    ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
+    ClusterApi, ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
     describe_object,
 };
 use super::manifests::GeneratedSecret;
@@ -177,6 +177,7 @@ fn cluster_id(account: &str, name: &str) -> String {
 
 impl Provider for SimulatedCloud {
     type Session = String;
+    type ClusterApi = SimulatedCluster;
 
     fn label(&self) -> &'static str {
         "simulated"
@@ -470,18 +471,33 @@ impl Provider for SimulatedCloud {
         Ok(())
     }
 
-    async fn apply(
+    async fn cluster_api(
         &self,
         account: &String,
         _region: &str,
         cluster: &Cluster,
-        objects: &[Value],
-    ) -> Result<Vec<Applied>, CloudError> {
-        self.fault("kubernetes:apply").await?;
+    ) -> Result<SimulatedCluster, CloudError> {
+        Ok(SimulatedCluster {
+            cloud: self.clone(),
+            id: cluster_id(account, &cluster.name),
+        })
+    }
+}
+
+/// A simulated cluster's Kubernetes API: objects are rows of `simulated_resource`.
+pub struct SimulatedCluster {
+    cloud: SimulatedCloud,
+    /// The cluster's id, the prefix of its objects' ids.
+    id: String,
+}
+
+impl ClusterApi for SimulatedCluster {
+    async fn apply(&self, objects: &[Value]) -> Result<Vec<Applied>, CloudError> {
+        self.cloud.fault("kubernetes:apply").await?;
         let mut applied = Vec::with_capacity(objects.len());
         for object in objects {
             let resource = describe_object(object);
-            let id = format!("{}/{resource}", cluster_id(account, &cluster.name));
+            let id = format!("{}/{resource}", self.id);
             // Server-side apply: create, replace when different, leave alone when the same.
             let changed = sqlx::query(
                 "INSERT INTO simulated_resource (kind, id, name, ready_at, body)
@@ -493,7 +509,7 @@ impl Provider for SimulatedCloud {
             .bind(&id)
             .bind(&resource)
             .bind(object)
-            .execute(&self.db)
+            .execute(&self.cloud.db)
             .await
             .map_err(db_error)?
             .rows_affected()
@@ -503,63 +519,33 @@ impl Provider for SimulatedCloud {
         Ok(applied)
     }
 
-    async fn delete_objects(
-        &self,
-        account: &String,
-        _region: &str,
-        cluster: &Cluster,
-        objects: &[Value],
-    ) -> Result<usize, CloudError> {
-        self.fault("kubernetes:delete").await?;
+    async fn delete(&self, objects: &[Value]) -> Result<usize, CloudError> {
+        self.cloud.fault("kubernetes:delete").await?;
         let ids: Vec<String> = objects
             .iter()
             .rev()
-            .map(|o| {
-                format!(
-                    "{}/{}",
-                    cluster_id(account, &cluster.name),
-                    describe_object(o)
-                )
-            })
+            .map(|o| format!("{}/{}", self.id, describe_object(o)))
             .collect();
         let done =
             sqlx::query("DELETE FROM simulated_resource WHERE kind = 'object' AND id = ANY($1)")
                 .bind(&ids)
-                .execute(&self.db)
+                .execute(&self.cloud.db)
                 .await
                 .map_err(db_error)?;
         Ok(done.rows_affected() as usize)
     }
 
-    async fn create_secrets(
-        &self,
-        _account: &String,
-        _region: &str,
-        _cluster: &Cluster,
-        secrets: &[GeneratedSecret],
-    ) -> Result<usize, CloudError> {
+    async fn create_secrets(&self, secrets: &[GeneratedSecret]) -> Result<usize, CloudError> {
         // Nothing to keep them in, and nothing may keep their values: counted, not stored.
         Ok(secrets.len())
     }
 
-    async fn unhealthy(
-        &self,
-        _account: &String,
-        _region: &str,
-        _cluster: &Cluster,
-        _objects: &[Value],
-    ) -> Result<Vec<String>, CloudError> {
+    async fn unhealthy(&self, _objects: &[Value]) -> Result<Vec<String>, CloudError> {
         // Simulated objects are healthy once applied.
         Ok(Vec::new())
     }
 
-    async fn remaining(
-        &self,
-        _account: &String,
-        _region: &str,
-        _cluster: &Cluster,
-        _objects: &[Value],
-    ) -> Result<Vec<String>, CloudError> {
+    async fn remaining(&self, _objects: &[Value]) -> Result<Vec<String>, CloudError> {
         // Simulated deletes are immediate.
         Ok(Vec::new())
     }
