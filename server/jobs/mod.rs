@@ -6,6 +6,7 @@
 //! are skipped).
 
 pub mod builtin;
+pub mod control;
 pub mod metrics;
 pub mod progress;
 pub mod queue;
