@@ -10,6 +10,7 @@ pub mod db;
 pub mod define;
 pub mod environments;
 pub mod http;
+pub mod idempotency;
 pub mod jobs;
 pub mod outbound;
 pub mod provision;

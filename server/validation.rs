@@ -37,6 +37,24 @@ impl FieldErrors {
     pub fn into_result(self) -> Result<(), FieldErrors> {
         if self.is_empty() { Ok(()) } else { Err(self) }
     }
+
+    /// The errors of a part of a document named from the whole: `cloud.region` of `document`
+    /// becomes `document.cloud.region` (and an error of the part itself, `document`).
+    pub fn within(self, parent: &str) -> FieldErrors {
+        FieldErrors(
+            self.0
+                .into_iter()
+                .map(|e| FieldError {
+                    field: if e.field.is_empty() {
+                        parent.to_owned()
+                    } else {
+                        format!("{parent}.{}", e.field)
+                    },
+                    message: e.message,
+                })
+                .collect(),
+        )
+    }
 }
 
 /// A plausible e-mail address: one `@`, something on both sides, a dot in the domain, no spaces.

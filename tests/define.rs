@@ -1197,3 +1197,118 @@ async fn lists_are_paged_with_limit_and_after() {
         .await;
     assert_eq!(json_of(res).await["errors"][0]["field"], "limit");
 }
+
+/// The blueprint, review, backlog and scope bodies are typed: an unknown or misplaced field is a
+/// 422 naming its path, and nothing is written.
+#[tokio::test]
+async fn the_define_bodies_refuse_unknown_fields_by_their_path() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    let base = "/api/v1/platforms/payments";
+    let created = app
+        .api(
+            Method::POST,
+            &format!("{base}/backlog"),
+            &t.author,
+            Some(json!({"title": "Kept as it is"})),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let item = json_of(created).await["id"].as_str().unwrap().to_owned();
+    let mut unknown_in_scope = scope("2026-11-02", "standard");
+    unknown_in_scope["connected_services"][0]["port"] = json!(443);
+    let cases = [
+        (
+            Method::POST,
+            format!("{base}/blueprints"),
+            json!({"from_template": true, "templat": "eks"}),
+            "templat",
+        ),
+        (
+            Method::POST,
+            format!("{base}/blueprints"),
+            json!({"from_template": true, "document": {}}),
+            "from_template",
+        ),
+        (
+            Method::POST,
+            format!("{base}/blueprints"),
+            json!({"base_revision": "one", "document": {}}),
+            "base_revision",
+        ),
+        (
+            Method::POST,
+            format!("{base}/backlog"),
+            json!({"title": "Audit", "owner": "me"}),
+            "owner",
+        ),
+        (
+            Method::POST,
+            format!("{base}/backlog"),
+            json!({"title": "Audit", "position": 0}),
+            "position",
+        ),
+        (
+            Method::PATCH,
+            format!("{base}/backlog/{item}"),
+            json!({"titel": "Changed"}),
+            "titel",
+        ),
+        (
+            Method::PUT,
+            format!("{base}/scope"),
+            unknown_in_scope,
+            "connected_services[0].port",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let res = app
+            .api(method.clone(), &path, &t.author, Some(body.clone()))
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path} {body}"
+        );
+        let problem = json_of(res).await;
+        assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+    }
+
+    // The review body too, on a revision that exists.
+    let res = app
+        .api(
+            Method::POST,
+            &format!("{base}/blueprints"),
+            &t.author,
+            Some(json!({"from_template": true})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app
+        .api(
+            Method::POST,
+            &format!("{base}/blueprints/1/reviews"),
+            &t.reviewer,
+            Some(json!({"verdict": "comment", "coment": "typo"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(json_of(res).await["errors"][0]["field"], "coment");
+
+    let revisions: i64 = sqlx::query_scalar("SELECT count(*) FROM blueprint_revision")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let items: Vec<String> = sqlx::query_scalar("SELECT title FROM backlog_item")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let scopes: i64 = sqlx::query_scalar("SELECT count(*) FROM technical_scope")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        (revisions, items, scopes),
+        (1, vec!["Kept as it is".to_owned()], 0)
+    );
+}

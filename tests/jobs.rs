@@ -12,7 +12,7 @@ use slipway::clock::Clock;
 use slipway::jobs::queue::{self, EnqueueError};
 use slipway::jobs::steps::{self, Outcome};
 use slipway::jobs::worker::{WorkerConfig, Workers};
-use slipway::jobs::{Handler, NewJob, Registry, StepContext, StepError, StepFuture};
+use slipway::jobs::{Handler, NewJob, NoPayload, Registry, StepContext, StepError, StepFuture};
 use sqlx::PgPool;
 use support::TestDb;
 
@@ -21,6 +21,9 @@ use support::TestDb;
 struct Recorder;
 
 impl Handler for Recorder {
+    // Free-form: each test shapes its job as it needs.
+    type Payload = serde_json::Value;
+
     fn kind(&self) -> &'static str {
         "test.record"
     }
@@ -31,7 +34,12 @@ impl Handler for Recorder {
             .collect()
     }
 
-    fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+    fn run_step<'a>(
+        &'a self,
+        step: &'a str,
+        payload: &'a serde_json::Value,
+        ctx: &'a StepContext,
+    ) -> StepFuture<'a> {
         Box::pin(async move {
             let runs: i64 = sqlx::query_scalar("INSERT INTO test_step_run (job_id, step) VALUES ($1, $2) RETURNING (SELECT count(*) FROM test_step_run WHERE job_id = $1 AND step = $2) + 1")
                 .bind(ctx.job.id)
@@ -40,7 +48,6 @@ impl Handler for Recorder {
                 .await
                 .map_err(|e| StepError::Transient(e.to_string()))?;
             ctx.log(&format!("{step} ran (time {runs})")).await?;
-            let payload = &ctx.job.payload;
             if payload["fail"] == step && runs <= payload["fail_times"].as_i64().unwrap_or(0) {
                 return Err(StepError::Transient(format!("{step} failed on purpose")));
             }
@@ -511,13 +518,20 @@ async fn a_job_of_a_kind_no_worker_knows_waits_untouched_for_one_that_does() {
 struct Tick;
 
 impl Handler for Tick {
+    type Payload = NoPayload;
+
     fn kind(&self) -> &'static str {
         "test.tick"
     }
-    fn steps(&self, _: &serde_json::Value) -> Vec<String> {
+    fn steps(&self, _: &NoPayload) -> Vec<String> {
         vec!["tick".into()]
     }
-    fn run_step<'a>(&'a self, _: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+    fn run_step<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a NoPayload,
+        ctx: &'a StepContext,
+    ) -> StepFuture<'a> {
         Box::pin(async move { ctx.log("tick").await })
     }
     fn every(&self) -> Option<Duration> {
@@ -568,4 +582,39 @@ async fn periodic_kinds_are_scheduled_once_however_many_pools_run() {
         waiting <= 1,
         "at most one pending run of a periodic kind, not one per pool: {waiting}"
     );
+}
+
+#[tokio::test]
+async fn a_payload_that_does_not_fit_its_kind_discards_the_job_at_once_saying_why() {
+    let (_db, pool) = setup().await;
+    // A self-test job without `step_ms`: no default stands in for it.
+    let mut job = NewJob::new(slipway::jobs::builtin::SELFTEST, json!({"steps": 2}));
+    job.max_attempts = 5;
+    let id = enqueue(&pool, job).await;
+    let workers = Workers::start(
+        pool.clone(),
+        Registry::default().with(slipway::jobs::builtin::SelfTest),
+        Clock::system(),
+        WorkerConfig::default(),
+    );
+    drained(&pool, Duration::from_secs(20)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    let (state, attempt, error): (String, i32, Option<String>) =
+        sqlx::query_as("SELECT state, attempt, last_error FROM job WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempt), ("discarded", 1), "not retried");
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("slipway.selftest") && error.contains("missing field `step_ms`"),
+        "{error}"
+    );
+    let steps: i64 = sqlx::query_scalar("SELECT count(*) FROM job_step WHERE job_id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(steps, 0, "no step ran");
 }

@@ -392,3 +392,50 @@ pub async fn revoke_token(
         None => Ok(false),
     }
 }
+
+/// Signing out: ends the session the caller used (a token has none) and records it.
+pub async fn sign_out(db: &PgPool, principal: &Principal) -> Result<(), AccountError> {
+    if let super::AuthMethod::Session { token_hash } = &principal.method {
+        super::session::end(db, token_hash).await?;
+    }
+    audit::record(
+        db,
+        &Actor::from(principal),
+        "auth.logout",
+        &format!("user:{}", principal.user.id),
+        json!({}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Signing out everywhere: ends all of the user's sessions and records how many.
+pub async fn sign_out_everywhere(db: &PgPool, principal: &Principal) -> Result<(), AccountError> {
+    let ended = super::session::end_all(db, principal.user.id).await?;
+    audit::record(
+        db,
+        &Actor::from(principal),
+        "auth.logout_everywhere",
+        &format!("user:{}", principal.user.id),
+        json!({ "sessions_ended": ended }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a single sign-on the identity provider's answer did not complete (`reason`).
+pub async fn sso_refused(
+    db: &PgPool,
+    reason: &str,
+    ip: Option<IpAddr>,
+) -> Result<(), AccountError> {
+    audit::record(
+        db,
+        &Actor::anonymous("single sign-on"),
+        "auth.login_failed",
+        "auth:oidc",
+        json!({ "method": "oidc", "reason": reason, "ip": ip }),
+    )
+    .await?;
+    Ok(())
+}

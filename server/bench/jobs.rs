@@ -15,19 +15,21 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::clock::Clock;
 use crate::jobs::queue::{self, NewJob};
 use crate::jobs::worker::{WorkerConfig, Workers};
-use crate::jobs::{Handler, Registry, StepContext, StepFuture};
+use crate::jobs::{Handler, NoPayload, Registry, StepContext, StepFuture};
 
 /// A job with no steps: what is measured is the engine, not the work.
 struct Noop;
 
 impl Handler for Noop {
+    type Payload = NoPayload;
+
     fn kind(&self) -> &'static str {
         "bench.noop"
     }
-    fn steps(&self, _: &serde_json::Value) -> Vec<String> {
+    fn steps(&self, _: &NoPayload) -> Vec<String> {
         Vec::new()
     }
-    fn run_step<'a>(&'a self, _: &'a str, _: &'a StepContext) -> StepFuture<'a> {
+    fn run_step<'a>(&'a self, _: &'a str, _: &'a NoPayload, _: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async { Ok(()) })
     }
 }

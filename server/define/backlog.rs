@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -596,40 +596,52 @@ pub async fn update_and_place(
         json!({ "item": id, "before": { "title": before.title, "status": before.status, "assignee": before.assignee, "estimate_days": before.estimate_days } }),
     )
     .await?;
-    match placement {
-        None => {}
-        Some(Placement::Position(position)) => {
-            place_at(&mut tx, platform, id, position, by).await?
-        }
-        Some(Placement::Move(direction)) => swap(&mut tx, platform, id, direction, by).await?,
+    if let Some(placement) = placement {
+        apply(&mut tx, platform, id, placement, by).await?;
     }
     tx.commit().await?;
     get(db, platform.id, id).await?.ok_or(DefineError::NotFound)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     Up,
     Down,
 }
 
-/// Swaps an item with its neighbour in rank order; at either end nothing moves.
-pub async fn move_item(
+/// Puts an item elsewhere in rank order: one place up or down (at either end nothing moves), or
+/// to a position (drag-and-drop).
+pub async fn place(
     db: &PgPool,
     platform: &Platform,
     id: Uuid,
-    direction: Direction,
+    placement: Placement,
     by: &Principal,
 ) -> Result<(), DefineError> {
     ensure_active(platform)?;
     let mut tx = db.begin().await?;
     super::platforms::lock(&mut tx, platform.id).await?;
-    swap(&mut tx, platform, id, direction, by).await?;
+    apply(&mut tx, platform, id, placement, by).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// [`move_item`] inside the caller's transaction (the platform locked).
+/// [`place`] inside the caller's transaction (the platform locked).
+async fn apply(
+    tx: &mut sqlx::PgConnection,
+    platform: &Platform,
+    id: Uuid,
+    placement: Placement,
+    by: &Principal,
+) -> Result<(), DefineError> {
+    match placement {
+        Placement::Position(position) => place_at(tx, platform, id, position, by).await,
+        Placement::Move(direction) => swap(tx, platform, id, direction, by).await,
+    }
+}
+
+/// Swaps an item with its neighbour in rank order; at either end nothing moves.
 async fn swap(
     tx: &mut sqlx::PgConnection,
     platform: &Platform,
@@ -677,23 +689,7 @@ async fn swap(
     Ok(())
 }
 
-/// Moves an item to `position` (0 = first) in rank order, renumbering ranks; for drag-and-drop.
-pub async fn move_to(
-    db: &PgPool,
-    platform: &Platform,
-    id: Uuid,
-    position: usize,
-    by: &Principal,
-) -> Result<(), DefineError> {
-    ensure_active(platform)?;
-    let mut tx = db.begin().await?;
-    super::platforms::lock(&mut tx, platform.id).await?;
-    place_at(&mut tx, platform, id, position, by).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// [`move_to`] inside the caller's transaction (the platform locked).
+/// Moves an item to `position` (0 = first) in rank order, renumbering ranks.
 async fn place_at(
     tx: &mut sqlx::PgConnection,
     platform: &Platform,

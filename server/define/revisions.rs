@@ -3,7 +3,7 @@
 //! (and a trigger refuses any other), so two reviewers approving at once give one approval.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -54,7 +54,7 @@ impl RevisionState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Approve,
@@ -188,6 +188,27 @@ pub async fn list(
     .fetch_all(db)
     .await?;
     rows.into_iter().map(Row::into_revision).collect()
+}
+
+/// The number of the platform's latest revision, the base of a document that replaces it.
+pub async fn latest_number(db: &PgPool, platform: Uuid) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(number) FROM blueprint_revision WHERE platform_id = $1")
+        .bind(platform)
+        .fetch_one(db)
+        .await
+}
+
+/// A new revision from the built-in template, adapted to the platform's scope, on top of the
+/// latest one (the page's and the API's "from template").
+pub async fn save_from_template(
+    db: &PgPool,
+    platform: &Platform,
+    author: &Principal,
+) -> Result<Revision, DefineError> {
+    let scope = super::scope::load(db, platform.id).await?;
+    let latest = latest_number(db, platform.id).await?;
+    let document = Blueprint::from_template(&platform.slug, scope.as_ref());
+    save(db, platform, author, latest, &document).await
 }
 
 pub async fn reviews(db: &PgPool, platform: Uuid, number: i32) -> Result<Vec<Review>, sqlx::Error> {

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::validation::FieldErrors;
 use crate::validation::is_region;
-use crate::validation::{FieldError, FieldErrors};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectedService {
     pub name: String,
@@ -21,14 +21,16 @@ pub struct ConnectedService {
     pub notes: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Complexity {
     Standard,
     Novel,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The technical scope, as `PUT …/scope` takes it and the scope form fills it: both save it
+/// through [`save`], which checks it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scope {
     pub goals: Vec<String>,
@@ -45,7 +47,7 @@ pub struct Scope {
 }
 
 /// The Define timebox at a given day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Timebox {
     pub min_weeks: i64,
     pub max_weeks: i64,
@@ -67,19 +69,6 @@ impl Scope {
             elapsed_days,
             overrun: elapsed_days > max_weeks * 7,
         }
-    }
-
-    /// Parses and validates a JSON document (API and form alike).
-    pub fn from_json(value: serde_json::Value) -> Result<Scope, FieldErrors> {
-        let scope: Scope = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            FieldErrors(vec![FieldError {
-                field: if path == "." { String::new() } else { path },
-                message: e.into_inner().to_string(),
-            }])
-        })?;
-        scope.validate()?;
-        Ok(scope)
     }
 
     pub fn validate(&self) -> Result<(), FieldErrors> {
@@ -228,12 +217,9 @@ mod tests {
             Some(true)
         );
         assert!(errors.get("cloud").is_some());
-        let errors =
-            Scope::from_json(serde_json::json!({"goals": [], "cloud": "aws"})).unwrap_err();
-        assert!(
-            errors.0[0].message.contains("missing field"),
-            "{:?}",
-            errors.0
-        );
+        let error =
+            serde_json::from_value::<Scope>(serde_json::json!({"goals": [], "cloud": "aws"}))
+                .unwrap_err();
+        assert!(error.to_string().contains("missing field"), "{error}");
     }
 }

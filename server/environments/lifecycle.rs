@@ -129,6 +129,29 @@ async fn record(
     notify::notify(tx, &env.target(), event, message, base_url).await
 }
 
+/// Records what a job reported (Slipway acted, no person) and commits it with the change.
+async fn commit_reported(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    env: &Locked,
+    event: Event,
+    message: &str,
+    details: serde_json::Value,
+    base_url: &str,
+) -> Result<(), EnvironmentError> {
+    record(
+        &mut tx,
+        env,
+        &Actor::system(),
+        event,
+        message,
+        details,
+        base_url,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// One active job of each kind per environment. Provisioning and teardown have their own keys:
 /// the environment's state (checked by every step) keeps them apart, so a teardown can start
 /// the moment the environment is ready, while its provisioning job is still completing.
@@ -927,18 +950,9 @@ pub async fn mark_ready(
         Some(h) => format!(" It is torn down after {h} hours unless extended."),
         None => String::new(),
     };
-    record(
-        &mut tx,
-        &env,
-        &Actor::system(),
-        Event::Ready,
-        &format!("`{}` is ready.{ttl}", env.name),
-        json!({ "backlog_items_done": done }),
-        base_url,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let message = format!("`{}` is ready.{ttl}", env.name);
+    let details = json!({ "backlog_items_done": done });
+    commit_reported(tx, &env, Event::Ready, &message, details, base_url).await
 }
 
 /// Teardown finished: `tearing_down → torn_down`.
@@ -956,21 +970,11 @@ pub async fn mark_torn_down(
         .bind(env.id)
         .execute(&mut *tx)
         .await?;
-    record(
-        &mut tx,
-        &env,
-        &Actor::system(),
-        Event::TornDown,
-        &format!(
-            "`{}` is torn down: nothing of it is left in the cloud.",
-            env.name
-        ),
-        json!({}),
-        base_url,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let message = format!(
+        "`{}` is torn down: nothing of it is left in the cloud.",
+        env.name
+    );
+    commit_reported(tx, &env, Event::TornDown, &message, json!({}), base_url).await
 }
 
 /// The environment's job ended without finishing (out of attempts, a permanent error, or
@@ -997,21 +1001,12 @@ pub async fn mark_failed(
         .bind(env.id)
         .execute(&mut *tx)
         .await?;
-    record(
-        &mut tx,
-        &env,
-        &Actor::system(),
-        Event::Failed,
-        &format!(
-            "{during} of `{}` failed: {error}. Retry from the failed step, or clean up what was created.",
-            env.name
-        ),
-        json!({ "job_id": job_id, "error": error }),
-        base_url,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let message = format!(
+        "{during} of `{}` failed: {error}. Retry from the failed step, or clean up what was created.",
+        env.name
+    );
+    let details = json!({ "job_id": job_id, "error": error });
+    commit_reported(tx, &env, Event::Failed, &message, details, base_url).await
 }
 
 /// Environments whose job ended without finishing but which still say otherwise (the worker

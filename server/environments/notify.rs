@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::Sha256;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -124,26 +125,22 @@ pub async fn notify(
             .await?;
     if has_webhook {
         let link = format!("{base_url}/environments/{}", target.id);
-        // A job payload, free-form by contract (each kind its own); `body` is what the webhook
-        // receives, Slack-compatible.
-        let mut job = NewJob::new(
-            WEBHOOK_JOB,
-            json!({
-                "platform_id": target.platform_id,
-                // Slack-compatible: `text` is what a channel shows.
-                "body": {
-                    "text": format!("{message} <{link}|Open in Slipway>"),
-                    "event": event.as_str(),
-                    "environment": {
-                        "id": target.id,
-                        "name": target.name,
-                        "platform": target.platform_slug,
-                        "environment_type": target.environment_type,
-                        "url": link,
-                    },
-                },
-            }),
-        );
+        let payload = WebhookPayload {
+            platform_id: target.platform_id,
+            body: WebhookMessage {
+                environment: Some(WebhookEnvironment {
+                    environment_type: target.environment_type.clone(),
+                    id: target.id,
+                    name: target.name.clone(),
+                    platform: target.platform_slug.clone(),
+                    url: link.clone(),
+                }),
+                event: event.as_str().to_owned(),
+                text: format!("{message} <{link}|Open in Slipway>"),
+            },
+        };
+        let payload = serde_json::to_value(payload).expect("a webhook payload serialises");
+        let mut job = NewJob::new(WEBHOOK_JOB, payload);
         job.max_attempts = 8;
         queue::enqueue(&mut *tx, &job).await.map_err(|e| match e {
             queue::EnqueueError::Db(e) => e,
@@ -151,6 +148,37 @@ pub async fn notify(
         })?;
     }
     Ok(())
+}
+
+/// The payload of a `webhook.deliver` job.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPayload {
+    /// The platform whose webhook receives `body` (read when sending: it may have changed).
+    pub platform_id: Uuid,
+    pub body: WebhookMessage,
+}
+
+/// What the webhook receives, Slack-compatible: `text` is what a channel shows. Fields in
+/// alphabetical order, as the body has always been written.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<WebhookEnvironment>,
+    pub event: String,
+    pub text: String,
+}
+
+/// The environment a webhook message is about.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEnvironment {
+    pub environment_type: String,
+    pub id: Uuid,
+    pub name: String,
+    pub platform: String,
+    pub url: String,
 }
 
 /// One notification as the inbox shows it.
@@ -374,23 +402,27 @@ fn send_failure(e: &reqwest::Error) -> StepError {
 }
 
 impl Handler for WebhookDelivery {
+    type Payload = WebhookPayload;
+
     fn kind(&self) -> &'static str {
         WEBHOOK_JOB
     }
 
-    fn steps(&self, _: &Value) -> Vec<String> {
+    fn steps(&self, _: &WebhookPayload) -> Vec<String> {
         vec!["deliver".into()]
     }
 
-    fn run_step<'a>(&'a self, _: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+    fn run_step<'a>(
+        &'a self,
+        _: &'a str,
+        payload: &'a WebhookPayload,
+        ctx: &'a StepContext,
+    ) -> StepFuture<'a> {
         Box::pin(async move {
             let transient = |e: &dyn std::fmt::Display| StepError::Transient(e.to_string());
-            let platform: Option<Uuid> = ctx.job.payload["platform_id"]
-                .as_str()
-                .and_then(|s| s.parse().ok());
             let hook: Option<(String, String)> =
                 sqlx::query_as("SELECT url, secret FROM platform_webhook WHERE platform_id = $1")
-                    .bind(platform)
+                    .bind(payload.platform_id)
                     .fetch_optional(&ctx.db)
                     .await
                     .map_err(|e| transient(&e))?;
@@ -411,16 +443,13 @@ impl Handler for WebhookDelivery {
                      webhook_allowed_ranges)"
                 )));
             }
-            let body = serde_json::to_vec(&ctx.job.payload["body"]).map_err(|e| transient(&e))?;
+            let body = serde_json::to_vec(&payload.body).map_err(|e| transient(&e))?;
             let timestamp = Utc::now().timestamp();
             let response = self
                 .client
                 .post(parsed)
                 .header("content-type", "application/json")
-                .header(
-                    "x-slipway-event",
-                    ctx.job.payload["body"]["event"].as_str().unwrap_or(""),
-                )
+                .header("x-slipway-event", &payload.body.event)
                 .header("x-slipway-timestamp", timestamp.to_string())
                 .header("x-slipway-signature", signature(&secret, timestamp, &body))
                 .body(body)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::lifecycle;
 use crate::clock::Clock;
-use crate::jobs::{Handler, StepContext, StepError, StepFuture};
+use crate::jobs::{Handler, NoPayload, StepContext, StepError, StepFuture};
 
 pub const SWEEP_JOB: &str = "environments.sweep";
 
@@ -18,11 +18,13 @@ pub struct Sweeper {
 }
 
 impl Handler for Sweeper {
+    type Payload = NoPayload;
+
     fn kind(&self) -> &'static str {
         SWEEP_JOB
     }
 
-    fn steps(&self, _: &serde_json::Value) -> Vec<String> {
+    fn steps(&self, _: &NoPayload) -> Vec<String> {
         vec![
             "expire-requests".into(),
             "reap-ttl".into(),
@@ -34,7 +36,12 @@ impl Handler for Sweeper {
         Some(Duration::from_secs(60))
     }
 
-    fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+    fn run_step<'a>(
+        &'a self,
+        step: &'a str,
+        _: &'a NoPayload,
+        ctx: &'a StepContext,
+    ) -> StepFuture<'a> {
         Box::pin(async move {
             let failed = |e: super::EnvironmentError| StepError::Transient(e.to_string());
             let now = self.clock.now();

@@ -142,11 +142,11 @@ pub async fn authenticate(
                 set_cookies.push(cookies.clear(cookies.session_name(), "/"));
             }
         }
-        Ok::<_, sqlx::Error>(())
+        Ok::<_, AppError>(())
     }
     .await;
     if let Err(e) = resolved {
-        return AppError::from(e).into_response();
+        return e.into_response();
     }
 
     if auth.csrf_basis.is_none() && auth.principal.is_none() && !auth.invalid_token {

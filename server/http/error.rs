@@ -28,9 +28,9 @@ pub enum AppError {
     ForbiddenBecause(String),
     #[error("conflict: {0}")]
     Conflict(String),
-    /// A conflict with details for the caller, e.g. the changes a stale save would overwrite.
+    /// A save on top of a revision that is no longer the latest, with what changed since.
     #[error("conflict: {0}")]
-    ConflictWith(String, serde_json::Map<String, serde_json::Value>),
+    StaleRevision(String, StaleRevision),
     #[error("invalid API token")]
     InvalidToken,
     #[error("missing or wrong CSRF token")]
@@ -86,22 +86,17 @@ impl From<crate::define::DefineError> for AppError {
                 base,
                 latest,
                 changes,
-            } => {
-                let mut extensions = serde_json::Map::new();
-                extensions.insert("latest_revision".into(), latest.into());
-                extensions.insert(
-                    "changes".into(),
-                    serde_json::to_value(changes).unwrap_or_default(),
-                );
-                AppError::ConflictWith(
-                    format!(
-                        "Revision {latest} was saved after revision {base}, which you edited. \
-                         Nothing was saved: start again from revision {latest} (`changes` lists \
-                         how it differs from what you sent)."
-                    ),
-                    extensions,
-                )
-            }
+            } => AppError::StaleRevision(
+                format!(
+                    "Revision {latest} was saved after revision {base}, which you edited. \
+                     Nothing was saved: start again from revision {latest} (`changes` lists how \
+                     it differs from what you sent)."
+                ),
+                StaleRevision {
+                    latest_revision: latest,
+                    changes,
+                },
+            ),
             E::WrongState(state) => {
                 AppError::Conflict(format!("The revision is {state}, so this is not possible."))
             }
@@ -146,10 +141,17 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// Extension members (RFC 9457 §3.2), e.g. `changes` of a stale save.
+    /// Extension members (RFC 9457 §3.2) of a 409 for a stale revision.
     #[serde(flatten)]
-    #[schema(ignore)]
-    pub extensions: serde_json::Map<String, serde_json::Value>,
+    pub stale: Option<StaleRevision>,
+}
+
+/// What a 409 for a stale revision adds: the latest revision, and how it differs from the
+/// document that was sent.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StaleRevision {
+    pub latest_revision: i32,
+    pub changes: Vec<crate::define::diff::Change>,
 }
 
 impl Problem {
@@ -161,7 +163,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             request_id: None,
-            extensions: serde_json::Map::new(),
+            stale: None,
         }
     }
 
@@ -195,8 +197,8 @@ impl IntoResponse for AppError {
             AppError::Forbidden => Problem::for_status(StatusCode::FORBIDDEN),
             AppError::ForbiddenBecause(detail) => Problem::new(StatusCode::FORBIDDEN, detail),
             AppError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
-            AppError::ConflictWith(detail, extensions) => Problem {
-                extensions,
+            AppError::StaleRevision(detail, stale) => Problem {
+                stale: Some(stale),
                 ..Problem::new(StatusCode::CONFLICT, detail)
             },
             AppError::InvalidToken => Problem::new(

@@ -181,12 +181,6 @@ impl<P: Permission + Send + Sync> FromRequestParts<AppState> for Allowed<P> {
     }
 }
 
-/// See the portal's pages.
-pub struct UsePortal;
-impl Permission for UsePortal {
-    const ACTION: Action = Action::UsePortal;
-}
-
 /// Manage one's own account (tokens, sessions) from a browser.
 pub struct ManageOwnAccount;
 impl Permission for ManageOwnAccount {
@@ -194,16 +188,6 @@ impl Permission for ManageOwnAccount {
     fn subject(principal: &Principal) -> Subject {
         Subject::Account(principal.user.id)
     }
-}
-
-pub struct ManageUsers;
-impl Permission for ManageUsers {
-    const ACTION: Action = Action::ManageUsers;
-}
-
-pub struct ViewAudit;
-impl Permission for ViewAudit {
-    const ACTION: Action = Action::ViewAudit;
 }
 
 /// A submitted HTML form (`application/x-www-form-urlencoded`), with repeated fields kept
@@ -296,22 +280,48 @@ pub trait PlatformPermission {
     const ACTION: Action;
 }
 
-/// See a platform and its approved blueprint.
-pub struct PlatformViewer;
-impl PlatformPermission for PlatformViewer {
-    const ACTION: Action = Action::ViewPlatform;
+/// Declares marker types of permissions, each `Name: Trait = Action`: the extractors
+/// `Allowed<Name>` (a [`Permission`] on the portal) and `OnPlatform<Name>` (a
+/// [`PlatformPermission`] on the `{slug}` platform) ask `can` for that action.
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $name:ident: $kind:ident = $action:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub struct $name;
+            impl $kind for $name {
+                const ACTION: Action = Action::$action;
+            }
+        )*
+    };
 }
 
-/// See a platform's planning: scope, drafts, reviews, backlog.
-pub struct PlatformPlanner;
-impl PlatformPermission for PlatformPlanner {
-    const ACTION: Action = Action::ViewPlanning;
-}
-
-/// Change a platform.
-pub struct PlatformEditor;
-impl PlatformPermission for PlatformEditor {
-    const ACTION: Action = Action::EditPlatform;
+permissions! {
+    /// See the portal's pages.
+    UsePortal: Permission = UsePortal;
+    /// Users and their roles.
+    ManageUsers: Permission = ManageUsers;
+    /// The audit log.
+    ViewAudit: Permission = ViewAudit;
+    /// Start a platform.
+    CreatePlatform: Permission = CreatePlatform;
+    /// The job queue.
+    ViewJobs: Permission = ViewJobs;
+    /// Retry and cancel jobs.
+    ControlJobs: Permission = ControlJobs;
+    /// The approvals dashboard.
+    ViewApprovals: Permission = ViewApprovals;
+    /// The cloud connection page.
+    ManageCloud: Permission = ManageCloud;
+    /// See a platform and its approved blueprint.
+    PlatformViewer: PlatformPermission = ViewPlatform;
+    /// See a platform's planning: scope, drafts, reviews, backlog.
+    PlatformPlanner: PlatformPermission = ViewPlanning;
+    /// Change a platform.
+    PlatformEditor: PlatformPermission = EditPlatform;
+    /// Request environments on the platform of `{slug}`.
+    PlatformRequester: PlatformPermission = RequestEnvironment;
+    /// Start the DevOps environment of the platform of `{slug}`.
+    DevopsTrigger: PlatformPermission = TriggerDevops;
 }
 
 /// The caller and the platform of the `{slug}` path segment, once `can` allowed `P` on it.
@@ -336,6 +346,14 @@ impl<P> OnPlatform<P> {
     /// Whether the caller may also perform `action` here (to show or hide controls).
     pub fn can(&self, action: Action) -> bool {
         can(&self.principal, action, self.subject())
+    }
+
+    /// One of the platform's blueprint revisions, as the policy sees it.
+    pub fn revision_subject(&self, revision: &crate::define::revisions::Revision) -> Subject {
+        Subject::Revision {
+            member: self.access.is_member,
+            author: crate::define::revisions::author_of(revision),
+        }
     }
 
     /// 403, saying why, unless the caller may perform `action` on `subject` of this platform
@@ -364,46 +382,6 @@ impl<P: PlatformPermission + Send + Sync> FromRequestParts<AppState> for OnPlatf
     }
 }
 
-/// Start a platform.
-pub struct CreatePlatform;
-impl Permission for CreatePlatform {
-    const ACTION: Action = Action::CreatePlatform;
-}
-
-pub struct ViewJobs;
-impl Permission for ViewJobs {
-    const ACTION: Action = Action::ViewJobs;
-}
-
-pub struct ControlJobs;
-impl Permission for ControlJobs {
-    const ACTION: Action = Action::ControlJobs;
-}
-
-/// The approvals dashboard.
-pub struct ViewApprovals;
-impl Permission for ViewApprovals {
-    const ACTION: Action = Action::ViewApprovals;
-}
-
-/// Start the DevOps environment of the platform of `{slug}`.
-pub struct DevopsTrigger;
-impl PlatformPermission for DevopsTrigger {
-    const ACTION: Action = Action::TriggerDevops;
-}
-
-/// The cloud connection page.
-pub struct ManageCloud;
-impl Permission for ManageCloud {
-    const ACTION: Action = Action::ManageCloud;
-}
-
-/// Request environments on the platform of `{slug}`.
-pub struct PlatformRequester;
-impl PlatformPermission for PlatformRequester {
-    const ACTION: Action = Action::RequestEnvironment;
-}
-
 /// The caller and the environment of the `{id}` path segment, once they may see it. An unknown
 /// id, or one the caller may not see, is 404: its existence is not given away.
 pub struct OnEnvironment {
@@ -416,13 +394,16 @@ pub struct OnEnvironment {
 impl OnEnvironment {
     /// `environment` as seen by `principal` (its platform membership looked up).
     pub async fn new(
-        pool: &sqlx::PgPool,
+        state: &AppState,
         principal: Principal,
         environment: crate::environments::queries::Detail,
     ) -> Result<Self, AppError> {
-        let is_member =
-            crate::define::platforms::is_member(pool, environment.platform_id, principal.user.id)
-                .await?;
+        let is_member = crate::define::platforms::is_member(
+            &state.pool,
+            environment.platform_id,
+            principal.user.id,
+        )
+        .await?;
         Ok(OnEnvironment {
             principal,
             environment,
@@ -465,7 +446,7 @@ impl FromRequestParts<AppState> for OnEnvironment {
         let environment = crate::environments::queries::get(&state.pool, id)
             .await?
             .ok_or(AppError::NotFound)?;
-        let on = OnEnvironment::new(&state.pool, principal, environment).await?;
+        let on = OnEnvironment::new(state, principal, environment).await?;
         if !on.can(Action::ViewEnvironment) {
             return Err(AppError::NotFound);
         }

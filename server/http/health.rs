@@ -4,31 +4,49 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::app::AppState;
 use crate::db;
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The answer of `GET /healthz`: `{"status": "ok"}` whenever the process answers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Liveness {
+    Ok,
 }
 
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// The answer of `GET /readyz`: `ready` (200) with the schema version, or `not_ready` (503)
+/// with the reason.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Readiness {
+    Ready { schema_version: i64 },
+    NotReady { reason: &'static str },
+}
+
+pub async fn healthz() -> Json<Liveness> {
+    Json(Liveness::Ok)
+}
+
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let not_ready = |reason| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Readiness::NotReady { reason }),
+        )
+    };
     match db::is_ready(&state.pool).await {
         Ok(true) => (
             StatusCode::OK,
-            Json(json!({ "status": "ready", "schema_version": db::latest_known_version() })),
+            Json(Readiness::Ready {
+                schema_version: db::latest_known_version(),
+            }),
         ),
-        Ok(false) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": "database migrations are not applied" })),
-        ),
+        Ok(false) => not_ready("database migrations are not applied"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "not_ready", "reason": "database unreachable" })),
-            )
+            not_ready("database unreachable")
         }
     }
 }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::app::AppState;
 use crate::http::auth::RequestAuth;
 use crate::http::error::{AppError, FieldError, is_api_path};
+use crate::idempotency::{self, Claim, Kept, Refusal};
 
 pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 /// Set on a response that repeats the first result.
@@ -57,21 +58,21 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     };
     let hash = request_hash(&parts.method, &path, parts.uri.query(), &body);
     let request = Request::from_parts(parts, Body::from(body));
-    match claim(&state, user, &key, &path, &hash).await {
+    match idempotency::claim(&state.pool, user, &key, &path, &hash).await {
         Ok(Claim::First) => {}
-        Ok(Claim::Replay(response)) => return response,
-        Ok(Claim::Refused(error)) => return error.into_response(),
+        Ok(Claim::Replay(kept)) => return replay(kept),
+        Ok(Claim::Refused(refusal)) => return refused(refusal).into_response(),
         Err(e) => return AppError::from(e).into_response(),
     }
 
     let response = next.run(request).await;
     if !response.status().is_success() {
-        let _ = forget(&state, user, &key).await;
+        let _ = idempotency::forget(&state.pool, user, &key).await;
         return response;
     }
     let (parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_KEPT_BYTES).await else {
-        let _ = forget(&state, user, &key).await;
+        let _ = idempotency::forget(&state.pool, user, &key).await;
         return AppError::Internal(anyhow::anyhow!(
             "a response too large to keep for Idempotency-Key"
         ))
@@ -80,19 +81,9 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if let Err(e) = sqlx::query(
-        "UPDATE idempotency_key SET status = $3, content_type = $4, body = $5 WHERE user_id = $1 AND key = $2",
-    )
-    .bind(user)
-    .bind(&key)
-    .bind(parts.status.as_u16() as i16)
-    .bind(content_type)
-    .bind(bytes.as_ref())
-    .execute(&state.pool)
-    .await
-    {
+        .and_then(|v| v.to_str().ok());
+    let status = parts.status.as_u16() as i16;
+    if let Err(e) = idempotency::keep(&state.pool, user, &key, status, content_type, &bytes).await {
         tracing::warn!(error = %e, "keeping an idempotent result failed; a retry would run again");
     }
     Response::from_parts(parts, Body::from(bytes))
@@ -121,110 +112,48 @@ fn request_hash(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -
     hasher.finalize().to_vec()
 }
 
-enum Claim {
-    First,
-    Replay(Response),
-    Refused(AppError),
+/// The first result again, marked as a replay.
+fn replay(kept: Kept) -> Response {
+    let mut response = (
+        StatusCode::from_u16(kept.status as u16).unwrap_or(StatusCode::OK),
+        kept.body,
+    )
+        .into_response();
+    if let Some(ct) = kept
+        .content_type
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        response.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    response
+        .headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    response
 }
 
-async fn claim(
-    state: &AppState,
-    user: uuid::Uuid,
-    key: &str,
-    path: &str,
-    hash: &[u8],
-) -> Result<Claim, sqlx::Error> {
-    sqlx::query("DELETE FROM idempotency_key WHERE created_at < now() - interval '24 hours'")
-        .execute(&state.pool)
-        .await?;
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_key (user_id, key, method, path, request_hash)
-         VALUES ($1, $2, 'POST', $3, $4)
-         ON CONFLICT (user_id, key) DO NOTHING",
-    )
-    .bind(user)
-    .bind(key)
-    .bind(path)
-    .bind(hash)
-    .execute(&state.pool)
-    .await?;
-    if inserted.rows_affected() == 1 {
-        return Ok(Claim::First);
-    }
-    #[derive(sqlx::FromRow)]
-    struct Kept {
-        path: String,
-        request_hash: Option<Vec<u8>>,
-        status: Option<i16>,
-        content_type: Option<String>,
-        body: Option<Vec<u8>>,
-    }
-    let kept: Option<Kept> = sqlx::query_as(
-        "SELECT path, request_hash, status, content_type, body FROM idempotency_key
-         WHERE user_id = $1 AND key = $2",
-    )
-    .bind(user)
-    .bind(key)
-    .fetch_optional(&state.pool)
-    .await?;
-    Ok(match kept {
-        // Deleted meanwhile (the first call failed): treat as new next time.
-        None => Claim::Refused(AppError::Conflict(
-            "A request with this Idempotency-Key just failed; send it again.".into(),
-        )),
-        Some(kept) if kept.path != path => Claim::Refused(AppError::Validation(vec![FieldError {
+/// Why a request with a used key does not run.
+fn refused(refusal: Refusal) -> AppError {
+    let key_error = |message: String| {
+        AppError::Validation(vec![FieldError {
             field: "Idempotency-Key".into(),
-            message: format!(
-                "This key was used for another request ({}); use a new key for each request.",
-                kept.path
-            ),
-        }])),
-        // Rows kept before hashes were recorded are at most a day old and matched by path.
-        Some(kept)
-            if kept
-                .request_hash
-                .as_ref()
-                .is_some_and(|h| h.as_slice() != hash) =>
-        {
-            Claim::Refused(AppError::Validation(vec![FieldError {
-                field: "Idempotency-Key".into(),
-                message: "This key was used for a different request (another method, query or \
-                          body): a retry must repeat the first request exactly. Use a new key \
-                          for each request."
-                    .into(),
-            }]))
-        }
-        Some(Kept { status: None, .. }) => Claim::Refused(AppError::Conflict(
+            message,
+        }])
+    };
+    match refusal {
+        Refusal::OtherPath(path) => key_error(format!(
+            "This key was used for another request ({path}); use a new key for each request."
+        )),
+        Refusal::OtherRequest => key_error(
+            "This key was used for a different request (another method, query or body): a \
+             retry must repeat the first request exactly. Use a new key for each request."
+                .into(),
+        ),
+        Refusal::Running => AppError::Conflict(
             "The first request with this Idempotency-Key is still running; retry in a moment."
                 .into(),
-        )),
-        Some(Kept {
-            status: Some(status),
-            content_type,
-            body,
-            ..
-        }) => {
-            let mut response = (
-                StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
-                body.unwrap_or_default(),
-            )
-                .into_response();
-            if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
-                response.headers_mut().insert(header::CONTENT_TYPE, ct);
-            }
-            response
-                .headers_mut()
-                .insert(REPLAYED, HeaderValue::from_static("true"));
-            Claim::Replay(response)
-        }
-    })
-}
-
-async fn forget(state: &AppState, user: uuid::Uuid, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM idempotency_key WHERE user_id = $1 AND key = $2 AND status IS NULL")
-        .bind(user)
-        .bind(key)
-        .execute(&state.pool)
-        .await?;
-    Ok(())
+        ),
+        Refusal::JustFailed => AppError::Conflict(
+            "A request with this Idempotency-Key just failed; send it again.".into(),
+        ),
+    }
 }

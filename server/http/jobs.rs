@@ -7,16 +7,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::app::AppState;
+use crate::audit::Actor;
 use crate::http::error::{AppError, FieldError};
 use crate::http::extract::{Allowed, ControlJobs, Ctx, ViewJobs};
 use crate::http::paging::PAGE_SIZE;
 use crate::http::paging::{Page, parse_limit};
 use crate::http::views::{Shell, render};
-use crate::jobs::metrics;
 use crate::jobs::queue::{self, ControlError, JobState, JobView, StepView};
+use crate::jobs::{control, metrics};
 
 /// A job with its steps (`GET /api/v1/jobs/{id}`).
 #[derive(Serialize, utoipa::ToSchema)]
@@ -163,32 +163,13 @@ pub async fn job_page(
     })
 }
 
-async fn audit(
-    state: &AppState,
-    principal: &crate::auth::Principal,
-    action: &str,
-    id: i64,
-) -> Result<(), AppError> {
-    crate::audit::record(
-        &state.pool,
-        &crate::audit::Actor::from(principal),
-        action,
-        &format!("job:{id}"),
-        // The audit event's details, free-form by contract: nothing to add here.
-        json!({}),
-    )
-    .await?;
-    Ok(())
-}
-
 pub async fn job_retry(
     State(state): State<AppState>,
     allowed: Allowed<ControlJobs>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
-    queue::retry(&state.pool, id).await?;
-    audit(&state, allowed.principal(), "job.retried", id).await?;
+    control::retry(&state.pool, id, &Actor::from(allowed.principal())).await?;
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
 }
 
@@ -198,8 +179,7 @@ pub async fn job_cancel(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
-    queue::cancel(&state.pool, id).await?;
-    audit(&state, allowed.principal(), "job.cancelled", id).await?;
+    control::cancel(&state.pool, id, &Actor::from(allowed.principal())).await?;
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
 }
 
@@ -264,8 +244,7 @@ pub async fn api_retry(
     Path(id): Path<String>,
 ) -> Result<Json<RetriedJob>, AppError> {
     let id = parse_id(&id)?;
-    queue::retry(&state.pool, id).await?;
-    audit(&state, allowed.principal(), "job.retried", id).await?;
+    control::retry(&state.pool, id, &Actor::from(allowed.principal())).await?;
     Ok(Json(RetriedJob {
         id,
         state: JobState::Available,
@@ -285,8 +264,7 @@ pub async fn api_cancel(
     Path(id): Path<String>,
 ) -> Result<Json<CancelledJob>, AppError> {
     let id = parse_id(&id)?;
-    let new_state = queue::cancel(&state.pool, id).await?;
-    audit(&state, allowed.principal(), "job.cancelled", id).await?;
+    let new_state = control::cancel(&state.pool, id, &Actor::from(allowed.principal())).await?;
     // A running job stops between steps: `running` with `cancel_requested` until it does.
     Ok(Json(CancelledJob {
         id,

@@ -64,7 +64,13 @@ use crate::http::views::{Shell, render};
         crate::http::jobs::api_cancel,
         openapi_json,
     ),
-    components(schemas(crate::http::error::Problem, crate::validation::FieldError)),
+    // The probes are outside `/api/v1`, so only their answers are here.
+    components(schemas(
+        crate::http::error::Problem,
+        crate::validation::FieldError,
+        crate::http::health::Liveness,
+        crate::http::health::Readiness
+    )),
     modifiers(&BearerToken),
     security(("bearer" = [])),
 )]

@@ -2,7 +2,7 @@
 //! the redirects and statuses every page handler answers with.
 
 use askama::Template;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::Html;
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -156,6 +156,21 @@ pub fn see_other(to: &str) -> Response {
 /// A form shown again with its errors.
 pub fn unprocessable(html: Html<String>) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, html).into_response()
+}
+
+/// A file to save rather than show: `body` as `content_type`, named `filename`.
+pub fn download(content_type: &'static str, filename: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// A page with the status it answers with (a form with errors, a conflict).

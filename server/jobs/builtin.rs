@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::queue::{self, EnqueueError, NewJob};
-use super::{Handler, Registry, StepContext, StepError, StepFuture};
+use super::{Handler, NoPayload, Registry, StepContext, StepError, StepFuture};
 
 /// Deletes jobs that finished longer than the retention ago.
 pub struct Cleanup {
@@ -20,11 +20,13 @@ pub const SELFTEST: &str = "slipway.selftest";
 const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
 
 impl Handler for Cleanup {
+    type Payload = NoPayload;
+
     fn kind(&self) -> &'static str {
         CLEANUP
     }
 
-    fn steps(&self, _: &serde_json::Value) -> Vec<String> {
+    fn steps(&self, _: &NoPayload) -> Vec<String> {
         vec!["delete-finished-jobs".into()]
     }
 
@@ -32,7 +34,12 @@ impl Handler for Cleanup {
         Some(CLEANUP_EVERY)
     }
 
-    fn run_step<'a>(&'a self, _: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+    fn run_step<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a NoPayload,
+        ctx: &'a StepContext,
+    ) -> StepFuture<'a> {
         Box::pin(async move {
             let retention =
                 chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
@@ -52,22 +59,37 @@ impl Handler for Cleanup {
 /// A job of `steps` steps that each wait `step_ms` and log which worker ran them.
 pub struct SelfTest;
 
+/// The payload of a self-test job.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfTestPayload {
+    /// 1 to 10 steps.
+    pub steps: u32,
+    /// How long each step waits, up to a minute.
+    pub step_ms: u64,
+}
+
 impl Handler for SelfTest {
+    type Payload = SelfTestPayload;
+
     fn kind(&self) -> &'static str {
         SELFTEST
     }
 
-    fn steps(&self, payload: &serde_json::Value) -> Vec<String> {
-        let steps = payload["steps"].as_u64().unwrap_or(3).clamp(1, 10);
-        (1..=steps).map(|n| format!("step-{n}")).collect()
+    fn steps(&self, payload: &SelfTestPayload) -> Vec<String> {
+        (1..=payload.steps.clamp(1, 10))
+            .map(|n| format!("step-{n}"))
+            .collect()
     }
 
-    fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+    fn run_step<'a>(
+        &'a self,
+        step: &'a str,
+        payload: &'a SelfTestPayload,
+        ctx: &'a StepContext,
+    ) -> StepFuture<'a> {
         Box::pin(async move {
-            let wait = ctx.job.payload["step_ms"]
-                .as_u64()
-                .unwrap_or(500)
-                .min(60_000);
+            let wait = payload.step_ms.min(60_000);
             tokio::time::sleep(Duration::from_millis(wait)).await;
             ctx.log(&format!(
                 "{step} done by worker process {} (attempt {})",
@@ -89,7 +111,9 @@ pub fn registry(retention: Duration) -> Registry {
 /// Enqueues a self-test job; returns its id.
 pub async fn enqueue_selftest(db: &PgPool, steps: u32, step_ms: u64) -> Result<i64, EnqueueError> {
     let mut tx = db.begin().await?;
-    let mut job = NewJob::new(SELFTEST, json!({ "steps": steps, "step_ms": step_ms }));
+    let payload = SelfTestPayload { steps, step_ms };
+    let payload = serde_json::to_value(payload).expect("a self-test payload serialises");
+    let mut job = NewJob::new(SELFTEST, payload);
     job.max_attempts = 5;
     let id = queue::enqueue(&mut tx, &job).await?;
     tx.commit().await?;

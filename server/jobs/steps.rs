@@ -4,7 +4,7 @@
 use sqlx::PgPool;
 
 use super::queue::ClaimedJob;
-use super::{Handler, StepError};
+use super::{AnyHandler, StepError};
 
 /// What a step can do besides its own work: log and record the ids of what it created.
 pub struct StepContext {
@@ -75,16 +75,24 @@ pub enum Outcome {
     Cancelled,
     /// Another attempt owns the job now; nothing more may be written.
     LostLease,
+    /// The payload does not fit the job's kind: no step ran, and none would on a retry.
+    Unreadable {
+        error: String,
+    },
 }
 
 /// Runs the job's steps in order, skipping completed ones. `cancelled` is asked between steps.
 pub async fn run(
     db: &PgPool,
-    handler: &dyn Handler,
+    handler: &dyn AnyHandler,
     job: &ClaimedJob,
     cancelled: impl Fn() -> bool,
 ) -> Result<Outcome, sqlx::Error> {
-    let names = handler.steps(&job.payload);
+    let read = match handler.read(&job.payload) {
+        Ok(read) => read,
+        Err(error) => return Ok(Outcome::Unreadable { error }),
+    };
+    let names = read.steps();
     if names.is_empty() {
         return Ok(Outcome::Completed);
     }
@@ -128,7 +136,7 @@ pub async fn run(
             job: job.clone(),
             step: name.clone(),
         };
-        let result = handler.run_step(&name, &ctx).await;
+        let result = read.run_step(&name, &ctx).await;
         let (state, error) = match &result {
             Ok(()) => ("completed", None),
             Err(e) => ("failed", Some(e.to_string())),

@@ -304,7 +304,7 @@ async fn dispatch(mut d: Dispatcher) {
 
 /// Tells the handler its job ended unfinished; a failure here is only logged (the periodic
 /// reconciliation of the kind, if any, catches up).
-async fn abandoned(db: &PgPool, handler: &dyn super::Handler, job: &ClaimedJob, error: &str) {
+async fn abandoned(db: &PgPool, handler: &dyn super::AnyHandler, job: &ClaimedJob, error: &str) {
     if let Err(e) = handler.abandoned(db, job, error).await {
         tracing::warn!(job = job.id, kind = %job.kind, error = %e, "handling an abandoned job failed");
     }
@@ -348,6 +348,14 @@ async fn run_job(
             let written = queue::fail(db, job, &error, *permanent, now, jitter).await;
             if matches!(written, Ok(true)) && queue::discards(job, *permanent) {
                 abandoned(db, handler.as_ref(), job, &error).await;
+            }
+            written
+        }
+        Ok(Outcome::Unreadable { error }) => {
+            tracing::warn!(job = job.id, kind = %job.kind, %error, "job payload unreadable");
+            let written = queue::fail(db, job, error, true, now, jitter).await;
+            if matches!(written, Ok(true)) {
+                abandoned(db, handler.as_ref(), job, error).await;
             }
             written
         }

@@ -850,6 +850,8 @@ impl EnvironmentJob {
 }
 
 impl Handler for EnvironmentJob {
+    type Payload = EnvironmentJobPayload;
+
     fn kind(&self) -> &'static str {
         if self.teardown {
             TEARDOWN_JOB
@@ -858,7 +860,7 @@ impl Handler for EnvironmentJob {
         }
     }
 
-    fn steps(&self, _payload: &Value) -> Vec<String> {
+    fn steps(&self, _payload: &EnvironmentJobPayload) -> Vec<String> {
         if self.teardown {
             TeardownStep::ALL.map(|s| s.as_str().to_owned()).to_vec()
         } else {
@@ -866,7 +868,12 @@ impl Handler for EnvironmentJob {
         }
     }
 
-    fn run_step<'a>(&'a self, step: &'a str, ctx: &'a StepContext) -> StepFuture<'a> {
+    fn run_step<'a>(
+        &'a self,
+        step: &'a str,
+        _payload: &'a EnvironmentJobPayload,
+        ctx: &'a StepContext,
+    ) -> StepFuture<'a> {
         let r = &self.runner;
         Box::pin(async move {
             let t = &r.target(&ctx.job).await?;

@@ -180,7 +180,7 @@ pub async fn approvals_bulk(
             "{}/{}",
             environment.summary.platform_slug, environment.summary.name
         );
-        let on = OnEnvironment::new(&state.pool, principal.clone(), environment).await?;
+        let on = OnEnvironment::new(&state, principal.clone(), environment).await?;
         let decided = match on.authorize(Action::DecideEnvironment) {
             Ok(()) => state
                 .environments()

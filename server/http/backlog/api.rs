@@ -1,20 +1,20 @@
 //! The implementation-plan backlog in the JSON API.
 
-use crate::http::json::{JsonBody, field_error};
+use crate::http::json::{TypedJson, field_error};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::define::backlog::{self, Direction, Generation, Item, ItemInput, Placement};
 use crate::define::platforms::Platform;
-use crate::http::error::{AppError, FieldErrors};
+use crate::http::error::AppError;
 use crate::http::extract::{OnPlatform, PlatformEditor, PlatformPlanner};
 use crate::http::paging::{Page, page, parse_limit};
+use crate::http::views::download;
 
 /// What a (re)generation did, and the whole backlog after it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -88,130 +88,136 @@ pub fn backlog_export(
     items: &[Item],
     format: Option<&str>,
 ) -> Result<Response, AppError> {
-    let file = |ext: &str| format!("attachment; filename=\"{}-backlog.{ext}\"", platform.slug);
+    let file = |ext: &str| format!("{}-backlog.{ext}", platform.slug);
     match format {
         None | Some("json") => Ok(Json(Page {
             items: items.to_vec(),
             next: None,
         })
         .into_response()),
-        Some("csv") => Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (header::CONTENT_DISPOSITION, file("csv")),
-            ],
+        Some("csv") => Ok(download(
+            "text/csv; charset=utf-8",
+            &file("csv"),
             backlog::to_csv(items),
-        )
-            .into_response()),
-        Some("markdown") => Ok((
-            [
-                (
-                    header::CONTENT_TYPE,
-                    "text/markdown; charset=utf-8".to_owned(),
-                ),
-                (header::CONTENT_DISPOSITION, file("md")),
-            ],
+        )),
+        Some("markdown") => Ok(download(
+            "text/markdown; charset=utf-8",
+            &file("md"),
             backlog::to_markdown(platform, items),
-        )
-            .into_response()),
+        )),
         Some(_) => Err(field_error("format", "Use json, csv or markdown.")),
     }
 }
 
-/// Item fields from a JSON body; `current` fills what a PATCH leaves out. Every field of the
-/// wrong type is named at once.
-fn item_input(body: &Value, current: Option<&backlog::Item>) -> Result<ItemInput, AppError> {
-    let mut errors = FieldErrors::default();
-    let mut text = |field: &str, fallback: Option<String>| -> String {
-        match body.get(field) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) => String::new(),
-            None => fallback.unwrap_or_default(),
-            Some(_) => {
-                errors.add(field, "Give a string.");
-                String::new()
-            }
-        }
-    };
-    let title = text("title", current.map(|c| c.title.clone()));
-    let description = text("description", current.map(|c| c.description.clone()));
-    let phase = text(
-        "phase",
-        current.map(|c| c.phase.clone()).or(Some("deliver".into())),
-    );
-    let status = text(
-        "status",
-        current.map(|c| c.status.clone()).or(Some("todo".into())),
-    );
-    let assignee = text("assignee", current.and_then(|c| c.assignee.clone()));
-    let depends_on = match body.get("depends_on") {
-        None => current.map(|c| c.depends_on.clone()).unwrap_or_default(),
-        Some(Value::Array(ids)) => {
-            let mut parsed = Vec::new();
-            for (i, v) in ids.iter().enumerate() {
-                match v.as_str().and_then(|s| Uuid::parse_str(s).ok()) {
-                    Some(id) => parsed.push(id),
-                    None => errors.add(
-                        &format!("depends_on[{i}]"),
-                        "Use the id of an item of this backlog.",
-                    ),
-                }
-            }
-            parsed
-        }
-        Some(_) => {
-            errors.add("depends_on", "Use a list of item ids.");
-            Vec::new()
-        }
-    };
-    let estimate = match body.get("estimate_days") {
-        None => current.and_then(|c| c.estimate_days).map(|d| d.to_string()),
-        Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => {
-            errors.add("estimate_days", "Use a number of days, e.g. 2.5.");
-            None
-        }
-    };
-    if !errors.is_empty() {
-        return Err(AppError::Validation(errors.0));
-    }
-    Ok(ItemInput {
-        title,
-        description,
-        phase,
-        status,
-        estimate_days: estimate,
-        assignee,
-        depends_on,
-    })
+/// The body of `POST …/backlog` and `PATCH …/backlog/{id}`. A PATCH changes the fields it
+/// names and keeps the others; `null` clears a field. `position` and `move` place the item, on a
+/// PATCH only (a new item goes to the bottom).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemBody {
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
+    title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    /// `define`, `deliver` (a new item's default), `exploit` or `maintain`.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
+    phase: Option<Option<String>>,
+    /// `todo` (a new item's default), `doing`, `blocked`, `done` or `obsolete`.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
+    status: Option<Option<String>>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<f64>)]
+    estimate_days: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
+    assignee: Option<Option<String>>,
+    /// Ids of items of this backlog.
+    depends_on: Option<Vec<Uuid>>,
+    /// The new place in rank order, 0 for first.
+    position: Option<usize>,
+    /// One place `up` or `down`.
+    #[serde(rename = "move")]
+    direction: Option<Direction>,
 }
 
-/// Where a PATCH puts the item: `position` (0 for first) or `move` (`up`, `down`), not both.
-fn placement(body: &Value) -> Result<Option<Placement>, FieldErrors> {
-    let mut errors = FieldErrors::default();
-    let position = body.get("position").map(|p| {
-        p.as_u64().ok_or(()).map_err(|()| {
-            errors.add("position", "Use the new place in the backlog, 0 for first.");
-        })
-    });
-    let direction = body.get("move").map(|m| match m.as_str() {
-        Some("up") => Ok(Direction::Up),
-        Some("down") => Ok(Direction::Down),
-        _ => {
-            errors.add("move", "Use up or down.");
-            Err(())
-        }
-    });
-    if position.is_some() && direction.is_some() {
-        errors.add("move", "Give either `position` or `move`, not both.");
+/// A field that is given, `null` included: absent is `None` (the field's default), `null` is
+/// `Some(None)`.
+fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A given text field, `null` as empty; `kept` where the body leaves it out.
+fn text(given: Option<Option<String>>, kept: Option<String>) -> String {
+    match given {
+        Some(value) => value.unwrap_or_default(),
+        None => kept.unwrap_or_default(),
     }
-    errors.into_result()?;
-    Ok(match (position, direction) {
-        (Some(Ok(n)), _) => Some(Placement::Position(n.min(usize::MAX as u64) as usize)),
-        (_, Some(Ok(d))) => Some(Placement::Move(d)),
-        _ => None,
-    })
+}
+
+impl ItemBody {
+    /// A new item's fields; placing it is refused (it goes to the bottom).
+    fn into_new_item(self) -> Result<ItemInput, AppError> {
+        if self.position.is_some() || self.direction.is_some() {
+            let field = if self.position.is_some() {
+                "position"
+            } else {
+                "move"
+            };
+            return Err(field_error(
+                field,
+                "A new item goes to the bottom of the backlog; place it with a PATCH.",
+            ));
+        }
+        Ok(self.into_input(None))
+    }
+
+    /// The changed item's fields and where to put it, checked before anything is written: a
+    /// bad placement must not leave a changed title behind.
+    fn into_change(self, current: &Item) -> Result<(ItemInput, Option<Placement>), AppError> {
+        let placement = match (self.position, self.direction) {
+            (Some(_), Some(_)) => {
+                return Err(field_error(
+                    "move",
+                    "Give either `position` or `move`, not both.",
+                ));
+            }
+            (Some(position), None) => Some(Placement::Position(position)),
+            (None, Some(direction)) => Some(Placement::Move(direction)),
+            (None, None) => None,
+        };
+        Ok((self.into_input(Some(current)), placement))
+    }
+
+    /// The fields, `current` filling what the body leaves out (a new item: the defaults).
+    fn into_input(self, current: Option<&Item>) -> ItemInput {
+        ItemInput {
+            title: text(self.title, current.map(|c| c.title.clone())),
+            description: text(self.description, current.map(|c| c.description.clone())),
+            phase: text(
+                self.phase,
+                Some(current.map_or_else(|| "deliver".into(), |c| c.phase.clone())),
+            ),
+            status: text(
+                self.status,
+                Some(current.map_or_else(|| "todo".into(), |c| c.status.clone())),
+            ),
+            estimate_days: self
+                .estimate_days
+                .unwrap_or_else(|| current.and_then(|c| c.estimate_days))
+                .map(|days| days.to_string()),
+            assignee: text(self.assignee, current.and_then(|c| c.assignee.clone())),
+            depends_on: self
+                .depends_on
+                .or_else(|| current.map(|c| c.depends_on.clone()))
+                .unwrap_or_default(),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -219,15 +225,15 @@ fn placement(body: &Value) -> Result<Option<Placement>, FieldErrors> {
     path = "/api/v1/platforms/{slug}/backlog",
     tag = "backlog",
     params(("slug" = String, Path, description = "The platform's short name")),
-    request_body = serde_json::Value,
+    request_body = ItemBody,
     responses((status = 201, description = "The new item", body = Item), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn create_item(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
-    JsonBody(body): JsonBody,
+    TypedJson(body): TypedJson<ItemBody>,
 ) -> Result<Response, AppError> {
-    let input = item_input(&body, None)?;
+    let input = body.into_new_item()?;
     let item = backlog::create(&state.pool, on.platform(), &input, &on.principal).await?;
     Ok((StatusCode::CREATED, Json(item)).into_response())
 }
@@ -237,30 +243,20 @@ pub async fn create_item(
     path = "/api/v1/platforms/{slug}/backlog/{id}",
     tag = "backlog",
     params(("slug" = String, Path, description = "The platform's short name"), ("id" = uuid::Uuid, Path, description = "The backlog item's id")),
-    request_body = serde_json::Value,
+    request_body = ItemBody,
     responses((status = 200, description = "The item", body = Item), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn patch_item(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
     Path((_, id)): Path<(String, String)>,
-    JsonBody(body): JsonBody,
+    TypedJson(body): TypedJson<ItemBody>,
 ) -> Result<Json<backlog::Item>, AppError> {
     let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
     let current = backlog::get(&state.pool, on.platform().id, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    // The whole body is checked before anything is written: a bad `position` must not leave a
-    // changed title behind.
-    let (input, placement) = match (item_input(&body, Some(&current)), placement(&body)) {
-        (Ok(input), Ok(placement)) => (input, placement),
-        (Err(AppError::Validation(mut a)), Err(b)) => {
-            a.extend(b.0);
-            return Err(AppError::Validation(a));
-        }
-        (Err(e), _) => return Err(e),
-        (_, Err(b)) => return Err(AppError::Validation(b.0)),
-    };
+    let (input, placement) = body.into_change(&current)?;
     let item = backlog::update_and_place(
         &state.pool,
         on.platform(),

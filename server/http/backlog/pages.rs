@@ -1,16 +1,15 @@
 //! The implementation-plan backlog in the browser.
 
-use crate::http::views::{see_other, with_status};
+use crate::http::views::{see_other, unprocessable};
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::Action;
-use crate::define::backlog::{self, Direction, Generation, Item, ItemInput};
+use crate::define::backlog::{self, Direction, Generation, Item, ItemInput, Placement};
 use crate::define::platforms::Platform;
 use crate::define::revisions::{self};
 use crate::http::backlog::api::backlog_export;
@@ -160,10 +159,7 @@ pub async fn backlog_add(
             let mut page = backlog_view(&state, &ctx, &on, &BacklogQuery::default()).await?;
             page.form = input;
             page.errors = errors;
-            Ok(with_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&page)?,
-            ))
+            Ok(unprocessable(render(&page)?))
         }
         Err(e) => Err(e.into()),
     }
@@ -177,16 +173,12 @@ pub async fn backlog_move(
 ) -> Result<Response, AppError> {
     let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
     // `position` comes from drag-and-drop (app.js); the buttons send `direction`.
-    if let Ok(position) = form.get("position").parse::<usize>() {
-        backlog::move_to(&state.pool, on.platform(), id, position, &on.principal).await?;
-    } else {
-        let direction = if form.get("direction") == "down" {
-            Direction::Down
-        } else {
-            Direction::Up
-        };
-        backlog::move_item(&state.pool, on.platform(), id, direction, &on.principal).await?;
-    }
+    let placement = match form.get("position").parse::<usize>() {
+        Ok(position) => Placement::Position(position),
+        Err(_) if form.get("direction") == "down" => Placement::Move(Direction::Down),
+        Err(_) => Placement::Move(Direction::Up),
+    };
+    backlog::place(&state.pool, on.platform(), id, placement, &on.principal).await?;
     Ok(see_other(&format!(
         "/platforms/{}/backlog#item-{id}",
         on.platform().slug
@@ -283,10 +275,9 @@ pub async fn backlog_item_save(
             "/platforms/{}/backlog#item-{id}",
             on.platform().slug
         ))),
-        Err(crate::define::DefineError::Invalid(errors)) => Ok(with_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            render(&item_view(&state, &ctx, &on, id, Some(input), errors).await?)?,
-        )),
+        Err(crate::define::DefineError::Invalid(errors)) => Ok(unprocessable(render(
+            &item_view(&state, &ctx, &on, id, Some(input), errors).await?,
+        )?)),
         Err(e) => Err(e.into()),
     }
 }

@@ -1,25 +1,24 @@
 //! Blueprint revisions, reviews, diffs and exports in the JSON API, and the environment types
 //! the approved revision offers.
 
-use crate::http::json::{JsonBody, field_error, str_field};
+use crate::http::json::{TypedJson, field_error};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::app::AppState;
-use crate::auth::{Action, Role, Subject};
+use crate::auth::{Action, Role};
 use crate::define::blueprint::{Blueprint, EnvironmentType, Lifecycle};
 use crate::define::diff::{Change, diff};
 use crate::define::platforms::Platform;
 use crate::define::revisions::{self, Revision, RevisionState, Verdict};
-use crate::define::scope::{self};
-use crate::http::error::{AppError, FieldError};
+use crate::http::error::AppError;
 use crate::http::extract::{OnPlatform, PlatformEditor, PlatformPlanner, PlatformViewer};
 use crate::http::paging::{Page, PageQuery, page, parse_limit};
+use crate::http::views::download;
 
 /// A blueprint revision as lists show it, without its document.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -128,6 +127,29 @@ pub struct EnvironmentTypes {
     pub blueprint_revision: Option<i32>,
 }
 
+/// The body of `POST …/blueprints`: a revision from the built-in template, or an edited
+/// document on top of the revision it was edited from.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRevisionBody {
+    /// `true`: the built-in template, adapted to the platform's scope.
+    #[serde(default)]
+    from_template: bool,
+    /// The revision `document` was edited from; a newer one saved meanwhile is a 409.
+    base_revision: Option<i32>,
+    /// The blueprint (README: the blueprint format), checked field by field.
+    #[schema(value_type = Option<Object>)]
+    document: Option<serde_json::Value>,
+}
+
+/// The body of `POST …/blueprints/{n}/reviews`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    verdict: Option<Verdict>,
+    comment: Option<String>,
+}
+
 /// The revision if the caller may see it: approved and superseded ones for everyone who sees
 /// the platform, drafts and revisions in review only for its planners (404 for the others).
 pub async fn visible_revision<P>(
@@ -154,61 +176,38 @@ pub async fn visible_revision<P>(
     path = "/api/v1/platforms/{slug}/blueprints",
     tag = "blueprints",
     params(("slug" = String, Path, description = "The platform's short name")),
-    request_body = serde_json::Value,
+    request_body = NewRevisionBody,
     responses((status = 201, description = "The new revision", body = RevisionView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn create_revision(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
-    JsonBody(body): JsonBody,
+    TypedJson(body): TypedJson<NewRevisionBody>,
 ) -> Result<Response, AppError> {
     let platform = on.platform();
-    let (base, document) = if body.get("from_template").and_then(Value::as_bool) == Some(true) {
-        let scope = scope::load(&state.pool, platform.id).await?;
-        let latest = revisions::list(&state.pool, platform.id, false)
-            .await?
-            .first()
-            .map(|r| r.number);
-        (
-            latest,
-            Blueprint::from_template(&platform.slug, scope.as_ref()),
-        )
-    } else {
-        let base =
-            match body.get("base_revision") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_i64().and_then(|n| i32::try_from(n).ok()).ok_or_else(
-                    || {
-                        field_error(
-                            "base_revision",
-                            "Use the number of the revision you edited.",
-                        )
-                    },
-                )?),
-            };
-        let document = body.get("document").cloned().ok_or_else(|| {
-            field_error(
+    let revision = match (body.from_template, body.document) {
+        (true, None) if body.base_revision.is_none() => {
+            revisions::save_from_template(&state.pool, platform, &on.principal).await?
+        }
+        (true, _) => {
+            return Err(field_error(
+                "from_template",
+                "Give either `from_template: true` or `base_revision` and `document`, not both.",
+            ));
+        }
+        (false, None) => {
+            return Err(field_error(
                 "document",
                 "Send the blueprint as `document`, or `from_template: true`.",
-            )
-        })?;
-        let document = Blueprint::from_json(document).map_err(|e| {
-            AppError::Validation(
-                e.0.into_iter()
-                    .map(|f| FieldError {
-                        field: if f.field.is_empty() {
-                            "document".into()
-                        } else {
-                            format!("document.{}", f.field)
-                        },
-                        message: f.message,
-                    })
-                    .collect(),
-            )
-        })?;
-        (base, document)
+            ));
+        }
+        (false, Some(document)) => {
+            let document = Blueprint::from_json(document)
+                .map_err(|e| AppError::Validation(e.within("document").0))?;
+            let base = body.base_revision;
+            revisions::save(&state.pool, platform, &on.principal, base, &document).await?
+        }
     };
-    let revision = revisions::save(&state.pool, platform, &on.principal, base, &document).await?;
     Ok((StatusCode::CREATED, Json(RevisionView::from(&revision))).into_response())
 }
 
@@ -261,38 +260,21 @@ pub fn export(
     revision: &Revision,
     format: Option<&str>,
 ) -> Result<Response, AppError> {
-    let file = |ext: &str| {
-        format!(
-            "attachment; filename=\"{}-blueprint-{}.{ext}\"",
-            platform.slug, revision.number
-        )
-    };
+    let file = |ext: &str| format!("{}-blueprint-{}.{ext}", platform.slug, revision.number);
     match format {
         None | Some("json") => Ok(Json(RevisionView::from(revision)).into_response()),
-        Some("yaml") => Ok((
-            [
-                (
-                    header::CONTENT_TYPE,
-                    "application/yaml; charset=utf-8".to_owned(),
-                ),
-                (header::CONTENT_DISPOSITION, file("yaml")),
-            ],
+        Some("yaml") => Ok(download(
+            "application/yaml; charset=utf-8",
+            &file("yaml"),
             revision.document.to_yaml(),
-        )
-            .into_response()),
-        Some("markdown") => Ok((
-            [
-                (
-                    header::CONTENT_TYPE,
-                    "text/markdown; charset=utf-8".to_owned(),
-                ),
-                (header::CONTENT_DISPOSITION, file("md")),
-            ],
+        )),
+        Some("markdown") => Ok(download(
+            "text/markdown; charset=utf-8",
+            &file("md"),
             revision
                 .document
                 .to_markdown(&platform.name, revision.number, revision.state.as_str()),
-        )
-            .into_response()),
+        )),
         Some(_) => Err(field_error("format", "Use json, yaml or markdown.")),
     }
 }
@@ -319,32 +301,27 @@ pub async fn submit_revision(
     path = "/api/v1/platforms/{slug}/blueprints/{n}/reviews",
     tag = "blueprints",
     params(("slug" = String, Path, description = "The platform's short name"), ("n" = i32, Path, description = "The revision number")),
-    request_body = serde_json::Value,
+    request_body = ReviewBody,
     responses((status = 201, description = "The revision after the review", body = RevisionView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "Wrong state for the action, or a stale revision", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn review_revision(
     State(state): State<AppState>,
     on: OnPlatform<PlatformPlanner>,
     Path((_, number)): Path<(String, i32)>,
-    JsonBody(body): JsonBody,
+    TypedJson(body): TypedJson<ReviewBody>,
 ) -> Result<Response, AppError> {
     let revision = visible_revision(&state, &on, number).await?;
-    let verdict = Verdict::parse(str_field(&body, "verdict"))
+    let verdict = body
+        .verdict
         .ok_or_else(|| field_error("verdict", "Use approve, request_changes or comment."))?;
-    on.authorize(
-        Action::ReviewBlueprint,
-        Subject::Revision {
-            member: on.access.is_member,
-            author: revisions::author_of(&revision),
-        },
-    )?;
+    on.authorize(Action::ReviewBlueprint, on.revision_subject(&revision))?;
     revisions::review(
         &state.pool,
         on.platform(),
         number,
         &on.principal,
         verdict,
-        str_field(&body, "comment"),
+        body.comment.as_deref().unwrap_or_default(),
     )
     .await?;
     let revision = visible_revision(&state, &on, number).await?;

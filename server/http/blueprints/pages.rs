@@ -1,6 +1,6 @@
 //! Blueprint revisions in the browser: the structured form, raw YAML, review with diff.
 
-use crate::http::views::{see_other, with_status};
+use crate::http::views::{see_other, unprocessable, with_status};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -9,13 +9,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::auth::{Action, Subject};
+use crate::auth::Action;
 use crate::define::DefineError;
 use crate::define::blueprint::Blueprint;
 use crate::define::diff::{Change, diff};
 use crate::define::platforms::Platform;
 use crate::define::revisions::{self, Review, Revision, Verdict};
-use crate::define::scope::{self};
 use crate::http::blueprints::api::{export, visible_revision};
 use crate::http::blueprints::form::{self, Section};
 use crate::http::error::AppError;
@@ -76,28 +75,18 @@ pub async fn blueprint_create(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let platform = on.platform();
-    let latest = revisions::list(&state.pool, platform.id, false)
-        .await?
-        .first()
-        .map(|r| r.number);
-    let document = if form.get("from_template").is_empty() {
+    let saved = if form.get("from_template").is_empty() {
         match Blueprint::from_yaml(form.get("yaml")) {
-            Ok(document) => document,
-            Err(errors) => {
-                let mut page = blueprints_view(&state, &ctx, &on).await?;
-                page.yaml = form.get("yaml").to_owned();
-                page.errors = errors;
-                return Ok(with_status(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    render(&page)?,
-                ));
+            Ok(document) => {
+                let latest = revisions::latest_number(&state.pool, platform.id).await?;
+                revisions::save(&state.pool, platform, &on.principal, latest, &document).await
             }
+            Err(errors) => Err(DefineError::Invalid(errors)),
         }
     } else {
-        let scope = scope::load(&state.pool, platform.id).await?;
-        Blueprint::from_template(&platform.slug, scope.as_ref())
+        revisions::save_from_template(&state.pool, platform, &on.principal).await
     };
-    match revisions::save(&state.pool, platform, &on.principal, latest, &document).await {
+    match saved {
         Ok(revision) => Ok(see_other(&format!(
             "/platforms/{}/blueprints/{}",
             platform.slug, revision.number
@@ -106,10 +95,7 @@ pub async fn blueprint_create(
             let mut page = blueprints_view(&state, &ctx, &on).await?;
             page.yaml = form.get("yaml").to_owned();
             page.errors = errors;
-            Ok(with_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&page)?,
-            ))
+            Ok(unprocessable(render(&page)?))
         }
         Err(e) => Err(e.into()),
     }
@@ -176,10 +162,7 @@ async fn revision_view<P>(
     let can_review = crate::auth::can(
         &on.principal,
         Action::ReviewBlueprint,
-        Subject::Revision {
-            member: on.access.is_member,
-            author: revisions::author_of(&revision),
-        },
+        on.revision_subject(&revision),
     );
     Ok(RevisionPage {
         shell: ctx.shell(
@@ -246,39 +229,35 @@ pub async fn revision_review(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let revision = visible_revision(&state, &on, number).await?;
-    on.authorize(
-        Action::ReviewBlueprint,
-        Subject::Revision {
-            member: on.access.is_member,
-            author: revisions::author_of(&revision),
-        },
-    )?;
-    let Some(verdict) = Verdict::parse(form.get("verdict")) else {
-        let mut errors = FieldErrors::default();
-        errors.add("verdict", "Choose approve, request changes or comment.");
-        return Ok(with_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            render(&revision_view(&state, &ctx, &on, revision, errors).await?)?,
-        ));
+    on.authorize(Action::ReviewBlueprint, on.revision_subject(&revision))?;
+    let reviewed = match Verdict::parse(form.get("verdict")) {
+        Some(verdict) => {
+            let comment = form.get("comment");
+            revisions::review(
+                &state.pool,
+                on.platform(),
+                number,
+                &on.principal,
+                verdict,
+                comment,
+            )
+            .await
+        }
+        None => {
+            let mut errors = FieldErrors::default();
+            errors.add("verdict", "Choose approve, request changes or comment.");
+            Err(DefineError::Invalid(errors))
+        }
     };
-    match revisions::review(
-        &state.pool,
-        on.platform(),
-        number,
-        &on.principal,
-        verdict,
-        form.get("comment"),
-    )
-    .await
-    {
+    match reviewed {
         Ok(()) => Ok(see_other(&format!(
             "/platforms/{}/blueprints/{number}",
             on.platform().slug
         ))),
-        Err(DefineError::Invalid(errors)) => Ok(with_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            render(&revision_view(&state, &ctx, &on, revision, errors).await?)?,
-        )),
+        Err(DefineError::Invalid(errors)) => {
+            let page = revision_view(&state, &ctx, &on, revision, errors).await?;
+            Ok(unprocessable(render(&page)?))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -375,21 +354,22 @@ pub async fn revision_edit_save(
         Ok(document) => document,
         Err(errors) => {
             let page = edit_page(&state, &ctx, &on, number, &doc, yaml, errors);
-            return Ok(with_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&page)?,
-            ));
+            return Ok(unprocessable(render(&page)?));
         }
     };
-    match revisions::save(
+    let saved = revisions::save(
         &state.pool,
         on.platform(),
         &on.principal,
         Some(number),
         &document,
-    )
-    .await
-    {
+    );
+    // The form again, as submitted.
+    let again = |errors| {
+        let doc = document.to_json();
+        edit_page(&state, &ctx, &on, number, &doc, yaml.clone(), errors)
+    };
+    match saved.await {
         Ok(revision) => Ok(see_other(&format!(
             "/platforms/{}/blueprints/{}",
             on.platform().slug,
@@ -398,33 +378,11 @@ pub async fn revision_edit_save(
         Err(DefineError::Stale {
             latest, changes, ..
         }) => {
-            let mut page = edit_page(
-                &state,
-                &ctx,
-                &on,
-                number,
-                &document.to_json(),
-                yaml.clone(),
-                FieldErrors::default(),
-            );
+            let mut page = again(FieldErrors::default());
             page.stale = Some((latest, change_rows(changes)));
             Ok(with_status(StatusCode::CONFLICT, render(&page)?))
         }
-        Err(DefineError::Invalid(errors)) => {
-            let page = edit_page(
-                &state,
-                &ctx,
-                &on,
-                number,
-                &document.to_json(),
-                yaml.clone(),
-                errors,
-            );
-            Ok(with_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&page)?,
-            ))
-        }
+        Err(DefineError::Invalid(errors)) => Ok(unprocessable(render(&again(errors))?)),
         Err(e) => Err(e.into()),
     }
 }

@@ -522,34 +522,37 @@ pub async fn environment_page(
     )
 }
 
-/// After an action: back to the page, or the page again with the error beside its field.
-async fn after_action(
+/// What the caller typed with an action, shown again beside an error.
+#[derive(Default)]
+struct Typed {
+    reason: String,
+    ttl: String,
+}
+
+/// Runs a use case on the environment (decide, cancel, extend, teardown, retry) once the policy
+/// allows the caller `action` on it; then back to the environment's page, or the page again
+/// with the error beside its field.
+async fn act<T>(
     state: &AppState,
     ctx: &Ctx,
     on: &OnEnvironment,
-    result: Result<(), AppError>,
-    reason: String,
-    ttl: String,
-) -> Result<Response, AppError> {
-    match result {
-        Ok(()) => Ok(see_other(&format!("/environments/{}", on.id()))),
-        Err(AppError::Validation(errors)) => Ok(unprocessable(render(
-            &environment_view(state, ctx, on, FieldErrors(errors), reason, ttl).await?,
-        )?)),
-        Err(e) => Err(e),
-    }
-}
-
-/// Runs a use case on the environment (decide, cancel, extend, teardown, retry) once the policy allows
-/// the caller `action` on it; the outcome is shown on the environment's page.
-async fn act<T>(
-    on: &OnEnvironment,
     action: Action,
     use_case: impl std::future::Future<Output = Result<T, EnvironmentError>>,
-) -> Result<(), AppError> {
-    on.authorize(action)?;
-    use_case.await?;
-    Ok(())
+    typed: Typed,
+) -> Result<Response, AppError> {
+    let result = match on.authorize(action) {
+        Ok(()) => use_case.await.map_err(AppError::from),
+        Err(refused) => Err(refused),
+    };
+    match result {
+        Ok(_) => Ok(see_other(&format!("/environments/{}", on.id()))),
+        Err(AppError::Validation(errors)) => {
+            let page =
+                environment_view(state, ctx, on, FieldErrors(errors), typed.reason, typed.ttl);
+            Ok(unprocessable(render(&page.await?)?))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub async fn approve(
@@ -559,14 +562,10 @@ pub async fn approve(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let environments = state.environments();
-    let decision = environments.decide(
-        on.id(),
-        &on.principal,
-        Decision::Approve,
-        form.get("comment"),
-    );
-    let result = act(&on, Action::DecideEnvironment, decision).await;
-    after_action(&state, &ctx, &on, result, String::new(), String::new()).await
+    let comment = form.get("comment");
+    let decision = environments.decide(on.id(), &on.principal, Decision::Approve, comment);
+    let action = Action::DecideEnvironment;
+    act(&state, &ctx, &on, action, decision, Typed::default()).await
 }
 
 pub async fn reject(
@@ -578,8 +577,19 @@ pub async fn reject(
     let reason = form.get("reason").to_owned();
     let environments = state.environments();
     let decision = environments.decide(on.id(), &on.principal, Decision::Reject, &reason);
-    let result = act(&on, Action::DecideEnvironment, decision).await;
-    after_action(&state, &ctx, &on, result, reason, String::new()).await
+    let typed = Typed {
+        reason: reason.clone(),
+        ..Typed::default()
+    };
+    act(
+        &state,
+        &ctx,
+        &on,
+        Action::DecideEnvironment,
+        decision,
+        typed,
+    )
+    .await
 }
 
 pub async fn cancel(
@@ -588,13 +598,16 @@ pub async fn cancel(
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
     let environments = state.environments();
-    let result = act(
+    let cancel = environments.cancel(on.id(), &on.principal);
+    act(
+        &state,
+        &ctx,
         &on,
         Action::CancelRequest,
-        environments.cancel(on.id(), &on.principal),
+        cancel,
+        Typed::default(),
     )
-    .await;
-    after_action(&state, &ctx, &on, result, String::new(), String::new()).await
+    .await
 }
 
 pub async fn extend(
@@ -605,13 +618,12 @@ pub async fn extend(
 ) -> Result<Response, AppError> {
     let ttl = form.get("ttl_hours").to_owned();
     let environments = state.environments();
-    let result = act(
-        &on,
-        Action::ChangeEnvironment,
-        environments.extend(on.id(), &on.principal, &ttl),
-    )
-    .await;
-    after_action(&state, &ctx, &on, result, String::new(), ttl).await
+    let extend = environments.extend(on.id(), &on.principal, &ttl);
+    let typed = Typed {
+        ttl: ttl.clone(),
+        ..Typed::default()
+    };
+    act(&state, &ctx, &on, Action::ChangeEnvironment, extend, typed).await
 }
 
 pub async fn teardown(
@@ -620,13 +632,16 @@ pub async fn teardown(
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
     let environments = state.environments();
-    let result = act(
+    let teardown = environments.teardown(on.id(), &on.principal);
+    act(
+        &state,
+        &ctx,
         &on,
         Action::ChangeEnvironment,
-        environments.teardown(on.id(), &on.principal),
+        teardown,
+        Typed::default(),
     )
-    .await;
-    after_action(&state, &ctx, &on, result, String::new(), String::new()).await
+    .await
 }
 
 /// "Retry from the failed step" on a failed environment.
@@ -636,13 +651,16 @@ pub async fn retry(
     on: OnEnvironment,
 ) -> Result<Response, AppError> {
     let environments = state.environments();
-    let result = act(
+    let retry = environments.retry(on.id(), &on.principal);
+    act(
+        &state,
+        &ctx,
         &on,
         Action::ChangeEnvironment,
-        environments.retry(on.id(), &on.principal),
+        retry,
+        Typed::default(),
     )
-    .await;
-    after_action(&state, &ctx, &on, result, String::new(), String::new()).await
+    .await
 }
 
 /// The platform page's "Create the DevOps environment" button.

@@ -6,10 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::app::AppState;
-use crate::audit::{self, Actor};
 use crate::auth::accounts::{self, AccountError, NewAccount};
 use crate::auth::links::{self, Purpose};
 use crate::auth::tokens::ApiToken;
@@ -172,17 +170,7 @@ pub async fn logout(
     State(state): State<AppState>,
     Allowed(principal, ..): Allowed<ManageOwnAccount>,
 ) -> Result<Response, AppError> {
-    if let AuthMethod::Session { token_hash } = &principal.method {
-        session::end(&state.pool, token_hash).await?;
-    }
-    audit::record(
-        &state.pool,
-        &Actor::from(&principal),
-        "auth.logout",
-        &format!("user:{}", principal.user.id),
-        json!({}),
-    )
-    .await?;
+    accounts::sign_out(&state.pool, &principal).await?;
     let cookies = &state.cookies;
     Ok(see_other(
         "/login",
@@ -194,15 +182,7 @@ pub async fn logout_everywhere(
     State(state): State<AppState>,
     Allowed(principal, ..): Allowed<ManageOwnAccount>,
 ) -> Result<Response, AppError> {
-    let ended = session::end_all(&state.pool, principal.user.id).await?;
-    audit::record(
-        &state.pool,
-        &Actor::from(&principal),
-        "auth.logout_everywhere",
-        &format!("user:{}", principal.user.id),
-        json!({ "sessions_ended": ended }),
-    )
-    .await?;
+    accounts::sign_out_everywhere(&state.pool, &principal).await?;
     let cookies = &state.cookies;
     Ok(see_other(
         "/login",
@@ -276,25 +256,40 @@ pub async fn setup_submit(
     Path(token): Path<String>,
     form: FormFields,
 ) -> Result<Response, AppError> {
-    let account = NewAccount {
-        email: form.get("email"),
+    let account = submitted_account(&form, form.get("email"));
+    let created = accounts::complete_setup(&state.pool, &token, account).await;
+    let (email, name) = (form.get("email"), form.get("name"));
+    signed_in_or_form(&state, &ctx, &headers, ip, created, |errors| {
+        setup_form(&state, &ctx, &token, email, name, errors)
+    })
+    .await
+}
+
+/// The account a setup or invitation form submits, `email` where the form does not ask for it.
+fn submitted_account<'a>(form: &'a FormFields, email: &'a str) -> NewAccount<'a> {
+    NewAccount {
+        email,
         name: form.get("name"),
         password: form.get("password"),
         password_confirmation: form.get("password_confirmation"),
-    };
-    match accounts::complete_setup(&state.pool, &token, account).await {
-        Ok(user) => sign_in(&state, &ctx, &user, &headers, ip, "/").await,
-        Err(AccountError::Invalid(errors)) => account_form_response(
-            setup_form(
-                &state,
-                &ctx,
-                &token,
-                form.get("email"),
-                form.get("name"),
-                errors,
-            ),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+    }
+}
+
+/// After a setup or invitation form: signed in, or the form again (`form_again`) with each
+/// error beside its field.
+async fn signed_in_or_form(
+    state: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+    created: Result<User, AccountError>,
+    form_again: impl FnOnce(FieldErrors) -> AccountFormPage,
+) -> Result<Response, AppError> {
+    match created {
+        Ok(user) => sign_in(state, ctx, &user, headers, ip, "/").await,
+        Err(AccountError::Invalid(errors)) => {
+            account_form_response(form_again(errors), StatusCode::UNPROCESSABLE_ENTITY)
+        }
         Err(AccountError::LinkUnusable) => Err(AppError::LinkInvalid),
         Err(e) => Err(e.into()),
     }
@@ -357,21 +352,12 @@ pub async fn invite_submit(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let user = invited_user(&state, &token).await?;
-    let account = NewAccount {
-        email: &user.email,
-        name: form.get("name"),
-        password: form.get("password"),
-        password_confirmation: form.get("password_confirmation"),
-    };
-    match accounts::accept_invite(&state.pool, &token, user.id, account).await {
-        Ok(user) => sign_in(&state, &ctx, &user, &headers, ip, "/").await,
-        Err(AccountError::Invalid(errors)) => account_form_response(
-            invite_form(&state, &ctx, &token, &user, form.get("name"), errors),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
-        Err(AccountError::LinkUnusable) => Err(AppError::LinkInvalid),
-        Err(e) => Err(e.into()),
-    }
+    let account = submitted_account(&form, &user.email);
+    let created = accounts::accept_invite(&state.pool, &token, user.id, account).await;
+    signed_in_or_form(&state, &ctx, &headers, ip, created, |errors| {
+        invite_form(&state, &ctx, &token, &user, form.get("name"), errors)
+    })
+    .await
 }
 
 pub async fn oidc_start(
@@ -426,14 +412,7 @@ pub async fn oidc_callback(
                 },
                 Err(e) => {
                     tracing::warn!(error = %e, "single sign-on refused");
-                    audit::record(
-                        &state.pool,
-                        &Actor::anonymous("single sign-on"),
-                        "auth.login_failed",
-                        "auth:oidc",
-                        json!({ "method": "oidc", "reason": e.to_string(), "ip": ip }),
-                    )
-                    .await?;
+                    accounts::sso_refused(&state.pool, &e.to_string(), ip).await?;
                     Err(format!("Single sign-on failed: {e}."))
                 }
             }

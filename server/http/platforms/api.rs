@@ -1,17 +1,16 @@
 //! Platforms, their members and their technical scope in the JSON API (`/api/v1/platforms`).
 
-use crate::http::json::{JsonBody, TypedJson, field_error};
+use crate::http::json::{TypedJson, field_error};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::UserId;
 use crate::auth::{Action, Subject};
 use crate::define::platforms::{self, Member, NewMember, NewPlatform, Platform};
-use crate::define::scope::{self, Scope};
+use crate::define::scope::{self, Scope, Timebox};
 use crate::http::error::AppError;
 use crate::http::extract::{
     Allowed, Authenticated, CreatePlatform, OnPlatform, PlatformEditor, PlatformPlanner,
@@ -118,24 +117,38 @@ pub async fn get_platform(on: OnPlatform<PlatformViewer>) -> Json<PlatformView> 
     Json(PlatformView::from(on.platform()))
 }
 
+/// The technical scope with its Define timebox as of today.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScopeView {
+    #[serde(flatten)]
+    pub scope: Scope,
+    pub timebox: Timebox,
+}
+
+impl ScopeView {
+    fn new(scope: Scope, state: &AppState) -> Self {
+        ScopeView {
+            timebox: scope.timebox(state.clock.today()),
+            scope,
+        }
+    }
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/platforms/{slug}/scope",
     tag = "platforms",
     params(("slug" = String, Path, description = "The platform's short name")),
-    responses((status = 200, description = "The technical scope with its timebox", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
+    responses((status = 200, description = "The technical scope with its timebox", body = ScopeView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem))
 )]
 pub async fn get_scope(
     State(state): State<AppState>,
     on: OnPlatform<PlatformPlanner>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ScopeView>, AppError> {
     let scope = scope::load(&state.pool, on.platform().id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let mut value = serde_json::to_value(&scope).map_err(anyhow::Error::from)?;
-    value["timebox"] =
-        serde_json::to_value(scope.timebox(state.clock.today())).map_err(anyhow::Error::from)?;
-    Ok(Json(value))
+    Ok(Json(ScopeView::new(scope, &state)))
 }
 
 #[utoipa::path(
@@ -143,20 +156,16 @@ pub async fn get_scope(
     path = "/api/v1/platforms/{slug}/scope",
     tag = "platforms",
     params(("slug" = String, Path, description = "The platform's short name")),
-    request_body = serde_json::Value,
-    responses((status = 200, description = "The saved scope", body = serde_json::Value), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
+    request_body = Scope,
+    responses((status = 200, description = "The saved scope", body = ScopeView), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
 pub async fn put_scope(
     State(state): State<AppState>,
     on: OnPlatform<PlatformEditor>,
-    JsonBody(body): JsonBody,
-) -> Result<Json<Value>, AppError> {
-    let scope = Scope::from_json(body).map_err(|e| AppError::Validation(e.0))?;
+    TypedJson(scope): TypedJson<Scope>,
+) -> Result<Json<ScopeView>, AppError> {
     scope::save(&state.pool, on.platform(), &scope, &on.principal).await?;
-    let mut value = serde_json::to_value(&scope).map_err(anyhow::Error::from)?;
-    value["timebox"] =
-        serde_json::to_value(scope.timebox(state.clock.today())).map_err(anyhow::Error::from)?;
-    Ok(Json(value))
+    Ok(Json(ScopeView::new(scope, &state)))
 }
 
 /// `GET /api/v1/platforms/{slug}/members`: who may edit, review and approve for the platform.

@@ -1,9 +1,8 @@
 //! Platforms, their members and their technical scope in the browser.
 
-use crate::http::views::{see_other, with_status};
+use crate::http::views::{see_other, unprocessable};
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{Html, Response};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -107,10 +106,9 @@ pub async fn platform_create(
                 description: form.get("description").to_owned(),
                 owner_team: form.get("owner_team").to_owned(),
             };
-            Ok(with_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&platforms_view(&state, &ctx, kept, errors, false).await?)?,
-            ))
+            Ok(unprocessable(render(
+                &platforms_view(&state, &ctx, kept, errors, false).await?,
+            )?))
         }
         Err(e) => Err(e.into()),
     }
@@ -182,10 +180,9 @@ pub async fn member_add(
         Ok(_) => Ok(see_other(&format!("/platforms/{}", on.platform().slug))),
         Err(DefineError::Invalid(errors)) => {
             let message = errors.get("email").map(str::to_owned);
-            Ok(with_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&platform_view(&state, &ctx, &on, message).await?)?,
-            ))
+            Ok(unprocessable(render(
+                &platform_view(&state, &ctx, &on, message).await?,
+            )?))
         }
         Err(e) => Err(e.into()),
     }
@@ -379,10 +376,7 @@ pub async fn scope_save(
             page.timebox = None;
             // Connected-service errors name the line: `connected_services[2].name` → line 3.
             page.errors = errors;
-            Ok(with_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&page)?,
-            ))
+            Ok(unprocessable(render(&page)?))
         }
         Err(e) => Err(e.into()),
     }
