@@ -166,16 +166,18 @@ pub async fn login_submit(
     }
 }
 
+/// After signing out: to the sign-in page, without the session cookie.
+fn to_sign_in(state: &AppState) -> Response {
+    let cookies = &state.cookies;
+    see_other("/login", vec![cookies.clear(cookies.session_name(), "/")])
+}
+
 pub async fn logout(
     State(state): State<AppState>,
     Allowed(principal, ..): Allowed<ManageOwnAccount>,
 ) -> Result<Response, AppError> {
     accounts::sign_out(&state.pool, &principal).await?;
-    let cookies = &state.cookies;
-    Ok(see_other(
-        "/login",
-        vec![cookies.clear(cookies.session_name(), "/")],
-    ))
+    Ok(to_sign_in(&state))
 }
 
 pub async fn logout_everywhere(
@@ -183,11 +185,7 @@ pub async fn logout_everywhere(
     Allowed(principal, ..): Allowed<ManageOwnAccount>,
 ) -> Result<Response, AppError> {
     accounts::sign_out_everywhere(&state.pool, &principal).await?;
-    let cookies = &state.cookies;
-    Ok(see_other(
-        "/login",
-        vec![cookies.clear(cookies.session_name(), "/")],
-    ))
+    Ok(to_sign_in(&state))
 }
 
 #[derive(Template)]
