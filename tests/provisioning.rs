@@ -144,6 +144,26 @@ impl World {
         }
     }
 
+    /// The environment once its current job has ended (completed, failed or cancelled).
+    async fn until_job_finished(&self, id: &str, within: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let env = self.environment(id).await;
+            if step_states(&env)
+                .iter()
+                .all(|(_, state)| state != "running" && state != "pending")
+            {
+                return env;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the job of {id} did not end within {within:?}: {}",
+                serde_json::to_string_pretty(&env["job"]).unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn teardown(&self, id: &str) {
         let (status, body) = self
             .call(
@@ -353,9 +373,10 @@ async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_lea
     );
 
     w.teardown(&id).await;
-    let env = w
-        .until_state(&id, "torn_down", Duration::from_secs(60))
+    w.until_state(&id, "torn_down", Duration::from_secs(60))
         .await;
+    // The last step reports `torn_down` before the job records the step itself as completed.
+    let env = w.until_job_finished(&id, Duration::from_secs(10)).await;
     assert_eq!(
         step_states(&env),
         ["kubernetes", "nodegroup", "cluster", "account", "finish"]
