@@ -137,9 +137,26 @@ async fn fill(c: &fantoccini::Client, id: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
-/// Clicks the element and waits until the browser is at `path`.
+/// Clicks the element and waits until the browser shows the next page, at `path`.
+///
+/// A form often redirects back to the address it was posted from, so the address alone cannot
+/// tell the next page from this one: it first waits until this page's document is gone.
 async fn click_to(c: &fantoccini::Client, app: &TestApp, locator: Locator<'_>, path: &str) {
+    let this_page = c.find(Locator::Css("html")).await.unwrap();
     c.find(locator).await.unwrap().click().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match this_page.tag_name().await {
+            Err(e) if e.is_stale_element_reference() => break,
+            Ok(_) => {}
+            Err(e) => panic!("the page could not be read while waiting for the next one: {e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the click did not lead to a new page within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     c.wait()
         .for_url(&reqwest::Url::parse(&app.url(path)).unwrap())
         .await
