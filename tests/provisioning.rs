@@ -416,6 +416,27 @@ fn account_of<'a>(
     accounts.iter().filter(|(n, _, _)| n == name).collect()
 }
 
+/// An IAM policy document as IAM returns it: URL-encoded JSON (moto may leave it plain).
+fn policy_json(document: &str) -> Value {
+    let bytes = document.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                let hex = std::str::from_utf8(hex).unwrap();
+                decoded.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    serde_json::from_slice(&decoded).unwrap()
+}
+
 #[tokio::test]
 async fn aws_provisioning_creates_exactly_the_planned_resources_and_teardown_removes_them() {
     let moto = Moto::start().await;
@@ -493,6 +514,65 @@ async fn aws_provisioning_creates_exactly_the_planned_resources_and_teardown_rem
         Some(r#"{"enableNetworkPolicy":"true"}"#)
     );
 
+    // Fluent Bit and the collector get their AWS access from EKS Pod Identity: a role each that
+    // only the Pod Identity agent may take, allowed to write this environment's logs and no more.
+    let associations = eks
+        .list_pod_identity_associations()
+        .cluster_name("shop-payments")
+        .send()
+        .await
+        .unwrap();
+    let mut service_accounts = vec![];
+    for summary in associations.associations() {
+        let association = eks
+            .describe_pod_identity_association()
+            .cluster_name("shop-payments")
+            .association_id(summary.association_id().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .association
+            .unwrap();
+        let role_name = association.role_arn().unwrap().rsplit('/').next().unwrap();
+        service_accounts.push(format!(
+            "{}/{} {role_name}",
+            association.namespace().unwrap(),
+            association.service_account().unwrap()
+        ));
+        let iam = moto.iam_in(account).await;
+        let role = iam.get_role().role_name(role_name).send().await.unwrap();
+        let trust = policy_json(role.role().unwrap().assume_role_policy_document().unwrap());
+        assert_eq!(
+            trust["Statement"][0]["Principal"]["Service"],
+            "pods.eks.amazonaws.com"
+        );
+        assert_eq!(
+            trust["Statement"][0]["Action"],
+            json!(["sts:AssumeRole", "sts:TagSession"])
+        );
+        let inline = iam
+            .get_role_policy()
+            .role_name(role_name)
+            .policy_name("slipway")
+            .send()
+            .await
+            .unwrap();
+        let policy = policy_json(inline.policy_document());
+        assert_eq!(
+            policy["Statement"][0]["Resource"][1],
+            format!("arn:aws:logs:eu-west-1:{account}:log-group:/slipway/shop/payments"),
+            "{policy}"
+        );
+    }
+    service_accounts.sort();
+    assert_eq!(
+        service_accounts,
+        [
+            "observability/fluent-bit SlipwayFluentBit",
+            "observability/otel-collector SlipwayOtelCollector"
+        ]
+    );
+
     // The dry-run plan is what ran: its steps are the job's steps, its objects what was applied.
     let mut planned_steps: Vec<&str> = plan
         .as_array()
@@ -545,6 +625,18 @@ async fn aws_provisioning_creates_exactly_the_planned_resources_and_teardown_rem
         Vec::<String>::new(),
         "no table holds the generated password"
     );
+    // Kafka clients in the team namespace get Strimzi's cluster CA to trust the brokers' TLS.
+    let ca = kube
+        .object("v1", "Secret", Some("apps"), "kafka-cluster-ca")
+        .await
+        .expect("Strimzi's cluster CA is copied into the team namespace");
+    let ca_crt = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        ca["data"]["ca.crt"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ca_crt, support::kube::STRIMZI_STAND_IN_CA.as_bytes());
+    assert!(ca["data"].get("ca.password").is_none(), "only the certificate");
     // The API server only knows the EKS token webhook and client certificates; Slipway holds
     // no certificate, so every object above came in with a token STS vouched for.
     let apps = kube.object("v1", "Namespace", None, "apps").await.unwrap();

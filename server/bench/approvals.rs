@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::app::config::Config;
 use crate::auth::{Role, RoleSet, UserId};
-use crate::bench::jobs::{drop_scratch, scratch};
+use crate::bench::jobs::on_scratch;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -232,13 +232,7 @@ pub async fn run(
     settings: Settings,
 ) -> anyhow::Result<(Measurement, Measurement)> {
     let name = format!("slipway_bench_approvals_{}", std::process::id());
-    let options = scratch(admin, &name).await?;
-    let result = async {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.concurrency as u32 + 4)
-            .connect_with(options)
-            .await?;
-        crate::db::migrate(&pool).await?;
+    on_scratch(admin, &name, settings.concurrency as u32 + 4, async |pool| {
         let engineer = RoleSet::from_iter([Role::PlatformEngineer]);
         let developer = RoleSet::from_iter([Role::Developer]);
         let reviewer =
@@ -304,8 +298,6 @@ pub async fn run(
         progress.stop();
         pool.close().await;
         measured
-    }
-    .await;
-    drop_scratch(admin, &name).await;
-    result
+    })
+    .await
 }

@@ -75,6 +75,28 @@ pub(crate) async fn scratch(
     Ok(admin.clone().database(name))
 }
 
+/// Runs `body` on a fresh, migrated scratch database (a pool of `connections`), dropped
+/// afterwards whatever `body` returned.
+pub(crate) async fn on_scratch<T>(
+    admin: &PgConnectOptions,
+    name: &str,
+    connections: u32,
+    body: impl AsyncFnOnce(PgPool) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let options = scratch(admin, name).await?;
+    let result = async {
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .connect_with(options)
+            .await?;
+        crate::db::migrate(&pool).await?;
+        body(pool).await
+    }
+    .await;
+    drop_scratch(admin, name).await;
+    result
+}
+
 pub(crate) async fn drop_scratch(admin: &PgConnectOptions, name: &str) {
     if let Ok(mut conn) = PgConnection::connect_with(admin).await {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -97,13 +119,7 @@ async fn count(pool: &PgPool, state: &str) -> anyhow::Result<i64> {
 /// Slipway's own engine.
 pub async fn slipway(admin: &PgConnectOptions, settings: Settings) -> anyhow::Result<Figures> {
     let name = format!("slipway_bench_{}", std::process::id());
-    let options = scratch(admin, &name).await?;
-    let result = async {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.concurrency as u32 + 4)
-            .connect_with(options)
-            .await?;
-        crate::db::migrate(&pool).await?;
+    on_scratch(admin, &name, settings.concurrency as u32 + 4, async |pool| {
         sqlx::query("INSERT INTO job (kind) SELECT 'bench.noop' FROM generate_series(1, $1)")
             .bind(settings.jobs as i64)
             .execute(&pool)
@@ -150,10 +166,8 @@ pub async fn slipway(admin: &PgConnectOptions, settings: Settings) -> anyhow::Re
             p50_ms: pick(0.5),
             p99_ms: pick(0.99),
         })
-    }
-    .await;
-    drop_scratch(admin, &name).await;
-    result
+    })
+    .await
 }
 
 /// graphile-worker, through `tests/bench/graphile.mjs`.

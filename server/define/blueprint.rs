@@ -183,10 +183,100 @@ pub struct EnvironmentType {
 #[serde(deny_unknown_fields)]
 pub struct Logging {
     pub fluent_bit: bool,
-    /// Where Fluent Bit ships logs, e.g. `opensearch` or `cloudwatch`.
-    pub central_store: String,
+    /// Where Fluent Bit and the collector ship logs.
+    pub central_store: CentralStore,
+    /// The domain when `central_store` is `opensearch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opensearch: Option<OpenSearch>,
     pub opentelemetry: bool,
     pub metrics: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CentralStore {
+    /// CloudWatch Logs in each environment's own account (group `/slipway/<platform>/<env>`).
+    Cloudwatch,
+    /// An Amazon OpenSearch Service domain, often a central one in a log-archive account.
+    Opensearch,
+}
+
+impl CentralStore {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CentralStore::Cloudwatch => "cloudwatch",
+            CentralStore::Opensearch => "opensearch",
+        }
+    }
+}
+
+/// An Amazon OpenSearch Service domain that the environments' Fluent Bit and collector write to
+/// with SigV4 (their Pod Identity roles are granted `es:ESHttp*` on `domain_arn`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenSearch {
+    /// `https://search-logs-abc123.eu-west-1.es.amazonaws.com`
+    pub endpoint: String,
+    /// `arn:aws:es:eu-west-1:111122223333:domain/logs`
+    pub domain_arn: String,
+}
+
+impl OpenSearch {
+    /// The endpoint's host name (what the shippers connect to on port 443).
+    pub fn host(&self) -> &str {
+        self.endpoint
+            .strip_prefix("https://")
+            .unwrap_or(&self.endpoint)
+            .trim_end_matches('/')
+    }
+}
+
+/// Why an OpenSearch endpoint is unusable, if it is: HTTPS (SigV4 needs it), a host name and
+/// nothing else, so no credentials, path or port can ride along.
+fn check_opensearch_endpoint(endpoint: &str) -> Result<(), &'static str> {
+    const MESSAGE: &str = "Use the domain's HTTPS endpoint, e.g. https://search-logs-abc123.eu-west-1.es.amazonaws.com (no path, port or credentials).";
+    let host = endpoint
+        .strip_prefix("https://")
+        .ok_or(MESSAGE)?
+        .trim_end_matches('/');
+    let labels_ok = host.split('.').count() >= 2
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        });
+    if labels_ok && host.len() <= 253 {
+        Ok(())
+    } else {
+        Err(MESSAGE)
+    }
+}
+
+/// Why an OpenSearch domain ARN is unusable, if it is.
+fn check_domain_arn(arn: &str) -> Result<(), &'static str> {
+    const MESSAGE: &str =
+        "Use the domain's ARN, e.g. arn:aws:es:eu-west-1:111122223333:domain/logs.";
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, resource] = parts[..] else {
+        return Err(MESSAGE);
+    };
+    let domain = resource.strip_prefix("domain/").ok_or(MESSAGE)?;
+    let ok = prefix == "arn"
+        && matches!(partition, "aws" | "aws-cn" | "aws-us-gov")
+        && service == "es"
+        && is_region(region)
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit())
+        && (3..=28).contains(&domain.len())
+        && domain.starts_with(|c: char| c.is_ascii_lowercase())
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok { Ok(()) } else { Err(MESSAGE) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -453,11 +543,24 @@ impl Blueprint {
                 );
             }
         }
-        if self.logging.central_store.trim().is_empty() {
-            errors.add(
-                "logging.central_store",
-                "Name where logs go, e.g. opensearch or cloudwatch.",
-            );
+        match (self.logging.central_store, &self.logging.opensearch) {
+            (CentralStore::Opensearch, None) => errors.add(
+                "logging.opensearch.endpoint",
+                "Give the OpenSearch domain's endpoint and ARN when logs go to opensearch.",
+            ),
+            (CentralStore::Opensearch, Some(domain)) => {
+                if let Err(m) = check_opensearch_endpoint(&domain.endpoint) {
+                    errors.add("logging.opensearch.endpoint", m);
+                }
+                if let Err(m) = check_domain_arn(&domain.domain_arn) {
+                    errors.add("logging.opensearch.domain_arn", m);
+                }
+            }
+            (CentralStore::Cloudwatch, Some(_)) => errors.add(
+                "logging.opensearch",
+                "Logs go to cloudwatch: remove the OpenSearch domain or set central_store to opensearch.",
+            ),
+            (CentralStore::Cloudwatch, None) => {}
         }
         super::scope::check_connected_services(&mut errors, &self.connected_services);
         errors.into_result()
@@ -536,7 +639,10 @@ impl Blueprint {
         let _ = writeln!(
             md,
             "- Fluent Bit to {}: {}",
-            self.logging.central_store,
+            match &self.logging.opensearch {
+                Some(domain) => format!("OpenSearch ({})", domain.host()),
+                None => "CloudWatch Logs".to_owned(),
+            },
             yes(self.logging.fluent_bit)
         );
         let _ = writeln!(
@@ -735,6 +841,65 @@ mod tests {
                 errors.0
             );
         }
+    }
+
+    #[test]
+    fn logs_go_to_cloudwatch_or_to_a_named_opensearch_domain() {
+        let errors_of = |central_store, endpoint: Option<&str>, domain_arn: &str| {
+            let mut b = Blueprint::from_template("p", None);
+            b.logging.central_store = central_store;
+            b.logging.opensearch = endpoint.map(|endpoint| OpenSearch {
+                endpoint: endpoint.to_owned(),
+                domain_arn: domain_arn.to_owned(),
+            });
+            match b.validate() {
+                Ok(()) => vec![],
+                Err(errors) => errors.0.into_iter().map(|e| e.field).collect::<Vec<_>>(),
+            }
+        };
+        let arn = "arn:aws:es:eu-west-1:111122223333:domain/logs";
+        let endpoint = Some("https://search-logs-abc123.eu-west-1.es.amazonaws.com");
+        assert!(errors_of(CentralStore::Cloudwatch, None, "").is_empty());
+        assert!(errors_of(CentralStore::Opensearch, endpoint, arn).is_empty());
+        assert_eq!(
+            errors_of(CentralStore::Opensearch, None, ""),
+            ["logging.opensearch.endpoint"]
+        );
+        assert_eq!(
+            errors_of(CentralStore::Cloudwatch, endpoint, arn),
+            ["logging.opensearch"]
+        );
+        for bad in [
+            "http://search-logs.eu-west-1.es.amazonaws.com",
+            "https://user:pw@search-logs.eu-west-1.es.amazonaws.com",
+            "https://search-logs.eu-west-1.es.amazonaws.com/path",
+            "https://search-logs.eu-west-1.es.amazonaws.com:8443",
+            "https://localhost",
+            "https://search-logs.\u{7}.com",
+        ] {
+            assert_eq!(
+                errors_of(CentralStore::Opensearch, Some(bad), arn),
+                ["logging.opensearch.endpoint"],
+                "{bad}"
+            );
+        }
+        for bad in [
+            "arn:aws:s3:::logs",
+            "arn:aws:es:eu-west-1:1111:domain/logs",
+            "arn:aws:es:eu-west-1:111122223333:collection/logs",
+            "arn:aws:es:eu-west-1:111122223333:domain/Logs",
+        ] {
+            assert_eq!(
+                errors_of(CentralStore::Opensearch, endpoint, bad),
+                ["logging.opensearch.domain_arn"],
+                "{bad}"
+            );
+        }
+        let yaml = Blueprint::from_template("p", None)
+            .to_yaml()
+            .replace("central_store: cloudwatch", "central_store: loki");
+        let errors = Blueprint::from_yaml(&yaml).unwrap_err();
+        assert_eq!(errors.0[0].field, "logging.central_store");
     }
 
     #[test]

@@ -198,12 +198,23 @@ pub async fn complete(
     job: &ClaimedJob,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
+    end(db, job, JobState::Completed, now).await
+}
+
+/// Ends a running attempt in `state`, if this attempt still owns the job.
+async fn end(
+    db: &PgPool,
+    job: &ClaimedJob,
+    state: JobState,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE job SET state = 'completed', finished_at = $3, locked_by = NULL, lease_until = NULL
+        "UPDATE job SET state = $3, finished_at = $4, locked_by = NULL, lease_until = NULL
          WHERE id = $1 AND fence = $2 AND state = 'running'",
     )
     .bind(job.id)
     .bind(job.fence)
+    .bind(state)
     .bind(now)
     .execute(db)
     .await?;
@@ -278,16 +289,7 @@ pub async fn mark_cancelled(
     job: &ClaimedJob,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE job SET state = 'cancelled', finished_at = $3, locked_by = NULL, lease_until = NULL
-         WHERE id = $1 AND fence = $2 AND state = 'running'",
-    )
-    .bind(job.id)
-    .bind(job.fence)
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    end(db, job, JobState::Cancelled, now).await
 }
 
 /// Renews the leases of jobs this worker still holds; returns `(id, cancel_requested)` of those

@@ -15,9 +15,13 @@ use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 
 use super::cloud::{
     Account, AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterSpec,
-    Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
+    Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags, WorkloadIdentity,
+    WorkloadIdentitySpec,
 };
 use super::kubernetes::{self, ClusterEndpoint};
+
+/// The inline policy Slipway writes on a workload's role (its other policies are left alone).
+const WORKLOAD_POLICY_NAME: &str = "slipway";
 
 /// The settings of the AWS connection (the admin page shows them).
 #[derive(Debug, Clone)]
@@ -162,14 +166,16 @@ impl AwsCloud {
             .build()
     }
 
-    /// The role `name` trusted by `service` with `policies` (AWS managed) attached: adopted when
-    /// it exists, created otherwise. Returns its ARN.
+    /// The role `name` that `service` may take (with `trust_actions`), with `policies` (AWS
+    /// managed) attached: adopted when it exists, created otherwise. Returns its ARN.
+    #[allow(clippy::too_many_arguments)]
     async fn ensure_role(
         &self,
         iam: &aws_sdk_iam::Client,
         account: &str,
         name: &str,
         service: &str,
+        trust_actions: &[&str],
         policies: &[&str],
         tags: &Tags,
     ) -> Result<String, CloudError> {
@@ -186,7 +192,7 @@ impl AwsCloud {
                     "Statement": [{
                         "Effect": "Allow",
                         "Principal": { "Service": service },
-                        "Action": "sts:AssumeRole",
+                        "Action": trust_actions,
                     }],
                 });
                 let tags = tags
@@ -468,6 +474,7 @@ impl Provider for AwsCloud {
                 &session.account_id,
                 &settings.cluster_role_name,
                 "eks.amazonaws.com",
+                &["sts:AssumeRole"],
                 &["AmazonEKSClusterPolicy"],
                 tags,
             )
@@ -478,6 +485,7 @@ impl Provider for AwsCloud {
                 &session.account_id,
                 &settings.node_role_name,
                 "ec2.amazonaws.com",
+                &["sts:AssumeRole"],
                 &[
                     "AmazonEKSWorkerNodePolicy",
                     "AmazonEKS_CNI_Policy",
@@ -705,6 +713,93 @@ impl Provider for AwsCloud {
             .await
             .map_err(|e| classify("eks:CreateAddon", e))?;
         Ok(())
+    }
+
+    async fn ensure_workload_identity(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        spec: &WorkloadIdentitySpec,
+    ) -> Result<WorkloadIdentity, CloudError> {
+        let iam = aws_sdk_iam::Client::new(&self.member_config(session, region));
+        // EKS Pod Identity's agent takes the role and tags the session with the pod's names.
+        let role_arn = self
+            .ensure_role(
+                &iam,
+                &session.account_id,
+                &spec.role_name,
+                "pods.eks.amazonaws.com",
+                &["sts:AssumeRole", "sts:TagSession"],
+                &[],
+                &spec.tags,
+            )
+            .await?;
+        // Setting the inline policy again is a no-op, and brings an edited one back in line.
+        iam.put_role_policy()
+            .role_name(&spec.role_name)
+            .policy_name(WORKLOAD_POLICY_NAME)
+            .policy_document(spec.policy.to_json())
+            .send()
+            .await
+            .map_err(|e| classify("iam:PutRolePolicy", e))?;
+        let eks = self.eks(session, region);
+        let listed = eks
+            .list_pod_identity_associations()
+            .cluster_name(&spec.cluster)
+            .namespace(&spec.namespace)
+            .service_account(&spec.service_account)
+            .send()
+            .await
+            .map_err(|e| classify("eks:ListPodIdentityAssociations", e))?;
+        if let Some(id) = listed
+            .associations()
+            .first()
+            .and_then(|a| a.association_id())
+        {
+            let described = eks
+                .describe_pod_identity_association()
+                .cluster_name(&spec.cluster)
+                .association_id(id)
+                .send()
+                .await
+                .map_err(|e| classify("eks:DescribePodIdentityAssociation", e))?;
+            let current = described
+                .association()
+                .and_then(|a| a.role_arn())
+                .unwrap_or_default();
+            if current != role_arn {
+                return Err(CloudError::Permanent(format!(
+                    "ServiceAccount {}/{} of cluster {} is associated with {current}, not with {role_arn}: delete that Pod Identity association ({id}) and retry",
+                    spec.namespace, spec.service_account, spec.cluster
+                )));
+            }
+            return Ok(WorkloadIdentity {
+                role_arn,
+                created: false,
+            });
+        }
+        match eks
+            .create_pod_identity_association()
+            .cluster_name(&spec.cluster)
+            .namespace(&spec.namespace)
+            .service_account(&spec.service_account)
+            .role_arn(&role_arn)
+            .client_request_token(&spec.request_token)
+            .set_tags(Some(tag_map(&spec.tags)))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(WorkloadIdentity {
+                role_arn,
+                created: true,
+            }),
+            // A crashed attempt's create got there first (the list above raced it).
+            Err(e) if is_code(&e, "ResourceInUseException") => Ok(WorkloadIdentity {
+                role_arn,
+                created: false,
+            }),
+            Err(e) => Err(classify("eks:CreatePodIdentityAssociation", e)),
+        }
     }
 
     async fn cluster_api(

@@ -8,7 +8,7 @@ use std::future::Future;
 
 use serde_json::Value;
 
-use super::manifests::GeneratedSecret;
+use super::manifests::{GeneratedSecret, SecretCopy};
 use crate::jobs::StepError;
 
 /// Tags put on everything Slipway creates; `slipway:environment-id` is how a re-run recognises
@@ -255,6 +255,16 @@ pub trait Provider: Send + Sync + 'static {
         spec: &AddonSpec,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// The IAM role and the EKS Pod Identity association that give one ServiceAccount its AWS
+    /// permissions: the role is adopted by name or created, its inline policy set to
+    /// `spec.policy`, and the association found or created. Returns the role's ARN.
+    fn ensure_workload_identity(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        spec: &WorkloadIdentitySpec,
+    ) -> impl Future<Output = Result<WorkloadIdentity, CloudError>> + Send;
+
     /// The Kubernetes API of `cluster`, reached as this session's identity.
     fn cluster_api(
         &self,
@@ -276,6 +286,13 @@ pub trait ClusterApi: Send + Sync {
     fn create_secrets(
         &self,
         secrets: &[GeneratedSecret],
+    ) -> impl Future<Output = Result<usize, CloudError>> + Send;
+    /// Copies each Secret's keys into its target namespace (server-side applied, so a renewed
+    /// source is copied again). A source not there yet is a transient error. Returns how many
+    /// copies changed.
+    fn copy_secrets(
+        &self,
+        copies: &[SecretCopy],
     ) -> impl Future<Output = Result<usize, CloudError>> + Send;
     /// What among the applied objects is not healthy yet, each with why ("Deployment
     /// istio-system/istiod: 0 of 1 available"); empty when the platform works.
@@ -311,6 +328,115 @@ pub struct Addon {
     pub version: String,
 }
 
+/// What a workload in the cluster may do in AWS, as the plan states it (the account is not
+/// known when the plan is made; [`PolicyDocument::granting`] fills it in).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "service", rename_all = "snake_case")]
+pub enum Grant {
+    /// Create and write streams of these CloudWatch Logs groups (in the environment's account).
+    CloudwatchLogs { log_groups: Vec<String> },
+    /// Send traces to X-Ray (its write actions take no resource).
+    Xray,
+    /// Read and write an OpenSearch Service domain over its HTTP API.
+    Opensearch { domain_arn: String },
+}
+
+/// An IAM policy document, as `iam:PutRolePolicy` takes it (serialised to JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyDocument {
+    #[serde(rename = "Version")]
+    version: &'static str,
+    #[serde(rename = "Statement")]
+    statements: Vec<Statement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct Statement {
+    #[serde(rename = "Effect")]
+    effect: &'static str,
+    #[serde(rename = "Action")]
+    actions: Vec<&'static str>,
+    #[serde(rename = "Resource")]
+    resources: Vec<String>,
+}
+
+impl PolicyDocument {
+    /// The least privilege that covers `grants` in `account` and `region`.
+    pub fn granting(grants: &[Grant], region: &str, account: &str) -> PolicyDocument {
+        let statements = grants
+            .iter()
+            .map(|grant| match grant {
+                Grant::CloudwatchLogs { log_groups } => Statement {
+                    effect: "Allow",
+                    actions: vec![
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:DescribeLogStreams",
+                        "logs:PutLogEvents",
+                        "logs:PutRetentionPolicy",
+                    ],
+                    resources: log_groups
+                        .iter()
+                        .flat_map(|group| {
+                            let arn = format!("arn:aws:logs:{region}:{account}:log-group:{group}");
+                            [format!("{arn}:*"), arn]
+                        })
+                        .collect(),
+                },
+                Grant::Xray => Statement {
+                    effect: "Allow",
+                    actions: vec![
+                        "xray:GetSamplingRules",
+                        "xray:GetSamplingTargets",
+                        "xray:PutTelemetryRecords",
+                        "xray:PutTraceSegments",
+                    ],
+                    resources: vec!["*".into()],
+                },
+                Grant::Opensearch { domain_arn } => Statement {
+                    effect: "Allow",
+                    actions: vec![
+                        "es:ESHttpGet",
+                        "es:ESHttpHead",
+                        "es:ESHttpPost",
+                        "es:ESHttpPut",
+                    ],
+                    resources: vec![format!("{domain_arn}/*")],
+                },
+            })
+            .collect();
+        PolicyDocument {
+            version: "2012-10-17",
+            statements,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a policy document serialises")
+    }
+}
+
+/// A ServiceAccount's AWS identity to set up (EKS Pod Identity).
+#[derive(Debug, Clone)]
+pub struct WorkloadIdentitySpec {
+    pub cluster: String,
+    pub namespace: String,
+    pub service_account: String,
+    /// The IAM role's name in the environment's account; a role of this name is adopted.
+    pub role_name: String,
+    pub policy: PolicyDocument,
+    /// Idempotency token for EKS, derived from the job.
+    pub request_token: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadIdentity {
+    pub role_arn: String,
+    /// False when the association was there already (a re-run).
+    pub created: bool,
+}
+
 /// `Kind namespace/name` (or `Kind name`) of a manifest, as the plan and logs show it.
 pub fn describe_object(object: &Value) -> String {
     let kind = object["kind"].as_str().unwrap_or("?");
@@ -318,5 +444,50 @@ pub fn describe_object(object: &Value) -> String {
     match object["metadata"]["namespace"].as_str() {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_grants_each_store_on_its_own_resources_in_the_account() {
+        let grants = [
+            Grant::CloudwatchLogs {
+                log_groups: vec!["/slipway/shop/dev".into()],
+            },
+            Grant::Xray,
+            Grant::Opensearch {
+                domain_arn: "arn:aws:es:eu-west-1:111122223333:domain/logs".into(),
+            },
+        ];
+        let policy: Value = serde_json::from_str(
+            &PolicyDocument::granting(&grants, "eu-west-1", "222233334444").to_json(),
+        )
+        .unwrap();
+        assert_eq!(policy["Version"], "2012-10-17");
+        let statements = policy["Statement"].as_array().unwrap();
+        assert_eq!(
+            statements[0]["Resource"],
+            serde_json::json!([
+                "arn:aws:logs:eu-west-1:222233334444:log-group:/slipway/shop/dev:*",
+                "arn:aws:logs:eu-west-1:222233334444:log-group:/slipway/shop/dev",
+            ])
+        );
+        assert_eq!(statements[1]["Resource"], serde_json::json!(["*"]));
+        assert!(
+            statements[1]["Action"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a.as_str().unwrap().starts_with("xray:Put")
+                    || a.as_str().unwrap().starts_with("xray:GetSampling"))
+        );
+        assert_eq!(
+            statements[2]["Resource"],
+            serde_json::json!(["arn:aws:es:eu-west-1:111122223333:domain/logs/*"])
+        );
+        assert!(statements.iter().all(|s| s["Effect"] == "Allow"));
     }
 }

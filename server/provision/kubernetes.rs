@@ -15,7 +15,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
 use super::cloud::{Applied, CloudError, Cluster, describe_object};
-use super::manifests::GeneratedSecret;
+use super::manifests::{GeneratedSecret, SecretCopy};
 
 pub const FIELD_MANAGER: &str = "slipway";
 const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -272,6 +272,13 @@ const BUILT_IN: &[(&str, &str, &str, bool)] = &[
     ("apps/v1", "DaemonSet", "daemonsets", true),
     ("apps/v1", "Deployment", "deployments", true),
     ("apps/v1", "StatefulSet", "statefulsets", true),
+    ("batch/v1", "Job", "jobs", true),
+    (
+        "admissionregistration.k8s.io/v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        false,
+    ),
     (
         "policy/v1",
         "PodDisruptionBudget",
@@ -464,6 +471,15 @@ fn condition_is_true(live: &Value, condition: &str) -> Option<bool> {
         .map(|c| c["status"] == "True")
 }
 
+/// The message of the condition `condition` (its reason when it has none).
+fn condition_message<'a>(live: &'a Value, condition: &str) -> &'a str {
+    live["status"]["conditions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["type"] == condition))
+        .and_then(|c| c["message"].as_str().or(c["reason"].as_str()))
+        .unwrap_or("no reason given")
+}
+
 /// Waits until the CRD just applied is served.
 async fn until_established(api: &Api<DynamicObject>, name: &str) -> Result<(), CloudError> {
     let started = std::time::Instant::now();
@@ -630,6 +646,59 @@ pub async fn create_secrets(
     Ok(created)
 }
 
+/// See [`super::cloud::ClusterApi::copy_secrets`].
+pub async fn copy_secrets(client: &kube::Client, copies: &[SecretCopy]) -> Result<usize, CloudError> {
+    let mut changed = 0;
+    for copy in copies {
+        let source = format!("Secret {}/{}", copy.from_namespace, copy.from_name);
+        let from: Api<Secret> = Api::namespaced(client.clone(), &copy.from_namespace);
+        let data = from
+            .get_opt(&copy.from_name)
+            .await
+            .map_err(|e| kube_error(&format!("reading {source}"), e))?
+            .ok_or_else(|| {
+                CloudError::Transient(format!("{source} is not there yet (its operator makes it)"))
+            })?
+            .data
+            .unwrap_or_default();
+        let mut picked = BTreeMap::new();
+        for key in &copy.keys {
+            let value = data.get(key).ok_or_else(|| {
+                CloudError::Transient(format!("{source} has no key {key} yet"))
+            })?;
+            picked.insert(key.clone(), value.clone());
+        }
+        let object = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(copy.to_name.clone()),
+                namespace: Some(copy.to_namespace.clone()),
+                labels: Some([(MANAGED_BY_LABEL.to_owned(), FIELD_MANAGER.to_owned())].into()),
+                ..Default::default()
+            },
+            data: Some(picked),
+            ..Default::default()
+        };
+        let to: Api<Secret> = Api::namespaced(client.clone(), &copy.to_namespace);
+        let target = format!("Secret {}/{}", copy.to_namespace, copy.to_name);
+        let before = to
+            .get_opt(&copy.to_name)
+            .await
+            .map_err(|e| kube_error(&format!("reading {target}"), e))?
+            .and_then(|s| s.data);
+        if before.as_ref() != object.data.as_ref() {
+            to.patch(
+                &copy.to_name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .map_err(|e| kube_error(&format!("applying {target}"), e))?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
 /// Kinds whose operator reports on them; until it has, they are not healthy.
 const RECONCILED: &[&str] = &[
     "Kafka",
@@ -665,6 +734,17 @@ fn unhealthy_because(planned: &Value, live: &Value) -> Option<String> {
             (observed < generation || ready < wanted)
                 .then(|| format!("{ready} of {wanted} pods available"))
         }
+        "Job" => match (
+            condition_is_true(live, "Complete"),
+            condition_is_true(live, "Failed"),
+        ) {
+            (Some(true), _) => None,
+            (_, Some(true)) => Some(format!(
+                "failed ({}): see its pods' logs, then delete the Job so the retry runs it again",
+                condition_message(live, "Failed")
+            )),
+            _ => Some("not complete yet".to_owned()),
+        },
         // Other built-in kinds (namespaces, RBAC, policies, config) work once accepted.
         _ if is_built_in(planned) => None,
         _ => {
@@ -811,6 +891,10 @@ impl super::cloud::ClusterApi for kube::Client {
 
     async fn create_secrets(&self, secrets: &[GeneratedSecret]) -> Result<usize, CloudError> {
         create_secrets(self, secrets).await
+    }
+
+    async fn copy_secrets(&self, copies: &[SecretCopy]) -> Result<usize, CloudError> {
+        copy_secrets(self, copies).await
     }
 
     async fn unhealthy(&self, objects: &[Value]) -> Result<Vec<String>, CloudError> {

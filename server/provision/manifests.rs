@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::versions;
-use crate::define::blueprint::{Blueprint, DevopsTool, Mtls, Size};
+use super::cloud::Grant;
+use crate::define::blueprint::{Blueprint, CentralStore, DevopsTool, Mtls, OpenSearch, Size};
 
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 const OBSERVABILITY: &str = "observability";
@@ -960,7 +961,9 @@ fn istiod(b: &Bootstrap<'_>) -> Operator {
             ),
         ],
         own_rules: vec![rule(&[""], &["secrets", "configmaps"], MANAGE), leases()],
-        extra: vec![object(
+        extra: vec![
+            sidecar_injector_config(env),
+            object(
             "v1",
             "Service",
             Some(ISTIO_SYSTEM),
@@ -975,7 +978,8 @@ fn istiod(b: &Bootstrap<'_>) -> Operator {
                 { "name": "http-monitoring", "port": 15014, "targetPort": 15014 },
             ],
         } }),
-        )],
+        ),
+        ],
         containers: vec![container(
             "discovery",
             image,
@@ -989,19 +993,168 @@ fn istiod(b: &Bootstrap<'_>) -> Operator {
                     { "name": "PILOT_CERT_PROVIDER", "value": "istiod" },
                     { "name": "CLUSTER_ID", "value": "Kubernetes" },
                     { "name": "ISTIOD_ADDR", "value": "istiod.istio-system.svc:15012" },
+                    // istiod puts its serving certificate's CA into this webhook's caBundle.
+                    { "name": "INJECTION_WEBHOOK_CONFIG_NAME", "value": SIDECAR_INJECTOR },
                     field_env("POD_NAME", "metadata.name"),
                     field_env("POD_NAMESPACE", "metadata.namespace"),
                     field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
                 ],
-                "volumeMounts": [{ "name": "local-certs", "mountPath": "/var/run/secrets/istio-dns" }],
+                "volumeMounts": [
+                    { "name": "local-certs", "mountPath": "/var/run/secrets/istio-dns" },
+                    { "name": "inject", "mountPath": "/var/lib/istio/inject", "readOnly": true },
+                ],
             }),
         )],
-        volumes: json!([{ "name": "local-certs", "emptyDir": { "medium": "Memory" } }]),
+        volumes: json!([
+            { "name": "local-certs", "emptyDir": { "medium": "Memory" } },
+            { "name": "inject", "configMap": { "name": SIDECAR_INJECTOR } },
+        ]),
         webhook_ports: &[15017],
         data_ports: &[],
         clients: mesh_namespaces,
         metrics_ports: &[15014],
     }
+}
+
+/// The name istiod looks for: its injection ConfigMap and the mutating webhook it serves.
+const SIDECAR_INJECTOR: &str = "istio-sidecar-injector";
+
+/// Slipway's own sidecar template for istiod's injector (a Go template istiod renders per
+/// pod and merges into it): `istio-init` redirects the pod's traffic through the proxy with
+/// iptables (it needs NET_ADMIN and NET_RAW), and the proxy runs as a native sidecar (an init
+/// container that keeps running, Kubernetes 1.29 and later), so Jobs still complete and apps
+/// start once the proxy is ready. Its identity is a ServiceAccount token for the `istio-ca`
+/// audience; istiod's root certificate comes from the `istio-ca-root-cert` ConfigMap istiod
+/// writes into every namespace.
+fn sidecar_template() -> String {
+    let proxy = versions::ISTIOD.images[1];
+    format!(
+        r#"spec:
+  initContainers:
+  - name: istio-init
+    image: {proxy}
+    args: ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"]
+    resources: {{ requests: {{ cpu: 10m, memory: 40Mi }} }}
+    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities: {{ add: [NET_ADMIN, NET_RAW], drop: [ALL] }}
+      runAsUser: 0
+      runAsGroup: 0
+      runAsNonRoot: false
+  - name: istio-proxy
+    image: {proxy}
+    restartPolicy: Always
+    args: ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local", "--proxyLogLevel=warning"]
+    env:
+    - {{ name: POD_NAME, valueFrom: {{ fieldRef: {{ fieldPath: metadata.name }} }} }}
+    - {{ name: POD_NAMESPACE, valueFrom: {{ fieldRef: {{ fieldPath: metadata.namespace }} }} }}
+    - {{ name: INSTANCE_IP, valueFrom: {{ fieldRef: {{ fieldPath: status.podIP }} }} }}
+    - {{ name: SERVICE_ACCOUNT, valueFrom: {{ fieldRef: {{ fieldPath: spec.serviceAccountName }} }} }}
+    - {{ name: HOST_IP, valueFrom: {{ fieldRef: {{ fieldPath: status.hostIP }} }} }}
+    - {{ name: PILOT_CERT_PROVIDER, value: istiod }}
+    - {{ name: CA_ADDR, value: "istiod.istio-system.svc:15012" }}
+    - {{ name: ISTIO_META_CLUSTER_ID, value: Kubernetes }}
+    - {{ name: ISTIO_META_MESH_ID, value: cluster.local }}
+    - {{ name: TRUST_DOMAIN, value: cluster.local }}
+    - {{ name: ISTIO_META_INTERCEPTION_MODE, value: REDIRECT }}
+    - {{ name: ISTIO_META_WORKLOAD_NAME, value: "{{{{ .DeploymentMeta.Name }}}}" }}
+    ports:
+    - {{ name: http-envoy-prom, containerPort: 15090, protocol: TCP }}
+    startupProbe: {{ httpGet: {{ path: /healthz/ready, port: 15021 }}, periodSeconds: 1, failureThreshold: 600 }}
+    readinessProbe: {{ httpGet: {{ path: /healthz/ready, port: 15021 }}, periodSeconds: 15, failureThreshold: 4 }}
+    resources: {{ requests: {{ cpu: 100m, memory: 128Mi }}, limits: {{ cpu: "2", memory: 1Gi }} }}
+    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities: {{ drop: [ALL] }}
+      readOnlyRootFilesystem: true
+      runAsUser: 1337
+      runAsGroup: 1337
+      runAsNonRoot: true
+    volumeMounts:
+    - {{ name: workload-socket, mountPath: /var/run/secrets/workload-spiffe-uds }}
+    - {{ name: credential-socket, mountPath: /var/run/secrets/credential-uds }}
+    - {{ name: workload-certs, mountPath: /var/run/secrets/workload-spiffe-credentials }}
+    - {{ name: istiod-ca-cert, mountPath: /var/run/secrets/istio }}
+    - {{ name: istio-data, mountPath: /var/lib/istio/data }}
+    - {{ name: istio-envoy, mountPath: /etc/istio/proxy }}
+    - {{ name: istio-token, mountPath: /var/run/secrets/tokens }}
+    - {{ name: istio-podinfo, mountPath: /etc/istio/pod }}
+  volumes:
+  - {{ name: workload-socket, emptyDir: {{}} }}
+  - {{ name: credential-socket, emptyDir: {{}} }}
+  - {{ name: workload-certs, emptyDir: {{}} }}
+  - {{ name: istio-envoy, emptyDir: {{ medium: Memory }} }}
+  - {{ name: istio-data, emptyDir: {{}} }}
+  - name: istio-podinfo
+    downwardAPI:
+      items:
+      - {{ path: labels, fieldRef: {{ fieldPath: metadata.labels }} }}
+      - {{ path: annotations, fieldRef: {{ fieldPath: metadata.annotations }} }}
+  - name: istio-token
+    projected:
+      sources:
+      - serviceAccountToken: {{ audience: istio-ca, expirationSeconds: 43200, path: istio-token }}
+  - {{ name: istiod-ca-cert, configMap: {{ name: istio-ca-root-cert }} }}
+"#
+    )
+}
+
+/// istiod's injection settings (mounted at `/var/lib/istio/inject`): inject into namespaces
+/// labelled `istio-injection: enabled` with [`sidecar_template`].
+fn sidecar_injector_config(env: &str) -> Value {
+    let template = sidecar_template()
+        .lines()
+        .map(|line| format!("    {line}\n"))
+        .collect::<String>();
+    let config = format!(
+        "policy: enabled\nalwaysInjectSelector: []\nneverInjectSelector: []\ninjectedAnnotations: {{}}\ndefaultTemplates: [sidecar]\ntemplates:\n  sidecar: |\n{template}"
+    );
+    object(
+        "v1",
+        "ConfigMap",
+        Some(ISTIO_SYSTEM),
+        SIDECAR_INJECTOR,
+        env,
+        json!({ "data": {
+            "config": config,
+            // The template above takes nothing from the chart values istiod also reads.
+            "values": "{}",
+        } }),
+    )
+}
+
+/// The webhook through which the API server asks istiod to inject a sidecar into each new
+/// pod of a mesh namespace. A pod labelled `sidecar.istio.io/inject: "false"` is not sent; one
+/// annotated so is sent, and istiod leaves it alone.
+/// Applied after istiod is available, so no pod of a mesh namespace is refused meanwhile.
+fn sidecar_injector_webhook(env: &str) -> Value {
+    object(
+        "admissionregistration.k8s.io/v1",
+        "MutatingWebhookConfiguration",
+        None,
+        SIDECAR_INJECTOR,
+        env,
+        json!({ "webhooks": [{
+            "name": "namespace.sidecar-injector.istio.io",
+            "clientConfig": { "service": {
+                "name": "istiod", "namespace": ISTIO_SYSTEM, "path": "/inject", "port": 443,
+            } },
+            "rules": [{
+                "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                "resources": ["pods"], "scope": "Namespaced",
+            }],
+            "namespaceSelector": { "matchLabels": { "istio-injection": "enabled" } },
+            "objectSelector": { "matchExpressions": [{
+                "key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"],
+            }] },
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            // A mesh pod without its proxy would bypass STRICT mTLS: refuse it instead.
+            "failurePolicy": "Fail",
+            "reinvocationPolicy": "Never",
+            "timeoutSeconds": 10,
+        }] }),
+    )
 }
 
 /// MongoDB Controllers for Kubernetes, reconciling only `MongoDBCommunity` in `data`.
@@ -1408,42 +1561,27 @@ pub fn operators(b: &Bootstrap<'_>) -> Vec<Value> {
 // ---------------------------------------------------------------------------------------------
 // Logs, metrics and traces
 
-/// Where logs (and the collector's telemetry) go. Slipway knows `cloudwatch` and `opensearch`;
-/// the blueprint only checks that `logging.central_store` is not empty, so any other value is
-/// taken as OpenSearch.
+/// Where logs (and the collector's telemetry) go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LogStore {
+enum LogStore<'a> {
     CloudWatch,
-    OpenSearch,
+    OpenSearch(&'a OpenSearch),
 }
 
-fn log_store(bp: &Blueprint) -> LogStore {
-    match bp.logging.central_store.as_str() {
-        "cloudwatch" => LogStore::CloudWatch,
-        _ => LogStore::OpenSearch,
+/// A validated blueprint names its OpenSearch domain whenever `central_store` is `opensearch`
+/// (`Blueprint::validate`), so the domain alone tells the two apart.
+fn log_store(bp: &Blueprint) -> LogStore<'_> {
+    match &bp.logging.opensearch {
+        Some(domain) if bp.logging.central_store == CentralStore::Opensearch => {
+            LogStore::OpenSearch(domain)
+        }
+        _ => LogStore::CloudWatch,
     }
 }
 
-fn log_group(b: &Bootstrap<'_>) -> String {
-    format!("/slipway/{}/{}", b.platform_slug, b.environment)
-}
-
-/// The ConfigMap holding the OpenSearch endpoint, which the blueprint has no field for yet.
-const LOG_STORE_CONFIG: &str = "log-store";
-const OPENSEARCH_HOST_KEY: &str = "opensearch_host";
-
-/// A placeholder under `.invalid` (never resolves), so an unset endpoint fails loudly in the
-/// shippers' logs instead of sending logs anywhere. The platform team sets the real domain
-/// endpoint in the `log-store` ConfigMap; a later apply by Slipway puts the placeholder back
-/// until the blueprint carries the endpoint.
-fn opensearch_host_placeholder(b: &Bootstrap<'_>) -> String {
-    format!("{}-logs.opensearch.invalid", b.platform_slug)
-}
-
-fn opensearch_host_env() -> Value {
-    json!({ "name": "OPENSEARCH_HOST", "valueFrom": { "configMapKeyRef": {
-        "name": LOG_STORE_CONFIG, "key": OPENSEARCH_HOST_KEY,
-    } } })
+/// The CloudWatch Logs group of an environment (its account's own).
+pub fn log_group(platform_slug: &str, environment: &str) -> String {
+    format!("/slipway/{platform_slug}/{environment}")
 }
 
 fn fluent_bit_config(b: &Bootstrap<'_>) -> String {
@@ -1451,11 +1589,13 @@ fn fluent_bit_config(b: &Bootstrap<'_>) -> String {
     let output = match log_store(b.blueprint) {
         LogStore::CloudWatch => format!(
             "[OUTPUT]\n    Name cloudwatch_logs\n    Match kube.*\n    region {region}\n    log_group_name {}\n    log_stream_prefix node-\n    auto_create_group On\n",
-            log_group(b),
+            log_group(b.platform_slug, b.environment),
         ),
-        LogStore::OpenSearch => format!(
-            "[OUTPUT]\n    Name opensearch\n    Match kube.*\n    Host ${{OPENSEARCH_HOST}}\n    Port 443\n    tls On\n    AWS_Auth On\n    AWS_Region {region}\n    Index slipway-{}-{}\n    Suppress_Type_Name On\n    Trace_Error On\n",
-            b.platform_slug, b.environment,
+        LogStore::OpenSearch(domain) => format!(
+            "[OUTPUT]\n    Name opensearch\n    Match kube.*\n    Host {}\n    Port 443\n    tls On\n    AWS_Auth On\n    AWS_Region {region}\n    Index slipway-{}-{}\n    Suppress_Type_Name On\n    Trace_Error On\n",
+            domain.host(),
+            b.platform_slug,
+            b.environment,
         ),
     };
     format!(
@@ -1471,7 +1611,7 @@ fn fluent_bit_config(b: &Bootstrap<'_>) -> String {
 fn fluent_bit(b: &Bootstrap<'_>) -> Vec<Value> {
     let env = b.environment;
     let ns = OBSERVABILITY;
-    let mut fluent_bit_container = container(
+    let fluent_bit_container = container(
         "fluent-bit",
         versions::FLUENT_BIT.image(),
         ("100m", "128Mi"),
@@ -1486,9 +1626,6 @@ fn fluent_bit(b: &Bootstrap<'_>) -> Vec<Value> {
             ],
         }),
     );
-    if log_store(b.blueprint) == LogStore::OpenSearch {
-        fluent_bit_container["env"] = json!([opensearch_host_env()]);
-    }
     let mut out = vec![service_account(ns, "fluent-bit", env)];
     out.extend(role_and_binding(
         None,
@@ -1535,7 +1672,7 @@ fn collector_config(b: &Bootstrap<'_>) -> String {
                 "  awscloudwatchlogs:\n    region: {region}\n    log_group_name: {group}\n    log_stream_name: otel-collector\n\
                  \x20 awsemf:\n    region: {region}\n    namespace: Slipway/{platform}/{env}\n    log_group_name: {group}/metrics\n\
                  \x20 awsxray:\n    region: {region}\n",
-                group = log_group(b),
+                group = log_group(b.platform_slug, b.environment),
                 platform = b.platform_slug,
                 env = b.environment,
             ),
@@ -1543,11 +1680,13 @@ fn collector_config(b: &Bootstrap<'_>) -> String {
             "awsxray",
             Some("awsemf"),
         ),
-        LogStore::OpenSearch => (
+        LogStore::OpenSearch(domain) => (
             format!("  sigv4auth:\n    region: {region}\n    service: es\n"),
             format!(
-                "  opensearch:\n    http:\n      endpoint: https://${{env:OPENSEARCH_HOST}}\n      auth:\n        authenticator: sigv4auth\n    dataset: {}\n    namespace: {}\n",
-                b.environment, b.platform_slug,
+                "  opensearch:\n    http:\n      endpoint: https://{}\n      auth:\n        authenticator: sigv4auth\n    dataset: {}\n    namespace: {}\n",
+                domain.host(),
+                b.environment,
+                b.platform_slug,
             ),
             "opensearch",
             "opensearch",
@@ -1586,7 +1725,7 @@ fn collector(b: &Bootstrap<'_>) -> Vec<Value> {
     let env = b.environment;
     let ns = OBSERVABILITY;
     let name = "otel-collector";
-    let mut collector_container = container(
+    let collector_container = container(
         name,
         versions::OTEL_COLLECTOR.image(),
         ("200m", "512Mi"),
@@ -1597,9 +1736,6 @@ fn collector(b: &Bootstrap<'_>) -> Vec<Value> {
             "volumeMounts": [{ "name": "config", "mountPath": "/conf" }],
         }),
     );
-    if log_store(b.blueprint) == LogStore::OpenSearch {
-        collector_container["env"] = json!([opensearch_host_env()]);
-    }
     vec![
         service_account(ns, name, env),
         object(
@@ -1635,6 +1771,51 @@ fn collector(b: &Bootstrap<'_>) -> Vec<Value> {
     ]
 }
 
+/// A ServiceAccount of the platform that needs AWS permissions, and which (EKS Pod Identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadAccess {
+    pub namespace: &'static str,
+    pub service_account: &'static str,
+    /// The IAM role's name in the environment's account.
+    pub role: &'static str,
+    pub grants: Vec<Grant>,
+}
+
+/// The shippers' AWS access: Fluent Bit writes logs, the collector logs, metrics and traces,
+/// each to the blueprint's store and nowhere else.
+pub fn workload_access(b: &Bootstrap<'_>) -> Vec<WorkloadAccess> {
+    let bp = b.blueprint;
+    let group = log_group(b.platform_slug, b.environment);
+    let store = |log_groups: Vec<String>| match log_store(bp) {
+        LogStore::OpenSearch(domain) => Grant::Opensearch {
+            domain_arn: domain.domain_arn.clone(),
+        },
+        LogStore::CloudWatch => Grant::CloudwatchLogs { log_groups },
+    };
+    let mut out = Vec::new();
+    if bp.logging.fluent_bit {
+        out.push(WorkloadAccess {
+            namespace: OBSERVABILITY,
+            service_account: "fluent-bit",
+            role: "SlipwayFluentBit",
+            grants: vec![store(vec![group.clone()])],
+        });
+    }
+    if bp.logging.opentelemetry {
+        let mut grants = vec![store(vec![group.clone(), format!("{group}/metrics")])];
+        if log_store(bp) == LogStore::CloudWatch {
+            grants.push(Grant::Xray);
+        }
+        out.push(WorkloadAccess {
+            namespace: OBSERVABILITY,
+            service_account: "otel-collector",
+            role: "SlipwayOtelCollector",
+            grants,
+        });
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // Data services
 
@@ -1650,8 +1831,8 @@ pub struct GeneratedSecret {
 
 /// The data services' credentials, created before [`environment`] is applied: for each
 /// requested service the app user's password in the team namespace, and in `data` where the
-/// operator reads it (MongoDB's `passwordSecretRef`, Strimzi's KafkaUser `valueFrom`). The
-/// Scylla Operator manages no users: the `app` role is created over CQL by the applier.
+/// operator reads it (MongoDB's `passwordSecretRef`, Strimzi's KafkaUser `valueFrom`) or, for
+/// ScyllaDB, the role Job [`scylla_app_role`] does, with ScyllaDB's superuser password.
 pub fn generated_secrets(b: &Bootstrap<'_>) -> Vec<GeneratedSecret> {
     let mut out = Vec::new();
     for service in services(b) {
@@ -1662,11 +1843,112 @@ pub fn generated_secrets(b: &Bootstrap<'_>) -> Vec<GeneratedSecret> {
             keys: vec!["password".to_owned()],
         };
         out.push(secret(b.team_namespace));
-        if service != Service::ScyllaDb {
-            out.push(secret(DATA));
+        out.push(secret(DATA));
+        if service == Service::ScyllaDb {
+            out.push(GeneratedSecret {
+                namespace: DATA.to_owned(),
+                name: SCYLLA_SUPERUSER.to_owned(),
+                keys: vec!["password".to_owned()],
+            });
         }
     }
     out
+}
+
+/// Keys of a Secret an operator makes, copied into another namespace once the platform is
+/// healthy (the operator made it by then), so apps there can read them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretCopy {
+    pub from_namespace: String,
+    pub from_name: String,
+    pub to_namespace: String,
+    pub to_name: String,
+    pub keys: Vec<String>,
+}
+
+/// Strimzi's cluster CA certificate (`<cluster>-cluster-ca-cert`, key `ca.crt`) for the team:
+/// its clients need it to trust the brokers' TLS listener. Strimzi renews the CA before it
+/// expires (after a year by default); each bootstrap run copies it again.
+pub fn copied_secrets(b: &Bootstrap<'_>) -> Vec<SecretCopy> {
+    services(b)
+        .into_iter()
+        .filter(|s| *s == Service::Kafka)
+        .map(|_| SecretCopy {
+            from_namespace: DATA.to_owned(),
+            from_name: "kafka-cluster-ca-cert".to_owned(),
+            to_namespace: b.team_namespace.to_owned(),
+            to_name: "kafka-cluster-ca".to_owned(),
+            keys: vec!["ca.crt".to_owned()],
+        })
+        .collect()
+}
+
+/// The generated password of ScyllaDB's superuser `cassandra`, which replaces the default one
+/// (`cassandra`) on the first run of [`scylla_app_role`].
+const SCYLLA_SUPERUSER: &str = "scylladb-superuser";
+
+/// What the Job creating ScyllaDB's `app` role runs (the Scylla Operator manages no users). It
+/// is safe to run again: it logs in with the generated superuser password, or on the first run
+/// with the default one and replaces it at once, then creates what is missing and sets the
+/// `app` password from its Secret. The passwords are base64url, so they need no CQL quoting.
+const SCYLLA_APP_ROLE_SCRIPT: &str = r#"set -eu
+rc=/tmp/cqlshrc
+login() { printf '[authentication]\nusername = cassandra\npassword = %s\n' "$1" > "$rc"; }
+cql() { cqlsh --cqlshrc "$rc" --request-timeout 30 "$SCYLLA_HOST" 9042 -e "$1"; }
+until login "$SUPERUSER_PASSWORD" && cql 'SELECT now() FROM system.local' > /dev/null; do
+  login cassandra
+  if cql "ALTER ROLE cassandra WITH PASSWORD = '$SUPERUSER_PASSWORD'" > /dev/null; then continue; fi
+  echo "ScyllaDB does not answer yet; trying again in 10 s"
+  sleep 10
+done
+cql "CREATE KEYSPACE IF NOT EXISTS app WITH replication = {'class': 'NetworkTopologyStrategy', '$DATACENTER': $REPLICATION}"
+cql "CREATE ROLE IF NOT EXISTS app WITH LOGIN = true AND PASSWORD = '$APP_PASSWORD'"
+cql "ALTER ROLE app WITH PASSWORD = '$APP_PASSWORD'"
+cql "GRANT ALL PERMISSIONS ON KEYSPACE app TO app"
+echo "the app role and its keyspace are in place"
+"#;
+
+/// A Job that gives ScyllaDB its `app` role (password from `scylladb-app`) and keyspace `app`
+/// (replicated up to three times in the cluster's datacenter); `ready` waits for it to
+/// complete. Its cqlsh comes from the ScyllaDB image itself.
+fn scylla_app_role(b: &Bootstrap<'_>, members: u32) -> Value {
+    let secret_env = |name: &str, secret: &str| {
+        json!({ "name": name, "valueFrom": { "secretKeyRef": { "name": secret, "key": "password" } } })
+    };
+    object(
+        "batch/v1",
+        "Job",
+        Some(DATA),
+        "scylladb-app-role",
+        b.environment,
+        json!({ "spec": {
+            // Scylla takes minutes to start; the script waits for it, retries cover the rest.
+            "backoffLimit": 20,
+            "template": {
+                "metadata": {
+                    "labels": { "app": "scylladb-app-role" },
+                    // A sidecar would keep the finished pod running.
+                    "annotations": { "sidecar.istio.io/inject": "false" },
+                },
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "containers": [{
+                        "name": "cqlsh",
+                        "image": versions::SCYLLADB.image(),
+                        "command": ["/bin/sh", "-c", SCYLLA_APP_ROLE_SCRIPT],
+                        "env": [
+                            { "name": "SCYLLA_HOST", "value": "scylladb-client" },
+                            { "name": "DATACENTER", "value": b.blueprint.cloud.region },
+                            { "name": "REPLICATION", "value": members.min(3).to_string() },
+                            secret_env("APP_PASSWORD", &Service::ScyllaDb.credentials()),
+                            secret_env("SUPERUSER_PASSWORD", SCYLLA_SUPERUSER),
+                        ],
+                        "resources": { "requests": { "cpu": "50m", "memory": "128Mi" } },
+                    }],
+                },
+            },
+        } }),
+    )
 }
 
 fn with_labels(mut object: Value, extra: Value) -> Value {
@@ -1765,6 +2047,7 @@ fn data_service(b: &Bootstrap<'_>, service: Service) -> Vec<Value> {
                     },
                 }),
             ),
+            scylla_app_role(b, members),
         ],
         Service::Kafka => {
             let cluster = json!({ "strimzi.io/cluster": "kafka" });
@@ -2026,19 +2309,8 @@ pub fn environment(b: &Bootstrap<'_>) -> Vec<Value> {
                 "spec": { "mtls": { "mode": mode } },
             }),
         ));
-    }
-    let shipping = bp.logging.fluent_bit || bp.logging.opentelemetry;
-    if shipping && log_store(bp) == LogStore::OpenSearch {
-        out.push(object(
-            "v1",
-            "ConfigMap",
-            Some(OBSERVABILITY),
-            LOG_STORE_CONFIG,
-            env,
-            json!({
-                "data": { OPENSEARCH_HOST_KEY: opensearch_host_placeholder(b) },
-            }),
-        ));
+        // After the first custom resource, before which istiod is available.
+        out.push(sidecar_injector_webhook(env));
     }
     if bp.logging.fluent_bit {
         out.extend(fluent_bit(b));
@@ -2144,9 +2416,18 @@ mod tests {
 
     const ALL_SERVICES: &[&str] = &["mongodb", "scylladb", "kafka"];
 
+    const DOMAIN_HOST: &str = "search-logs-abc123.eu-west-1.es.amazonaws.com";
+
     fn blueprint(central_store: &str) -> Blueprint {
         let mut bp = Blueprint::from_template("shop", None);
-        bp.logging.central_store = central_store.to_owned();
+        if central_store == "opensearch" {
+            bp.logging.central_store = CentralStore::Opensearch;
+            bp.logging.opensearch = Some(crate::define::blueprint::OpenSearch {
+                endpoint: format!("https://{DOMAIN_HOST}"),
+                domain_arn: "arn:aws:es:eu-west-1:111122223333:domain/logs".to_owned(),
+            });
+        }
+        bp.validate().unwrap();
         bp
     }
 
@@ -2188,7 +2469,9 @@ mod tests {
 
     const BUILT_IN: &[&str] = &[
         "v1",
+        "admissionregistration.k8s.io/v1",
         "apps/v1",
+        "batch/v1",
         "rbac.authorization.k8s.io/v1",
         "networking.k8s.io/v1",
         "apiextensions.k8s.io/v1",
@@ -2487,16 +2770,9 @@ mod tests {
             .unwrap();
         assert!(config.contains("Name opensearch"));
         assert!(config.contains("AWS_Auth On"));
-        assert!(config.contains("Host ${OPENSEARCH_HOST}"));
-        let host = &find(&objects, "ConfigMap", Some(OBSERVABILITY), LOG_STORE_CONFIG)["data"]
-            [OPENSEARCH_HOST_KEY];
-        assert_eq!(host, "shop-logs.opensearch.invalid");
+        assert!(config.contains(&format!("Host {DOMAIN_HOST}\n")));
         let daemon_set = find(&objects, "DaemonSet", Some(OBSERVABILITY), "fluent-bit");
         let container = &daemon_set["spec"]["template"]["spec"]["containers"][0];
-        assert_eq!(
-            container["env"][0]["valueFrom"]["configMapKeyRef"]["name"],
-            LOG_STORE_CONFIG
-        );
         assert_eq!(container["image"], versions::FLUENT_BIT.image());
     }
 
@@ -2583,6 +2859,124 @@ mod tests {
         let round_trip: Vec<GeneratedSecret> =
             serde_json::from_value(serde_json::to_value(&secrets).unwrap()).unwrap();
         assert_eq!(round_trip, secrets);
+    }
+
+    #[test]
+    fn istiod_injects_its_sidecar_into_mesh_namespaces_once_it_is_available() {
+        let objects = bootstrap_objects(&blueprint("cloudwatch"), ALL_SERVICES);
+        let position = |kind: &str, name: &str| {
+            objects
+                .iter()
+                .position(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+                .unwrap()
+        };
+        let webhook = position("MutatingWebhookConfiguration", SIDECAR_INJECTOR);
+        assert!(position("ConfigMap", SIDECAR_INJECTOR) < position("Deployment", "istiod"));
+        assert!(position("PeerAuthentication", "default") < webhook);
+        let hook = &objects[webhook]["webhooks"][0];
+        assert_eq!(hook["clientConfig"]["service"]["name"], "istiod");
+        assert_eq!(hook["namespaceSelector"]["matchLabels"]["istio-injection"], "enabled");
+        let service = find(&objects, "Service", Some(ISTIO_SYSTEM), "istiod");
+        assert!(
+            service["spec"]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["port"] == 443 && p["targetPort"] == 15017)
+        );
+
+        let injector = find(&objects, "ConfigMap", Some(ISTIO_SYSTEM), SIDECAR_INJECTOR);
+        let config: Value =
+            yaml_serde::from_str(injector["data"]["config"].as_str().unwrap()).unwrap();
+        assert_eq!(config["defaultTemplates"], json!(["sidecar"]));
+        let template: Value =
+            yaml_serde::from_str(config["templates"]["sidecar"].as_str().unwrap()).unwrap();
+        let init = template["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(init[0]["name"], "istio-init");
+        assert_eq!(init[1]["name"], "istio-proxy");
+        assert_eq!(init[1]["restartPolicy"], "Always");
+        assert_eq!(init[1]["image"], versions::ISTIOD.images[1]);
+        assert_eq!(init[1]["securityContext"]["runAsUser"], 1337);
+        let mounted: BTreeSet<&str> = init[1]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        let volumes: BTreeSet<&str> = template["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(mounted, volumes);
+    }
+
+    #[test]
+    fn a_job_gives_scylladb_its_app_role_with_generated_passwords_only() {
+        let bp = blueprint("cloudwatch");
+        let services = vec!["scylladb".to_owned()];
+        let b = bootstrap(&bp, &services);
+        let objects = environment(&b);
+        let job = find(&objects, "Job", Some(DATA), "scylladb-app-role");
+        let position = |kind: &str| objects.iter().position(|o| o["kind"] == kind).unwrap();
+        assert!(position("ScyllaCluster") < position("Job"));
+        let container = &job["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], versions::SCYLLADB.image());
+        let script = container["command"][2].as_str().unwrap();
+        assert!(script.contains("CREATE ROLE IF NOT EXISTS app WITH LOGIN = true"));
+        assert!(script.contains("ALTER ROLE cassandra WITH PASSWORD = '$SUPERUSER_PASSWORD'"));
+        // Passwords come from Secrets the applier generates in `data`, never from the manifest.
+        let secrets = generated_secrets(&b);
+        for env in container["env"].as_array().unwrap() {
+            if let Some(reference) = env["valueFrom"]["secretKeyRef"].as_object() {
+                assert!(
+                    secrets
+                        .iter()
+                        .any(|s| s.namespace == DATA && s.name == reference["name"]),
+                    "{env}"
+                );
+            } else {
+                assert!(!env["name"].as_str().unwrap().contains("PASSWORD"));
+            }
+        }
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["annotations"]["sidecar.istio.io/inject"],
+            "false"
+        );
+    }
+
+    #[test]
+    fn the_shippers_get_aws_access_to_their_store_only() {
+        let services = vec![];
+        let cloudwatch = blueprint("cloudwatch");
+        let access = workload_access(&bootstrap(&cloudwatch, &services));
+        let fluent_bit = &access[0];
+        assert_eq!(
+            (fluent_bit.namespace, fluent_bit.service_account),
+            (OBSERVABILITY, "fluent-bit")
+        );
+        assert_eq!(
+            fluent_bit.grants,
+            [Grant::CloudwatchLogs {
+                log_groups: vec!["/slipway/shop/perf-1".into()]
+            }]
+        );
+        assert_eq!(access[1].service_account, "otel-collector");
+        assert!(access[1].grants.contains(&Grant::Xray));
+        let opensearch = blueprint("opensearch");
+        for access in workload_access(&bootstrap(&opensearch, &services)) {
+            assert_eq!(
+                access.grants,
+                [Grant::Opensearch {
+                    domain_arn: "arn:aws:es:eu-west-1:111122223333:domain/logs".into()
+                }]
+            );
+        }
+        let mut quiet = blueprint("cloudwatch");
+        quiet.logging.fluent_bit = false;
+        quiet.logging.opentelemetry = false;
+        assert!(workload_access(&bootstrap(&quiet, &services)).is_empty());
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::cloud::{Tags, describe_object};
-use super::manifests::{self, GeneratedSecret};
+use super::cloud::{Grant, Tags, describe_object};
+use super::manifests::{self, GeneratedSecret, SecretCopy, WorkloadAccess};
 use super::versions::{self, Install};
 use crate::define::blueprint::{AccountTeardown, Blueprint, EnvironmentType};
 
@@ -77,6 +77,16 @@ pub enum Action {
         version: Option<String>,
         configuration: Option<String>,
     },
+    /// An IAM role with an inline policy of `grants`, given to one ServiceAccount through an
+    /// EKS Pod Identity association (after the Pod Identity agent add-on).
+    #[serde(rename = "eks:CreatePodIdentityAssociation")]
+    CreatePodIdentityAssociation {
+        cluster: String,
+        namespace: String,
+        service_account: String,
+        role: String,
+        grants: Vec<Grant>,
+    },
     /// A Kubernetes object, server-side applied verbatim: free-form JSON by nature (the API
     /// server validates it against its schema).
     #[serde(rename = "kubernetes:apply")]
@@ -84,6 +94,9 @@ pub enum Action {
     /// A Secret whose values are generated in the cluster at apply time and never stored here.
     #[serde(rename = "kubernetes:create-secret")]
     CreateSecret(GeneratedSecret),
+    /// Keys of an operator's Secret copied into another namespace, once the platform is healthy.
+    #[serde(rename = "kubernetes:copy-secret")]
+    CopySecret(SecretCopy),
     #[serde(rename = "slipway:record-outputs")]
     RecordOutputs(PlannedOutputs),
 }
@@ -99,8 +112,10 @@ impl Action {
             Action::CreateCluster { .. } => "eks:CreateCluster",
             Action::CreateNodegroup { .. } => "eks:CreateNodegroup",
             Action::CreateAddon { .. } => "eks:CreateAddon",
+            Action::CreatePodIdentityAssociation { .. } => "eks:CreatePodIdentityAssociation",
             Action::Apply(_) => "kubernetes:apply",
             Action::CreateSecret(_) => "kubernetes:create-secret",
+            Action::CopySecret(_) => "kubernetes:copy-secret",
             Action::RecordOutputs(_) => "slipway:record-outputs",
         }
     }
@@ -207,7 +222,9 @@ pub fn build(input: &PlanInput<'_>, env: &EnvironmentType) -> Vec<PlanStep> {
         &env.kubernetes_version,
         Bootstrapped {
             objects,
+            workload_access: manifests::workload_access(&bootstrap),
             secrets: manifests::generated_secrets(&bootstrap),
+            copies: manifests::copied_secrets(&bootstrap),
             outputs: PlannedOutputs {
                 namespaces,
                 data_service_endpoints: manifests::data_service_endpoints(
@@ -256,7 +273,9 @@ pub fn build_devops(
         &blueprint.devops.kubernetes_version,
         Bootstrapped {
             objects,
+            workload_access: Vec::new(),
             secrets: Vec::new(),
+            copies: Vec::new(),
             outputs: PlannedOutputs {
                 namespaces,
                 data_service_endpoints: BTreeMap::new(),
@@ -270,7 +289,10 @@ pub fn build_devops(
 struct Bootstrapped {
     /// In apply order.
     objects: Vec<Value>,
+    workload_access: Vec<WorkloadAccess>,
     secrets: Vec<GeneratedSecret>,
+    /// After the platform is healthy.
+    copies: Vec<SecretCopy>,
     outputs: PlannedOutputs,
 }
 
@@ -379,6 +401,19 @@ fn steps(
         )),
         _ => None,
     }));
+    plan.extend(bootstrap.workload_access.into_iter().map(|access| {
+        step(
+            Step::Addons,
+            &format!("{}/{}", access.namespace, access.service_account),
+            Action::CreatePodIdentityAssociation {
+                cluster: cluster.clone(),
+                namespace: access.namespace.to_owned(),
+                service_account: access.service_account.to_owned(),
+                role: access.role.to_owned(),
+                grants: access.grants,
+            },
+        )
+    }));
     plan.extend(bootstrap.objects.into_iter().map(|object| {
         step(
             Step::Kubernetes,
@@ -391,6 +426,13 @@ fn steps(
             Step::Kubernetes,
             &format!("Secret {}/{}", secret.namespace, secret.name),
             Action::CreateSecret(secret),
+        )
+    }));
+    plan.extend(bootstrap.copies.into_iter().map(|copy| {
+        step(
+            Step::Kubernetes,
+            &format!("Secret {}/{}", copy.to_namespace, copy.to_name),
+            Action::CopySecret(copy),
         )
     }));
     plan.push(step(

@@ -13,9 +13,10 @@ use uuid::Uuid;
 
 use super::cloud::{
     AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterApi, ClusterSpec,
-    Network, Nodegroup, NodegroupSpec, OWNER_TAG, Provider, Status, Tags,
+    Network, Nodegroup, NodegroupSpec, OWNER_TAG, PolicyDocument, Provider, Status, Tags,
+    WorkloadIdentitySpec,
 };
-use super::manifests::GeneratedSecret;
+use super::manifests::{GeneratedSecret, SecretCopy};
 use super::plan::{Action, PlanStep, PlannedOutputs, Step};
 use super::{Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 use crate::define::blueprint::AccountTeardown;
@@ -123,27 +124,35 @@ impl Target {
         })
     }
 
-    /// The Kubernetes objects, in apply order.
-    fn objects(&self) -> Result<Vec<Value>, StepError> {
+    /// What `pick` takes from every action of the plan, in plan order.
+    fn all<T>(&self, pick: impl Fn(Action) -> Option<T>) -> Result<Vec<T>, StepError> {
         Ok(self
             .plan()?
             .into_iter()
-            .filter_map(|p| match p.action {
-                Action::Apply(object) => Some(object),
-                _ => None,
-            })
+            .filter_map(|step| pick(step.action))
             .collect())
     }
 
+    /// The Kubernetes objects, in apply order.
+    fn objects(&self) -> Result<Vec<Value>, StepError> {
+        self.all(|action| match action {
+            Action::Apply(object) => Some(object),
+            _ => None,
+        })
+    }
+
     fn secrets(&self) -> Result<Vec<GeneratedSecret>, StepError> {
-        Ok(self
-            .plan()?
-            .into_iter()
-            .filter_map(|p| match p.action {
-                Action::CreateSecret(secret) => Some(secret),
-                _ => None,
-            })
-            .collect())
+        self.all(|action| match action {
+            Action::CreateSecret(secret) => Some(secret),
+            _ => None,
+        })
+    }
+
+    fn copies(&self) -> Result<Vec<SecretCopy>, StepError> {
+        self.all(|action| match action {
+            Action::CopySecret(copy) => Some(copy),
+            _ => None,
+        })
     }
 
     fn output(&self, key: &str) -> Option<String> {
@@ -603,6 +612,44 @@ async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(),
         ctx.log(&format!("add-on {name} {} is ACTIVE", addon.version))
             .await?;
     }
+    // After the add-ons: the Pod Identity agent hands these roles to the pods.
+    let account = account_id(t)?;
+    let identities = t.all(|action| match action {
+        Action::CreatePodIdentityAssociation {
+            namespace,
+            service_account,
+            role,
+            grants,
+            ..
+        } => Some((namespace, service_account, role, grants)),
+        _ => None,
+    })?;
+    for (namespace, service_account, role, grants) in identities {
+        let spec = WorkloadIdentitySpec {
+            cluster: cluster.clone(),
+            policy: PolicyDocument::granting(&grants, &region, &account),
+            request_token: format!("slipway-job-{}-{service_account}", ctx.job.id),
+            namespace,
+            service_account,
+            role_name: role,
+            tags: t.owned_tags(tags.clone()),
+        };
+        let identity = p
+            .ensure_workload_identity(&session, &region, &spec)
+            .await?;
+        ctx.log(&format!(
+            "{} {}/{} as {}",
+            if identity.created {
+                "Pod Identity association created for"
+            } else {
+                "Pod Identity association kept for"
+            },
+            spec.namespace,
+            spec.service_account,
+            identity.role_arn
+        ))
+        .await?;
+    }
     Ok(())
 }
 
@@ -643,7 +690,17 @@ async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result
     })
     .await?;
     ctx.log("every operator and platform object is healthy")
-        .await
+        .await?;
+    let copies = t.copies()?;
+    if !copies.is_empty() {
+        let changed = api.copy_secrets(&copies).await?;
+        ctx.log(&format!(
+            "{} operator Secrets copied for the team, {changed} changed",
+            copies.len()
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// A kubeconfig for the cluster without any secret: the token comes from `aws eks get-token`.

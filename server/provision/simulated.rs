@@ -12,9 +12,9 @@ use sqlx::PgPool;
 use super::cloud::{
     Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, CloudError, Cluster,
     ClusterApi, ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
-    describe_object,
+    WorkloadIdentity, WorkloadIdentitySpec, describe_object,
 };
-use super::manifests::GeneratedSecret;
+use super::manifests::{GeneratedSecret, SecretCopy};
 
 /// The simulated management account.
 pub const MANAGEMENT_ACCOUNT: &str = "000000000000";
@@ -471,6 +471,33 @@ impl Provider for SimulatedCloud {
         Ok(())
     }
 
+    async fn ensure_workload_identity(
+        &self,
+        account: &String,
+        _region: &str,
+        spec: &WorkloadIdentitySpec,
+    ) -> Result<WorkloadIdentity, CloudError> {
+        self.fault("eks:CreatePodIdentityAssociation").await?;
+        let role_arn = format!("arn:aws:iam::{account}:role/{}", spec.role_name);
+        let created = self
+            .insert(NewResource {
+                kind: "pod_identity",
+                id: &format!(
+                    "{}/{}/{}",
+                    cluster_id(account, &spec.cluster),
+                    spec.namespace,
+                    spec.service_account
+                ),
+                name: &spec.service_account,
+                request_id: Some(&spec.request_token),
+                tags: &spec.tags,
+                body: json!({ "role_arn": role_arn, "policy": spec.policy }),
+                delay_ms: 0,
+            })
+            .await?;
+        Ok(WorkloadIdentity { role_arn, created })
+    }
+
     async fn cluster_api(
         &self,
         account: &String,
@@ -538,6 +565,11 @@ impl ClusterApi for SimulatedCluster {
     async fn create_secrets(&self, secrets: &[GeneratedSecret]) -> Result<usize, CloudError> {
         // Nothing to keep them in, and nothing may keep their values: counted, not stored.
         Ok(secrets.len())
+    }
+
+    async fn copy_secrets(&self, _copies: &[SecretCopy]) -> Result<usize, CloudError> {
+        // No operator makes Secrets here, and none are kept (see `create_secrets`).
+        Ok(0)
     }
 
     async fn unhealthy(&self, _objects: &[Value]) -> Result<Vec<String>, CloudError> {

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """moto_server with the AWS operations Slipway calls that moto 5.2.5 lacks, added in-process so
 they share moto's state (DESIGN §6): EKS add-ons (CreateAddon, DescribeAddon, ListAddons,
-DeleteAddon). Arguments are moto_server's (`-H HOST -p PORT`).
+DeleteAddon) and EKS Pod Identity associations (Create-, List-, Describe- and
+DeletePodIdentityAssociation). Arguments are moto_server's (`-H HOST -p PORT`).
 
-Add-ons behave as moto's clusters and node groups do: ACTIVE at once, gone with their cluster.
+Both behave as moto's clusters and node groups do: ACTIVE at once, gone with their cluster.
 What this cannot check: that AWS offers the add-on or the configuration for the cluster's
-version (real EKS answers InvalidParameterException for unknown names and schemas)."""
+version (real EKS answers InvalidParameterException for unknown names and schemas), and that
+the associated role exists and trusts pods.eks.amazonaws.com (real EKS checks neither at create
+time either; the agent fails when a pod asks for credentials)."""
 
 import datetime
-import json
 import sys
+import uuid
 
 import moto.eks.responses as eks_responses
 import moto.eks.urls as eks_urls
@@ -19,9 +22,11 @@ from moto.server import main
 
 ADDONS = "{0}/clusters/(?P<name>[^/]+)/addons$"
 ADDON = "{0}/clusters/(?P<name>[^/]+)/addons/(?P<addonName>[^/]+)$"
+ASSOCIATIONS = "{0}/clusters/(?P<name>[^/]+)/pod-identity-associations$"
+ASSOCIATION = "{0}/clusters/(?P<name>[^/]+)/pod-identity-associations/(?P<associationId>[^/]+)$"
 dispatch = eks_responses.EKSResponse.dispatch
-eks_urls.url_paths[ADDONS] = dispatch
-eks_urls.url_paths[ADDON] = dispatch
+for path in (ADDONS, ADDON, ASSOCIATIONS, ASSOCIATION):
+    eks_urls.url_paths[path] = dispatch
 
 
 def not_found(cluster, addon, message):
@@ -94,7 +99,86 @@ def delete_addon(self):
     return ActionResult({"addon": dict(addon, status="DELETING")})
 
 
-for operation in (create_addon, describe_addon, list_addons, delete_addon):
+def associations_of(backend, name):
+    cluster = cluster_of(backend, name)
+    if not hasattr(cluster, "slipway_associations"):
+        cluster.slipway_associations = {}
+    return cluster, cluster.slipway_associations
+
+
+def association_not_found(cluster, association_id):
+    return not_found(
+        cluster, None, f"No Pod Identity Association found with ID {association_id}"
+    )
+
+
+def create_pod_identity_association(self):
+    cluster, associations = associations_of(self.eks_backend, self._get_param("name"))
+    namespace = self._get_param("namespace")
+    service_account = self._get_param("serviceAccount")
+    for existing in associations.values():
+        if (existing["namespace"], existing["serviceAccount"]) == (namespace, service_account):
+            raise ResourceInUseException(
+                clusterName=cluster.name,
+                nodegroupName=None,
+                addonName=None,
+                message="Association already exists",
+            )
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    association_id = "a-" + uuid.uuid4().hex[:17]
+    association = {
+        "clusterName": cluster.name,
+        "namespace": namespace,
+        "serviceAccount": service_account,
+        "roleArn": self._get_param("roleArn"),
+        "associationArn": f"{cluster.arn.replace(':cluster/', ':podidentityassociation/')}/{association_id}",
+        "associationId": association_id,
+        "tags": self._get_param("tags") or {},
+        "createdAt": now,
+        "modifiedAt": now,
+    }
+    associations[association_id] = association
+    return ActionResult({"association": association})
+
+
+def list_pod_identity_associations(self):
+    _, associations = associations_of(self.eks_backend, self._get_param("name"))
+    namespace = self._get_param("namespace")
+    service_account = self._get_param("serviceAccount")
+    summaries = [
+        {key: a[key] for key in ("clusterName", "namespace", "serviceAccount", "associationArn", "associationId")}
+        for a in associations.values()
+        if namespace in (None, a["namespace"]) and service_account in (None, a["serviceAccount"])
+    ]
+    return ActionResult({"associations": summaries})
+
+
+def describe_pod_identity_association(self):
+    cluster, associations = associations_of(self.eks_backend, self._get_param("name"))
+    association_id = self._get_param("associationId")
+    if association_id not in associations:
+        raise association_not_found(cluster.name, association_id)
+    return ActionResult({"association": associations[association_id]})
+
+
+def delete_pod_identity_association(self):
+    cluster, associations = associations_of(self.eks_backend, self._get_param("name"))
+    association_id = self._get_param("associationId")
+    if association_id not in associations:
+        raise association_not_found(cluster.name, association_id)
+    return ActionResult({"association": associations.pop(association_id)})
+
+
+for operation in (
+    create_addon,
+    describe_addon,
+    list_addons,
+    delete_addon,
+    create_pod_identity_association,
+    list_pod_identity_associations,
+    describe_pod_identity_association,
+    delete_pod_identity_association,
+):
     setattr(eks_responses.EKSResponse, operation.__name__, operation)
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@
 //!
 //! Nodes do not run, so nothing makes a Deployment available or an operator report on its
 //! custom resources. [`Kube::play_nodes`] is the named stand-in for them: it writes the status
-//! a healthy kubelet and operator would (the deployment and replica-set controllers are off,
-//! so no controller overwrites it). What it cannot check: that the images start, that the
-//! operators accept the custom resources, that NetworkPolicies are enforced.
+//! a healthy kubelet and operator would, Jobs included (the deployment, replica-set,
+//! stateful-set and job controllers are off, so no controller overwrites it), and the cluster
+//! CA Secret Strimzi makes for a Kafka. What it cannot check: that the images start, that the
+//! operators accept the custom resources, that a Job's script works, that NetworkPolicies are
+//! enforced.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -60,7 +62,7 @@ impl Kube {
             // Nodes are played by `play_nodes`; these controllers would undo what it writes.
             .env(
                 "KUBE_UP_CONTROLLERS",
-                "*,-deployment-controller,-replicaset-controller,-statefulset-controller",
+                "*,-deployment-controller,-replicaset-controller,-statefulset-controller,-job-controller",
             )
             .stdout(Stdio::null())
             .stderr(log)
@@ -268,6 +270,26 @@ impl Kube {
 }
 
 /// What a kubelet and the operators would report for Slipway's objects once they run.
+/// The cluster CA Secret Strimzi makes for a Kafka cluster (a stand-in certificate).
+async fn strimzi_cluster_ca(admin: &kube::Client, kafka: &DynamicObject) -> Result<(), kube::Error> {
+    let namespace = kafka.metadata.namespace.as_deref().unwrap_or("default");
+    let name = format!("{}-cluster-ca-cert", kafka.metadata.name.as_deref().unwrap_or_default());
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": { "name": name, "namespace": namespace },
+        "stringData": { "ca.crt": STRIMZI_STAND_IN_CA, "ca.password": "not-for-apps" },
+    }))
+    .unwrap();
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(admin.clone(), namespace);
+    match api.create(&PostParams::default(), &secret).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// What [`strimzi_cluster_ca`] puts in `ca.crt`.
+pub const STRIMZI_STAND_IN_CA: &str =
+    "-----BEGIN CERTIFICATE-----\nstand-in for the Strimzi cluster CA\n-----END CERTIFICATE-----\n";
+
 async fn mark_healthy(admin: &kube::Client) -> Result<(), kube::Error> {
     let params = PatchParams::default();
     for (group, version, kind, plural) in [
@@ -306,6 +328,36 @@ async fn mark_healthy(admin: &kube::Client) -> Result<(), kube::Error> {
                 .await?;
         }
     }
+    // Jobs run to completion, as their pods would.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::all(admin.clone());
+    for job in jobs.list(&ListParams::default().labels(MANAGED_BY)).await? {
+        let done = job
+            .status
+            .as_ref()
+            .and_then(|s| s.completion_time.as_ref())
+            .is_some();
+        if done {
+            continue;
+        }
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let condition = |kind: &str| {
+            json!({ "type": kind, "status": "True", "reason": "StandIn", "lastTransitionTime": now })
+        };
+        let status = json!({ "status": {
+            "startTime": now, "completionTime": now, "succeeded": 1, "active": 0,
+            "conditions": [condition("SuccessCriteriaMet"), condition("Complete")],
+        } });
+        Api::<k8s_openapi::api::batch::v1::Job>::namespaced(
+            admin.clone(),
+            job.metadata.namespace.as_deref().unwrap_or("default"),
+        )
+        .patch_status(
+            job.metadata.name.as_deref().unwrap_or_default(),
+            &params,
+            &Patch::Merge(status),
+        )
+        .await?;
+    }
     // Custom resources of the CRDs Slipway installed.
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(admin.clone());
@@ -321,6 +373,9 @@ async fn mark_healthy(admin: &kube::Client) -> Result<(), kube::Error> {
             let value = serde_json::to_value(&object).unwrap_or_default();
             if value["status"]["phase"] == "Running" {
                 continue;
+            }
+            if spec.names.kind == "Kafka" {
+                strimzi_cluster_ca(admin, &object).await?;
             }
             let status = json!({ "status": {
                 "phase": "Running",

@@ -128,6 +128,15 @@ impl Moto {
 
     /// An EKS client acting in `account` (through its access role, as Slipway does).
     pub async fn eks_in(&self, account: &str) -> aws_sdk_eks::Client {
+        aws_sdk_eks::Client::new(&self.config_in(account).await)
+    }
+
+    /// IAM inside a member account, as Slipway's access role.
+    pub async fn iam_in(&self, account: &str) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.config_in(account).await)
+    }
+
+    async fn config_in(&self, account: &str) -> SdkConfig {
         let out = aws_sdk_sts::Client::new(&self.sdk_config().await)
             .assume_role()
             .role_arn(format!(
@@ -145,12 +154,11 @@ impl Moto {
             None,
             "assumed",
         );
-        let config = config(&self.url, credentials)
+        config(&self.url, credentials)
             .await
             .into_builder()
             .region(Region::new("eu-west-1"))
-            .build();
-        aws_sdk_eks::Client::new(&config)
+            .build()
     }
 
     /// Clusters and their node groups in `account`.

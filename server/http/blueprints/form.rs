@@ -211,7 +211,21 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
             None,
             vec![
                 s("logging.fluent_bit", "Fluent Bit", Kind::Bool),
-                s("logging.central_store", "Central log store", Kind::Text),
+                s(
+                    "logging.central_store",
+                    "Central log store",
+                    Kind::Select(&["cloudwatch", "opensearch"]),
+                ),
+                s(
+                    "logging.opensearch.endpoint",
+                    "OpenSearch endpoint (https://…, opensearch only)",
+                    Kind::Text,
+                ),
+                s(
+                    "logging.opensearch.domain_arn",
+                    "OpenSearch domain ARN (opensearch only)",
+                    Kind::Text,
+                ),
                 s(
                     "logging.opentelemetry",
                     "OpenTelemetry collector",
@@ -412,6 +426,15 @@ pub fn apply(base: &Blueprint, form: &FormFields) -> (Value, Result<Blueprint, F
         }
     }
     // Optional parts left empty are absent, not null.
+    if let Some(logging) = doc.get_mut("logging").and_then(Value::as_object_mut)
+        && logging.get("opensearch").is_some_and(|domain| {
+            ["endpoint", "domain_arn"]
+                .iter()
+                .all(|key| domain.get(key).and_then(Value::as_str) == Some(""))
+        })
+    {
+        logging.remove("opensearch");
+    }
     if let Some(types) = doc
         .get_mut("environment_types")
         .and_then(Value::as_array_mut)
