@@ -183,7 +183,14 @@ fn plan_objects(plan: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["action"] == "kubernetes:apply" || s["action"] == "kubernetes:create-secret")
+        .filter(|s| {
+            [
+                "kubernetes:apply",
+                "kubernetes:create-secret",
+                "kubernetes:copy-secret",
+            ]
+            .contains(&s["action"].as_str().unwrap())
+        })
         .map(|s| s["resource"].as_str().unwrap().to_owned())
         .collect();
     objects.sort();
@@ -636,7 +643,10 @@ async fn aws_provisioning_creates_exactly_the_planned_resources_and_teardown_rem
     )
     .unwrap();
     assert_eq!(ca_crt, support::kube::STRIMZI_STAND_IN_CA.as_bytes());
-    assert!(ca["data"].get("ca.password").is_none(), "only the certificate");
+    assert!(
+        ca["data"].get("ca.password").is_none(),
+        "only the certificate"
+    );
     // The API server only knows the EKS token webhook and client certificates; Slipway holds
     // no certificate, so every object above came in with a token STS vouched for.
     let apps = kube.object("v1", "Namespace", None, "apps").await.unwrap();

@@ -212,7 +212,7 @@ impl CentralStore {
 
 /// An Amazon OpenSearch Service domain that the environments' Fluent Bit and collector write to
 /// with SigV4 (their Pod Identity roles are granted `es:ESHttp*` on `domain_arn`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenSearch {
     /// `https://search-logs-abc123.eu-west-1.es.amazonaws.com`

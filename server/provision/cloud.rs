@@ -477,12 +477,11 @@ mod tests {
         );
         assert_eq!(statements[1]["Resource"], serde_json::json!(["*"]));
         assert!(
-            statements[1]["Action"]
-                .as_array()
+            statements[1]["Action"].as_array().unwrap().iter().all(|a| a
+                .as_str()
                 .unwrap()
-                .iter()
-                .all(|a| a.as_str().unwrap().starts_with("xray:Put")
-                    || a.as_str().unwrap().starts_with("xray:GetSampling"))
+                .starts_with("xray:Put")
+                || a.as_str().unwrap().starts_with("xray:GetSampling"))
         );
         assert_eq!(
             statements[2]["Resource"],

@@ -647,7 +647,10 @@ pub async fn create_secrets(
 }
 
 /// See [`super::cloud::ClusterApi::copy_secrets`].
-pub async fn copy_secrets(client: &kube::Client, copies: &[SecretCopy]) -> Result<usize, CloudError> {
+pub async fn copy_secrets(
+    client: &kube::Client,
+    copies: &[SecretCopy],
+) -> Result<usize, CloudError> {
     let mut changed = 0;
     for copy in copies {
         let source = format!("Secret {}/{}", copy.from_namespace, copy.from_name);
@@ -663,9 +666,9 @@ pub async fn copy_secrets(client: &kube::Client, copies: &[SecretCopy]) -> Resul
             .unwrap_or_default();
         let mut picked = BTreeMap::new();
         for key in &copy.keys {
-            let value = data.get(key).ok_or_else(|| {
-                CloudError::Transient(format!("{source} has no key {key} yet"))
-            })?;
+            let value = data
+                .get(key)
+                .ok_or_else(|| CloudError::Transient(format!("{source} has no key {key} yet")))?;
             picked.insert(key.clone(), value.clone());
         }
         let object = Secret {

@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::versions;
 use super::cloud::Grant;
+use super::versions;
 use crate::define::blueprint::{Blueprint, CentralStore, DevopsTool, Mtls, OpenSearch, Size};
 
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -964,12 +964,12 @@ fn istiod(b: &Bootstrap<'_>) -> Operator {
         extra: vec![
             sidecar_injector_config(env),
             object(
-            "v1",
-            "Service",
-            Some(ISTIO_SYSTEM),
-            "istiod",
-            env,
-            json!({ "spec": {
+                "v1",
+                "Service",
+                Some(ISTIO_SYSTEM),
+                "istiod",
+                env,
+                json!({ "spec": {
             "selector": { "app": "istiod" },
             "ports": [
                 { "name": "grpc-xds", "port": 15010, "targetPort": 15010 },
@@ -978,7 +978,7 @@ fn istiod(b: &Bootstrap<'_>) -> Operator {
                 { "name": "http-monitoring", "port": 15014, "targetPort": 15014 },
             ],
         } }),
-        ),
+            ),
         ],
         containers: vec![container(
             "discovery",
@@ -1912,9 +1912,7 @@ echo "the app role and its keyspace are in place"
 /// (replicated up to three times in the cluster's datacenter); `ready` waits for it to
 /// complete. Its cqlsh comes from the ScyllaDB image itself.
 fn scylla_app_role(b: &Bootstrap<'_>, members: u32) -> Value {
-    let secret_env = |name: &str, secret: &str| {
-        json!({ "name": name, "valueFrom": { "secretKeyRef": { "name": secret, "key": "password" } } })
-    };
+    let secret_env = |name: &str, secret: &str| json!({ "name": name, "valueFrom": { "secretKeyRef": { "name": secret, "key": "password" } } });
     object(
         "batch/v1",
         "Job",
@@ -2875,7 +2873,10 @@ mod tests {
         assert!(position("PeerAuthentication", "default") < webhook);
         let hook = &objects[webhook]["webhooks"][0];
         assert_eq!(hook["clientConfig"]["service"]["name"], "istiod");
-        assert_eq!(hook["namespaceSelector"]["matchLabels"]["istio-injection"], "enabled");
+        assert_eq!(
+            hook["namespaceSelector"]["matchLabels"]["istio-injection"],
+            "enabled"
+        );
         let service = find(&objects, "Service", Some(ISTIO_SYSTEM), "istiod");
         assert!(
             service["spec"]["ports"]

@@ -634,9 +634,7 @@ async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(),
             role_name: role,
             tags: t.owned_tags(tags.clone()),
         };
-        let identity = p
-            .ensure_workload_identity(&session, &region, &spec)
-            .await?;
+        let identity = p.ensure_workload_identity(&session, &region, &spec).await?;
         ctx.log(&format!(
             "{} {}/{} as {}",
             if identity.created {

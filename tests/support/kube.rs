@@ -271,9 +271,15 @@ impl Kube {
 
 /// What a kubelet and the operators would report for Slipway's objects once they run.
 /// The cluster CA Secret Strimzi makes for a Kafka cluster (a stand-in certificate).
-async fn strimzi_cluster_ca(admin: &kube::Client, kafka: &DynamicObject) -> Result<(), kube::Error> {
+async fn strimzi_cluster_ca(
+    admin: &kube::Client,
+    kafka: &DynamicObject,
+) -> Result<(), kube::Error> {
     let namespace = kafka.metadata.namespace.as_deref().unwrap_or("default");
-    let name = format!("{}-cluster-ca-cert", kafka.metadata.name.as_deref().unwrap_or_default());
+    let name = format!(
+        "{}-cluster-ca-cert",
+        kafka.metadata.name.as_deref().unwrap_or_default()
+    );
     let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
         "metadata": { "name": name, "namespace": namespace },
         "stringData": { "ca.crt": STRIMZI_STAND_IN_CA, "ca.password": "not-for-apps" },
@@ -340,9 +346,7 @@ async fn mark_healthy(admin: &kube::Client) -> Result<(), kube::Error> {
             continue;
         }
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let condition = |kind: &str| {
-            json!({ "type": kind, "status": "True", "reason": "StandIn", "lastTransitionTime": now })
-        };
+        let condition = |kind: &str| json!({ "type": kind, "status": "True", "reason": "StandIn", "lastTransitionTime": now });
         let status = json!({ "status": {
             "startTime": now, "completionTime": now, "succeeded": 1, "active": 0,
             "conditions": [condition("SuccessCriteriaMet"), condition("Complete")],
