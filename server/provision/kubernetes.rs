@@ -620,16 +620,7 @@ pub async fn create_secrets(
                     .collect()
             })
             .clone();
-        let object = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(secret.name.clone()),
-                namespace: Some(secret.namespace.clone()),
-                labels: Some([(MANAGED_BY_LABEL.to_owned(), FIELD_MANAGER.to_owned())].into()),
-                ..Default::default()
-            },
-            data: Some(data),
-            ..Default::default()
-        };
+        let object = managed_secret(&secret.namespace, &secret.name, data);
         let api: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace);
         match api.create(&params, &object).await {
             Ok(_) => created += 1,
@@ -644,6 +635,20 @@ pub async fn create_secrets(
         }
     }
     Ok(created)
+}
+
+/// A Secret labelled as Slipway's.
+fn managed_secret(namespace: &str, name: &str, data: BTreeMap<String, ByteString>) -> Secret {
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some([(MANAGED_BY_LABEL.to_owned(), FIELD_MANAGER.to_owned())].into()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    }
 }
 
 /// See [`super::cloud::ClusterApi::copy_secrets`].
@@ -671,16 +676,7 @@ pub async fn copy_secrets(
                 .ok_or_else(|| CloudError::Transient(format!("{source} has no key {key} yet")))?;
             picked.insert(key.clone(), value.clone());
         }
-        let object = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(copy.to_name.clone()),
-                namespace: Some(copy.to_namespace.clone()),
-                labels: Some([(MANAGED_BY_LABEL.to_owned(), FIELD_MANAGER.to_owned())].into()),
-                ..Default::default()
-            },
-            data: Some(picked),
-            ..Default::default()
-        };
+        let object = managed_secret(&copy.to_namespace, &copy.to_name, picked);
         let to: Api<Secret> = Api::namespaced(client.clone(), &copy.to_namespace);
         let target = format!("Secret {}/{}", copy.to_namespace, copy.to_name);
         let before = to
