@@ -254,6 +254,32 @@ async fn the_bootstrap_is_accepted_by_the_real_api_server_in_order_and_applying_
         .expect("Strimzi's Kafka, served by the CRD applied before it");
     assert_eq!(kafka["metadata"]["managedFields"][0]["manager"], "slipway");
 
+    // Every new pod of a mesh namespace goes through istiod's sidecar injector: with istiod
+    // not answering (no node runs it here) such a pod is refused, never created without its
+    // proxy; a pod that opts out is created.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "apps");
+    let pod = |name: &str, labels: Value| {
+        serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(json!({
+            "metadata": { "name": name, "labels": labels },
+            "spec": { "containers": [{ "name": "app", "image": "registry.example/app:1" }] },
+        }))
+        .unwrap()
+    };
+    let refused = pods
+        .create(&Default::default(), &pod("meshed", json!({})))
+        .await
+        .expect_err("a mesh pod is not created while the injector cannot answer");
+    assert!(
+        refused.to_string().contains("sidecar-injector.istio.io"),
+        "{refused}"
+    );
+    pods.create(
+        &Default::default(),
+        &pod("outside", json!({ "sidecar.istio.io/inject": "false" })),
+    )
+    .await
+    .expect("a pod that opts out of the mesh is not sent to the injector");
+
     // Healthy once the stand-in has played the nodes and operators.
     let started = Instant::now();
     loop {
