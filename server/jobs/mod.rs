@@ -54,11 +54,13 @@ pub trait Handler: Send + Sync + 'static {
         ctx: &'a StepContext,
     ) -> StepFuture<'a>;
     /// Called once a job of this kind has ended without completing: discarded (out of attempts,
-    /// or a permanent error) or cancelled. `error` says why.
+    /// or a permanent error) or cancelled. `error` says why. Not called for a job whose payload
+    /// could not be read: it names nothing to tell.
     fn abandoned<'a>(
         &'a self,
         _db: &'a sqlx::PgPool,
         _job: &'a ClaimedJob,
+        _payload: &'a Self::Payload,
         _error: &'a str,
     ) -> StepFuture<'a> {
         Box::pin(async { Ok(()) })
@@ -133,7 +135,12 @@ impl<H: Handler> AnyHandler for H {
         job: &'a ClaimedJob,
         error: &'a str,
     ) -> StepFuture<'a> {
-        Handler::abandoned(self, db, job, error)
+        match H::Payload::deserialize(&job.payload) {
+            Ok(payload) => {
+                Box::pin(async move { Handler::abandoned(self, db, job, &payload, error).await })
+            }
+            Err(_) => Box::pin(async { Ok(()) }),
+        }
     }
 
     fn every(&self) -> Option<std::time::Duration> {

@@ -197,18 +197,10 @@ impl Target {
     }
 }
 
-fn environment_id(job: &ClaimedJob) -> Result<Uuid, StepError> {
-    serde_json::from_value::<EnvironmentJobPayload>(job.payload.clone())
-        .map(|p| p.environment_id)
-        .map_err(|e| {
-            StepError::Permanent(format!("the job's payload is not an environment's: {e}"))
-        })
-}
-
 impl Runner {
-    async fn target(&self, job: &ClaimedJob) -> Result<Target, StepError> {
+    async fn target(&self, environment: Uuid) -> Result<Target, StepError> {
         self.owner
-            .target(environment_id(job)?)
+            .target(environment)
             .await?
             .ok_or_else(|| StepError::Permanent("the environment no longer exists".into()))
     }
@@ -926,12 +918,12 @@ impl Handler for EnvironmentJob {
     fn run_step<'a>(
         &'a self,
         step: &'a str,
-        _payload: &'a EnvironmentJobPayload,
+        payload: &'a EnvironmentJobPayload,
         ctx: &'a StepContext,
     ) -> StepFuture<'a> {
         let r = &self.runner;
         Box::pin(async move {
-            let t = &r.target(&ctx.job).await?;
+            let t = &r.target(payload.environment_id).await?;
             // Every step, not only the first: a resumed or retried job never works on an
             // environment whose state says another job owns it.
             r.owner.begin(t.id, self.teardown).await?;
@@ -957,12 +949,13 @@ impl Handler for EnvironmentJob {
         &'a self,
         _db: &'a PgPool,
         job: &'a ClaimedJob,
+        payload: &'a EnvironmentJobPayload,
         error: &'a str,
     ) -> StepFuture<'a> {
         let r = &self.runner;
         Box::pin(async move {
             r.owner
-                .failed(environment_id(job)?, job.id, error.to_owned())
+                .failed(payload.environment_id, job.id, error.to_owned())
                 .await
         })
     }
