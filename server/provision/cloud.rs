@@ -288,12 +288,11 @@ pub trait ClusterApi: Send + Sync {
         secrets: &[GeneratedSecret],
     ) -> impl Future<Output = Result<usize, CloudError>> + Send;
     /// Copies each Secret's keys into its target namespace (server-side applied, so a renewed
-    /// source is copied again). A source not there yet is a transient error. Returns how many
-    /// copies changed.
+    /// source is copied again). A source not there yet is a transient error.
     fn copy_secrets(
         &self,
         copies: &[SecretCopy],
-    ) -> impl Future<Output = Result<usize, CloudError>> + Send;
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// What among the applied objects is not healthy yet, each with why ("Deployment
     /// istio-system/istiod: 0 of 1 available"); empty when the platform works.
     fn unhealthy(

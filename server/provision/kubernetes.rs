@@ -652,11 +652,7 @@ fn managed_secret(namespace: &str, name: &str, data: BTreeMap<String, ByteString
 }
 
 /// See [`super::cloud::ClusterApi::copy_secrets`].
-pub async fn copy_secrets(
-    client: &kube::Client,
-    copies: &[SecretCopy],
-) -> Result<usize, CloudError> {
-    let mut changed = 0;
+pub async fn copy_secrets(client: &kube::Client, copies: &[SecretCopy]) -> Result<(), CloudError> {
     for copy in copies {
         let source = format!("Secret {}/{}", copy.from_namespace, copy.from_name);
         let from: Api<Secret> = Api::namespaced(client.clone(), &copy.from_namespace);
@@ -679,23 +675,16 @@ pub async fn copy_secrets(
         let object = managed_secret(&copy.to_namespace, &copy.to_name, picked);
         let to: Api<Secret> = Api::namespaced(client.clone(), &copy.to_namespace);
         let target = format!("Secret {}/{}", copy.to_namespace, copy.to_name);
-        let before = to
-            .get_opt(&copy.to_name)
-            .await
-            .map_err(|e| kube_error(&format!("reading {target}"), e))?
-            .and_then(|s| s.data);
-        if before.as_ref() != object.data.as_ref() {
-            to.patch(
-                &copy.to_name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&object),
-            )
-            .await
-            .map_err(|e| kube_error(&format!("applying {target}"), e))?;
-            changed += 1;
-        }
+        // Server-side apply writes only when the copy differs (a renewed source).
+        to.patch(
+            &copy.to_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .map_err(|e| kube_error(&format!("applying {target}"), e))?;
     }
-    Ok(changed)
+    Ok(())
 }
 
 /// Kinds whose operator reports on them; until it has, they are not healthy.
@@ -892,7 +881,7 @@ impl super::cloud::ClusterApi for kube::Client {
         create_secrets(self, secrets).await
     }
 
-    async fn copy_secrets(&self, copies: &[SecretCopy]) -> Result<usize, CloudError> {
+    async fn copy_secrets(&self, copies: &[SecretCopy]) -> Result<(), CloudError> {
         copy_secrets(self, copies).await
     }
 

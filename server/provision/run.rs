@@ -683,9 +683,9 @@ async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result
         .await?;
     let copies = t.copies()?;
     if !copies.is_empty() {
-        let changed = api.copy_secrets(&copies).await?;
+        api.copy_secrets(&copies).await?;
         ctx.log(&format!(
-            "{} operator Secrets copied for the team, {changed} changed",
+            "{} operator Secrets copied for the team",
             copies.len()
         ))
         .await?;

@@ -567,9 +567,9 @@ impl ClusterApi for SimulatedCluster {
         Ok(secrets.len())
     }
 
-    async fn copy_secrets(&self, _copies: &[SecretCopy]) -> Result<usize, CloudError> {
+    async fn copy_secrets(&self, _copies: &[SecretCopy]) -> Result<(), CloudError> {
         // No operator makes Secrets here, and none are kept (see `create_secrets`).
-        Ok(0)
+        Ok(())
     }
 
     async fn unhealthy(&self, _objects: &[Value]) -> Result<Vec<String>, CloudError> {
