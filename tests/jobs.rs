@@ -618,3 +618,85 @@ async fn a_payload_that_does_not_fit_its_kind_discards_the_job_at_once_saying_wh
         .unwrap();
     assert_eq!(steps, 0, "no step ran");
 }
+
+/// Ids of claimed jobs, in id order.
+fn ids(jobs: &[queue::ClaimedJob]) -> Vec<i64> {
+    let mut ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
+    ids.sort();
+    ids
+}
+
+/// A pool claims past what it claimed before (so a claim does not read through the entries
+/// claimed jobs leave behind), yet a job that sorts before it — a higher priority, a due time
+/// in the past — is not left behind: it is claimed at the next full claim, which comes when the
+/// claim past the cursor finds too few, and at least once per interval.
+#[tokio::test]
+async fn a_claimer_goes_on_past_its_cursor_and_still_finds_jobs_that_sort_before_it() {
+    let (_db, pool) = setup().await;
+    let mut backlog = Vec::new();
+    for _ in 0..8 {
+        let mut job = NewJob::new("test.record", json!({}));
+        job.run_at = Some(at(0));
+        backlog.push(enqueue(&pool, job).await);
+    }
+    let lease = Duration::from_secs(600);
+    let kinds = ["test.record"];
+    let mut claimer = queue::Claimer::new(Duration::from_secs(1));
+    let first = claimer
+        .claim(&pool, "w", &kinds, 3, lease, at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&first),
+        backlog[..3],
+        "the first claim is from the front"
+    );
+
+    let mut urgent = NewJob::new("test.record", json!({}));
+    urgent.priority = 5;
+    urgent.run_at = Some(at(0));
+    let urgent = enqueue(&pool, urgent).await;
+    let within = claimer
+        .claim(
+            &pool,
+            "w",
+            &kinds,
+            3,
+            lease,
+            at(1) + chrono::Duration::milliseconds(500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&within),
+        backlog[3..6],
+        "within the interval the claim goes on past the cursor"
+    );
+    let after = claimer
+        .claim(&pool, "w", &kinds, 3, lease, at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&after),
+        [backlog[6], backlog[7], urgent],
+        "once per interval the claim is from the front: the urgent job first, then the rest"
+    );
+
+    // The cursor has passed everything; a job due in the past is found at once, because the
+    // claim past the cursor comes back short.
+    let mut late = NewJob::new("test.record", json!({}));
+    late.run_at = Some(at(-60));
+    let late = enqueue(&pool, late).await;
+    let short = claimer
+        .claim(
+            &pool,
+            "w",
+            &kinds,
+            3,
+            lease,
+            at(2) + chrono::Duration::milliseconds(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&short), [late]);
+}

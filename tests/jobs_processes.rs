@@ -190,10 +190,65 @@ async fn the_job_benchmark_runs_beside_graphile_worker() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("slipway")
-            && stdout.contains("graphile-worker")
-            && stdout.contains("ratio slipway / graphile-worker"),
-        "{stdout}"
+        stdout.contains("| 200 |") && stdout.contains("Slipway ÷ graphile-worker"),
+        "one row of figures, Slipway beside graphile-worker and River: {stdout}"
+    );
+}
+
+/// `bench all` runs every benchmark and writes one Markdown report with the machine and
+/// versions (small numbers: a smoke test, not a measurement).
+#[tokio::test]
+async fn the_whole_performance_report_is_written() {
+    support::require_program("wrk", "apt-get install wrk");
+    support::require_program("go", "apt-get install golang-go");
+    let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bench");
+    let cwd = tempfile::tempdir().unwrap();
+    let report = cwd.path().join("report.md");
+    let server = support::server_url().await;
+    let out = slipway_command(cwd.path())
+        .args([
+            "bench",
+            "all",
+            "--backlogs",
+            "200,400",
+            "--latency-jobs",
+            "5",
+        ])
+        .args(["--rows", "1200"])
+        .args(["--seconds", "1", "--server", &server])
+        .arg("--peers")
+        .arg(&peers)
+        .arg("--out")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    for expected in [
+        "PostgreSQL: ",
+        "graphile-worker: 0.",
+        "River: v0.",
+        "| 200 |",
+        "| 400 |",
+        "approvals dashboard (`/approvals`)",
+        "GET /api/v1/environments",
+        "Server resident memory",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} in the report:\n{text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .filter(|line| line.contains("(`/"))
+            .all(|line| line.ends_with("| 0 |")),
+        "no address answered an error under load:\n{text}"
     );
 }
 
@@ -229,5 +284,5 @@ async fn the_approvals_dashboard_benchmark_runs() {
     for (kind, _) in slipway::bench::approvals::PAGES {
         assert!(stdout.contains(kind), "{kind} is measured: {stdout}");
     }
-    assert!(stdout.contains("p50 ratio large / small"), "{stdout}");
+    assert!(stdout.contains("Large ÷ small p50"), "{stdout}");
 }

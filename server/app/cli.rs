@@ -63,8 +63,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// The job engine against graphile-worker (npm) on the same PostgreSQL: no-op jobs per
-    /// second and enqueue-to-start latency. Creates and drops scratch databases.
+    /// The job engine against graphile-worker (npm) and River (Go) on the same PostgreSQL:
+    /// no-op jobs per second and enqueue-to-start latency. Creates and drops scratch databases.
     Jobs {
         #[arg(long, default_value_t = 5000)]
         jobs: u32,
@@ -75,7 +75,50 @@ pub enum BenchCommand {
         /// A PostgreSQL maintenance database on the server to measure on
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         server: String,
-        /// Where graphile-worker is installed (npm ci --prefix tests/bench)
+        /// Where the peers are: graphile-worker installed (npm ci --prefix tests/bench) and
+        /// River's benchmark program (river/, built with Go)
+        #[arg(long, default_value = "tests/bench")]
+        peers: PathBuf,
+    },
+    /// Pages and the API under load from wrk with many environments behind them, beside
+    /// /healthz on the same server; and the server's memory. Creates and drops a scratch
+    /// database.
+    Pages {
+        /// Environments seeded behind the pages
+        #[arg(long, default_value_t = 100_000)]
+        rows: u32,
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+        /// Seconds of load per address
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// A PostgreSQL maintenance database on the server to measure on
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        server: String,
+    },
+    /// Every benchmark with the settings the README reports (the job engine at 5,000, 50,000
+    /// and 500,000 jobs, the approvals dashboard, pages under wrk), written as one Markdown
+    /// report headed by the machine, the versions and the date.
+    All {
+        /// Where to write the report (it is also printed)
+        #[arg(long, default_value = "bench-report.md")]
+        out: PathBuf,
+        /// Backlogs of the job engine benchmark, comma-separated
+        #[arg(long, value_delimiter = ',', default_value = "5000,50000,500000")]
+        backlogs: Vec<u32>,
+        /// Jobs enqueued one at a time, per engine and backlog, for the latency figures
+        #[arg(long, default_value_t = 200)]
+        latency_jobs: u32,
+        /// Environments behind the approvals dashboard's large table and the pages under wrk
+        #[arg(long, default_value_t = 100_000)]
+        rows: u32,
+        /// Seconds of wrk load per address
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// A PostgreSQL maintenance database on the server to measure on
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        server: String,
+        /// Where the job engine's peers are (see `bench jobs`)
         #[arg(long, default_value = "tests/bench")]
         peers: PathBuf,
     },
@@ -510,6 +553,39 @@ async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
             server,
             peers,
         } => bench_jobs(jobs, concurrency, latency_jobs, server, peers).await,
+        BenchCommand::Pages {
+            rows,
+            connections,
+            seconds,
+            server,
+        } => {
+            let settings = crate::bench::pages::Settings {
+                rows: rows.max(1),
+                connections: connections.clamp(1, 1024),
+                duration: std::time::Duration::from_secs(seconds.max(1)),
+            };
+            let admin = bench_server(&server)?;
+            let report = crate::bench::pages::run(&admin, settings).await?;
+            println!("{}", crate::bench::report::pages(&report, &settings));
+            Ok(())
+        }
+        BenchCommand::All {
+            out,
+            backlogs,
+            latency_jobs,
+            rows,
+            seconds,
+            server,
+            peers,
+        } => {
+            let sizes = BenchSizes {
+                backlogs,
+                latency_jobs: latency_jobs.max(1),
+                rows: rows.max(1_200),
+                seconds: seconds.max(1),
+            };
+            bench_all(out, sizes, server, peers).await
+        }
         BenchCommand::Approvals {
             rows,
             small,
@@ -535,9 +611,7 @@ async fn bench_approvals(
     settings: crate::bench::approvals::Settings,
     server: String,
 ) -> anyhow::Result<()> {
-    let admin: sqlx::postgres::PgConnectOptions = server
-        .parse()
-        .context("--server: expected a PostgreSQL URL")?;
+    let admin = bench_server(&server)?;
     println!(
         "Approvals dashboard benchmark: {} and {} requests, {} clients, {} page loads each, PostgreSQL at {}",
         settings.small,
@@ -548,42 +622,81 @@ async fn bench_approvals(
     );
     let (small, large) = crate::bench::approvals::run(&admin, settings).await?;
     println!(
-        "{:<22} {:>8} {:>22} {:>22}",
-        "page", "loads", "p50 / p95 / p99 ms", "p50 / p95 / p99 ms"
+        "{}",
+        crate::bench::report::approvals(&small, &large, settings.concurrency)
     );
-    println!(
-        "{:<22} {:>8} {:>22} {:>22}",
-        "",
-        "",
-        format!("{} rows", small.rows),
-        format!("{} rows", large.rows)
-    );
-    let row = |s: &crate::bench::approvals::Latencies| {
-        format!("{:.1} / {:.1} / {:.1}", s.p50, s.p95, s.p99)
-    };
-    for (a, b) in small
-        .pages
-        .iter()
-        .chain([&small.overall])
-        .zip(large.pages.iter().chain([&large.overall]))
-    {
-        println!(
-            "{:<22} {:>8} {:>22} {:>22}",
-            a.kind,
-            b.count,
-            row(a),
-            row(b)
-        );
+    Ok(())
+}
+
+fn bench_server(server: &str) -> anyhow::Result<sqlx::postgres::PgConnectOptions> {
+    server
+        .parse()
+        .context("--server: expected a PostgreSQL URL")
+}
+
+/// The sizes `bench all` runs at (the README's, unless a smoke test asks for less).
+struct BenchSizes {
+    backlogs: Vec<u32>,
+    latency_jobs: u32,
+    rows: u32,
+    seconds: u64,
+}
+
+async fn bench_all(
+    out: PathBuf,
+    sizes: BenchSizes,
+    server: String,
+    peers: PathBuf,
+) -> anyhow::Result<()> {
+    use crate::bench::{approvals, jobs, pages, report};
+    let admin = bench_server(&server)?;
+    let machine = report::machine(&admin, &peers).await;
+    let mut runs = Vec::new();
+    for backlog in sizes.backlogs {
+        let settings = jobs::Settings {
+            jobs: backlog.max(1),
+            concurrency: 16,
+            latency_jobs: sizes.latency_jobs,
+        };
+        eprintln!("job engine, {backlog} jobs …");
+        runs.push(jobs::compare(&admin, settings, &peers).await?);
     }
-    println!(
-        "throughput: {:.0} pages/s with {} rows, {:.0} pages/s with {} rows; p50 ratio large / small {:.2}x, max {:.1} ms",
-        small.requests_per_second,
-        small.rows,
-        large.requests_per_second,
-        large.rows,
-        large.overall.p50 / small.overall.p50.max(f64::EPSILON),
-        large.overall.max
+    eprintln!("approvals dashboard …");
+    let approvals_settings = approvals::Settings {
+        small: 1_000.min(sizes.rows / 2),
+        rows: sizes.rows,
+        concurrency: 8,
+        requests: 2_000,
+    };
+    let (small, large) = approvals::run(&admin, approvals_settings).await?;
+    eprintln!("pages under wrk …");
+    let pages_settings = pages::Settings {
+        rows: sizes.rows,
+        connections: 64,
+        duration: std::time::Duration::from_secs(sizes.seconds),
+    };
+    let pages_report = pages::run(&admin, pages_settings).await?;
+    let text = format!(
+        "# Slipway performance report
+
+{}
+## Job engine (`slipway bench jobs`)
+
+{}
+         ## Approvals dashboard (`slipway bench approvals`)
+
+{}
+         ## Pages under load (`slipway bench pages`)
+
+{}",
+        report::machine_section(&machine),
+        report::jobs(&runs),
+        report::approvals(&small, &large, approvals_settings.concurrency),
+        report::pages(&pages_report, &pages_settings),
     );
+    std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+    println!("{text}");
+    eprintln!("written to {}", out.display());
     Ok(())
 }
 
@@ -595,9 +708,7 @@ async fn bench_jobs(
     peers: PathBuf,
 ) -> anyhow::Result<()> {
     use crate::bench::jobs as bench;
-    let admin: sqlx::postgres::PgConnectOptions = server
-        .parse()
-        .context("--server: expected a PostgreSQL URL")?;
+    let admin = bench_server(&server)?;
     let settings = bench::Settings {
         jobs: jobs.max(1),
         concurrency: concurrency.clamp(1, 256),
@@ -610,22 +721,7 @@ async fn bench_jobs(
         settings.latency_jobs,
         crate::db::redact_url(&server)
     );
-    let ours = bench::slipway(&admin, settings).await?;
-    let theirs = bench::graphile(&admin, settings, &peers).await?;
-    println!(
-        "{:<18} {:>10} {:>12} {:>12}",
-        "", "jobs/s", "p50 start", "p99 start"
-    );
-    for (name, f) in [("slipway", ours), ("graphile-worker", theirs)] {
-        println!(
-            "{name:<18} {:>10.0} {:>9.1} ms {:>9.1} ms",
-            f.jobs_per_second, f.p50_ms, f.p99_ms
-        );
-    }
-    println!(
-        "ratio slipway / graphile-worker: throughput {:.2}x, p50 latency {:.2}x",
-        ours.jobs_per_second / theirs.jobs_per_second,
-        ours.p50_ms / theirs.p50_ms.max(f64::EPSILON)
-    );
+    let comparison = bench::compare(&admin, settings, &peers).await?;
+    println!("{}", crate::bench::report::jobs(&[comparison]));
     Ok(())
 }

@@ -6,16 +6,13 @@
 //! requesters, 3 platforms), load the dashboard's pages with `concurrency` clients for
 //! `requests` requests as a platform engineer; grow the table to `rows`, load again.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
-use uuid::Uuid;
 
-use crate::app::config::Config;
-use crate::auth::{Role, RoleSet, UserId};
 use crate::bench::jobs::on_scratch;
+use crate::bench::site::Site;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -77,47 +74,6 @@ fn latencies(kind: &'static str, mut ms: Vec<f64>) -> Latencies {
         p99: at(0.99),
         max: ms.last().copied().unwrap_or(0.0),
     }
-}
-
-/// Seeds requests `from..=to` (numbers name them, so seeding can continue where it stopped).
-async fn seed(
-    pool: &PgPool,
-    from: u32,
-    to: u32,
-    platforms: &[Uuid],
-    users: &[Uuid],
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO environment (id, platform_id, environment_type, name, purpose, parameters,
-             lifecycle, ttl_hours, max_ttl_hours, state, requested_by, blueprint_number,
-             approvals_required, approver_roles, approval_count, sla_hours, cost_hourly_micros,
-             cost_max_hourly_micros, plan, awaiting_since, sla_due_at, pending_until, decided_at,
-             created_at)
-         SELECT gen_random_uuid(), $3[1 + n % 3], (ARRAY['dev', 'test', 'perf', 'prod'])[1 + n % 4],
-             'env-' || n, 'Seeded request ' || n,
-             '{\"instance_type\": \"m6i.large\", \"min_nodes\": 2, \"max_nodes\": 4, \"data_services\": []}',
-             CASE WHEN n % 4 = 2 THEN 'ephemeral' ELSE 'long_lived' END,
-             CASE WHEN n % 4 = 2 THEN 8 END, CASE WHEN n % 4 = 2 THEN 72 END,
-             CASE WHEN n % 10 = 0 THEN 'submitted'
-                  ELSE (ARRAY['approved', 'rejected', 'expired', 'ready', 'torn_down', 'cancelled',
-                              'failed', 'provisioning', 'tearing_down'])[1 + n % 9] END,
-             $4[1 + n % array_length($4, 1)], 1, CASE WHEN n % 4 = 3 THEN 2 ELSE 1 END,
-             '{platform_engineer}', 0, 24, 1000000, 2000000, '[]',
-             CASE WHEN n % 10 = 0 THEN created END, created + interval '24 hours',
-             created + interval '168 hours',
-             CASE WHEN n % 10 <> 0 THEN created + interval '1 hour' END, created
-         FROM (SELECT n, now() - n * interval '77 seconds' AS created
-               FROM generate_series($1::int, $2::int) n) s",
-    )
-    .bind(from as i32)
-    .bind(to as i32)
-    .bind(platforms)
-    .bind(users)
-    .execute(pool)
-    .await
-    .context("seeding requests")?;
-    sqlx::query("ANALYZE environment").execute(pool).await?;
-    Ok(())
 }
 
 /// GETs pages as the signed-in platform engineer; anything but 2xx fails the benchmark.
@@ -232,72 +188,26 @@ pub async fn run(
     settings: Settings,
 ) -> anyhow::Result<(Measurement, Measurement)> {
     let name = format!("slipway_bench_approvals_{}", std::process::id());
-    on_scratch(admin, &name, settings.concurrency as u32 + 4, async |pool| {
-        let engineer = RoleSet::from_iter([Role::PlatformEngineer]);
-        let developer = RoleSet::from_iter([Role::Developer]);
-        let reviewer =
-            crate::auth::users::create_local(&pool, "pe@bench.test", "Reviewer", &engineer, None)
-                .await?;
-        let mut users = Vec::new();
-        for i in 0..20 {
-            let email = format!("user-{i}@bench.test");
-            let name = format!("Developer {i}");
-            users.push(
-                crate::auth::users::create_local(&pool, &email, &name, &developer, None)
-                    .await?
-                    .0,
-            );
-        }
-        let mut platforms = Vec::new();
-        for i in 1..=3 {
-            let id = Uuid::new_v4();
-            sqlx::query(
-                "INSERT INTO platform (id, slug, name, owner_team, created_by) VALUES ($1, $2, $3, 'Platform', $4)",
-            )
-            .bind(id)
-            .bind(format!("bench-{i}"))
-            .bind(format!("Bench platform {i}"))
-            .bind(reviewer.0)
-            .execute(&pool)
-            .await?;
-            platforms.push(id);
-        }
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let state = crate::app::AppState::new(pool.clone(), Config::default(), false, &base).await?;
-        let cookie = format!(
-            "{}={}",
-            state.cookies.session_name(),
-            crate::auth::session::start(&pool, UserId(reviewer.0), state.session_lifetimes(), None, None, None)
-                .await?
-        );
-        let progress = state.progress.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::app::server::serve(
-            listener,
-            crate::app::router::router(state),
-            async {
-                let _ = stopped.await;
-            },
-            Duration::from_secs(5),
-        ));
-
-        let small = settings.small.min(settings.rows);
-        seed(&pool, 1, small, &platforms, &users).await?;
-        // Stop the server whatever happened, then report.
-        let measured = async {
-            let before = load(&base, &cookie, settings, small).await?;
-            seed(&pool, small + 1, settings.rows, &platforms, &users).await?;
-            let after = load(&base, &cookie, settings, settings.rows).await?;
-            Ok::<_, anyhow::Error>((before, after))
-        }
-        .await;
-        let _ = stop.send(());
-        let _ = server.await;
-        progress.stop();
-        pool.close().await;
-        measured
-    })
+    on_scratch(
+        admin,
+        &name,
+        settings.concurrency as u32 + 4,
+        async |pool| {
+            let site = Site::start(&pool).await?;
+            let small = settings.small.min(settings.rows);
+            // Stop the server whatever happened, then report.
+            let measured = async {
+                site.seed(1, small).await?;
+                let before = load(&site.base, &site.cookie, settings, small).await?;
+                site.seed(small + 1, settings.rows).await?;
+                let after = load(&site.base, &site.cookie, settings, settings.rows).await?;
+                Ok::<_, anyhow::Error>((before, after))
+            }
+            .await;
+            site.stop().await;
+            pool.close().await;
+            measured
+        },
+    )
     .await
 }

@@ -1,11 +1,11 @@
 //! `slipway bench jobs`: the job engine's throughput and enqueue → start latency for no-op jobs
-//! on a PostgreSQL server, measured side by side with graphile-worker (npm) on the same server,
-//! with the same protocol, in one run.
+//! on a PostgreSQL server, measured side by side with graphile-worker (npm) and River (Go) on
+//! the same server, with the same protocol, in one run.
 //!
 //! Protocol: drain a backlog of `jobs` no-op jobs with `concurrency` workers (jobs per second),
 //! then enqueue `latency_jobs` jobs one at a time to idle workers (p50/p99 from enqueue to start).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -107,9 +107,10 @@ pub(crate) async fn drop_scratch(admin: &PgConnectOptions, name: &str) {
     }
 }
 
-/// Whether any job is still waiting or running. Each half matches a partial index, so the
-/// poll costs the same whatever the size of the (finished) backlog; counting finished jobs
-/// instead would cost the database more with every job done, and slow down what it measures.
+/// Whether any job is still waiting or running. Each half matches a partial index; it still
+/// reads past the dead entries that claimed jobs leave in the index, so it is asked only once
+/// this process's counter says all jobs ran (polling the database through the run would slow
+/// down what it measures).
 async fn unfinished(pool: &PgPool) -> anyhow::Result<bool> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM job WHERE state IN ('available', 'retryable'))
@@ -133,6 +134,11 @@ pub async fn slipway(admin: &PgConnectOptions, settings: Settings) -> anyhow::Re
         };
         let start = Instant::now();
         let workers = Workers::start(pool.clone(), Registry::default().with(Noop), Clock::system(), config);
+        let target = crate::jobs::metrics::completed() + u64::from(settings.jobs);
+        while crate::jobs::metrics::completed() < target {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The completions are written in batches; the run ends when the last one is.
         while unfinished(&pool).await? {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -185,7 +191,67 @@ pub async fn graphile(
             peers.display()
         );
     }
-    let name = format!("slipway_bench_graphile_{}", std::process::id());
+    let mut node = tokio::process::Command::new("node");
+    node.arg(peers.join("graphile.mjs"));
+    peer(admin, "graphile-worker", node, settings).await
+}
+
+/// River's benchmark program, built from `tests/bench/river` by the Go toolchain (modules
+/// from the Go module proxy on the first build); removed when dropped.
+pub struct RiverProgram(PathBuf);
+
+impl RiverProgram {
+    pub async fn build(peers: &Path) -> anyhow::Result<RiverProgram> {
+        let program =
+            std::env::temp_dir().join(format!("slipway-bench-river-{}", std::process::id()));
+        let built = tokio::process::Command::new("go")
+            .args(["build", "-o"])
+            .arg(&program)
+            .arg(".")
+            .current_dir(peers.join("river"))
+            .output()
+            .await
+            .context("running go to build River's benchmark (install Go 1.26 or newer)")?;
+        if !built.status.success() {
+            anyhow::bail!(
+                "building River's benchmark failed: {}",
+                String::from_utf8_lossy(&built.stderr)
+            );
+        }
+        Ok(RiverProgram(program))
+    }
+}
+
+impl Drop for RiverProgram {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// River, through its program. River fetches at most once per `FetchCooldown` (100 ms unless
+/// `fetch_cooldown` says otherwise), which caps a drain near `concurrency` jobs per cooldown.
+pub async fn river(
+    admin: &PgConnectOptions,
+    settings: Settings,
+    program: &RiverProgram,
+    fetch_cooldown: Option<Duration>,
+) -> anyhow::Result<Figures> {
+    let mut command = tokio::process::Command::new(&program.0);
+    if let Some(cooldown) = fetch_cooldown {
+        command.env("FETCH_COOLDOWN_MS", cooldown.as_millis().max(1).to_string());
+    }
+    peer(admin, "River", command, settings).await
+}
+
+/// Runs a peer's benchmark program on a scratch database of its own: the protocol's settings
+/// go in as environment variables, its figures come back as the last line of its output.
+async fn peer(
+    admin: &PgConnectOptions,
+    peer: &str,
+    mut command: tokio::process::Command,
+    settings: Settings,
+) -> anyhow::Result<Figures> {
+    let name = format!("slipway_bench_peer_{}", std::process::id());
     let options = scratch(admin, &name).await?;
     let url = match options.get_socket() {
         Some(dir) => format!(
@@ -200,24 +266,55 @@ pub async fn graphile(
             options.get_port()
         ),
     };
-    let output = tokio::process::Command::new("node")
-        .arg(peers.join("graphile.mjs"))
+    let output = command
         .env("DATABASE_URL", url)
         .env("JOBS", settings.jobs.to_string())
         .env("CONCURRENCY", settings.concurrency.to_string())
         .env("LATENCY_JOBS", settings.latency_jobs.to_string())
         .output()
         .await
-        .context("running node (install Node.js 18 or newer)");
+        .with_context(|| format!("running {peer}'s benchmark"));
     drop_scratch(admin, &name).await;
     let output = output?;
     if !output.status.success() {
         anyhow::bail!(
-            "graphile-worker's run failed: {}",
+            "{peer}'s run failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(text.trim().lines().last().unwrap_or_default())
-        .with_context(|| format!("reading graphile-worker's figures from {text:?}"))
+        .with_context(|| format!("reading {peer}'s figures from {text:?}"))
+}
+
+/// One side-by-side run: Slipway, graphile-worker and River (with its defaults, and with a
+/// 1 ms fetch cooldown, its fastest setting) on the same backlog, one after another.
+#[derive(Debug, Clone, Copy)]
+pub struct Comparison {
+    pub settings: Settings,
+    pub slipway: Figures,
+    pub graphile: Figures,
+    pub river: Figures,
+    pub river_fast: Figures,
+}
+
+pub async fn compare(
+    admin: &PgConnectOptions,
+    settings: Settings,
+    peers: &Path,
+) -> anyhow::Result<Comparison> {
+    let river_program = RiverProgram::build(peers).await?;
+    Ok(Comparison {
+        settings,
+        slipway: slipway(admin, settings).await?,
+        graphile: graphile(admin, settings, peers).await?,
+        river: river(admin, settings, &river_program, None).await?,
+        river_fast: river(
+            admin,
+            settings,
+            &river_program,
+            Some(Duration::from_millis(1)),
+        )
+        .await?,
+    })
 }

@@ -68,6 +68,11 @@ pub fn claimed(latency: Duration) {
     CLAIM_LATENCY.observe(latency);
 }
 
+/// How many jobs this process's workers have completed so far.
+pub fn completed() -> u64 {
+    COMPLETED.load(Ordering::Relaxed)
+}
+
 /// An attempt ended after `took`; `ok` when the job completed.
 pub fn finished(took: Duration, ok: bool) {
     RUN_TIME.observe(took);

@@ -157,10 +157,49 @@ pub struct ClaimedJob {
     pub attempt: i32,
     pub max_attempts: i32,
     pub fence: i64,
+    pub priority: i16,
 }
 
+/// A position in the claim order (priority descending, then due time, then id): where the last
+/// claim stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimCursor {
+    priority: i16,
+    run_at: DateTime<Utc>,
+    id: i64,
+}
+
+impl ClaimCursor {
+    /// The last of `jobs` in the claim order, if any.
+    pub fn after(jobs: &[ClaimedJob]) -> Option<ClaimCursor> {
+        jobs.iter()
+            .map(|job| ClaimCursor {
+                priority: job.priority,
+                run_at: job.run_at,
+                id: job.id,
+            })
+            .max_by_key(|c| (std::cmp::Reverse(c.priority), c.run_at, c.id))
+    }
+}
+
+/// The claim, with `{after}` for an optional condition on where the scan starts.
+const CLAIM: &str = "WITH next AS (
+         SELECT id, run_at FROM job
+         WHERE state IN ('available', 'retryable') AND run_at <= $1 AND kind = ANY($5) {after}
+         ORDER BY priority DESC, run_at, id
+         LIMIT $2
+         FOR UPDATE SKIP LOCKED
+     )
+     UPDATE job SET state = 'running', attempt = job.attempt + 1, fence = job.fence + 1,
+         locked_by = $3, lease_until = $1 + $4, heartbeat_at = $1,
+         started_at = coalesce(job.started_at, $1)
+     FROM next WHERE job.id = next.id
+     RETURNING job.id, job.kind, next.run_at, job.payload, job.attempt, job.max_attempts, job.fence,
+         job.priority";
+
 /// Claims up to `limit` runnable jobs of the given `kinds` for `worker`, holding each for
-/// `lease`. Jobs of kinds a worker does not know wait for one that does (a newer version).
+/// `lease`, first in the claim order. Jobs of kinds a worker does not know wait for one that
+/// does (a newer version).
 pub async fn claim(
     db: &PgPool,
     worker: &str,
@@ -169,27 +208,116 @@ pub async fn claim(
     lease: Duration,
     now: DateTime<Utc>,
 ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
-    sqlx::query_as(
-        "WITH next AS (
-             SELECT id, run_at FROM job
-             WHERE state IN ('available', 'retryable') AND run_at <= $1 AND kind = ANY($5)
-             ORDER BY priority DESC, run_at, id
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED
-         )
-         UPDATE job SET state = 'running', attempt = job.attempt + 1, fence = job.fence + 1,
-             locked_by = $3, lease_until = $1 + $4, heartbeat_at = $1,
-             started_at = coalesce(job.started_at, $1)
-         FROM next WHERE job.id = next.id
-         RETURNING job.id, job.kind, next.run_at, job.payload, job.attempt, job.max_attempts, job.fence",
+    claim_query(
+        CLAIM.replace("{after}", ""),
+        worker,
+        kinds,
+        limit,
+        lease,
+        now,
     )
-    .bind(now)
-    .bind(limit)
-    .bind(worker)
-    .bind(chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
-    .bind(kinds)
     .fetch_all(db)
     .await
+}
+
+/// Like [`claim`], but only jobs of the cursor's priority that come after it. A claimed job
+/// leaves a dead entry at the front of the claimable index until VACUUM removes it, and a
+/// claim from the front reads past all of them: its cost grows with the jobs claimed since the
+/// last vacuum. This one starts its index scan at the cursor, past them, at a cost that does
+/// not depend on the backlog. It does not see jobs that sort before the cursor (a higher
+/// priority, an earlier due time, one skipped while locked), so the caller claims from the
+/// front as well when this finds too few, and regularly.
+pub async fn claim_after(
+    db: &PgPool,
+    worker: &str,
+    kinds: &[&str],
+    limit: i64,
+    lease: Duration,
+    now: DateTime<Utc>,
+    cursor: ClaimCursor,
+) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+    let after = "AND priority = $6 AND (run_at, id) > ($7, $8)";
+    claim_query(
+        CLAIM.replace("{after}", after),
+        worker,
+        kinds,
+        limit,
+        lease,
+        now,
+    )
+    .bind(cursor.priority)
+    .bind(cursor.run_at)
+    .bind(cursor.id)
+    .fetch_all(db)
+    .await
+}
+
+/// Claims for one pool of workers: each claim starts past the jobs the pool claimed before
+/// ([`claim_after`]), and claims from the front of the queue too when that finds too few, and
+/// at least once per `full_every`. So a job that sorts before the cursor (a higher priority, a
+/// due time in the past, one skipped while another pool held it) waits at most `full_every`
+/// while a large backlog drains, and the cost of a claim does not grow with the backlog.
+#[derive(Debug)]
+pub struct Claimer {
+    cursor: Option<ClaimCursor>,
+    full_every: chrono::Duration,
+    next_full: Option<DateTime<Utc>>,
+}
+
+impl Claimer {
+    pub fn new(full_every: Duration) -> Claimer {
+        Claimer {
+            cursor: None,
+            full_every: chrono::Duration::from_std(full_every).unwrap_or(chrono::Duration::MAX),
+            next_full: None,
+        }
+    }
+
+    pub async fn claim(
+        &mut self,
+        db: &PgPool,
+        worker: &str,
+        kinds: &[&str],
+        limit: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+        let mut jobs = match (self.cursor, self.next_full) {
+            (Some(cursor), Some(next_full)) if now < next_full => {
+                claim_after(db, worker, kinds, limit as i64, lease, now, cursor).await?
+            }
+            _ => Vec::new(),
+        };
+        if jobs.len() < limit {
+            self.next_full = Some(now + self.full_every);
+            let front = claim(db, worker, kinds, (limit - jobs.len()) as i64, lease, now).await?;
+            // Past the cursor nothing of its priority is left, so the next claim continues
+            // after what the front gave (perhaps a lower priority), else where this one ended.
+            self.cursor = ClaimCursor::after(&front)
+                .or(ClaimCursor::after(&jobs))
+                .or(self.cursor);
+            jobs.extend(front);
+        } else {
+            self.cursor = ClaimCursor::after(&jobs).or(self.cursor);
+        }
+        Ok(jobs)
+    }
+}
+
+fn claim_query<'q>(
+    sql: String,
+    worker: &'q str,
+    kinds: &'q [&'q str],
+    limit: i64,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, ClaimedJob, sqlx::postgres::PgArguments> {
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(limit)
+        .bind(worker)
+        .bind(chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
+        .bind(kinds)
 }
 
 /// Marks the attempt completed; `false` when the lease was lost (another attempt owns it).

@@ -216,6 +216,7 @@ async fn dispatch(mut d: Dispatcher) {
     let (completions, pending) = tokio::sync::mpsc::unbounded_channel();
     let completer = tokio::spawn(complete_in_batches(d.db.clone(), d.clock.clone(), pending));
     let kinds = d.registry.kinds();
+    let mut claimer = queue::Claimer::new(d.config.poll);
     loop {
         if *d.stopped.borrow() {
             break;
@@ -223,15 +224,9 @@ async fn dispatch(mut d: Dispatcher) {
         let free = slots.available_permits();
         let mut claimed = 0;
         if free > 0 {
-            match queue::claim(
-                &d.db,
-                &d.id,
-                &kinds,
-                free as i64,
-                d.config.lease,
-                d.clock.now(),
-            )
-            .await
+            match claimer
+                .claim(&d.db, &d.id, &kinds, free, d.config.lease, d.clock.now())
+                .await
             {
                 Ok(jobs) => {
                     claimed = jobs.len();
