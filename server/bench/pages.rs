@@ -55,8 +55,9 @@ pub async fn run(admin: &PgConnectOptions, settings: Settings) -> anyhow::Result
         "wrk is not installed: `apt-get install wrk` (Debian) or see https://github.com/wg/wrk"
     );
     let name = format!("slipway_bench_pages_{}", std::process::id());
-    // The server's pool: as many connections as the load can use at once on this machine.
-    on_scratch(admin, &name, 16, async |pool| {
+    // The server's pool as configured by default.
+    let connections = crate::app::config::Config::default().db_max_connections;
+    on_scratch(admin, &name, connections, async |pool| {
         let site = Site::start(&pool).await?;
         let measured = async {
             site.seed(1, settings.rows).await?;

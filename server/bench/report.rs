@@ -118,11 +118,14 @@ pub fn jobs(runs: &[Comparison]) -> String {
     for run in runs {
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}× | {:.2}× |",
+            "| {} | {:.0} | {:.0} | {} | {:.0} | {:.2}× | {:.2}× |",
             thousands(run.settings.jobs),
             run.slipway.jobs_per_second,
             run.graphile.jobs_per_second,
-            run.river.jobs_per_second,
+            run.river.map_or("not run¹".to_owned(), |f| format!(
+                "{:.0}",
+                f.jobs_per_second
+            )),
             run.river_fast.jobs_per_second,
             run.slipway.jobs_per_second / run.graphile.jobs_per_second,
             run.slipway.jobs_per_second / run.river_fast.jobs_per_second,
@@ -139,8 +142,18 @@ pub fn jobs(runs: &[Comparison]) -> String {
             thousands(run.settings.jobs),
             latency(&run.slipway),
             latency(&run.graphile),
-            latency(&run.river),
+            run.river.as_ref().map_or("not run¹".to_owned(), latency),
             latency(&run.river_fast),
+        );
+    }
+    if runs.iter().any(|run| run.river.is_none()) {
+        let _ = writeln!(
+            out,
+            "\n¹ River's defaults (a 100 ms fetch cooldown) cap a drain near {} jobs/s with {} workers; \
+             they are measured up to {} jobs only.",
+            first.settings.concurrency * 10,
+            first.settings.concurrency,
+            thousands(super::jobs::RIVER_DEFAULTS_UP_TO)
         );
     }
     if let (Some(small), Some(large)) = (runs.first(), runs.last())
