@@ -699,4 +699,24 @@ async fn a_claimer_goes_on_past_its_cursor_and_still_finds_jobs_that_sort_before
         .await
         .unwrap();
     assert_eq!(ids(&short), [late]);
+
+    // A job past the cursor is handed out at once, without waiting for the claim from the
+    // front; that claim comes next and finds the job due in the past.
+    let mut next = NewJob::new("test.record", json!({}));
+    next.run_at = Some(at(1));
+    let next = enqueue(&pool, next).await;
+    let mut earlier = NewJob::new("test.record", json!({}));
+    earlier.run_at = Some(at(-120));
+    let earlier = enqueue(&pool, earlier).await;
+    let soon = at(2) + chrono::Duration::milliseconds(20);
+    let past_cursor = claimer
+        .claim(&pool, "w", &kinds, 3, lease, soon)
+        .await
+        .unwrap();
+    assert_eq!(ids(&past_cursor), [next]);
+    let front = claimer
+        .claim(&pool, "w", &kinds, 3, lease, soon)
+        .await
+        .unwrap();
+    assert_eq!(ids(&front), [earlier]);
 }

@@ -1108,3 +1108,222 @@ async fn the_ec2_client_reads_subnets_by_filter() {
         .unwrap();
     assert!(tagged.is_empty(), "no subnet is tagged: {tagged:?}");
 }
+
+/// A number from a drill's setting (`SLIPWAY_DRILL_*`), or its short form's default.
+fn drill_setting(name: &str, short_form: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(short_form)
+}
+
+/// The SIGKILL drill: concurrent provisionings against moto and the real API server while
+/// worker processes are killed with SIGKILL at random points of their progress (a replacement
+/// starts after each kill). Every environment becomes ready with exactly one account, cluster
+/// and node group, and no job is left behind. Short form here (3 environments, 4 kills); the
+/// long form (`tests/drill/kill`, 20 and 20) gives the README's figures.
+#[tokio::test]
+async fn drill_concurrent_provisionings_survive_workers_killed_at_random() {
+    let environments = drill_setting("SLIPWAY_DRILL_ENVIRONMENTS", 3);
+    let kills = drill_setting("SLIPWAY_DRILL_KILLS", 4);
+    let mut seed: u64 = drill_setting(
+        "SLIPWAY_TEST_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+            .into(),
+    );
+    eprintln!("SLIPWAY_TEST_SEED={seed}: {environments} environments, {kills} kills");
+    // xorshift64: reproducible from the printed seed.
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below.max(1)
+    };
+    let moto = Moto::start().await;
+    moto.create_organization().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let w = World::new().await;
+    let mut workers: Vec<Killed> = (0..2)
+        .map(|_| worker_process(&w, &moto, &moto.url, &kube))
+        .collect();
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for n in 0..environments {
+        ids.push(w.approved(&format!("drill-{n}")).await);
+    }
+
+    // Progress: steps completed and log lines written, over all jobs. A kill comes after a
+    // random amount of it, so kills land anywhere in the steps, mid-step included.
+    let progress = "SELECT (count(*) FILTER (WHERE state = 'completed') + coalesce(sum(cardinality(log)), 0))::bigint FROM job_step";
+    let unfinished = "SELECT count(*) FROM environment WHERE state NOT IN ('ready', 'failed')";
+    let deadline = Duration::from_secs(120 + 30 * environments);
+    let mut killed = 0;
+    let mut next_kill: i64 = 1 + random(12) as i64;
+    loop {
+        let open: i64 = sqlx::query_scalar(unfinished)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "{open} environments still provisioning after {deadline:?}"
+        );
+        let done: i64 = sqlx::query_scalar(progress)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+        if killed < kills && done >= next_kill {
+            let victim = random(workers.len() as u64) as usize;
+            let mut dead = workers.swap_remove(victim);
+            dead.0.kill().unwrap();
+            dead.0.wait().unwrap();
+            killed += 1;
+            next_kill = done + 1 + random(12) as i64;
+            workers.push(worker_process(&w, &moto, &moto.url, &kube));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    drop(workers);
+
+    let accounts = moto.accounts().await;
+    let mut reattempted = 0;
+    for (n, id) in ids.iter().enumerate() {
+        let env = w.environment(id).await;
+        assert_eq!(env["state"], "ready", "{env}");
+        let name = format!("shop-drill-{n}");
+        let mine = account_of(&accounts, &name);
+        assert_eq!(mine.len(), 1, "one account for {name}: {accounts:?}");
+        assert_eq!(
+            moto.clusters_in(&mine[0].1).await,
+            [(name.clone(), vec![format!("{name}-nodes")])],
+            "one cluster with one node group for {name}"
+        );
+        reattempted += env["job"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|step| step["attempt"].as_i64() > Some(1))
+            .count();
+    }
+    let stuck: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job WHERE state IN ('available', 'running', 'retryable')
+         AND unique_key IS DISTINCT FROM 'periodic:' || kind",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stuck, 0, "no job is left waiting or running");
+    let planned = plan_objects(&plan_of(&w, &ids[0]).await);
+    assert_eq!(
+        applied_objects(&kube).await,
+        planned,
+        "the environments share one API server here, so their objects coincide: each once"
+    );
+    eprintln!(
+        "drill: {environments} environments ready in {:.1} s, {killed} workers killed, {reattempted} steps ran more than once",
+        took.as_secs_f64()
+    );
+}
+
+/// The AWS fault drill: provisioning through a proxy that throttles, fails with 500s and loses
+/// answers after moto did the work, in a share of all calls. First a storm (every call
+/// throttled): the request page says which AWS call is throttled, in words. Then normal
+/// weather with faults: every environment becomes ready with exactly one account, cluster and
+/// node group. Short form: 2 environments, 15% of calls; `tests/drill/aws-faults` runs more.
+#[tokio::test]
+async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
+    let environments = drill_setting("SLIPWAY_DRILL_ENVIRONMENTS", 2);
+    let per_mille = drill_setting("SLIPWAY_DRILL_FAULTS_PER_MILLE", 150);
+    let seed = drill_setting(
+        "SLIPWAY_TEST_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+            .into(),
+    );
+    eprintln!(
+        "SLIPWAY_TEST_SEED={seed}: {environments} environments, {per_mille}‰ of calls faulted"
+    );
+    let moto = Moto::start().await;
+    moto.create_organization().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let proxy = support::moto::FaultProxy::start(&moto.url, seed, per_mille).await;
+    let w = World::new().await;
+    let _worker = worker_process(&w, &moto, &proxy.url, &kube);
+
+    proxy.storm(true);
+    let first = w.approved("faults-0").await;
+    let started = Instant::now();
+    let error = loop {
+        let env = w.environment(&first).await;
+        let step_error = env["job"]["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|step| step["error"].as_str().map(str::to_owned));
+        if let Some(error) = step_error {
+            break error;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no step reported the storm: {env}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        error.contains("organizations:") && error.contains("Throttling"),
+        "the error names the AWS call and says it was throttled: {error}"
+    );
+    assert!(!error.contains("<ErrorResponse"), "no raw XML: {error}");
+    let page = w
+        .app
+        .client
+        .get(w.app.url(&format!("/environments/{first}")))
+        .bearer_auth(&w.dev)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Throttling"), "the request page shows it");
+    proxy.storm(false);
+
+    let mut ids = vec![first];
+    for n in 1..environments {
+        ids.push(w.approved(&format!("faults-{n}")).await);
+    }
+    for id in &ids {
+        w.until_state(id, "ready", Duration::from_secs(180 + 60 * environments))
+            .await;
+    }
+    let accounts = moto.accounts().await;
+    for n in 0..environments {
+        let name = format!("shop-faults-{n}");
+        let mine = account_of(&accounts, &name);
+        assert_eq!(mine.len(), 1, "one account for {name}: {accounts:?}");
+        assert_eq!(
+            moto.clusters_in(&mine[0].1).await,
+            [(name.clone(), vec![format!("{name}-nodes")])],
+            "one cluster with one node group for {name}"
+        );
+    }
+    let injected = proxy.injected();
+    let lost: usize = injected
+        .iter()
+        .filter(|((_, fault), _)| *fault == support::moto::Fault::AnswerLost)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(lost > 0, "some answers were lost: {injected:?}");
+    eprintln!("drill: faults injected {injected:?}");
+}

@@ -27,12 +27,24 @@ impl Handler for Noop {
         "bench.noop"
     }
     fn steps(&self, _: &NoPayload) -> Vec<String> {
+        // Asked when the job starts: the moment the latency figures measure to, as the peers'
+        // programs take it when their handler runs.
+        if MEASURING.load(std::sync::atomic::Ordering::Relaxed) {
+            *STARTED_AT.lock().expect("never poisoned") = Some(chrono::Utc::now());
+            STARTED.notify_one();
+        }
         Vec::new()
     }
     fn run_step<'a>(&'a self, _: &'a str, _: &'a NoPayload, _: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async { Ok(()) })
     }
 }
+
+/// Set while latency is measured: then each no-op job records when its handler started.
+static MEASURING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static STARTED_AT: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>> =
+    std::sync::Mutex::new(None);
+static STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -123,59 +135,91 @@ async fn unfinished(pool: &PgPool) -> anyhow::Result<bool> {
 /// Slipway's own engine.
 pub async fn slipway(admin: &PgConnectOptions, settings: Settings) -> anyhow::Result<Figures> {
     let name = format!("slipway_bench_{}", std::process::id());
-    on_scratch(admin, &name, settings.concurrency as u32 + 4, async |pool| {
-        sqlx::query("INSERT INTO job (kind) SELECT 'bench.noop' FROM generate_series(1, $1)")
-            .bind(settings.jobs as i64)
-            .execute(&pool)
-            .await?;
-        let config = WorkerConfig {
-            concurrency: settings.concurrency,
-            ..WorkerConfig::default()
-        };
-        let start = Instant::now();
-        let workers = Workers::start(pool.clone(), Registry::default().with(Noop), Clock::system(), config);
-        let target = crate::jobs::metrics::completed() + u64::from(settings.jobs);
-        while crate::jobs::metrics::completed() < target {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        // The completions are written in batches; the run ends when the last one is.
-        while unfinished(&pool).await? {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let seconds = start.elapsed().as_secs_f64();
-
-        let mut ids = Vec::new();
-        for _ in 0..settings.latency_jobs {
-            let mut tx = pool.begin().await?;
-            let id = queue::enqueue(&mut tx, &NewJob::new("bench.noop", serde_json::json!({}))).await?;
-            tx.commit().await?;
-            // One at a time: the next is enqueued once this one is done.
-            loop {
-                let done: bool = sqlx::query_scalar("SELECT state = 'completed' FROM job WHERE id = $1").bind(id).fetch_one(&pool).await?;
-                if done {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
+    on_scratch(
+        admin,
+        &name,
+        settings.concurrency as u32 + 4,
+        async |pool| {
+            sqlx::query("INSERT INTO job (kind) SELECT 'bench.noop' FROM generate_series(1, $1)")
+                .bind(settings.jobs as i64)
+                .execute(&pool)
+                .await?;
+            let config = WorkerConfig {
+                concurrency: settings.concurrency,
+                ..WorkerConfig::default()
+            };
+            let start = Instant::now();
+            let workers = Workers::start(
+                pool.clone(),
+                Registry::default().with(Noop),
+                Clock::system(),
+                config,
+            );
+            let target = crate::jobs::metrics::completed() + u64::from(settings.jobs);
+            while crate::jobs::metrics::completed() < target {
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            ids.push(id);
-        }
-        workers.shutdown(Duration::from_secs(10)).await;
-        // Both times are the database's: enqueue (created_at) and claim (started_at).
-        let mut latencies: Vec<f64> = sqlx::query_scalar(
-            "SELECT extract(epoch FROM started_at - created_at)::float8 * 1000 FROM job WHERE id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&pool)
-        .await?;
-        latencies.sort_by(f64::total_cmp);
-        pool.close().await;
-        let pick = |q: f64| latencies.get(((q * latencies.len() as f64) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0.0);
-        Ok(Figures {
-            jobs_per_second: f64::from(settings.jobs) / seconds,
-            p50_ms: pick(0.5),
-            p99_ms: pick(0.99),
-        })
-    })
+            // The completions are written in batches; the run ends when the last one is.
+            while unfinished(&pool).await? {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let seconds = start.elapsed().as_secs_f64();
+
+            MEASURING.store(true, std::sync::atomic::Ordering::Relaxed);
+            let mut started = Vec::new();
+            for _ in 0..settings.latency_jobs {
+                let mut tx = pool.begin().await?;
+                let id = queue::enqueue(&mut tx, &NewJob::new("bench.noop", serde_json::json!({})))
+                    .await?;
+                tx.commit().await?;
+                tokio::time::timeout(Duration::from_secs(30), STARTED.notified())
+                    .await
+                    .context("a latency job did not start within 30 s")?;
+                let at = STARTED_AT.lock().expect("never poisoned").take();
+                started.push((id, at.context("a latency job started without its time")?));
+                // One at a time: the next is enqueued once this one is done.
+                loop {
+                    let done: bool =
+                        sqlx::query_scalar("SELECT state = 'completed' FROM job WHERE id = $1")
+                            .bind(id)
+                            .fetch_one(&pool)
+                            .await?;
+                    if done {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            MEASURING.store(false, std::sync::atomic::Ordering::Relaxed);
+            workers.shutdown(Duration::from_secs(10)).await;
+            // From the database's enqueue time (created_at) to the handler's start.
+            let mut latencies = Vec::new();
+            for (id, at) in started {
+                let created: chrono::DateTime<chrono::Utc> =
+                    sqlx::query_scalar("SELECT created_at FROM job WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&pool)
+                        .await?;
+                latencies.push((at - created).as_seconds_f64() * 1000.0);
+            }
+            latencies.sort_by(f64::total_cmp);
+            pool.close().await;
+            let pick = |q: f64| {
+                latencies
+                    .get(
+                        ((q * latencies.len() as f64) as usize)
+                            .min(latencies.len().saturating_sub(1)),
+                    )
+                    .copied()
+                    .unwrap_or(0.0)
+            };
+            Ok(Figures {
+                jobs_per_second: f64::from(settings.jobs) / seconds,
+                p50_ms: pick(0.5),
+                p99_ms: pick(0.99),
+            })
+        },
+    )
     .await
 }
 

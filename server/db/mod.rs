@@ -204,6 +204,19 @@ macro_rules! text_column {
     };
 }
 
+/// Whether `error` means the database cannot be reached right now (a restart, a failover, no
+/// connection free in time) rather than a fault of the statement: such a request may be retried.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+        // SQLSTATE class 08 (connection exception); 57P01-57P03: shutting down, crashed, starting.
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&&*code)
+        }),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_url;

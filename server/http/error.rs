@@ -50,6 +50,10 @@ pub enum AppError {
     /// A path or query parameter that cannot be right whatever the route (a control character).
     #[error("invalid parameter")]
     BadParameter(Vec<FieldError>),
+    /// The database cannot be reached (restarting, failed over, out of connections): a 503
+    /// the caller may retry, not a bug.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(sqlx::Error),
     /// Anything unexpected: logged in full, shown to the user only as a request id.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -57,7 +61,11 @@ pub enum AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
-        AppError::Internal(e.into())
+        if crate::db::is_unavailable(&e) {
+            AppError::DatabaseUnavailable(e)
+        } else {
+            AppError::Internal(e.into())
+        }
     }
 }
 
@@ -234,6 +242,20 @@ impl IntoResponse for AppError {
                     "A path or query parameter is not valid; see `errors`.",
                 )
             },
+            AppError::DatabaseUnavailable(error) => {
+                tracing::warn!(error = %error, "request failed: the database is unavailable");
+                let mut response = StatusCode::SERVICE_UNAVAILABLE.into_response();
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("5"),
+                );
+                response.extensions_mut().insert(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Slipway cannot reach its database right now. Try again in a few seconds; if \
+                     you were saving something, check first whether it was saved.",
+                ));
+                return response;
+            }
             AppError::Internal(error) => {
                 // Logged here, once, with its whole chain; the response tells nothing of it.
                 tracing::error!(error = format!("{error:#}"), "request failed");

@@ -29,6 +29,9 @@ pub async fn healthz() -> Json<Liveness> {
     Json(Liveness::Ok)
 }
 
+/// How long `/readyz` waits for the database before it answers "unreachable".
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let not_ready = |reason| {
         (
@@ -36,7 +39,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             Json(Readiness::NotReady { reason }),
         )
     };
-    match db::is_ready(&state.pool).await {
+    // An unreachable database would hold the probe for the pool's acquire timeout (10 s);
+    // probes give up sooner than that, so the answer comes within READY_WITHIN.
+    let checked = tokio::time::timeout(READY_WITHIN, db::is_ready(&state.pool)).await;
+    match checked.unwrap_or(Err(sqlx::Error::PoolTimedOut)) {
         Ok(true) => (
             StatusCode::OK,
             Json(Readiness::Ready {

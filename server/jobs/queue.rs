@@ -253,10 +253,12 @@ pub async fn claim_after(
 }
 
 /// Claims for one pool of workers: each claim starts past the jobs the pool claimed before
-/// ([`claim_after`]), and claims from the front of the queue too when that finds too few, and
-/// at least once per `full_every`. So a job that sorts before the cursor (a higher priority, a
-/// due time in the past, one skipped while another pool held it) waits at most `full_every`
-/// while a large backlog drains, and the cost of a claim does not grow with the backlog.
+/// ([`claim_after`]); it claims from the front of the queue instead when that finds nothing,
+/// on the claim after one that found too few, and at least once per `full_every`. So a job
+/// that sorts before the cursor (a higher priority, a due time in the past, one skipped while
+/// another pool held it) waits at most `full_every` while a large backlog drains, the cost of a
+/// claim does not grow with the backlog, and a job found past the cursor never waits for the
+/// slower claim from the front.
 #[derive(Debug)]
 pub struct Claimer {
     cursor: Option<ClaimCursor>,
@@ -288,16 +290,18 @@ impl Claimer {
             }
             _ => Vec::new(),
         };
-        if jobs.len() < limit {
-            self.next_full = Some(now + self.full_every);
-            let front = claim(db, worker, kinds, (limit - jobs.len()) as i64, lease, now).await?;
-            // Past the cursor nothing of its priority is left, so the next claim continues
-            // after what the front gave (perhaps a lower priority), else where this one ended.
-            self.cursor = ClaimCursor::after(&front)
-                .or(ClaimCursor::after(&jobs))
-                .or(self.cursor);
-            jobs.extend(front);
+        if jobs.len() == limit {
+            self.cursor = ClaimCursor::after(&jobs);
+        } else if !jobs.is_empty() {
+            // Run these now; the claim from the front (which reads past the dead entries, a
+            // cost that grows with the backlog) comes with the next claim.
+            self.next_full = Some(now);
+            self.cursor = ClaimCursor::after(&jobs);
         } else {
+            self.next_full = Some(now + self.full_every);
+            jobs = claim(db, worker, kinds, limit as i64, lease, now).await?;
+            // Past the cursor nothing of its priority is left, so the next claim continues
+            // after what the front gave (perhaps a lower priority).
             self.cursor = ClaimCursor::after(&jobs).or(self.cursor);
         }
         Ok(jobs)

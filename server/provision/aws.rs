@@ -75,14 +75,27 @@ where
     let message = format!("{what} failed: {}", DisplayErrorContext(&error));
     match &error {
         SdkError::ServiceError(e) => match e.err().code() {
+            // Throttling and server faults as each protocol names them (JSON services
+            // `…Exception`, Query services such as IAM and STS without the suffix), and
+            // conflicting concurrent changes: AWS documents all of them as worth a retry.
             Some(
                 "ThrottlingException"
+                | "Throttling"
+                | "ThrottledException"
+                | "RequestThrottledException"
                 | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "PriorRequestNotComplete"
                 | "ServiceException"
                 | "ServerException"
-                | "ConcurrentModificationException"
+                | "ServiceUnavailable"
                 | "ServiceUnavailableException"
-                | "InternalFailure",
+                | "InternalFailure"
+                | "InternalError"
+                | "RequestTimeout"
+                | "RequestTimeoutException"
+                | "ConcurrentModificationException"
+                | "ConcurrentModification",
             ) => CloudError::Transient(message),
             Some("ResourceInUseException") => CloudError::AlreadyExists(message),
             _ => CloudError::Permanent(message),
@@ -125,8 +138,16 @@ impl AwsCloud {
         AwsCloud::from_sdk_config(base, settings)
     }
 
-    /// The provider over an SDK configuration built elsewhere (tests build one for moto).
+    /// The provider over an SDK configuration built elsewhere (tests build one for moto), with
+    /// Slipway's timeouts: without them an answer that never comes would hold a step forever
+    /// (its heartbeat keeps the lease). An attempt that times out is retried by the SDK.
     pub fn from_sdk_config(base: SdkConfig, settings: AwsSettings) -> AwsCloud {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .operation_attempt_timeout(std::time::Duration::from_secs(60))
+            .operation_timeout(std::time::Duration::from_secs(300))
+            .build();
+        let base = base.into_builder().timeout_config(timeouts).build();
         AwsCloud { base, settings }
     }
 
@@ -260,14 +281,20 @@ impl AwsCloud {
         if current == unit {
             return Ok(());
         }
-        orgs.move_account()
+        let moved = orgs
+            .move_account()
             .account_id(account_id)
             .source_parent_id(current)
             .destination_parent_id(unit)
             .send()
-            .await
-            .map_err(|e| classify("organizations:MoveAccount", e))?;
-        Ok(())
+            .await;
+        match moved {
+            Ok(_) => Ok(()),
+            // A retried move whose first attempt went through (its answer was lost): the
+            // account is where it should be.
+            Err(e) if is_code(&e, "DuplicateAccountException") => Ok(()),
+            Err(e) => Err(classify("organizations:MoveAccount", e)),
+        }
     }
 }
 
@@ -373,6 +400,14 @@ impl Provider for AwsCloud {
             .email(&spec.email)
             .role_name(&self.settings.member_role_name)
             .set_tags(Some(tags))
+            // CreateAccount has no idempotency token: an SDK retry after a lost answer would
+            // ask for a second account. The step retries instead, and first looks for the
+            // request in flight (`pending_account_request`).
+            .customize()
+            .config_override(
+                aws_sdk_organizations::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| classify("organizations:CreateAccount", e))?;

@@ -190,6 +190,61 @@ async fn config(url: &str, credentials: Credentials) -> SdkConfig {
         .await
 }
 
+/// A request forwarded to `upstream` as it came, and moto's answer.
+struct Relayed {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: axum::body::Bytes,
+}
+
+async fn relay(
+    client: &reqwest::Client,
+    upstream: &str,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Bytes,
+) -> Relayed {
+    let target = format!(
+        "{upstream}{}",
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let mut outgoing = client.request(parts.method.clone(), target).body(body);
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let answer = outgoing.send().await.unwrap();
+    Relayed {
+        status: answer.status().as_u16(),
+        headers: answer.headers().clone(),
+        body: answer.bytes().await.unwrap(),
+    }
+}
+
+impl Relayed {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = axum::response::Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            if name != "content-length" && name != "transfer-encoding" {
+                response = response.header(name, value);
+            }
+        }
+        response.body(axum::body::Body::from(self.body)).unwrap()
+    }
+}
+
+/// Serves `app` on a free loopback port; returns its URL.
+async fn serve_proxy(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
 /// A proxy in front of moto that, once armed with a process id, kills that process with
 /// SIGKILL right after moto has carried out a chosen call and before its answer goes back: the
 /// crash between "the cloud did it" and "we recorded it" that idempotent steps must survive.
@@ -208,17 +263,13 @@ struct ProxyState {
 
 impl CrashProxy {
     pub async fn start(upstream: &str, method: &str, path: &str) -> CrashProxy {
-        use axum::body::Body;
         use axum::extract::Request;
-        use axum::response::Response;
         let state = std::sync::Arc::new(std::sync::Mutex::new(ProxyState {
             trigger: (method.to_owned(), path.to_owned()),
             victim: None,
             kills: 0,
         }));
         let killed = std::sync::Arc::new(tokio::sync::Notify::new());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.to_owned();
         let client = reqwest::Client::new();
         let (s, k) = (state.clone(), killed.clone());
@@ -228,28 +279,11 @@ impl CrashProxy {
             async move {
                 let (parts, body) = request.into_parts();
                 let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-                let path = parts.uri.path().to_owned();
-                let target = format!(
-                    "{upstream}{}",
-                    parts
-                        .uri
-                        .path_and_query()
-                        .map(|p| p.as_str())
-                        .unwrap_or("/")
-                );
-                let mut outgoing = client.request(parts.method.clone(), target).body(body);
-                for (name, value) in &parts.headers {
-                    if name != "host" && name != "content-length" {
-                        outgoing = outgoing.header(name, value);
-                    }
-                }
-                let answer = outgoing.send().await.unwrap();
-                let status = answer.status();
-                let headers = answer.headers().clone();
-                let bytes = answer.bytes().await.unwrap();
+                let answer = relay(&client, &upstream, &parts, body).await;
                 {
                     let mut state = state.lock().unwrap();
-                    let hit = state.trigger == (parts.method.to_string(), path);
+                    let hit =
+                        state.trigger == (parts.method.to_string(), parts.uri.path().to_owned());
                     if let Some(pid) = state.victim.filter(|_| hit) {
                         state.victim = None;
                         nix::sys::signal::kill(
@@ -261,17 +295,10 @@ impl CrashProxy {
                         killed.notify_one();
                     }
                 }
-                let mut response = Response::builder().status(status.as_u16());
-                for (name, value) in &headers {
-                    if name != "content-length" && name != "transfer-encoding" {
-                        response = response.header(name, value);
-                    }
-                }
-                response.body(Body::from(bytes)).unwrap()
+                answer.into_response()
             }
         };
-        let app = axum::Router::new().fallback(forward);
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let url = serve_proxy(axum::Router::new().fallback(forward)).await;
         CrashProxy { url, state, killed }
     }
 
@@ -289,4 +316,173 @@ impl CrashProxy {
             .await
             .expect("the trigger call never came");
     }
+}
+
+/// What the fault proxy did to a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// Refused as throttled, in the service's own error shape; moto never saw it.
+    Throttled,
+    /// Refused with a 500 internal failure; moto never saw it.
+    ServerError,
+    /// Carried out by moto, then the connection broke before the answer: the caller cannot
+    /// know it happened (as after a timeout).
+    AnswerLost,
+}
+
+/// A proxy in front of moto that injects faults into a share of the calls, chosen by a seeded
+/// generator: throttling and 500s in each protocol's error shape (the service is read from the
+/// SigV4 credential scope), and answers lost after moto did the work. While `storm` is on,
+/// every call is throttled.
+pub struct FaultProxy {
+    pub url: String,
+    state: std::sync::Arc<std::sync::Mutex<FaultState>>,
+}
+
+struct FaultState {
+    seed: u64,
+    /// Faults per 1,000 calls.
+    per_mille: u64,
+    storm: bool,
+    injected: std::collections::HashMap<(String, Fault), usize>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: &str, seed: u64, per_mille: u64) -> FaultProxy {
+        use axum::extract::Request;
+        let state = std::sync::Arc::new(std::sync::Mutex::new(FaultState {
+            seed: seed.max(1),
+            per_mille,
+            storm: false,
+            injected: Default::default(),
+        }));
+        let upstream = upstream.to_owned();
+        let client = reqwest::Client::new();
+        let s = state.clone();
+        let forward = move |request: Request| {
+            let (upstream, client, state) = (upstream.clone(), client.clone(), s.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                let service = signed_service(&parts.headers);
+                let fault = {
+                    let mut state = state.lock().unwrap();
+                    let roll = state.next() % 3000;
+                    let fault = if state.storm {
+                        Some(Fault::Throttled)
+                    } else {
+                        match roll / 1000 {
+                            _ if roll % 1000 >= state.per_mille => None,
+                            0 => Some(Fault::Throttled),
+                            1 => Some(Fault::ServerError),
+                            _ => Some(Fault::AnswerLost),
+                        }
+                    };
+                    if let Some(fault) = fault {
+                        *state.injected.entry((service.clone(), fault)).or_default() += 1;
+                    }
+                    fault
+                };
+                match fault {
+                    None => relay(&client, &upstream, &parts, body)
+                        .await
+                        .into_response(),
+                    Some(Fault::Throttled) => refusal(&service, 400, "Throttling"),
+                    Some(Fault::ServerError) => refusal(&service, 500, "InternalFailure"),
+                    Some(Fault::AnswerLost) => {
+                        let answer = relay(&client, &upstream, &parts, body).await;
+                        // The status line goes out, then the body breaks off.
+                        let broken = futures_util::stream::once(async {
+                            Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+                                "connection lost",
+                            ))
+                        });
+                        axum::response::Response::builder()
+                            .status(answer.status)
+                            .header("content-length", answer.body.len().max(1))
+                            .body(axum::body::Body::from_stream(broken))
+                            .unwrap()
+                    }
+                }
+            }
+        };
+        let url = serve_proxy(axum::Router::new().fallback(forward)).await;
+        FaultProxy { url, state }
+    }
+
+    /// Throttles every call while on.
+    pub fn storm(&self, on: bool) {
+        self.state.lock().unwrap().storm = on;
+    }
+
+    /// How many faults of each kind were injected into each service's calls.
+    pub fn injected(&self) -> std::collections::HashMap<(String, Fault), usize> {
+        self.state.lock().unwrap().injected.clone()
+    }
+}
+
+impl FaultState {
+    /// xorshift64: reproducible from the seed.
+    fn next(&mut self) -> u64 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        self.seed
+    }
+}
+
+/// The AWS service a request is signed for: `…/<date>/<region>/<service>/aws4_request`.
+fn signed_service(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|scope| scope.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// An error answer as `service` gives it: JSON with `__type` (Organizations), JSON with the
+/// `x-amzn-ErrorType` header (EKS), EC2's XML, or the Query services' XML (IAM, STS). The
+/// code gets its `Exception` suffix where the service uses one.
+fn refusal(service: &str, status: u16, code: &str) -> axum::response::Response {
+    let exception = format!("{code}Exception");
+    let (content_type, code_header, body) = match service {
+        "organizations" => (
+            "application/x-amz-json-1.1",
+            None,
+            format!(r#"{{"__type":"{exception}","Message":"injected by the fault proxy"}}"#),
+        ),
+        "eks" => (
+            "application/json",
+            Some(exception.clone()),
+            r#"{"message":"injected by the fault proxy"}"#.to_owned(),
+        ),
+        "ec2" => (
+            "text/xml",
+            None,
+            format!(
+                "<Response><Errors><Error><Code>{}</Code><Message>injected by the fault proxy</Message></Error></Errors><RequestID>fault</RequestID></Response>",
+                if code == "Throttling" {
+                    "RequestLimitExceeded"
+                } else {
+                    "InternalError"
+                }
+            ),
+        ),
+        _ => (
+            "text/xml",
+            None,
+            format!(
+                "<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>injected by the fault proxy</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+            ),
+        ),
+    };
+    let mut response = axum::response::Response::builder()
+        .status(status)
+        .header("content-type", content_type);
+    if let Some(code) = code_header {
+        response = response.header("x-amzn-ErrorType", code);
+    }
+    response.body(axum::body::Body::from(body)).unwrap()
 }
