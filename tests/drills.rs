@@ -180,6 +180,7 @@ async fn drill_schemathesis_finds_no_server_error_and_no_answer_off_its_schema()
     let everyone = [Role::Admin, Role::PlatformEngineer, Role::Developer];
     let token = app.token(&everyone, &everyone).await;
     let examples = drill_setting("SLIPWAY_DRILL_EXAMPLES", 5);
+    let cwd = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(schemathesis)
         .arg("run")
         .arg(app.url("/api/v1/openapi.json"))
@@ -187,7 +188,9 @@ async fn drill_schemathesis_finds_no_server_error_and_no_answer_off_its_schema()
         .args(["--checks", "not_a_server_error,response_schema_conformance"])
         .args(["--max-examples", &examples.to_string()])
         .args(["--seed", &drill_setting("SLIPWAY_TEST_SEED", 1).to_string()])
+        .args(["--generation-database", "none"])
         .env("NO_COLOR", "1")
+        .current_dir(cwd.path())
         .output()
         .await
         .expect("running schemathesis");
