@@ -714,6 +714,10 @@ async fn a_claimer_goes_on_past_its_cursor_and_still_finds_jobs_that_sort_before
         .await
         .unwrap();
     assert_eq!(ids(&past_cursor), [next]);
+    assert!(
+        claimer.front_due(soon),
+        "the pool claims from the front right away"
+    );
     let front = claimer
         .claim(&pool, "w", &kinds, 3, lease, soon)
         .await

@@ -275,6 +275,11 @@ impl Claimer {
         }
     }
 
+    /// Whether the next claim is from the front of the queue.
+    pub fn front_due(&self, now: DateTime<Utc>) -> bool {
+        self.cursor.is_none() || self.next_full.is_none_or(|due| now >= due)
+    }
+
     pub async fn claim(
         &mut self,
         db: &PgPool,
@@ -284,8 +289,8 @@ impl Claimer {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
-        let mut jobs = match (self.cursor, self.next_full) {
-            (Some(cursor), Some(next_full)) if now < next_full => {
+        let mut jobs = match self.cursor {
+            Some(cursor) if !self.front_due(now) => {
                 claim_after(db, worker, kinds, limit as i64, lease, now, cursor).await?
             }
             _ => Vec::new(),

@@ -283,6 +283,11 @@ async fn dispatch(mut d: Dispatcher) {
             }
             continue;
         }
+        if claimed > 0 && claimer.front_due(d.clock.now()) {
+            // The jobs found past the cursor are running; the claim from the front they put
+            // off comes now, off their path.
+            continue;
+        }
         tokio::select! {
             _ = d.wake.notified() => {}
             _ = freed.notified(), if free == 0 => {}
