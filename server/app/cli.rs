@@ -677,18 +677,9 @@ async fn bench_all(
     };
     let pages_report = pages::run(&admin, pages_settings).await?;
     let text = format!(
-        "# Slipway performance report
-
-{}
-## Job engine (`slipway bench jobs`)
-
-{}
-         ## Approvals dashboard (`slipway bench approvals`)
-
-{}
-         ## Pages under load (`slipway bench pages`)
-
-{}",
+        "# Slipway performance report\n\n{}\n## Job engine (`slipway bench jobs`)\n\n{}\n\
+         ## Approvals dashboard (`slipway bench approvals`)\n\n{}\n\
+         ## Pages under load (`slipway bench pages`)\n\n{}",
         report::machine_section(&machine),
         report::jobs(&runs),
         report::approvals(&small, &large, approvals_settings.concurrency),
