@@ -1281,10 +1281,13 @@ async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(
-        error.contains("organizations:") && error.contains("Throttling"),
+        error.contains("organizations:") && error.contains("was throttled by AWS"),
         "the error names the AWS call and says it was throttled: {error}"
     );
-    assert!(!error.contains("<ErrorResponse"), "no raw XML: {error}");
+    assert!(
+        !error.contains("<ErrorResponse") && !error.contains("Error {"),
+        "no raw XML or debug output: {error}"
+    );
     let page = w
         .app
         .client
@@ -1296,7 +1299,10 @@ async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Throttling"), "the request page shows it");
+    assert!(
+        page.contains("was throttled by AWS"),
+        "the request page shows it"
+    );
     proxy.storm(false);
 
     let mut ids = vec![first];

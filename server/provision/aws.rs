@@ -66,42 +66,63 @@ pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         .build_https()
 }
 
-/// Sorts an SDK error into retry-worthy or not, with the service's message.
-fn classify<E, R>(what: &str, error: SdkError<E, R>) -> CloudError
+/// AWS's codes for throttling, as each protocol names them (JSON services `…Exception`, Query
+/// services such as IAM and STS without the suffix, EC2 its own).
+const THROTTLING: [&str; 7] = [
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "PriorRequestNotComplete",
+];
+
+/// Other codes AWS documents as worth a retry: server faults, timeouts, concurrent changes.
+const TRANSIENT: [&str; 10] = [
+    "ServiceException",
+    "ServerException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalError",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "ConcurrentModificationException",
+    "ConcurrentModification",
+];
+
+/// Sorts an SDK error into retry-worthy or not, in words a person can act on: the call, what
+/// happened, and the service's own code and message.
+fn classify<E>(what: &str, error: SdkError<E, aws_smithy_runtime_api::http::Response>) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
-    let message = format!("{what} failed: {}", DisplayErrorContext(&error));
-    match &error {
-        SdkError::ServiceError(e) => match e.err().code() {
-            // Throttling and server faults as each protocol names them (JSON services
-            // `…Exception`, Query services such as IAM and STS without the suffix), and
-            // conflicting concurrent changes: AWS documents all of them as worth a retry.
-            Some(
-                "ThrottlingException"
-                | "Throttling"
-                | "ThrottledException"
-                | "RequestThrottledException"
-                | "TooManyRequestsException"
-                | "RequestLimitExceeded"
-                | "PriorRequestNotComplete"
-                | "ServiceException"
-                | "ServerException"
-                | "ServiceUnavailable"
-                | "ServiceUnavailableException"
-                | "InternalFailure"
-                | "InternalError"
-                | "RequestTimeout"
-                | "RequestTimeoutException"
-                | "ConcurrentModificationException"
-                | "ConcurrentModification",
-            ) => CloudError::Transient(message),
-            Some("ResourceInUseException") => CloudError::AlreadyExists(message),
-            _ => CloudError::Permanent(message),
-        },
+    let SdkError::ServiceError(e) = &error else {
         // Timeouts, connection failures, unreadable responses.
-        _ => CloudError::Transient(message),
+        return CloudError::Transient(format!(
+            "{what} did not get an answer from AWS: {}",
+            DisplayErrorContext(&error)
+        ));
+    };
+    let code = e.err().code().unwrap_or("an error without a code");
+    let detail = match e.err().message() {
+        Some(message) => format!("{code}: {message}"),
+        None => code.to_owned(),
+    };
+    let status = e.raw().status();
+    if THROTTLING.contains(&code) {
+        CloudError::Transient(format!("{what} was throttled by AWS ({detail})"))
+    } else if status.is_server_error() || TRANSIENT.contains(&code) {
+        // A 5xx is the service's own fault whatever it calls it (IAM's `ServiceFailure`).
+        CloudError::Transient(format!(
+            "{what} failed on AWS's side (HTTP {}, {detail})",
+            status.as_u16()
+        ))
+    } else if code == "ResourceInUseException" {
+        CloudError::AlreadyExists(format!("{what}: {detail}"))
+    } else {
+        CloudError::Permanent(format!("{what} failed: {detail}"))
     }
 }
 

@@ -387,8 +387,8 @@ impl FaultProxy {
                     None => relay(&client, &upstream, &parts, body)
                         .await
                         .into_response(),
-                    Some(Fault::Throttled) => refusal(&service, 400, "Throttling"),
-                    Some(Fault::ServerError) => refusal(&service, 500, "InternalFailure"),
+                    Some(Fault::Throttled) => throttled(&service),
+                    Some(Fault::ServerError) => server_error(&service),
                     Some(Fault::AnswerLost) => {
                         let answer = relay(&client, &upstream, &parts, body).await;
                         // The status line goes out, then the body breaks off.
@@ -442,32 +442,46 @@ fn signed_service(headers: &axum::http::HeaderMap) -> String {
         .to_owned()
 }
 
+/// A throttling answer, with the status and code each service uses.
+fn throttled(service: &str) -> axum::response::Response {
+    match service {
+        "organizations" => refusal(service, 400, "TooManyRequestsException"),
+        "eks" => refusal(service, 429, "ThrottlingException"),
+        "ec2" => refusal(service, 503, "RequestLimitExceeded"),
+        _ => refusal(service, 400, "Throttling"),
+    }
+}
+
+/// A server fault, with the status and code each service uses.
+fn server_error(service: &str) -> axum::response::Response {
+    match service {
+        "organizations" => refusal(service, 500, "ServiceException"),
+        "eks" => refusal(service, 500, "ServerException"),
+        "iam" => refusal(service, 500, "ServiceFailure"),
+        "ec2" => refusal(service, 500, "InternalError"),
+        _ => refusal(service, 500, "InternalFailure"),
+    }
+}
+
 /// An error answer as `service` gives it: JSON with `__type` (Organizations), JSON with the
-/// `x-amzn-ErrorType` header (EKS), EC2's XML, or the Query services' XML (IAM, STS). The
-/// code gets its `Exception` suffix where the service uses one.
+/// `x-amzn-ErrorType` header (EKS), EC2's XML, or the Query services' XML (IAM, STS).
 fn refusal(service: &str, status: u16, code: &str) -> axum::response::Response {
-    let exception = format!("{code}Exception");
     let (content_type, code_header, body) = match service {
         "organizations" => (
             "application/x-amz-json-1.1",
             None,
-            format!(r#"{{"__type":"{exception}","Message":"injected by the fault proxy"}}"#),
+            format!(r#"{{"__type":"{code}","Message":"injected by the fault proxy"}}"#),
         ),
         "eks" => (
             "application/json",
-            Some(exception.clone()),
+            Some(code.to_owned()),
             r#"{"message":"injected by the fault proxy"}"#.to_owned(),
         ),
         "ec2" => (
             "text/xml",
             None,
             format!(
-                "<Response><Errors><Error><Code>{}</Code><Message>injected by the fault proxy</Message></Error></Errors><RequestID>fault</RequestID></Response>",
-                if code == "Throttling" {
-                    "RequestLimitExceeded"
-                } else {
-                    "InternalError"
-                }
+                "<Response><Errors><Error><Code>{code}</Code><Message>injected by the fault proxy</Message></Error></Errors><RequestID>fault</RequestID></Response>"
             ),
         ),
         _ => (
