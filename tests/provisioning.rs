@@ -1333,3 +1333,78 @@ async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
     assert!(lost > 0, "some answers were lost: {injected:?}");
     eprintln!("drill: faults injected {injected:?}");
 }
+
+/// Provisioning's critical path, against a cloud that takes time (the latency proxy: moto's
+/// creations made to take `SLIPWAY_CLOUD_WAIT_*` seconds): how long approval → ready takes
+/// beside the longest chain of waits that cannot overlap (the account, then the cluster, then
+/// the node group or the add-ons, whichever is longer), and approval → first AWS call. It checks
+/// only that the environment becomes ready; `tests/drill/critical-path` gives the README's figures.
+#[tokio::test]
+async fn drill_critical_path_from_approval_to_ready_beside_the_cloud_waits() {
+    let wait = |name: &str, short: u64| Duration::from_secs(drill_setting(name, short));
+    let waits = support::moto::CloudWaits {
+        account: wait("SLIPWAY_CLOUD_WAIT_ACCOUNT", 3),
+        cluster: wait("SLIPWAY_CLOUD_WAIT_CLUSTER", 6),
+        nodegroup: wait("SLIPWAY_CLOUD_WAIT_NODEGROUP", 4),
+        addon: wait("SLIPWAY_CLOUD_WAIT_ADDON", 3),
+    };
+    let moto = Moto::start().await;
+    moto.create_organization().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let proxy = support::moto::LatencyProxy::start(&moto.url, waits).await;
+    let w = World::new().await;
+    let _worker = worker_process(&w, &moto, &proxy.url, &kube);
+    let (status, created) = w
+        .call(
+            Method::POST,
+            "/api/v1/platforms/shop/environments",
+            &w.dev,
+            json!({"environment_type": "dev", "name": "path", "purpose": "Critical path"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    proxy.forget_calls();
+    let approved = Instant::now();
+    let (status, body) = w
+        .call(
+            Method::POST,
+            &format!("/api/v1/environments/{id}/approve"),
+            &w.engineer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let env = w.until_state(&id, "ready", Duration::from_secs(600)).await;
+    let took = approved.elapsed();
+    let first_call = proxy.first_call().map(|at| at.duration_since(approved));
+    let chain = waits.account + waits.cluster + waits.nodegroup.max(waits.addon);
+    let steps: Vec<String> = env["job"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let seconds = |at: &Value| {
+                at.as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            };
+            let length = seconds(&s["finished_at"])
+                .zip(seconds(&s["started_at"]))
+                .map(|(end, start)| (end - start).as_seconds_f64())
+                .unwrap_or_default();
+            format!("{} {length:.1} s", s["name"].as_str().unwrap_or_default())
+        })
+        .collect();
+    eprintln!(
+        "critical path: approval → ready {:.1} s; chain of cloud waits {:.1} s ({:.2}×); approval → first AWS call {}; steps: {}",
+        took.as_secs_f64(),
+        chain.as_secs_f64(),
+        took.as_secs_f64() / chain.as_secs_f64(),
+        first_call.map_or("none".to_owned(), |d| format!(
+            "{:.0} ms",
+            d.as_secs_f64() * 1000.0
+        )),
+        steps.join(", ")
+    );
+}

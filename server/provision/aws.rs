@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_sdk_eks::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 
 use super::cloud::{
@@ -99,10 +99,17 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let SdkError::ServiceError(e) = &error else {
-        // Timeouts, connection failures, unreadable responses.
+        // Timeouts, connection failures, unreadable responses: each cause in words (the SDK's
+        // own rendering appends its debug output).
+        let mut causes = vec![error.to_string()];
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
         return CloudError::Transient(format!(
-            "{what} did not get an answer from AWS: {}",
-            DisplayErrorContext(&error)
+            "{what} failed: no answer from AWS ({})",
+            causes.join(": ")
         ));
     };
     let code = e.err().code().unwrap_or("an error without a code");

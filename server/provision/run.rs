@@ -575,16 +575,18 @@ async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(),
             _ => None,
         })
         .collect();
-    for (name, version, configuration) in planned {
-        if p.find_addon(&session, &region, &cluster, &name)
+    // All are asked for first, then waited for: they do not depend on each other, so their
+    // creations overlap and the step takes about as long as the slowest, not their sum.
+    for (name, version, configuration) in &planned {
+        if p.find_addon(&session, &region, &cluster, name)
             .await?
             .is_none()
         {
             let spec = AddonSpec {
                 cluster: cluster.clone(),
                 name: name.clone(),
-                version,
-                configuration,
+                version: version.clone(),
+                configuration: configuration.clone(),
                 tags: t.owned_tags(tags.clone()),
             };
             match p.create_addon(&session, &region, &spec).await {
@@ -594,6 +596,8 @@ async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(),
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+    for (name, _, _) in planned {
         let addon = until_active(
             ctx,
             &format!("add-on {name}"),

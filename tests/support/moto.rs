@@ -500,3 +500,166 @@ fn refusal(service: &str, status: u16, code: &str) -> axum::response::Response {
     }
     response.body(axum::body::Body::from(body)).unwrap()
 }
+
+/// How long the cloud takes, for the latency proxy: moto finishes everything at once.
+#[derive(Debug, Clone, Copy)]
+pub struct CloudWaits {
+    pub account: Duration,
+    pub cluster: Duration,
+    pub nodegroup: Duration,
+    pub addon: Duration,
+}
+
+/// A proxy in front of moto that makes creations take time, as AWS's do: an account request
+/// stays `IN_PROGRESS`, a cluster, node group or add-on `CREATING`, until its wait has passed
+/// since its create call. It also notes when the first call came.
+pub struct LatencyProxy {
+    pub url: String,
+    state: std::sync::Arc<std::sync::Mutex<LatencyState>>,
+}
+
+#[derive(Default)]
+struct LatencyState {
+    /// When each creation was asked for, by what identifies it in later reads.
+    created: std::collections::HashMap<String, Instant>,
+    first_call: Option<Instant>,
+}
+
+impl LatencyProxy {
+    pub async fn start(upstream: &str, waits: CloudWaits) -> LatencyProxy {
+        use axum::extract::Request;
+        let state = std::sync::Arc::new(std::sync::Mutex::new(LatencyState::default()));
+        let upstream = upstream.to_owned();
+        let client = reqwest::Client::new();
+        let s = state.clone();
+        let forward = move |request: Request| {
+            let (upstream, client, state) = (upstream.clone(), client.clone(), s.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                state
+                    .lock()
+                    .unwrap()
+                    .first_call
+                    .get_or_insert_with(Instant::now);
+                let target = parts
+                    .headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let (method, path) = (
+                    parts.method.as_str().to_owned(),
+                    parts.uri.path().to_owned(),
+                );
+                let sent: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let mut answer = relay(&client, &upstream, &parts, body).await;
+                let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&answer.body) else {
+                    return answer.into_response();
+                };
+                let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+                // (what identifies the creation, its wait, where its status is, "still going")
+                let read = match (method.as_str(), segments.as_slice()) {
+                    _ if target.ends_with(".CreateAccount") => {
+                        let id = json["CreateAccountStatus"]["Id"]
+                            .as_str()
+                            .unwrap_or_default();
+                        state
+                            .lock()
+                            .unwrap()
+                            .created
+                            .insert(id.to_owned(), Instant::now());
+                        None
+                    }
+                    _ if target.ends_with(".DescribeCreateAccountStatus") => Some((
+                        sent["CreateAccountRequestId"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        waits.account,
+                        "/CreateAccountStatus",
+                        "IN_PROGRESS",
+                    )),
+                    ("POST", ["clusters"]) => {
+                        let name = sent["name"].as_str().unwrap_or_default();
+                        state
+                            .lock()
+                            .unwrap()
+                            .created
+                            .insert(format!("cluster/{name}"), Instant::now());
+                        None
+                    }
+                    ("GET", ["clusters", name]) => Some((
+                        format!("cluster/{name}"),
+                        waits.cluster,
+                        "/cluster",
+                        "CREATING",
+                    )),
+                    ("POST", ["clusters", cluster, "node-groups"]) => {
+                        let name = sent["nodegroupName"].as_str().unwrap_or_default();
+                        state
+                            .lock()
+                            .unwrap()
+                            .created
+                            .insert(format!("nodegroup/{cluster}/{name}"), Instant::now());
+                        None
+                    }
+                    ("GET", ["clusters", cluster, "node-groups", name]) => Some((
+                        format!("nodegroup/{cluster}/{name}"),
+                        waits.nodegroup,
+                        "/nodegroup",
+                        "CREATING",
+                    )),
+                    ("POST", ["clusters", cluster, "addons"]) => {
+                        let name = sent["addonName"].as_str().unwrap_or_default();
+                        state
+                            .lock()
+                            .unwrap()
+                            .created
+                            .insert(format!("addon/{cluster}/{name}"), Instant::now());
+                        None
+                    }
+                    ("GET", ["clusters", cluster, "addons", name]) => Some((
+                        format!("addon/{cluster}/{name}"),
+                        waits.addon,
+                        "/addon",
+                        "CREATING",
+                    )),
+                    _ => None,
+                };
+                if let Some((key, wait, at, going)) = read {
+                    let since = state
+                        .lock()
+                        .unwrap()
+                        .created
+                        .get(&key)
+                        .map(Instant::elapsed);
+                    if since.is_some_and(|since| since < wait)
+                        && let Some(object) = json.pointer_mut(at).and_then(|o| o.as_object_mut())
+                    {
+                        let field = if at == "/CreateAccountStatus" {
+                            "State"
+                        } else {
+                            "status"
+                        };
+                        object.insert(field.to_owned(), going.into());
+                        object.remove("AccountId");
+                        answer.body = serde_json::to_vec(&json).unwrap().into();
+                    }
+                }
+                answer.into_response()
+            }
+        };
+        let url = serve_proxy(axum::Router::new().fallback(forward)).await;
+        LatencyProxy { url, state }
+    }
+
+    /// When the first call came through since [`LatencyProxy::forget_calls`], if any has.
+    pub fn first_call(&self) -> Option<Instant> {
+        self.state.lock().unwrap().first_call
+    }
+
+    pub fn forget_calls(&self) {
+        self.state.lock().unwrap().first_call = None;
+    }
+}
