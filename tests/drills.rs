@@ -158,14 +158,6 @@ async fn drill_the_server_rides_out_a_postgres_restart_under_load() {
     cluster.stop().unwrap();
 }
 
-/// A number from a drill's setting (`SLIPWAY_DRILL_*`), or its short form's default.
-fn drill_setting(name: &str, short_form: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(short_form)
-}
-
 /// schemathesis (PyPI) generates requests for every operation of `/api/v1/openapi.json`, as a
 /// signed-in admin who is also a platform engineer and a developer: no answer is a 5xx, and
 /// every answer fits the schema the document gives for it. Short form: a few examples per
@@ -179,7 +171,7 @@ async fn drill_schemathesis_finds_no_server_error_and_no_answer_off_its_schema()
     let app = TestApp::spawn().await;
     let everyone = [Role::Admin, Role::PlatformEngineer, Role::Developer];
     let token = app.token(&everyone, &everyone).await;
-    let examples = drill_setting("SLIPWAY_DRILL_EXAMPLES", 5);
+    let examples = support::drill_setting("SLIPWAY_DRILL_EXAMPLES", 5);
     let cwd = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(schemathesis)
         .arg("run")
@@ -187,7 +179,10 @@ async fn drill_schemathesis_finds_no_server_error_and_no_answer_off_its_schema()
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--checks", "not_a_server_error,response_schema_conformance"])
         .args(["--max-examples", &examples.to_string()])
-        .args(["--seed", &drill_setting("SLIPWAY_TEST_SEED", 1).to_string()])
+        .args([
+            "--seed",
+            &support::drill_setting("SLIPWAY_TEST_SEED", 1).to_string(),
+        ])
         .args(["--generation-database", "none"])
         .env("NO_COLOR", "1")
         .current_dir(cwd.path())

@@ -113,6 +113,20 @@ impl World {
         id
     }
 
+    /// The HTML of an environment's page, as the developer sees it.
+    async fn page(&self, id: &str) -> String {
+        self.app
+            .client
+            .get(self.app.url(&format!("/environments/{id}")))
+            .bearer_auth(&self.dev)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     async fn environment(&self, id: &str) -> Value {
         let (status, body) = self
             .call(
@@ -734,17 +748,7 @@ async fn a_failed_environment_retries_from_the_failed_step() {
             .unwrap()
             .contains("InsufficientCapacity")
     );
-    let page = w
-        .app
-        .client
-        .get(w.app.url(&format!("/environments/{id}")))
-        .bearer_auth(&w.dev)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = w.page(&id).await;
     assert!(
         page.contains("Retry from the failed step") && page.contains("Clean up what was created")
     );
@@ -1021,16 +1025,7 @@ async fn a_worker_killed_at_a_random_point_of_the_bootstrap_resumes_with_every_o
 
     // Killed once this many objects exist: somewhere in the Kubernetes step, different each run
     // (the seed is printed so a failure can be replayed with SLIPWAY_TEST_SEED).
-    let seed: u64 = std::env::var("SLIPWAY_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-                .into()
-        });
+    let seed = support::test_seed();
     let kill_after = 1 + (seed as usize % (planned.len() - 1));
     eprintln!(
         "SLIPWAY_TEST_SEED={seed}: killing the worker once {kill_after} of {} objects exist",
@@ -1109,14 +1104,6 @@ async fn the_ec2_client_reads_subnets_by_filter() {
     assert!(tagged.is_empty(), "no subnet is tagged: {tagged:?}");
 }
 
-/// A number from a drill's setting (`SLIPWAY_DRILL_*`), or its short form's default.
-fn drill_setting(name: &str, short_form: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(short_form)
-}
-
 /// The SIGKILL drill: concurrent provisionings against moto and the real API server while
 /// worker processes are killed with SIGKILL at random points of their progress (a replacement
 /// starts after each kill). Every environment becomes ready with exactly one account, cluster
@@ -1124,16 +1111,9 @@ fn drill_setting(name: &str, short_form: u64) -> u64 {
 /// long form (`tests/drill/kill`, 20 and 20) gives the README's figures.
 #[tokio::test]
 async fn drill_concurrent_provisionings_survive_workers_killed_at_random() {
-    let environments = drill_setting("SLIPWAY_DRILL_ENVIRONMENTS", 3);
-    let kills = drill_setting("SLIPWAY_DRILL_KILLS", 4);
-    let mut seed: u64 = drill_setting(
-        "SLIPWAY_TEST_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-            .into(),
-    );
+    let environments = support::drill_setting("SLIPWAY_DRILL_ENVIRONMENTS", 3);
+    let kills = support::drill_setting("SLIPWAY_DRILL_KILLS", 4);
+    let mut seed = support::test_seed();
     eprintln!("SLIPWAY_TEST_SEED={seed}: {environments} environments, {kills} kills");
     // xorshift64: reproducible from the printed seed.
     let mut random = move |below: u64| {
@@ -1251,16 +1231,9 @@ async fn drill_concurrent_provisionings_survive_workers_killed_at_random() {
 /// node group. Short form: 2 environments, 15% of calls; `tests/drill/aws-faults` runs more.
 #[tokio::test]
 async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
-    let environments = drill_setting("SLIPWAY_DRILL_ENVIRONMENTS", 2);
-    let per_mille = drill_setting("SLIPWAY_DRILL_FAULTS_PER_MILLE", 150);
-    let seed = drill_setting(
-        "SLIPWAY_TEST_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-            .into(),
-    );
+    let environments = support::drill_setting("SLIPWAY_DRILL_ENVIRONMENTS", 2);
+    let per_mille = support::drill_setting("SLIPWAY_DRILL_FAULTS_PER_MILLE", 150);
+    let seed = support::test_seed();
     eprintln!(
         "SLIPWAY_TEST_SEED={seed}: {environments} environments, {per_mille}‰ of calls faulted"
     );
@@ -1299,17 +1272,7 @@ async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
         !error.contains("<ErrorResponse") && !error.contains("Error {"),
         "no raw XML or debug output: {error}"
     );
-    let page = w
-        .app
-        .client
-        .get(w.app.url(&format!("/environments/{first}")))
-        .bearer_auth(&w.dev)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = w.page(&first).await;
     assert!(
         page.contains("was throttled by AWS"),
         "the request page shows it"
@@ -1347,7 +1310,7 @@ async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
 /// only that the environment becomes ready; `tests/drill/critical-path` gives the README's figures.
 #[tokio::test]
 async fn drill_critical_path_from_approval_to_ready_beside_the_cloud_waits() {
-    let wait = |name: &str, short: u64| Duration::from_secs(drill_setting(name, short));
+    let wait = |name: &str, short: u64| Duration::from_secs(support::drill_setting(name, short));
     let waits = support::moto::CloudWaits {
         account: wait("SLIPWAY_CLOUD_WAIT_ACCOUNT", 3),
         cluster: wait("SLIPWAY_CLOUD_WAIT_CLUSTER", 6),

@@ -567,6 +567,27 @@ impl Drop for SlipwayProcess {
     }
 }
 
+/// A number from a drill's setting (`SLIPWAY_DRILL_*`), or its short form's default.
+pub fn drill_setting(name: &str, short_form: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(short_form)
+}
+
+/// The seed of a randomised test: `SLIPWAY_TEST_SEED` when set (to replay a run), else new
+/// each run. Tests print it.
+pub fn test_seed() -> u64 {
+    drill_setting(
+        "SLIPWAY_TEST_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+            .into(),
+    )
+}
+
 /// The path of an external program a test needs, or a failure that says how to install it.
 /// Tests never skip silently.
 pub fn require_program(name: &str, install_hint: &str) -> PathBuf {
