@@ -1349,6 +1349,19 @@ async fn drill_critical_path_from_approval_to_ready_beside_the_cloud_waits() {
     let took = approved.elapsed();
     let first_call = proxy.first_call().map(|at| at.duration_since(approved));
     let chain = waits.account + waits.cluster + waits.nodegroup.max(waits.addon);
+    // The add-ons need only the cluster: they are asked for while the node group starts, not
+    // after it is ACTIVE, so their wait overlaps the node group's.
+    let nodegroups = proxy.created("nodegroup/");
+    let addons = proxy.created("addon/");
+    assert_eq!(nodegroups.len(), 1, "{nodegroups:?}");
+    assert!(!addons.is_empty(), "no add-on was created");
+    let nodes_active = nodegroups[0].1 + waits.nodegroup;
+    for (addon, at) in &addons {
+        assert!(
+            *at < nodes_active,
+            "{addon} was asked for after the node group was ACTIVE"
+        );
+    }
     let steps: Vec<String> = env["job"]["steps"]
         .as_array()
         .unwrap()

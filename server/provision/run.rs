@@ -549,6 +549,9 @@ async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<
             Err(e) => return Err(e.into()),
         }
     }
+    // The add-ons need only the cluster: asked for now, they start while the nodes do (the CNI
+    // is then there when the first node joins), and the add-ons step mostly finds them ACTIVE.
+    request_addons(p, &session, ctx, t).await?;
     until_active(
         ctx,
         &format!("node group {name}"),
@@ -559,10 +562,16 @@ async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<
     ctx.log(&format!("node group {name} is ACTIVE")).await
 }
 
-/// The EKS add-ons of the plan: each found or created, then waited for until ACTIVE.
-async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+/// Asks for each add-on of the plan that does not exist yet; returns the plan's add-on names.
+/// All are asked for before any is waited for: they do not depend on each other, so their
+/// creations overlap.
+async fn request_addons<P: Provider>(
+    p: &P,
+    session: &P::Session,
+    ctx: &StepContext,
+    t: &Target,
+) -> Result<Vec<String>, StepError> {
     let (cluster, _, region, tags) = t.cluster()?;
-    let session = p.open_session(&account_id(t)?).await?;
     let planned: Vec<(String, Option<String>, Option<String>)> = t
         .plan()?
         .into_iter()
@@ -575,10 +584,8 @@ async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(),
             _ => None,
         })
         .collect();
-    // All are asked for first, then waited for: they do not depend on each other, so their
-    // creations overlap and the step takes about as long as the slowest, not their sum.
     for (name, version, configuration) in &planned {
-        if p.find_addon(&session, &region, &cluster, name)
+        if p.find_addon(session, &region, &cluster, name)
             .await?
             .is_none()
         {
@@ -589,15 +596,24 @@ async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(),
                 configuration: configuration.clone(),
                 tags: t.owned_tags(tags.clone()),
             };
-            match p.create_addon(&session, &region, &spec).await {
+            match p.create_addon(session, &region, &spec).await {
                 Ok(()) => ctx.log(&format!("CreateAddon {name}")).await?,
-                // A crashed attempt's create: it is there now, which is all this step needs.
+                // A crashed attempt's create: it is there now, which is all this needs.
                 Err(CloudError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }
     }
-    for (name, _, _) in planned {
+    Ok(planned.into_iter().map(|(name, _, _)| name).collect())
+}
+
+/// The EKS add-ons of the plan: each found or created (the node group step has asked for them
+/// already, unless it was done before this version), then waited for until ACTIVE.
+async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+    let (cluster, _, region, tags) = t.cluster()?;
+    let session = p.open_session(&account_id(t)?).await?;
+    let planned = request_addons(p, &session, ctx, t).await?;
+    for name in planned {
         let addon = until_active(
             ctx,
             &format!("add-on {name}"),

@@ -558,73 +558,55 @@ impl LatencyProxy {
                     return answer.into_response();
                 };
                 let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-                // (what identifies the creation, its wait, where its status is, "still going")
+                // A creation starts its wait under a key; a read of that key within the wait is
+                // answered (status pointer, "still going").
+                type Reading = Option<(String, Duration, &'static str, &'static str)>;
+                let created = |key: String| -> Reading {
+                    state.lock().unwrap().created.insert(key, Instant::now());
+                    None
+                };
+                let reading = |key: String, wait: Duration, at, going| -> Reading {
+                    Some((key, wait, at, going))
+                };
+                let name_in = |field: &str| sent[field].as_str().unwrap_or_default().to_owned();
                 let read = match (method.as_str(), segments.as_slice()) {
-                    _ if target.ends_with(".CreateAccount") => {
-                        let id = json["CreateAccountStatus"]["Id"]
-                            .as_str()
-                            .unwrap_or_default();
-                        state
-                            .lock()
-                            .unwrap()
-                            .created
-                            .insert(id.to_owned(), Instant::now());
-                        None
-                    }
-                    _ if target.ends_with(".DescribeCreateAccountStatus") => Some((
-                        sent["CreateAccountRequestId"]
+                    _ if target.ends_with(".CreateAccount") => created(
+                        json["CreateAccountStatus"]["Id"]
                             .as_str()
                             .unwrap_or_default()
                             .to_owned(),
+                    ),
+                    _ if target.ends_with(".DescribeCreateAccountStatus") => reading(
+                        name_in("CreateAccountRequestId"),
                         waits.account,
                         "/CreateAccountStatus",
                         "IN_PROGRESS",
-                    )),
-                    ("POST", ["clusters"]) => {
-                        let name = sent["name"].as_str().unwrap_or_default();
-                        state
-                            .lock()
-                            .unwrap()
-                            .created
-                            .insert(format!("cluster/{name}"), Instant::now());
-                        None
-                    }
-                    ("GET", ["clusters", name]) => Some((
+                    ),
+                    ("POST", ["clusters"]) => created(format!("cluster/{}", name_in("name"))),
+                    ("GET", ["clusters", name]) => reading(
                         format!("cluster/{name}"),
                         waits.cluster,
                         "/cluster",
                         "CREATING",
-                    )),
+                    ),
                     ("POST", ["clusters", cluster, "node-groups"]) => {
-                        let name = sent["nodegroupName"].as_str().unwrap_or_default();
-                        state
-                            .lock()
-                            .unwrap()
-                            .created
-                            .insert(format!("nodegroup/{cluster}/{name}"), Instant::now());
-                        None
+                        created(format!("nodegroup/{cluster}/{}", name_in("nodegroupName")))
                     }
-                    ("GET", ["clusters", cluster, "node-groups", name]) => Some((
+                    ("GET", ["clusters", cluster, "node-groups", name]) => reading(
                         format!("nodegroup/{cluster}/{name}"),
                         waits.nodegroup,
                         "/nodegroup",
                         "CREATING",
-                    )),
+                    ),
                     ("POST", ["clusters", cluster, "addons"]) => {
-                        let name = sent["addonName"].as_str().unwrap_or_default();
-                        state
-                            .lock()
-                            .unwrap()
-                            .created
-                            .insert(format!("addon/{cluster}/{name}"), Instant::now());
-                        None
+                        created(format!("addon/{cluster}/{}", name_in("addonName")))
                     }
-                    ("GET", ["clusters", cluster, "addons", name]) => Some((
+                    ("GET", ["clusters", cluster, "addons", name]) => reading(
                         format!("addon/{cluster}/{name}"),
                         waits.addon,
                         "/addon",
                         "CREATING",
-                    )),
+                    ),
                     _ => None,
                 };
                 if let Some((key, wait, at, going)) = read {
@@ -657,6 +639,20 @@ impl LatencyProxy {
     /// When the first call came through since [`LatencyProxy::forget_calls`], if any has.
     pub fn first_call(&self) -> Option<Instant> {
         self.state.lock().unwrap().first_call
+    }
+
+    /// When each creation whose key starts with `prefix` (`cluster/`, `nodegroup/`, `addon/`, or
+    /// an account request id) was asked for.
+    pub fn created(&self, prefix: &str) -> Vec<(String, Instant)> {
+        let state = self.state.lock().unwrap();
+        let mut created: Vec<(String, Instant)> = state
+            .created
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, at)| (key.clone(), *at))
+            .collect();
+        created.sort();
+        created
     }
 
     pub fn forget_calls(&self) {
