@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::AuthMethod;
-use super::{Principal, UserId, random_secret, secret_hash, users};
+use super::{Principal, User, UserId, random_secret, secret_hash, users};
 
 /// Idle and absolute lifetimes. A session unused for `idle` ends; none outlives `absolute`.
 #[derive(Debug, Clone, Copy)]
@@ -64,26 +64,37 @@ pub async fn resolve(
     lifetimes: Lifetimes,
 ) -> Result<Option<Principal>, sqlx::Error> {
     let hash = secret_hash(token);
-    let row: Option<(uuid::Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT user_id, last_seen_at FROM session
-         WHERE token_hash = $1 AND expires_at > now() AND last_seen_at > now() - $2",
-    )
+    // The session and its user in one round trip: this runs before every signed-in page.
+    #[derive(sqlx::FromRow)]
+    struct Live {
+        last_seen_at: DateTime<Utc>,
+        #[sqlx(flatten)]
+        user: users::UserRow,
+    }
+    let row: Option<Live> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT s.last_seen_at, u.* FROM session s,
+             LATERAL (SELECT {} FROM app_user WHERE app_user.id = s.user_id) u
+         WHERE s.token_hash = $1 AND s.expires_at > now() AND s.last_seen_at > now() - $2",
+        users::COLUMNS
+    )))
     .bind(&hash)
     .bind(lifetimes.idle)
     .fetch_optional(db)
     .await?;
-    let Some((user_id, last_seen)) = row else {
+    let Some(Live {
+        last_seen_at: last_seen,
+        user,
+    }) = row
+    else {
         return Ok(None);
     };
+    let user = User::from(user);
     if (Utc::now() - last_seen).num_seconds() >= TOUCH_EVERY_SECONDS {
         sqlx::query("UPDATE session SET last_seen_at = now() WHERE token_hash = $1")
             .bind(&hash)
             .execute(db)
             .await?;
     }
-    let Some(user) = users::find(db, UserId(user_id)).await? else {
-        return Ok(None);
-    };
     Ok(Some(Principal {
         roles: user.roles.clone(),
         user,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{AuthMethod, Principal, RoleSet, UserId, random_secret, secret_hash, users};
+use super::{AuthMethod, Principal, RoleSet, User, UserId, random_secret, secret_hash, users};
 
 pub const PREFIX: &str = "slw_";
 /// `last_used_at` is written at most this often per token.
@@ -92,36 +92,39 @@ pub async fn resolve(db: &PgPool, secret: &str) -> Result<Option<Principal>, sql
     }
     #[derive(sqlx::FromRow)]
     struct Live {
-        id: Uuid,
-        user_id: Uuid,
-        roles: Vec<String>,
+        token_id: Uuid,
+        scope: Vec<String>,
         last_used_at: Option<DateTime<Utc>>,
+        #[sqlx(flatten)]
+        user: users::UserRow,
     }
-    let row: Option<Live> = sqlx::query_as(
-        "SELECT id, user_id, roles, last_used_at FROM api_token
-         WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
-    )
+    // The token and its user in one round trip: this runs before every API call.
+    let row: Option<Live> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT t.id AS token_id, t.roles AS scope, t.last_used_at, u.* FROM api_token t,
+             LATERAL (SELECT {} FROM app_user WHERE app_user.id = t.user_id) u
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL
+           AND (t.expires_at IS NULL OR t.expires_at > now())",
+        users::COLUMNS
+    )))
     .bind(secret_hash(secret))
     .fetch_optional(db)
     .await?;
     let Some(Live {
-        id: token_id,
-        user_id,
-        roles: scope,
+        token_id,
+        scope,
         last_used_at: last_used,
+        user,
     }) = row
     else {
         return Ok(None);
     };
+    let user = User::from(user);
     if last_used.is_none_or(|t| (Utc::now() - t).num_seconds() >= TOUCH_EVERY_SECONDS) {
         sqlx::query("UPDATE api_token SET last_used_at = now() WHERE id = $1")
             .bind(token_id)
             .execute(db)
             .await?;
     }
-    let Some(user) = users::find(db, UserId(user_id)).await? else {
-        return Ok(None);
-    };
     Ok(Some(Principal {
         roles: RoleSet::from_strings(&scope).intersection(&user.roles),
         user,

@@ -32,8 +32,9 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
+/// A user as stored: read with [`COLUMNS`], also joined into the session and token lookups.
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(super) struct UserRow {
     id: Uuid,
     email: String,
     name: String,
@@ -59,7 +60,7 @@ impl From<UserRow> for User {
     }
 }
 
-const COLUMNS: &str = "id, email, name, roles, password_hash IS NOT NULL AS has_password, \
+pub(super) const COLUMNS: &str = "id, email, name, roles, password_hash IS NOT NULL AS has_password, \
                        oidc_subject IS NOT NULL AS sso, created_at, last_login_at";
 
 pub async fn find(db: impl PgExecutor<'_>, id: UserId) -> Result<Option<User>, sqlx::Error> {
