@@ -75,6 +75,20 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// The `state` filter: one of the job states, or none.
+fn state_filter(value: Option<&str>) -> Result<Option<JobState>, AppError> {
+    value
+        .map(|v| {
+            JobState::parse(v).ok_or_else(|| {
+                AppError::Validation(vec![FieldError {
+                    field: "state".into(),
+                    message: "Choose one of available, running, retryable, completed, cancelled or discarded.".into(),
+                }])
+            })
+        })
+        .transpose()
+}
+
 fn cursor(field: &str, value: Option<&str>) -> Result<Option<i64>, AppError> {
     value
         .map(|v| {
@@ -112,7 +126,7 @@ pub async fn jobs_page(
     let before = cursor("before", non_empty(&query.before))?;
     let mut jobs = queue::list(
         &state.pool,
-        non_empty(&query.state),
+        state_filter(non_empty(&query.state))?,
         non_empty(&query.kind),
         before,
         PAGE_SIZE + 1,
@@ -200,7 +214,7 @@ pub async fn api_jobs(
     let after = cursor("after", non_empty(&query.after))?;
     let mut jobs = queue::list(
         &state.pool,
-        non_empty(&query.state),
+        state_filter(non_empty(&query.state))?,
         non_empty(&query.kind),
         after,
         limit + 1,

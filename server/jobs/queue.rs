@@ -629,24 +629,37 @@ const VIEW: &str = "SELECT id, kind, state, payload, priority, attempt, max_atte
     cancel_requested, last_error, created_at, started_at, finished_at FROM job";
 
 /// Newest first, before the keyset cursor `before` (a job id), filtered by state and kind.
+/// Each filter is written into the SQL only when given, so each combination gets its own plan:
+/// the cursor bounds the primary key's scan, and a failed state uses `job_failed_idx`.
 pub async fn list(
     db: &PgPool,
-    state: Option<&str>,
+    state: Option<JobState>,
     kind: Option<&str>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<JobView>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{VIEW} WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
-           AND ($3::bigint IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $4"
-    )))
-    .bind(state)
-    .bind(kind)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(db)
-    .await
+    let mut sql = format!("{VIEW} WHERE true");
+    if let Some(state) = state {
+        // One of six constant names, never the caller's text; a literal lets the planner match
+        // the partial index's predicate.
+        sql.push_str(&format!(" AND state = '{}'", state.as_str()));
+    }
+    let mut position = 1;
+    for (given, condition) in [(kind.is_some(), "kind = $"), (before.is_some(), "id < $")] {
+        if given {
+            sql.push_str(&format!(" AND {condition}{position}"));
+            position += 1;
+        }
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${position}"));
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    if let Some(kind) = kind {
+        query = query.bind(kind);
+    }
+    if let Some(before) = before {
+        query = query.bind(before);
+    }
+    query.bind(limit).fetch_all(db).await
 }
 
 pub async fn get(db: &PgPool, id: i64) -> Result<Option<(JobView, Vec<StepView>)>, sqlx::Error> {
