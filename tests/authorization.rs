@@ -393,7 +393,7 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
         m(
             Method::POST,
             "/platforms/{slug}/backlog/generate",
-            probe7("/platforms/demo/backlog/generate", &[], editors(200)),
+            probe7("/platforms/demo/backlog/generate", &[], editors(303)),
         ),
         m(
             Method::GET,

@@ -216,7 +216,7 @@ async fn define_journey_from_scope_to_an_approved_blueprint_and_a_ranked_backlog
         c,
         &app,
         Locator::Css("form[action='/platforms/payments/scope'] button"),
-        "/platforms/payments/scope?saved=1",
+        "/platforms/payments/scope",
     )
     .await;
     browser.screenshot("define-scope").await;
@@ -320,9 +320,14 @@ async fn define_journey_from_scope_to_an_approved_blueprint_and_a_ranked_backlog
         c,
         &app,
         Locator::Css("form[action$='/backlog/generate'] button"),
-        "/platforms/payments/backlog/generate",
+        "/platforms/payments/backlog",
     )
     .await;
+    let said = c.find(Locator::Css("p.flash")).await.unwrap();
+    assert!(
+        said.text().await.unwrap().contains("added"),
+        "the backlog page says what the generation did"
+    );
     let rows = c
         .find_all(Locator::Css("table.backlog tbody tr"))
         .await
@@ -693,7 +698,244 @@ async fn an_approved_environment_page_follows_provisioning_live_to_ready_then_te
         .for_element(Locator::XPath(&state("Torn down")))
         .await
         .unwrap();
+    let page = c
+        .execute("return document.querySelector('main').innerText", vec![])
+        .await
+        .unwrap();
+    assert!(
+        !page.as_str().unwrap().contains("How to connect"),
+        "a torn-down environment offers no way to connect to it"
+    );
     browser.screenshot("environment-torn-down").await;
     workers.shutdown(Duration::from_secs(5)).await;
     browser.close().await;
+}
+
+/// A user who signs in with [`PASSWORD`], and an API token of theirs with all their roles.
+async fn user_with_password_and_token(
+    app: &TestApp,
+    email: &str,
+    roles: &[Role],
+) -> (slipway::auth::UserId, String) {
+    let id = app.create_user(email, roles, PASSWORD).await;
+    let (_, token) = slipway::auth::tokens::create(
+        &app.pool,
+        id,
+        "browser test",
+        &roles.iter().copied().collect(),
+        None,
+    )
+    .await
+    .unwrap();
+    (id, token)
+}
+
+/// axe-core's serious and critical violations on the current page, one line each.
+async fn accessibility_violations(c: &fantoccini::Client, axe: &str) -> Vec<String> {
+    c.execute(axe, vec![]).await.unwrap();
+    let found = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] }).then(
+               (r) => done(r.violations
+                 .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                 .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')})`)),
+               (e) => done([`axe failed: ${e}`]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+/// Every page of the portal, on a phone (390 px) and a wide screen (1,440 px): nothing scrolls
+/// sideways, the navigation folds behind a menu button on the phone, and axe-core finds no
+/// serious or critical accessibility violation. Screenshots of each are saved for people.
+#[tokio::test]
+async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_check() {
+    let app = TestApp::spawn().await;
+    let (_, engineer) = user_with_password_and_token(
+        &app,
+        "lead@example.com",
+        &[Role::Admin, Role::PlatformEngineer],
+    )
+    .await;
+    let (reviewer_id, reviewer) = app
+        .user_with_token(&[Role::PlatformEngineer], &[Role::PlatformEngineer])
+        .await;
+    app.approved_platform("shop", &engineer, &reviewer, reviewer_id)
+        .await;
+    let (_, developer) =
+        user_with_password_and_token(&app, "dev@example.com", &[Role::Developer]).await;
+    let post = |path: String, token: String, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let res = app
+                .api(reqwest::Method::POST, &path, &token, Some(body))
+                .await;
+            let status = res.status();
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert!(status.is_success(), "{path}: {body}");
+            body
+        }
+    };
+    let backlog = post(
+        "/api/v1/platforms/shop/backlog/generate".into(),
+        engineer.clone(),
+        serde_json::json!({}),
+    )
+    .await;
+    let item = backlog["items"][0]["id"].as_str().expect("a backlog item");
+    let request = |name: &'static str| {
+        post(
+            "/api/v1/platforms/shop/environments".into(),
+            developer.clone(),
+            serde_json::json!({"environment_type": "dev", "name": name, "purpose": "A page to look at"}),
+        )
+    };
+    let waiting = request("waiting").await["id"].as_str().unwrap().to_owned();
+    let approved = request("approved").await["id"].as_str().unwrap().to_owned();
+    post(
+        format!("/api/v1/environments/{approved}/approve"),
+        reviewer.clone(),
+        serde_json::json!({}),
+    )
+    .await;
+    let job: i64 = sqlx::query_scalar("SELECT job_id FROM environment WHERE id = $1::uuid")
+        .bind(&approved)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    let pages = [
+        "/",
+        "/status",
+        "/profile",
+        "/admin/users",
+        "/admin/audit",
+        "/admin/cloud",
+        "/platforms",
+        "/platforms/shop",
+        "/platforms/shop/scope",
+        "/platforms/shop/blueprints",
+        "/platforms/shop/blueprints/1",
+        "/platforms/shop/backlog",
+        &format!("/platforms/shop/backlog/{item}"),
+        "/platforms/shop/environments/new",
+        "/platforms/shop/webhook",
+        "/environments",
+        &format!("/environments/{waiting}"),
+        &format!("/environments/{approved}"),
+        "/approvals",
+        "/notifications",
+        "/jobs",
+        &format!("/jobs/{job}"),
+        "/docs/api",
+        "/nowhere",
+    ];
+    let axe = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/axe/node_modules/axe-core/axe.min.js"),
+    )
+    .expect("axe-core is installed by tests/run (npm ci --prefix tests/axe)");
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let mut problems = Vec::new();
+    for (width, height) in [(390, 844), (1440, 900)] {
+        c.set_window_size(width, height).await.unwrap();
+        c.goto(&app.url("/login")).await.unwrap();
+        for violation in accessibility_violations(c, &axe).await {
+            problems.push(format!("/login at {width} px: {violation}"));
+        }
+        sign_in(c, &app, "lead@example.com").await;
+        for path in pages {
+            c.goto(&app.url(path)).await.unwrap();
+            let heading = c
+                .find(Locator::Css("main h1"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if path != "/nowhere" {
+                assert!(
+                    !["Not Found", "Forbidden", "Something went wrong"].contains(&heading.as_str()),
+                    "{path} answered {heading}"
+                );
+            }
+            let widths = c
+                .execute(
+                    "return [document.documentElement.scrollWidth, window.innerWidth]",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let (page, window) = (widths[0].as_i64().unwrap(), widths[1].as_i64().unwrap());
+            if page > window {
+                // The innermost elements that stick out, to say where to look.
+                let widest = c
+                    .execute(
+                        "return [...document.body.querySelectorAll('*')]
+                           .filter((e) => e.getBoundingClientRect().right > window.innerWidth)
+                           .slice(-3)
+                           .map((e) => `${e.tagName.toLowerCase()}.${e.className}`)
+                           .join(', ')",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                problems.push(format!(
+                    "{path} at {width} px scrolls sideways: {page} px wide ({})",
+                    widest.as_str().unwrap_or_default()
+                ));
+            }
+            for violation in accessibility_violations(c, &axe).await {
+                problems.push(format!("{path} at {width} px: {violation}"));
+            }
+            // Named by the page, not by its ids, so a rerun replaces the same files.
+            let name = path
+                .trim_matches('/')
+                .split('/')
+                .map(|part| match part.parse::<uuid::Uuid>() {
+                    Ok(_) if part == waiting => "waiting",
+                    Ok(_) if part == approved => "approved",
+                    Ok(_) => "item",
+                    Err(_) if part == job.to_string() => "job",
+                    Err(_) => part,
+                })
+                .collect::<Vec<_>>()
+                .join("-");
+            let name = if name.is_empty() { "overview" } else { &name };
+            browser.screenshot(&format!("page-{width}-{name}")).await;
+        }
+        // On the phone the navigation waits behind the menu button, which opens it.
+        let nav_shown = || async {
+            c.execute(
+                "return getComputedStyle(document.querySelector('nav[aria-label=Main]')).display !== 'none'",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap()
+        };
+        if width < 760 {
+            assert!(!nav_shown().await, "the menu is folded on a phone");
+            c.find(Locator::Css("label[for=nav-toggle]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            assert!(nav_shown().await, "the menu button opens the navigation");
+        } else {
+            assert!(
+                nav_shown().await,
+                "the navigation is always shown on a wide screen"
+            );
+        }
+        c.delete_all_cookies().await.unwrap();
+    }
+    browser.close().await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -867,6 +867,14 @@ async fn extensions_beyond_the_maximum_need_approval_and_the_reaper_ends_the_ttl
     let approved = json_of(act(&w.app, &w.reviewer, &id, "approve", json!({})).await).await;
     assert_eq!(approved["ttl_hours"], 100);
     assert_eq!(approved["state"], "ready");
+    // The approval that granted the extension is counted: "1 of 1", not "0 of 1".
+    let counted: (i32, i32) =
+        sqlx::query_as("SELECT approval_count, approvals_required FROM environment WHERE id = $1")
+            .bind(uuid)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(counted, (1, 1));
 
     let base = "http://slipway.test";
     let (warned, reaped) = lifecycle::reap_expired(
@@ -1106,4 +1114,78 @@ async fn the_requester_follows_the_request_live() {
         .await
         .unwrap();
     assert!(body.contains(r#""state":"rejected""#));
+}
+
+#[tokio::test]
+async fn nobody_is_notified_of_their_own_action() {
+    let w = world().await;
+    let env = submitted(&w.app, &w.dev, dev_request("mine")).await;
+    let id = env["id"].as_str().unwrap();
+    let cancelled = act(&w.app, &w.dev, id, "cancel", json!({})).await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let kinds = |user: uuid::Uuid| {
+        let pool = w.app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT kind FROM notification WHERE user_id = $1 ORDER BY id",
+            )
+            .bind(user)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // The requester cancelled: the approvers heard of the request, the requester of nothing.
+    assert_eq!(kinds(w.dev.id).await, Vec::<String>::new());
+    assert_eq!(kinds(w.reviewer.id).await, ["submitted"]);
+
+    // Someone else's decision is news to the requester.
+    let env = submitted(&w.app, &w.dev, dev_request("theirs")).await;
+    let id = env["id"].as_str().unwrap();
+    let approved = act(&w.app, &w.reviewer, id, "approve", json!({})).await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    assert_eq!(kinds(w.dev.id).await, ["approved"]);
+}
+
+#[tokio::test]
+async fn a_form_that_worked_lands_on_a_page_that_says_so_once() {
+    let w = world().await;
+    let dev = client();
+    w.app.login(&dev, &w.dev.email, PASSWORD).await;
+    let form = dev
+        .get(w.app.url("/platforms/shop/environments/new?type=perf"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let submitted = dev
+        .post(w.app.url("/platforms/shop/environments"))
+        .form(&[
+            ("_csrf", csrf_token(&form).as_str()),
+            ("environment_type", "perf"),
+            ("name", "flashy"),
+            ("purpose", "Seeing the confirmation"),
+            ("ttl_hours", "8"),
+            ("parameters.instance_type", "c6i.2xlarge"),
+            ("parameters.min_nodes", "3"),
+            ("parameters.max_nodes", "20"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), StatusCode::SEE_OTHER);
+    let page_at = submitted.headers()["location"].to_str().unwrap().to_owned();
+    let page = dev.get(w.app.url(&page_at)).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"<p class="flash" role="status">Request submitted"#),
+        "the page after the form says what happened"
+    );
+    let again = dev.get(w.app.url(&page_at)).send().await.unwrap();
+    assert!(
+        !again.text().await.unwrap().contains(r#"class="flash""#),
+        "and only once"
+    );
 }

@@ -2,14 +2,23 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  // Show <time datetime="…"> values in the reader's own time zone.
-  for (const el of document.querySelectorAll("time[datetime]")) {
-    const when = new Date(el.getAttribute("datetime").replace(" UTC", "Z").replace(" ", "T"));
-    if (!Number.isNaN(when.getTime())) {
-      el.title = el.textContent;
-      el.textContent = when.toLocaleString();
+  // <time datetime="…"> values in the reader's own time zone, in the pages' one format
+  // (2026-12-01 22:00 CET); the UTC time stays on hover.
+  const zone = (when) =>
+    new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+      .formatToParts(when)
+      .find((part) => part.type === "timeZoneName")?.value ?? "";
+  const two = (n) => String(n).padStart(2, "0");
+  const local = (root) => {
+    for (const el of root.querySelectorAll("time[datetime]")) {
+      const when = new Date(el.getAttribute("datetime"));
+      if (Number.isNaN(when.getTime()) || el.dataset.local) continue;
+      const day = `${when.getFullYear()}-${two(when.getMonth() + 1)}-${two(when.getDate())}`;
+      el.textContent = `${day} ${two(when.getHours())}:${two(when.getMinutes())} ${zone(when)}`;
+      el.dataset.local = "yes";
     }
-  }
+  };
+  local(document);
 
   // Forms that destroy or change something important ask first: <form data-confirm="…">.
   for (const form of document.querySelectorAll("form[data-confirm]")) {
@@ -43,8 +52,17 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 
-  // Job pages follow the job live (Server-Sent Events); the page itself is the fallback.
+  // Job pages follow the job live (Server-Sent Events); the page itself is the fallback. A
+  // change of what [data-announce] says is read out by screen readers (the live region is
+  // outside <main>, which is swapped).
   const live = document.querySelector("[data-job-events]");
+  const liveRegion = document.getElementById("live-status");
+  let announced = document.querySelector("[data-announce]")?.textContent.trim();
+  const announce = (root) => {
+    const now = root.querySelector("[data-announce]")?.textContent.trim();
+    if (liveRegion && now && now !== announced) liveRegion.textContent = `Now ${now}`;
+    announced = now;
+  };
   if (live && window.EventSource) {
     const events = new EventSource(live.dataset.jobEvents);
     let first = true;
@@ -68,7 +86,10 @@ document.addEventListener("DOMContentLoaded", () => {
           const page = new DOMParser().parseFromString(await response.text(), "text/html");
           // Asked before the swap: replaceWith moves the new <main> out of `page`.
           const stillLive = page.querySelector("[data-job-events]") !== null;
-          document.querySelector("main").replaceWith(page.querySelector("main"));
+          const fresh = page.querySelector("main");
+          local(fresh);
+          document.querySelector("main").replaceWith(fresh);
+          announce(fresh);
           if (!stillLive) {
             events.close();
             again = false;

@@ -126,7 +126,8 @@ async fn record(
         details,
     )
     .await?;
-    notify::notify(tx, &env.target(), event, message, base_url).await
+    let by = actor.id.map(|id| id.0);
+    notify::notify(tx, &env.target(), event, by, message, base_url).await
 }
 
 /// Records what a job reported (Slipway acted, no person) and commits it with the change.
@@ -486,6 +487,11 @@ pub async fn decide(
             Decided::Approved
         }
         (Decision::Approve, true) => {
+            // The page reads "n of m approvals" for the round in force: this one is counted too.
+            sqlx::query("UPDATE environment SET approval_count = approval_count + 1 WHERE id = $1")
+                .bind(env.id)
+                .execute(&mut *tx)
+                .await?;
             let ttl = env.extension_hours.unwrap_or_default();
             let message = format!(
                 "{} approved extending `{}` to {ttl} hours{said}",

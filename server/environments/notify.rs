@@ -81,11 +81,13 @@ pub struct Target {
 pub const WEBHOOK_JOB: &str = "webhook.deliver";
 
 /// Records `event` for the people concerned and, if the platform has a webhook, enqueues its
-/// delivery; all inside the caller's transaction. `base_url` makes the link in the message.
+/// delivery; all inside the caller's transaction. `actor` is who did it (none for the system):
+/// nobody is told of their own action. `base_url` makes the link in the message.
 pub async fn notify(
     tx: &mut PgConnection,
     target: &Target,
     event: Event,
+    actor: Option<Uuid>,
     message: &str,
     base_url: &str,
 ) -> Result<(), sqlx::Error> {
@@ -94,7 +96,8 @@ pub async fn notify(
         sqlx::query(
             "INSERT INTO notification (user_id, environment_id, kind, message)
              SELECT m.user_id, $2, $3, $4 FROM platform_member m JOIN app_user u ON u.id = m.user_id
-             WHERE m.platform_id = $1 AND u.roles && $5 AND u.id <> $6",
+             WHERE m.platform_id = $1 AND u.roles && $5 AND u.id <> $6
+               AND u.id IS DISTINCT FROM $7",
         )
         .bind(target.platform_id)
         .bind(target.id)
@@ -102,9 +105,10 @@ pub async fn notify(
         .bind(message)
         .bind(&target.approver_roles)
         .bind(target.requested_by)
+        .bind(actor)
         .execute(&mut *tx)
         .await?;
-    } else {
+    } else if actor != Some(target.requested_by) {
         sqlx::query(
             "INSERT INTO notification (user_id, environment_id, kind, message) VALUES ($1, $2, $3, $4)",
         )

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::auth::{Principal, csrf, random_secret, session, tokens};
 use crate::http::error::{AppError, is_api_path};
+use crate::http::flash::Flash;
 
 /// The caller as resolved for this request.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +35,8 @@ pub struct RequestAuth {
     pub session_cookie: Option<String>,
     /// Unread notifications, for the badge of pages (browser sessions only).
     pub unread_notifications: i64,
+    /// What the form before this page did, shown once.
+    pub flash: Option<Flash>,
 }
 
 /// Cookie names and attributes. With https the `__Host-` prefix pins cookies to our origin.
@@ -48,6 +51,14 @@ impl Cookies {
             "__Host-slipway_session"
         } else {
             "slipway_session"
+        }
+    }
+
+    pub fn flash_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-slipway_flash"
+        } else {
+            "slipway_flash"
         }
     }
 
@@ -119,6 +130,7 @@ pub async fn authenticate(
     let bearer_token = bearer(headers).map(str::to_owned);
     let session_value = read_cookie(headers, cookies.session_name()).map(str::to_owned);
     let presession_value = read_cookie(headers, cookies.presession_name()).map(str::to_owned);
+    let flash_value = read_cookie(headers, cookies.flash_name()).map(str::to_owned);
     let page = !is_api_path(request.uri().path());
     let page_view = request.method() == Method::GET && page;
 
@@ -163,9 +175,16 @@ pub async fn authenticate(
     if let Some(basis) = &auth.csrf_basis {
         auth.csrf_token = state.csrf.token(basis);
     }
+    if let Some(code) = flash_value.filter(|_| page_view) {
+        auth.flash = Flash::parse(&code);
+        set_cookies.push(cookies.clear(cookies.flash_name(), "/"));
+    }
 
     request.extensions_mut().insert(auth.clone());
     let mut response = next.run(request).await;
+    if let Some(flash) = response.extensions().get::<Flash>() {
+        set_cookies.push(cookies.set(cookies.flash_name(), &flash.code(), "/", Some(60)));
+    }
     for value in set_cookies {
         response.headers_mut().append(header::SET_COOKIE, value);
     }

@@ -99,6 +99,7 @@ pub struct Ctx {
     /// The browser's live session cookie, ended when it signs in again (rotation).
     pub session_cookie: Option<String>,
     pub unread_notifications: i64,
+    pub flash: Option<crate::http::flash::Flash>,
 }
 
 impl Ctx {
@@ -108,12 +109,14 @@ impl Ctx {
             csrf_token: auth.csrf_token,
             session_cookie: auth.session_cookie,
             unread_notifications: auth.unread_notifications,
+            flash: auth.flash,
         }
     }
 
     pub fn shell(&self, state: &AppState, active: &'static str, title: &str) -> Shell {
         Shell {
             unread_notifications: self.unread_notifications,
+            flash: self.flash.map(|f| f.message()),
             ..state.shell(self.principal.as_ref(), &self.csrf_token, active, title)
         }
     }

@@ -5,13 +5,14 @@ use askama::Template;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::audit::Actor;
 use crate::http::error::{AppError, FieldError};
 use crate::http::extract::{Allowed, ControlJobs, Ctx, ViewJobs};
+use crate::http::flash::{Flash, done};
 use crate::http::paging::PAGE_SIZE;
 use crate::http::paging::{Page, parse_limit};
 use crate::http::views::{Shell, render};
@@ -184,7 +185,7 @@ pub async fn job_retry(
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
     control::retry(&state.pool, id, &Actor::from(allowed.principal())).await?;
-    Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
+    Ok(done(&format!("/jobs/{id}"), Flash::JobRetried))
 }
 
 pub async fn job_cancel(
@@ -194,7 +195,7 @@ pub async fn job_cancel(
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
     control::cancel(&state.pool, id, &Actor::from(allowed.principal())).await?;
-    Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
+    Ok(done(&format!("/jobs/{id}"), Flash::JobCancelRequested))
 }
 
 /// `GET /api/v1/jobs?state=&kind=&limit=&after=`: newest first.

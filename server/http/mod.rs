@@ -12,6 +12,7 @@ pub mod environments;
 pub mod error;
 pub mod error_pages;
 pub mod extract;
+pub mod flash;
 pub mod health;
 pub mod home;
 pub mod idempotency;

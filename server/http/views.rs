@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::http::{StatusCode, header};
 use axum::response::Html;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::app::config::CloudMode;
@@ -108,6 +108,8 @@ pub struct Shell {
     pub version: &'static str,
     /// The unread-notifications badge.
     pub unread_notifications: i64,
+    /// What the form before this page did.
+    pub flash: Option<String>,
 }
 
 impl AppState {
@@ -137,6 +139,7 @@ impl AppState {
             simulated_cloud: self.config.cloud == CloudMode::Simulated,
             version: env!("CARGO_PKG_VERSION"),
             unread_notifications: 0,
+            flash: None,
         }
     }
 }
@@ -146,11 +149,6 @@ pub fn render<T: Template>(page: &T) -> Result<Html<String>, AppError> {
     page.render()
         .map(Html)
         .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("rendering a page")))
-}
-
-/// POST-redirect-GET: the answer to a form that worked.
-pub fn see_other(to: &str) -> Response {
-    Redirect::to(to).into_response()
 }
 
 /// A form shown again with its errors.
@@ -196,4 +194,72 @@ pub fn human_duration(d: chrono::Duration) -> String {
 pub struct ErrorPage<'a> {
     pub shell: Shell,
     pub problem: &'a Problem,
+}
+
+/// A moment as every page shows it: `2026-12-01 21:00 UTC`, to the minute, with the UTC time to
+/// the second on hover. The script shows the same in the reader's time zone.
+pub fn moment(at: &chrono::DateTime<chrono::Utc>) -> askama::filters::Safe<String> {
+    askama::filters::Safe(format!(
+        r#"<time datetime="{}" title="{} UTC">{} UTC</time>"#,
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        at.format("%Y-%m-%d %H:%M:%S"),
+        at.format("%Y-%m-%d %H:%M")
+    ))
+}
+
+/// A message written with `code` spans (names, commands), as HTML: the spans in `<code>`, the
+/// rest escaped. Messages are stored as written, so e-mail and chat keep their Markdown.
+pub fn message(text: &str) -> askama::filters::Safe<String> {
+    let mut html = String::with_capacity(text.len() + 16);
+    let escape = |html: &mut String, part: &str| {
+        use std::fmt::Write;
+        let escaped = askama::filters::escape(part, askama::filters::Html);
+        let _ = write!(html, "{}", escaped.unwrap_or_else(|never| match never {}));
+    };
+    let parts: Vec<&str> = text.split('`').collect();
+    // An odd number of parts: every span is closed. Otherwise the last backtick is just text.
+    let closed = parts.len() % 2 == 1;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i == parts.len() - 1;
+        if i % 2 == 1 && (closed || !last) {
+            html.push_str("<code>");
+            escape(&mut html, part);
+            html.push_str("</code>");
+        } else {
+            if i % 2 == 1 {
+                html.push('`');
+            }
+            escape(&mut html, part);
+        }
+    }
+    askama::filters::Safe(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_shows_code_spans_as_code_and_escapes_everything_else() {
+        assert_eq!(
+            message("Ann approved `dev-1` <script>").0,
+            "Ann approved <code>dev-1</code> &#60;script&#62;"
+        );
+        assert_eq!(message("a `b").0, "a `b");
+        assert_eq!(
+            message("`<b>` & `c`").0,
+            "<code>&#60;b&#62;</code> &#38; <code>c</code>"
+        );
+    }
+
+    #[test]
+    fn a_moment_reads_to_the_minute_with_the_second_on_hover() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T21:00:38Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            moment(&at).0,
+            r#"<time datetime="2026-12-01T21:00:38Z" title="2026-12-01 21:00:38 UTC">2026-12-01 21:00 UTC</time>"#
+        );
+    }
 }

@@ -1,10 +1,11 @@
 //! Administration: users (invite, roles).
 
+use crate::http::flash::{Flash, done};
 use crate::http::paging::{PAGE_SIZE, bad_cursor, decode_cursor, encode_cursor};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -125,7 +126,7 @@ pub async fn user_roles(
     let id = parse_user_id(&id)?;
     let roles: RoleSet = form.all("roles").filter_map(Role::parse).collect();
     match accounts::change_roles(&state.pool, admin.principal(), id, &roles).await {
-        Ok(()) => Ok(Redirect::to("/admin/users").into_response()),
+        Ok(()) => Ok(done("/admin/users", Flash::RolesChanged)),
         Err(RoleChangeError::NotFound) => Err(AppError::NotFound),
         Err(e @ (RoleChangeError::LastAdmin | RoleChangeError::SsoManaged)) => {
             let mut page = users_view(&state, &ctx, None).await?;

@@ -1,6 +1,7 @@
 //! The implementation-plan backlog in the browser.
 
-use crate::http::views::{see_other, unprocessable};
+use crate::http::flash::{Flash, done};
+use crate::http::views::unprocessable;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -9,7 +10,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::Action;
-use crate::define::backlog::{self, Direction, Generation, Item, ItemInput, Placement};
+use crate::define::backlog::{self, Direction, Item, ItemInput, Placement};
 use crate::define::platforms::Platform;
 use crate::define::revisions::{self};
 use crate::http::backlog::api::backlog_export;
@@ -33,7 +34,6 @@ pub struct BacklogPage {
     pub status: String,
     pub assignee: String,
     pub has_approved: bool,
-    pub generation: Option<Generation>,
     pub form: ItemInput,
     pub errors: FieldErrors,
     pub phases: [&'static str; 4],
@@ -91,7 +91,6 @@ async fn backlog_view<P>(
         phase: query.phase.clone().unwrap_or_default(),
         status: query.status.clone().unwrap_or_default(),
         assignee: query.assignee.clone().unwrap_or_default(),
-        generation: None,
         form: ItemInput {
             phase: "deliver".into(),
             status: "todo".into(),
@@ -118,14 +117,20 @@ pub async fn backlog_page(
 
 pub async fn backlog_generate(
     State(state): State<AppState>,
-    ctx: Ctx,
     on: OnPlatform<PlatformEditor>,
 ) -> Result<Response, AppError> {
     let generation =
         backlog::generate_from_approved(&state.pool, on.platform(), &on.principal).await?;
-    let mut page = backlog_view(&state, &ctx, &on, &BacklogQuery::default()).await?;
-    page.generation = Some(generation);
-    Ok(render(&page)?.into_response())
+    let count = |items: &[String]| u32::try_from(items.len()).unwrap_or(u32::MAX);
+    Ok(done(
+        &format!("/platforms/{}/backlog", on.platform().slug),
+        Flash::BacklogGenerated {
+            added: count(&generation.added),
+            obsoleted: count(&generation.obsoleted),
+            revived: count(&generation.revived),
+            kept: u32::try_from(generation.kept).unwrap_or(u32::MAX),
+        },
+    ))
 }
 
 fn item_form(form: &FormFields) -> ItemInput {
@@ -151,10 +156,10 @@ pub async fn backlog_add(
 ) -> Result<Response, AppError> {
     let input = item_form(&form);
     match backlog::create(&state.pool, on.platform(), &input, &on.principal).await {
-        Ok(_) => Ok(see_other(&format!(
-            "/platforms/{}/backlog",
-            on.platform().slug
-        ))),
+        Ok(_) => Ok(done(
+            &format!("/platforms/{}/backlog", on.platform().slug),
+            Flash::BacklogItemAdded,
+        )),
         Err(crate::define::DefineError::Invalid(errors)) => {
             let mut page = backlog_view(&state, &ctx, &on, &BacklogQuery::default()).await?;
             page.form = input;
@@ -179,10 +184,10 @@ pub async fn backlog_move(
         Err(_) => Placement::Move(Direction::Up),
     };
     backlog::place(&state.pool, on.platform(), id, placement, &on.principal).await?;
-    Ok(see_other(&format!(
-        "/platforms/{}/backlog#item-{id}",
-        on.platform().slug
-    )))
+    Ok(done(
+        &format!("/platforms/{}/backlog#item-{id}", on.platform().slug),
+        Flash::BacklogItemMoved,
+    ))
 }
 
 #[derive(Template)]
@@ -271,10 +276,10 @@ pub async fn backlog_item_save(
     let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
     let input = item_form(&form);
     match backlog::update(&state.pool, on.platform(), id, &input, &on.principal).await {
-        Ok(_) => Ok(see_other(&format!(
-            "/platforms/{}/backlog#item-{id}",
-            on.platform().slug
-        ))),
+        Ok(_) => Ok(done(
+            &format!("/platforms/{}/backlog#item-{id}", on.platform().slug),
+            Flash::BacklogItemSaved,
+        )),
         Err(crate::define::DefineError::Invalid(errors)) => Ok(unprocessable(render(
             &item_view(&state, &ctx, &on, id, Some(input), errors).await?,
         )?)),

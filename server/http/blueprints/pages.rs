@@ -1,6 +1,7 @@
 //! Blueprint revisions in the browser: the structured form, raw YAML, review with diff.
 
-use crate::http::views::{see_other, unprocessable, with_status};
+use crate::http::flash::{Flash, done};
+use crate::http::views::{unprocessable, with_status};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -87,10 +88,13 @@ pub async fn blueprint_create(
         revisions::save_from_template(&state.pool, platform, &on.principal).await
     };
     match saved {
-        Ok(revision) => Ok(see_other(&format!(
-            "/platforms/{}/blueprints/{}",
-            platform.slug, revision.number
-        ))),
+        Ok(revision) => Ok(done(
+            &format!(
+                "/platforms/{}/blueprints/{}",
+                platform.slug, revision.number
+            ),
+            Flash::RevisionCreated,
+        )),
         Err(DefineError::Invalid(errors)) => {
             let mut page = blueprints_view(&state, &ctx, &on).await?;
             page.yaml = form.get("yaml").to_owned();
@@ -215,10 +219,10 @@ pub async fn revision_submit(
     Path((_, number)): Path<(String, i32)>,
 ) -> Result<Response, AppError> {
     revisions::submit(&state.pool, on.platform(), number, &on.principal).await?;
-    Ok(see_other(&format!(
-        "/platforms/{}/blueprints/{number}",
-        on.platform().slug
-    )))
+    Ok(done(
+        &format!("/platforms/{}/blueprints/{number}", on.platform().slug),
+        Flash::RevisionSubmitted,
+    ))
 }
 
 pub async fn revision_review(
@@ -250,10 +254,10 @@ pub async fn revision_review(
         }
     };
     match reviewed {
-        Ok(()) => Ok(see_other(&format!(
-            "/platforms/{}/blueprints/{number}",
-            on.platform().slug
-        ))),
+        Ok(()) => Ok(done(
+            &format!("/platforms/{}/blueprints/{number}", on.platform().slug),
+            Flash::ReviewRecorded,
+        )),
         Err(DefineError::Invalid(errors)) => {
             let page = revision_view(&state, &ctx, &on, revision, errors).await?;
             Ok(unprocessable(render(&page)?))
@@ -370,11 +374,14 @@ pub async fn revision_edit_save(
         edit_page(&state, &ctx, &on, number, &doc, yaml.clone(), errors)
     };
     match saved.await {
-        Ok(revision) => Ok(see_other(&format!(
-            "/platforms/{}/blueprints/{}",
-            on.platform().slug,
-            revision.number
-        ))),
+        Ok(revision) => Ok(done(
+            &format!(
+                "/platforms/{}/blueprints/{}",
+                on.platform().slug,
+                revision.number
+            ),
+            Flash::RevisionCreated,
+        )),
         Err(DefineError::Stale {
             latest, changes, ..
         }) => {

@@ -2,11 +2,12 @@
 //! name check) and the environment's page with its timeline and actions. Plain forms and
 //! POST-redirect-GET; JavaScript only enhances.
 
-use crate::http::views::{human_duration, see_other, unprocessable};
+use crate::http::flash::{Flash, done};
+use crate::http::views::{human_duration, unprocessable};
 use askama::Template;
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,7 @@ use crate::app::AppState;
 use crate::auth::{Action, Role};
 use crate::define::blueprint::{EnvironmentType, Lifecycle};
 use crate::define::platforms::Platform;
-use crate::environments::lifecycle::{self, Decision};
+use crate::environments::lifecycle::{self, Decided, Decision, Extended};
 use crate::environments::pricing::{CostLine, Micros};
 use crate::environments::queries::{self, ApprovalView, Detail, Summary, TimelineEntry};
 use crate::environments::request::{self, CheckedRequest, RawRequest};
@@ -284,7 +285,10 @@ pub async fn request_submit(
         Err(e) => Err(e),
     };
     match outcome {
-        Ok(id) => Ok(see_other(&format!("/environments/{id}"))),
+        Ok(id) => Ok(done(
+            &format!("/environments/{id}"),
+            Flash::EnvironmentRequested,
+        )),
         Err(EnvironmentError::Invalid(errors)) => Ok(unprocessable(render(
             &request_view(&state, &ctx, &on, Some(form), Some(&chosen), errors).await?,
         )?)),
@@ -531,7 +535,7 @@ struct Typed {
 
 /// Runs a use case on the environment (decide, cancel, extend, teardown, retry) once the policy
 /// allows the caller `action` on it; then back to the environment's page, or the page again
-/// with the error beside its field.
+/// with the error beside its field. `flash` says what the outcome was.
 async fn act<T>(
     state: &AppState,
     ctx: &Ctx,
@@ -539,13 +543,14 @@ async fn act<T>(
     action: Action,
     use_case: impl std::future::Future<Output = Result<T, EnvironmentError>>,
     typed: Typed,
+    flash: impl FnOnce(&T) -> Flash,
 ) -> Result<Response, AppError> {
     let result = match on.authorize(action) {
         Ok(()) => use_case.await.map_err(AppError::from),
         Err(refused) => Err(refused),
     };
     match result {
-        Ok(_) => Ok(see_other(&format!("/environments/{}", on.id()))),
+        Ok(outcome) => Ok(done(&format!("/environments/{}", on.id()), flash(&outcome))),
         Err(AppError::Validation(errors)) => {
             let page =
                 environment_view(state, ctx, on, FieldErrors(errors), typed.reason, typed.ttl);
@@ -565,7 +570,19 @@ pub async fn approve(
     let comment = form.get("comment");
     let decision = environments.decide(on.id(), &on.principal, Decision::Approve, comment);
     let action = Action::DecideEnvironment;
-    act(&state, &ctx, &on, action, decision, Typed::default()).await
+    act(
+        &state,
+        &ctx,
+        &on,
+        action,
+        decision,
+        Typed::default(),
+        |d| match d {
+            Decided::Counted { .. } => Flash::ApprovalCounted,
+            _ => Flash::EnvironmentApproved,
+        },
+    )
+    .await
 }
 
 pub async fn reject(
@@ -588,6 +605,7 @@ pub async fn reject(
         Action::DecideEnvironment,
         decision,
         typed,
+        |_| Flash::EnvironmentRejected,
     )
     .await
 }
@@ -606,6 +624,7 @@ pub async fn cancel(
         Action::CancelRequest,
         cancel,
         Typed::default(),
+        |_| Flash::RequestCancelled,
     )
     .await
 }
@@ -623,7 +642,19 @@ pub async fn extend(
         ttl: ttl.clone(),
         ..Typed::default()
     };
-    act(&state, &ctx, &on, Action::ChangeEnvironment, extend, typed).await
+    act(
+        &state,
+        &ctx,
+        &on,
+        Action::ChangeEnvironment,
+        extend,
+        typed,
+        |x| match x {
+            Extended::Done => Flash::TtlExtended,
+            Extended::AwaitingApproval => Flash::ExtensionRequested,
+        },
+    )
+    .await
 }
 
 pub async fn teardown(
@@ -640,6 +671,7 @@ pub async fn teardown(
         Action::ChangeEnvironment,
         teardown,
         Typed::default(),
+        |_| Flash::TeardownStarted,
     )
     .await
 }
@@ -659,6 +691,7 @@ pub async fn retry(
         Action::ChangeEnvironment,
         retry,
         Typed::default(),
+        |_| Flash::RetryStarted,
     )
     .await
 }
@@ -672,7 +705,7 @@ pub async fn devops_environment(
         .environments()
         .start_devops(on.platform(), &on.principal)
         .await?;
-    Ok(Redirect::to(&format!("/environments/{id}")).into_response())
+    Ok(done(&format!("/environments/{id}"), Flash::DevopsStarted))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ use crate::auth::{AuthMethod, Role, RoleSet, User, UserId, ratelimit, session, t
 use crate::http::auth::Cookies;
 use crate::http::error::AppError;
 use crate::http::extract::{Allowed, Authenticated, ClientIp, Ctx, FormFields, ManageOwnAccount};
+use crate::http::flash::{Flash, done};
 use crate::http::views::{Shell, render};
 use crate::validation::FieldErrors;
 
@@ -169,7 +170,9 @@ pub async fn login_submit(
 /// After signing out: to the sign-in page, without the session cookie.
 fn to_sign_in(state: &AppState) -> Response {
     let cookies = &state.cookies;
-    see_other("/login", vec![cookies.clear(cookies.session_name(), "/")])
+    let mut response = see_other("/login", vec![cookies.clear(cookies.session_name(), "/")]);
+    response.extensions_mut().insert(Flash::SignedOut);
+    response
 }
 
 pub async fn logout(
@@ -543,7 +546,7 @@ pub async fn token_revoke(
 ) -> Result<Response, AppError> {
     let id = uuid::Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
     if accounts::revoke_token(&state.pool, &principal, id).await? {
-        Ok(Redirect::to("/profile").into_response())
+        Ok(done("/profile", Flash::TokenRevoked))
     } else {
         Err(AppError::NotFound)
     }

@@ -1,7 +1,8 @@
 //! Notifications and the platform's webhook in the browser.
 
 use crate::http::approvals::pages::DASHBOARD_PAGE;
-use crate::http::views::{see_other, unprocessable};
+use crate::http::flash::{Flash, done};
+use crate::http::views::unprocessable;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -59,7 +60,7 @@ pub async fn notifications_read(
     allowed: Allowed<UsePortal>,
 ) -> Result<Response, AppError> {
     notify::mark_all_read(&state.pool, allowed.principal().user.id.0).await?;
-    Ok(see_other("/notifications"))
+    Ok(done("/notifications", Flash::NotificationsRead))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -140,8 +141,8 @@ pub async fn webhook_delete(
     on: OnPlatform<PlatformEditor>,
 ) -> Result<Response, AppError> {
     notify::delete_webhook(&state.pool, on.platform().id, &on.principal).await?;
-    Ok(see_other(&format!(
-        "/platforms/{}/webhook",
-        on.platform().slug
-    )))
+    Ok(done(
+        &format!("/platforms/{}/webhook", on.platform().slug),
+        Flash::WebhookRemoved,
+    ))
 }

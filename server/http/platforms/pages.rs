@@ -1,6 +1,7 @@
 //! Platforms, their members and their technical scope in the browser.
 
-use crate::http::views::{see_other, unprocessable};
+use crate::http::flash::{Flash, done};
+use crate::http::views::unprocessable;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
@@ -98,7 +99,10 @@ pub async fn platform_create(
         owner_team: form.get("owner_team"),
     };
     match platforms::create(&state.pool, &new, allowed.principal()).await {
-        Ok(platform) => Ok(see_other(&format!("/platforms/{}", platform.slug))),
+        Ok(platform) => Ok(done(
+            &format!("/platforms/{}", platform.slug),
+            Flash::PlatformCreated,
+        )),
         Err(DefineError::Invalid(errors)) => {
             let kept = NewPlatformForm {
                 slug: form.get("slug").to_owned(),
@@ -177,7 +181,10 @@ pub async fn member_add(
 ) -> Result<Response, AppError> {
     let who = platforms::NewMember::Email(form.get("email"));
     match platforms::add_member_as(&state.pool, on.platform(), who, &on.principal).await {
-        Ok(_) => Ok(see_other(&format!("/platforms/{}", on.platform().slug))),
+        Ok(_) => Ok(done(
+            &format!("/platforms/{}", on.platform().slug),
+            Flash::MemberAdded,
+        )),
         Err(DefineError::Invalid(errors)) => {
             let message = errors.get("email").map(str::to_owned);
             Ok(unprocessable(render(
@@ -199,7 +206,10 @@ pub async fn member_remove(
     {
         return Err(AppError::NotFound);
     }
-    Ok(see_other(&format!("/platforms/{}", on.platform().slug)))
+    Ok(done(
+        &format!("/platforms/{}", on.platform().slug),
+        Flash::MemberRemoved,
+    ))
 }
 
 pub async fn platform_archive(
@@ -207,7 +217,7 @@ pub async fn platform_archive(
     on: OnPlatform<PlatformEditor>,
 ) -> Result<Response, AppError> {
     platforms::archive(&state.pool, on.platform(), &on.principal).await?;
-    Ok(see_other("/platforms"))
+    Ok(done("/platforms", Flash::PlatformArchived))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,7 +239,6 @@ pub struct ScopePage {
     pub started: String,
     pub timebox: Option<Timebox>,
     pub errors: FieldErrors,
-    pub saved: bool,
 }
 
 fn lines(text: &str) -> Vec<String> {
@@ -285,25 +294,16 @@ fn scope_view<P>(
             .unwrap_or_else(|| state.clock.today().to_string()),
         timebox: scope.map(|s| s.timebox(state.clock.today())),
         errors: FieldErrors::default(),
-        saved: false,
     }
-}
-
-#[derive(Deserialize, Default)]
-pub struct SavedQuery {
-    saved: Option<String>,
 }
 
 pub async fn scope_page(
     State(state): State<AppState>,
     ctx: Ctx,
     on: OnPlatform<PlatformPlanner>,
-    Query(query): Query<SavedQuery>,
 ) -> Result<Html<String>, AppError> {
     let scope = scope::load(&state.pool, on.platform().id).await?;
-    let mut page = scope_view(&state, &ctx, &on, scope.as_ref());
-    page.saved = query.saved.is_some();
-    render(&page)
+    render(&scope_view(&state, &ctx, &on, scope.as_ref()))
 }
 
 pub async fn scope_save(
@@ -361,10 +361,10 @@ pub async fn scope_save(
         Err(errors) => Err(DefineError::Invalid(errors)),
     };
     match result {
-        Ok(()) => Ok(see_other(&format!(
-            "/platforms/{}/scope?saved=1",
-            on.platform().slug
-        ))),
+        Ok(()) => Ok(done(
+            &format!("/platforms/{}/scope", on.platform().slug),
+            Flash::ScopeSaved,
+        )),
         Err(DefineError::Invalid(errors)) => {
             let mut page = scope_view(&state, &ctx, &on, None);
             page.goals = form.get("goals").to_owned();
