@@ -664,7 +664,7 @@ const BAD_VALUES: &[(&str, &str, &str, &str, &str)] = &[
         "1",
         "    min_size: 2\n    max_size: 6",
         "    min_size: 2\n    max_size: 1",
-        "Use min_size up to 100 nodes.",
+        "Use at least min_size (2) and at most 100 nodes.",
     ),
     (
         "environment_types[1].kubernetes_version",

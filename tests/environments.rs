@@ -757,7 +757,7 @@ async fn webhooks_are_signed_and_delivered_by_the_job_engine() {
         .text()
         .await
         .unwrap();
-    let marker = r#"<code class="secret">"#;
+    let marker = r#"<code class="secret" id="webhook-secret">"#;
     let start = saved.find(marker).expect("the new secret is shown once") + marker.len();
     let secret = saved[start..].split('<').next().unwrap().to_owned();
     let again = browser

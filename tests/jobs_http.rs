@@ -161,6 +161,25 @@ async fn engineers_follow_retry_and_cancel_jobs() {
         .await
         .unwrap();
     assert!(list.contains(&format!("#{queued}")));
+    // Filters combine, and a state that does not exist is named, not an empty list.
+    let page: serde_json::Value = app
+        .api(
+            Method::GET,
+            "/api/v1/jobs?state=cancelled&kind=slipway.selftest&limit=1",
+            &token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["id"], queued);
+    let res = app
+        .api(Method::GET, "/api/v1/jobs?state=finished", &token, None)
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "state");
     let actions: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_event WHERE subject = $1 ORDER BY id")
             .bind(format!("job:{queued}"))

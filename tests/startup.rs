@@ -195,6 +195,33 @@ async fn embedded_default_creates_reuses_and_stops_its_own_cluster() {
     );
     assert_eq!(readyz(&first).await["status"], "ready");
 
+    // The admin commands work beside it: they join its database instead of refusing.
+    let out = slipway_command(cwd.path())
+        .arg("--data-dir")
+        .arg(data.path())
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "beside@example.com",
+            "--name",
+            "Beside",
+            "--role",
+            "developer",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        readyz(&first).await["status"],
+        "ready",
+        "and leave it running"
+    );
+
     // SIGTERM: Slipway stops, and its PostgreSQL with it.
     assert!(first.terminate().success(), "stderr:\n{}", first.stderr());
     assert!(!process_alive(pid), "postgres (pid {pid}) outlived Slipway");

@@ -20,6 +20,23 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   local(document);
 
+  // Copy buttons (hidden without JavaScript, where selecting the text does the same):
+  // <button data-copy="#id"> copies that element's text and says so.
+  for (const button of document.querySelectorAll("button[data-copy]")) {
+    button.hidden = false;
+    const label = button.textContent;
+    button.addEventListener("click", async () => {
+      const source = document.querySelector(button.dataset.copy);
+      try {
+        await navigator.clipboard.writeText(source.textContent.trim());
+        button.textContent = "Copied";
+      } catch {
+        button.textContent = "Select the text to copy it";
+      }
+      setTimeout(() => (button.textContent = label), 2000);
+    });
+  }
+
   // Forms that destroy or change something important ask first: <form data-confirm="…">.
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {

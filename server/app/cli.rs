@@ -384,7 +384,12 @@ async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> 
         .public_url
         .clone()
         .unwrap_or_else(|| default_public_url(config.listen));
-    let database = open_migrated(&config).await?;
+    // Beside a running `serve` on the embedded database, its cluster is joined.
+    let database = Database::open_beside_server(&config).await?;
+    if let Err(e) = db::migrate(&database.pool).await {
+        database.shutdown().await;
+        return Err(e.into());
+    }
     let result = admin_action(&database.pool, command, parsed, &public_url).await;
     database.shutdown().await;
     result

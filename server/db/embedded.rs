@@ -207,6 +207,28 @@ impl EmbeddedPostgres {
         Ok(cluster)
     }
 
+    /// Like [`EmbeddedPostgres::start`], but when another Slipway (a running `serve`) owns the
+    /// directory, connects to the cluster it runs as a guest instead of refusing: the admin
+    /// commands work beside the server. A guest never stops the cluster.
+    pub fn start_or_join(data_dir: &Path, binaries: Binaries) -> Result<Self, EmbeddedError> {
+        match Self::start(data_dir, binaries.clone()) {
+            Err(refused @ EmbeddedError::AlreadyRunning { .. }) => {
+                let guest = Self {
+                    binaries,
+                    root: absolute_dir(data_dir)?.join("postgres"),
+                    run_as: RunAs::for_current_process()?,
+                    _lock: None,
+                };
+                if guest.is_running() {
+                    Ok(guest)
+                } else {
+                    Err(refused)
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Starts (or joins) a cluster that several processes share and none stops, such as the test
     /// harness's fallback cluster. Creation is serialised by a short-lived lock.
     pub fn start_shared(data_dir: &Path, binaries: Binaries) -> Result<Self, EmbeddedError> {

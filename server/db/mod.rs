@@ -35,6 +35,13 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
 }
 
+/// Whether this process must own the embedded cluster, or may join one a server runs.
+#[derive(Debug, Clone, Copy)]
+enum EmbeddedShare {
+    Own,
+    JoinRunning,
+}
+
 /// Where the data lives, and whether Slipway started it.
 #[derive(Debug)]
 pub enum Location {
@@ -55,6 +62,16 @@ impl Database {
     /// Connects to the configured database, starting the embedded cluster when `DATABASE_URL` is
     /// not set. Does not migrate: see [`migrate`].
     pub async fn open(config: &Config) -> Result<Self, DbError> {
+        Self::open_with(config, EmbeddedShare::Own).await
+    }
+
+    /// Like [`Database::open`], but an embedded cluster that a running `serve` owns is joined
+    /// rather than refused (for the admin commands).
+    pub async fn open_beside_server(config: &Config) -> Result<Self, DbError> {
+        Self::open_with(config, EmbeddedShare::JoinRunning).await
+    }
+
+    async fn open_with(config: &Config, share: EmbeddedShare) -> Result<Self, DbError> {
         let (options, location, target) = match &config.database_url {
             Some(url) => {
                 let options: PgConnectOptions = url.parse().map_err(DbError::Url)?;
@@ -63,8 +80,11 @@ impl Database {
             None => {
                 let binaries = Binaries::locate(config.postgres_bin_dir.as_deref())?;
                 let data_dir = config.data_dir.clone();
-                let cluster = tokio::task::spawn_blocking(move || {
-                    EmbeddedPostgres::start(&data_dir, binaries)
+                let cluster = tokio::task::spawn_blocking(move || match share {
+                    EmbeddedShare::Own => EmbeddedPostgres::start(&data_dir, binaries),
+                    EmbeddedShare::JoinRunning => {
+                        EmbeddedPostgres::start_or_join(&data_dir, binaries)
+                    }
                 })
                 .await
                 .expect("the embedded PostgreSQL launcher does not panic")?;

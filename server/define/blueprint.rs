@@ -765,7 +765,10 @@ fn check_node_group(errors: &mut FieldErrors, field: &str, group: &NodeGroup) {
     if group.max_size > MAX_NODES || group.max_size < group.min_size {
         errors.add(
             &format!("{field}.max_size"),
-            format!("Use min_size up to {MAX_NODES} nodes."),
+            format!(
+                "Use at least min_size ({}) and at most {MAX_NODES} nodes.",
+                group.min_size
+            ),
         );
     }
 }

@@ -15,15 +15,21 @@ use crate::http::extract::{Allowed, Ctx, UsePortal};
 #[template(path = "overview.html")]
 pub struct OverviewPage {
     pub shell: Shell,
+    /// Whose next steps to show: an admin's, a platform engineer's, a developer's.
+    pub admin: bool,
+    pub engineer: bool,
 }
 
 pub async fn overview(
     State(state): State<AppState>,
     ctx: Ctx,
-    _: Allowed<UsePortal>,
+    allowed: Allowed<UsePortal>,
 ) -> Result<Html<String>, AppError> {
+    let principal = allowed.principal();
     render(&OverviewPage {
         shell: ctx.shell(&state, "overview", "Overview"),
+        admin: principal.has(crate::auth::Role::Admin),
+        engineer: principal.has(crate::auth::Role::PlatformEngineer),
     })
 }
 

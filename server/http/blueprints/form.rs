@@ -55,6 +55,13 @@ pub struct Section {
     pub removable: Option<String>,
 }
 
+impl Section {
+    /// Whether one of its fields has an error: such a section is shown open.
+    pub fn has_error(&self) -> bool {
+        self.fields.iter().any(|f| f.error.is_some())
+    }
+}
+
 /// One input: its document path, label and kind.
 type Spec = (String, &'static str, Kind);
 /// A section: title, the path prefix of its remove checkbox (environment types), its inputs.
@@ -364,7 +371,13 @@ pub fn sections(doc: &Value, errors: &FieldErrors) -> Vec<Section> {
     layout(environments)
         .into_iter()
         .map(|(title, removable, fields)| Section {
-            title,
+            // An environment type is titled by its name, as the team knows it.
+            title: removable
+                .as_deref()
+                .and_then(|prefix| lookup(doc, &format!("{prefix}.name")))
+                .and_then(Value::as_str)
+                .filter(|name| !name.trim().is_empty())
+                .map_or(title, |name| format!("Environment type {name}")),
             removable,
             fields: fields
                 .into_iter()

@@ -120,6 +120,28 @@ impl Preview {
             approvals_required: c.environment_type.approval.approvals_required,
         }
     }
+
+    /// A line's share of the hourly total, in percent, for its bar.
+    fn share(&self, line: &CostLine) -> f64 {
+        let total: f64 = self.lines.iter().map(|l| l.hourly_usd).sum();
+        if total > 0.0 {
+            (line.hourly_usd / total * 100.0).clamp(0.0, 100.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A plan grouped by its steps, in order, for the pages: each step with what it does.
+pub fn plan_by_step(plan: &[PlanStep]) -> Vec<(&'static str, Vec<&PlanStep>)> {
+    let mut groups: Vec<(&'static str, Vec<&PlanStep>)> = Vec::new();
+    for step in plan {
+        match groups.last_mut() {
+            Some((name, steps)) if *name == step.step.as_str() => steps.push(step),
+            _ => groups.push((step.step.as_str(), vec![step])),
+        }
+    }
+    groups
 }
 
 #[derive(Template)]
@@ -441,6 +463,17 @@ impl EnvironmentPage {
 
     fn sla_breached(&self) -> bool {
         self.env.summary.sla_breached(self.now)
+    }
+
+    /// How long a step took, or has taken so far.
+    fn took(&self, step: &StepView) -> Option<String> {
+        let started = step.started_at?;
+        let length = step.finished_at.unwrap_or(self.now) - started;
+        Some(if length.num_seconds() < 60 {
+            format!("{} s", length.num_seconds().max(0))
+        } else {
+            human_duration(length)
+        })
     }
 
     fn countdown(&self) -> Option<String> {

@@ -133,7 +133,12 @@ pub struct PlatformPage {
     /// The live DevOps environment, and whether the caller may start one.
     pub devops: Option<(uuid::Uuid, crate::environments::EnvState)>,
     pub can_trigger_devops: bool,
+    /// The platform's newest environments.
+    pub environments: Vec<crate::environments::queries::Summary>,
 }
+
+/// How many of its environments the platform page lists (the dashboard has them all).
+pub const ENVIRONMENTS_SHOWN: i64 = 10;
 
 async fn platform_view<P>(
     state: &AppState,
@@ -159,6 +164,17 @@ async fn platform_view<P>(
         can_plan,
         can_edit: on.can(Action::EditPlatform),
         devops: crate::environments::queries::devops(&state.pool, on.platform().id).await?,
+        environments: crate::environments::queries::list(
+            &state.pool,
+            &crate::environments::queries::Filter {
+                view: crate::environments::queries::View::All,
+                platform: Some(on.platform().slug.clone()),
+                ..Default::default()
+            },
+            None,
+            ENVIRONMENTS_SHOWN,
+        )
+        .await?,
         can_trigger_devops: on.can(Action::TriggerDevops),
         timebox,
         member_error,
