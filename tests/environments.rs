@@ -106,6 +106,21 @@ async fn world() -> World {
     world_at(None).await
 }
 
+/// The developer signed in through the real form, and the perf request form's HTML.
+async fn perf_request_form(w: &World) -> (reqwest::Client, String) {
+    let dev = client();
+    w.app.login(&dev, &w.dev.email, PASSWORD).await;
+    let form = dev
+        .get(w.app.url("/platforms/shop/environments/new?type=perf"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (dev, form)
+}
+
 async fn json_of(res: reqwest::Response) -> Value {
     let status = res.status();
     let text = res.text().await.unwrap();
@@ -671,16 +686,7 @@ async fn bad_requests_name_their_field_and_write_nothing() {
     assert_eq!(rows, 1, "only the first, valid request was written");
 
     // The form: every error beside its field, the values kept, nothing written.
-    let browser = client();
-    w.app.login(&browser, &w.dev.email, PASSWORD).await;
-    let page = browser
-        .get(w.app.url("/platforms/shop/environments/new?type=perf"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (browser, page) = perf_request_form(&w).await;
     let res = browser
         .post(w.app.url("/platforms/shop/environments"))
         .form(&[
@@ -908,16 +914,7 @@ async fn extensions_beyond_the_maximum_need_approval_and_the_reaper_ends_the_ttl
 #[tokio::test]
 async fn the_request_form_and_the_dashboard_work_without_javascript() {
     let w = world().await;
-    let dev = client();
-    w.app.login(&dev, &w.dev.email, PASSWORD).await;
-    let form = dev
-        .get(w.app.url("/platforms/shop/environments/new?type=perf"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (dev, form) = perf_request_form(&w).await;
     assert!(
         form.contains("Cost estimate") && form.contains("per month"),
         "the estimate is shown before submitting"
@@ -1150,16 +1147,7 @@ async fn nobody_is_notified_of_their_own_action() {
 #[tokio::test]
 async fn a_form_that_worked_lands_on_a_page_that_says_so_once() {
     let w = world().await;
-    let dev = client();
-    w.app.login(&dev, &w.dev.email, PASSWORD).await;
-    let form = dev
-        .get(w.app.url("/platforms/shop/environments/new?type=perf"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (dev, form) = perf_request_form(&w).await;
     let submitted = dev
         .post(w.app.url("/platforms/shop/environments"))
         .form(&[

@@ -638,28 +638,20 @@ pub async fn list(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<JobView>, sqlx::Error> {
-    let mut sql = format!("{VIEW} WHERE true");
+    let mut query = sqlx::QueryBuilder::new(format!("{VIEW} WHERE true"));
     if let Some(state) = state {
         // One of six constant names, never the caller's text; a literal lets the planner match
         // the partial index's predicate.
-        sql.push_str(&format!(" AND state = '{}'", state.as_str()));
+        query.push(format!(" AND state = '{}'", state.as_str()));
     }
-    let mut position = 1;
-    for (given, condition) in [(kind.is_some(), "kind = $"), (before.is_some(), "id < $")] {
-        if given {
-            sql.push_str(&format!(" AND {condition}{position}"));
-            position += 1;
-        }
-    }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${position}"));
-    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     if let Some(kind) = kind {
-        query = query.bind(kind);
+        query.push(" AND kind = ").push_bind(kind);
     }
     if let Some(before) = before {
-        query = query.bind(before);
+        query.push(" AND id < ").push_bind(before);
     }
-    query.bind(limit).fetch_all(db).await
+    query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    query.build_query_as().fetch_all(db).await
 }
 
 pub async fn get(db: &PgPool, id: i64) -> Result<Option<(JobView, Vec<StepView>)>, sqlx::Error> {
