@@ -264,6 +264,16 @@ async fn a_developer_requests_the_platform_team_approves_and_a_provisioning_job_
         .map(|t| t["kind"].as_str().unwrap())
         .collect();
     assert_eq!(timeline, ["submitted", "approved"]);
+
+    // The jobs pages say which environment the job works on.
+    let team = client();
+    w.app.login(&team, &w.reviewer.email, PASSWORD).await;
+    let link = format!("<a href=\"/environments/{id}\">checkout-dev</a>");
+    for page in ["/jobs".to_owned(), format!("/jobs/{job_id}")] {
+        let html = team.get(w.app.url(&page)).send().await.unwrap();
+        let html = html.text().await.unwrap();
+        assert!(html.contains(&link), "{page} names the environment");
+    }
     assert_eq!(
         count(
             &w.app,

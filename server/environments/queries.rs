@@ -3,14 +3,18 @@
 //! one query each (requester and platform joined, never fetched per row) with keyset paging on
 //! an indexed order.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::pricing::{HOURS_PER_MONTH, Micros};
 use super::{EnvState, EnvironmentId};
+use crate::jobs::queue::JobView;
 use crate::provision::plan::{Parameters, PlanStep};
+use crate::provision::{EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 
 /// Which list: each has its own order, and its own index behind it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -330,4 +334,48 @@ pub async fn devops(db: &PgPool, platform: Uuid) -> Result<Option<(Uuid, EnvStat
     .fetch_optional(db)
     .await?;
     Ok(row.and_then(|(id, state)| EnvState::parse(&state).map(|s| (id, s))))
+}
+
+/// The environment a job works on, for the jobs pages.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobEnvironment {
+    pub id: Uuid,
+    pub name: String,
+    pub platform_name: String,
+}
+
+/// `jobs`, each with the environment it provisions or tears down (none for other kinds): one
+/// query for the whole page, by the ids in the environment jobs' payloads.
+pub async fn with_environments(
+    db: &PgPool,
+    jobs: Vec<JobView>,
+) -> Result<Vec<(JobView, Option<JobEnvironment>)>, sqlx::Error> {
+    let ids: Vec<Option<Uuid>> = jobs.iter().map(environment_of).collect();
+    let wanted: Vec<Uuid> = ids.iter().flatten().copied().collect();
+    let found: Vec<JobEnvironment> = if wanted.is_empty() {
+        vec![]
+    } else {
+        sqlx::query_as(
+            "SELECT e.id, e.name, p.name AS platform_name
+             FROM environment e JOIN platform p ON p.id = e.platform_id WHERE e.id = ANY($1)",
+        )
+        .bind(&wanted)
+        .fetch_all(db)
+        .await?
+    };
+    let by_id: HashMap<Uuid, JobEnvironment> = found.into_iter().map(|e| (e.id, e)).collect();
+    Ok(jobs
+        .into_iter()
+        .zip(ids)
+        .map(|(job, id)| (job, id.and_then(|id| by_id.get(&id).cloned())))
+        .collect())
+}
+
+fn environment_of(job: &JobView) -> Option<Uuid> {
+    if job.kind != PROVISION_JOB && job.kind != TEARDOWN_JOB {
+        return None;
+    }
+    EnvironmentJobPayload::deserialize(&job.payload)
+        .ok()
+        .map(|p| p.environment_id)
 }

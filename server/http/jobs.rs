@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::audit::Actor;
+use crate::environments::queries::{self, JobEnvironment};
 use crate::http::error::{AppError, FieldError};
 use crate::http::extract::{Allowed, ControlJobs, Ctx, ViewJobs};
 use crate::http::flash::{Flash, done};
@@ -111,7 +112,7 @@ fn parse_id(id: &str) -> Result<i64, AppError> {
 #[template(path = "jobs.html")]
 pub struct JobsPage {
     pub shell: Shell,
-    pub jobs: Vec<JobView>,
+    pub jobs: Vec<(JobView, Option<JobEnvironment>)>,
     pub depth: Vec<(String, i64)>,
     pub state: String,
     pub kind: String,
@@ -139,7 +140,7 @@ pub async fn jobs_page(
     });
     render(&JobsPage {
         shell: ctx.shell(&state, "jobs", "Jobs"),
-        jobs,
+        jobs: queries::with_environments(&state.pool, jobs).await?,
         depth: queue::depth(&state.pool).await?,
         state: query.state.unwrap_or_default(),
         kind: query.kind.unwrap_or_default(),
@@ -152,6 +153,7 @@ pub async fn jobs_page(
 pub struct JobPage {
     pub shell: Shell,
     pub job: JobView,
+    pub environment: Option<JobEnvironment>,
     pub steps: Vec<StepView>,
     pub can_control: bool,
 }
@@ -170,9 +172,14 @@ pub async fn job_page(
         crate::auth::Action::ControlJobs,
         crate::auth::Subject::Portal,
     );
+    let (job, environment) = queries::with_environments(&state.pool, vec![job])
+        .await?
+        .pop()
+        .expect("one job in, one out");
     render(&JobPage {
         shell: ctx.shell(&state, "jobs", &format!("Job {}", job.id)),
         job,
+        environment,
         steps,
         can_control,
     })
