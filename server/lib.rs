@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod outbound;
 pub mod provision;
+pub mod search;
 pub mod secret;
 pub mod validation;
 

@@ -103,6 +103,11 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             "/status",
             probe("/status", &[], [303, 200, 200, 200, 200, 200]),
         ),
+        m(
+            Method::GET,
+            "/search",
+            probe("/search?q=demo", &[], [303, 200, 200, 200, 200, 200]),
+        ),
         m(Method::GET, "/healthz", probe("/healthz", &[], [200; 6])),
         m(Method::GET, "/readyz", probe("/readyz", &[], [200; 6])),
         m(Method::GET, "/static/{file}", probe(css, &[], [200; 6])),

@@ -1187,3 +1187,78 @@ async fn a_form_that_worked_lands_on_a_page_that_says_so_once() {
         "and only once"
     );
 }
+
+/// The search page's HTML for `q`, as `who` sees it in the browser, and its status.
+async fn search_as(app: &TestApp, who: &Person, q: &str) -> (StatusCode, String) {
+    let browser = client();
+    app.login(&browser, &who.email, PASSWORD).await;
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("q", q)
+        .finish();
+    let res = browser
+        .get(app.url(&format!("/search?{query}")))
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn search_finds_platforms_environments_and_backlog_items_the_reader_may_see() {
+    let w = world().await;
+    let mine = submitted(&w.app, &w.dev, dev_request("checkout-dev")).await;
+    let other = person(&w.app, &[Role::Developer]).await;
+    let theirs = submitted(&w.app, &other, dev_request("checkout-qa")).await;
+    let generated = w
+        .app
+        .api(
+            Method::POST,
+            "/api/v1/platforms/shop/backlog/generate",
+            &w.author.token,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(generated.status(), StatusCode::OK);
+    let link = |env: &Value| format!("href=\"/environments/{}\"", env["id"].as_str().unwrap());
+
+    // A developer finds their own request and the platform, never someone else's request or
+    // the platform's planning.
+    let (status, html) = search_as(&w.app, &w.dev, "checkout").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("id=\"site-search\""),
+        "the box atop every page"
+    );
+    assert!(html.contains(&link(&mine)), "their own request");
+    assert!(!html.contains(&link(&theirs)), "not another developer's");
+    let (_, html) = search_as(&w.app, &w.dev, "shop").await;
+    assert!(html.contains("href=\"/platforms/shop\""), "the platform");
+    let (_, html) = search_as(&w.app, &w.dev, "EKS cluster").await;
+    assert!(!html.contains("/platforms/shop/backlog/"), "no planning");
+    assert!(html.contains("Nothing matches"));
+
+    // The platform team finds every request, and a member engineer the backlog.
+    let (_, html) = search_as(&w.app, &w.reviewer, "checkout").await;
+    assert!(html.contains(&link(&mine)) && html.contains(&link(&theirs)));
+    let (_, html) = search_as(&w.app, &w.reviewer, "eks CLUSTER for dev").await;
+    assert!(
+        html.contains("/platforms/shop/backlog/"),
+        "case-insensitive"
+    );
+    assert!(html.contains("EKS cluster for dev"));
+    let outsider = person(&w.app, ENGINEER).await;
+    let (_, html) = search_as(&w.app, &outsider, "EKS cluster").await;
+    assert!(!html.contains("/platforms/shop/backlog/"), "members only");
+
+    // Words are text, never a pattern; too few get the form again with the error beside it,
+    // and a control character is refused before any page sees it, as in every query.
+    let (_, html) = search_as(&w.app, &w.reviewer, "%_").await;
+    assert!(html.contains("Nothing matches"));
+    let (status, html) = search_as(&w.app, &w.reviewer, " c ").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("aria-describedby=\"search-q-error\""));
+    assert!(html.contains("Type at least 2 characters"));
+    let (status, html) = search_as(&w.app, &w.reviewer, "check\u{1}out").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("control character U+0001"), "{html}");
+}

@@ -16,7 +16,7 @@ use super::AppState;
 use crate::http::error::AppError;
 use crate::http::{
     admin, approvals, assets, auth, backlog, blueprints, environments, error_pages, extract,
-    health, home, idempotency, identity, jobs, notifications, openapi, platforms,
+    health, home, idempotency, identity, jobs, notifications, openapi, platforms, search,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -51,6 +51,7 @@ pub fn route_table() -> Vec<RouteDef> {
     vec![
         route(M::GET, "/", get(home::overview)),
         route(M::GET, "/status", get(home::status)),
+        route(M::GET, "/search", get(search::search_page)),
         route(M::GET, "/healthz", get(health::healthz)),
         route(M::GET, "/readyz", get(health::readyz)),
         route(M::GET, "/static/{file}", get(assets::serve)),

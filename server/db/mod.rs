@@ -224,6 +224,19 @@ macro_rules! text_column {
     };
 }
 
+/// An `ILIKE` pattern matching text that contains `text`: `%`, `_` and `\` are escaped.
+pub fn contains_pattern(text: &str) -> String {
+    let mut escaped = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    escaped
+}
+
 /// Whether `error` means the database cannot be reached right now (a restart, a failover, no
 /// connection free in time) rather than a fault of the statement: such a request may be retried.
 pub fn is_unavailable(error: &sqlx::Error) -> bool {

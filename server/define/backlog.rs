@@ -16,7 +16,7 @@ use super::DefineError;
 use super::blueprint::{Blueprint, DevopsTool};
 use super::platforms::Platform;
 use crate::audit::{self, Actor};
-use crate::auth::Principal;
+use crate::auth::{Principal, UserId};
 use crate::validation::FieldErrors;
 
 pub const PHASES: [&str; 4] = ["define", "deliver", "exploit", "maintain"];
@@ -326,6 +326,43 @@ pub async fn list(db: &PgPool, platform: Uuid, filter: &Filter) -> Result<Vec<It
     .bind(&filter.assignee)
     .fetch_all(db)
     .await
+}
+
+/// A backlog item found by the global search, with its platform.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Hit {
+    pub id: Uuid,
+    pub title: String,
+    pub phase: String,
+    pub status: String,
+    pub platform_slug: String,
+    pub platform_name: String,
+}
+
+/// Items whose title or key contains `words`, on every platform or, with `member`, only on the
+/// platforms that user belongs to; through the trigram index on title and key.
+pub async fn search(
+    db: &PgPool,
+    words: &str,
+    member: Option<UserId>,
+    limit: i64,
+) -> Result<Vec<Hit>, sqlx::Error> {
+    let mut query = sqlx::QueryBuilder::new(
+        "SELECT b.id, b.title, b.phase, b.status, p.slug AS platform_slug, p.name AS platform_name
+         FROM backlog_item b JOIN platform p ON p.id = b.platform_id
+         WHERE (b.title || ' ' || coalesce(b.key, '')) ILIKE ",
+    );
+    query.push_bind(crate::db::contains_pattern(words));
+    if let Some(user) = member {
+        query
+            .push(" AND b.platform_id IN (SELECT platform_id FROM platform_member WHERE user_id = ")
+            .push_bind(user.0)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY lower(p.name), b.rank, b.id LIMIT ")
+        .push_bind(limit);
+    query.build_query_as().fetch_all(db).await
 }
 
 pub async fn get(db: &PgPool, platform: Uuid, id: Uuid) -> Result<Option<Item>, sqlx::Error> {

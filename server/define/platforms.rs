@@ -251,6 +251,19 @@ pub async fn list(db: &PgPool, include_archived: bool) -> Result<Vec<Platform>, 
     .await
 }
 
+/// Platforms whose name, slug or description contains `words`, live ones first. Platforms are
+/// tens, so a scan is cheaper than an index would be.
+pub async fn search(db: &PgPool, words: &str, limit: i64) -> Result<Vec<Platform>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM platform WHERE (name || ' ' || slug || ' ' || description) ILIKE $1
+         ORDER BY archived_at IS NOT NULL, lower(name), id LIMIT $2"
+    )))
+    .bind(crate::db::contains_pattern(words))
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Member {
     pub user_id: Uuid,

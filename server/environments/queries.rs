@@ -132,19 +132,6 @@ const SUMMARY_COLUMNS: &str = "e.id, p.slug AS platform_slug, p.name AS platform
 const FROM: &str = "FROM environment e JOIN platform p ON p.id = e.platform_id
     JOIN app_user u ON u.id = e.requested_by LEFT JOIN job j ON j.id = e.job_id";
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern.
-fn like_pattern(text: &str) -> String {
-    let mut escaped = String::from("%");
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped.push('%');
-    escaped
-}
-
 /// One page of `filter`'s list after the keyset cursor `after` (`(at, id)` of the last row).
 pub async fn list(
     db: &PgPool,
@@ -205,7 +192,7 @@ pub async fn list(
         // Through the trigram index on name and purpose (the requester has a filter of its own).
         query
             .push(" AND (e.name || ' ' || e.purpose) ILIKE ")
-            .push_bind(like_pattern(search));
+            .push_bind(crate::db::contains_pattern(search));
     }
     if let Some(user) = filter.requested_by {
         query.push(" AND e.requested_by = ").push_bind(user);

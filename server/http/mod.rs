@@ -23,4 +23,5 @@ pub mod notifications;
 pub mod openapi;
 pub mod paging;
 pub mod platforms;
+pub mod search;
 pub mod views;
