@@ -11,6 +11,7 @@ pub mod define;
 pub mod environments;
 pub mod http;
 pub mod idempotency;
+pub mod inbox;
 pub mod jobs;
 pub mod outbound;
 pub mod provision;

@@ -302,6 +302,32 @@ async fn a_blueprint_goes_from_template_to_approval_by_a_second_engineer() {
         )
         .await;
     assert_eq!(json_of(res).await["state"], "in_review");
+    // The member engineer who must review hears of it, with a link; not the author, not an
+    // engineer of another platform.
+    let inbox = |token: String| {
+        let app = &app;
+        async move {
+            json_of(
+                app.api(Method::GET, "/api/v1/notifications", &token, None)
+                    .await,
+            )
+            .await
+        }
+    };
+    let told = inbox(t.reviewer.clone()).await;
+    assert_eq!(told["unread"], 1);
+    assert_eq!(told["items"][0]["kind"], "blueprint_submitted");
+    assert_eq!(told["items"][0]["link"], "/platforms/payments/blueprints/2");
+    assert!(
+        told["items"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revision 2 of Payments platform waits for your review"),
+        "{told}"
+    );
+    assert_eq!(inbox(t.author.clone()).await["unread"], 0);
+    let (outsider, _) = engineer(&app).await;
+    assert_eq!(inbox(outsider).await["unread"], 0);
     let res = app
         .api(
             Method::POST,
@@ -330,6 +356,10 @@ async fn a_blueprint_goes_from_template_to_approval_by_a_second_engineer() {
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(json_of(res).await["state"], "approved");
+    // The author hears the verdict.
+    let told = inbox(t.author.clone()).await;
+    assert_eq!(told["items"][0]["kind"], "approved");
+    assert_eq!(told["items"][0]["link"], "/platforms/payments/blueprints/2");
 
     // The diff names the changed field.
     let diff = json_of(

@@ -1134,7 +1134,8 @@ async fn nobody_is_notified_of_their_own_action() {
         let pool = w.app.pool.clone();
         async move {
             sqlx::query_scalar::<_, String>(
-                "SELECT kind FROM notification WHERE user_id = $1 ORDER BY id",
+                "SELECT kind FROM notification
+                 WHERE user_id = $1 AND environment_id IS NOT NULL ORDER BY id",
             )
             .bind(user)
             .fetch_all(&pool)

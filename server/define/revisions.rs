@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::DefineError;
@@ -14,6 +14,7 @@ use super::diff::diff;
 use super::platforms::Platform;
 use crate::audit::{self, Actor};
 use crate::auth::{Principal, UserId};
+use crate::inbox;
 use crate::validation::FieldErrors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -334,6 +335,18 @@ pub async fn submit(
         json!({}),
     )
     .await?;
+    let reviewers = reviewers(&mut tx, platform.id, number, by.user.id.0).await?;
+    inbox::tell(
+        &mut tx,
+        &reviewers,
+        "blueprint_submitted",
+        &format!(
+            "Blueprint revision {number} of {} waits for your review.",
+            platform.name
+        ),
+        &page(platform, number),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -418,8 +431,60 @@ pub async fn review(
         json!({}),
     )
     .await?;
+    if revision.author_id != reviewer.user.id.0 {
+        let what = match verdict {
+            Verdict::Approve => "approved",
+            Verdict::RequestChanges => "asked for changes to",
+            Verdict::Comment => "commented on",
+        };
+        inbox::tell(
+            &mut tx,
+            &[revision.author_id],
+            action.trim_start_matches("blueprint."),
+            &format!(
+                "{} {what} blueprint revision {number} of {}.",
+                reviewer.user.name, platform.name
+            ),
+            &page(platform, number),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(())
+}
+
+/// The revision's page, where notifications about it link.
+fn page(platform: &Platform, number: i32) -> String {
+    format!("/platforms/{}/blueprints/{number}", platform.slug)
+}
+
+/// Who should review a submitted revision: the platform's member platform engineers, or, when
+/// none but its author and submitter is one, the platform engineers who are admins (they may
+/// review on every platform). Never the author (who may not approve) or the submitter.
+async fn reviewers(
+    tx: &mut PgConnection,
+    platform: Uuid,
+    number: i32,
+    submitter: Uuid,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH candidate AS (
+             SELECT u.id, 'admin' = ANY (u.roles) AS admin,
+                    EXISTS (SELECT 1 FROM platform_member m
+                            WHERE m.platform_id = $1 AND m.user_id = u.id) AS member
+             FROM app_user u
+             WHERE 'platform_engineer' = ANY (u.roles) AND u.id <> $3
+               AND u.id <> (SELECT author_id FROM blueprint_revision
+                            WHERE platform_id = $1 AND number = $2)
+         )
+         SELECT id FROM candidate
+         WHERE member OR (admin AND NOT EXISTS (SELECT 1 FROM candidate WHERE member))",
+    )
+    .bind(platform)
+    .bind(number)
+    .bind(submitter)
+    .fetch_all(tx)
+    .await
 }
 
 /// Who wrote a revision, for the policy's "not the author" rule.

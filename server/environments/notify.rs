@@ -185,53 +185,6 @@ pub struct WebhookEnvironment {
     pub url: String,
 }
 
-/// One notification as the inbox shows it.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Notification {
-    pub id: i64,
-    pub environment_id: Option<Uuid>,
-    pub kind: String,
-    pub message: String,
-    pub created_at: DateTime<Utc>,
-    pub read_at: Option<DateTime<Utc>>,
-}
-
-/// The newest notifications of `user`, before the id `before`.
-pub async fn inbox(
-    db: &PgPool,
-    user: Uuid,
-    before: Option<i64>,
-    limit: i64,
-) -> Result<Vec<Notification>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, environment_id, kind, message, created_at, read_at FROM notification
-         WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3",
-    )
-    .bind(user)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(db)
-    .await
-}
-
-pub async fn unread_count(db: &PgPool, user: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM notification WHERE user_id = $1 AND read_at IS NULL")
-        .bind(user)
-        .fetch_one(db)
-        .await
-}
-
-pub async fn mark_all_read(db: &PgPool, user: Uuid) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "UPDATE notification SET read_at = now() WHERE user_id = $1 AND read_at IS NULL",
-    )
-    .bind(user)
-    .execute(db)
-    .await?
-    .rows_affected())
-}
-
 /// A platform's webhook as its settings page shows it (the secret is shown once, when made).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Webhook {

@@ -146,8 +146,7 @@ pub async fn authenticate(
                 auth.csrf_basis = Some(value.clone());
                 if page {
                     auth.unread_notifications =
-                        crate::environments::notify::unread_count(&state.pool, principal.user.id.0)
-                            .await?;
+                        crate::inbox::unread_count(&state.pool, principal.user.id.0).await?;
                 }
             } else {
                 // Expired or ended elsewhere: drop the dead cookie.

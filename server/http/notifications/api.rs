@@ -5,12 +5,12 @@ use axum::extract::{Query, State};
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::environments::notify::{self, Notification};
 use crate::http::environments::api::ListQuery;
 use crate::http::error::AppError;
 use crate::http::extract::Authenticated;
 use crate::http::paging::non_empty;
 use crate::http::paging::parse_limit;
+use crate::inbox::{self, Notification};
 
 /// The caller's inbox: a page of notifications, newest first, and how many are unread.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -48,12 +48,12 @@ pub async fn notifications(
         ),
     };
     let user = principal.user.id.0;
-    let mut items = notify::inbox(&state.pool, user, before, limit + 1).await?;
+    let mut items = inbox::inbox(&state.pool, user, before, limit + 1).await?;
     let next = (items.len() as i64 > limit).then(|| {
         items.truncate(limit as usize);
         items.last().map(|n| n.id.to_string()).unwrap_or_default()
     });
-    let unread = notify::unread_count(&state.pool, user).await?;
+    let unread = inbox::unread_count(&state.pool, user).await?;
     Ok(Json(Inbox {
         items,
         next,
@@ -71,7 +71,7 @@ pub async fn notifications_read(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<MarkedRead>, AppError> {
-    let marked = notify::mark_all_read(&state.pool, principal.user.id.0).await?;
+    let marked = inbox::mark_all_read(&state.pool, principal.user.id.0).await?;
     Ok(Json(MarkedRead {
         marked_read: marked,
     }))

@@ -11,10 +11,11 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth::Action;
 use crate::define::platforms::Platform;
-use crate::environments::notify::{self, Notification, Webhook};
+use crate::environments::notify::{self, Webhook};
 use crate::http::error::AppError;
 use crate::http::extract::{Allowed, Ctx, FormFields, OnPlatform, PlatformEditor, UsePortal};
 use crate::http::views::{Shell, render};
+use crate::inbox::{self, Notification};
 
 // Notifications
 
@@ -37,7 +38,7 @@ pub async fn notifications_page(
     allowed: Allowed<UsePortal>,
     Query(query): Query<BeforeQuery>,
 ) -> Result<Html<String>, AppError> {
-    let mut items = notify::inbox(
+    let mut items = inbox::inbox(
         &state.pool,
         allowed.principal().user.id.0,
         query.before,
@@ -59,7 +60,7 @@ pub async fn notifications_read(
     State(state): State<AppState>,
     allowed: Allowed<UsePortal>,
 ) -> Result<Response, AppError> {
-    notify::mark_all_read(&state.pool, allowed.principal().user.id.0).await?;
+    inbox::mark_all_read(&state.pool, allowed.principal().user.id.0).await?;
     Ok(done("/notifications", Flash::NotificationsRead))
 }
 
