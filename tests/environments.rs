@@ -1263,3 +1263,134 @@ async fn search_finds_platforms_environments_and_backlog_items_the_reader_may_se
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(html.contains("control character U+0001"), "{html}");
 }
+
+/// Moves environment `id` through `states` as the provisioning and teardown jobs would (the
+/// database's transition trigger checks each step), with the outputs a ready one records.
+async fn drive(app: &TestApp, id: &str, states: &[&str]) {
+    for state in states {
+        sqlx::query(
+            "UPDATE environment SET state = $2,
+                 outputs = CASE WHEN $2 = 'ready'
+                     THEN '{\"cloud\": \"simulated\", \"cluster_name\": \"shop-x\", \"kubeconfig\": \"apiVersion: v1\"}'::jsonb
+                     ELSE outputs END,
+                 ready_at = CASE WHEN $2 = 'ready' THEN now() ELSE ready_at END
+             WHERE id = $1::uuid",
+        )
+        .bind(id)
+        .bind(state)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn each_state_of_an_environment_shows_only_what_applies_to_it() {
+    let w = world().await;
+    let requester = client();
+    w.app.login(&requester, &w.dev.email, PASSWORD).await;
+    let team = client();
+    w.app.login(&team, &w.reviewer.email, PASSWORD).await;
+
+    // What the requester's page offers (cancel, extend, tear down, retry, connect), whether
+    // the team's offers a decision, and whether either follows live events.
+    const CANCEL: &str = "/cancel\"";
+    const TEARDOWN: &str = "/teardown\"";
+    const RETRY: &str = "/retry\"";
+    const CONNECT: &str = "How to connect";
+    const DECIDE: &str = "/approve\"";
+    const LIVE: &str = "data-job-events";
+    let cases: [(&str, &[&str], &[&str]); 10] = [
+        ("submitted", &[CANCEL, DECIDE, LIVE], &[]),
+        ("approved", &[LIVE], &["approve"]),
+        ("rejected", &[], &["reject"]),
+        ("cancelled", &[], &["cancel"]),
+        ("expired", &[], &["expired"]),
+        ("provisioning", &[LIVE], &["approve", "provisioning"]),
+        (
+            "ready",
+            &[TEARDOWN, CONNECT, LIVE],
+            &["approve", "provisioning", "ready"],
+        ),
+        (
+            "failed",
+            &[RETRY, TEARDOWN, LIVE],
+            &["approve", "provisioning", "failed"],
+        ),
+        (
+            "tearing_down",
+            &[LIVE],
+            &["approve", "provisioning", "ready", "tearing_down"],
+        ),
+        (
+            "torn_down",
+            &[],
+            &[
+                "approve",
+                "provisioning",
+                "ready",
+                "tearing_down",
+                "torn_down",
+            ],
+        ),
+    ];
+    for (n, (state, shown, path)) in cases.into_iter().enumerate() {
+        let env = submitted(&w.app, &w.dev, dev_request(&format!("state-{n}"))).await;
+        let id = env["id"].as_str().unwrap();
+        for step in path {
+            match *step {
+                "approve" => {
+                    let res = act(&w.app, &w.reviewer, id, "approve", json!({})).await;
+                    assert_eq!(res.status(), StatusCode::OK);
+                }
+                "reject" => {
+                    let body = json!({"reason": "Use the shared dev environment."});
+                    let res = act(&w.app, &w.reviewer, id, "reject", body).await;
+                    assert_eq!(res.status(), StatusCode::OK);
+                }
+                "cancel" => {
+                    let res = act(&w.app, &w.dev, id, "cancel", json!({})).await;
+                    assert_eq!(res.status(), StatusCode::OK);
+                }
+                // The sweeper's own use case, run as if the deadline had passed (earlier cases'
+                // requests were checked already).
+                "expired" => {
+                    let later = Utc::now() + chrono::Duration::days(365);
+                    let expired = lifecycle::expire_stale(&w.app.pool, later, "http://slipway")
+                        .await
+                        .unwrap();
+                    assert!(expired >= 1);
+                }
+                later => drive(&w.app, id, &[later]).await,
+            }
+        }
+        assert_eq!(environment(&w.app, &w.dev, id).await["state"], state);
+        let page = |browser: &reqwest::Client| {
+            let url = w.app.url(&format!("/environments/{id}"));
+            let browser = browser.clone();
+            async move { browser.get(url).send().await.unwrap().text().await.unwrap() }
+        };
+        let mine = page(&requester).await;
+        let theirs = page(&team).await;
+        for marker in [CANCEL, TEARDOWN, RETRY, CONNECT, LIVE] {
+            assert_eq!(
+                mine.contains(marker),
+                shown.contains(&marker),
+                "{state}: the requester's page and {marker:?}"
+            );
+        }
+        assert_eq!(
+            theirs.contains(DECIDE),
+            shown.contains(&DECIDE),
+            "{state}: the team's page and a decision"
+        );
+        assert!(
+            !mine.contains(DECIDE),
+            "{state}: never the requester's own decision"
+        );
+        assert!(
+            mine.contains(&format!("class=\"badge state-{state}\"")),
+            "{state}: its badge"
+        );
+    }
+}
