@@ -5,6 +5,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod client;
 pub mod clock;
 pub mod db;
 pub mod define;

@@ -59,6 +59,11 @@ pub enum Command {
     /// Benchmarks, measured side by side with peers in one run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The client of a Slipway server (login, platforms, envs, env, jobs, backlog).
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
+    /// Print shell completions: bash, zsh, fish, elvish or powershell
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +194,21 @@ pub struct ServeArgs {
 /// Runs the parsed command line and turns any failure into a message on stderr and a non-zero
 /// exit status, never a panic backtrace.
 pub fn main(cli: Cli) -> ExitCode {
+    // The client's commands read no server configuration and start no logging: they print.
+    match cli.command {
+        Some(Command::Client(command)) => return run_client(command),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "slipway",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     let command = match cli.command {
         None => Command::Serve(cli.serve),
         Some(Command::Serve(args)) => Command::Serve(ServeArgs {
@@ -208,7 +228,7 @@ pub fn main(cli: Cli) -> ExitCode {
         log_format: cli.global.log_format,
         listen: match &command {
             Command::Serve(args) => args.listen.clone(),
-            Command::Migrate | Command::Worker | Command::Admin(_) | Command::Bench(_) => None,
+            _ => None,
         },
         database_url: None,
     };
@@ -238,6 +258,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Worker => worker(config).await,
             Command::Bench(bench) => run_bench(bench).await,
             Command::Admin(admin) => run_admin(config, admin).await,
+            Command::Client(_) | Command::Completions { .. } => unreachable!("run above"),
         }
     });
     match result {
@@ -362,6 +383,27 @@ async fn print_setup_link(state: &AppState) -> anyhow::Result<()> {
     );
     tracing::info!("no users yet: a one-time setup link was printed on standard output");
     Ok(())
+}
+
+/// A client command on a small runtime of its own; its failure is one line on stderr and the
+/// exit status that says which failure it was.
+fn run_client(command: crate::client::ClientCommand) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(crate::client::run(command)),
+        Err(e) => Err(crate::client::ClientError::Local(format!(
+            "cannot start the async runtime: {e}"
+        ))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
