@@ -806,7 +806,10 @@ async fn the_forms_show_each_error_beside_its_field() {
         .await
         .unwrap();
     assert!(
-        res.text().await.unwrap().contains("line 3"),
+        res.text()
+            .await
+            .unwrap()
+            .contains("Line 3, column 11: this `[` is never closed"),
         "syntax errors give the line"
     );
 }
