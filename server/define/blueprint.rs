@@ -543,6 +543,11 @@ impl Blueprint {
             (CentralStore::Cloudwatch, None) => {}
         }
         super::scope::check_connected_services(&mut errors, &self.connected_services);
+        super::scope::check_requirements(
+            &mut errors,
+            "security.requirements",
+            &self.security.requirements,
+        );
         errors.into_result()
     }
 
