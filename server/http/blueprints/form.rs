@@ -97,7 +97,7 @@ type SectionSpec = (String, Option<String>, Vec<Spec>, Option<&'static ListSpec>
 /// A list of the document edited as rows of text inputs, without JavaScript: each entry's row,
 /// then [`BLANK_ROWS`] blank ones. A row ticked to remove, or left with every input empty, is
 /// dropped; so clearing a row removes its entry too.
-pub struct ListSpec {
+struct ListSpec {
     /// The list's document path.
     path: &'static str,
     /// What an entry is called, in a row's legend.
@@ -115,7 +115,7 @@ const CONNECTED_SERVICES: ListSpec = ListSpec {
     noun: "Connected service",
     columns: &[
         ("name", "Name"),
-        ("kind", "Kind (REST, Kafka, database…)"),
+        ("kind", "Kind (REST, Kafka…)"),
         ("endpoint", "Endpoint"),
         ("notes", "Notes"),
     ],
@@ -131,7 +131,7 @@ const REQUIREMENTS: ListSpec = ListSpec {
 
 impl ListSpec {
     /// The input of `column` in row `index`: `connected_services[1].endpoint`,
-    /// `security.requirements[0]`.
+    /// `security.requirements[0]`, `security.requirements[0].remove`.
     fn input(&self, index: usize, column: &str) -> String {
         match column {
             "" => format!("{}[{index}]", self.path),
@@ -143,7 +143,7 @@ impl ListSpec {
     /// from the edited revision, so entries added on a form shown again after an error stay.
     fn submitted(&self, form: &FormFields) -> Value {
         let prefix = format!("{}[", self.path);
-        let mut rows: BTreeMap<usize, (bool, Vec<(&str, &str)>)> = BTreeMap::new();
+        let mut rows: BTreeMap<usize, SubmittedRow> = BTreeMap::new();
         for (rest, value) in form.starting_with(&prefix) {
             let Some((index, key)) = rest.split_once(']') else {
                 continue;
@@ -152,26 +152,22 @@ impl ListSpec {
                 continue;
             };
             let key = key.strip_prefix('.').unwrap_or(key);
-            let (removed, values) = rows.entry(index).or_default();
+            let row = rows.entry(index).or_default();
             if key == REMOVE {
-                *removed = !value.is_empty();
+                row.removed = !value.is_empty();
             } else if self.columns.iter().any(|(column, _)| *column == key) {
-                values.push((key, value.trim()));
+                row.values.push((key, value.trim()));
             }
         }
-        let value = |values: &[(&str, &str)], column: &str| {
-            let text = values.iter().find(|(key, _)| *key == column);
-            Value::String(text.map_or("", |(_, text)| *text).to_owned())
-        };
         Value::Array(
             rows.into_values()
-                .filter(|(removed, values)| !removed && values.iter().any(|(_, v)| !v.is_empty()))
-                .map(|(_, values)| match self.columns {
-                    [("", _)] => value(&values, ""),
+                .filter(|row| !row.removed && row.values.iter().any(|(_, v)| !v.is_empty()))
+                .map(|row| match self.columns {
+                    [("", _)] => row.value(""),
                     columns => Value::Object(
                         columns
                             .iter()
-                            .map(|(key, _)| ((*key).to_owned(), value(&values, key)))
+                            .map(|(key, _)| ((*key).to_owned(), row.value(key)))
                             .collect(),
                     ),
                 })
@@ -197,11 +193,12 @@ impl ListSpec {
                 Row {
                     legend: match (existing, first) {
                         (false, _) => format!("New {}", self.noun.to_lowercase()),
-                        (true, "") => format!("{} {}", self.noun, i + 1),
-                        (true, _) if self.columns.len() == 1 => format!("{} {}", self.noun, i + 1),
+                        (true, name) if name.is_empty() || self.columns.len() == 1 => {
+                            format!("{} {}", self.noun, i + 1)
+                        }
                         (true, name) => format!("{} {}: {name}", self.noun, i + 1),
                     },
-                    remove: existing.then(|| format!("{}[{i}].{REMOVE}", self.path)),
+                    remove: existing.then(|| self.input(i, REMOVE)),
                     fields,
                 }
             })
@@ -215,6 +212,21 @@ impl ListSpec {
 
 /// The last part of a row's remove checkbox's name.
 const REMOVE: &str = "remove";
+
+/// A row as submitted: whether it is ticked to remove, and its inputs by column.
+#[derive(Default)]
+struct SubmittedRow<'a> {
+    removed: bool,
+    values: Vec<(&'a str, &'a str)>,
+}
+
+impl SubmittedRow<'_> {
+    /// The text of `column` (empty when the row did not send it).
+    fn value(&self, column: &str) -> Value {
+        let text = self.values.iter().find(|(key, _)| *key == column);
+        Value::String(text.map_or("", |(_, text)| *text).to_owned())
+    }
+}
 
 fn node_group(prefix: &str) -> Vec<Spec> {
     vec![
