@@ -258,6 +258,33 @@ mod tests {
             Some(true)
         );
         assert!(errors.get("cloud").is_some());
+
+        let service = |name: &str, endpoint: &str| ConnectedService {
+            name: name.into(),
+            kind: String::new(),
+            endpoint: endpoint.into(),
+            notes: String::new(),
+        };
+        let mut s = scope(Complexity::Standard);
+        s.connected_services = vec![
+            service("Ledger", "https://ledger.internal"),
+            service("ledger ", "ledger.internal:443"),
+            service(" ", "kafka-1:9092 kafka-2:9092"),
+        ];
+        s.security = vec!["PCI DSS".into(), " ".into(), "pci dss".into()];
+        let errors = s.validate().unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "connected_services[1].name",
+                "connected_services[2].name",
+                "connected_services[2].endpoint",
+                "security[1]",
+                "security[2]",
+            ]
+        );
+        assert!(errors.0[0].message.contains("already called `ledger`"));
         let error =
             serde_json::from_value::<Scope>(serde_json::json!({"goals": [], "cloud": "aws"}))
                 .unwrap_err();
