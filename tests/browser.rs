@@ -254,6 +254,22 @@ async fn define_journey_from_scope_to_an_approved_blueprint_and_a_ranked_backlog
         .unwrap();
     field.clear().await.unwrap();
     field.send_keys("12").await.unwrap();
+    // A connected service, added in a blank row of its folded section.
+    c.find(Locator::XPath(
+        "//details[.//input[@id='connected_services[0].name']]/summary",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    fill(c, "connected_services[0].name", "Ledger").await;
+    fill(
+        c,
+        "connected_services[0].endpoint",
+        "https://ledger.internal",
+    )
+    .await;
     browser.screenshot("define-edit").await;
     click_to(
         c,
@@ -281,7 +297,9 @@ async fn define_journey_from_scope_to_an_approved_blueprint_and_a_ranked_backlog
         .await
         .unwrap();
     assert!(
-        text.contains("In review") && text.contains("environment_types[perf].node_group.max_size"),
+        text.contains("In review")
+            && text.contains("environment_types[perf].node_group.max_size")
+            && text.contains("Ledger"),
         "{text}"
     );
     click_to(

@@ -662,7 +662,7 @@ async fn page(app: &TestApp, browser: &reqwest::Client, path: &str) -> (String, 
 fn form_fields(document: &Value, token: &str, changes: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> = vec![("_csrf".into(), token.to_owned())];
     for section in slipway::http::blueprints::form::sections(document, &Default::default()) {
-        for f in section.fields {
+        for f in section.inputs().cloned() {
             let typed = changes
                 .iter()
                 .find(|(path, _)| *path == f.path)
@@ -836,9 +836,248 @@ async fn the_forms_show_each_error_beside_its_field() {
         .await
         .unwrap();
     assert!(
-        res.text().await.unwrap().contains("line 3"),
+        res.text()
+            .await
+            .unwrap()
+            .contains("Line 3, column 11: this `[` is never closed"),
         "syntax errors give the line"
     );
+}
+
+/// The author's browser on the structured editor of revision `number`: its document, the
+/// page and its CSRF token.
+async fn structured_editor(
+    app: &TestApp,
+    t: &Team,
+    browser: &reqwest::Client,
+    number: i64,
+) -> (Value, String, String) {
+    let current = json_of(
+        app.api(
+            Method::GET,
+            &format!("/api/v1/platforms/payments/blueprints/{number}"),
+            &t.author,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let (html, token) = page(
+        app,
+        browser,
+        &format!("/platforms/payments/blueprints/{number}/edit"),
+    )
+    .await;
+    (current["document"].clone(), html, token)
+}
+
+/// Saves the structured form of revision `number` with `changes` typed in and `extra` fields
+/// (remove checkboxes) ticked.
+async fn save_structured(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    number: i64,
+    (document, token): (&Value, &str),
+    changes: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut fields = form_fields(document, token, changes);
+    fields.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    browser
+        .post(app.url(&format!("/platforms/payments/blueprints/{number}/edit")))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn blueprint_from_template(app: &TestApp, t: &Team) -> reqwest::Client {
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/platforms/payments/blueprints",
+            &t.author,
+            Some(json!({"from_template": true})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let browser = client();
+    app.login(&browser, &t.author_email, PASSWORD).await;
+    browser
+}
+
+#[tokio::test]
+async fn connected_services_and_requirements_are_added_and_removed_in_the_structured_form() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    let browser = blueprint_from_template(&app, &t).await;
+
+    // Blank rows to fill in, folded with their sections.
+    let (document, html, token) = structured_editor(&app, &t, &browser, 1).await;
+    for input in [
+        r#"name="connected_services[0].name" value="""#,
+        r#"name="connected_services[2].endpoint" value="""#,
+        r#"name="security.requirements[0]" value="""#,
+    ] {
+        assert!(html.contains(input), "{input} in {html}");
+    }
+    assert!(
+        !html.contains("connected_services[0].remove"),
+        "a blank row has nothing to remove"
+    );
+    assert!(
+        html.contains("<summary>Connected services</summary>"),
+        "{html}"
+    );
+
+    // Two services and two requirements, added in one save.
+    let res = save_structured(
+        &app,
+        &browser,
+        1,
+        (&document, &token),
+        &[
+            ("connected_services[0].name", "Ledger"),
+            ("connected_services[0].kind", "REST"),
+            (
+                "connected_services[0].endpoint",
+                " https://ledger.internal ",
+            ),
+            ("connected_services[0].notes", "mTLS"),
+            ("connected_services[2].name", "Vault"),
+            (
+                "connected_services[2].endpoint",
+                "https://vault.internal:8200",
+            ),
+            ("security.requirements[0]", "PCI DSS"),
+            ("security.requirements[1]", "Logs kept for a year"),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()["location"],
+        "/platforms/payments/blueprints/2"
+    );
+    let (document, html, token) = structured_editor(&app, &t, &browser, 2).await;
+    assert_eq!(
+        document["connected_services"],
+        json!([
+            {"name": "Ledger", "kind": "REST", "endpoint": "https://ledger.internal", "notes": "mTLS"},
+            {"name": "Vault", "kind": "", "endpoint": "https://vault.internal:8200", "notes": ""},
+        ])
+    );
+    assert_eq!(
+        document["security"]["requirements"],
+        json!(["PCI DSS", "Logs kept for a year"])
+    );
+    // Shown again as entries, each removable, with blank rows after them.
+    for text in [
+        "<legend>Connected service 1: Ledger</legend>",
+        r#"name="connected_services[1].endpoint" value="https://vault.internal:8200""#,
+        r#"name="connected_services[1].remove""#,
+        r#"name="connected_services[4].name" value="""#,
+        r#"name="security.requirements[1]" value="Logs kept for a year""#,
+        r#"name="security.requirements[1].remove""#,
+        r#"name="security.requirements[4]" value="""#,
+    ] {
+        assert!(html.contains(text), "{text} in {html}");
+    }
+
+    // Ledger removed by its checkbox, the second requirement by clearing it.
+    let res = save_structured(
+        &app,
+        &browser,
+        2,
+        (&document, &token),
+        &[("security.requirements[1]", "")],
+        &[("connected_services[0].remove", "1")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (document, _, _) = structured_editor(&app, &t, &browser, 3).await;
+    assert_eq!(
+        document["connected_services"],
+        json!([{"name": "Vault", "kind": "", "endpoint": "https://vault.internal:8200", "notes": ""}])
+    );
+    assert_eq!(document["security"]["requirements"], json!(["PCI DSS"]));
+}
+
+#[tokio::test]
+async fn a_bad_connected_service_or_requirement_gets_the_form_again_with_the_error_beside_it() {
+    let app = TestApp::spawn().await;
+    let t = team(&app).await;
+    let browser = blueprint_from_template(&app, &t).await;
+    let (document, _, token) = structured_editor(&app, &t, &browser, 1).await;
+    let res = save_structured(
+        &app,
+        &browser,
+        1,
+        (&document, &token),
+        &[
+            ("connected_services[0].name", "Ledger"),
+            ("connected_services[0].endpoint", "https://ledger.internal"),
+            // No name, and an endpoint that is two addresses.
+            (
+                "connected_services[1].endpoint",
+                "kafka-1:9092 kafka-2:9092",
+            ),
+            ("security.requirements[0]", "PCI DSS"),
+            ("security.requirements[2]", "pci dss"),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    for (field, message) in [
+        ("connected_services[1].name", "Give the service a name."),
+        (
+            "connected_services[1].endpoint",
+            "Give one address without spaces",
+        ),
+        // The blank row between them was dropped: the duplicate is the second requirement.
+        (
+            "security.requirements[1]",
+            "This requirement is already listed.",
+        ),
+    ] {
+        let input = html
+            .find(&format!(r#"id="{field}""#))
+            .unwrap_or_else(|| panic!("{field} is shown again: {html}"));
+        let tag = &html[input..input + html[input..].find('>').unwrap()];
+        assert!(
+            tag.contains(r#"aria-invalid="true""#)
+                && tag.contains(&format!(r#"aria-describedby="{field}-error""#)),
+            "{field}: {tag}"
+        );
+        let error = &html[input..];
+        let error = &error[error.find(&format!(r#"id="{field}-error">"#)).unwrap()..];
+        assert!(
+            error[..error.find("</p>").unwrap()].contains(message),
+            "{field}: {message:?} beside it"
+        );
+    }
+    // What was typed is kept, and the sections with errors are open.
+    assert!(
+        html.contains(r#"value="kafka-1:9092 kafka-2:9092""#),
+        "{html}"
+    );
+    for summary in ["Connected services", "Security"] {
+        assert!(
+            html.contains(&format!(
+                r#"<details class="card section-fold" open>
+  <summary>{summary} <span class="badge badge-danger">needs a fix</span>"#
+            )),
+            "{summary} is open: {html}"
+        );
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM blueprint_revision")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "nothing was saved");
 }
 
 #[tokio::test]

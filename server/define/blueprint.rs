@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scope::{ConnectedService, Scope};
 use crate::auth::Role;
-use crate::validation::{FieldError, FieldErrors};
+use crate::validation::FieldErrors;
 use crate::validation::{is_dns_label, is_region};
 
 /// The Kubernetes minor versions EKS supports for new clusters (`1.N`).
@@ -368,37 +368,17 @@ impl Blueprint {
         blueprint
     }
 
-    /// Parses and validates YAML; errors carry the field path and, for syntax errors, the line.
+    /// Parses and validates YAML; errors carry the field path and, for what is not valid YAML,
+    /// the line, the column and what to change.
     pub fn from_yaml(text: &str) -> Result<Blueprint, FieldErrors> {
-        let deserializer = yaml_serde::Deserializer::from_str(text);
-        let blueprint: Blueprint = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let mut message = clean_serde_message(&inner.to_string());
-            // yaml_serde starts its messages with the path of the enclosing mapping.
-            if let Some((prefix, rest)) = message.split_once(": ")
-                && path.starts_with(prefix)
-            {
-                message = rest.to_owned();
-            }
-            if let Some(location) = inner.location() {
-                message = format!("line {}: {message}", location.line());
-            }
-            single(if path == "." { String::new() } else { path }, message)
-        })?;
+        let blueprint: Blueprint = super::parse::yaml(text).map_err(|e| FieldErrors(vec![e]))?;
         blueprint.validate()?;
         Ok(blueprint)
     }
 
     /// Parses and validates a JSON document (the API's `document`).
     pub fn from_json(value: serde_json::Value) -> Result<Blueprint, FieldErrors> {
-        let blueprint: Blueprint = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            single(
-                if path == "." { String::new() } else { path },
-                clean_serde_message(&e.into_inner().to_string()),
-            )
-        })?;
+        let blueprint: Blueprint = super::parse::json(value).map_err(|e| FieldErrors(vec![e]))?;
         blueprint.validate()?;
         Ok(blueprint)
     }
@@ -563,6 +543,11 @@ impl Blueprint {
             (CentralStore::Cloudwatch, None) => {}
         }
         super::scope::check_connected_services(&mut errors, &self.connected_services);
+        super::scope::check_requirements(
+            &mut errors,
+            "security.requirements",
+            &self.security.requirements,
+        );
         errors.into_result()
     }
 
@@ -707,18 +692,6 @@ impl Blueprint {
             }
         }
         md
-    }
-}
-
-fn single(field: String, message: String) -> FieldErrors {
-    FieldErrors(vec![FieldError { field, message }])
-}
-
-/// serde's messages end with ` at line 3 column 5` for YAML; the line is reported separately.
-fn clean_serde_message(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
     }
 }
 
@@ -922,6 +895,11 @@ mod tests {
     #[test]
     fn syntax_errors_give_the_line() {
         let errors = Blueprint::from_yaml("cloud:\n  vendor: aws\n   region: [").unwrap_err();
-        assert!(errors.0[0].message.starts_with("line "), "{:?}", errors.0);
+        assert_eq!(errors.0[0].field, "cloud.region");
+        assert!(
+            errors.0[0].message.starts_with("Line 3, column 10: "),
+            "{:?}",
+            errors.0
+        );
     }
 }

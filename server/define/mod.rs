@@ -4,6 +4,7 @@
 pub mod backlog;
 pub mod blueprint;
 pub mod diff;
+mod parse;
 pub mod platforms;
 pub mod revisions;
 pub mod scope;

@@ -1,6 +1,8 @@
 //! The technical scope: goals and constraints, and the Define timebox that follows from its
 //! complexity (2–4 weeks standard, 4–8 weeks novel).
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -105,18 +107,57 @@ impl Scope {
             }
         }
         check_connected_services(&mut errors, &self.connected_services);
+        check_requirements(&mut errors, "security", &self.security);
         errors.into_result()
     }
 }
 
-/// Every connected service needs a name (scope and blueprint alike).
+/// Every connected service needs a name of its own; the endpoint is one address, no spaces
+/// (scope and blueprint alike).
 pub fn check_connected_services(errors: &mut FieldErrors, services: &[ConnectedService]) {
+    let mut names = BTreeSet::new();
     for (i, service) in services.iter().enumerate() {
-        if service.name.trim().is_empty() {
+        let at = |field: &str| format!("connected_services[{i}].{field}");
+        let name = service.name.trim();
+        if name.is_empty() {
+            errors.add(&at("name"), "Give the service a name.");
+        } else if !names.insert(name.to_lowercase()) {
             errors.add(
-                &format!("connected_services[{i}].name"),
-                "Give the service a name.",
+                &at("name"),
+                format!("Another connected service is already called `{name}`."),
             );
+        }
+        if service.endpoint.trim().contains(char::is_whitespace) {
+            errors.add(
+                &at("endpoint"),
+                "Give one address without spaces, e.g. https://ledger.internal or kafka.internal:9092.",
+            );
+        }
+        for (field, text, max) in [
+            ("name", &service.name, 100),
+            ("kind", &service.kind, 100),
+            ("endpoint", &service.endpoint, 500),
+            ("notes", &service.notes, 1000),
+        ] {
+            if text.chars().count() > max {
+                errors.add(&at(field), format!("Keep it to {max} characters."));
+            }
+        }
+    }
+}
+
+/// Security and compliance requirements (`field` is the list's path): each written out, once.
+pub fn check_requirements(errors: &mut FieldErrors, field: &str, requirements: &[String]) {
+    let mut seen = BTreeSet::new();
+    for (i, requirement) in requirements.iter().enumerate() {
+        let text = requirement.trim();
+        let at = format!("{field}[{i}]");
+        if text.is_empty() {
+            errors.add(&at, "Write the requirement, or remove it.");
+        } else if text.chars().count() > 500 {
+            errors.add(&at, "Keep each requirement to 500 characters.");
+        } else if !seen.insert(text.to_lowercase()) {
+            errors.add(&at, "This requirement is already listed.");
         }
     }
 }
@@ -217,6 +258,33 @@ mod tests {
             Some(true)
         );
         assert!(errors.get("cloud").is_some());
+
+        let service = |name: &str, endpoint: &str| ConnectedService {
+            name: name.into(),
+            kind: String::new(),
+            endpoint: endpoint.into(),
+            notes: String::new(),
+        };
+        let mut s = scope(Complexity::Standard);
+        s.connected_services = vec![
+            service("Ledger", "https://ledger.internal"),
+            service("ledger ", "ledger.internal:443"),
+            service(" ", "kafka-1:9092 kafka-2:9092"),
+        ];
+        s.security = vec!["PCI DSS".into(), " ".into(), "pci dss".into()];
+        let errors = s.validate().unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "connected_services[1].name",
+                "connected_services[2].name",
+                "connected_services[2].endpoint",
+                "security[1]",
+                "security[2]",
+            ]
+        );
+        assert!(errors.0[0].message.contains("already called `ledger`"));
         let error =
             serde_json::from_value::<Scope>(serde_json::json!({"goals": [], "cloud": "aws"}))
                 .unwrap_err();

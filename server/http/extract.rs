@@ -213,6 +213,16 @@ impl FormFields {
             .filter(move |(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The fields whose names start with `prefix`: the rest of each name, and the value.
+    pub fn starting_with<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.0
+            .iter()
+            .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))
+    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for FormFields {

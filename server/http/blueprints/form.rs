@@ -2,6 +2,8 @@
 //! section, each input named by its document path, e.g. `environment_types[2].ttl.max_hours`)
 //! and the parsing, so an error from validation lands beside the input it is about.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use crate::define::blueprint::Blueprint;
@@ -53,19 +55,178 @@ pub struct Section {
     pub fields: Vec<Field>,
     /// For an environment type: the path prefix of its `remove` checkbox.
     pub removable: Option<String>,
+    /// A list edited as rows below the fields (connected services, security requirements).
+    pub list: Option<Rows>,
 }
 
 impl Section {
-    /// Whether one of its fields has an error: such a section is shown open.
-    pub fn has_error(&self) -> bool {
-        self.fields.iter().any(|f| f.error.is_some())
+    /// Every input, the list's rows included.
+    pub fn inputs(&self) -> impl Iterator<Item = &Field> {
+        let rows = self.list.iter().flat_map(|list| &list.rows);
+        self.fields.iter().chain(rows.flat_map(|row| &row.fields))
     }
+
+    /// Whether one of its inputs has an error: such a section is shown open.
+    pub fn has_error(&self) -> bool {
+        self.inputs().any(|f| f.error.is_some())
+    }
+}
+
+/// A list of the document as rows: one per entry, then blank ones to add entries.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    /// How to add and remove, shown above the rows.
+    pub hint: &'static str,
+    pub rows: Vec<Row>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub legend: String,
+    pub fields: Vec<Field>,
+    /// The name of its remove checkbox; a blank row has none.
+    pub remove: Option<String>,
 }
 
 /// One input: its document path, label and kind.
 type Spec = (String, &'static str, Kind);
-/// A section: title, the path prefix of its remove checkbox (environment types), its inputs.
-type SectionSpec = (String, Option<String>, Vec<Spec>);
+/// A section: title, the path prefix of its remove checkbox (environment types), its inputs,
+/// and a list edited as rows.
+type SectionSpec = (String, Option<String>, Vec<Spec>, Option<&'static ListSpec>);
+
+/// A list of the document edited as rows of text inputs, without JavaScript: each entry's row,
+/// then [`BLANK_ROWS`] blank ones. A row ticked to remove, or left with every input empty, is
+/// dropped; so clearing a row removes its entry too.
+struct ListSpec {
+    /// The list's document path.
+    path: &'static str,
+    /// What an entry is called, in a row's legend.
+    noun: &'static str,
+    /// Each entry's keys and labels; one key `""` for a list of texts.
+    columns: &'static [(&'static str, &'static str)],
+    hint: &'static str,
+}
+
+/// Blank rows offered to add entries: a few at once, so adding several takes one save.
+const BLANK_ROWS: usize = 3;
+
+const CONNECTED_SERVICES: ListSpec = ListSpec {
+    path: "connected_services",
+    noun: "Connected service",
+    columns: &[
+        ("name", "Name"),
+        ("kind", "Kind (REST, Kafka…)"),
+        ("endpoint", "Endpoint"),
+        ("notes", "Notes"),
+    ],
+    hint: "Fill in a blank row to add a service. Tick Remove, or clear every box of a row, to remove one.",
+};
+
+const REQUIREMENTS: ListSpec = ListSpec {
+    path: "security.requirements",
+    noun: "Requirement",
+    columns: &[("", "Security or compliance requirement")],
+    hint: "Security and compliance requirements: write one in a blank row to add it; tick Remove, or clear it, to remove one.",
+};
+
+impl ListSpec {
+    /// The input of `column` in row `index`: `connected_services[1].endpoint`,
+    /// `security.requirements[0]`, `security.requirements[0].remove`.
+    fn input(&self, index: usize, column: &str) -> String {
+        match column {
+            "" => format!("{}[{index}]", self.path),
+            key => format!("{}[{index}].{key}", self.path),
+        }
+    }
+
+    /// The entries as submitted. Rows are read by the index in their names rather than counted
+    /// from the edited revision, so entries added on a form shown again after an error stay.
+    fn submitted(&self, form: &FormFields) -> Value {
+        let prefix = format!("{}[", self.path);
+        let mut rows: BTreeMap<usize, SubmittedRow> = BTreeMap::new();
+        for (rest, value) in form.starting_with(&prefix) {
+            let Some((index, key)) = rest.split_once(']') else {
+                continue;
+            };
+            let Ok(index) = index.parse::<usize>() else {
+                continue;
+            };
+            let key = key.strip_prefix('.').unwrap_or(key);
+            let row = rows.entry(index).or_default();
+            if key == REMOVE {
+                row.removed = !value.is_empty();
+            } else if self.columns.iter().any(|(column, _)| *column == key) {
+                row.values.push((key, value.trim()));
+            }
+        }
+        Value::Array(
+            rows.into_values()
+                .filter(|row| !row.removed && row.values.iter().any(|(_, v)| !v.is_empty()))
+                .map(|row| match self.columns {
+                    [("", _)] => row.value(""),
+                    columns => Value::Object(
+                        columns
+                            .iter()
+                            .map(|(key, _)| ((*key).to_owned(), row.value(key)))
+                            .collect(),
+                    ),
+                })
+                .collect(),
+        )
+    }
+
+    /// The rows for `doc`: its entries, then blank rows.
+    fn rows(&self, doc: &Value, errors: &FieldErrors) -> Rows {
+        let entries = lookup(doc, self.path)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let rows = (0..entries + BLANK_ROWS)
+            .map(|i| {
+                let fields: Vec<Field> = self
+                    .columns
+                    .iter()
+                    .map(|(key, label)| field(doc, errors, self.input(i, key), label, Kind::Text))
+                    .collect();
+                let existing = i < entries;
+                // An entry is known by its first input (a service's name, a requirement).
+                let first = fields.first().map(|f| f.value.trim()).unwrap_or_default();
+                Row {
+                    legend: match (existing, first) {
+                        (false, _) => format!("New {}", self.noun.to_lowercase()),
+                        (true, name) if name.is_empty() || self.columns.len() == 1 => {
+                            format!("{} {}", self.noun, i + 1)
+                        }
+                        (true, name) => format!("{} {}: {name}", self.noun, i + 1),
+                    },
+                    remove: existing.then(|| self.input(i, REMOVE)),
+                    fields,
+                }
+            })
+            .collect();
+        Rows {
+            hint: self.hint,
+            rows,
+        }
+    }
+}
+
+/// The last part of a row's remove checkbox's name.
+const REMOVE: &str = "remove";
+
+/// A row as submitted: whether it is ticked to remove, and its inputs by column.
+#[derive(Default)]
+struct SubmittedRow<'a> {
+    removed: bool,
+    values: Vec<(&'a str, &'a str)>,
+}
+
+impl SubmittedRow<'_> {
+    /// The text of `column` (empty when the row did not send it).
+    fn value(&self, column: &str) -> Value {
+        let text = self.values.iter().find(|(key, _)| *key == column);
+        Value::String(text.map_or("", |(_, text)| *text).to_owned())
+    }
+}
 
 fn node_group(prefix: &str) -> Vec<Spec> {
     vec![
@@ -178,6 +339,7 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                     Kind::Select(&["close", "retain"]),
                 ),
             ],
+            None,
         ),
         (
             "DevOps environment".to_owned(),
@@ -198,6 +360,7 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                 node_group("devops"),
             ]
             .concat(),
+            None,
         ),
     ];
     for i in 0..environments {
@@ -205,12 +368,14 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
             format!("Environment type {}", i + 1),
             Some(format!("environment_types[{i}]")),
             environment_type(i),
+            None,
         ));
     }
     sections.push((
         "Add an environment type".to_owned(),
         None,
         environment_type(environments),
+        None,
     ));
     sections.extend([
         (
@@ -240,6 +405,7 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                 ),
                 s("logging.metrics", "Metrics", Kind::Bool),
             ],
+            None,
         ),
         (
             "Data services".to_owned(),
@@ -257,6 +423,7 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                     ]
                 })
                 .collect(),
+            None,
         ),
         (
             "Service mesh".to_owned(),
@@ -269,6 +436,7 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                     Kind::Select(&["strict", "permissive"]),
                 ),
             ],
+            None,
         ),
         (
             "Security".to_owned(),
@@ -286,6 +454,13 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                 ),
                 s("security.resource_quotas", "Resource quotas", Kind::Bool),
             ],
+            Some(&REQUIREMENTS),
+        ),
+        (
+            "Connected services".to_owned(),
+            None,
+            vec![],
+            Some(&CONNECTED_SERVICES),
         ),
     ]);
     // Data-service labels name the service.
@@ -362,6 +537,33 @@ fn display(value: Option<&Value>, kind: Kind) -> String {
     }
 }
 
+/// The input at `path`, with its value in `doc` and its error in `errors`.
+fn field(
+    doc: &Value,
+    errors: &FieldErrors,
+    path: String,
+    label: &'static str,
+    kind: Kind,
+) -> Field {
+    let value = lookup(doc, &path);
+    Field {
+        value: display(value, kind),
+        checked: value.and_then(Value::as_bool).unwrap_or(false),
+        error: errors
+            .0
+            .iter()
+            .find(|e| {
+                e.field == path
+                    || e.field.starts_with(&format!("{path}["))
+                    || (e.field.starts_with(&format!("{path}.")) && kind != Kind::Bool)
+            })
+            .map(|e| e.message.clone()),
+        path,
+        label,
+        kind,
+    }
+}
+
 /// The form for `doc` (a blueprint's JSON, or what was submitted), with `errors` beside fields.
 pub fn sections(doc: &Value, errors: &FieldErrors) -> Vec<Section> {
     let environments = doc
@@ -370,7 +572,7 @@ pub fn sections(doc: &Value, errors: &FieldErrors) -> Vec<Section> {
         .map_or(0, Vec::len);
     layout(environments)
         .into_iter()
-        .map(|(title, removable, fields)| Section {
+        .map(|(title, removable, fields, list)| Section {
             // An environment type is titled by its name, as the team knows it.
             title: removable
                 .as_deref()
@@ -381,27 +583,9 @@ pub fn sections(doc: &Value, errors: &FieldErrors) -> Vec<Section> {
             removable,
             fields: fields
                 .into_iter()
-                .map(|(path, label, kind)| {
-                    let value = lookup(doc, &path);
-                    Field {
-                        value: display(value, kind),
-                        checked: value.and_then(Value::as_bool).unwrap_or(false),
-                        error: errors
-                            .0
-                            .iter()
-                            .find(|e| {
-                                e.field == path
-                                    || e.field.starts_with(&format!("{path}["))
-                                    || (e.field.starts_with(&format!("{path}."))
-                                        && kind != Kind::Bool)
-                            })
-                            .map(|e| e.message.clone()),
-                        path,
-                        label,
-                        kind,
-                    }
-                })
+                .map(|(path, label, kind)| field(doc, errors, path, label, kind))
                 .collect(),
+            list: list.map(|list| list.rows(doc, errors)),
         })
         .collect()
 }
@@ -413,7 +597,10 @@ pub fn apply(base: &Blueprint, form: &FormFields) -> (Value, Result<Blueprint, F
     let mut doc = base.to_json();
     let environments = base.environment_types.len();
     let mut errors = FieldErrors::default();
-    for (_, _, fields) in layout(environments) {
+    for (_, _, fields, list) in layout(environments) {
+        if let Some(list) = list {
+            assign(&mut doc, list.path, list.submitted(form));
+        }
         for (path, _, kind) in fields {
             let raw = form.get(&path).trim();
             let value = match kind {
