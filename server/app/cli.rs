@@ -199,13 +199,17 @@ pub fn main(cli: Cli) -> ExitCode {
         Some(Command::Client(command)) => return run_client(command),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "slipway",
-                &mut std::io::stdout(),
-            );
-            return ExitCode::SUCCESS;
+            use std::io::Write;
+            // Written whole at the end: a reader that stops early (`| head`) is no failure.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "slipway", &mut script);
+            return match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write the completions: {e}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            };
         }
         _ => {}
     }

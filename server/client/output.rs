@@ -166,7 +166,7 @@ impl EnvironmentDetail {
         let current = job
             .steps
             .iter()
-            .find(|s| s.state != "completed")
+            .find(|s| s.state != "completed" && s.state != "pending")
             .map(|s| format!(" ({} {})", s.name, s.state))
             .unwrap_or_default();
         Some(format!(
