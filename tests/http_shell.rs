@@ -318,3 +318,27 @@ async fn the_audit_log_is_append_only_in_the_database() {
         .unwrap();
     assert_eq!(count, 1);
 }
+
+#[tokio::test]
+async fn strict_transport_security_only_when_the_public_url_is_https() {
+    let app = TestApp::spawn().await;
+    let res = app.get("/healthz").await;
+    assert!(
+        !res.headers()
+            .contains_key(header::STRICT_TRANSPORT_SECURITY)
+    );
+
+    let config = slipway::app::config::Config {
+        public_url: Some("https://slipway.example.com".into()),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(config).await;
+    for path in ["/healthz", "/login", "/no-such-page"] {
+        let res = app.get(path).await;
+        assert_eq!(
+            res.headers()[header::STRICT_TRANSPORT_SECURITY],
+            "max-age=31536000",
+            "{path}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! The job engine across real `slipway worker` processes: one is killed with SIGKILL in the
 //! middle of a step and another resumes the job at that step; four processes share 2,000 jobs
-//! and run each exactly once.
+//! and run each exactly once; two `serve` and two `worker` processes on one database share
+//! sessions and run a provisioning job once, as the Helm chart deploys them.
 
 mod support;
 
@@ -9,15 +10,24 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use slipway::auth::{Role, RoleSet, UserId};
 use sqlx::PgPool;
-use support::{TestDb, slipway_command};
+use support::{PASSWORD, SlipwayProcess, TestDb, client, csrf_token, slipway_command};
 
 /// A `slipway worker` child process with `tasks` job tasks, started once it says so.
 fn worker(db: &TestDb, tasks: usize) -> Child {
+    worker_with(db, tasks, &[])
+}
+
+/// As [`worker`], with more settings in its environment.
+fn worker_with(db: &TestDb, tasks: usize, env: &[(&str, &str)]) -> Child {
     let cwd = tempfile::tempdir().unwrap();
     let mut child = slipway_command(cwd.path())
         .env("DATABASE_URL", db.url())
         .env("SLIPWAY_WORKERS", tasks.to_string())
+        .envs(env.iter().copied())
         .arg("worker")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -285,4 +295,172 @@ async fn the_approvals_dashboard_benchmark_runs() {
         assert!(stdout.contains(kind), "{kind} is measured: {stdout}");
     }
     assert!(stdout.contains("Large ÷ small p50"), "{stdout}");
+}
+
+/// A user with `roles`, the harness's password and an API token.
+async fn person(pool: &PgPool, email: &str, roles: &[Role]) -> (UserId, String) {
+    let roles: RoleSet = roles.iter().copied().collect();
+    let hash = slipway::auth::password::hash(PASSWORD);
+    let id = slipway::auth::users::create_local(pool, email, email, &roles, Some(&hash))
+        .await
+        .unwrap();
+    let (_, token) = slipway::auth::tokens::create(pool, id, "t", &roles, None)
+        .await
+        .unwrap();
+    (id, token)
+}
+
+/// A JSON API call on `server`, answered with a success.
+async fn call(server: &SlipwayProcess, token: &str, path: &str, body: Value) -> Value {
+    let res = client()
+        .request(Method::POST, server.url(&format!("/api/v1{path}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn two_servers_and_two_workers_share_sessions_and_provision_once() {
+    let db = TestDb::empty().await;
+    let serve = || {
+        let cwd = tempfile::tempdir().unwrap();
+        let mut cmd = slipway_command(cwd.path());
+        cmd.env("DATABASE_URL", db.url())
+            .env("SLIPWAY_WORKERS", "0");
+        SlipwayProcess::start(cmd)
+    };
+    let a = serve();
+    let b = serve();
+    let fast = [("SLIPWAY_SIMULATED_DELAY", "0s")];
+    let mut workers = [worker_with(&db, 2, &fast), worker_with(&db, 2, &fast)];
+    let pool = db.pool().await;
+    let (_, author) = person(&pool, "author@example.com", &[Role::PlatformEngineer]).await;
+    let (reviewer_id, reviewer) =
+        person(&pool, "reviewer@example.com", &[Role::PlatformEngineer]).await;
+    let (_, dev) = person(&pool, "dev@example.com", &[Role::Developer]).await;
+
+    // Signed in on one server, known on the other; signed out on the other, out on the first.
+    let browser = client();
+    let form = browser
+        .get(a.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = browser
+        .post(a.url("/login"))
+        .form(&[
+            ("_csrf", csrf_token(&form).as_str()),
+            ("email", "dev@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let profile = browser.get(b.url("/profile")).send().await.unwrap();
+    assert_eq!(profile.status(), StatusCode::OK);
+    let profile = profile.text().await.unwrap();
+    assert!(profile.contains("dev@example.com"));
+    let res = browser
+        .post(b.url("/logout"))
+        .form(&[("_csrf", csrf_token(&profile).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "B accepts A's CSRF token"
+    );
+    let res = browser.get(a.url("/profile")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "signed out everywhere");
+
+    // The Define steps and the request alternate between the servers.
+    let body = json!({"slug": "shop", "name": "Shop", "owner_team": "Platform"});
+    call(&a, &author, "/platforms", body).await;
+    let shop: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = 'shop'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    slipway::define::platforms::add_member(&pool, shop, reviewer_id)
+        .await
+        .unwrap();
+    call(
+        &b,
+        &author,
+        "/platforms/shop/blueprints",
+        json!({"from_template": true}),
+    )
+    .await;
+    call(
+        &a,
+        &author,
+        "/platforms/shop/blueprints/1/submit",
+        json!({}),
+    )
+    .await;
+    let verdict = json!({"verdict": "approve", "comment": ""});
+    call(
+        &b,
+        &reviewer,
+        "/platforms/shop/blueprints/1/reviews",
+        verdict,
+    )
+    .await;
+    let request = json!({"environment_type": "dev", "name": "replicas", "purpose": "Two of each"});
+    let env = call(&a, &dev, "/platforms/shop/environments", request).await;
+    let id = env["id"].as_str().unwrap().to_owned();
+    call(
+        &b,
+        &reviewer,
+        &format!("/environments/{id}/approve"),
+        json!({}),
+    )
+    .await;
+
+    until(
+        &pool,
+        "the environment to be ready",
+        Duration::from_secs(120),
+        &format!("SELECT state = 'ready' FROM environment WHERE id = '{id}'"),
+    )
+    .await;
+    // Once: one job, one attempt, each step once, one account and one cluster.
+    let (jobs, attempts): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(attempt), 0) FROM job WHERE kind = 'environment.provision'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((jobs, attempts), (1, 1));
+    let repeated: i64 = sqlx::query_scalar("SELECT count(*) FROM job_step WHERE attempt > 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(repeated, 0, "no step ran twice");
+    let resources: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT kind, count(*) FROM simulated_resource
+         WHERE kind IN ('account', 'cluster', 'nodegroup') GROUP BY kind ORDER BY kind",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let once = |kind: &str| (kind.to_owned(), 1);
+    assert_eq!(
+        resources,
+        [once("account"), once("cluster"), once("nodegroup")]
+    );
+    for w in &mut workers {
+        w.kill().unwrap();
+        w.wait().unwrap();
+    }
 }

@@ -631,3 +631,59 @@ async fn a_refused_backlog_patch_changes_nothing() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(items().await, ["changed", "first"]);
 }
+
+/// The address a failed sign-in is recorded under, sent with `forwarded` as X-Forwarded-For.
+async fn failed_sign_in_address(app: &TestApp, forwarded: &str) -> String {
+    let browser = client();
+    let form = browser
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = browser
+        .post(app.url("/login"))
+        .header("X-Forwarded-For", forwarded)
+        .form(&[
+            ("_csrf", csrf_token(&form).as_str()),
+            ("email", "someone@example.com"),
+            ("password", "not the password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    sqlx::query_scalar("SELECT host(ip) FROM login_failure ORDER BY id DESC LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    // By default nobody's header is believed: a client cannot pick the address its failed
+    // sign-ins are counted against.
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        failed_sign_in_address(&app, "198.51.100.7").await,
+        "127.0.0.1"
+    );
+
+    // Behind a proxy of ours (here: the test client's loopback), the address it forwards.
+    let config = slipway::app::config::Config {
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(config).await;
+    assert_eq!(
+        failed_sign_in_address(&app, "198.51.100.7").await,
+        "198.51.100.7"
+    );
+    // A hop the client wrote before ours is not believed.
+    assert_eq!(
+        failed_sign_in_address(&app, "203.0.113.1, 198.51.100.7").await,
+        "198.51.100.7"
+    );
+}

@@ -408,3 +408,43 @@ fn every_subcommand_has_help() {
         }
     }
 }
+
+#[tokio::test]
+async fn each_request_is_one_log_line_without_its_query() {
+    let db = TestDb::empty().await;
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = slipway_command(cwd.path());
+    cmd.env("DATABASE_URL", db.url());
+    let mut process = SlipwayProcess::start(cmd);
+    let res = reqwest::get(process.url("/healthz?token=slw_do_not_log_me"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = reqwest::get(process.url("/no-such-page")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(process.terminate().success());
+
+    let log = process.stderr();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("finished processing request"))
+        .collect();
+    let healthz: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("route=/healthz"))
+        .collect();
+    assert_eq!(healthz.len(), 1, "{log}");
+    for field in ["INFO", "method=GET", "request_id=", "status=200", " ms"] {
+        assert!(healthz[0].contains(field), "{field}: {}", healthz[0]);
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("route=(unmatched)") && l.contains("status=404")),
+        "{log}"
+    );
+    assert!(
+        !log.contains("slw_do_not_log_me"),
+        "the query string is never logged"
+    );
+}

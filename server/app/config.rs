@@ -96,6 +96,10 @@ pub struct Config {
     /// Address ranges webhooks may reach although they are loopback, private or link-local
     /// (refused by default, see `outbound`): e.g. `10.20.0.0/16` for an internal chat server.
     pub webhook_allowed_ranges: Vec<ipnet::IpNet>,
+    /// Reverse proxies (load balancers, ingress controllers) whose `X-Forwarded-For` is
+    /// believed: the client address of rate limits and the audit log comes from it only when
+    /// the connection is from one of these. Empty: the connection's own address, always.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Config {
@@ -131,6 +135,7 @@ impl Default for Config {
             session_max_age: Duration::from_secs(7 * 86_400),
             oidc: None,
             webhook_allowed_ranges: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -172,6 +177,7 @@ struct FileConfig {
     oidc_role_map: Option<String>,
     oidc_scopes: Option<String>,
     webhook_allowed_ranges: Option<toml::Value>,
+    trusted_proxies: Option<toml::Value>,
 }
 
 /// Every key, in the order of the README table. Each is also `SLIPWAY_<KEY upper-cased>`.
@@ -209,6 +215,7 @@ pub const KEYS: &[&str] = &[
     "oidc_role_map",
     "oidc_scopes",
     "webhook_allowed_ranges",
+    "trusted_proxies",
 ];
 
 /// Environment variables that are not settings but are read by Slipway's launcher itself.
@@ -285,15 +292,9 @@ impl Config {
             // A TOML list or one comma-separated string.
             put(
                 "webhook_allowed_ranges",
-                file.webhook_allowed_ranges.map(|v| match v {
-                    toml::Value::Array(items) => items
-                        .into_iter()
-                        .map(toml_text)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    other => toml_text(other),
-                }),
+                file.webhook_allowed_ranges.map(list_text),
             );
+            put("trusted_proxies", file.trusted_proxies.map(list_text));
             put("log_format", file.log_format);
             put("log_level", file.log_level);
             put("request_timeout", file.request_timeout);
@@ -528,6 +529,11 @@ impl Config {
                         "CIDR ranges or addresses, comma-separated, such as 10.20.0.0/16,127.0.0.1",
                     )
                 })?,
+            "trusted_proxies" => {
+                self.trusted_proxies = crate::outbound::parse_ranges(&value).map_err(|_| {
+                    invalid("CIDR ranges or addresses, comma-separated, such as 10.0.0.0/8")
+                })?
+            }
             "account_email_domain" => {
                 let valid = value.len() <= 200
                     && value.contains('.')
@@ -687,6 +693,18 @@ fn toml_text(value: toml::Value) -> String {
         toml::Value::Integer(n) => n.to_string(),
         toml::Value::Boolean(b) => b.to_string(),
         other => format!("{other:?}"),
+    }
+}
+
+/// A TOML list or one comma-separated string, as one comma-separated string.
+fn list_text(value: toml::Value) -> String {
+    match value {
+        toml::Value::Array(items) => items
+            .into_iter()
+            .map(toml_text)
+            .collect::<Vec<_>>()
+            .join(","),
+        other => toml_text(other),
     }
 }
 
@@ -876,6 +894,17 @@ mod tests {
         let c = Config::from_sources(&overrides, &BTreeMap::new()).unwrap();
         assert_eq!(c.webhook_allowed_ranges.len(), 2);
         assert!(Config::default().webhook_allowed_ranges.is_empty());
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidr_lists_and_none_by_default() {
+        let c = load(&[("SLIPWAY_TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.7")]).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        let err = load(&[("SLIPWAY_TRUSTED_PROXIES", "everyone")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SLIPWAY_TRUSTED_PROXIES"), "{err}");
+        assert!(Config::default().trusted_proxies.is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use super::AppState;
 use crate::http::error::AppError;
@@ -518,6 +518,19 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
             HeaderValue::from_static("same-origin"),
         ));
 
+    // Browsers that reached Slipway over https once refuse plain http to it for a year; only
+    // when the public URL is https, so a plain-http try-out is never locked out.
+    let hsts = state
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"))
+        .then(|| {
+            SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            )
+        });
     let timeout = state.config.request_timeout;
     routes
         .fallback(|| async { AppError::NotFound })
@@ -527,9 +540,20 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
             // error pages included, leaves with the security headers.
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(make_span))
+                // One line per request at the default level: method, route (never the query string,
+                // which may carry a secret), request id, status and duration.
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(make_span)
+                        .on_response(
+                            DefaultOnResponse::new()
+                                .level(tracing::Level::INFO)
+                                .latency_unit(tower_http::LatencyUnit::Millis),
+                        ),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
                 .layer(security_headers)
+                .option_layer(hsts)
                 .layer(CompressionLayer::new())
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),

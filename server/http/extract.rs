@@ -4,6 +4,7 @@
 //! authorization themselves.
 
 use std::marker::PhantomData;
+use std::net::IpAddr;
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, RawPathParams, Request};
@@ -241,19 +242,55 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for FormFields {
 }
 
 /// The client's address, for rate limiting and the audit log.
-pub struct ClientIp(pub Option<std::net::IpAddr>);
+pub struct ClientIp(pub Option<IpAddr>);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, AppError> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip()),
-        ))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        Ok(ClientIp(peer.map(|peer| {
+            client_address(peer, forwarded, &state.config.trusted_proxies)
+        })))
     }
+}
+
+/// Who is on the other end: `peer` itself unless it is a trusted proxy; then, reading
+/// `X-Forwarded-For` from the right (each proxy appends the address it saw), the first address
+/// that is not a trusted proxy. A header that does not parse is not believed at all: anyone can
+/// write one, and only the hops our own proxies appended are known to be true.
+fn client_address<'a>(
+    peer: IpAddr,
+    forwarded: impl Iterator<Item = &'a str>,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Option<Vec<IpAddr>> = forwarded
+        .flat_map(|header| header.split(','))
+        .map(|hop| hop.trim().parse().ok())
+        .collect();
+    let Some(hops) = hops else {
+        return peer;
+    };
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        client = hop;
+        if !is_trusted(&hop) {
+            break;
+        }
+    }
+    client
 }
 
 /// Refuses with 403 unless `auth::can` allows: for handlers whose subject is only known after
@@ -464,5 +501,49 @@ impl FromRequestParts<AppState> for OnEnvironment {
             return Err(AppError::NotFound);
         }
         Ok(on)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(peer: &str, forwarded: &[&str], trusted: &[&str]) -> String {
+        let trusted: Vec<ipnet::IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        client_address(peer.parse().unwrap(), forwarded.iter().copied(), &trusted).to_string()
+    }
+
+    #[test]
+    fn the_forwarded_address_is_believed_only_from_a_trusted_proxy() {
+        // No trusted proxies (the default), or a peer that is not one: the peer, whatever it says.
+        assert_eq!(
+            address("203.0.113.9", &["198.51.100.1"], &[]),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            address("203.0.113.9", &["198.51.100.1"], &["10.0.0.0/8"]),
+            "203.0.113.9"
+        );
+        // Through our load balancer: the address it saw.
+        assert_eq!(
+            address("10.0.0.5", &["198.51.100.1"], &["10.0.0.0/8"]),
+            "198.51.100.1"
+        );
+        // A client that forges a hop before ours is not believed about it.
+        assert_eq!(
+            address("10.0.0.5", &["1.2.3.4, 198.51.100.1"], &["10.0.0.0/8"]),
+            "198.51.100.1"
+        );
+        // Two proxies of ours, in two headers.
+        assert_eq!(
+            address("10.0.0.5", &["198.51.100.1", "10.0.0.9"], &["10.0.0.0/8"]),
+            "198.51.100.1"
+        );
+        // Nothing forwarded, or a header that does not parse: the proxy's own address.
+        assert_eq!(address("10.0.0.5", &[], &["10.0.0.0/8"]), "10.0.0.5");
+        assert_eq!(
+            address("10.0.0.5", &["unknown, 198.51.100.1"], &["10.0.0.0/8"]),
+            "10.0.0.5"
+        );
     }
 }
