@@ -10,9 +10,10 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --user-group --home-dir /var/lib/slipway --create-home slipway
+ && useradd --system --uid 10001 --user-group --home-dir /var/lib/slipway --create-home slipway
 COPY --from=build /usr/local/bin/slipway /usr/local/bin/slipway
-USER slipway
+# Numeric, so Kubernetes can check runAsNonRoot (the Helm chart runs it as 10001).
+USER 10001
 WORKDIR /var/lib/slipway
 ENV SLIPWAY_LISTEN=0.0.0.0:8080 \
     SLIPWAY_DATA_DIR=/var/lib/slipway \

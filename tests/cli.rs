@@ -186,11 +186,7 @@ async fn a_developer_requests_a_second_person_approves_and_the_cli_watches_it_to
     let progress = stdout(&out);
     assert!(progress.contains("provisioning:"), "{progress}");
     assert!(
-        progress
-            .lines()
-            .last()
-            .unwrap()
-            .contains(" ready: 8/8 steps done"),
+        progress.lines().last().unwrap().ends_with(" ready"),
         "{progress}"
     );
 

@@ -82,7 +82,10 @@ pub async fn watch(
                         "tearing_down" | "torn_down"
                     ));
                     if !json {
-                        let line = match detail.progress() {
+                        // Steps while the job works; a settled state says it all (the last
+                        // step may still be finishing its bookkeeping).
+                        let working = settled(&detail.state, tearing).is_none();
+                        let line = match detail.progress().filter(|_| working) {
                             Some(progress) => format!("{}: {progress}", detail.state),
                             None => detail.state.clone(),
                         };
