@@ -107,6 +107,7 @@ const MULTI_LINE_FIELDS: &[&str] = &[
     "security",
     "connected_services",
     "yaml",
+    "mapping",
 ];
 
 /// The kind of the field at `path` (`description`, `connected_services[0].notes`,

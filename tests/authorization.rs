@@ -239,6 +239,25 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             probe("/admin/cloud", &[], [303, 403, 403, 200, 403, 200]),
         ),
         m(
+            Method::GET,
+            "/admin/sso",
+            probe("/admin/sso", &[], [303, 403, 403, 200, 403, 200]),
+        ),
+        m(
+            Method::POST,
+            "/admin/sso",
+            probe(
+                "/admin/sso",
+                &[("mapping", "x")],
+                [303, 403, 403, 422, 403, 422],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/admin/sso/reset",
+            probe("/admin/sso/reset", &[], [303, 403, 403, 303, 403, 303]),
+        ),
+        m(
             Method::POST,
             "/admin/cloud/test",
             probe("/admin/cloud/test", &[], [303, 403, 403, 200, 403, 200]),

@@ -841,6 +841,7 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
         "/admin/users",
         "/admin/audit",
         "/admin/cloud",
+        "/admin/sso",
         "/platforms",
         "/platforms/shop",
         "/platforms/shop/scope",

@@ -279,3 +279,83 @@ async fn the_sign_in_page_offers_single_sign_on_and_local_login_can_be_off() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_admin_edits_the_group_mapping_on_its_page_and_the_next_sign_in_follows_it() {
+    let idp = MockIdp::start();
+    let app = app_with(&idp).await;
+    let admin = app.signed_in(&[slipway::auth::Role::Admin]).await;
+    let page = admin.get(app.url("/admin/sso")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("from the configuration"), "{page}");
+    assert!(page.contains("platform-team = platform_engineer"));
+
+    // A mistake gets the form again, the line named beside the box, and nothing changes.
+    let csrf = support::csrf_token(&page);
+    let save = |text: &str| {
+        admin
+            .post(app.url("/admin/sso"))
+            .form(&[("_csrf", csrf.as_str()), ("mapping", text)])
+            .send()
+    };
+    let res = save("qa = developer\nqa = tester\n").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let again = res.text().await.unwrap();
+    assert!(again.contains("Line 2: `tester` is not a role"), "{again}");
+    assert!(again.contains("aria-invalid=\"true\""));
+    assert!(again.contains("qa = tester"), "what was typed is kept");
+
+    // Saved: a group the configuration never named now gives its role, audited.
+    let res = save("# QA signs in too\nqa = developer\nadmins = admin\n")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let page = admin
+        .get(app.url("/admin/sso"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("edited here by"), "{page}");
+    idp.identity("sub-qa", "qa@example.com", &["qa", "platform-team"])
+        .await;
+    let browser = client();
+    assert_eq!(
+        sign_in(&app, &browser).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        me(&app, &browser).await.unwrap()["roles"],
+        serde_json::json!(["developer"]),
+        "platform-team is no longer mapped"
+    );
+    let details: serde_json::Value = sqlx::query_scalar(
+        "SELECT details FROM audit_event WHERE action = 'auth.sso_role_map_changed'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        details["after"],
+        serde_json::json!([{"group": "qa", "role": "developer"}, {"group": "admins", "role": "admin"}])
+    );
+    assert!(details["before"].as_array().unwrap().len() >= 3);
+
+    // Reset: the configuration's mapping again.
+    let res = admin
+        .post(app.url("/admin/sso/reset"))
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let later = client();
+    sign_in(&app, &later).await;
+    assert_eq!(
+        me(&app, &later).await.unwrap()["roles"],
+        serde_json::json!(["platform_engineer"])
+    );
+}

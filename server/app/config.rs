@@ -14,8 +14,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::auth::Role;
-
 /// Errors in configuration always name the key and say what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -672,18 +670,7 @@ fn parse_role_map(text: &str) -> Result<Vec<RoleMapping>, ()> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|pair| {
-            let (group, role) = pair.rsplit_once('=').ok_or(())?;
-            let role = Role::parse(role.trim()).ok_or(())?;
-            let group = group.trim();
-            if group.is_empty() {
-                return Err(());
-            }
-            Ok(RoleMapping {
-                group: group.to_owned(),
-                role,
-            })
-        })
+        .map(|pair| RoleMapping::parse(pair).map_err(|_| ()))
         .collect()
 }
 

@@ -112,6 +112,9 @@ pub fn route_table() -> Vec<RouteDef> {
         ),
         route(M::GET, "/admin/audit", get(admin::audit::audit_page)),
         route(M::GET, "/admin/cloud", get(admin::cloud::cloud_page)),
+        route(M::GET, "/admin/sso", get(admin::sso::sso_page)),
+        route(M::POST, "/admin/sso", post(admin::sso::sso_save)),
+        route(M::POST, "/admin/sso/reset", post(admin::sso::sso_reset)),
         route(M::POST, "/admin/cloud/test", post(admin::cloud::cloud_test)),
         // The Define phase.
         route(M::GET, "/platforms", get(platforms::pages::platforms_page)),

@@ -8,6 +8,7 @@ pub mod oidc;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
+pub mod role_map;
 pub mod session;
 pub mod tokens;
 pub mod users;

@@ -141,6 +141,11 @@ impl Oidc {
 
     /// Starts a sign-in: remembers state, nonce and PKCE verifier, and returns the provider's
     /// authorization URL and the state value to bind to the browser (cookie).
+    /// The `oidc_role_map` setting (in force until an admin edits the mapping).
+    pub fn configured_role_map(&self) -> &[RoleMapping] {
+        &self.config.role_map
+    }
+
     pub async fn begin(&self, db: &PgPool, next_path: &str) -> Result<(String, String), OidcError> {
         let client = self.client(self.metadata(false).await?);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -225,7 +230,8 @@ impl Oidc {
         .map_err(|e| OidcError::InvalidToken(error_chain(&e)))?;
 
         let groups = groups_claim(&id_token, &self.config.groups_claim);
-        let roles = map_groups(&self.config.role_map, &groups);
+        let mapping = super::role_map::in_force(db, &self.config.role_map).await?;
+        let roles = map_groups(&mapping.mapping, &groups);
         Ok(SsoIdentity {
             email: claims
                 .email

@@ -43,11 +43,13 @@ pub enum Flash {
     RolesChanged,
     TokenRevoked,
     SignedOut,
+    SsoRolesSaved,
+    SsoRolesReset,
 }
 
 impl Flash {
     /// Every flash without data.
-    const ALL: [Flash; 28] = [
+    const ALL: [Flash; 30] = [
         Flash::PlatformCreated,
         Flash::PlatformArchived,
         Flash::MemberAdded,
@@ -76,6 +78,8 @@ impl Flash {
         Flash::RolesChanged,
         Flash::TokenRevoked,
         Flash::SignedOut,
+        Flash::SsoRolesSaved,
+        Flash::SsoRolesReset,
     ];
 
     /// The cookie's value.
@@ -123,6 +127,8 @@ impl Flash {
             Flash::RolesChanged => "roles_changed",
             Flash::TokenRevoked => "token_revoked",
             Flash::SignedOut => "signed_out",
+            Flash::SsoRolesSaved => "sso_roles_saved",
+            Flash::SsoRolesReset => "sso_roles_reset",
         }
     }
 
@@ -199,6 +205,12 @@ impl Flash {
             Flash::RolesChanged => "Roles changed.",
             Flash::TokenRevoked => "Token revoked.",
             Flash::SignedOut => "Signed out.",
+            Flash::SsoRolesSaved => {
+                "Saved: the next single sign-on of each person uses this mapping."
+            }
+            Flash::SsoRolesReset => {
+                "Reset: the mapping of the configuration (oidc_role_map) is in force again."
+            }
         };
         text.to_owned()
     }

@@ -72,6 +72,12 @@ pub const NAV: &[NavItem] = &[
         action: Action::ManageUsers,
     },
     NavItem {
+        id: "sso",
+        label: "Single sign-on",
+        href: "/admin/sso",
+        action: Action::ManageUsers,
+    },
+    NavItem {
         id: "cloud",
         label: "Cloud connection",
         href: "/admin/cloud",

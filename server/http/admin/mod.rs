@@ -2,4 +2,5 @@
 
 pub mod audit;
 pub mod cloud;
+pub mod sso;
 pub mod users;
