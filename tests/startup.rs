@@ -416,11 +416,14 @@ async fn each_request_is_one_log_line_without_its_query() {
     let mut cmd = slipway_command(cwd.path());
     cmd.env("DATABASE_URL", db.url());
     let mut process = SlipwayProcess::start(cmd);
-    let res = reqwest::get(process.url("/healthz?token=slw_do_not_log_me"))
+    let http = support::client();
+    let res = http
+        .get(process.url("/healthz?token=slw_do_not_log_me"))
+        .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let res = reqwest::get(process.url("/no-such-page")).await.unwrap();
+    let res = http.get(process.url("/no-such-page")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(process.terminate().success());
 
