@@ -18,6 +18,7 @@ pub mod outbound;
 pub mod provision;
 pub mod search;
 pub mod secret;
+pub mod trace;
 pub mod validation;
 
 /// Chooses the TLS crypto provider (ring) for outgoing HTTPS, once per process. Must run before

@@ -1390,3 +1390,159 @@ async fn drill_critical_path_from_approval_to_ready_beside_the_cloud_waits() {
         steps.join(", ")
     );
 }
+
+/// One span as an OTLP receiver got it.
+#[derive(Debug, Clone)]
+struct ReceivedSpan {
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent_span_id: Vec<u8>,
+    attributes: std::collections::HashMap<String, String>,
+}
+
+/// A small OTLP/HTTP trace receiver (`POST /v1/traces`, protobuf, decoded with the official
+/// opentelemetry-proto definitions): its base URL and what it received. Stands in for the
+/// OpenTelemetry Collector, which cannot be installed here.
+async fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<ReceivedSpan>>>) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message;
+    let spans = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                let mut got = sink.lock().unwrap();
+                for resource in request.resource_spans {
+                    for scope in resource.scope_spans {
+                        for span in scope.spans {
+                            let attributes = span
+                                .attributes
+                                .iter()
+                                .map(|kv| {
+                                    let value =
+                                        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                                            Some(Any::StringValue(s)) => s.clone(),
+                                            Some(Any::IntValue(i)) => i.to_string(),
+                                            Some(other) => format!("{other:?}"),
+                                            None => String::new(),
+                                        };
+                                    (kv.key.clone(), value)
+                                })
+                                .collect();
+                            got.push(ReceivedSpan {
+                                name: span.name,
+                                trace_id: span.trace_id,
+                                span_id: span.span_id,
+                                parent_span_id: span.parent_span_id,
+                                attributes,
+                            });
+                        }
+                    }
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, spans)
+}
+
+#[tokio::test]
+async fn one_approval_is_one_trace_from_the_request_through_the_job_to_each_cloud_call() {
+    let (receiver, spans) = otlp_receiver().await;
+    let config = slipway::app::config::Config {
+        otlp_endpoint: Some(receiver),
+        ..Default::default()
+    };
+    // As `slipway serve` does, outside the async runtime (the exporter's client blocks).
+    let telemetry = std::thread::spawn(move || slipway::app::telemetry::init(&config))
+        .join()
+        .unwrap();
+    let moto = Moto::start().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let w = World::new().await;
+    let workers = w.workers(aws_cloud(&moto, &kube).await);
+    let id = w.approved("traced").await;
+    w.until_state(&id, "ready", Duration::from_secs(90)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    // Flushes what the batch processor holds; it blocks, while the receiver runs here.
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap();
+
+    let spans = spans.lock().unwrap().clone();
+    let named =
+        |name: &str| -> Vec<&ReceivedSpan> { spans.iter().filter(|s| s.name == name).collect() };
+    let approval = named("POST /api/v1/environments/{id}/approve");
+    assert_eq!(
+        approval.len(),
+        1,
+        "{:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    let approval = approval[0];
+    assert_eq!(
+        approval.attributes["route"],
+        "/api/v1/environments/{id}/approve"
+    );
+    // Log lines inside the request carry its trace id (a field of the request's span).
+    let hex: String = approval
+        .trace_id
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(approval.attributes["trace_id"], hex);
+    // The job continues the approval's trace, as the request's child.
+    let job = named("job environment.provision");
+    let names: std::collections::BTreeSet<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(job.len(), 1, "one attempt: {names:?}");
+    let job = job[0];
+    assert_eq!(job.trace_id, approval.trace_id);
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.span_id == job.parent_span_id && s.trace_id == approval.trace_id),
+        "the job's parent is a span of the approval request"
+    );
+    // Each step is the job's child; each cloud call is a child of its step.
+    let step = |name: &str| {
+        let found = named(&format!("step {name}"));
+        assert_eq!(found.len(), 1, "step {name}");
+        assert_eq!(found[0].parent_span_id, job.span_id, "step {name}");
+        found[0]
+    };
+    let below = |parent: &ReceivedSpan, name: &str| {
+        spans
+            .iter()
+            .any(|s| s.name == name && s.parent_span_id == parent.span_id)
+    };
+    assert!(
+        below(step("account"), "Organizations.CreateAccount"),
+        "{names:?}"
+    );
+    assert!(below(step("cluster"), "EKS.CreateCluster"));
+    assert!(below(step("nodegroup"), "EKS.CreateNodegroup"));
+    let kubernetes = step("kubernetes");
+    assert!(below(kubernetes, "apply Namespace"));
+    let apply = spans
+        .iter()
+        .find(|s| s.name == "apply Namespace" && s.parent_span_id == kubernetes.span_id)
+        .unwrap();
+    assert_eq!(apply.attributes["k8s.verb"], "apply");
+    assert_eq!(apply.attributes["k8s.kind"], "Namespace");
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s.name.starts_with("step ") || s.name.starts_with("EKS."))
+            .all(|s| s.trace_id == approval.trace_id),
+        "one trace"
+    );
+}

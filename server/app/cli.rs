@@ -243,7 +243,7 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config);
+    let telemetry = telemetry::init(&config);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -265,6 +265,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Client(_) | Command::Completions { .. } => unreachable!("run above"),
         }
     });
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -98,6 +98,9 @@ pub struct Config {
     /// believed: the client address of rate limits and the audit log comes from it only when
     /// the connection is from one of these. Empty: the connection's own address, always.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// An OpenTelemetry collector's OTLP/HTTP address (traces go to `<it>/v1/traces`);
+    /// `None`: no traces.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -134,6 +137,7 @@ impl Default for Config {
             oidc: None,
             webhook_allowed_ranges: Vec::new(),
             trusted_proxies: Vec::new(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -176,6 +180,7 @@ struct FileConfig {
     oidc_scopes: Option<String>,
     webhook_allowed_ranges: Option<toml::Value>,
     trusted_proxies: Option<toml::Value>,
+    otlp_endpoint: Option<String>,
 }
 
 /// Every key, in the order of the README table. Each is also `SLIPWAY_<KEY upper-cased>`.
@@ -214,6 +219,7 @@ pub const KEYS: &[&str] = &[
     "oidc_scopes",
     "webhook_allowed_ranges",
     "trusted_proxies",
+    "otlp_endpoint",
 ];
 
 /// Environment variables that are not settings but are read by Slipway's launcher itself.
@@ -293,6 +299,7 @@ impl Config {
                 file.webhook_allowed_ranges.map(list_text),
             );
             put("trusted_proxies", file.trusted_proxies.map(list_text));
+            put("otlp_endpoint", file.otlp_endpoint);
             put("log_format", file.log_format);
             put("log_level", file.log_level);
             put("request_timeout", file.request_timeout);
@@ -527,6 +534,18 @@ impl Config {
                         "CIDR ranges or addresses, comma-separated, such as 10.20.0.0/16,127.0.0.1",
                     )
                 })?,
+            "otlp_endpoint" => {
+                let endpoint = value.trim_end_matches('/');
+                let valid = (endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+                    && !endpoint.contains(['?', '#', ' '])
+                    && endpoint.split("://").nth(1).is_some_and(|h| !h.is_empty());
+                if !valid {
+                    return Err(invalid(
+                        "the collector's OTLP/HTTP address, such as http://otel-collector:4318",
+                    ));
+                }
+                self.otlp_endpoint = Some(endpoint.to_owned());
+            }
             "trusted_proxies" => {
                 self.trusted_proxies = crate::outbound::parse_ranges(&value).map_err(|_| {
                     invalid("CIDR ranges or addresses, comma-separated, such as 10.0.0.0/8")

@@ -600,10 +600,15 @@ fn make_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str())
         .unwrap_or("(unmatched)");
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
+        otel.name = %format!("{} {route}", request.method()),
+        otel.kind = "server",
         method = %request.method(),
         route,
         request_id,
-    )
+        trace_id = tracing::field::Empty,
+    );
+    crate::trace::record_trace_id(&span);
+    span
 }

@@ -99,8 +99,8 @@ pub enum EnqueueError {
 /// transaction commits.
 pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> Result<i64, EnqueueError> {
     let inserted = sqlx::query_scalar(
-        "INSERT INTO job (kind, payload, priority, max_attempts, run_at, unique_key)
-         VALUES ($1, $2, $3, $4, coalesce($5, now()), $6) RETURNING id",
+        "INSERT INTO job (kind, payload, priority, max_attempts, run_at, unique_key, trace_parent)
+         VALUES ($1, $2, $3, $4, coalesce($5, now()), $6, $7) RETURNING id",
     )
     .bind(&job.kind)
     .bind(&job.payload)
@@ -108,6 +108,7 @@ pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> Result<i64, Enqueue
     .bind(job.max_attempts)
     .bind(job.run_at)
     .bind(&job.unique_key)
+    .bind(crate::trace::current_traceparent())
     .fetch_one(&mut *tx)
     .await;
     let id = match inserted {
@@ -158,6 +159,8 @@ pub struct ClaimedJob {
     pub max_attempts: i32,
     pub fence: i64,
     pub priority: i16,
+    /// The enqueuer's trace context, continued by each attempt.
+    pub trace_parent: Option<String>,
 }
 
 /// A position in the claim order (priority descending, then due time, then id): where the last
@@ -195,7 +198,7 @@ const CLAIM: &str = "WITH next AS (
          started_at = coalesce(job.started_at, $1)
      FROM next WHERE job.id = next.id
      RETURNING job.id, job.kind, next.run_at, job.payload, job.attempt, job.max_attempts, job.fence,
-         job.priority";
+         job.priority, job.trace_parent";
 
 /// Claims up to `limit` runnable jobs of the given `kinds` for `worker`, holding each for
 /// `lease`, first in the claim order. Jobs of kinds a worker does not know wait for one that

@@ -2,6 +2,7 @@
 //! written as they happen (fenced by the attempt), and completed steps are skipped on resume.
 
 use sqlx::PgPool;
+use tracing::Instrument;
 
 use super::queue::ClaimedJob;
 use super::{AnyHandler, StepError};
@@ -136,7 +137,9 @@ pub async fn run(
             job: job.clone(),
             step: name.clone(),
         };
-        let result = read.run_step(&name, &ctx).await;
+        let span =
+            tracing::info_span!("step", otel.name = %format!("step {name}"), step.name = %name);
+        let result = read.run_step(&name, &ctx).instrument(span).await;
         let (state, error) = match &result {
             Ok(()) => ("completed", None),
             Err(e) => ("failed", Some(e.to_string())),

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::Registry;
 use super::queue::{self, CHANNEL, ClaimedJob};
@@ -327,7 +328,19 @@ async fn run_job(
         return;
     };
     let started = std::time::Instant::now();
-    let outcome = steps::run(db, handler.as_ref(), job, || cancel.load(Ordering::Relaxed)).await;
+    let span = tracing::info_span!(
+        "job",
+        otel.name = %format!("job {}", job.kind),
+        job.id = job.id,
+        job.kind = %job.kind,
+        job.attempt = job.attempt,
+        trace_id = tracing::field::Empty,
+    );
+    crate::trace::continue_trace(&span, job.trace_parent.as_deref());
+    crate::trace::record_trace_id(&span);
+    let outcome = steps::run(db, handler.as_ref(), job, || cancel.load(Ordering::Relaxed))
+        .instrument(span)
+        .await;
     super::metrics::finished(started.elapsed(), matches!(outcome, Ok(Outcome::Completed)));
     let now = clock.now();
     let written = match &outcome {

@@ -141,6 +141,68 @@ fn tag_map(tags: &Tags) -> HashMap<String, String> {
     tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+/// One trace span per AWS operation (`EKS.CreateCluster`, with `rpc.service` and
+/// `rpc.method`), from the operation's start to its end across the SDK's retries. The SDK's own
+/// spans are debug-level and too many; this one is at info, a child of the step that calls.
+#[derive(Debug)]
+struct TracedOperation;
+
+/// The span of the operation in flight, kept in its config bag.
+#[derive(Debug, Clone)]
+struct OperationSpan(tracing::Span);
+
+impl aws_smithy_types::config_bag::Storable for OperationSpan {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for TracedOperation {
+    fn name(&self) -> &'static str {
+        "TracedOperation"
+    }
+
+    // Not `read_before_execution`: the operation's metadata is in the bag only after it.
+    fn read_before_serialization(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_smithy_runtime_api::client::orchestrator::Metadata;
+        let (service, operation) = cfg
+            .load::<Metadata>()
+            .map_or(("AWS".to_owned(), "unknown".to_owned()), |m| {
+                (m.service().to_owned(), m.name().to_owned())
+            });
+        let span = tracing::info_span!(
+            "aws",
+            otel.name = %format!("{service}.{operation}"),
+            otel.kind = "client",
+            rpc.system = "aws-api",
+            rpc.service = %service,
+            rpc.method = %operation,
+            otel.status_code = tracing::field::Empty,
+        );
+        cfg.interceptor_state().store_put(OperationSpan(span));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(OperationSpan(span)) = cfg.load::<OperationSpan>()
+            && matches!(context.output_or_error(), Some(Err(_)))
+        {
+            span.record("otel.status_code", "ERROR");
+        }
+        // Ends the span now rather than when the bag is dropped.
+        cfg.interceptor_state().unset::<OperationSpan>();
+        Ok(())
+    }
+}
+
 impl AwsCloud {
     /// Loads the standard credential chain (and assumes `role_arn` when set).
     pub async fn connect(settings: AwsSettings) -> AwsCloud {
@@ -188,15 +250,23 @@ impl AwsCloud {
     }
 
     fn organizations(&self) -> aws_sdk_organizations::Client {
-        aws_sdk_organizations::Client::new(&self.base)
+        let config = aws_sdk_organizations::config::Builder::from(&self.base);
+        aws_sdk_organizations::Client::from_conf(config.interceptor(TracedOperation).build())
     }
 
     fn sts(&self) -> aws_sdk_sts::Client {
-        aws_sdk_sts::Client::new(&self.base)
+        let config = aws_sdk_sts::config::Builder::from(&self.base);
+        aws_sdk_sts::Client::from_conf(config.interceptor(TracedOperation).build())
     }
 
     fn eks(&self, session: &MemberSession, region: &str) -> aws_sdk_eks::Client {
-        aws_sdk_eks::Client::new(&self.member_config(session, region))
+        let config = aws_sdk_eks::config::Builder::from(&self.member_config(session, region));
+        aws_sdk_eks::Client::from_conf(config.interceptor(TracedOperation).build())
+    }
+
+    fn iam(&self, session: &MemberSession, region: &str) -> aws_sdk_iam::Client {
+        let config = aws_sdk_iam::config::Builder::from(&self.member_config(session, region));
+        aws_sdk_iam::Client::from_conf(config.interceptor(TracedOperation).build())
     }
 
     fn role_arn(&self, account: &str, role: &str) -> String {
@@ -528,8 +598,7 @@ impl Provider for AwsCloud {
         region: &str,
         tags: &Tags,
     ) -> Result<Network, CloudError> {
-        let config = self.member_config(session, region);
-        let iam = aws_sdk_iam::Client::new(&config);
+        let iam = self.iam(session, region);
         let settings = &self.settings;
         let cluster_role_arn = self
             .ensure_role(
@@ -557,7 +626,11 @@ impl Provider for AwsCloud {
                 tags,
             )
             .await?;
-        let ec2 = super::ec2::Ec2::new(region, session.credentials.clone(), config.endpoint_url());
+        let ec2 = super::ec2::Ec2::new(
+            region,
+            session.credentials.clone(),
+            self.base.endpoint_url(),
+        );
         let mut subnets = vec![];
         for wanted in [("tag:slipway:eks", "true"), ("default-for-az", "true")] {
             subnets = ec2
@@ -784,7 +857,7 @@ impl Provider for AwsCloud {
         region: &str,
         spec: &WorkloadIdentitySpec,
     ) -> Result<WorkloadIdentity, CloudError> {
-        let iam = aws_sdk_iam::Client::new(&self.member_config(session, region));
+        let iam = self.iam(session, region);
         // EKS Pod Identity's agent takes the role and tags the session with the pod's names.
         let role_arn = self
             .ensure_role(

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
+use tracing::Instrument;
 
 use aws_credential_types::Credentials;
 use base64::Engine;
@@ -549,15 +550,20 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Appli
         }
         let resource = describe_object(object);
         let name = name_of(object);
-        let before = api
-            .get_opt(name)
-            .await
-            .map_err(|e| kube_error(&format!("reading {resource}"), e))?
-            .and_then(|o| o.metadata.resource_version);
-        let after = api
-            .patch(name, &params, &Patch::Apply(object))
-            .await
-            .map_err(|e| kube_error(&format!("applying {resource}"), e))?;
+        let (before, after) = async {
+            let before = api
+                .get_opt(name)
+                .await
+                .map_err(|e| kube_error(&format!("reading {resource}"), e))?
+                .and_then(|o| o.metadata.resource_version);
+            let after = api
+                .patch(name, &params, &Patch::Apply(object))
+                .await
+                .map_err(|e| kube_error(&format!("applying {resource}"), e))?;
+            Ok::<_, CloudError>((before, after))
+        }
+        .instrument(call_span("apply", object))
+        .await?;
         if is_crd(object) {
             until_established(&api, name).await?;
         }
@@ -570,6 +576,20 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Appli
         });
     }
     Ok(applied)
+}
+
+/// The trace span of one call on one object: its verb, kind, namespace and name.
+fn call_span(verb: &'static str, object: &Value) -> tracing::Span {
+    let kind = str_at(object, "/kind");
+    tracing::info_span!(
+        "kubernetes",
+        otel.name = %format!("{verb} {kind}"),
+        otel.kind = "client",
+        k8s.verb = verb,
+        k8s.kind = kind,
+        k8s.namespace = str_at(object, "/metadata/namespace"),
+        k8s.name = name_of(object),
+    )
 }
 
 /// A random secret value: 32 bytes from the operating system, base64url.
@@ -800,7 +820,11 @@ pub async fn delete(client: &kube::Client, objects: &[Value]) -> Result<usize, C
         };
         let resource = describe_object(object);
         let name = name_of(object);
-        match api.delete(name, &DeleteParams::background()).await {
+        let outcome = api
+            .delete(name, &DeleteParams::background())
+            .instrument(call_span("delete", object))
+            .await;
+        match outcome {
             Ok(_) => deleted += 1,
             Err(kube::Error::Api(status)) if status.code == 404 => continue,
             Err(e) => return Err(kube_error(&format!("deleting {resource}"), e)),
