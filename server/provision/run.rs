@@ -58,6 +58,11 @@ impl TeardownStep {
 
 /// How long a step waits for the cloud before giving the attempt up (it is retried later).
 const PATIENCE: Duration = Duration::from_secs(45 * 60);
+/// How long a wait polls every 5 s at most: what EKS and Organizations usually take (accounts,
+/// clusters, node groups and add-ons become ready within minutes), where a poll saved is less
+/// than the time a late poll loses on the critical path (the provisioning drill measures it).
+/// One Describe call every 5 s is far below the APIs' rate limits.
+const EAGER: Duration = Duration::from_secs(15 * 60);
 
 /// What both jobs share.
 pub struct Runner {
@@ -210,8 +215,9 @@ impl Runner {
     }
 }
 
-/// Polls `check` until it gives a value, waiting 1 s, 2 s, … up to 15 s between polls; after
-/// [`PATIENCE`] the attempt ends (transiently: the job retries later and polls again).
+/// Polls `check` until it gives a value, waiting 1 s, 2 s, … between polls, at most 5 s for
+/// the first [`EAGER`] and 15 s after; after [`PATIENCE`] the attempt ends (transiently: the
+/// job retries later and polls again).
 async fn wait_for<T, F, Fut>(ctx: &StepContext, what: &str, mut check: F) -> Result<T, StepError>
 where
     F: FnMut() -> Fut,
@@ -233,7 +239,8 @@ where
             ctx.log(&format!("waiting for {what}")).await?;
         }
         polls += 1;
-        tokio::time::sleep(Duration::from_secs(polls.min(15))).await;
+        let longest = if started.elapsed() < EAGER { 5 } else { 15 };
+        tokio::time::sleep(Duration::from_secs(polls.min(longest))).await;
     }
 }
 
