@@ -148,6 +148,8 @@ async fn click_to(c: &fantoccini::Client, app: &TestApp, locator: Locator<'_>, p
     loop {
         match this_page.tag_name().await {
             Err(e) if e.is_stale_element_reference() => break,
+            // Chromium's word for the same, when the old document is torn down mid-call.
+            Err(e) if e.to_string().contains("does not belong to the document") => break,
             Ok(_) => {}
             Err(e) => panic!("the page could not be read while waiting for the next one: {e}"),
         }
@@ -922,6 +924,43 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
             }
             for violation in accessibility_violations(c, &axe).await {
                 problems.push(format!("{path} at {width} px: {violation}"));
+            }
+            // Cards side by side line up: the same top and the same height in a row.
+            let ragged = c
+                .execute(
+                    "const out = [];
+                     for (const grid of document.querySelectorAll('.grid-2')) {
+                       const boxes = [...grid.children].map((e) => e.getBoundingClientRect());
+                       for (const a of boxes) for (const b of boxes) {
+                         const sameRow = a !== b && a.top < b.bottom && b.top < a.bottom;
+                         if (sameRow && (Math.abs(a.top - b.top) > 1 || Math.abs(a.height - b.height) > 1))
+                           out.push(`${Math.round(a.top)}/${Math.round(a.height)} beside ${Math.round(b.top)}/${Math.round(b.height)}`);
+                       }
+                     }
+                     return out.slice(0, 1).join('')",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            if let Some(ragged) = ragged.as_str().filter(|r| !r.is_empty()) {
+                problems.push(format!(
+                    "{path} at {width} px: cards in a row differ: {ragged}"
+                ));
+            }
+            let menu_button = c
+                .execute(
+                    "return getComputedStyle(document.querySelector('label[for=nav-toggle]')).display !== 'none'",
+                    vec![],
+                )
+                .await
+                .unwrap()
+                .as_bool()
+                .unwrap_or(false);
+            if menu_button != (width < 760) {
+                problems.push(format!(
+                    "{path} at {width} px: the Menu button is {}",
+                    if menu_button { "shown" } else { "hidden" }
+                ));
             }
             // Named by the page, not by its ids, so a rerun replaces the same files.
             let name = path
