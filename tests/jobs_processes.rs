@@ -14,7 +14,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use slipway::auth::{Role, RoleSet, UserId};
 use sqlx::PgPool;
-use support::{PASSWORD, SlipwayProcess, TestDb, client, csrf_token, slipway_command};
+use support::{
+    PASSWORD, SlipwayProcess, TestDb, client, create_user_in, csrf_token, sign_in_at,
+    slipway_command,
+};
 
 /// A `slipway worker` child process with `tasks` job tasks, started once it says so.
 fn worker(db: &TestDb, tasks: usize) -> Child {
@@ -299,11 +302,8 @@ async fn the_approvals_dashboard_benchmark_runs() {
 
 /// A user with `roles`, the harness's password and an API token.
 async fn person(pool: &PgPool, email: &str, roles: &[Role]) -> (UserId, String) {
+    let id = create_user_in(pool, email, roles, PASSWORD).await;
     let roles: RoleSet = roles.iter().copied().collect();
-    let hash = slipway::auth::password::hash(PASSWORD);
-    let id = slipway::auth::users::create_local(pool, email, email, &roles, Some(&hash))
-        .await
-        .unwrap();
     let (_, token) = slipway::auth::tokens::create(pool, id, "t", &roles, None)
         .await
         .unwrap();
@@ -347,24 +347,7 @@ async fn two_servers_and_two_workers_share_sessions_and_provision_once() {
 
     // Signed in on one server, known on the other; signed out on the other, out on the first.
     let browser = client();
-    let form = browser
-        .get(a.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let res = browser
-        .post(a.url("/login"))
-        .form(&[
-            ("_csrf", csrf_token(&form).as_str()),
-            ("email", "dev@example.com"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = sign_in_at(&browser, &a.base, "dev@example.com", PASSWORD).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let profile = browser.get(b.url("/profile")).send().await.unwrap();
     assert_eq!(profile.status(), StatusCode::OK);

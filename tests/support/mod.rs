@@ -301,19 +301,7 @@ impl TestApp {
 
     /// A local user with a password, created directly (as an admin would).
     pub async fn create_user(&self, email: &str, roles: &[Role], password: &str) -> UserId {
-        let roles: RoleSet = roles.iter().copied().collect();
-        // Hashing is slow by design; the harness's own password is hashed once per process.
-        static PASSWORD_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let hash = if password == PASSWORD {
-            PASSWORD_HASH
-                .get_or_init(|| slipway::auth::password::hash(PASSWORD))
-                .clone()
-        } else {
-            slipway::auth::password::hash(password)
-        };
-        slipway::auth::users::create_local(&self.pool, email, "Test User", &roles, Some(&hash))
-            .await
-            .unwrap()
+        create_user_in(&self.pool, email, roles, password).await
     }
 
     /// A browser-like client signed in as a new user with `roles`.
@@ -333,26 +321,7 @@ impl TestApp {
         email: &str,
         password: &str,
     ) -> reqwest::Response {
-        let form = client
-            .get(self.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = csrf_token(&form);
-        client
-            .post(self.url("/login"))
-            .form(&[
-                ("_csrf", csrf.as_str()),
-                ("email", email),
-                ("password", password),
-                ("next", "/"),
-            ])
-            .send()
-            .await
-            .unwrap()
+        sign_in_at(client, &self.base, email, password).await
     }
 
     /// An API token for a new user with `user_roles`, scoped to `scope`.
@@ -370,6 +339,54 @@ impl TestApp {
             .unwrap();
         (user, secret)
     }
+}
+
+/// A local user with a password in the database behind `pool`, created directly (as an admin
+/// would): for tests that run Slipway as processes rather than a [`TestApp`].
+pub async fn create_user_in(pool: &PgPool, email: &str, roles: &[Role], password: &str) -> UserId {
+    let roles: RoleSet = roles.iter().copied().collect();
+    // Hashing is slow by design; the harness's own password is hashed once per process.
+    static PASSWORD_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = if password == PASSWORD {
+        PASSWORD_HASH
+            .get_or_init(|| slipway::auth::password::hash(PASSWORD))
+            .clone()
+    } else {
+        slipway::auth::password::hash(password)
+    };
+    slipway::auth::users::create_local(pool, email, "Test User", &roles, Some(&hash))
+        .await
+        .unwrap()
+}
+
+/// Signs `client` in to the Slipway at `base` through the real form: GET /login for the CSRF
+/// token, then POST.
+pub async fn sign_in_at(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let form = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_token(&form);
+    client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("email", email),
+            ("password", password),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap()
 }
 
 thread_local! {
