@@ -418,16 +418,24 @@ async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_lea
 /// The AWS provider against moto, with the member accounts' clusters' Kubernetes API served by
 /// `kube`.
 async fn aws_cloud(moto: &Moto, kube: &Kube) -> Cloud {
+    aws_cloud_through(moto, kube, &moto.url).await
+}
+
+/// [`aws_cloud`], reaching AWS through `url` (a proxy in front of moto).
+async fn aws_cloud_through(moto: &Moto, kube: &Kube, url: &str) -> Cloud {
     moto.create_organization().await;
     let settings = AwsSettings {
         kube_endpoint_override: Some(kube.url.clone()),
         kube_endpoint_ca: Some(kube.ca_pem()),
         ..slipway::app::config::Config::default().aws
     };
-    Cloud::Aws(Box::new(AwsCloud::from_sdk_config(
-        moto.sdk_config().await,
-        settings,
-    )))
+    let config = moto
+        .sdk_config()
+        .await
+        .into_builder()
+        .endpoint_url(url)
+        .build();
+    Cloud::Aws(Box::new(AwsCloud::from_sdk_config(config, settings)))
 }
 
 fn account_of<'a>(
@@ -788,6 +796,55 @@ async fn a_failed_environment_retries_from_the_failed_step() {
         status,
         StatusCode::CONFLICT,
         "only a failed environment is retried"
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A CreateAccount request that fails for a reason a person must fix (the root e-mail address
+/// is taken) fails the environment saying what to do; Retry asks Organizations again with a
+/// new request instead of following the failed one.
+#[tokio::test]
+async fn retry_after_a_failed_account_request_asks_for_the_account_again() {
+    let moto = Moto::start().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let proxy = support::moto::FaultProxy::start(&moto.url, 1, 0).await;
+    proxy.settling(support::moto::Settling {
+        first_account_request_fails: Some("EMAIL_ALREADY_EXISTS"),
+        ..Default::default()
+    });
+    let w = World::new().await;
+    let workers = w.workers(aws_cloud_through(&moto, &kube, &proxy.url).await);
+    let id = w.approved("billing").await;
+    let env = w.until_state(&id, "failed", Duration::from_secs(60)).await;
+    let error = env["job"]["steps"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("root e-mail address")
+            && error.contains("is in use by another AWS account")
+            && error.contains("choose another environment name"),
+        "the error says what is wrong and what to do: {error}"
+    );
+    assert!(account_of(&moto.accounts().await, "shop-billing").is_empty());
+
+    let (status, body) = w
+        .call(
+            Method::POST,
+            &format!("/api/v1/environments/{id}/retry"),
+            &w.dev,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    w.until_state(&id, "ready", Duration::from_secs(90)).await;
+    assert_eq!(
+        account_of(&moto.accounts().await, "shop-billing").len(),
+        1,
+        "the retry made the account, once"
+    );
+    assert_eq!(
+        proxy.injected().values().sum::<usize>(),
+        1,
+        "the one failed request, not followed again"
     );
     workers.shutdown(Duration::from_secs(5)).await;
 }
@@ -1227,8 +1284,11 @@ async fn drill_concurrent_provisionings_survive_workers_killed_at_random() {
 /// The AWS fault drill: provisioning through a proxy that throttles, fails with 500s and loses
 /// answers after moto did the work, in a share of all calls. First a storm (every call
 /// throttled): the request page says which AWS call is throttled, in words. Then normal
-/// weather with faults: every environment becomes ready with exactly one account, cluster and
-/// node group. Short form: 2 environments, 15% of calls; `tests/drill/aws-faults` runs more.
+/// weather with faults, eventual consistency as AWS documents it (each account's first
+/// CreateAccount fails with CONCURRENT_ACCOUNT_MODIFICATION, its access role answers
+/// AccessDenied twice, EKS cannot see the new roles twice) and the worker killed with SIGKILL
+/// in the middle: every environment becomes ready with exactly one account, cluster and node
+/// group. Short form: 2 environments, 15% of calls; `tests/drill/aws-faults` runs more.
 #[tokio::test]
 async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
     let environments = support::drill_setting("SLIPWAY_DRILL_ENVIRONMENTS", 2);
@@ -1243,7 +1303,7 @@ async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
     kube.play_nodes();
     let proxy = support::moto::FaultProxy::start(&moto.url, seed, per_mille).await;
     let w = World::new().await;
-    let _worker = worker_process(&w, &moto, &proxy.url, &kube);
+    let mut worker = worker_process(&w, &moto, &proxy.url, &kube);
 
     proxy.storm(true);
     let first = w.approved("faults-0").await;
@@ -1277,12 +1337,31 @@ async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
         page.contains("was throttled by AWS"),
         "the request page shows it"
     );
+    proxy.settling(support::moto::Settling {
+        assume_role: 2,
+        eks_roles: 2,
+        first_account_request_fails: Some("CONCURRENT_ACCOUNT_MODIFICATION"),
+    });
     proxy.storm(false);
 
     let mut ids = vec![first];
     for n in 1..environments {
         ids.push(w.approved(&format!("faults-{n}")).await);
     }
+    // SIGKILL once the last environment is past its account, while the others are somewhere
+    // later: a new worker takes over.
+    let last = ids.last().unwrap().clone();
+    let started = Instant::now();
+    while w.environment(&last).await["job"]["steps"][0]["state"] != "completed" {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the account step of {last} never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.0.kill().unwrap();
+    worker.0.wait().unwrap();
+    let _worker = worker_process(&w, &moto, &proxy.url, &kube);
     for id in &ids {
         w.until_state(id, "ready", Duration::from_secs(180 + 60 * environments))
             .await;
@@ -1298,9 +1377,22 @@ async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
             "one cluster with one node group for {name}"
         );
     }
-    // Which faults came is up to the seed (the storm's throttling always does); the counts are
-    // printed, and the long form's are in the README.
-    eprintln!("drill: faults injected {:?}", proxy.injected());
+    let injected = proxy.injected();
+    let count = |service: &str, fault| injected.get(&(service.to_owned(), fault)).copied();
+    use support::moto::Fault;
+    assert_eq!(
+        count("organizations", Fault::AccountRequestFailed),
+        Some(environments as usize),
+        "each account's first request failed, and a second one made it: {injected:?}"
+    );
+    assert!(
+        count("sts", Fault::NotYetPropagated) >= Some(2 * environments as usize)
+            && count("eks", Fault::NotYetPropagated) >= Some(4 * environments as usize),
+        "every access role and every EKS role was refused while settling: {injected:?}"
+    );
+    // Which other faults came is up to the seed (the storm's throttling always does); the
+    // counts are printed, and the long form's are in the README.
+    eprintln!("drill: faults injected {injected:?}");
 }
 
 /// Provisioning's critical path, against a cloud that takes time (the latency proxy: moto's

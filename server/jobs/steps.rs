@@ -49,6 +49,23 @@ impl StepContext {
         Ok(())
     }
 
+    /// Drops a recorded external id that no longer leads anywhere (a request that failed), so
+    /// the next attempt starts afresh instead of following it again.
+    pub async fn forget(&self, key: &str) -> Result<(), StepError> {
+        sqlx::query(
+            "UPDATE job_step s SET external_ids = s.external_ids - $3::text
+             FROM job j WHERE s.job_id = $1 AND s.name = $2 AND j.id = s.job_id AND j.fence = $4",
+        )
+        .bind(self.job.id)
+        .bind(&self.step)
+        .bind(key)
+        .bind(self.job.fence)
+        .execute(&self.db)
+        .await
+        .map_err(|e| StepError::Transient(format!("forgetting an external id failed: {e}")))?;
+        Ok(())
+    }
+
     /// External ids recorded by any step of this job (also by earlier attempts).
     pub async fn recorded(&self, key: &str) -> Result<Option<String>, StepError> {
         sqlx::query_scalar(

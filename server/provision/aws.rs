@@ -137,6 +137,41 @@ fn is_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>, code: &str) -> bo
     matches!(error, SdkError::ServiceError(e) if e.err().code() == Some(code))
 }
 
+/// EKS's refusal when an IAM role created moments ago is not visible to it yet (IAM is
+/// eventually consistent): `InvalidParameterException` saying the role cannot be assumed or
+/// does not exist.
+fn role_not_visible_yet<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    let SdkError::ServiceError(e) = error else {
+        return false;
+    };
+    let message = e.err().message().unwrap_or_default().to_ascii_lowercase();
+    e.err().code() == Some("InvalidParameterException")
+        && message.contains("role")
+        && [
+            "could not be assumed",
+            "cannot be assumed",
+            "does not exist",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
+/// [`classify`], except that a refusal `propagating` recognises is eventual consistency.
+fn classify_propagating<E>(
+    what: &str,
+    error: SdkError<E, aws_smithy_runtime_api::http::Response>,
+    propagating: fn(&SdkError<E, aws_smithy_runtime_api::http::Response>) -> bool,
+) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if propagating(&error) {
+        CloudError::NotYetPropagated(classify(what, error).to_string())
+    } else {
+        classify(what, error)
+    }
+}
+
 fn tag_map(tags: &Tags) -> HashMap<String, String> {
     tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
@@ -575,7 +610,11 @@ impl Provider for AwsCloud {
             .duration_seconds(3600)
             .send()
             .await
-            .map_err(|e| classify("sts:AssumeRole", e))?;
+            // Organizations creates the access role with the account, but STS may refuse it
+            // for minutes after the account is ACTIVE.
+            .map_err(|e| {
+                classify_propagating("sts:AssumeRole", e, |e| is_code(e, "AccessDenied"))
+            })?;
         let c = out
             .credentials()
             .ok_or_else(|| CloudError::Transient("AssumeRole returned no credentials".into()))?;
@@ -709,7 +748,7 @@ impl Provider for AwsCloud {
             .set_tags(Some(tag_map(&spec.tags)))
             .send()
             .await
-            .map_err(|e| classify("eks:CreateCluster", e))?;
+            .map_err(|e| classify_propagating("eks:CreateCluster", e, role_not_visible_yet))?;
         Ok(())
     }
 
@@ -782,7 +821,7 @@ impl Provider for AwsCloud {
             .set_tags(Some(tag_map(&spec.tags)))
             .send()
             .await
-            .map_err(|e| classify("eks:CreateNodegroup", e))?;
+            .map_err(|e| classify_propagating("eks:CreateNodegroup", e, role_not_visible_yet))?;
         Ok(())
     }
 

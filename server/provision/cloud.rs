@@ -30,12 +30,17 @@ pub enum CloudError {
     /// it if it is ours.
     #[error("{0}")]
     AlreadyExists(String),
+    /// A refusal AWS documents as eventual consistency right after something was created: the
+    /// new account's access role not assumable yet (`AccessDenied`), a new IAM role not yet
+    /// visible to EKS. The step retries it for a bounded time, then a person must look.
+    #[error("{0}")]
+    NotYetPropagated(String),
 }
 
 impl From<CloudError> for StepError {
     fn from(e: CloudError) -> Self {
         match e {
-            CloudError::Transient(m) => StepError::Transient(m),
+            CloudError::Transient(m) | CloudError::NotYetPropagated(m) => StepError::Transient(m),
             CloudError::Permanent(m) | CloudError::AlreadyExists(m) => StepError::Permanent(m),
         }
     }

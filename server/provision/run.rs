@@ -64,6 +64,11 @@ const PATIENCE: Duration = Duration::from_secs(45 * 60);
 /// One Describe call every 5 s is far below the APIs' rate limits.
 const EAGER: Duration = Duration::from_secs(15 * 60);
 
+/// How long a step keeps retrying a refusal AWS documents as eventual consistency
+/// ([`CloudError::NotYetPropagated`]) before it fails for a person to look: a new account's access
+/// role and a new IAM role usually become usable within a few minutes.
+const SETTLING: Duration = Duration::from_secs(10 * 60);
+
 /// What both jobs share.
 pub struct Runner {
     pub cloud: Cloud,
@@ -312,6 +317,51 @@ where
     })
 }
 
+/// Runs `call` again while AWS answers with eventual consistency, waiting 1 s, 2 s, … (at most
+/// 5 s) between tries, for up to [`SETTLING`]; after that the refusal is permanent, with what to
+/// check. Other errors are returned as they are, for the caller to sort.
+async fn settled<T, F, Fut>(ctx: &StepContext, mut call: F) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CloudError>>,
+{
+    let started = std::time::Instant::now();
+    let mut tries: u64 = 0;
+    loop {
+        match call().await {
+            Err(CloudError::NotYetPropagated(why)) if started.elapsed() < SETTLING => {
+                if tries == 0 {
+                    ctx.log(&format!(
+                        "{why}: AWS may refuse for minutes after creating an account or role; trying again for up to {} minutes",
+                        SETTLING.as_secs() / 60
+                    ))
+                    .await
+                    .map_err(|e| CloudError::Transient(e.to_string()))?;
+                }
+                tries += 1;
+                tokio::time::sleep(Duration::from_secs(tries.min(5))).await;
+            }
+            Err(CloudError::NotYetPropagated(why)) => {
+                return Err(CloudError::Permanent(format!(
+                    "{why}, still after {} minutes: check that the role exists and trusts its caller (Slipway's role for the account's access role, eks.amazonaws.com and ec2.amazonaws.com for the EKS roles), then retry",
+                    SETTLING.as_secs() / 60
+                )));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Access into the environment's account, retried while its access role is settling.
+async fn session<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    t: &Target,
+) -> Result<P::Session, StepError> {
+    let account = account_id(t)?;
+    Ok(settled(ctx, || p.open_session(&account)).await?)
+}
+
 // ---- provisioning ----
 
 /// The account of the environment: adopted if it exists with our owner tag, created otherwise.
@@ -343,7 +393,7 @@ async fn account<P: Provider>(
     let account_id = if let Some(request) = pending {
         ctx.log(&format!("following account request {request}"))
             .await?;
-        creation(p, ctx, &request).await?
+        creation(p, ctx, &request, &spec).await?
     } else if let Some(existing) = p.find_account(&name).await? {
         if !t.owned(&existing.tags) {
             return Err(StepError::Permanent(format!(
@@ -362,7 +412,7 @@ async fn account<P: Provider>(
             spec.email
         ))
         .await?;
-        creation(p, ctx, &request).await?
+        creation(p, ctx, &request, &spec).await?
     };
     ctx.record("account_id", &account_id).await?;
     r.set_outputs(
@@ -372,21 +422,65 @@ async fn account<P: Provider>(
     .await
 }
 
+/// Waits for the CreateAccount `request`. A failed request is forgotten, so the next attempt
+/// (the job's own retry, or a person's Retry) asks for the account again instead of following
+/// the dead request.
 async fn creation<P: Provider>(
     p: &P,
     ctx: &StepContext,
     request: &str,
+    spec: &AccountSpec,
 ) -> Result<String, StepError> {
+    let reason = match account_request_outcome(p, ctx, request).await? {
+        Ok(id) => return Ok(id),
+        Err(reason) => reason,
+    };
+    ctx.forget("account_request").await?;
+    ctx.log(&format!("account request {request} failed: {reason}"))
+        .await?;
+    Err(account_failure(&reason, spec))
+}
+
+/// Waits until the CreateAccount `request` ends: the account id, or why it failed.
+async fn account_request_outcome<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    request: &str,
+) -> Result<Result<String, String>, StepError> {
     wait_for(ctx, "the account", || async {
         match p.account_creation(request).await? {
             AccountCreation::InProgress => Ok(None),
-            AccountCreation::Succeeded(id) => Ok(Some(id)),
-            AccountCreation::Failed(reason) => Err(StepError::Permanent(format!(
-                "Organizations could not create the account: {reason}"
-            ))),
+            AccountCreation::Succeeded(id) => Ok(Some(Ok(id))),
+            AccountCreation::Failed(reason) => Ok(Some(Err(reason))),
         }
     })
     .await
+}
+
+/// What a failed CreateAccount means, by the failure reasons Organizations documents: two are
+/// worth asking again (another change to the organization was in progress, an AWS fault), the
+/// others need a person, told what to do.
+fn account_failure(reason: &str, spec: &AccountSpec) -> StepError {
+    let name = &spec.name;
+    match reason {
+        "CONCURRENT_ACCOUNT_MODIFICATION" | "INTERNAL_FAILURE" => StepError::Transient(format!(
+            "Organizations could not create account {name} ({reason}); asking again"
+        )),
+        "EMAIL_ALREADY_EXISTS" => StepError::Permanent(format!(
+            "Organizations refused account {name}: its root e-mail address {} is in use by another AWS account (a closed account keeps its address for 90 days); choose another environment name or account e-mail domain, or reuse the account",
+            spec.email
+        )),
+        "ACCOUNT_LIMIT_EXCEEDED" => StepError::Permanent(format!(
+            "Organizations refused account {name}: the organization has as many accounts as its quota allows (closed accounts count for 90 days); ask AWS for a higher quota or retire accounts, then retry"
+        )),
+        "INVALID_EMAIL" | "INVALID_ADDRESS" => StepError::Permanent(format!(
+            "Organizations refused account {name}: {reason} for {}; fix the account e-mail domain in the cloud settings, then retry",
+            spec.email
+        )),
+        other => StepError::Permanent(format!(
+            "Organizations could not create account {name}: {other}; see the organization's CreateAccount status in the AWS console, then retry"
+        )),
+    }
 }
 
 fn account_id(t: &Target) -> Result<String, StepError> {
@@ -396,10 +490,12 @@ fn account_id(t: &Target) -> Result<String, StepError> {
 }
 
 async fn access<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
-    let account = account_id(t)?;
-    p.open_session(&account).await?;
-    ctx.log(&format!("assumed the access role in account {account}"))
-        .await
+    session(p, ctx, t).await?;
+    ctx.log(&format!(
+        "assumed the access role in account {}",
+        account_id(t)?
+    ))
+    .await
 }
 
 /// The account's EKS roles and subnets, recorded for the cluster and node group steps.
@@ -410,7 +506,7 @@ async fn network<P: Provider>(
     t: &Target,
 ) -> Result<(), StepError> {
     let region = region(t)?;
-    let session = p.open_session(&account_id(t)?).await?;
+    let session = session(p, ctx, t).await?;
     let (_, _, _, tags) = t.cluster()?;
     let tags = t.owned_tags(tags);
     let network = p.prepare_network(&session, &region, &tags).await?;
@@ -457,7 +553,7 @@ async fn cluster<P: Provider>(
     t: &Target,
 ) -> Result<(), StepError> {
     let (name, version, region, tags) = t.cluster()?;
-    let session = p.open_session(&account_id(t)?).await?;
+    let session = session(p, ctx, t).await?;
     if our_cluster(p, &session, &region, t, &name).await?.is_none() {
         let spec = ClusterSpec {
             name: name.clone(),
@@ -466,7 +562,8 @@ async fn cluster<P: Provider>(
             network: recorded_network(t)?,
             tags: t.owned_tags(tags),
         };
-        match p.create_cluster(&session, &region, &spec).await {
+        // A cluster role made by the network step moments ago may not be visible to EKS yet.
+        match settled(ctx, || p.create_cluster(&session, &region, &spec)).await {
             Ok(()) => {
                 ctx.log(&format!(
                     "CreateCluster {name} (Kubernetes {})",
@@ -517,7 +614,7 @@ async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<
             _ => None,
         })?;
     let region = region(t)?;
-    let session = p.open_session(&account_id(t)?).await?;
+    let session = session(p, ctx, t).await?;
     let find = || async {
         match p.find_nodegroup(&session, &region, &cluster, &name).await? {
             Some(n) if !t.owned(&n.tags) => Err(StepError::Permanent(format!(
@@ -542,7 +639,7 @@ async fn nodegroup<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<
             network: recorded_network(t)?,
             tags: t.owned_tags(tags),
         };
-        match p.create_nodegroup(&session, &region, &spec).await {
+        match settled(ctx, || p.create_nodegroup(&session, &region, &spec)).await {
             Ok(()) => {
                 ctx.log(&format!(
                     "CreateNodegroup {name}: {} × {}–{}",
@@ -618,7 +715,7 @@ async fn request_addons<P: Provider>(
 /// already, unless it was done before this version), then waited for until ACTIVE.
 async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
     let (cluster, _, region, tags) = t.cluster()?;
-    let session = p.open_session(&account_id(t)?).await?;
+    let session = session(p, ctx, t).await?;
     let planned = request_addons(p, &session, ctx, t).await?;
     for name in planned {
         let addon = until_active(
@@ -672,7 +769,7 @@ async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(),
 
 async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
     let region = region(t)?;
-    let session = p.open_session(&account_id(t)?).await?;
+    let session = session(p, ctx, t).await?;
     let name = t.cluster()?.0;
     let cluster = our_cluster(p, &session, &region, t, &name)
         .await?
@@ -779,7 +876,8 @@ async fn existing_account<P: Provider>(
         matches!(s.action, Action::CreateAccount { .. }).then_some(s.resource)
     })?;
     if let Some(request) = p.pending_account_request(&name).await? {
-        return creation(p, ctx, &request).await.map(Some);
+        // A request that failed made no account.
+        return Ok(account_request_outcome(p, ctx, &request).await?.ok());
     }
     Ok(p.find_account(&name)
         .await?

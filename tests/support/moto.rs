@@ -328,6 +328,25 @@ pub enum Fault {
     /// Carried out by moto, then the connection broke before the answer: the caller cannot
     /// know it happened (as after a timeout).
     AnswerLost,
+    /// Eventual consistency: STS `AccessDenied` for a role not assumable yet (a new account's
+    /// access role), or EKS `InvalidParameterException` for a role it cannot see yet.
+    NotYetPropagated,
+    /// CreateAccount accepted, then its request failed (with the reason chosen); moto never
+    /// saw it, so no account exists.
+    AccountRequestFailed,
+}
+
+/// Eventual consistency as AWS documents it, for the fault proxy: each of these refusals comes
+/// the first `times` a resource is used, then the call goes through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settling {
+    /// AssumeRole of each role ARN is refused with `AccessDenied` this many times.
+    pub assume_role: u32,
+    /// CreateCluster and CreateNodegroup of each name are refused with
+    /// `InvalidParameterException` ("Role … could not be assumed") this many times.
+    pub eks_roles: u32,
+    /// The first CreateAccount of each account name fails with this reason.
+    pub first_account_request_fails: Option<&'static str>,
 }
 
 /// A proxy in front of moto that injects faults into a share of the calls, chosen by a seeded
@@ -344,6 +363,11 @@ struct FaultState {
     /// Faults per 1,000 calls.
     per_mille: u64,
     storm: bool,
+    settling: Settling,
+    /// How often each settling refusal was given, by operation and resource.
+    refused: std::collections::HashMap<String, u32>,
+    /// The CreateAccount requests answered here (never sent to moto): id → failure reason.
+    failed_requests: std::collections::HashMap<String, &'static str>,
     injected: std::collections::HashMap<(String, Fault), usize>,
 }
 
@@ -354,6 +378,9 @@ impl FaultProxy {
             seed: seed.max(1),
             per_mille,
             storm: false,
+            settling: Settling::default(),
+            refused: Default::default(),
+            failed_requests: Default::default(),
             injected: Default::default(),
         }));
         let upstream = upstream.to_owned();
@@ -365,6 +392,10 @@ impl FaultProxy {
                 let (parts, body) = request.into_parts();
                 let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
                 let service = signed_service(&parts.headers);
+                let settled = state.lock().unwrap().settle(&service, &parts, &body);
+                if let Some(answer) = settled {
+                    return answer;
+                }
                 let fault = {
                     let mut state = state.lock().unwrap();
                     let roll = state.next() % 3000;
@@ -389,6 +420,9 @@ impl FaultProxy {
                         .into_response(),
                     Some(Fault::Throttled) => throttled(&service),
                     Some(Fault::ServerError) => server_error(&service),
+                    Some(Fault::NotYetPropagated | Fault::AccountRequestFailed) => {
+                        unreachable!("settling refusals are answered by FaultState::settle")
+                    }
                     Some(Fault::AnswerLost) => {
                         let answer = relay(&client, &upstream, &parts, body).await;
                         // The status line goes out, then the body breaks off.
@@ -415,6 +449,11 @@ impl FaultProxy {
         self.state.lock().unwrap().storm = on;
     }
 
+    /// Turns eventual-consistency refusals on (they come on top of the seeded faults).
+    pub fn settling(&self, settling: Settling) {
+        self.state.lock().unwrap().settling = settling;
+    }
+
     /// How many faults of each kind were injected into each service's calls.
     pub fn injected(&self) -> std::collections::HashMap<(String, Fault), usize> {
         self.state.lock().unwrap().injected.clone()
@@ -422,6 +461,103 @@ impl FaultProxy {
 }
 
 impl FaultState {
+    /// The settling refusal for this call, if it gets one (recorded in `injected`).
+    fn settle(
+        &mut self,
+        service: &str,
+        parts: &axum::http::request::Parts,
+        body: &[u8],
+    ) -> Option<axum::response::Response> {
+        let json = || serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let (fault, answer) = match service {
+            "sts" => {
+                let form: std::collections::HashMap<String, String> =
+                    form_urlencoded::parse(body).into_owned().collect();
+                if form.get("Action").map(String::as_str) != Some("AssumeRole") {
+                    return None;
+                }
+                let role = form.get("RoleArn").cloned().unwrap_or_default();
+                if !self.refuse(format!("AssumeRole {role}"), self.settling.assume_role) {
+                    return None;
+                }
+                let message = format!(
+                    "User: arn:aws:iam::123456789012:user/slipway is not authorized to perform: sts:AssumeRole on resource: {role}"
+                );
+                (
+                    Fault::NotYetPropagated,
+                    refusal_saying(service, 403, "AccessDenied", &message),
+                )
+            }
+            "eks" if parts.method == "POST" => {
+                let path = parts.uri.path();
+                let name = if path == "/clusters" {
+                    json()["name"]
+                        .as_str()
+                        .map(|n| format!("CreateCluster {n}"))
+                } else if path.ends_with("/node-groups") {
+                    json()["nodegroupName"]
+                        .as_str()
+                        .map(|n| format!("CreateNodegroup {n}"))
+                } else {
+                    None
+                }?;
+                if !self.refuse(name, self.settling.eks_roles) {
+                    return None;
+                }
+                let message = "Role with arn: arn:aws:iam::123456789012:role/slipway-eks-cluster, could not be assumed because it does not exist or the trusted entity is not correct";
+                (
+                    Fault::NotYetPropagated,
+                    refusal_saying(service, 400, "InvalidParameterException", message),
+                )
+            }
+            "organizations" if target.ends_with(".CreateAccount") => {
+                let reason = self.settling.first_account_request_fails?;
+                let name = json()["AccountName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if !self.refuse(format!("CreateAccount {name}"), 1) {
+                    return None;
+                }
+                let id = format!("car-settling{:08x}", self.next() as u32);
+                self.failed_requests.insert(id.clone(), reason);
+                let status = serde_json::json!({ "CreateAccountStatus": {
+                    "Id": id, "AccountName": name, "State": "IN_PROGRESS",
+                }});
+                (Fault::AccountRequestFailed, organizations_answer(&status))
+            }
+            "organizations" if target.ends_with(".DescribeCreateAccountStatus") => {
+                let id = json()["CreateAccountRequestId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let reason = self.failed_requests.get(&id)?;
+                let status = serde_json::json!({ "CreateAccountStatus": {
+                    "Id": id, "State": "FAILED", "FailureReason": reason,
+                }});
+                return Some(organizations_answer(&status));
+            }
+            _ => return None,
+        };
+        *self
+            .injected
+            .entry((service.to_owned(), fault))
+            .or_default() += 1;
+        Some(answer)
+    }
+
+    /// Whether the call on `what` is still within its first `times`, counting it.
+    fn refuse(&mut self, what: String, times: u32) -> bool {
+        let refused = self.refused.entry(what).or_default();
+        *refused += 1;
+        *refused <= times
+    }
+
     /// xorshift64: reproducible from the seed.
     fn next(&mut self) -> u64 {
         self.seed ^= self.seed << 13;
@@ -463,32 +599,50 @@ fn server_error(service: &str) -> axum::response::Response {
     }
 }
 
+/// A successful Organizations answer (JSON 1.1).
+fn organizations_answer(body: &serde_json::Value) -> axum::response::Response {
+    axum::response::Response::builder()
+        .status(200)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn refusal(service: &str, status: u16, code: &str) -> axum::response::Response {
+    refusal_saying(service, status, code, "injected by the fault proxy")
+}
+
 /// An error answer as `service` gives it: JSON with `__type` (Organizations), JSON with the
 /// `x-amzn-ErrorType` header (EKS), EC2's XML, or the Query services' XML (IAM, STS).
-fn refusal(service: &str, status: u16, code: &str) -> axum::response::Response {
+fn refusal_saying(
+    service: &str,
+    status: u16,
+    code: &str,
+    message: &str,
+) -> axum::response::Response {
     let (content_type, code_header, body) = match service {
         "organizations" => (
             "application/x-amz-json-1.1",
             None,
-            format!(r#"{{"__type":"{code}","Message":"injected by the fault proxy"}}"#),
+            serde_json::json!({ "__type": code, "Message": message }).to_string(),
         ),
         "eks" => (
             "application/json",
             Some(code.to_owned()),
-            r#"{"message":"injected by the fault proxy"}"#.to_owned(),
+            serde_json::json!({ "message": message }).to_string(),
         ),
         "ec2" => (
             "text/xml",
             None,
             format!(
-                "<Response><Errors><Error><Code>{code}</Code><Message>injected by the fault proxy</Message></Error></Errors><RequestID>fault</RequestID></Response>"
+                "<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>fault</RequestID></Response>"
             ),
         ),
         _ => (
             "text/xml",
             None,
             format!(
-                "<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>injected by the fault proxy</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+                "<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
             ),
         ),
     };
