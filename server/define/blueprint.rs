@@ -70,6 +70,10 @@ pub struct Accounts {
     /// What teardown does with an environment's account once its cluster is gone.
     #[serde(default)]
     pub on_teardown: AccountTeardown,
+    /// Service control policies (by name, existing in the organization) attached to the
+    /// platform's organizational unit, so they bind every account of the platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_control_policies: Vec<String>,
 }
 
 /// `close` (Organizations CloseAccount: suspended, then deleted by AWS after 90 days) or
@@ -357,6 +361,7 @@ impl Blueprint {
             devops: format!("{slug}-devops"),
             environment_prefix: slug.to_owned(),
             on_teardown: AccountTeardown::Close,
+            service_control_policies: Vec::new(),
         };
         if let Some(scope) = scope {
             if let Some(region) = scope.regions.first() {
@@ -416,6 +421,18 @@ impl Blueprint {
                 errors.add(
                     field,
                     "Use lowercase letters, digits and dashes (1–40 characters).",
+                );
+            }
+        }
+        for (i, name) in self.accounts.service_control_policies.iter().enumerate() {
+            // Organizations' limits for a policy name; a comma would split it in the form's list.
+            if name.trim().is_empty()
+                || name.chars().count() > 128
+                || name.chars().any(|c| c.is_control() || c == ',')
+            {
+                errors.add(
+                    &format!("accounts.service_control_policies[{i}]"),
+                    "Use the policy's name as Organizations shows it: 1–128 characters, no commas or control characters.",
                 );
             }
         }
@@ -570,9 +587,26 @@ impl Blueprint {
         let _ = writeln!(md, "- DevOps account: `{}`", self.accounts.devops);
         let _ = writeln!(
             md,
-            "- One account per environment: `{}-<environment>`\n",
+            "- One account per environment: `{}-<environment>`",
             self.accounts.environment_prefix
         );
+        let _ = writeln!(
+            md,
+            "- Organizational units: one named after the platform, with `devops`, `long-lived` and `ephemeral` beneath it"
+        );
+        if !self.accounts.service_control_policies.is_empty() {
+            let _ = writeln!(
+                md,
+                "- Service control policies on the platform's unit: {}",
+                self.accounts
+                    .service_control_policies
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        md.push('\n');
         let _ = writeln!(md, "## DevOps environment\n");
         let tool = match self.devops.tool {
             DevopsTool::Spinnaker => "Spinnaker on a dedicated EKS cluster",
@@ -773,6 +807,11 @@ mod tests {
                 "devops.colour",
             ),
             ("- name: perf", "- name: dev", "environment_types[2].name"),
+            (
+                "  on_teardown: close",
+                "  on_teardown: close\n  service_control_policies: [deny-all, 'a,b']",
+                "accounts.service_control_policies[1]",
+            ),
             (
                 "- name: perf\n  lifecycle: ephemeral",
                 "- name: perf\n  lifecycle: forever",

@@ -15,8 +15,8 @@ use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 
 use super::cloud::{
     Account, AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterSpec,
-    Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags, WorkloadIdentity,
-    WorkloadIdentitySpec,
+    Identity, Network, Nodegroup, NodegroupSpec, Organization, Provider, Status, Tags,
+    WorkloadIdentity, WorkloadIdentitySpec,
 };
 use super::kubernetes::{self, ClusterEndpoint};
 
@@ -28,7 +28,7 @@ const WORKLOAD_POLICY_NAME: &str = "slipway";
 pub struct AwsSettings {
     /// A role to assume in the management account first; `None` uses the chain's identity.
     pub role_arn: Option<String>,
-    /// The organisational unit new accounts are moved into; `None` leaves them at the root.
+    /// The organisational unit the platforms' units are made under; `None`: the root.
     pub organizational_unit: Option<String>,
     /// The role Organizations creates in every new account, assumed for the member's resources.
     pub member_role_name: String,
@@ -399,36 +399,6 @@ impl AwsCloud {
             .map(|t| (t.key().to_owned(), t.value().to_owned()))
             .collect())
     }
-
-    async fn move_to_unit(&self, account_id: &str, unit: &str) -> Result<(), CloudError> {
-        let orgs = self.organizations();
-        let parents = orgs
-            .list_parents()
-            .child_id(account_id)
-            .send()
-            .await
-            .map_err(|e| classify("organizations:ListParents", e))?;
-        let Some(current) = parents.parents().first().and_then(|p| p.id()) else {
-            return Ok(());
-        };
-        if current == unit {
-            return Ok(());
-        }
-        let moved = orgs
-            .move_account()
-            .account_id(account_id)
-            .source_parent_id(current)
-            .destination_parent_id(unit)
-            .send()
-            .await;
-        match moved {
-            Ok(_) => Ok(()),
-            // A retried move whose first attempt went through (its answer was lost): the
-            // account is where it should be.
-            Err(e) if is_code(&e, "DuplicateAccountException") => Ok(()),
-            Err(e) => Err(classify("organizations:MoveAccount", e)),
-        }
-    }
 }
 
 impl Provider for AwsCloud {
@@ -564,12 +534,7 @@ impl Provider for AwsCloud {
         };
         Ok(match status.state() {
             Some(CreateAccountState::Succeeded) => match status.account_id() {
-                Some(id) => {
-                    if let Some(unit) = &self.settings.organizational_unit {
-                        self.move_to_unit(id, unit).await?;
-                    }
-                    AccountCreation::Succeeded(id.to_owned())
-                }
+                Some(id) => AccountCreation::Succeeded(id.to_owned()),
                 None => AccountCreation::InProgress,
             },
             Some(CreateAccountState::Failed) => AccountCreation::Failed(
@@ -580,6 +545,194 @@ impl Provider for AwsCloud {
             ),
             _ => AccountCreation::InProgress,
         })
+    }
+
+    async fn organization(&self) -> Result<Organization, CloudError> {
+        use aws_sdk_organizations::types::OrganizationFeatureSet;
+        let orgs = self.organizations();
+        let me = self.identity().await?;
+        let described = match orgs.describe_organization().send().await {
+            Ok(out) => out,
+            Err(e) if is_code(&e, "AWSOrganizationsNotInUseException") => {
+                return Err(CloudError::Permanent(format!(
+                    "account {} is not in an AWS organization: create one with all features from the account that should be the management account, and run Slipway with its credentials",
+                    me.account
+                )));
+            }
+            Err(e) => return Err(classify("organizations:DescribeOrganization", e)),
+        };
+        let Some(org) = described.organization() else {
+            return Err(CloudError::Transient(
+                "DescribeOrganization returned no organization".into(),
+            ));
+        };
+        let management = org.master_account_id().unwrap_or_default().to_owned();
+        if management != me.account {
+            return Err(CloudError::Permanent(format!(
+                "Slipway runs as {} in account {}, a member of organization {}: only its management account {management} can create and move accounts; give Slipway a role there (the role_arn setting)",
+                me.arn,
+                me.account,
+                org.id().unwrap_or("?")
+            )));
+        }
+        if org.feature_set() != Some(&OrganizationFeatureSet::All) {
+            return Err(CloudError::Permanent(format!(
+                "organization {} has consolidated billing only: enable all features (Organizations console, Settings) so accounts can be placed in units under service control policies",
+                org.id().unwrap_or("?")
+            )));
+        }
+        let base_unit = match &self.settings.organizational_unit {
+            Some(unit) => unit.clone(),
+            None => {
+                let roots = orgs
+                    .list_roots()
+                    .send()
+                    .await
+                    .map_err(|e| classify("organizations:ListRoots", e))?;
+                roots
+                    .roots()
+                    .first()
+                    .and_then(|r| r.id())
+                    .map(str::to_owned)
+                    .ok_or_else(|| CloudError::Transient("ListRoots returned no root".into()))?
+            }
+        };
+        Ok(Organization {
+            management_account: management,
+            base_unit,
+        })
+    }
+
+    async fn ensure_unit(&self, parent: &str, name: &str) -> Result<String, CloudError> {
+        let orgs = self.organizations();
+        let find = || async {
+            let mut next: Option<String> = None;
+            loop {
+                let page = orgs
+                    .list_organizational_units_for_parent()
+                    .parent_id(parent)
+                    .set_next_token(next.take())
+                    .send()
+                    .await
+                    .map_err(|e| classify("organizations:ListOrganizationalUnitsForParent", e))?;
+                if let Some(id) = page
+                    .organizational_units()
+                    .iter()
+                    .find(|u| u.name() == Some(name))
+                    .and_then(|u| u.id())
+                {
+                    return Ok::<_, CloudError>(Some(id.to_owned()));
+                }
+                match page.next_token() {
+                    Some(token) => next = Some(token.to_owned()),
+                    None => return Ok(None),
+                }
+            }
+        };
+        if let Some(id) = find().await? {
+            return Ok(id);
+        }
+        match orgs
+            .create_organizational_unit()
+            .parent_id(parent)
+            .name(name)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .organizational_unit()
+                .and_then(|u| u.id())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    CloudError::Transient("CreateOrganizationalUnit returned no id".into())
+                }),
+            // Made meanwhile by another environment of the platform: that one is ours too.
+            Err(e) if is_code(&e, "DuplicateOrganizationalUnitException") => {
+                find().await?.ok_or_else(|| {
+                    CloudError::Transient(format!(
+                        "unit {name} exists under {parent} but is not listed yet"
+                    ))
+                })
+            }
+            Err(e) => Err(classify("organizations:CreateOrganizationalUnit", e)),
+        }
+    }
+
+    async fn attach_policies(&self, unit: &str, names: &[String]) -> Result<(), CloudError> {
+        use aws_sdk_organizations::types::PolicyType;
+        if names.is_empty() {
+            return Ok(());
+        }
+        let orgs = self.organizations();
+        let mut policies = HashMap::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = orgs
+                .list_policies()
+                .filter(PolicyType::ServiceControlPolicy)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("organizations:ListPolicies", e))?;
+            for policy in page.policies() {
+                if let (Some(name), Some(id)) = (policy.name(), policy.id()) {
+                    policies.insert(name.to_owned(), id.to_owned());
+                }
+            }
+            match page.next_token() {
+                Some(token) => next = Some(token.to_owned()),
+                None => break,
+            }
+        }
+        for name in names {
+            let Some(id) = policies.get(name) else {
+                return Err(CloudError::Permanent(format!(
+                    "the blueprint names the service control policy {name:?}, and the organization has none of that name: create it, or remove it from the blueprint"
+                )));
+            };
+            match orgs
+                .attach_policy()
+                .policy_id(id)
+                .target_id(unit)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_code(&e, "DuplicatePolicyAttachmentException") => {}
+                Err(e) => return Err(classify("organizations:AttachPolicy", e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn place_account(&self, account_id: &str, unit: &str) -> Result<(), CloudError> {
+        let orgs = self.organizations();
+        let parents = orgs
+            .list_parents()
+            .child_id(account_id)
+            .send()
+            .await
+            .map_err(|e| classify("organizations:ListParents", e))?;
+        let Some(current) = parents.parents().first().and_then(|p| p.id()) else {
+            return Ok(());
+        };
+        if current == unit {
+            return Ok(());
+        }
+        let moved = orgs
+            .move_account()
+            .account_id(account_id)
+            .source_parent_id(current)
+            .destination_parent_id(unit)
+            .send()
+            .await;
+        match moved {
+            Ok(_) => Ok(()),
+            // A retried move whose first attempt went through (its answer was lost): the
+            // account is where it should be.
+            Err(e) if is_code(&e, "DuplicateAccountException") => Ok(()),
+            Err(e) => Err(classify("organizations:MoveAccount", e)),
+        }
     }
 
     async fn close_account(&self, id: &str) -> Result<(), CloudError> {

@@ -53,6 +53,14 @@ pub struct Identity {
     pub arn: String,
 }
 
+/// The organization Slipway creates accounts in.
+#[derive(Debug, Clone)]
+pub struct Organization {
+    pub management_account: String,
+    /// The unit platforms' units go under: the configured one, else the organization's root.
+    pub base_unit: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct AccountSpec {
     pub name: String,
@@ -185,6 +193,27 @@ pub trait Provider: Send + Sync + 'static {
         &self,
         request_id: &str,
     ) -> impl Future<Output = Result<AccountCreation, CloudError>> + Send;
+    /// The organization, checked: Slipway must run in the management account of an
+    /// organization with all features enabled (a permanent error says what to change).
+    fn organization(&self) -> impl Future<Output = Result<Organization, CloudError>> + Send;
+    /// The unit `name` directly under `parent`: adopted by name, created if missing. Its id.
+    fn ensure_unit(
+        &self,
+        parent: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// Attaches the service control policies named to `unit`; attached ones stay as they are.
+    fn attach_policies(
+        &self,
+        unit: &str,
+        names: &[String],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Moves the account into `unit` unless it is there already.
+    fn place_account(
+        &self,
+        account: &str,
+        unit: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// Closes the account (AWS suspends it for 90 days); closing a closed one is success.
     fn close_account(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 

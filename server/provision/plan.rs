@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::cloud::{Grant, Tags, describe_object};
 use super::manifests::{self, GeneratedSecret, SecretCopy, WorkloadAccess};
 use super::versions::{self, Install};
-use crate::define::blueprint::{AccountTeardown, Blueprint, EnvironmentType};
+use crate::define::blueprint::{AccountTeardown, Blueprint, EnvironmentType, Lifecycle};
 
 /// What a request asks for, already validated against its environment type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -41,6 +41,14 @@ pub enum Action {
     CreateAccount {
         email: String,
         parent: String,
+        /// The organizational unit the account is placed in, outermost first
+        /// (`[platform, long-lived]`), under Slipway's base unit or the root. Plans made before
+        /// units existed have none and leave the account where it is.
+        #[serde(default)]
+        organizational_unit: Vec<String>,
+        /// Attached to the platform's unit (the first of `organizational_unit`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        service_control_policies: Vec<String>,
         tags: Tags,
         on_teardown: AccountTeardown,
         adopt: String,
@@ -194,6 +202,34 @@ impl std::fmt::Display for Step {
 /// environment has one team namespace, bound to the platform's developers group.
 pub const TEAM_NAMESPACE: &str = "apps";
 
+/// Which of the platform's organizational units an account goes in: the landing-zone split of
+/// shared tooling, long-lived workloads and short-lived ones, so each can carry its own SCPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountUnit {
+    Devops,
+    LongLived,
+    Ephemeral,
+}
+
+impl AccountUnit {
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountUnit::Devops => "devops",
+            AccountUnit::LongLived => "long-lived",
+            AccountUnit::Ephemeral => "ephemeral",
+        }
+    }
+}
+
+impl From<Lifecycle> for AccountUnit {
+    fn from(lifecycle: Lifecycle) -> Self {
+        match lifecycle {
+            Lifecycle::LongLived => AccountUnit::LongLived,
+            Lifecycle::Ephemeral => AccountUnit::Ephemeral,
+        }
+    }
+}
+
 /// The name of the DevOps environment (one per platform).
 pub const DEVOPS_ENVIRONMENT: &str = "devops";
 
@@ -218,6 +254,7 @@ pub fn build(input: &PlanInput<'_>, env: &EnvironmentType) -> Vec<PlanStep> {
     steps(
         input,
         &account,
+        env.lifecycle.into(),
         &env.name,
         &env.kubernetes_version,
         Bootstrapped {
@@ -269,6 +306,7 @@ pub fn build_devops(
     let plan = steps(
         &input,
         &blueprint.accounts.devops,
+        AccountUnit::Devops,
         DEVOPS_ENVIRONMENT,
         &blueprint.devops.kubernetes_version,
         Bootstrapped {
@@ -299,6 +337,7 @@ struct Bootstrapped {
 fn steps(
     input: &PlanInput<'_>,
     account: &str,
+    unit: AccountUnit,
     environment_type: &str,
     kubernetes_version: &str,
     bootstrap: Bootstrapped,
@@ -329,6 +368,8 @@ fn steps(
             Action::CreateAccount {
                 email: format!("{account}@{}", input.account_email_domain),
                 parent: bp.accounts.parent.clone(),
+                organizational_unit: vec![input.platform_slug.to_owned(), unit.name().to_owned()],
+                service_control_policies: bp.accounts.service_control_policies.clone(),
                 tags: tags.clone(),
                 on_teardown: bp.accounts.on_teardown,
                 adopt: "an account with this name and Slipway's tags is adopted, not created again"
@@ -500,6 +541,43 @@ mod tests {
             plan,
             plan_for("perf", &["kafka"]),
             "the same input, the same plan"
+        );
+    }
+
+    #[test]
+    fn each_account_goes_in_its_platforms_unit_for_its_kind_under_the_blueprints_policies() {
+        let unit_of = |plan: &[PlanStep]| match &plan[0].action {
+            Action::CreateAccount {
+                organizational_unit,
+                service_control_policies,
+                ..
+            } => (
+                organizational_unit.clone(),
+                service_control_policies.clone(),
+            ),
+            other => panic!("the plan starts with the account: {other:?}"),
+        };
+        let none: Vec<String> = vec![];
+        assert_eq!(
+            unit_of(&plan_for("perf", &[])),
+            (
+                vec!["shop".to_owned(), "ephemeral".to_owned()],
+                none.clone()
+            )
+        );
+        assert_eq!(
+            unit_of(&plan_for("dev", &[])),
+            (vec!["shop".to_owned(), "long-lived".to_owned()], none)
+        );
+        let mut bp = Blueprint::from_template("shop", None);
+        bp.accounts.service_control_policies = vec!["deny-leaving-organization".into()];
+        let (_, devops) = build_devops("shop", &bp, "example.com");
+        assert_eq!(
+            unit_of(&devops),
+            (
+                vec!["shop".to_owned(), "devops".to_owned()],
+                vec!["deny-leaving-organization".to_owned()]
+            )
         );
     }
 

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::cloud::{
     AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterApi, ClusterSpec,
-    Network, Nodegroup, NodegroupSpec, OWNER_TAG, PolicyDocument, Provider, Status, Tags,
-    WorkloadIdentitySpec,
+    Network, Nodegroup, NodegroupSpec, OWNER_TAG, Organization, PolicyDocument, Provider, Status,
+    Tags, WorkloadIdentitySpec,
 };
 use super::manifests::{GeneratedSecret, SecretCopy};
 use super::plan::{Action, PlanStep, PlannedOutputs, Step};
@@ -371,30 +371,99 @@ async fn account<P: Provider>(
     ctx: &StepContext,
     t: &Target,
 ) -> Result<(), StepError> {
-    if let Some(id) = t.output("account_id") {
-        ctx.log(&format!("account {id} was created by an earlier attempt"))
-            .await?;
-        return Ok(());
-    }
-    let (name, email, tags) = t.planned("organizations:CreateAccount", |s| match s.action {
-        Action::CreateAccount { email, tags, .. } => Some((s.resource, email, tags)),
-        _ => None,
-    })?;
-    let spec = AccountSpec {
-        name: name.clone(),
-        email,
-        tags: t.owned_tags(tags),
+    let (name, email, tags, unit, policies) =
+        t.planned("organizations:CreateAccount", |s| match s.action {
+            Action::CreateAccount {
+                email,
+                tags,
+                organizational_unit,
+                service_control_policies,
+                ..
+            } => Some((
+                s.resource,
+                email,
+                tags,
+                organizational_unit,
+                service_control_policies,
+            )),
+            _ => None,
+        })?;
+    // Before anything is created: Slipway must be the organization's management account.
+    let organization = p.organization().await?;
+    let account_id = match t.output("account_id") {
+        Some(id) => {
+            ctx.log(&format!("account {id} was created by an earlier attempt"))
+                .await?;
+            id
+        }
+        None => {
+            let spec = AccountSpec {
+                name: name.clone(),
+                email,
+                tags: t.owned_tags(tags),
+            };
+            obtain_account(p, r, ctx, t, &spec).await?
+        }
     };
+    // On every path, the adopted and the earlier attempt's included: an account outside its
+    // unit escapes the unit's service control policies.
+    if let Some(path) = place_account(p, ctx, &organization, &account_id, &unit, &policies).await? {
+        r.set_outputs(t.id, json!({ "organizational_unit": path }))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The units of `path` under the organization's base unit (created or adopted, with the
+/// blueprint's SCPs on the first, the platform's), and the account moved into the last.
+/// Returns the path as shown (`shop/long-lived`), or `None` for a plan without units.
+async fn place_account<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    organization: &Organization,
+    account: &str,
+    path: &[String],
+    policies: &[String],
+) -> Result<Option<String>, StepError> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let mut unit = organization.base_unit.clone();
+    for (depth, name) in path.iter().enumerate() {
+        unit = p.ensure_unit(&unit, name).await?;
+        if depth == 0 {
+            p.attach_policies(&unit, policies).await?;
+        }
+    }
+    p.place_account(account, &unit).await?;
+    let shown = path.join("/");
+    ctx.log(&format!(
+        "account {account} is in organizational unit {shown} ({unit})"
+    ))
+    .await?;
+    Ok(Some(shown))
+}
+
+/// The environment's account: a request in flight followed, an account of ours adopted, or a
+/// new one created. Records its id.
+async fn obtain_account<P: Provider>(
+    p: &P,
+    r: &Runner,
+    ctx: &StepContext,
+    t: &Target,
+    spec: &AccountSpec,
+) -> Result<String, StepError> {
+    let name = &spec.name;
     // A request in flight first (accounts being created are not listed yet), then the list.
     let pending = match ctx.recorded("account_request").await? {
         Some(request) => Some(request),
-        None => p.pending_account_request(&name).await?,
+        None => p.pending_account_request(name).await?,
     };
     let account_id = if let Some(request) = pending {
         ctx.log(&format!("following account request {request}"))
             .await?;
-        creation(p, ctx, &request, &spec).await?
-    } else if let Some(existing) = p.find_account(&name).await? {
+        creation(p, ctx, &request, spec).await?
+    } else if let Some(existing) = p.find_account(name).await? {
         if !t.owned(&existing.tags) {
             return Err(StepError::Permanent(format!(
                 "an account named {name} ({}) exists and is not this environment's; rename the environment or retire that account",
@@ -405,21 +474,22 @@ async fn account<P: Provider>(
             .await?;
         existing.id
     } else {
-        let request = p.create_account(&spec).await?;
+        let request = p.create_account(spec).await?;
         ctx.record("account_request", &request).await?;
         ctx.log(&format!(
             "CreateAccount {name} <{}>: request {request}",
             spec.email
         ))
         .await?;
-        creation(p, ctx, &request, &spec).await?
+        creation(p, ctx, &request, spec).await?
     };
     ctx.record("account_id", &account_id).await?;
     r.set_outputs(
         t.id,
         json!({ "account_id": account_id, "account_name": name }),
     )
-    .await
+    .await?;
+    Ok(account_id)
 }
 
 /// Waits for the CreateAccount `request`. A failed request is forgotten, so the next attempt

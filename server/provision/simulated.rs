@@ -11,13 +11,15 @@ use sqlx::PgPool;
 
 use super::cloud::{
     Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, CloudError, Cluster,
-    ClusterApi, ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec, Provider, Status, Tags,
-    WorkloadIdentity, WorkloadIdentitySpec, describe_object,
+    ClusterApi, ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec, Organization, Provider,
+    Status, Tags, WorkloadIdentity, WorkloadIdentitySpec, describe_object,
 };
 use super::manifests::{GeneratedSecret, SecretCopy};
 
 /// The simulated management account.
 pub const MANAGEMENT_ACCOUNT: &str = "000000000000";
+/// The simulated organization's root.
+const SIMULATED_ROOT: &str = "r-sim";
 
 #[derive(Clone)]
 pub struct SimulatedCloud {
@@ -260,6 +262,50 @@ impl Provider for SimulatedCloud {
             Some((_, true)) => AccountCreation::InProgress,
             Some((id, false)) => AccountCreation::Succeeded(id),
         })
+    }
+
+    async fn organization(&self) -> Result<Organization, CloudError> {
+        self.fault("organizations:DescribeOrganization").await?;
+        Ok(Organization {
+            management_account: MANAGEMENT_ACCOUNT.into(),
+            base_unit: SIMULATED_ROOT.into(),
+        })
+    }
+
+    async fn ensure_unit(&self, parent: &str, name: &str) -> Result<String, CloudError> {
+        self.fault("organizations:CreateOrganizationalUnit").await?;
+        // The unit's id is its path: found again by the same parent and name.
+        let id = format!("{parent}/{name}");
+        self.insert(NewResource {
+            kind: "unit",
+            id: &id,
+            name,
+            request_id: None,
+            tags: &Tags::new(),
+            body: json!({ "parent": parent }),
+            delay_ms: 0,
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// The simulated organization has every policy asked for.
+    async fn attach_policies(&self, _unit: &str, _names: &[String]) -> Result<(), CloudError> {
+        self.fault("organizations:AttachPolicy").await
+    }
+
+    async fn place_account(&self, account: &str, unit: &str) -> Result<(), CloudError> {
+        self.fault("organizations:MoveAccount").await?;
+        sqlx::query(
+            "UPDATE simulated_resource SET body = body || jsonb_build_object('unit', $2::text)
+             WHERE kind = 'account' AND id = $1",
+        )
+        .bind(account)
+        .bind(unit)
+        .execute(&self.db)
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 
     async fn close_account(&self, id: &str) -> Result<(), CloudError> {

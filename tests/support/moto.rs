@@ -136,7 +136,8 @@ impl Moto {
         aws_sdk_iam::Client::new(&self.config_in(account).await)
     }
 
-    async fn config_in(&self, account: &str) -> SdkConfig {
+    /// The SDK configuration of Slipway's access role in member `account`.
+    pub async fn config_in(&self, account: &str) -> SdkConfig {
         let out = aws_sdk_sts::Client::new(&self.sdk_config().await)
             .assume_role()
             .role_arn(format!(
@@ -159,6 +160,68 @@ impl Moto {
             .into_builder()
             .region(Region::new("eu-west-1"))
             .build()
+    }
+
+    /// The names of the organizational units `account` is in, outermost first (the root left
+    /// out).
+    pub async fn unit_path_of(&self, account: &str) -> Vec<String> {
+        let orgs = aws_sdk_organizations::Client::new(&self.sdk_config().await);
+        let mut path = vec![];
+        let mut child = account.to_owned();
+        loop {
+            let parents = orgs.list_parents().child_id(&child).send().await.unwrap();
+            let parent = &parents.parents()[0];
+            if parent.r#type().map(|t| t.as_str()) == Some("ROOT") {
+                path.reverse();
+                return path;
+            }
+            let id = parent.id().unwrap().to_owned();
+            let unit = orgs
+                .describe_organizational_unit()
+                .organizational_unit_id(&id)
+                .send()
+                .await
+                .unwrap();
+            path.push(
+                unit.organizational_unit()
+                    .unwrap()
+                    .name()
+                    .unwrap()
+                    .to_owned(),
+            );
+            child = id;
+        }
+    }
+
+    /// A service control policy named `name` in the organization (allowing everything).
+    pub async fn create_scp(&self, name: &str) {
+        aws_sdk_organizations::Client::new(&self.sdk_config().await)
+            .create_policy()
+            .name(name)
+            .description("test")
+            .r#type(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+            .content(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+            .send()
+            .await
+            .expect("CreatePolicy on moto");
+    }
+
+    /// The names of the service control policies attached to `target`.
+    pub async fn policies_on(&self, target: &str) -> Vec<String> {
+        let out = aws_sdk_organizations::Client::new(&self.sdk_config().await)
+            .list_policies_for_target()
+            .target_id(target)
+            .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+            .send()
+            .await
+            .unwrap();
+        let mut names: Vec<String> = out
+            .policies()
+            .iter()
+            .filter_map(|p| p.name().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
     }
 
     /// Clusters and their node groups in `account`.
@@ -255,17 +318,43 @@ pub struct CrashProxy {
 }
 
 struct ProxyState {
-    /// (method, path) of the call after which to kill.
-    trigger: (String, String),
+    /// Whether a call (its request head) is the one after which to kill.
+    trigger: Box<dyn Fn(&axum::http::request::Parts) -> bool + Send>,
     victim: Option<u32>,
     kills: usize,
 }
 
 impl CrashProxy {
+    /// Kills after the call of `method` on `path` (REST services such as EKS).
     pub async fn start(upstream: &str, method: &str, path: &str) -> CrashProxy {
+        let (method, path) = (method.to_owned(), path.to_owned());
+        Self::start_after(upstream, move |parts| {
+            parts.method == method.as_str() && parts.uri.path() == path
+        })
+        .await
+    }
+
+    /// Kills after the call of a JSON-protocol operation named by its `X-Amz-Target`, such as
+    /// `AWSOrganizationsV20161128.CreateAccount`.
+    pub async fn start_after_operation(upstream: &str, target: &str) -> CrashProxy {
+        let target = target.to_owned();
+        Self::start_after(upstream, move |parts| {
+            parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                == Some(&target)
+        })
+        .await
+    }
+
+    async fn start_after(
+        upstream: &str,
+        trigger: impl Fn(&axum::http::request::Parts) -> bool + Send + 'static,
+    ) -> CrashProxy {
         use axum::extract::Request;
         let state = std::sync::Arc::new(std::sync::Mutex::new(ProxyState {
-            trigger: (method.to_owned(), path.to_owned()),
+            trigger: Box::new(trigger),
             victim: None,
             kills: 0,
         }));
@@ -282,8 +371,7 @@ impl CrashProxy {
                 let answer = relay(&client, &upstream, &parts, body).await;
                 {
                     let mut state = state.lock().unwrap();
-                    let hit =
-                        state.trigger == (parts.method.to_string(), parts.uri.path().to_owned());
+                    let hit = (state.trigger)(&parts);
                     if let Some(pid) = state.victim.filter(|_| hit) {
                         state.victim = None;
                         nix::sys::signal::kill(

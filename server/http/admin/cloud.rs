@@ -40,7 +40,7 @@ fn cloud_settings(state: &AppState) -> Vec<(&'static str, String)> {
         ("Credentials", "the standard AWS chain: environment, profile (AWS_PROFILE), web identity, instance role".to_owned()),
         ("Endpoint (AWS_ENDPOINT_URL)", std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into())),
         ("Assumed role (aws_role_arn)", or(&aws.role_arn, "none: the chain's own identity")),
-        ("Organisational unit for new accounts (aws_organizational_unit)", or(&aws.organizational_unit, "the organisation's root")),
+        ("Organisational unit the platforms' units go under (aws_organizational_unit)", or(&aws.organizational_unit, "the organisation's root")),
         ("Access role in member accounts (aws_member_role_name)", aws.member_role_name.clone()),
         ("EKS cluster role (aws_cluster_role_name)", aws.cluster_role_name.clone()),
         ("EKS node role (aws_node_role_name)", aws.node_role_name.clone()),

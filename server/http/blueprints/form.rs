@@ -338,6 +338,11 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                     "Account on teardown",
                     Kind::Select(&["close", "retain"]),
                 ),
+                s(
+                    "accounts.service_control_policies",
+                    "Service control policies on the platform's unit (names, comma-separated)",
+                    Kind::List,
+                ),
             ],
             None,
         ),
