@@ -400,13 +400,22 @@ async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_lea
     let env = w.until_job_finished(&id, Duration::from_secs(10)).await;
     assert_eq!(
         step_states(&env),
-        ["kubernetes", "nodegroup", "cluster", "account", "finish"]
-            .map(|s| (s.to_owned(), "completed".to_owned()))
+        [
+            "kubernetes",
+            "nodegroup",
+            "cluster",
+            "network",
+            "account",
+            "finish"
+        ]
+        .map(|s| (s.to_owned(), "completed".to_owned()))
     );
+    // The platform's organizational units stay: other environments of the platform use them.
     assert_eq!(
         count(
             pool,
-            "SELECT count(*) FROM simulated_resource WHERE gone_at IS NULL OR gone_at > now()"
+            "SELECT count(*) FROM simulated_resource
+             WHERE kind <> 'unit' AND (gone_at IS NULL OR gone_at > now())"
         )
         .await,
         0,
@@ -491,6 +500,43 @@ async fn aws_provisioning_creates_exactly_the_planned_resources_and_teardown_rem
     );
     assert_eq!(env["outputs"]["organizational_unit"], "shop/long-lived");
     assert_eq!(env["outputs"]["cloud"], "AWS");
+    // Its own VPC: the platform range's first /16, subnets in two zones, a private endpoint.
+    let ec2 = moto.ec2_in(account).await;
+    let ours = [("tag:slipway:environment-id", id.as_str())];
+    let vpcs = ec2.describe("DescribeVpcs", "vpcSet", &ours).await.unwrap();
+    assert_eq!(vpcs.len(), 1, "one VPC");
+    assert_eq!(vpcs[0].get("cidrBlock").unwrap(), "10.64.0.0/16");
+    let subnets = ec2.describe_subnets(&ours).await.unwrap();
+    assert_eq!(subnets.len(), 4, "a private and a public subnet per zone");
+    let zones: std::collections::BTreeSet<&str> = subnets
+        .iter()
+        .map(|s| s.availability_zone.as_str())
+        .collect();
+    assert_eq!(zones.len(), 2, "two zones: {zones:?}");
+    let nats = ec2
+        .describe("DescribeNatGateways", "natGatewaySet", &ours)
+        .await
+        .unwrap();
+    assert_eq!(nats.len(), 1, "one NAT gateway");
+    let described = moto
+        .eks_in(account)
+        .await
+        .describe_cluster()
+        .name("shop-payments")
+        .send()
+        .await
+        .unwrap();
+    let vpc_config = described.cluster().unwrap().resources_vpc_config().unwrap();
+    assert!(vpc_config.endpoint_private_access());
+    assert!(
+        !vpc_config.endpoint_public_access(),
+        "the template lists no public ranges: private only"
+    );
+    let mut cluster_subnets = vpc_config.subnet_ids().to_vec();
+    cluster_subnets.sort();
+    let mut all: Vec<String> = subnets.iter().map(|s| s.id.clone()).collect();
+    all.sort();
+    assert_eq!(cluster_subnets, all);
     assert_eq!(
         moto.clusters_in(account).await,
         [(
@@ -688,6 +734,18 @@ async fn aws_provisioning_creates_exactly_the_planned_resources_and_teardown_rem
         moto.clusters_in(account).await.is_empty(),
         "no cluster is left"
     );
+    for (action, set) in [
+        ("DescribeVpcs", "vpcSet"),
+        ("DescribeSubnets", "subnetSet"),
+        ("DescribeInternetGateways", "internetGatewaySet"),
+        ("DescribeAddresses", "addressesSet"),
+        ("DescribeRouteTables", "routeTableSet"),
+    ] {
+        assert!(
+            ec2.describe(action, set, &ours).await.unwrap().is_empty(),
+            "{action}: nothing of the VPC is left"
+        );
+    }
     let accounts = moto.accounts().await;
     let (_, _, state) = account_of(&accounts, "shop-payments")[0];
     assert_ne!(state, "ACTIVE", "the account is closed");
@@ -1381,9 +1439,15 @@ async fn drill_concurrent_provisionings_survive_workers_killed_at_random() {
 
     let accounts = moto.accounts().await;
     let mut reattempted = 0;
+    let mut ranges = std::collections::BTreeSet::new();
     for (n, id) in ids.iter().enumerate() {
         let env = w.environment(id).await;
         assert_eq!(env["state"], "ready", "{env}");
+        let range = env["outputs"]["network"]["cidr"].as_str().unwrap().to_owned();
+        assert!(
+            ranges.insert(range.clone()),
+            "no two environments of the platform share a VPC range: {range}"
+        );
         let name = format!("shop-drill-{n}");
         let mine = account_of(&accounts, &name);
         assert_eq!(mine.len(), 1, "one account for {name}: {accounts:?}");

@@ -50,6 +50,53 @@ pub struct Blueprint {
     pub security: Security,
     #[serde(default)]
     pub connected_services: Vec<ConnectedService>,
+    #[serde(default)]
+    pub network: Network,
+}
+
+/// Each environment's VPC: its range carved from the platform's, and who reaches its cluster's
+/// API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// The IPv4 range the platform's environment VPCs are carved from; no two environments of
+    /// the platform get overlapping ones.
+    pub cidr: ipnet::Ipv4Net,
+    /// The size of each environment's VPC (16 gives 65,536 addresses; 16 to 24).
+    pub environment_prefix_length: u8,
+    /// The ranges allowed to reach each cluster's public API endpoint (Slipway's own address
+    /// among them). Empty: the endpoint is private, reachable only from inside the VPC.
+    #[serde(default)]
+    pub api_public_cidrs: Vec<ipnet::Ipv4Net>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            cidr: "10.64.0.0/10".parse().expect("a valid range"),
+            environment_prefix_length: 16,
+            api_public_cidrs: Vec::new(),
+        }
+    }
+}
+
+impl Network {
+    /// How many environment VPCs the platform's range holds.
+    pub fn environment_slots(&self) -> u32 {
+        let spare = u32::from(
+            self.environment_prefix_length
+                .saturating_sub(self.cidr.prefix_len()),
+        );
+        1u32.checked_shl(spare).unwrap_or(u32::MAX)
+    }
+
+    /// The VPC range of the environment in `slot` (0, 1, …), if the platform's range has it.
+    pub fn environment_cidr(&self, slot: u32) -> Option<ipnet::Ipv4Net> {
+        self.cidr
+            .subnets(self.environment_prefix_length)
+            .ok()?
+            .nth(usize::try_from(slot).ok()?)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -424,6 +471,35 @@ impl Blueprint {
                 );
             }
         }
+        let network = &self.network;
+        // At most 65,536 environment ranges: the slot is chosen among them in the database.
+        if !(16..=24).contains(&network.environment_prefix_length)
+            || network.environment_prefix_length < network.cidr.prefix_len()
+            || network.environment_prefix_length - network.cidr.prefix_len() > 16
+        {
+            errors.add(
+                "network.environment_prefix_length",
+                format!(
+                    "Use 16 to 24, no less than the platform range's /{0} and at most /{1}.",
+                    network.cidr.prefix_len(),
+                    network.cidr.prefix_len() + 16
+                ),
+            );
+        }
+        if network.cidr.network() != network.cidr.addr() {
+            errors.add(
+                "network.cidr",
+                format!("Use the range's first address: {}.", network.cidr.trunc()),
+            );
+        }
+        for (i, range) in network.api_public_cidrs.iter().enumerate() {
+            if range.network() != range.addr() {
+                errors.add(
+                    &format!("network.api_public_cidrs[{i}]"),
+                    format!("Use the range's first address: {}.", range.trunc()),
+                );
+            }
+        }
         for (i, name) in self.accounts.service_control_policies.iter().enumerate() {
             // Organizations' limits for a policy name; a comma would split it in the form's list.
             if name.trim().is_empty()
@@ -694,6 +770,32 @@ impl Blueprint {
                 format!(", mutual TLS {mtls}")
             } else {
                 String::new()
+            }
+        );
+        let network = &self.network;
+        let _ = writeln!(md, "## Network\n");
+        let _ = writeln!(
+            md,
+            "- A VPC per environment: a /{} from `{}` ({} environments at most), private subnets for nodes and public ones for load balancers in two zones, a NAT gateway",
+            network.environment_prefix_length,
+            network.cidr,
+            network.environment_slots()
+        );
+        let _ = writeln!(
+            md,
+            "- Cluster API: private{}\n",
+            if network.api_public_cidrs.is_empty() {
+                " only".to_owned()
+            } else {
+                format!(
+                    ", and public from {}",
+                    network
+                        .api_public_cidrs
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
         );
         let _ = writeln!(md, "## Security\n");

@@ -430,26 +430,37 @@ mod tests {
                 "      min_size: 2\n      max_size: 6\n",
                 "      min_size: 2\n      colour: blue\n      max_size: 6\n",
                 "environment_types[0].node_group.colour",
-                format!("Line {}, column 7: Unknown field `colour`, expected one of `instance_types`, `min_size`, `max_size`.", line + 1),
+                format!(
+                    "Line {}, column 7: Unknown field `colour`, expected one of `instance_types`, `min_size`, `max_size`.",
+                    line + 1
+                ),
             ),
             // The wrong type in a list item.
             (
                 "[m6i.large, m6i.xlarge]",
                 "[m6i.large, {size: 2}]",
                 "environment_types[0].node_group.instance_types[1]",
-                format!("Line {}, column 35: Invalid type: map, expected a string.", line - 1),
+                format!(
+                    "Line {}, column 35: Invalid type: map, expected a string.",
+                    line - 1
+                ),
             ),
             (
                 "      min_size: 2\n      max_size: 6\n",
                 "      min_size: two\n      max_size: 6\n",
                 "environment_types[0].node_group.min_size",
-                format!("Line {line}, column 17: Invalid type: string \"two\", expected a whole number (0 or more)."),
+                format!(
+                    "Line {line}, column 17: Invalid type: string \"two\", expected a whole number (0 or more)."
+                ),
             ),
             (
                 "environment_types:\n",
                 "environment_types:\n  - dev\n",
                 "environment_types[0]",
-                "Line 22, column 5: Invalid type: string \"dev\", expected a mapping of fields (`key: value` lines).".to_owned(),
+                format!(
+                    "Line {}, column 5: Invalid type: string \"dev\", expected a mapping of fields (`key: value` lines).",
+                    line_of("environment_types:") + 1
+                ),
             ),
         ];
         for (from, to, field, message) in cases {

@@ -97,6 +97,37 @@ impl EnvironmentOwner for Owner {
         })
     }
 
+    fn network_slot(&self, id: Uuid, slots: u32) -> BoxFuture<'_, Result<Option<u32>, StepError>> {
+        Box::pin(async move {
+            // Two environments choosing at once may pick the same slot: the unique index
+            // refuses the second, which then chooses again.
+            for _ in 0..5 {
+                let taken: Result<Option<Option<i32>>, sqlx::Error> = sqlx::query_scalar(
+                    "UPDATE environment e SET network_slot = coalesce(e.network_slot, (
+                         SELECT min(s) FROM generate_series(0, $2::int - 1) s
+                         WHERE NOT EXISTS (
+                             SELECT 1 FROM environment o
+                             WHERE o.platform_id = e.platform_id AND o.network_slot = s
+                               AND o.state NOT IN ('rejected', 'cancelled', 'expired', 'torn_down'))))
+                     WHERE e.id = $1
+                     RETURNING e.network_slot",
+                )
+                .bind(id)
+                .bind(i32::try_from(slots).unwrap_or(i32::MAX))
+                .fetch_optional(&self.db)
+                .await;
+                match taken {
+                    Ok(slot) => return Ok(slot.flatten().map(|s| s as u32)),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                    Err(e) => return Err(step_error(e.into())),
+                }
+            }
+            Err(StepError::Transient(
+                "choosing a network range raced with other environments; trying again".into(),
+            ))
+        })
+    }
+
     fn failed(&self, id: Uuid, job: i64, error: String) -> BoxFuture<'_, Result<(), StepError>> {
         Box::pin(async move {
             lifecycle::mark_failed(&self.db, EnvironmentId(id), job, &error, &self.base_url)

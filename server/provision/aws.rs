@@ -15,8 +15,8 @@ use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 
 use super::cloud::{
     Account, AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterSpec,
-    Identity, Network, Nodegroup, NodegroupSpec, Organization, Provider, Status, Tags,
-    WorkloadIdentity, WorkloadIdentitySpec,
+    EndpointAccess, Identity, Network, Nodegroup, NodegroupSpec, Organization, Provider, Status,
+    Tags, WorkloadIdentity, WorkloadIdentitySpec,
 };
 use super::kubernetes::{self, ClusterEndpoint};
 
@@ -172,6 +172,19 @@ where
     }
 }
 
+/// The cluster's subnets and who reaches its API endpoint.
+fn vpc_config(spec: &ClusterSpec) -> VpcConfigRequest {
+    let config = VpcConfigRequest::builder().set_subnet_ids(Some(spec.network.subnets.clone()));
+    match &spec.endpoint {
+        EndpointAccess::Open => config,
+        EndpointAccess::Restricted { public_cidrs } => config
+            .endpoint_private_access(true)
+            .endpoint_public_access(!public_cidrs.is_empty())
+            .set_public_access_cidrs((!public_cidrs.is_empty()).then(|| public_cidrs.clone())),
+    }
+    .build()
+}
+
 fn tag_map(tags: &Tags) -> HashMap<String, String> {
     tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
@@ -302,6 +315,14 @@ impl AwsCloud {
     fn iam(&self, session: &MemberSession, region: &str) -> aws_sdk_iam::Client {
         let config = aws_sdk_iam::config::Builder::from(&self.member_config(session, region));
         aws_sdk_iam::Client::from_conf(config.interceptor(TracedOperation).build())
+    }
+
+    fn ec2(&self, session: &MemberSession, region: &str) -> super::ec2::Ec2 {
+        super::ec2::Ec2::new(
+            region,
+            session.credentials.clone(),
+            self.base.endpoint_url(),
+        )
     }
 
     fn role_arn(&self, account: &str, role: &str) -> String {
@@ -788,8 +809,9 @@ impl Provider for AwsCloud {
         &self,
         session: &MemberSession,
         region: &str,
-        tags: &Tags,
+        vpc: &super::vpc::VpcRequest,
     ) -> Result<Network, CloudError> {
+        let tags = &vpc.tags;
         let iam = self.iam(session, region);
         let settings = &self.settings;
         let cluster_role_arn = self
@@ -818,35 +840,48 @@ impl Provider for AwsCloud {
                 tags,
             )
             .await?;
-        let ec2 = super::ec2::Ec2::new(
-            region,
-            session.credentials.clone(),
-            self.base.endpoint_url(),
-        );
-        let mut subnets = vec![];
-        for wanted in [("tag:slipway:eks", "true"), ("default-for-az", "true")] {
-            subnets = ec2
-                .describe_subnets(&[wanted])
-                .await?
-                .into_iter()
-                .map(|subnet| subnet.id)
-                .collect();
-            if !subnets.is_empty() {
-                break;
+        let ec2 = self.ec2(session, region);
+        let mut tagged: Vec<String> = ec2
+            .describe_subnets(&[("tag:slipway:eks", "true")])
+            .await?
+            .into_iter()
+            .map(|subnet| subnet.id)
+            .collect();
+        tagged.sort();
+        if !tagged.is_empty() {
+            if tagged.len() < 2 {
+                return Err(CloudError::Permanent(format!(
+                    "account {} has one subnet tagged slipway:eks=true in {region}; EKS needs two or more in different zones (or none tagged, and Slipway builds the environment's VPC)",
+                    session.account_id
+                )));
             }
+            return Ok(Network {
+                cluster_role_arn,
+                node_role_arn,
+                node_subnets: tagged.clone(),
+                subnets: tagged,
+                vpc_id: None,
+                cidr: None,
+            });
         }
-        subnets.sort();
-        if subnets.len() < 2 {
-            return Err(CloudError::Permanent(format!(
-                "account {} has fewer than two subnets for EKS in {region}: tag two or more subnets in different zones `slipway:eks=true`, or keep the default VPC",
-                session.account_id
-            )));
-        }
+        let built = super::vpc::ensure(&ec2, vpc).await?;
         Ok(Network {
             cluster_role_arn,
             node_role_arn,
-            subnets,
+            subnets: [built.private_subnets.clone(), built.public_subnets].concat(),
+            node_subnets: built.private_subnets,
+            vpc_id: Some(built.id),
+            cidr: Some(vpc.cidr.to_string()),
         })
+    }
+
+    async fn delete_network(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        tags: &Tags,
+    ) -> Result<Vec<String>, CloudError> {
+        super::vpc::delete(&self.ec2(session, region), tags).await
     }
 
     async fn find_cluster(
@@ -892,11 +927,7 @@ impl Provider for AwsCloud {
             .name(&spec.name)
             .version(&spec.version)
             .role_arn(&spec.network.cluster_role_arn)
-            .resources_vpc_config(
-                VpcConfigRequest::builder()
-                    .set_subnet_ids(Some(spec.network.subnets.clone()))
-                    .build(),
-            )
+            .resources_vpc_config(vpc_config(spec))
             .client_request_token(&spec.request_token)
             .set_tags(Some(tag_map(&spec.tags)))
             .send()
@@ -967,7 +998,7 @@ impl Provider for AwsCloud {
             .cluster_name(&spec.cluster)
             .nodegroup_name(&spec.name)
             .node_role(&spec.network.node_role_arn)
-            .set_subnets(Some(spec.network.subnets.clone()))
+            .set_subnets(Some(spec.network.nodes().to_vec()))
             .instance_types(&spec.instance_type)
             .scaling_config(scaling)
             .client_request_token(&spec.request_token)

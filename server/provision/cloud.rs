@@ -112,7 +112,37 @@ impl Status {
 pub struct Network {
     pub cluster_role_arn: String,
     pub node_role_arn: String,
+    /// The cluster's subnets: private and public, so load balancers can use the public ones.
     pub subnets: Vec<String>,
+    /// The nodes' subnets (private). Empty in records made before Slipway built VPCs: the
+    /// nodes use `subnets` then.
+    #[serde(default)]
+    pub node_subnets: Vec<String>,
+    /// The VPC Slipway built; `None` when it uses subnets tagged `slipway:eks=true`.
+    #[serde(default)]
+    pub vpc_id: Option<String>,
+    /// The VPC's range.
+    #[serde(default)]
+    pub cidr: Option<String>,
+}
+
+impl Network {
+    pub fn nodes(&self) -> &[String] {
+        if self.node_subnets.is_empty() {
+            &self.subnets
+        } else {
+            &self.node_subnets
+        }
+    }
+}
+
+/// Who reaches a cluster's API endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointAccess {
+    /// Private, and public from these ranges only (none: private only).
+    Restricted { public_cidrs: Vec<String> },
+    /// Public to anyone, EKS's default: plans made before endpoint access was planned.
+    Open,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +150,7 @@ pub struct ClusterSpec {
     pub name: String,
     pub version: String,
     pub network: Network,
+    pub endpoint: EndpointAccess,
     /// Idempotency token for EKS, derived from the job.
     pub request_token: String,
     pub tags: Tags,
@@ -224,13 +255,22 @@ pub trait Provider: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Session, CloudError>> + Send;
 
     /// The account's EKS cluster and node roles (created if missing, adopted if there) and the
-    /// subnets to use: those tagged `slipway:eks=true`, else the default VPC's.
+    /// subnets to use: those tagged `slipway:eks=true` when the account has them, else the
+    /// environment's own VPC, built as `vpc` asks ([`super::vpc`]).
     fn prepare_network(
         &self,
         session: &Self::Session,
         region: &str,
-        tags: &Tags,
+        vpc: &super::vpc::VpcRequest,
     ) -> impl Future<Output = Result<Network, CloudError>> + Send;
+    /// Deletes the VPC built for the environment tagged `tags` (nothing when it has none);
+    /// returns what is still being deleted, empty once all is gone.
+    fn delete_network(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        tags: &Tags,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
 
     fn find_cluster(
         &self,

@@ -1,6 +1,6 @@
 //! EC2 through its Query API, signed with SigV4 (`aws-sigv4`, already used for EKS tokens).
 //!
-//! Slipway reads subnets and nothing else from EC2. The `aws-sdk-ec2` crate generates code for
+//! Slipway builds each environment's VPC with it (see [`super::vpc`]). The `aws-sdk-ec2` crate generates code for
 //! every one of EC2's several hundred operations (88 MB of source) and was 237 s of an 11-minute
 //! cold release build, more than a third of it; this client is one signed form POST and an XML
 //! reader. It follows the SDK's rules for what matters here: the same credentials and region,
@@ -25,6 +25,17 @@ pub struct Subnet {
     pub id: String,
     pub vpc_id: String,
     pub availability_zone: String,
+}
+
+/// Whether a call may be sent again after a failure whose effect is unknown (a timeout, a
+/// 5xx, a lost answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Reads, and changes that are the same done twice.
+    Safe,
+    /// Creations without an idempotency token: repeated, they could make a second resource.
+    /// The caller's next attempt looks for what the first made instead.
+    OnlyIfRefused,
 }
 
 /// EC2 in one account and region.
@@ -60,38 +71,140 @@ impl Ec2 {
         &self,
         filters: &[(&str, &str)],
     ) -> Result<Vec<Subnet>, CloudError> {
+        self.describe("DescribeSubnets", "subnetSet", filters)
+            .await?
+            .iter()
+            .map(|item| {
+                Ok(Subnet {
+                    id: item.get("subnetId")?,
+                    vpc_id: item.get("vpcId")?,
+                    availability_zone: item.get("availabilityZone")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The items of `set` that `action` lists with every filter (`name`, `value`), all pages.
+    pub async fn describe(
+        &self,
+        action: &str,
+        set: &str,
+        filters: &[(&str, &str)],
+    ) -> Result<Vec<Item>, CloudError> {
         let mut params = vec![];
         for (n, (name, value)) in filters.iter().enumerate() {
             let n = n + 1;
             params.push((format!("Filter.{n}.Name"), (*name).to_owned()));
             params.push((format!("Filter.{n}.Value.1"), (*value).to_owned()));
         }
-        let mut subnets = vec![];
+        let mut items = vec![];
         let mut next_token: Option<String> = None;
         loop {
             let mut page = params.clone();
             if let Some(token) = &next_token {
                 page.push(("NextToken".to_owned(), token.clone()));
             }
-            let body = self.call("DescribeSubnets", &page).await?;
-            let (items, token) =
-                parse_items(&body, "subnetSet").map_err(|e| unreadable("DescribeSubnets", &e))?;
-            for item in items {
-                subnets.push(Subnet {
-                    id: item.get("subnetId")?,
-                    vpc_id: item.get("vpcId")?,
-                    availability_zone: item.get("availabilityZone")?,
-                });
-            }
+            let body = self.call(action, &page, Repeat::Safe).await?;
+            let (found, token) = parse_items(&body, set).map_err(|e| unreadable(action, &e))?;
+            items.extend(found);
             match token {
                 Some(token) if !token.is_empty() => next_token = Some(token),
-                _ => return Ok(subnets),
+                _ => return Ok(items),
             }
         }
     }
 
+    /// The route tables matching every filter, each with the ids of its subnet associations
+    /// (a nested set [`Ec2::describe`] does not read).
+    pub async fn route_tables(
+        &self,
+        filters: &[(&str, &str)],
+    ) -> Result<Vec<(String, Vec<String>)>, CloudError> {
+        let mut params = vec![];
+        for (n, (name, value)) in filters.iter().enumerate() {
+            let n = n + 1;
+            params.push((format!("Filter.{n}.Name"), (*name).to_owned()));
+            params.push((format!("Filter.{n}.Value.1"), (*value).to_owned()));
+        }
+        let body = self
+            .call("DescribeRouteTables", &params, Repeat::Safe)
+            .await?;
+        parse_route_tables(&body).map_err(|e| unreadable("DescribeRouteTables", &e))
+    }
+
+    /// Calls `action` and returns the text at `path` of its answer (a created resource's id:
+    /// `["vpc", "vpcId"]`).
+    pub async fn create(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        path: &[&str],
+    ) -> Result<String, CloudError> {
+        let body = self.call(action, params, Repeat::OnlyIfRefused).await?;
+        text_at(&body, path).ok_or_else(|| {
+            CloudError::Transient(format!("ec2:{action} answered without {}", path.join("/")))
+        })
+    }
+
+    /// Calls `action` for its effect; an error whose code is in `done` means the effect is
+    /// there already (a re-run) and counts as success.
+    pub async fn act(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        done: &[&str],
+    ) -> Result<(), CloudError> {
+        match self.call_coded(action, params, Repeat::Safe).await {
+            Ok(_) => Ok(()),
+            Err((Some(code), _)) if done.contains(&code.as_str()) => Ok(()),
+            Err((_, error)) => Err(error),
+        }
+    }
+
     /// One signed Query API call; the response body, or the error EC2 answered.
-    async fn call(&self, action: &str, params: &[(String, String)]) -> Result<String, CloudError> {
+    async fn call(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        repeat: Repeat,
+    ) -> Result<String, CloudError> {
+        self.call_coded(action, params, repeat)
+            .await
+            .map_err(|(_, e)| e)
+    }
+
+    /// [`Ec2::call`], with EC2's error code beside the error. Transient failures are tried
+    /// again, up to three attempts 0.5 s and 1 s apart, as the AWS SDKs do; a call that is not
+    /// safe to repeat only when EC2 refused it unprocessed (throttled).
+    async fn call_coded(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        repeat: Repeat,
+    ) -> Result<String, (Option<String>, CloudError)> {
+        let mut attempt = 1;
+        loop {
+            match self.call_once(action, params).await {
+                Err((code, CloudError::Transient(m))) if attempt < 3 => {
+                    let refused = code
+                        .as_deref()
+                        .is_some_and(|c| matches!(c, "RequestLimitExceeded" | "Throttling"));
+                    if repeat == Repeat::OnlyIfRefused && !refused {
+                        return Err((code, CloudError::Transient(m)));
+                    }
+                    tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_once(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<String, (Option<String>, CloudError)> {
         let what = format!("ec2:{action}");
         let body = {
             let mut form = form_urlencoded::Serializer::new(String::new());
@@ -102,7 +215,7 @@ impl Ec2 {
             }
             form.finish()
         };
-        let headers = self.sign(&body, SystemTime::now())?;
+        let headers = self.sign(&body, SystemTime::now()).map_err(|e| (None, e))?;
         let mut request = self.http.post(&self.endpoint).body(body);
         for (name, value) in headers {
             request = request.header(name, value);
@@ -110,16 +223,20 @@ impl Ec2 {
         let response = request
             .send()
             .await
-            .map_err(|e| CloudError::Transient(format!("{what} failed: {e}")))?;
+            .map_err(|e| (None, CloudError::Transient(format!("{what} failed: {e}"))))?;
         let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| CloudError::Transient(format!("{what} failed reading the answer: {e}")))?;
+        let text = response.text().await.map_err(|e| {
+            (
+                None,
+                CloudError::Transient(format!("{what} failed reading the answer: {e}")),
+            )
+        })?;
         if status.is_success() {
             return Ok(text);
         }
-        let (code, message) = parse_error(&text).unwrap_or_else(|| {
+        let parsed = parse_error(&text);
+        let known = parsed.as_ref().map(|(code, _)| code.clone());
+        let (code, message) = parsed.unwrap_or_else(|| {
             (
                 format!("HTTP {}", status.as_u16()),
                 text.chars().take(200).collect(),
@@ -133,9 +250,9 @@ impl Ec2 {
                 "RequestLimitExceeded" | "Throttling" | "InternalError" | "Unavailable"
             )
         {
-            Err(CloudError::Transient(message))
+            Err((known, CloudError::Transient(message)))
         } else {
-            Err(CloudError::Permanent(message))
+            Err((known, CloudError::Permanent(message)))
         }
     }
 
@@ -199,10 +316,10 @@ fn unreadable(action: &str, error: &dyn std::fmt::Display) -> CloudError {
 }
 
 /// The text children of one `<item>` of a result set.
-struct Item(Vec<(String, String)>);
+pub struct Item(Vec<(String, String)>);
 
 impl Item {
-    fn get(&self, name: &str) -> Result<String, CloudError> {
+    pub fn get(&self, name: &str) -> Result<String, CloudError> {
         self.0
             .iter()
             .find(|(key, _)| key == name)
@@ -232,6 +349,46 @@ fn parse_items(
     Ok((items, next_token))
 }
 
+/// Each route table's id and the ids of its subnet associations (the main one left out: it
+/// cannot be removed and goes with the VPC).
+fn parse_route_tables(
+    body: &str,
+) -> Result<Vec<(String, Vec<String>)>, aws_smithy_xml::decode::XmlDecodeError> {
+    let mut doc = Document::new(body);
+    let mut root = doc.root_element()?;
+    let mut tables = vec![];
+    while let Some(mut set) = root.next_tag() {
+        if !set.start_el().matches("routeTableSet") {
+            continue;
+        }
+        while let Some(mut item) = set.next_tag() {
+            let (mut id, mut associations) = (String::new(), vec![]);
+            while let Some(mut field) = item.next_tag() {
+                if field.start_el().matches("routeTableId") {
+                    id = try_data(&mut field)?.into_owned();
+                } else if field.start_el().matches("associationSet") {
+                    while let Some(mut association) = field.next_tag() {
+                        let fields = text_children(&mut association)?;
+                        let value = |name: &str| {
+                            fields
+                                .iter()
+                                .find(|(k, _)| k == name)
+                                .map(|(_, v)| v.clone())
+                        };
+                        if value("main").as_deref() != Some("true")
+                            && let Some(association) = value("routeTableAssociationId")
+                        {
+                            associations.push(association);
+                        }
+                    }
+                }
+            }
+            tables.push((id, associations));
+        }
+    }
+    Ok(tables)
+}
+
 /// The direct children of `element` that hold text (nested sets, such as tags, are skipped).
 fn text_children(
     element: &mut ScopedDecoder,
@@ -245,6 +402,43 @@ fn text_children(
         }
     }
     Ok(fields)
+}
+
+/// The text of the element at `path` below the answer's root.
+fn text_at(body: &str, path: &[&str]) -> Option<String> {
+    fn descend(element: &mut ScopedDecoder, path: &[&str]) -> Option<String> {
+        let (first, rest) = path.split_first()?;
+        while let Some(mut child) = element.next_tag() {
+            if child.start_el().matches(first) {
+                return if rest.is_empty() {
+                    try_data(&mut child).ok().map(Cow::into_owned)
+                } else {
+                    descend(&mut child, rest)
+                };
+            }
+        }
+        None
+    }
+    let mut doc = Document::new(body);
+    let mut root = doc.root_element().ok()?;
+    descend(&mut root, path)
+}
+
+/// The `TagSpecification` parameters that tag a resource of `kind` as it is created.
+pub fn tag_specification(kind: &str, tags: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut params = vec![(
+        "TagSpecification.1.ResourceType".to_owned(),
+        kind.to_owned(),
+    )];
+    for (n, (key, value)) in tags.iter().enumerate() {
+        let n = n + 1;
+        params.push((format!("TagSpecification.1.Tag.{n}.Key"), (*key).to_owned()));
+        params.push((
+            format!("TagSpecification.1.Tag.{n}.Value"),
+            (*value).to_owned(),
+        ));
+    }
+    params
 }
 
 /// The code and message of EC2's `<Response><Errors><Error>` answer.
@@ -291,6 +485,32 @@ mod tests {
         let ids: Vec<_> = items.iter().map(|i| i.get("subnetId").unwrap()).collect();
         assert_eq!(ids, ["subnet-1", "subnet-2"]);
         assert_eq!(items[1].get("availabilityZone").unwrap(), "us-east-1b");
+    }
+
+    #[test]
+    fn reads_route_tables_with_their_associations_and_a_created_id() {
+        let body = r#"<DescribeRouteTablesResponse><requestId>r</requestId><routeTableSet>
+  <item><routeTableId>rtb-1</routeTableId><vpcId>vpc-1</vpcId>
+    <routeSet><item><destinationCidrBlock>0.0.0.0/0</destinationCidrBlock></item></routeSet>
+    <associationSet>
+      <item><routeTableAssociationId>rtbassoc-1</routeTableAssociationId><main>false</main></item>
+      <item><routeTableAssociationId>rtbassoc-main</routeTableAssociationId><main>true</main></item>
+    </associationSet></item>
+  <item><routeTableId>rtb-2</routeTableId><associationSet/></item>
+</routeTableSet></DescribeRouteTablesResponse>"#;
+        assert_eq!(
+            parse_route_tables(body).unwrap(),
+            [
+                ("rtb-1".to_owned(), vec!["rtbassoc-1".to_owned()]),
+                ("rtb-2".to_owned(), vec![])
+            ]
+        );
+        let created = "<CreateVpcResponse><requestId>r</requestId><vpc><vpcId>vpc-9</vpcId><state>pending</state></vpc></CreateVpcResponse>";
+        assert_eq!(
+            text_at(created, &["vpc", "vpcId"]).as_deref(),
+            Some("vpc-9")
+        );
+        assert_eq!(text_at(created, &["vpc", "cidrBlock"]), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod run;
 pub mod simulated;
 pub mod versions;
+pub mod vpc;
 
 use std::sync::Arc;
 

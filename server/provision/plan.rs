@@ -62,12 +62,28 @@ pub enum Action {
         node_role: Vec<String>,
         adopt: String,
     },
+    /// Plans made before Slipway built a VPC per environment (their network step builds one
+    /// with the default range).
     #[serde(rename = "ec2:DescribeSubnets")]
     DescribeSubnets { subnets: String, region: String },
+    #[serde(rename = "ec2:CreateVpc")]
+    CreateVpc {
+        /// The platform's range: the environment's VPC is its lowest /`prefix_length` that no
+        /// live environment of the platform holds, chosen when the step runs.
+        platform_cidr: ipnet::Ipv4Net,
+        prefix_length: u8,
+        zones: usize,
+        region: String,
+        existing: String,
+    },
     #[serde(rename = "eks:CreateCluster")]
     CreateCluster {
         version: String,
         region: String,
+        /// Who may reach the API endpoint besides the VPC (none: private only). `None` in plans
+        /// made before endpoint access was planned: EKS's default, public to anyone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_public_cidrs: Option<Vec<ipnet::Ipv4Net>>,
         tags: Tags,
     },
     #[serde(rename = "eks:CreateNodegroup")]
@@ -117,6 +133,7 @@ impl Action {
             Action::AssumeRole { .. } => "sts:AssumeRole",
             Action::CreateRoles { .. } => "iam:CreateRole",
             Action::DescribeSubnets { .. } => "ec2:DescribeSubnets",
+            Action::CreateVpc { .. } => "ec2:CreateVpc",
             Action::CreateCluster { .. } => "eks:CreateCluster",
             Action::CreateNodegroup { .. } => "eks:CreateNodegroup",
             Action::CreateAddon { .. } => "eks:CreateAddon",
@@ -403,10 +420,13 @@ fn steps(
         ),
         step(
             Step::Network,
-            "the subnets for EKS",
-            Action::DescribeSubnets {
-                subnets: "tagged slipway:eks=true, else the default VPC's".into(),
+            &format!("{cluster}-vpc"),
+            Action::CreateVpc {
+                platform_cidr: bp.network.cidr,
+                prefix_length: bp.network.environment_prefix_length,
+                zones: super::vpc::ZONES,
                 region: bp.cloud.region.clone(),
+                existing: "subnets tagged slipway:eks=true in the account are used instead".into(),
             },
         ),
         step(
@@ -415,6 +435,7 @@ fn steps(
             Action::CreateCluster {
                 version: kubernetes_version.to_owned(),
                 region: bp.cloud.region.clone(),
+                api_public_cidrs: Some(bp.network.api_public_cidrs.clone()),
                 tags: tags.clone(),
             },
         ),

@@ -13,11 +13,12 @@ use uuid::Uuid;
 
 use super::cloud::{
     AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterApi, ClusterSpec,
-    Network, Nodegroup, NodegroupSpec, OWNER_TAG, Organization, PolicyDocument, Provider, Status,
-    Tags, WorkloadIdentitySpec,
+    EndpointAccess, Network, Nodegroup, NodegroupSpec, OWNER_TAG, Organization, PolicyDocument,
+    Provider, Status, Tags, WorkloadIdentitySpec,
 };
 use super::manifests::{GeneratedSecret, SecretCopy};
 use super::plan::{Action, PlanStep, PlannedOutputs, Step};
+use super::vpc::VpcRequest;
 use super::{Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 use crate::define::blueprint::AccountTeardown;
 use crate::jobs::{ClaimedJob, Handler, StepContext, StepError, StepFuture};
@@ -28,15 +29,17 @@ pub enum TeardownStep {
     Kubernetes,
     Nodegroup,
     Cluster,
+    Network,
     Account,
     Finish,
 }
 
 impl TeardownStep {
-    pub const ALL: [TeardownStep; 5] = [
+    pub const ALL: [TeardownStep; 6] = [
         TeardownStep::Kubernetes,
         TeardownStep::Nodegroup,
         TeardownStep::Cluster,
+        TeardownStep::Network,
         TeardownStep::Account,
         TeardownStep::Finish,
     ];
@@ -46,6 +49,7 @@ impl TeardownStep {
             TeardownStep::Kubernetes => "kubernetes",
             TeardownStep::Nodegroup => "nodegroup",
             TeardownStep::Cluster => "cluster",
+            TeardownStep::Network => "network",
             TeardownStep::Account => "account",
             TeardownStep::Finish => "finish",
         }
@@ -104,6 +108,10 @@ pub trait EnvironmentOwner: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), StepError>>;
     /// Torn down: nothing of it is left.
     fn torn_down(&self, id: Uuid) -> BoxFuture<'_, Result<(), StepError>>;
+    /// The environment's slot of its platform's network range (0 to `slots` − 1): the one it
+    /// holds, else the lowest no live environment of the platform holds, now taken; `None`
+    /// when all are taken.
+    fn network_slot(&self, id: Uuid, slots: u32) -> BoxFuture<'_, Result<Option<u32>, StepError>>;
     /// The job gave up: the environment is failed, with the job's last error.
     fn failed(&self, id: Uuid, job: i64, error: String) -> BoxFuture<'_, Result<(), StepError>>;
 }
@@ -129,9 +137,43 @@ impl Target {
                 version,
                 region,
                 tags,
+                ..
             } => Some((s.resource, version, region, tags)),
             _ => None,
         })
+    }
+
+    /// Who the plan lets reach the cluster's API.
+    fn endpoint(&self) -> Result<EndpointAccess, StepError> {
+        self.planned("eks:CreateCluster", |s| match s.action {
+            Action::CreateCluster {
+                api_public_cidrs, ..
+            } => Some(match api_public_cidrs {
+                Some(cidrs) => EndpointAccess::Restricted {
+                    public_cidrs: cidrs.iter().map(ToString::to_string).collect(),
+                },
+                None => EndpointAccess::Open,
+            }),
+            _ => None,
+        })
+    }
+
+    /// The platform's network range and each environment's share of it; plans made before VPCs
+    /// were planned get the blueprint's default.
+    fn network_range(&self) -> crate::define::blueprint::Network {
+        self.planned("ec2:CreateVpc", |s| match s.action {
+            Action::CreateVpc {
+                platform_cidr,
+                prefix_length,
+                ..
+            } => Some(crate::define::blueprint::Network {
+                cidr: platform_cidr,
+                environment_prefix_length: prefix_length,
+                api_public_cidrs: Vec::new(),
+            }),
+            _ => None,
+        })
+        .unwrap_or_default()
     }
 
     /// What `pick` takes from every action of the plan, in plan order.
@@ -577,13 +619,35 @@ async fn network<P: Provider>(
 ) -> Result<(), StepError> {
     let region = region(t)?;
     let session = session(p, ctx, t).await?;
-    let (_, _, _, tags) = t.cluster()?;
-    let tags = t.owned_tags(tags);
-    let network = p.prepare_network(&session, &region, &tags).await?;
+    let (cluster, _, _, tags) = t.cluster()?;
+    let range = t.network_range();
+    let slots = range.environment_slots();
+    let cidr = r
+        .owner
+        .network_slot(t.id, slots)
+        .await?
+        .and_then(|slot| range.environment_cidr(slot))
+        .ok_or_else(|| {
+            StepError::Permanent(format!(
+                "the platform's network range {} has room for {slots} environments, and every one is taken: widen network.cidr in the blueprint, or tear an environment down",
+                range.cidr
+            ))
+        })?;
+    let request = VpcRequest {
+        cidr,
+        name: cluster,
+        tags: t.owned_tags(tags),
+        request_token: format!("slipway-job-{}-nat", ctx.job.id),
+    };
+    let network = p.prepare_network(&session, &region, &request).await?;
     ctx.log(&format!(
-        "roles {} and {}; subnets {}",
+        "roles {} and {}; {}subnets {}",
         network.cluster_role_arn,
         network.node_role_arn,
+        match (&network.vpc_id, &network.cidr) {
+            (Some(vpc), Some(cidr)) => format!("VPC {vpc} ({cidr}), "),
+            _ => "tagged ".to_owned(),
+        },
         network.subnets.join(", ")
     ))
     .await?;
@@ -630,6 +694,7 @@ async fn cluster<P: Provider>(
             version,
             request_token: format!("slipway-job-{}-cluster", ctx.job.id),
             network: recorded_network(t)?,
+            endpoint: t.endpoint()?,
             tags: t.owned_tags(tags),
         };
         // A cluster role made by the network step moments ago may not be visible to EKS yet.
@@ -996,7 +1061,18 @@ async fn teardown_step<P: Provider>(
         }
         Err(e) => return Err(e.into()),
     };
-    let name = t.cluster()?.0;
+    let (name, _, _, tags) = t.cluster()?;
+    if step == TeardownStep::Network {
+        // The cluster is gone by now; the VPC goes only once nothing of it uses the subnets.
+        let tags = t.owned_tags(tags);
+        until_none_left(ctx, "the VPC to be deleted", || {
+            p.delete_network(&session, &region, &tags)
+        })
+        .await?;
+        return ctx
+            .log("the environment's VPC is deleted (or it used tagged subnets)")
+            .await;
+    }
     let Some(cluster) = our_cluster(p, &session, &region, t, &name).await? else {
         return ctx
             .log(&format!("cluster {name} does not exist: nothing to remove"))
@@ -1059,10 +1135,12 @@ async fn teardown_step<P: Provider>(
             ctx.log(&format!("cluster {name} is deleted")).await
         }
         // Both returned above, before the cluster was looked up.
-        TeardownStep::Account | TeardownStep::Finish => Err(StepError::Permanent(format!(
-            "the {} step reached the cluster steps",
-            step.as_str()
-        ))),
+        TeardownStep::Network | TeardownStep::Account | TeardownStep::Finish => {
+            Err(StepError::Permanent(format!(
+                "the {} step reached the cluster steps",
+                step.as_str()
+            )))
+        }
     }
 }
 

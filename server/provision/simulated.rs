@@ -327,14 +327,33 @@ impl Provider for SimulatedCloud {
         &self,
         account: &String,
         region: &str,
-        _tags: &Tags,
+        vpc: &super::vpc::VpcRequest,
     ) -> Result<Network, CloudError> {
         self.fault("iam:CreateRole").await?;
+        self.fault("ec2:CreateVpc").await?;
+        let subnet = |tier: &str, zone: char| format!("subnet-{tier}-{region}{zone}");
         Ok(Network {
             cluster_role_arn: format!("arn:simulated:iam::{account}:role/SlipwayEksClusterRole"),
             node_role_arn: format!("arn:simulated:iam::{account}:role/SlipwayEksNodeRole"),
-            subnets: vec![format!("subnet-{region}a"), format!("subnet-{region}b")],
+            subnets: ['a', 'b']
+                .into_iter()
+                .flat_map(|z| [subnet("private", z), subnet("public", z)])
+                .collect(),
+            node_subnets: vec![subnet("private", 'a'), subnet("private", 'b')],
+            vpc_id: Some(format!("vpc-{}", vpc.name)),
+            cidr: Some(vpc.cidr.to_string()),
         })
+    }
+
+    /// The simulated VPC goes with its account's cluster.
+    async fn delete_network(
+        &self,
+        _account: &String,
+        _region: &str,
+        _tags: &Tags,
+    ) -> Result<Vec<String>, CloudError> {
+        self.fault("ec2:DeleteVpc").await?;
+        Ok(vec![])
     }
 
     async fn find_cluster(

@@ -136,6 +136,19 @@ impl Moto {
         aws_sdk_iam::Client::new(&self.config_in(account).await)
     }
 
+    /// Slipway's EC2 client acting in member `account` (through its access role).
+    pub async fn ec2_in(&self, account: &str) -> slipway::provision::ec2::Ec2 {
+        use aws_credential_types::provider::ProvideCredentials;
+        let config = self.config_in(account).await;
+        let credentials = config
+            .credentials_provider()
+            .unwrap()
+            .provide_credentials()
+            .await
+            .unwrap();
+        slipway::provision::ec2::Ec2::new("eu-west-1", credentials, Some(&self.url))
+    }
+
     /// The SDK configuration of Slipway's access role in member `account`.
     pub async fn config_in(&self, account: &str) -> SdkConfig {
         let out = aws_sdk_sts::Client::new(&self.sdk_config().await)

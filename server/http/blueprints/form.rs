@@ -347,6 +347,24 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
             None,
         ),
         (
+            "Network".to_owned(),
+            None,
+            vec![
+                s("network.cidr", "Platform address range (CIDR)", Kind::Text),
+                s(
+                    "network.environment_prefix_length",
+                    "Each environment's VPC size (prefix length, 16–24)",
+                    Kind::Number,
+                ),
+                s(
+                    "network.api_public_cidrs",
+                    "Ranges that may reach the cluster API publicly (comma-separated; none: private only)",
+                    Kind::List,
+                ),
+            ],
+            None,
+        ),
+        (
             "DevOps environment".to_owned(),
             None,
             [
