@@ -1443,7 +1443,10 @@ async fn drill_concurrent_provisionings_survive_workers_killed_at_random() {
     for (n, id) in ids.iter().enumerate() {
         let env = w.environment(id).await;
         assert_eq!(env["state"], "ready", "{env}");
-        let range = env["outputs"]["network"]["cidr"].as_str().unwrap().to_owned();
+        let range = env["outputs"]["network"]["cidr"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(
             ranges.insert(range.clone()),
             "no two environments of the platform share a VPC range: {range}"
