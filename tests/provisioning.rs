@@ -1234,6 +1234,14 @@ async fn the_cloud_connection_page_tests_the_credentials_with_sts_and_shows_no_s
     assert!(tested.contains("Connected."), "{tested}");
     assert!(tested.contains("123456789012"), "moto's default account");
     assert!(
+        tested.contains("Accounts cannot be created from here.")
+            && tested.contains("is not in an AWS organization"),
+        "the organization check says why: {tested}"
+    );
+    moto.create_organization().await;
+    let tested = page(&app, Method::POST, "/admin/cloud/test").await;
+    assert!(tested.contains("Organization ready."), "{tested}");
+    assert!(
         !tested.contains(support::moto::SECRET_KEY),
         "the secret key is never shown"
     );

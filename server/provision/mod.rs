@@ -47,14 +47,27 @@ pub enum Cloud {
     Simulated(simulated::SimulatedCloud),
 }
 
+/// What the cloud connection page's "Test connection" found.
+#[derive(Debug)]
+pub struct ConnectionCheck {
+    pub identity: cloud::Identity,
+    /// The organization, or why Slipway cannot create accounts in it.
+    pub organization: Result<cloud::Organization, String>,
+}
+
 impl Cloud {
-    /// Who Slipway acts as (the cloud connection page's "Test connection").
-    pub async fn identity(&self) -> Result<cloud::Identity, cloud::CloudError> {
+    /// Who Slipway acts as, and whether it may create accounts where it runs (the checks the
+    /// account step makes before creating anything).
+    pub async fn check_connection(&self) -> Result<ConnectionCheck, cloud::CloudError> {
         use cloud::Provider;
-        match self {
-            Cloud::Aws(p) => p.identity().await,
-            Cloud::Simulated(p) => p.identity().await,
-        }
+        let (identity, organization) = match self {
+            Cloud::Aws(p) => (p.identity().await?, p.organization().await),
+            Cloud::Simulated(p) => (p.identity().await?, p.organization().await),
+        };
+        Ok(ConnectionCheck {
+            identity,
+            organization: organization.map_err(|e| e.to_string()),
+        })
     }
 }
 

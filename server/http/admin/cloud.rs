@@ -16,8 +16,8 @@ use crate::http::views::{Shell, render};
 pub struct CloudPage {
     pub shell: Shell,
     pub settings: Vec<(&'static str, String)>,
-    /// The outcome of "Test connection": the identity, or why it failed.
-    pub test: Option<Result<crate::provision::cloud::Identity, String>>,
+    /// The outcome of "Test connection": the identity and the organization, or why it failed.
+    pub test: Option<Result<crate::provision::ConnectionCheck, String>>,
 }
 
 fn cloud_settings(state: &AppState) -> Vec<(&'static str, String)> {
@@ -73,19 +73,27 @@ pub async fn cloud_page(
     })
 }
 
-/// "Test connection": STS GetCallerIdentity with the configured credentials.
+/// "Test connection": STS GetCallerIdentity with the configured credentials, then the
+/// organization check the account step makes.
 pub async fn cloud_test(
     State(state): State<AppState>,
     ctx: Ctx,
     allowed: Allowed<ManageCloud>,
 ) -> Result<Html<String>, AppError> {
-    let test = state.cloud.identity().await.map_err(|e| e.to_string());
+    let test = state
+        .cloud
+        .check_connection()
+        .await
+        .map_err(|e| e.to_string());
     audit::record(
         &state.pool,
         &Actor::from(allowed.principal()),
         "cloud.test",
         "cloud",
-        serde_json::json!({ "ok": test.is_ok() }),
+        serde_json::json!({
+            "ok": test.is_ok(),
+            "organization_ok": test.as_ref().is_ok_and(|t| t.organization.is_ok()),
+        }),
     )
     .await?;
     render(&CloudPage {
