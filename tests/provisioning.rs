@@ -178,6 +178,19 @@ impl World {
         }
     }
 
+    /// Retry of a failed environment, by its requester.
+    async fn retry(&self, id: &str) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/environments/{id}/retry"),
+                &self.dev,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     async fn teardown(&self, id: &str) {
         let (status, body) = self
             .call(
@@ -825,15 +838,7 @@ async fn a_failed_environment_retries_from_the_failed_step() {
         page.contains("Retry from the failed step") && page.contains("Clean up what was created")
     );
 
-    let (status, body) = w
-        .call(
-            Method::POST,
-            &format!("/api/v1/environments/{id}/retry"),
-            &w.dev,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    w.retry(&id).await;
     let env = w.until_state(&id, "ready", Duration::from_secs(60)).await;
     let account = &env["job"]["steps"][0];
     assert_eq!(
@@ -890,15 +895,7 @@ async fn retry_after_a_failed_account_request_asks_for_the_account_again() {
     );
     assert!(account_of(&moto.accounts().await, "shop-billing").is_empty());
 
-    let (status, body) = w
-        .call(
-            Method::POST,
-            &format!("/api/v1/environments/{id}/retry"),
-            &w.dev,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    w.retry(&id).await;
     w.until_state(&id, "ready", Duration::from_secs(90)).await;
     assert_eq!(
         account_of(&moto.accounts().await, "shop-billing").len(),

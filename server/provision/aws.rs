@@ -325,8 +325,13 @@ impl AwsCloud {
         )
     }
 
+    /// The partition Slipway's organization is in (its accounts are all in it).
+    fn partition(&self) -> &'static str {
+        super::cloud::partition(&self.region().unwrap_or_default())
+    }
+
     fn role_arn(&self, account: &str, role: &str) -> String {
-        format!("arn:aws:iam::{account}:role/{role}")
+        format!("arn:{}:iam::{account}:role/{role}", self.partition())
     }
 
     fn member_config(&self, session: &MemberSession, region: &str) -> SdkConfig {
@@ -398,7 +403,7 @@ impl AwsCloud {
         for policy in policies {
             iam.attach_role_policy()
                 .role_name(name)
-                .policy_arn(format!("arn:aws:iam::aws:policy/{policy}"))
+                .policy_arn(format!("arn:{}:iam::aws:policy/{policy}", self.partition()))
                 .send()
                 .await
                 .map_err(|e| classify("iam:AttachRolePolicy", e))?;

@@ -17,6 +17,18 @@ pub type Tags = BTreeMap<String, String>;
 
 pub const OWNER_TAG: &str = "slipway:environment-id";
 
+/// The AWS partition of `region`, the second field of every ARN there: China and GovCloud
+/// regions are partitions of their own, with their own accounts and policies.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 /// Why a cloud call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
@@ -451,7 +463,10 @@ impl PolicyDocument {
                     resources: log_groups
                         .iter()
                         .flat_map(|group| {
-                            let arn = format!("arn:aws:logs:{region}:{account}:log-group:{group}");
+                            let arn = format!(
+                                "arn:{}:logs:{region}:{account}:log-group:{group}",
+                                partition(region)
+                            );
                             [format!("{arn}:*"), arn]
                         })
                         .collect(),
@@ -523,6 +538,21 @@ pub fn describe_object(object: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arns_name_the_partition_of_the_region() {
+        assert_eq!(partition("eu-west-1"), "aws");
+        assert_eq!(partition("cn-northwest-1"), "aws-cn");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+        let grants = [Grant::CloudwatchLogs {
+            log_groups: vec!["/slipway/shop/dev".into()],
+        }];
+        let policy = PolicyDocument::granting(&grants, "cn-north-1", "222233334444").to_json();
+        assert!(
+            policy.contains("arn:aws-cn:logs:cn-north-1:222233334444:log-group:/slipway/shop/dev"),
+            "{policy}"
+        );
+    }
 
     #[test]
     fn a_policy_grants_each_store_on_its_own_resources_in_the_account() {

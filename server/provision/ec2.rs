@@ -91,12 +91,7 @@ impl Ec2 {
         set: &str,
         filters: &[(&str, &str)],
     ) -> Result<Vec<Item>, CloudError> {
-        let mut params = vec![];
-        for (n, (name, value)) in filters.iter().enumerate() {
-            let n = n + 1;
-            params.push((format!("Filter.{n}.Name"), (*name).to_owned()));
-            params.push((format!("Filter.{n}.Value.1"), (*value).to_owned()));
-        }
+        let params = filter_params(filters);
         let mut items = vec![];
         let mut next_token: Option<String> = None;
         loop {
@@ -120,12 +115,7 @@ impl Ec2 {
         &self,
         filters: &[(&str, &str)],
     ) -> Result<Vec<(String, Vec<String>)>, CloudError> {
-        let mut params = vec![];
-        for (n, (name, value)) in filters.iter().enumerate() {
-            let n = n + 1;
-            params.push((format!("Filter.{n}.Name"), (*name).to_owned()));
-            params.push((format!("Filter.{n}.Value.1"), (*value).to_owned()));
-        }
+        let params = filter_params(filters);
         let body = self
             .call("DescribeRouteTables", &params, Repeat::Safe)
             .await?;
@@ -300,6 +290,17 @@ impl Ec2 {
         );
         Ok(headers)
     }
+}
+
+/// The `Filter.N.Name` and `Filter.N.Value.1` parameters of a Describe call.
+fn filter_params(filters: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut params = vec![];
+    for (n, (name, value)) in filters.iter().enumerate() {
+        let n = n + 1;
+        params.push((format!("Filter.{n}.Name"), (*name).to_owned()));
+        params.push((format!("Filter.{n}.Value.1"), (*value).to_owned()));
+    }
+    params
 }
 
 fn public_endpoint(region: &str) -> String {
