@@ -910,6 +910,68 @@ async fn retry_after_a_failed_account_request_asks_for_the_account_again() {
     workers.shutdown(Duration::from_secs(5)).await;
 }
 
+/// AWS's closure quota refuses to close the account at teardown: the environment is torn down
+/// all the same, the account queued; the periodic `accounts.close` job closes it once AWS lets
+/// it.
+#[tokio::test]
+async fn a_closure_the_quota_defers_never_blocks_a_teardown_and_happens_later() {
+    let moto = Moto::start().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let proxy = support::moto::FaultProxy::start(&moto.url, 1, 0).await;
+    proxy.settling(support::moto::Settling {
+        close_account_quota: 1,
+        ..Default::default()
+    });
+    let w = World::new().await;
+    let workers = w.workers(aws_cloud_through(&moto, &kube, &proxy.url).await);
+    let id = w.approved("ledger").await;
+    w.until_state(&id, "ready", Duration::from_secs(90)).await;
+    w.teardown(&id).await;
+    let env = w
+        .until_state(&id, "torn_down", Duration::from_secs(90))
+        .await;
+    assert_eq!(env["outputs"]["account_closure"], "queued");
+    let account = env["outputs"]["account_id"].as_str().unwrap().to_owned();
+    let state_of = |accounts: Vec<(String, String, String)>| {
+        accounts
+            .into_iter()
+            .find(|(_, id, _)| *id == account)
+            .map(|(_, _, state)| state)
+            .unwrap()
+    };
+    assert_eq!(state_of(moto.accounts().await), "ACTIVE", "not closed yet");
+
+    let mut tx = w.app.pool.begin().await.unwrap();
+    slipway::jobs::queue::enqueue(
+        &mut tx,
+        &slipway::jobs::NewJob::new(slipway::provision::closures::CLOSE_QUEUED_JOB, json!({})),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let started = Instant::now();
+    loop {
+        let closed: Option<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT closed_at FROM account_closure WHERE account_id = $1")
+                .bind(&account)
+                .fetch_one(&w.app.pool)
+                .await
+                .unwrap();
+        if closed.is_some() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "never closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(state_of(moto.accounts().await), "ACTIVE", "closed now");
+    assert_eq!(
+        w.environment(&id).await["outputs"]["account_closure"],
+        "closed"
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn the_devops_environment_is_started_by_hand_once_and_runs_its_delivery_tool() {
     let w = World::new().await;
@@ -1544,6 +1606,7 @@ async fn drill_aws_faults_leave_no_duplicate_and_read_clearly() {
         assume_role: 2,
         eks_roles: 2,
         first_account_request_fails: Some("CONCURRENT_ACCOUNT_MODIFICATION"),
+        close_account_quota: 0,
     });
     proxy.storm(false);
 

@@ -14,9 +14,9 @@ use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 
 use super::cloud::{
-    Account, AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterSpec,
-    EndpointAccess, Identity, Network, Nodegroup, NodegroupSpec, Organization, Provider, Status,
-    Tags, WorkloadIdentity, WorkloadIdentitySpec,
+    Account, AccountCreation, AccountSpec, Addon, AddonSpec, Closure, CloudError, Cluster,
+    ClusterSpec, EndpointAccess, Identity, Network, Nodegroup, NodegroupSpec, Organization,
+    Provider, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec,
 };
 use super::kubernetes::{self, ClusterEndpoint};
 
@@ -761,7 +761,9 @@ impl Provider for AwsCloud {
         }
     }
 
-    async fn close_account(&self, id: &str) -> Result<(), CloudError> {
+    async fn close_account(&self, id: &str) -> Result<Closure, CloudError> {
+        use aws_sdk_organizations::operation::close_account::CloseAccountError;
+        use aws_sdk_organizations::types::ConstraintViolationExceptionReason as Reason;
         match self
             .organizations()
             .close_account()
@@ -769,14 +771,34 @@ impl Provider for AwsCloud {
             .send()
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Closure::Closed),
             Err(e)
                 if is_code(&e, "AccountAlreadyClosedException")
                     || is_code(&e, "AccountNotFoundException") =>
             {
-                Ok(())
+                Ok(Closure::Closed)
             }
-            Err(e) => Err(classify("organizations:CloseAccount", e)),
+            Err(e) => {
+                if let Some(CloseAccountError::ConstraintViolationException(violation)) =
+                    e.as_service_error()
+                    && matches!(
+                        violation.reason(),
+                        Some(
+                            Reason::CloseAccountQuotaExceeded
+                                | Reason::CloseAccountRequestsLimitExceeded
+                        )
+                    )
+                {
+                    let reason = violation.reason().map(|r| r.as_str()).unwrap_or_default();
+                    return Ok(Closure::Deferred(format!(
+                        "{reason}: {}",
+                        violation
+                            .message()
+                            .unwrap_or("AWS refused to close it for now")
+                    )));
+                }
+                Err(classify("organizations:CloseAccount", e))
+            }
         }
     }
 

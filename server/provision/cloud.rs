@@ -89,6 +89,16 @@ pub struct Account {
     pub tags: Tags,
 }
 
+/// What asking Organizations to close an account did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closure {
+    /// Closed (suspended for 90 days), or closed already.
+    Closed,
+    /// Refused for now by AWS's closure quota (10% of the member accounts per rolling 30 days,
+    /// and a few requests at a time): ask again later. Why, in AWS's words.
+    Deferred(String),
+}
+
 /// Where an Organizations CreateAccount request stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountCreation {
@@ -258,7 +268,7 @@ pub trait Provider: Send + Sync + 'static {
         unit: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// Closes the account (AWS suspends it for 90 days); closing a closed one is success.
-    fn close_account(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn close_account(&self, id: &str) -> impl Future<Output = Result<Closure, CloudError>> + Send;
 
     /// Access into a member account (STS AssumeRole into its access role).
     fn open_session(

@@ -6,6 +6,7 @@
 //! cloud of the embedded default.
 
 pub mod aws;
+pub mod closures;
 pub mod cloud;
 pub mod ec2;
 pub mod kubernetes;
@@ -81,5 +82,6 @@ pub fn job_kinds(
     let runner = Arc::new(run::Runner { cloud, owner });
     registry
         .with(run::EnvironmentJob::provision(runner.clone()))
-        .with(run::EnvironmentJob::teardown(runner))
+        .with(run::EnvironmentJob::teardown(runner.clone()))
+        .with(closures::CloseQueued { runner })
 }

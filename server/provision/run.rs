@@ -12,9 +12,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::cloud::{
-    AccountCreation, AccountSpec, Addon, AddonSpec, CloudError, Cluster, ClusterApi, ClusterSpec,
-    EndpointAccess, Network, Nodegroup, NodegroupSpec, OWNER_TAG, Organization, PolicyDocument,
-    Provider, Status, Tags, WorkloadIdentitySpec,
+    AccountCreation, AccountSpec, Addon, AddonSpec, Closure, CloudError, Cluster, ClusterApi,
+    ClusterSpec, EndpointAccess, Network, Nodegroup, NodegroupSpec, OWNER_TAG, Organization,
+    PolicyDocument, Provider, Status, Tags, WorkloadIdentitySpec,
 };
 use super::manifests::{GeneratedSecret, SecretCopy};
 use super::plan::{Action, PlanStep, PlannedOutputs, Step};
@@ -1039,13 +1039,24 @@ async fn teardown_step<P: Provider>(
             _ => None,
         })?;
         return match on_teardown {
-            AccountTeardown::Close => {
-                p.close_account(&account).await?;
-                ctx.log(&format!(
-                    "closed account {account} (AWS deletes it after 90 days)"
-                ))
-                .await
-            }
+            AccountTeardown::Close => match p.close_account(&account).await? {
+                Closure::Closed => {
+                    ctx.log(&format!(
+                        "closed account {account} (AWS deletes it after 90 days)"
+                    ))
+                    .await
+                }
+                // The environment is gone all the same; the account closes when AWS lets it.
+                Closure::Deferred(why) => {
+                    super::closures::queue(ctx, &account, t.id, &why).await?;
+                    r.set_outputs(t.id, json!({ "account_closure": "queued" }))
+                        .await?;
+                    ctx.log(&format!(
+                        "AWS deferred closing account {account} ({why}); it is queued, and the accounts.close job asks again every hour"
+                    ))
+                    .await
+                }
+            },
             AccountTeardown::Retain => {
                 ctx.log(&format!("account {account} is kept, as the blueprint says"))
                     .await

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use super::cloud::{
-    Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, CloudError, Cluster,
+    Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, Closure, CloudError, Cluster,
     ClusterApi, ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec, Organization, Provider,
     Status, Tags, WorkloadIdentity, WorkloadIdentitySpec, describe_object,
 };
@@ -308,9 +308,10 @@ impl Provider for SimulatedCloud {
         Ok(())
     }
 
-    async fn close_account(&self, id: &str) -> Result<(), CloudError> {
+    async fn close_account(&self, id: &str) -> Result<Closure, CloudError> {
         self.fault("organizations:CloseAccount").await?;
-        self.delete("account", id).await
+        self.delete("account", id).await?;
+        Ok(Closure::Closed)
     }
 
     async fn open_session(&self, account_id: &str) -> Result<String, CloudError> {

@@ -435,6 +435,8 @@ pub enum Fault {
     /// CreateAccount accepted, then its request failed (with the reason chosen); moto never
     /// saw it, so no account exists.
     AccountRequestFailed,
+    /// CloseAccount refused by the closure quota; moto never saw it.
+    ClosureDeferred,
 }
 
 /// Eventual consistency as AWS documents it, for the fault proxy: each of these refusals comes
@@ -448,6 +450,9 @@ pub struct Settling {
     pub eks_roles: u32,
     /// The first CreateAccount of each account name fails with this reason.
     pub first_account_request_fails: Option<&'static str>,
+    /// CloseAccount of each account is refused this many times with AWS's closure quota
+    /// (`ConstraintViolationException`, `CLOSE_ACCOUNT_QUOTA_EXCEEDED`).
+    pub close_account_quota: u32,
 }
 
 /// A proxy in front of moto that injects faults into a share of the calls, chosen by a seeded
@@ -521,7 +526,11 @@ impl FaultProxy {
                         .into_response(),
                     Some(Fault::Throttled) => throttled(&service),
                     Some(Fault::ServerError) => server_error(&service),
-                    Some(Fault::NotYetPropagated | Fault::AccountRequestFailed) => {
+                    Some(
+                        Fault::NotYetPropagated
+                        | Fault::AccountRequestFailed
+                        | Fault::ClosureDeferred,
+                    ) => {
                         unreachable!("settling refusals are answered by FaultState::settle")
                     }
                     Some(Fault::AnswerLost) => {
@@ -631,6 +640,26 @@ impl FaultState {
                     "Id": id, "AccountName": name, "State": "IN_PROGRESS",
                 }});
                 (Fault::AccountRequestFailed, organizations_answer(&status))
+            }
+            "organizations" if target.ends_with(".CloseAccount") => {
+                let account = json()["AccountId"].as_str().unwrap_or_default().to_owned();
+                if !self.refuse(
+                    format!("CloseAccount {account}"),
+                    self.settling.close_account_quota,
+                ) {
+                    return None;
+                }
+                let body = serde_json::json!({
+                    "__type": "ConstraintViolationException",
+                    "Message": "You have exceeded close account quota for the past 30 days.",
+                    "Reason": "CLOSE_ACCOUNT_QUOTA_EXCEEDED",
+                });
+                let answer = axum::response::Response::builder()
+                    .status(400)
+                    .header("content-type", "application/x-amz-json-1.1")
+                    .body(axum::body::Body::from(body.to_string()))
+                    .unwrap();
+                (Fault::ClosureDeferred, answer)
             }
             "organizations" if target.ends_with(".DescribeCreateAccountStatus") => {
                 let id = json()["CreateAccountRequestId"]
