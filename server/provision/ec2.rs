@@ -130,7 +130,30 @@ impl Ec2 {
         params: &[(String, String)],
         path: &[&str],
     ) -> Result<String, CloudError> {
-        let body = self.call(action, params, Repeat::OnlyIfRefused).await?;
+        self.create_repeating(action, params, path, Repeat::OnlyIfRefused)
+            .await
+    }
+
+    /// [`Ec2::create`] for an action with an idempotency token (`ClientToken`): repeated after
+    /// an unknown outcome, EC2 answers with what the first call made.
+    pub async fn create_with_token(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        path: &[&str],
+    ) -> Result<String, CloudError> {
+        self.create_repeating(action, params, path, Repeat::Safe)
+            .await
+    }
+
+    async fn create_repeating(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        path: &[&str],
+        repeat: Repeat,
+    ) -> Result<String, CloudError> {
+        let body = self.call(action, params, repeat).await?;
         text_at(&body, path).ok_or_else(|| {
             CloudError::Transient(format!("ec2:{action} answered without {}", path.join("/")))
         })

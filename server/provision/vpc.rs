@@ -102,14 +102,17 @@ pub async fn ensure(ec2: &Ec2, request: &VpcRequest) -> Result<Vpc, CloudError> 
     let zones = choose_zones(zones(ec2).await?)?;
     let ranges = subnet_ranges(request.cidr)?;
 
-    let vpc = match find(ec2, "DescribeVpcs", "vpcSet", &owner, &request.name, "vpc").await? {
-        Some(item) => item.get("vpcId")?,
-        None => {
-            let mut params = vec![("CidrBlock".to_owned(), request.cidr.to_string())];
-            params.extend(spec("vpc", "vpc"));
-            ec2.create("CreateVpc", &params, &["vpc", "vpcId"]).await?
-        }
-    };
+    let mut params = vec![("CidrBlock".to_owned(), request.cidr.to_string())];
+    params.extend(spec("vpc", "vpc"));
+    let vpc = found_or_made(
+        ec2,
+        &owner,
+        &request.name,
+        "vpc",
+        VPCS,
+        ("CreateVpc", &params),
+    )
+    .await?;
     // Private endpoints and node registration need the VPC's DNS names (one attribute a call).
     for attribute in ["EnableDnsSupport", "EnableDnsHostnames"] {
         let params = [
@@ -127,32 +130,25 @@ pub async fn ensure(ec2: &Ec2, request: &VpcRequest) -> Result<Vpc, CloudError> 
             ("public", public, "kubernetes.io/role/elb"),
         ] {
             let name = format!("{tier}-{}", letter(z));
-            let id = match find(
+            let mut all = tags(&name);
+            all.push((elb_role.to_owned(), "1".to_owned()));
+            let pairs: Vec<(&str, &str)> =
+                all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut params = vec![
+                ("VpcId".to_owned(), vpc.clone()),
+                ("CidrBlock".to_owned(), range.to_string()),
+                ("AvailabilityZone".to_owned(), zone.name.clone()),
+            ];
+            params.extend(tag_specification("subnet", &pairs));
+            let id = found_or_made(
                 ec2,
-                "DescribeSubnets",
-                "subnetSet",
                 &owner,
                 &request.name,
                 &name,
+                SUBNETS,
+                ("CreateSubnet", &params),
             )
-            .await?
-            {
-                Some(item) => item.get("subnetId")?,
-                None => {
-                    let mut all = tags(&name);
-                    all.push((elb_role.to_owned(), "1".to_owned()));
-                    let pairs: Vec<(&str, &str)> =
-                        all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                    let mut params = vec![
-                        ("VpcId".to_owned(), vpc.clone()),
-                        ("CidrBlock".to_owned(), range.to_string()),
-                        ("AvailabilityZone".to_owned(), zone.name.clone()),
-                    ];
-                    params.extend(tag_specification("subnet", &pairs));
-                    ec2.create("CreateSubnet", &params, &["subnet", "subnetId"])
-                        .await?
-                }
-            };
+            .await?;
             if tier == "public" {
                 let params = [
                     ("SubnetId".to_owned(), id.clone()),
@@ -166,26 +162,15 @@ pub async fn ensure(ec2: &Ec2, request: &VpcRequest) -> Result<Vpc, CloudError> 
         }
     }
 
-    let gateway = match find(
+    let gateway = found_or_made(
         ec2,
-        "DescribeInternetGateways",
-        "internetGatewaySet",
         &owner,
         &request.name,
         "igw",
+        GATEWAYS,
+        ("CreateInternetGateway", &spec("internet-gateway", "igw")),
     )
-    .await?
-    {
-        Some(item) => item.get("internetGatewayId")?,
-        None => {
-            ec2.create(
-                "CreateInternetGateway",
-                &spec("internet-gateway", "igw"),
-                &["internetGateway", "internetGatewayId"],
-            )
-            .await?
-        }
-    };
+    .await?;
     ec2.act(
         "AttachInternetGateway",
         &[
@@ -196,24 +181,17 @@ pub async fn ensure(ec2: &Ec2, request: &VpcRequest) -> Result<Vpc, CloudError> 
     )
     .await?;
 
-    let address = match find(
+    let mut params = vec![("Domain".to_owned(), "vpc".to_owned())];
+    params.extend(spec("elastic-ip", "nat"));
+    let address = found_or_made(
         ec2,
-        "DescribeAddresses",
-        "addressesSet",
         &owner,
         &request.name,
         "nat",
+        ADDRESSES,
+        ("AllocateAddress", &params),
     )
-    .await?
-    {
-        Some(item) => item.get("allocationId")?,
-        None => {
-            let mut params = vec![("Domain".to_owned(), "vpc".to_owned())];
-            params.extend(spec("elastic-ip", "nat"));
-            ec2.create("AllocateAddress", &params, &["allocationId"])
-                .await?
-        }
-    };
+    .await?;
     let nat = match live_nat(ec2, &owner, &request.name).await? {
         Some(id) => id,
         None => {
@@ -223,7 +201,8 @@ pub async fn ensure(ec2: &Ec2, request: &VpcRequest) -> Result<Vpc, CloudError> 
                 ("ClientToken".to_owned(), request.request_token.clone()),
             ];
             params.extend(spec("natgateway", "nat"));
-            ec2.create("CreateNatGateway", &params, &["natGateway", "natGatewayId"])
+            // Its ClientToken makes a repeat return the first one.
+            ec2.create_with_token("CreateNatGateway", &params, &["natGateway", "natGatewayId"])
                 .await?
         }
     };
@@ -233,24 +212,17 @@ pub async fn ensure(ec2: &Ec2, request: &VpcRequest) -> Result<Vpc, CloudError> 
         ("private", &private_subnets, "NatGatewayId", &nat),
     ] {
         let name = format!("{tier}-routes");
-        let table = match find(
+        let mut params = vec![("VpcId".to_owned(), vpc.clone())];
+        params.extend(spec("route-table", &name));
+        let table = found_or_made(
             ec2,
-            "DescribeRouteTables",
-            "routeTableSet",
             &owner,
             &request.name,
             &name,
+            ROUTE_TABLES,
+            ("CreateRouteTable", &params),
         )
-        .await?
-        {
-            Some(item) => item.get("routeTableId")?,
-            None => {
-                let mut params = vec![("VpcId".to_owned(), vpc.clone())];
-                params.extend(spec("route-table", &name));
-                ec2.create("CreateRouteTable", &params, &["routeTable", "routeTableId"])
-                    .await?
-            }
-        };
+        .await?;
         ec2.act(
             "CreateRoute",
             &[
@@ -410,6 +382,78 @@ async fn zones(ec2: &Ec2) -> Result<Vec<Zone>, CloudError> {
         })
     })
     .collect()
+}
+
+/// How a kind of piece is looked up, and where its id is: the Describe call, its result set and
+/// id field, and the id's path in the answer to its creation.
+struct Lookup {
+    action: &'static str,
+    set: &'static str,
+    id: &'static str,
+    created: [&'static str; 2],
+}
+
+const VPCS: Lookup = Lookup {
+    action: "DescribeVpcs",
+    set: "vpcSet",
+    id: "vpcId",
+    created: ["vpc", "vpcId"],
+};
+const SUBNETS: Lookup = Lookup {
+    action: "DescribeSubnets",
+    set: "subnetSet",
+    id: "subnetId",
+    created: ["subnet", "subnetId"],
+};
+const GATEWAYS: Lookup = Lookup {
+    action: "DescribeInternetGateways",
+    set: "internetGatewaySet",
+    id: "internetGatewayId",
+    created: ["internetGateway", "internetGatewayId"],
+};
+const ADDRESSES: Lookup = Lookup {
+    action: "DescribeAddresses",
+    set: "addressesSet",
+    id: "allocationId",
+    created: ["allocationId", ""],
+};
+const ROUTE_TABLES: Lookup = Lookup {
+    action: "DescribeRouteTables",
+    set: "routeTableSet",
+    id: "routeTableId",
+    created: ["routeTable", "routeTableId"],
+};
+
+/// The id of the piece `<cluster>-<name>`: found by its tags, else made by `create` (an action
+/// and its parameters). A creation that failed transiently, its answer lost say, may still have
+/// happened: the piece is looked for again before each new try (three at most), so none is made
+/// twice.
+async fn found_or_made(
+    ec2: &Ec2,
+    owner: &str,
+    cluster: &str,
+    name: &str,
+    lookup: Lookup,
+    (action, params): (&str, &[(String, String)]),
+) -> Result<String, CloudError> {
+    let path: Vec<&str> = lookup
+        .created
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut tries = 1;
+    loop {
+        if let Some(item) = find(ec2, lookup.action, lookup.set, owner, cluster, name).await? {
+            return item.get(lookup.id);
+        }
+        match ec2.create(action, params, &path).await {
+            Err(CloudError::Transient(_)) if tries < 3 => {
+                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
+                tries += 1;
+            }
+            made => return made,
+        }
+    }
 }
 
 /// The piece of the environment's VPC named `<cluster>-<name>`, if it exists.
