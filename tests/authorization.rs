@@ -640,6 +640,17 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             probe("/jobs/999999/cancel", &[], [303, 403, 404, 404, 403, 404]),
         ),
         m(Method::GET, "/metrics", probe("/metrics", &[], [200; 6])),
+        // The account pools: the platform team.
+        m(
+            Method::GET,
+            "/account-pool",
+            probe("/account-pool", &[], [303, 403, 200, 200, 403, 200]),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/account-pool",
+            probe("/api/v1/account-pool", &[], [401, 403, 200, 200, 403, 200]),
+        ),
         m(
             Method::GET,
             "/api/v1/jobs",

@@ -522,7 +522,7 @@ async fn environment_request_journey(javascript: bool) {
         .await
         .unwrap();
     assert!(preview.contains("per month"), "{preview}");
-    assert!(preview.contains("organizations:CreateAccount"), "{preview}");
+    assert!(preview.contains("slipway:LeasePooledAccount"), "{preview}");
     browser
         .screenshot(&format!("environment-request-{label}"))
         .await;

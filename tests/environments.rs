@@ -930,8 +930,8 @@ async fn the_request_form_and_the_dashboard_work_without_javascript() {
         "the estimate is shown before submitting"
     );
     assert!(
-        form.contains("organizations:CreateAccount"),
-        "the plan preview is shown before submitting"
+        form.contains("slipway:LeasePooledAccount"),
+        "the plan preview is shown before submitting: a perf environment leases a pooled account"
     );
     let csrf = csrf_token(&form);
     let fields = |name: &'static str, max: &'static str, intent: &'static str| {

@@ -15,8 +15,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use super::AppState;
 use crate::http::error::AppError;
 use crate::http::{
-    admin, approvals, assets, auth, backlog, blueprints, environments, error_pages, extract,
-    health, home, idempotency, identity, jobs, notifications, openapi, platforms, search,
+    account_pool, admin, approvals, assets, auth, backlog, blueprints, environments, error_pages,
+    extract, health, home, idempotency, identity, jobs, notifications, openapi, platforms, search,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -317,6 +317,11 @@ pub fn route_table() -> Vec<RouteDef> {
         route(M::POST, "/jobs/{id}/retry", post(jobs::job_retry)),
         route(M::POST, "/jobs/{id}/cancel", post(jobs::job_cancel)),
         route(M::GET, "/metrics", get(jobs::metrics_endpoint)),
+        route(
+            M::GET,
+            "/account-pool",
+            get(account_pool::account_pool_page),
+        ),
         // The JSON API.
         route(M::GET, "/docs/api", get(openapi::reference_page)),
         route(M::GET, "/api/v1/openapi.json", get(openapi::openapi_json)),
@@ -487,6 +492,11 @@ pub fn route_table() -> Vec<RouteDef> {
         route(M::GET, "/api/v1/jobs/{id}", get(jobs::api_job)),
         route(M::POST, "/api/v1/jobs/{id}/retry", post(jobs::api_retry)),
         route(M::POST, "/api/v1/jobs/{id}/cancel", post(jobs::api_cancel)),
+        route(
+            M::GET,
+            "/api/v1/account-pool",
+            get(account_pool::api_account_pool),
+        ),
     ]
 }
 

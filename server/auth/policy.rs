@@ -44,6 +44,8 @@ pub enum Action {
     ViewJobs,
     /// Retry or cancel jobs.
     ControlJobs,
+    /// See the account pools of ephemeral environments and their quarantined accounts.
+    ViewAccountPool,
     /// Request an environment on a platform (the environment type says which roles may).
     RequestEnvironment,
     /// See an environment: its requester and the platform team.
@@ -91,9 +93,13 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
                 && (member || principal.has(Role::Admin))
                 && author != principal.user.id
         }
-        (Action::ViewJobs | Action::ControlJobs | Action::ViewApprovals, Subject::Portal) => {
-            platform_team(principal)
-        }
+        (
+            Action::ViewJobs
+            | Action::ControlJobs
+            | Action::ViewApprovals
+            | Action::ViewAccountPool,
+            Subject::Portal,
+        ) => platform_team(principal),
         (Action::RequestEnvironment, Subject::Platform { .. }) => !principal.roles.is_empty(),
         (
             Action::ViewEnvironment | Action::ChangeEnvironment,
@@ -162,6 +168,7 @@ pub fn refusal(principal: &Principal, action: Action, subject: Subject, name: &s
         (Action::ReviewBlueprint, _) => members_only("review its blueprint"),
         (Action::ViewJobs, _) => "Only the platform team can see the job queue.".into(),
         (Action::ControlJobs, _) => "Only the platform team can retry or cancel jobs.".into(),
+        (Action::ViewAccountPool, _) => "Only the platform team can see the account pools.".into(),
         (Action::ViewApprovals, _) => {
             "Only the platform team can see the approvals dashboard.".into()
         }

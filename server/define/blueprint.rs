@@ -121,7 +121,23 @@ pub struct Accounts {
     /// platform's organizational unit, so they bind every account of the platform.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service_control_policies: Vec<String>,
+    /// How many accounts the platform keeps for its ephemeral environments, which lease one
+    /// and give it back emptied instead of creating and closing an account each (AWS closes
+    /// at most 10% of an organization's accounts a month). 0: each ephemeral environment has
+    /// its own account, as long-lived ones do.
+    #[serde(default = "default_ephemeral_pool_size")]
+    pub ephemeral_pool_size: u32,
 }
+
+fn default_ephemeral_pool_size() -> u32 {
+    DEFAULT_EPHEMERAL_POOL_SIZE
+}
+
+/// What a platform's account pool holds unless its blueprint says otherwise.
+pub const DEFAULT_EPHEMERAL_POOL_SIZE: u32 = 3;
+/// Organizations' default quota is 10 accounts per organization; a pool beyond this many is
+/// a typing mistake more often than a plan.
+pub const MAX_EPHEMERAL_POOL_SIZE: u32 = 50;
 
 /// `close` (Organizations CloseAccount: suspended, then deleted by AWS after 90 days) or
 /// `retain` (kept, for audits that need the account's logs).
@@ -409,6 +425,7 @@ impl Blueprint {
             environment_prefix: slug.to_owned(),
             on_teardown: AccountTeardown::Close,
             service_control_policies: Vec::new(),
+            ephemeral_pool_size: DEFAULT_EPHEMERAL_POOL_SIZE,
         };
         if let Some(scope) = scope {
             if let Some(region) = scope.regions.first() {
@@ -511,6 +528,14 @@ impl Blueprint {
                     "Use the policy's name as Organizations shows it: 1–128 characters, no commas or control characters.",
                 );
             }
+        }
+        if self.accounts.ephemeral_pool_size > MAX_EPHEMERAL_POOL_SIZE {
+            errors.add(
+                "accounts.ephemeral_pool_size",
+                format!(
+                    "Use 0 (no pool: an account per ephemeral environment) to {MAX_EPHEMERAL_POOL_SIZE}."
+                ),
+            );
         }
         check_kubernetes(
             &mut errors,
@@ -666,6 +691,16 @@ impl Blueprint {
             "- One account per environment: `{}-<environment>`",
             self.accounts.environment_prefix
         );
+        match self.accounts.ephemeral_pool_size {
+            0 => {}
+            size => {
+                let _ = writeln!(
+                    md,
+                    "- Ephemeral environments lease one of {size} pooled accounts (`{}-pool-<n>`), emptied and given back at teardown",
+                    self.accounts.environment_prefix
+                );
+            }
+        }
         let _ = writeln!(
             md,
             "- Organizational units: one named after the platform, with `devops`, `long-lived` and `ephemeral` beneath it"

@@ -358,6 +358,8 @@ permissions! {
     ViewJobs: Permission = ViewJobs;
     /// Retry and cancel jobs.
     ControlJobs: Permission = ControlJobs;
+    /// The account pools.
+    ViewAccountPool: Permission = ViewAccountPool;
     /// The approvals dashboard.
     ViewApprovals: Permission = ViewApprovals;
     /// The cloud connection page.

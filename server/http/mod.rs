@@ -2,6 +2,7 @@
 //! the error mapping (once, in [`error`]), extractors and the policy checks they run, JSON bodies,
 //! paging, the page shell. Handlers stay thin: extract, call one use case, render.
 
+pub mod account_pool;
 pub mod admin;
 pub mod approvals;
 pub mod assets;

@@ -54,6 +54,12 @@ pub const NAV: &[NavItem] = &[
         action: Action::ViewJobs,
     },
     NavItem {
+        id: "account-pool",
+        label: "Account pool",
+        href: "/account-pool",
+        action: Action::ViewAccountPool,
+    },
+    NavItem {
         id: "api",
         label: "API reference",
         href: "/docs/api",

@@ -15,8 +15,8 @@ use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 
 use super::cloud::{
     Account, AccountCreation, AccountSpec, Addon, AddonSpec, Closure, CloudError, Cluster,
-    ClusterSpec, EndpointAccess, Identity, Network, Nodegroup, NodegroupSpec, Organization,
-    Provider, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec,
+    ClusterSpec, EndpointAccess, Identity, Network, Nodegroup, NodegroupSpec, OWNER_TAG,
+    Organization, Provider, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec,
 };
 use super::kubernetes::{self, ClusterEndpoint};
 
@@ -130,6 +130,58 @@ where
         CloudError::AlreadyExists(format!("{what}: {detail}"))
     } else {
         CloudError::Permanent(format!("{what} failed: {detail}"))
+    }
+}
+
+/// Deletes the role `name` with what IAM wants gone first: its managed policies detached, its
+/// inline policies and instance-profile memberships removed. A role already gone is success.
+async fn delete_role(iam: &aws_sdk_iam::Client, name: &str) -> Result<(), CloudError> {
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| classify("iam:ListAttachedRolePolicies", e))?;
+    for policy in attached.attached_policies() {
+        iam.detach_role_policy()
+            .role_name(name)
+            .set_policy_arn(policy.policy_arn().map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| classify("iam:DetachRolePolicy", e))?;
+    }
+    let inline = iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| classify("iam:ListRolePolicies", e))?;
+    for policy in inline.policy_names() {
+        iam.delete_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .map_err(|e| classify("iam:DeleteRolePolicy", e))?;
+    }
+    let profiles = iam
+        .list_instance_profiles_for_role()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| classify("iam:ListInstanceProfilesForRole", e))?;
+    for profile in profiles.instance_profiles() {
+        iam.remove_role_from_instance_profile()
+            .role_name(name)
+            .instance_profile_name(profile.instance_profile_name())
+            .send()
+            .await
+            .map_err(|e| classify("iam:RemoveRoleFromInstanceProfile", e))?;
+    }
+    match iam.delete_role().role_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, "NoSuchEntity") => Ok(()),
+        Err(e) => Err(classify("iam:DeleteRole", e)),
     }
 }
 
@@ -409,6 +461,39 @@ impl AwsCloud {
                 .map_err(|e| classify("iam:AttachRolePolicy", e))?;
         }
         Ok(arn)
+    }
+
+    /// The names of the account's IAM roles that carry [`OWNER_TAG`] (ListRoles does not
+    /// return tags, so each role's are read).
+    async fn owned_roles(&self, iam: &aws_sdk_iam::Client) -> Result<Vec<String>, CloudError> {
+        let mut names = vec![];
+        let mut marker: Option<String> = None;
+        loop {
+            let out = iam
+                .list_roles()
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| classify("iam:ListRoles", e))?;
+            names.extend(out.roles().iter().map(|r| r.role_name().to_owned()));
+            match out.marker().filter(|_| out.is_truncated()) {
+                Some(m) => marker = Some(m.to_owned()),
+                None => break,
+            }
+        }
+        let mut owned = vec![];
+        for name in names {
+            let tags = iam
+                .list_role_tags()
+                .role_name(&name)
+                .send()
+                .await
+                .map_err(|e| classify("iam:ListRoleTags", e))?;
+            if tags.tags().iter().any(|t| t.key() == OWNER_TAG) {
+                owned.push(name);
+            }
+        }
+        Ok(owned)
     }
 
     async fn account_tags(&self, id: &str) -> Result<Tags, CloudError> {
@@ -909,6 +994,41 @@ impl Provider for AwsCloud {
         tags: &Tags,
     ) -> Result<Vec<String>, CloudError> {
         super::vpc::delete(&self.ec2(session, region), tags).await
+    }
+
+    async fn clear_account(
+        &self,
+        session: &MemberSession,
+        region: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        let iam = self.iam(session, region);
+        for role in self.owned_roles(&iam).await? {
+            delete_role(&iam, &role).await?;
+        }
+        let mut left = vec![];
+        let eks = self.eks(session, region);
+        let mut next: Option<String> = None;
+        loop {
+            let out = eks
+                .list_clusters()
+                .set_next_token(next)
+                .send()
+                .await
+                .map_err(|e| classify("eks:ListClusters", e))?;
+            left.extend(out.clusters().iter().map(|c| format!("EKS cluster {c}")));
+            match out.next_token() {
+                Some(token) => next = Some(token.to_owned()),
+                None => break,
+            }
+        }
+        left.extend(super::vpc::leftovers(&self.ec2(session, region)).await?);
+        left.extend(
+            self.owned_roles(&iam)
+                .await?
+                .into_iter()
+                .map(|r| format!("IAM role {r}")),
+        );
+        Ok(left)
     }
 
     async fn find_cluster(

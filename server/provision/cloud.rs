@@ -294,6 +294,16 @@ pub trait Provider: Send + Sync + 'static {
         tags: &Tags,
     ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
 
+    /// Empties a pooled account of what environments left in it that outlives its cluster
+    /// and VPC (the IAM roles Slipway made) and returns what of Slipway's is still there,
+    /// described: EKS clusters, VPCs, NAT gateways, Elastic IPs and IAM roles tagged
+    /// [`OWNER_TAG`]. Empty: the account can be leased again.
+    fn clear_account(
+        &self,
+        session: &Self::Session,
+        region: &str,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+
     fn find_cluster(
         &self,
         session: &Self::Session,

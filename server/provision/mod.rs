@@ -5,6 +5,7 @@
 //! [`cloud::Provider`]: [`aws`] (with [`kubernetes`] for the cluster's API) or the [`simulated`]
 //! cloud of the embedded default.
 
+pub mod accounts;
 pub mod aws;
 pub mod closures;
 pub mod cloud;
@@ -12,10 +13,12 @@ pub mod ec2;
 pub mod kubernetes;
 pub mod manifests;
 pub mod plan;
+pub mod pool;
 pub mod run;
 pub mod simulated;
 pub mod versions;
 pub mod vpc;
+pub mod waits;
 
 use std::sync::Arc;
 
@@ -79,8 +82,12 @@ pub fn job_kinds(
     cloud: Cloud,
     owner: Arc<dyn EnvironmentOwner>,
 ) -> crate::jobs::Registry {
-    let runner = Arc::new(run::Runner { cloud, owner });
+    let runner = Arc::new(run::Runner {
+        cloud: cloud.clone(),
+        owner,
+    });
     registry
+        .with(pool::TopUp { cloud })
         .with(run::EnvironmentJob::provision(runner.clone()))
         .with(run::EnvironmentJob::teardown(runner.clone()))
         .with(closures::CloseQueued { runner })

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::cloud::{Grant, Tags, describe_object};
 use super::manifests::{self, GeneratedSecret, SecretCopy, WorkloadAccess};
+use super::pool::PoolSpec;
 use super::versions::{self, Install};
 use crate::define::blueprint::{AccountTeardown, Blueprint, EnvironmentType, Lifecycle};
 
@@ -53,6 +54,10 @@ pub enum Action {
         on_teardown: AccountTeardown,
         adopt: String,
     },
+    /// An account of the platform's pool, leased for the environment's life (an ephemeral
+    /// environment's, instead of [`Action::CreateAccount`]).
+    #[serde(rename = "slipway:LeasePooledAccount")]
+    LeasePooledAccount(PoolSpec),
     #[serde(rename = "sts:AssumeRole")]
     AssumeRole { account: String },
     #[serde(rename = "iam:CreateRole")]
@@ -130,6 +135,7 @@ impl Action {
     pub fn name(&self) -> &'static str {
         match self {
             Action::CreateAccount { .. } => "organizations:CreateAccount",
+            Action::LeasePooledAccount(_) => "slipway:LeasePooledAccount",
             Action::AssumeRole { .. } => "sts:AssumeRole",
             Action::CreateRoles { .. } => "iam:CreateRole",
             Action::DescribeSubnets { .. } => "ec2:DescribeSubnets",
@@ -378,27 +384,46 @@ fn steps(
         resource: resource.to_owned(),
         action,
     };
+    let organizational_unit = vec![input.platform_slug.to_owned(), unit.name().to_owned()];
+    let pooled = unit == AccountUnit::Ephemeral && bp.accounts.ephemeral_pool_size > 0;
+    let (account_step, account) = if pooled {
+        let pool = PoolSpec {
+            platform: input.platform_slug.to_owned(),
+            size: bp.accounts.ephemeral_pool_size,
+            account_prefix: format!("{}-pool", bp.accounts.environment_prefix),
+            email_domain: input.account_email_domain.to_owned(),
+            region: bp.cloud.region.clone(),
+            organizational_unit,
+            service_control_policies: bp.accounts.service_control_policies.clone(),
+            tags: [("slipway:platform", input.platform_slug)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        };
+        let name = format!("{}-<n>", pool.account_prefix);
+        (
+            step(Step::Account, &name, Action::LeasePooledAccount(pool)),
+            "the leased account".to_owned(),
+        )
+    } else {
+        let action = Action::CreateAccount {
+            email: format!("{account}@{}", input.account_email_domain),
+            parent: bp.accounts.parent.clone(),
+            organizational_unit,
+            service_control_policies: bp.accounts.service_control_policies.clone(),
+            tags: tags.clone(),
+            on_teardown: bp.accounts.on_teardown,
+            adopt: "an account with this name and Slipway's tags is adopted, not created again"
+                .into(),
+        };
+        (step(Step::Account, account, action), account.to_owned())
+    };
     let mut plan = vec![
-        step(
-            Step::Account,
-            account,
-            Action::CreateAccount {
-                email: format!("{account}@{}", input.account_email_domain),
-                parent: bp.accounts.parent.clone(),
-                organizational_unit: vec![input.platform_slug.to_owned(), unit.name().to_owned()],
-                service_control_policies: bp.accounts.service_control_policies.clone(),
-                tags: tags.clone(),
-                on_teardown: bp.accounts.on_teardown,
-                adopt: "an account with this name and Slipway's tags is adopted, not created again"
-                    .into(),
-            },
-        ),
+        account_step,
         step(
             Step::Access,
             "OrganizationAccountAccessRole",
-            Action::AssumeRole {
-                account: account.to_owned(),
-            },
+            Action::AssumeRole { account },
         ),
         step(
             Step::Network,
@@ -540,9 +565,12 @@ mod tests {
         let mut steps: Vec<Step> = plan.iter().map(|p| p.step).collect();
         steps.dedup();
         assert_eq!(steps, Step::ALL);
-        assert_eq!(plan[0].resource, "shop-perf-1");
+        assert_eq!(plan[0].resource, "shop-pool-<n>");
         assert!(
-            matches!(&plan[0].action, Action::CreateAccount { email, .. } if email == "shop-perf-1@example.com")
+            matches!(&plan[0].action, Action::LeasePooledAccount(pool) if pool.size == 3 && pool.email_domain == "example.com")
+        );
+        assert!(
+            matches!(&plan_for("dev", &[])[0].action, Action::CreateAccount { email, .. } if email == "shop-perf-1@example.com")
         );
         assert_eq!(plan[4].resource, "shop-perf-1");
         assert!(plan.iter().any(|p| p.resource == "Kafka data/kafka"));
@@ -572,7 +600,12 @@ mod tests {
                 organizational_unit,
                 service_control_policies,
                 ..
-            } => (
+            }
+            | Action::LeasePooledAccount(PoolSpec {
+                organizational_unit,
+                service_control_policies,
+                ..
+            }) => (
                 organizational_unit.clone(),
                 service_control_policies.clone(),
             ),

@@ -4,7 +4,6 @@
 //! adopts it; what it creates is recorded on the job step and the environment's outputs.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
@@ -12,14 +11,16 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::cloud::{
-    AccountCreation, AccountSpec, Addon, AddonSpec, Closure, CloudError, Cluster, ClusterApi,
-    ClusterSpec, EndpointAccess, Network, Nodegroup, NodegroupSpec, OWNER_TAG, Organization,
-    PolicyDocument, Provider, Status, Tags, WorkloadIdentitySpec,
+    AccountSpec, Addon, AddonSpec, Closure, CloudError, Cluster, ClusterApi, ClusterSpec,
+    EndpointAccess, Network, Nodegroup, NodegroupSpec, OWNER_TAG, PolicyDocument, Provider, Status,
+    Tags, WorkloadIdentitySpec,
 };
 use super::manifests::{GeneratedSecret, SecretCopy};
 use super::plan::{Action, PlanStep, PlannedOutputs, Step};
+use super::pool::{self, PoolSpec};
 use super::vpc::VpcRequest;
-use super::{Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
+use super::waits::{settled, until_active, until_none_left, wait_for};
+use super::{Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB, accounts};
 use crate::define::blueprint::AccountTeardown;
 use crate::jobs::{ClaimedJob, Handler, StepContext, StepError, StepFuture};
 
@@ -59,19 +60,6 @@ impl TeardownStep {
         TeardownStep::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
-
-/// How long a step waits for the cloud before giving the attempt up (it is retried later).
-const PATIENCE: Duration = Duration::from_secs(45 * 60);
-/// How long a wait polls every 5 s at most: what EKS and Organizations usually take (accounts,
-/// clusters, node groups and add-ons become ready within minutes), where a poll saved is less
-/// than the time a late poll loses on the critical path (the provisioning drill measures it).
-/// One Describe call every 5 s is far below the APIs' rate limits.
-const EAGER: Duration = Duration::from_secs(15 * 60);
-
-/// How long a step keeps retrying a refusal AWS documents as eventual consistency
-/// ([`CloudError::NotYetPropagated`]) before it fails for a person to look: a new account's access
-/// role and a new IAM role usually become usable within a few minutes.
-const SETTLING: Duration = Duration::from_secs(10 * 60);
 
 /// What both jobs share.
 pub struct Runner {
@@ -176,6 +164,14 @@ impl Target {
         .unwrap_or_default()
     }
 
+    /// The pool the environment leases its account from, if its plan says so.
+    fn pool(&self) -> Result<Option<PoolSpec>, StepError> {
+        Ok(self.plan()?.into_iter().find_map(|s| match s.action {
+            Action::LeasePooledAccount(pool) => Some(pool),
+            _ => None,
+        }))
+    }
+
     /// What `pick` takes from every action of the plan, in plan order.
     fn all<T>(&self, pick: impl Fn(Action) -> Option<T>) -> Result<Vec<T>, StepError> {
         Ok(self
@@ -262,138 +258,6 @@ impl Runner {
     }
 }
 
-/// Polls `check` until it gives a value, waiting 1 s, 2 s, … between polls, at most 5 s for
-/// the first [`EAGER`] and 15 s after; after [`PATIENCE`] the attempt ends (transiently: the
-/// job retries later and polls again).
-async fn wait_for<T, F, Fut>(ctx: &StepContext, what: &str, mut check: F) -> Result<T, StepError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, StepError>>,
-{
-    let started = std::time::Instant::now();
-    let mut polls: u64 = 0;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if started.elapsed() > PATIENCE {
-            return Err(StepError::Transient(format!(
-                "still waiting for {what} after {} minutes",
-                PATIENCE.as_secs() / 60
-            )));
-        }
-        if polls == 0 {
-            ctx.log(&format!("waiting for {what}")).await?;
-        }
-        polls += 1;
-        let longest = if started.elapsed() < EAGER { 5 } else { 15 };
-        tokio::time::sleep(Duration::from_secs(polls.min(longest))).await;
-    }
-}
-
-/// Waits with [`wait_for`] until `find` reports `what` (a cluster, a node group, an add-on)
-/// ACTIVE and returns it: FAILED is permanent, gone is transient.
-async fn until_active<T, F, Fut>(
-    ctx: &StepContext,
-    what: &str,
-    status: fn(&T) -> Status,
-    mut find: F,
-) -> Result<T, StepError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, StepError>>,
-{
-    wait_for(ctx, &format!("{what} to become ACTIVE"), || {
-        let found = find();
-        async move {
-            match found.await? {
-                Some(x) if status(&x) == Status::Active => Ok(Some(x)),
-                Some(x) if status(&x) == Status::Failed => Err(StepError::Permanent(format!(
-                    "{what} failed to create; clean up and retry"
-                ))),
-                Some(_) => Ok(None),
-                None => Err(StepError::Transient(format!(
-                    "{what} disappeared while creating"
-                ))),
-            }
-        }
-    })
-    .await
-}
-
-/// Waits with [`wait_for`] until `pending` lists nothing; each time the list changes it is
-/// logged, and a timeout says what was still pending.
-async fn until_none_left<F, Fut>(
-    ctx: &StepContext,
-    what: &str,
-    mut pending: F,
-) -> Result<(), StepError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<String>, CloudError>>,
-{
-    let last = std::sync::Mutex::new(Vec::<String>::new());
-    let waited = wait_for(ctx, what, || {
-        let left = pending();
-        let last = &last;
-        async move {
-            let left = left.await?;
-            if left.is_empty() {
-                return Ok(Some(()));
-            }
-            let changed = *last.lock().unwrap_or_else(|e| e.into_inner()) != left;
-            if changed {
-                ctx.log(&format!("not yet: {}", left.join("; "))).await?;
-                *last.lock().unwrap_or_else(|e| e.into_inner()) = left;
-            }
-            Ok(None)
-        }
-    })
-    .await;
-    waited.map_err(|e| match e {
-        StepError::Transient(m) => StepError::Transient(format!(
-            "{m}; not yet: {}",
-            last.lock().unwrap_or_else(|e| e.into_inner()).join("; ")
-        )),
-        other => other,
-    })
-}
-
-/// Runs `call` again while AWS answers with eventual consistency, waiting 1 s, 2 s, … (at most
-/// 5 s) between tries, for up to [`SETTLING`]; after that the refusal is permanent, with what to
-/// check. Other errors are returned as they are, for the caller to sort.
-async fn settled<T, F, Fut>(ctx: &StepContext, mut call: F) -> Result<T, CloudError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, CloudError>>,
-{
-    let started = std::time::Instant::now();
-    let mut tries: u64 = 0;
-    loop {
-        match call().await {
-            Err(CloudError::NotYetPropagated(why)) if started.elapsed() < SETTLING => {
-                if tries == 0 {
-                    ctx.log(&format!(
-                        "{why}: AWS may refuse for minutes after creating an account or role; trying again for up to {} minutes",
-                        SETTLING.as_secs() / 60
-                    ))
-                    .await
-                    .map_err(|e| CloudError::Transient(e.to_string()))?;
-                }
-                tries += 1;
-                tokio::time::sleep(Duration::from_secs(tries.min(5))).await;
-            }
-            Err(CloudError::NotYetPropagated(why)) => {
-                return Err(CloudError::Permanent(format!(
-                    "{why}, still after {} minutes: check that the role exists and trusts its caller (Slipway's role for the account's access role, eks.amazonaws.com and ec2.amazonaws.com for the EKS roles), then retry",
-                    SETTLING.as_secs() / 60
-                )));
-            }
-            other => return other,
-        }
-    }
-}
-
 /// Access into the environment's account, retried while its access role is settling.
 async fn session<P: Provider>(
     p: &P,
@@ -406,193 +270,80 @@ async fn session<P: Provider>(
 
 // ---- provisioning ----
 
-/// The account of the environment: adopted if it exists with our owner tag, created otherwise.
+/// The account of the environment: leased from the platform's pool (ephemeral environments),
+/// else adopted if it exists with our owner tag, created otherwise.
 async fn account<P: Provider>(
     p: &P,
     r: &Runner,
     ctx: &StepContext,
     t: &Target,
 ) -> Result<(), StepError> {
-    let (name, email, tags, unit, policies) =
-        t.planned("organizations:CreateAccount", |s| match s.action {
-            Action::CreateAccount {
-                email,
-                tags,
-                organizational_unit,
-                service_control_policies,
-                ..
-            } => Some((
-                s.resource,
-                email,
-                tags,
-                organizational_unit,
-                service_control_policies,
-            )),
-            _ => None,
-        })?;
     // Before anything is created: Slipway must be the organization's management account.
     let organization = p.organization().await?;
-    let account_id = match t.output("account_id") {
-        Some(id) => {
-            ctx.log(&format!("account {id} was created by an earlier attempt"))
+    let earlier = t.output("account_id");
+    if let Some(id) = &earlier {
+        ctx.log(&format!("account {id} was obtained by an earlier attempt"))
+            .await?;
+    }
+    let (account_id, unit, policies) = if let Some(pool) = t.pool()? {
+        let id = match earlier {
+            Some(id) => id,
+            None => {
+                let (id, name) = pool::lease(p, ctx, &organization, &pool, t.id).await?;
+                r.set_outputs(
+                    t.id,
+                    json!({ "account_id": id, "account_name": name, "account_pool": pool.platform, "pooled_account": "leased" }),
+                )
                 .await?;
-            id
-        }
-        None => {
-            let spec = AccountSpec {
-                name: name.clone(),
-                email,
-                tags: t.owned_tags(tags),
-            };
-            obtain_account(p, r, ctx, t, &spec).await?
-        }
+                id
+            }
+        };
+        (id, pool.organizational_unit, pool.service_control_policies)
+    } else {
+        let (name, email, tags, unit, policies) =
+            t.planned("organizations:CreateAccount", |s| match s.action {
+                Action::CreateAccount {
+                    email,
+                    tags,
+                    organizational_unit,
+                    service_control_policies,
+                    ..
+                } => Some((
+                    s.resource,
+                    email,
+                    tags,
+                    organizational_unit,
+                    service_control_policies,
+                )),
+                _ => None,
+            })?;
+        let id = match earlier {
+            Some(id) => id,
+            None => {
+                let spec = AccountSpec {
+                    name: name.clone(),
+                    email,
+                    tags: t.owned_tags(tags),
+                };
+                let id = accounts::obtain(p, ctx, &spec, "account_request", |tags| t.owned(tags))
+                    .await?;
+                ctx.record("account_id", &id).await?;
+                r.set_outputs(t.id, json!({ "account_id": id, "account_name": name }))
+                    .await?;
+                id
+            }
+        };
+        (id, unit, policies)
     };
     // On every path, the adopted and the earlier attempt's included: an account outside its
     // unit escapes the unit's service control policies.
-    if let Some(path) = place_account(p, ctx, &organization, &account_id, &unit, &policies).await? {
+    if let Some(path) =
+        accounts::place(p, ctx, &organization, &account_id, &unit, &policies).await?
+    {
         r.set_outputs(t.id, json!({ "organizational_unit": path }))
             .await?;
     }
     Ok(())
-}
-
-/// The units of `path` under the organization's base unit (created or adopted, with the
-/// blueprint's SCPs on the first, the platform's), and the account moved into the last.
-/// Returns the path as shown (`shop/long-lived`), or `None` for a plan without units.
-async fn place_account<P: Provider>(
-    p: &P,
-    ctx: &StepContext,
-    organization: &Organization,
-    account: &str,
-    path: &[String],
-    policies: &[String],
-) -> Result<Option<String>, StepError> {
-    if path.is_empty() {
-        return Ok(None);
-    }
-    let mut unit = organization.base_unit.clone();
-    for (depth, name) in path.iter().enumerate() {
-        unit = p.ensure_unit(&unit, name).await?;
-        if depth == 0 {
-            p.attach_policies(&unit, policies).await?;
-        }
-    }
-    p.place_account(account, &unit).await?;
-    let shown = path.join("/");
-    ctx.log(&format!(
-        "account {account} is in organizational unit {shown} ({unit})"
-    ))
-    .await?;
-    Ok(Some(shown))
-}
-
-/// The environment's account: a request in flight followed, an account of ours adopted, or a
-/// new one created. Records its id.
-async fn obtain_account<P: Provider>(
-    p: &P,
-    r: &Runner,
-    ctx: &StepContext,
-    t: &Target,
-    spec: &AccountSpec,
-) -> Result<String, StepError> {
-    let name = &spec.name;
-    // A request in flight first (accounts being created are not listed yet), then the list.
-    let pending = match ctx.recorded("account_request").await? {
-        Some(request) => Some(request),
-        None => p.pending_account_request(name).await?,
-    };
-    let account_id = if let Some(request) = pending {
-        ctx.log(&format!("following account request {request}"))
-            .await?;
-        creation(p, ctx, &request, spec).await?
-    } else if let Some(existing) = p.find_account(name).await? {
-        if !t.owned(&existing.tags) {
-            return Err(StepError::Permanent(format!(
-                "an account named {name} ({}) exists and is not this environment's; rename the environment or retire that account",
-                existing.id
-            )));
-        }
-        ctx.log(&format!("adopted account {} ({name})", existing.id))
-            .await?;
-        existing.id
-    } else {
-        let request = p.create_account(spec).await?;
-        ctx.record("account_request", &request).await?;
-        ctx.log(&format!(
-            "CreateAccount {name} <{}>: request {request}",
-            spec.email
-        ))
-        .await?;
-        creation(p, ctx, &request, spec).await?
-    };
-    ctx.record("account_id", &account_id).await?;
-    r.set_outputs(
-        t.id,
-        json!({ "account_id": account_id, "account_name": name }),
-    )
-    .await?;
-    Ok(account_id)
-}
-
-/// Waits for the CreateAccount `request`. A failed request is forgotten, so the next attempt
-/// (the job's own retry, or a person's Retry) asks for the account again instead of following
-/// the dead request.
-async fn creation<P: Provider>(
-    p: &P,
-    ctx: &StepContext,
-    request: &str,
-    spec: &AccountSpec,
-) -> Result<String, StepError> {
-    let reason = match account_request_outcome(p, ctx, request).await? {
-        Ok(id) => return Ok(id),
-        Err(reason) => reason,
-    };
-    ctx.forget("account_request").await?;
-    ctx.log(&format!("account request {request} failed: {reason}"))
-        .await?;
-    Err(account_failure(&reason, spec))
-}
-
-/// Waits until the CreateAccount `request` ends: the account id, or why it failed.
-async fn account_request_outcome<P: Provider>(
-    p: &P,
-    ctx: &StepContext,
-    request: &str,
-) -> Result<Result<String, String>, StepError> {
-    wait_for(ctx, "the account", || async {
-        match p.account_creation(request).await? {
-            AccountCreation::InProgress => Ok(None),
-            AccountCreation::Succeeded(id) => Ok(Some(Ok(id))),
-            AccountCreation::Failed(reason) => Ok(Some(Err(reason))),
-        }
-    })
-    .await
-}
-
-/// What a failed CreateAccount means, by the failure reasons Organizations documents: two are
-/// worth asking again (another change to the organization was in progress, an AWS fault), the
-/// others need a person, told what to do.
-fn account_failure(reason: &str, spec: &AccountSpec) -> StepError {
-    let name = &spec.name;
-    match reason {
-        "CONCURRENT_ACCOUNT_MODIFICATION" | "INTERNAL_FAILURE" => StepError::Transient(format!(
-            "Organizations could not create account {name} ({reason}); asking again"
-        )),
-        "EMAIL_ALREADY_EXISTS" => StepError::Permanent(format!(
-            "Organizations refused account {name}: its root e-mail address {} is in use by another AWS account (a closed account keeps its address for 90 days); choose another environment name or account e-mail domain, or reuse the account",
-            spec.email
-        )),
-        "ACCOUNT_LIMIT_EXCEEDED" => StepError::Permanent(format!(
-            "Organizations refused account {name}: the organization has as many accounts as its quota allows (closed accounts count for 90 days); ask AWS for a higher quota or retire accounts, then retry"
-        )),
-        "INVALID_EMAIL" | "INVALID_ADDRESS" => StepError::Permanent(format!(
-            "Organizations refused account {name}: {reason} for {}; fix the account e-mail domain in the cloud settings, then retry",
-            spec.email
-        )),
-        other => StepError::Permanent(format!(
-            "Organizations could not create account {name}: {other}; see the organization's CreateAccount status in the AWS console, then retry"
-        )),
-    }
 }
 
 fn account_id(t: &Target) -> Result<String, StepError> {
@@ -1007,12 +758,17 @@ async fn existing_account<P: Provider>(
     if let Some(id) = t.output("account_id") {
         return Ok(Some(id));
     }
+    if t.pool()?.is_some() {
+        return pool::held(&ctx.db, t.id).await;
+    }
     let name = t.planned("organizations:CreateAccount", |s| {
         matches!(s.action, Action::CreateAccount { .. }).then_some(s.resource)
     })?;
     if let Some(request) = p.pending_account_request(&name).await? {
         // A request that failed made no account.
-        return Ok(account_request_outcome(p, ctx, &request).await?.ok());
+        return Ok(accounts::account_request_outcome(p, ctx, &request)
+            .await?
+            .ok());
     }
     Ok(p.find_account(&name)
         .await?
@@ -1034,6 +790,12 @@ async fn teardown_step<P: Provider>(
         return ctx.log("no account was created: nothing to remove").await;
     };
     if step == TeardownStep::Account {
+        if t.pool()?.is_some() {
+            let returned = pool::give_back(p, ctx, &account, &region(t)?, t.id).await?;
+            return r
+                .set_outputs(t.id, json!({ "pooled_account": returned.as_str() }))
+                .await;
+        }
         let on_teardown = t.planned("organizations:CreateAccount", |s| match s.action {
             Action::CreateAccount { on_teardown, .. } => Some(on_teardown),
             _ => None,

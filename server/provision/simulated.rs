@@ -357,6 +357,26 @@ impl Provider for SimulatedCloud {
         Ok(vec![])
     }
 
+    /// The simulated roles and VPC go with the cluster; what is left is a cluster.
+    async fn clear_account(
+        &self,
+        account: &String,
+        _region: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        self.expire().await?;
+        let clusters: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM simulated_resource WHERE kind = 'cluster' AND id LIKE $1 || '/%'",
+        )
+        .bind(account)
+        .fetch_all(&self.db)
+        .await
+        .map_err(db_error)?;
+        Ok(clusters
+            .into_iter()
+            .map(|c| format!("cluster {c}"))
+            .collect())
+    }
+
     async fn find_cluster(
         &self,
         account: &String,

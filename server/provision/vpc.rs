@@ -361,6 +361,32 @@ pub async fn delete(ec2: &Ec2, tags: &Tags) -> Result<Vec<String>, CloudError> {
     Ok(vec![])
 }
 
+/// What of any environment's network is still in the account: VPCs, NAT gateways that are
+/// not deleted, and Elastic IPs, each carrying [`OWNER_TAG`] (a pooled account's check that it
+/// is empty).
+pub async fn leftovers(ec2: &Ec2) -> Result<Vec<String>, CloudError> {
+    let owned = [("tag-key", OWNER_TAG)];
+    let mut left = vec![];
+    for vpc in ec2.describe("DescribeVpcs", "vpcSet", &owned).await? {
+        left.push(format!("VPC {}", vpc.get("vpcId")?));
+    }
+    for nat in ec2
+        .describe("DescribeNatGateways", "natGatewaySet", &owned)
+        .await?
+    {
+        if nat.get("state")? != "deleted" {
+            left.push(format!("NAT gateway {}", nat.get("natGatewayId")?));
+        }
+    }
+    for address in ec2
+        .describe("DescribeAddresses", "addressesSet", &owned)
+        .await?
+    {
+        left.push(format!("Elastic IP {}", address.get("allocationId")?));
+    }
+    Ok(left)
+}
+
 fn owner(tags: &Tags) -> Result<String, CloudError> {
     tags.get(OWNER_TAG)
         .cloned()

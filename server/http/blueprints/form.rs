@@ -339,6 +339,11 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                     Kind::Select(&["close", "retain"]),
                 ),
                 s(
+                    "accounts.ephemeral_pool_size",
+                    "Pooled accounts for ephemeral environments (0: an account each)",
+                    Kind::Number,
+                ),
+                s(
                     "accounts.service_control_policies",
                     "Service control policies on the platform's unit (names, comma-separated)",
                     Kind::List,
