@@ -113,6 +113,78 @@ impl World {
         id
     }
 
+    /// A small `perf` (ephemeral) request by the developer, approved automatically (it costs
+    /// less than the type's limit); returns its id.
+    async fn perf(&self, name: &str) -> String {
+        let (status, created) = self
+            .call(
+                Method::POST,
+                "/api/v1/platforms/shop/environments",
+                &self.dev,
+                json!({"environment_type": "perf", "name": name, "purpose": "Load test",
+                       "parameters": {"instance_type": "m6i.xlarge", "min_nodes": 3, "max_nodes": 5, "data_services": []}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["state"], "approved", "{created}");
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The pooled accounts as the platform team sees them in the API: (name, state, leases).
+    async fn pooled(&self) -> Vec<(String, String, i64)> {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                "/api/v1/account-pool",
+                &self.engineer,
+                json!(null),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let mut accounts: Vec<(String, String, i64)> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().to_owned(),
+                    a["state"].as_str().unwrap().to_owned(),
+                    a["leases"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        accounts.sort();
+        accounts
+    }
+
+    /// Runs the `accounts.pool` job once and waits for it to end.
+    async fn top_up_pools(&self) {
+        let mut tx = self.app.pool.begin().await.unwrap();
+        let id = slipway::jobs::queue::enqueue(
+            &mut tx,
+            &slipway::jobs::NewJob::new(slipway::provision::pool::TOP_UP_JOB, json!({})),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let started = Instant::now();
+        loop {
+            let state: String = sqlx::query_scalar("SELECT state::text FROM job WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.app.pool)
+                .await
+                .unwrap();
+            if state == "completed" {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the top-up job is {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The HTML of an environment's page, as the developer sees it.
     async fn page(&self, id: &str) -> String {
         self.app
@@ -433,6 +505,149 @@ async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_lea
         .await,
         0,
         "nothing is left in the simulated cloud"
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Ephemeral environments lease accounts from the platform's pool (3 in the built-in
+/// blueprint): the pool grows only while all its accounts are leased and it has room, a fourth
+/// environment waits for one to be given back, teardowns give accounts back emptied and never
+/// close one, and the `accounts.pool` job fills the pool to its size. Against the simulated
+/// cloud; the AWS test below checks the clean-up in a real account layout.
+#[tokio::test]
+async fn ephemeral_environments_reuse_pooled_accounts_and_never_close_one() {
+    let w = World::new().await;
+    let workers = w.workers(w.simulated());
+    let first = w.perf("load-1").await;
+    let env = w
+        .until_state(&first, "ready", Duration::from_secs(60))
+        .await;
+    assert_eq!(env["outputs"]["account_name"], "shop-pool-1");
+    assert_eq!(env["outputs"]["pooled_account"], "leased");
+    assert_eq!(
+        w.pooled().await,
+        [("shop-pool-1".to_owned(), "leased".to_owned(), 1)]
+    );
+    // The top-up job fills the pool to its size ahead of demand.
+    w.top_up_pools().await;
+    assert_eq!(
+        w.pooled().await,
+        [
+            ("shop-pool-1".to_owned(), "leased".to_owned(), 1),
+            ("shop-pool-2".to_owned(), "available".to_owned(), 0),
+            ("shop-pool-3".to_owned(), "available".to_owned(), 0),
+        ]
+    );
+
+    let mut ids = vec![first];
+    for name in ["load-2", "load-3"] {
+        ids.push(w.perf(name).await);
+    }
+    for id in &ids {
+        w.until_state(id, "ready", Duration::from_secs(60)).await;
+    }
+    // All three are leased: a fourth waits in its account step, saying for what.
+    let waiting = w.perf("load-4").await;
+    let started = Instant::now();
+    while !w
+        .page(&waiting)
+        .await
+        .contains("an account of the shop pool")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the fourth environment does not say it waits for an account"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.teardown(&ids[0]).await;
+    let torn = w
+        .until_state(&ids[0], "torn_down", Duration::from_secs(60))
+        .await;
+    assert_eq!(torn["outputs"]["pooled_account"], "returned");
+    assert!(torn["outputs"].get("account_closure").is_none(), "{torn}");
+    let env = w
+        .until_state(&waiting, "ready", Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        env["outputs"]["account_name"], "shop-pool-1",
+        "the given-back account"
+    );
+    ids.push(waiting);
+    for id in &ids[1..] {
+        w.teardown(id).await;
+        w.until_state(id, "torn_down", Duration::from_secs(60))
+            .await;
+    }
+
+    assert_eq!(
+        w.pooled().await,
+        [
+            ("shop-pool-1".to_owned(), "available".to_owned(), 2),
+            ("shop-pool-2".to_owned(), "available".to_owned(), 1),
+            ("shop-pool-3".to_owned(), "available".to_owned(), 1),
+        ]
+    );
+    let pool = &w.app.pool;
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM simulated_resource WHERE kind = 'account' AND gone_at IS NULL"
+        )
+        .await,
+        3,
+        "four environments, three accounts, none closed"
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM simulated_resource
+             WHERE kind NOT IN ('unit', 'account') AND (gone_at IS NULL OR gone_at > now())"
+        )
+        .await,
+        0,
+        "the accounts are empty"
+    );
+    // The page shows the pool to the platform team.
+    let page = w
+        .app
+        .client
+        .get(w.app.url("/account-pool"))
+        .bearer_auth(&w.engineer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("shop-pool-3") && page.contains("badge-available"));
+
+    // The database refuses what the pool's rules do not allow, whatever the code does: an
+    // available account handed to an environment without a lease, or a lease skipping the
+    // clean-up.
+    let lessee = uuid::Uuid::parse_str(&ids[1]).unwrap();
+    let refused = |sql: &'static str| async move {
+        sqlx::query(sql)
+            .bind(lessee)
+            .execute(pool)
+            .await
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        refused("UPDATE pooled_account SET environment_id = $1 WHERE name = 'shop-pool-2'")
+            .await
+            .contains("changes hands only by a lease")
+    );
+    sqlx::query("UPDATE pooled_account SET state = 'leased', environment_id = $1 WHERE name = 'shop-pool-2'")
+        .bind(lessee)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(
+        refused("UPDATE pooled_account SET state = 'available', environment_id = NULL WHERE environment_id = $1")
+            .await
+            .contains("cannot go from leased to available")
     );
     workers.shutdown(Duration::from_secs(5)).await;
 }
@@ -968,6 +1183,153 @@ async fn a_closure_the_quota_defers_never_blocks_a_teardown_and_happens_later() 
     assert_eq!(
         w.environment(&id).await["outputs"]["account_closure"],
         "closed"
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// IAM roles in `account` that carry Slipway's owner tag.
+async fn owned_roles_in(moto: &Moto, account: &str) -> Vec<String> {
+    let iam = moto.iam_in(account).await;
+    let mut owned = vec![];
+    for role in iam.list_roles().send().await.unwrap().roles() {
+        let tags = iam
+            .list_role_tags()
+            .role_name(role.role_name())
+            .send()
+            .await
+            .unwrap();
+        if tags
+            .tags()
+            .iter()
+            .any(|t| t.key() == slipway::provision::cloud::OWNER_TAG)
+        {
+            owned.push(role.role_name().to_owned());
+        }
+    }
+    owned
+}
+
+/// Pooled accounts in AWS (moto's Organizations, IAM, EC2 and EKS): they sit in the platform's
+/// ephemeral unit; teardown removes the cluster, network and Slipway's roles and gives the
+/// account back, and the next environment leases it instead of a new one. An account with
+/// something of Slipway's left in it (an Elastic IP tagged by hand) is quarantined saying what,
+/// shown on the pool page, and back in the pool once it is removed and `accounts.pool` checks
+/// it again. No account is ever closed.
+#[tokio::test]
+async fn pooled_aws_accounts_are_emptied_at_teardown_and_quarantined_when_something_is_left() {
+    let moto = Moto::start().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let w = World::new().await;
+    let workers = w.workers(aws_cloud(&moto, &kube).await);
+    let clean = w.perf("load-a").await;
+    let dirty = w.perf("load-b").await;
+    let mut accounts = vec![];
+    for id in [&clean, &dirty] {
+        let env = w.until_state(id, "ready", Duration::from_secs(120)).await;
+        let account = env["outputs"]["account_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            moto.unit_path_of(&account).await,
+            ["shop", "ephemeral"],
+            "a pooled account is in its platform's ephemeral unit"
+        );
+        assert!(!owned_roles_in(&moto, &account).await.is_empty());
+        accounts.push(account);
+    }
+    let (clean_account, dirty_account) = (accounts[0].clone(), accounts[1].clone());
+    assert_ne!(clean_account, dirty_account);
+
+    let ec2 = moto.ec2_in(&dirty_account).await;
+    let mut params = vec![("Domain".to_owned(), "vpc".to_owned())];
+    params.extend(slipway::provision::ec2::tag_specification(
+        "elastic-ip",
+        &[(slipway::provision::cloud::OWNER_TAG, "made-by-hand")],
+    ));
+    let left = ec2
+        .create("AllocateAddress", &params, &["allocationId"])
+        .await
+        .unwrap();
+
+    for id in [&clean, &dirty] {
+        w.teardown(id).await;
+    }
+    let env = w
+        .until_state(&clean, "torn_down", Duration::from_secs(120))
+        .await;
+    assert_eq!(env["outputs"]["pooled_account"], "returned");
+    let env = w
+        .until_state(&dirty, "torn_down", Duration::from_secs(120))
+        .await;
+    assert_eq!(
+        env["outputs"]["pooled_account"], "quarantined",
+        "what is left never fails the teardown"
+    );
+    assert!(moto.clusters_in(&clean_account).await.is_empty());
+    assert!(owned_roles_in(&moto, &clean_account).await.is_empty());
+    assert!(owned_roles_in(&moto, &dirty_account).await.is_empty());
+
+    let (_, quarantined) = w
+        .call(
+            Method::GET,
+            "/api/v1/account-pool?state=quarantined",
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    let items = quarantined["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{quarantined}");
+    assert_eq!(items[0]["account_id"], dirty_account.as_str());
+    assert_eq!(items[0]["environment_id"], dirty.as_str());
+    let reason = items[0]["reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("Elastic IP {left}")), "{reason}");
+    let page = w
+        .app
+        .client
+        .get(w.app.url("/account-pool?state=quarantined"))
+        .bearer_auth(&w.engineer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("Elastic IP {left}")), "{page}");
+
+    // The next environment leases the emptied account: no account is created.
+    let next = w.perf("load-c").await;
+    let env = w
+        .until_state(&next, "ready", Duration::from_secs(120))
+        .await;
+    assert_eq!(env["outputs"]["account_id"], clean_account.as_str());
+    let pool_accounts = |all: Vec<(String, String, String)>| {
+        all.into_iter()
+            .filter(|(name, _, _)| name.starts_with("shop-pool-"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pool_accounts(moto.accounts().await).len(), 2);
+
+    // Removed by hand, then checked again by the periodic job: back in the pool, which the
+    // job also fills to its size (3).
+    ec2.act("ReleaseAddress", &[("AllocationId".to_owned(), left)], &[])
+        .await
+        .unwrap();
+    w.top_up_pools().await;
+    let states: Vec<String> = w.pooled().await.into_iter().map(|(_, s, _)| s).collect();
+    assert_eq!(
+        states.iter().filter(|s| *s == "available").count(),
+        2,
+        "{states:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| *s == "leased").count(),
+        1,
+        "{states:?}"
+    );
+    let all = pool_accounts(moto.accounts().await);
+    assert_eq!(all.len(), 3);
+    assert!(
+        all.iter().all(|(_, _, state)| state == "ACTIVE"),
+        "no pooled account is closed: {all:?}"
     );
     workers.shutdown(Duration::from_secs(5)).await;
 }

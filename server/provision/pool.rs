@@ -236,17 +236,67 @@ async fn next_number(db: &PgPool, pool: &PoolSpec) -> Result<Option<i32>, StepEr
     .map_err(db_error)
 }
 
-/// One more account for the pool, when it has room: created (or a request in flight followed,
-/// or the account of that name adopted when it carries the pool's tag), placed in the pool's
-/// unit and added as available. Its id, or `None` when the pool is full.
+/// What [`grow`] did.
+enum Growth {
+    /// An account was added.
+    Grew,
+    /// The pool has its size.
+    Full,
+    /// Another lease or the top-up job is adding one now.
+    Busy,
+}
+
+/// The session advisory lock one growth of a pool holds: two leases finding the pool empty at
+/// once would otherwise both take the same next number and ask AWS for two accounts.
+const GROWTH_LOCK: &str = "SELECT pg_try_advisory_lock(hashtext('slipway.pool'), hashtext($1))";
+
+/// Whether someone holds `platform`'s growth lock.
+async fn growing(db: &PgPool, platform: &str) -> Result<bool, StepError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+                        AND classid::int = hashtext('slipway.pool') AND objid::int = hashtext($1)
+                        AND objsubid = 2)",
+    )
+    .bind(platform)
+    .fetch_one(db)
+    .await
+    .map_err(db_error)
+}
+
+/// One more account for the pool, when it has room and nobody else is adding one: created (or
+/// a request in flight followed, or the account of that name adopted when it carries the
+/// pool's tag), placed in the pool's unit and added as available.
 async fn grow<P: Provider>(
     p: &P,
     ctx: &StepContext,
     organization: &Organization,
     pool: &PoolSpec,
-) -> Result<Option<String>, StepError> {
+) -> Result<Growth, StepError> {
+    // A connection of its own, closed at the end rather than returned to the pool, so the lock
+    // ends with it however this ends (an error, a cancelled task, a killed process).
+    let mut lock = ctx.db.acquire().await.map_err(db_error)?.detach();
+    let locked: bool = sqlx::query_scalar(GROWTH_LOCK)
+        .bind(&pool.platform)
+        .fetch_one(&mut lock)
+        .await
+        .map_err(db_error)?;
+    if !locked {
+        return Ok(Growth::Busy);
+    }
+    let grown = add_account(p, ctx, organization, pool).await;
+    // Closing the connection releases the lock.
+    let _ = sqlx::Connection::close(lock).await;
+    grown
+}
+
+async fn add_account<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    organization: &Organization,
+    pool: &PoolSpec,
+) -> Result<Growth, StepError> {
     let Some(n) = next_number(&ctx.db, pool).await? else {
-        return Ok(None);
+        return Ok(Growth::Full);
     };
     let spec = pool.account(n);
     let key = format!("pool_request:{}", spec.name);
@@ -260,7 +310,6 @@ async fn grow<P: Provider>(
         &pool.service_control_policies,
     )
     .await?;
-    // Two leases growing at once may obtain the same account: the first row stands.
     sqlx::query(
         "INSERT INTO pooled_account (account_id, platform, name) VALUES ($1, $2, $3)
          ON CONFLICT (account_id) DO NOTHING",
@@ -276,7 +325,7 @@ async fn grow<P: Provider>(
         spec.name, pool.platform
     ))
     .await?;
-    Ok(Some(id))
+    Ok(Growth::Grew)
 }
 
 /// Leases an account of `pool` to `environment`: the one it holds already (an attempt that
@@ -299,13 +348,14 @@ pub(super) async fn lease<P: Provider>(
             .await?;
             return Ok((id, name));
         }
-        if grow(p, ctx, organization, pool).await?.is_some() {
-            continue;
-        }
-        let what = format!(
-            "an account of the {} pool (all {} are leased)",
-            pool.platform, pool.size
-        );
+        let what = match grow(p, ctx, organization, pool).await? {
+            Growth::Grew => continue,
+            Growth::Full => format!(
+                "an account of the {} pool (all {} are in use)",
+                pool.platform, pool.size
+            ),
+            Growth::Busy => format!("an account of the {} pool being created", pool.platform),
+        };
         wait_for(ctx, &what, || async {
             let available: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM pooled_account
@@ -315,7 +365,11 @@ pub(super) async fn lease<P: Provider>(
             .fetch_one(&ctx.db)
             .await
             .map_err(db_error)?;
-            Ok(available.then_some(()))
+            // Or the pool has room (an account was quarantined) and nobody is adding one
+            // (the growth another lease was making ended): try again.
+            let room = next_number(&ctx.db, pool).await?.is_some()
+                && !growing(&ctx.db, &pool.platform).await?;
+            Ok((available || room).then_some(()))
         })
         .await?;
     }
@@ -508,8 +562,13 @@ async fn top_up<P: Provider>(p: &P, ctx: &StepContext) -> Result<(), StepError> 
             }
         }
         let mut made = 0;
-        while grow(p, ctx, &organization, &pool).await?.is_some() {
-            made += 1;
+        loop {
+            match grow(p, ctx, &organization, &pool).await? {
+                Growth::Grew => made += 1,
+                Growth::Full => break,
+                // A lease is adding one: the next run finishes the job.
+                Growth::Busy => break,
+            }
         }
         ctx.log(&format!(
             "the {} pool has its {} accounts ({made} created now)",
