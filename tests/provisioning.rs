@@ -512,7 +512,8 @@ async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_lea
 /// Ephemeral environments lease accounts from the platform's pool (3 in the built-in
 /// blueprint): the pool grows only while all its accounts are leased and it has room, a fourth
 /// environment waits for one to be given back, teardowns give accounts back emptied and never
-/// close one, and the `accounts.pool` job fills the pool to its size. Against the simulated
+/// close one, the `accounts.pool` job fills the pool to its size, and twenty environments one
+/// after another use the same three accounts. Against the simulated
 /// cloud; the AWS test below checks the clean-up in a real account layout.
 #[tokio::test]
 async fn ephemeral_environments_reuse_pooled_accounts_and_never_close_one() {
@@ -588,6 +589,26 @@ async fn ephemeral_environments_reuse_pooled_accounts_and_never_close_one() {
             ("shop-pool-3".to_owned(), "available".to_owned(), 1),
         ]
     );
+    // Twenty more, requested, used and torn down one after another: the same three accounts,
+    // the one given back longest ago leased first.
+    let mut used = vec![];
+    for n in 1..=20 {
+        let id = w.perf(&format!("run-{n}")).await;
+        let env = w.until_state(&id, "ready", Duration::from_secs(60)).await;
+        used.push(env["outputs"]["account_name"].as_str().unwrap().to_owned());
+        w.teardown(&id).await;
+        let env = w
+            .until_state(&id, "torn_down", Duration::from_secs(60))
+            .await;
+        assert_eq!(env["outputs"]["pooled_account"], "returned");
+    }
+    assert!(
+        used.windows(3)
+            .all(|w| w[0] != w[1] && w[1] != w[2] && w[0] != w[2]),
+        "the accounts take turns: {used:?}"
+    );
+    let leases: i64 = w.pooled().await.iter().map(|(_, _, n)| n).sum();
+    assert_eq!(leases, 24);
     let pool = &w.app.pool;
     assert_eq!(
         count(
@@ -596,7 +617,7 @@ async fn ephemeral_environments_reuse_pooled_accounts_and_never_close_one() {
         )
         .await,
         3,
-        "four environments, three accounts, none closed"
+        "twenty-four environments, three accounts, none closed"
     );
     assert_eq!(
         count(
