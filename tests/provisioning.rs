@@ -25,6 +25,7 @@ const ENGINEER: &[Role] = &[Role::PlatformEngineer, Role::Developer];
 struct World {
     app: TestApp,
     engineer: String,
+    reviewer: String,
     dev: String,
 }
 
@@ -47,7 +48,12 @@ impl World {
             )
             .await;
         assert!(res.status().is_success(), "{}", res.status());
-        World { app, engineer, dev }
+        World {
+            app,
+            engineer,
+            reviewer,
+            dev,
+        }
     }
 
     /// Worker tasks in this process, running every job kind against `cloud`.
@@ -111,6 +117,49 @@ impl World {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         id
+    }
+
+    /// Approves a new blueprint revision: the current one with `access` in place of its own.
+    async fn approve_access(&self, access: Value) {
+        let base = "/api/v1/platforms/shop/blueprints";
+        let (_, current) = self
+            .call(
+                Method::GET,
+                &format!("{base}/1"),
+                &self.engineer,
+                json!(null),
+            )
+            .await;
+        let mut document = current["document"].clone();
+        document["access"] = access;
+        let (status, created) = self
+            .call(
+                Method::POST,
+                base,
+                &self.engineer,
+                json!({"base_revision": 1, "document": document}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let n = created["number"].as_i64().unwrap();
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("{base}/{n}/submit"),
+                &self.engineer,
+                json!({}),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("{base}/{n}/reviews"),
+                &self.reviewer,
+                json!({"verdict": "approve", "comment": ""}),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
     }
 
     /// A small `perf` (ephemeral) request by the developer, approved automatically (it costs
@@ -1205,6 +1254,153 @@ async fn a_closure_the_quota_defers_never_blocks_a_teardown_and_happens_later() 
         w.environment(&id).await["outputs"]["account_closure"],
         "closed"
     );
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Credentials of `role`, assumed through moto's STS as a person of that team would.
+async fn assumed(moto: &Moto, role: &str) -> aws_credential_types::Credentials {
+    let out = aws_sdk_sts::Client::new(&moto.sdk_config().await)
+        .assume_role()
+        .role_arn(role)
+        .role_session_name("someone")
+        .send()
+        .await
+        .unwrap();
+    let c = out.credentials().unwrap();
+    aws_credential_types::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+        None,
+        "assumed",
+    )
+}
+
+/// Creates a ConfigMap in `namespace` as whoever `client` is: the status code of a refusal.
+async fn create_config_map(client: &kube::Client, namespace: &str) -> Result<(), u16> {
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let map: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"generateName": "probe-"}, "data": {"who": "team"}
+    }))
+    .unwrap();
+    match api.create(&kube::api::PostParams::default(), &map).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) => Err(status.code),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Cluster access through EKS access entries, against moto (extended with the access-entry
+/// API) and the real API server (its token webhook maps access entries as EKS does): the
+/// cluster is created in authentication mode API with Slipway as its admin, the platform team's
+/// role is cluster admin, a team's role maps to the team's group and may act in the team
+/// namespace and not in another, a role without an entry is refused; the kubeconfigs handed out
+/// name the role to assume.
+#[tokio::test]
+async fn teams_reach_their_namespace_through_eks_access_entries_and_nothing_else() {
+    let moto = Moto::start().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let w = World::new().await;
+    let platform_team = "arn:aws:iam::123456789012:role/platform-team";
+    let checkout = "arn:aws:iam::123456789012:role/teams/checkout-developers";
+    w.approve_access(json!({
+        "platform_team_role_arn": platform_team,
+        "teams": [{"name": "checkout", "role_arn": checkout}]
+    }))
+    .await;
+    let workers = w.workers(aws_cloud(&moto, &kube).await);
+    let id = w.approved("ledger").await;
+    let plan = plan_of(&w, &id).await;
+    let entries: Vec<&Value> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "eks:CreateAccessEntry")
+        .collect();
+    assert_eq!(entries.len(), 2, "{plan}");
+    let env = w.until_state(&id, "ready", Duration::from_secs(120)).await;
+    let account = env["outputs"]["account_id"].as_str().unwrap();
+
+    let eks = moto.eks_in(account).await;
+    let mut principals = eks
+        .list_access_entries()
+        .cluster_name("shop-ledger")
+        .send()
+        .await
+        .unwrap()
+        .access_entries()
+        .to_vec();
+    principals.sort();
+    let mut expected = [
+        format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"),
+        platform_team.to_owned(),
+        checkout.to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(
+        principals, expected,
+        "Slipway as the creator, the platform team and the team"
+    );
+    let team_entry = eks
+        .describe_access_entry()
+        .cluster_name("shop-ledger")
+        .principal_arn(checkout)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        team_entry.access_entry().unwrap().kubernetes_groups(),
+        ["shop:team:checkout"]
+    );
+
+    let endpoint = slipway::provision::kubernetes::ClusterEndpoint {
+        url: kube.url.clone(),
+        ca_pem: Some(kube.ca_pem()),
+        cluster_name: "shop-ledger".into(),
+        region: support::moto::REGION.into(),
+    };
+    let as_role =
+        |credentials| slipway::provision::kubernetes::client(&endpoint, &credentials).unwrap();
+    let team = as_role(assumed(&moto, checkout).await);
+    assert_eq!(
+        create_config_map(&team, "apps").await,
+        Ok(()),
+        "its namespace"
+    );
+    assert_eq!(
+        create_config_map(&team, "data").await,
+        Err(403),
+        "the data services'"
+    );
+    assert_eq!(create_config_map(&team, "kube-system").await, Err(403));
+    let admins = as_role(assumed(&moto, platform_team).await);
+    assert_eq!(
+        create_config_map(&admins, "data").await,
+        Ok(()),
+        "cluster admin"
+    );
+    let outsider = as_role(assumed(&moto, "arn:aws:iam::123456789012:role/someone-else").await);
+    assert_eq!(
+        create_config_map(&outsider, "apps").await,
+        Err(401),
+        "no access entry"
+    );
+
+    let kubeconfig = env["outputs"]["kubeconfig"].as_str().unwrap();
+    assert!(
+        kubeconfig.contains(&format!("--role-arn, {platform_team}]")),
+        "{kubeconfig}"
+    );
+    let team_kubeconfig = env["outputs"]["team_kubeconfigs"]["checkout"]
+        .as_str()
+        .unwrap();
+    assert!(
+        team_kubeconfig.contains(&format!("--role-arn, {checkout}]")),
+        "{team_kubeconfig}"
+    );
+    assert!(!team_kubeconfig.contains("token:"));
     workers.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -52,6 +52,56 @@ pub struct Blueprint {
     pub connected_services: Vec<ConnectedService>,
     #[serde(default)]
     pub network: Network,
+    #[serde(default)]
+    pub access: Access,
+}
+
+/// Who may use each environment's cluster besides Slipway (its creator, admin through EKS's
+/// bootstrap access entry): IAM roles given EKS access entries (authentication mode `API`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    /// The role the platform team assumes: cluster admin in every environment
+    /// (`AmazonEKSClusterAdminPolicy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_team_role_arn: Option<String>,
+    /// App teams, each by the role its people assume: mapped to the Kubernetes group
+    /// `<platform>:team:<name>`, bound to the developers Role in the team namespace only.
+    #[serde(default)]
+    pub teams: Vec<TeamAccess>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamAccess {
+    /// A DNS label, unique among the platform's teams.
+    pub name: String,
+    pub role_arn: String,
+}
+
+/// More teams than this are better served by one SSO group per team than by a role each.
+pub const MAX_ACCESS_TEAMS: usize = 50;
+
+/// Whether `arn` is an IAM role's ARN (`arn:aws:iam::<12 digits>:role/<path and name>`).
+pub fn is_role_arn(arn: &str) -> bool {
+    let Some(rest) = arn
+        .strip_prefix("arn:aws:iam::")
+        .or_else(|| arn.strip_prefix("arn:aws-cn:iam::"))
+        .or_else(|| arn.strip_prefix("arn:aws-us-gov:iam::"))
+    else {
+        return false;
+    };
+    let Some((account, role)) = rest.split_once(":role/") else {
+        return false;
+    };
+    account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !role.is_empty()
+        && role.len() <= 576
+        && !role.ends_with('/')
+        && role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
 }
 
 /// Each environment's VPC: its range carved from the platform's, and who reaches its cluster's
@@ -529,6 +579,44 @@ impl Blueprint {
                 );
             }
         }
+        const ROLE_ARN: &str =
+            "Use an IAM role's ARN: arn:aws:iam::<12-digit account>:role/<name>.";
+        if let Some(arn) = &self.access.platform_team_role_arn
+            && !is_role_arn(arn)
+        {
+            errors.add("access.platform_team_role_arn", ROLE_ARN);
+        }
+        if self.access.teams.len() > MAX_ACCESS_TEAMS {
+            errors.add(
+                "access.teams",
+                format!("List at most {MAX_ACCESS_TEAMS} teams."),
+            );
+        }
+        for (i, team) in self.access.teams.iter().enumerate() {
+            if !crate::validation::is_dns_label(&team.name) {
+                errors.add(
+                    &format!("access.teams[{i}].name"),
+                    "Use a DNS label: lowercase letters, digits and hyphens, starting with a letter.",
+                );
+            } else if self.access.teams[..i].iter().any(|t| t.name == team.name) {
+                errors.add(
+                    &format!("access.teams[{i}].name"),
+                    format!("Another team is named {}; names are unique.", team.name),
+                );
+            }
+            if !is_role_arn(&team.role_arn) {
+                errors.add(&format!("access.teams[{i}].role_arn"), ROLE_ARN);
+            } else if self.access.platform_team_role_arn.as_deref() == Some(&team.role_arn)
+                || self.access.teams[..i]
+                    .iter()
+                    .any(|t| t.role_arn == team.role_arn)
+            {
+                errors.add(
+                    &format!("access.teams[{i}].role_arn"),
+                    "Another team (or the platform team) has this role: each role is one access entry, so give each team its own.",
+                );
+            }
+        }
         if self.accounts.ephemeral_pool_size > MAX_EPHEMERAL_POOL_SIZE {
             errors.add(
                 "accounts.ephemeral_pool_size",
@@ -852,6 +940,21 @@ impl Blueprint {
         for requirement in &self.security.requirements {
             let _ = writeln!(md, "- {requirement}");
         }
+        let _ = writeln!(md, "\n## Cluster access\n");
+        let _ = writeln!(
+            md,
+            "- EKS access entries (authentication mode API); Slipway is each cluster's creator and admin"
+        );
+        if let Some(arn) = &self.access.platform_team_role_arn {
+            let _ = writeln!(md, "- Platform team: `{arn}`, cluster admin");
+        }
+        for team in &self.access.teams {
+            let _ = writeln!(
+                md,
+                "- Team **{}**: `{}`, in the team namespace only",
+                team.name, team.role_arn
+            );
+        }
         if !self.connected_services.is_empty() {
             let _ = writeln!(md, "\n## Connected services\n");
             for s in &self.connected_services {
@@ -948,6 +1051,26 @@ mod tests {
                 "  on_teardown: close",
                 "  on_teardown: close\n  service_control_policies: [deny-all, 'a,b']",
                 "accounts.service_control_policies[1]",
+            ),
+            (
+                "access:\n  teams: []",
+                "access:\n  platform_team_role_arn: arn:aws:iam::1234:role/admins\n  teams: []",
+                "access.platform_team_role_arn",
+            ),
+            (
+                "access:\n  teams: []",
+                "access:\n  teams:\n  - name: Checkout\n    role_arn: arn:aws:iam::111122223333:role/c",
+                "access.teams[0].name",
+            ),
+            (
+                "access:\n  teams: []",
+                "access:\n  teams:\n  - name: a\n    role_arn: arn:aws:iam::111122223333:role/x\n  - name: b\n    role_arn: arn:aws:iam::111122223333:role/x",
+                "access.teams[1].role_arn",
+            ),
+            (
+                "access:\n  teams: []",
+                "access:\n  teams:\n  - name: a\n    role_arn: arn:aws:iam::111122223333:role/x\n  - name: a\n    role_arn: arn:aws:iam::111122223333:user/y",
+                "access.teams[1].name",
             ),
             (
                 "- name: perf\n  lifecycle: ephemeral",

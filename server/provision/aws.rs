@@ -11,11 +11,14 @@ use std::time::SystemTime;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
+use aws_sdk_eks::types::{
+    AccessScope, AccessScopeType, AuthenticationMode, CreateAccessConfigRequest,
+    NodegroupScalingConfig, VpcConfigRequest,
+};
 
 use super::cloud::{
-    Account, AccountCreation, AccountSpec, Addon, AddonSpec, Closure, CloudError, Cluster,
-    ClusterSpec, EndpointAccess, Identity, Network, Nodegroup, NodegroupSpec, OWNER_TAG,
+    AccessEntry, Account, AccountCreation, AccountSpec, Addon, AddonSpec, Closure, CloudError,
+    Cluster, ClusterSpec, EndpointAccess, Identity, Network, Nodegroup, NodegroupSpec, OWNER_TAG,
     Organization, Provider, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec,
 };
 use super::kubernetes::{self, ClusterEndpoint};
@@ -1077,9 +1080,65 @@ impl Provider for AwsCloud {
             .resources_vpc_config(vpc_config(spec))
             .client_request_token(&spec.request_token)
             .set_tags(Some(tag_map(&spec.tags)))
+            .set_access_config(spec.access_entries.then(|| {
+                CreateAccessConfigRequest::builder()
+                    .authentication_mode(AuthenticationMode::Api)
+                    .bootstrap_cluster_creator_admin_permissions(true)
+                    .build()
+            }))
             .send()
             .await
             .map_err(|e| classify_propagating("eks:CreateCluster", e, role_not_visible_yet))?;
+        Ok(())
+    }
+
+    async fn ensure_access_entry(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &str,
+        entry: &AccessEntry,
+    ) -> Result<(), CloudError> {
+        let eks = self.eks(session, region);
+        let groups = Some(entry.kubernetes_groups.clone());
+        let created = eks
+            .create_access_entry()
+            .cluster_name(cluster)
+            .principal_arn(&entry.principal_arn)
+            .set_kubernetes_groups(groups.clone())
+            .set_username(entry.username.clone())
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            // Made by an earlier attempt, or by hand: set to what the plan says.
+            Err(e) if is_code(&e, "ResourceInUseException") => {
+                eks.update_access_entry()
+                    .cluster_name(cluster)
+                    .principal_arn(&entry.principal_arn)
+                    .set_kubernetes_groups(groups)
+                    .set_username(entry.username.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify("eks:UpdateAccessEntry", e))?;
+            }
+            Err(e) => return Err(classify("eks:CreateAccessEntry", e)),
+        }
+        if let Some(policy) = &entry.cluster_policy {
+            // Associating again only sets the scope again.
+            eks.associate_access_policy()
+                .cluster_name(cluster)
+                .principal_arn(&entry.principal_arn)
+                .policy_arn(policy)
+                .access_scope(
+                    AccessScope::builder()
+                        .r#type(AccessScopeType::Cluster)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| classify("eks:AssociateAccessPolicy", e))?;
+        }
         Ok(())
     }
 

@@ -173,10 +173,32 @@ pub struct ClusterSpec {
     pub version: String,
     pub network: Network,
     pub endpoint: EndpointAccess,
+    /// Authentication through EKS access entries (mode `API`), the creator (Slipway) admin;
+    /// false only for plans made before (EKS's default: the `aws-auth` ConfigMap).
+    pub access_entries: bool,
     /// Idempotency token for EKS, derived from the job.
     pub request_token: String,
     pub tags: Tags,
 }
+
+/// An EKS access entry: an IAM principal mapped to Kubernetes groups, or given an EKS access
+/// policy for the whole cluster.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccessEntry {
+    pub principal_arn: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubernetes_groups: Vec<String>,
+    /// EKS's username template (`team:checkout:{{SessionName}}`); none: EKS's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// An EKS access policy for the whole cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_policy: Option<String>,
+}
+
+/// EKS's access policy for cluster admins (`cluster-admin` in RBAC terms).
+pub const CLUSTER_ADMIN_POLICY: &str =
+    "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
 
 #[derive(Debug, Clone)]
 pub struct Cluster {
@@ -370,6 +392,17 @@ pub trait Provider: Send + Sync + 'static {
         region: &str,
         spec: &WorkloadIdentitySpec,
     ) -> impl Future<Output = Result<WorkloadIdentity, CloudError>> + Send;
+
+    /// Gives `entry.principal_arn` its access entry on `cluster` with exactly the planned
+    /// groups and username (an entry that exists is updated to them), and associates the
+    /// planned access policy.
+    fn ensure_access_entry(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &str,
+        entry: &AccessEntry,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// The Kubernetes API of `cluster`, reached as this session's identity.
     fn cluster_api(

@@ -2240,6 +2240,11 @@ fn environment_policies(b: &Bootstrap<'_>) -> Vec<Value> {
     out
 }
 
+/// The Kubernetes group a team's access entry maps its role to.
+pub fn team_group(platform_slug: &str, team: &str) -> String {
+    format!("{platform_slug}:team:{team}")
+}
+
 /// The platform's own objects, in apply order, after [`operators`]: namespaces, the team's RBAC
 /// and quotas, NetworkPolicies, mesh policy, logging and telemetry, and the data services as
 /// their operators' custom resources (referring to [`generated_secrets`] by name).
@@ -2251,7 +2256,17 @@ pub fn environment(b: &Bootstrap<'_>) -> Vec<Value> {
         .iter()
         .map(|ns| namespace(ns, env, in_mesh(b, ns)))
         .collect();
-    let developers = format!("{}:developers", b.platform_slug);
+    // The platform's developers group (an SSO-mapped identity), then each team's, which its
+    // role's access entry maps to.
+    let subjects: Vec<Value> = std::iter::once(format!("{}:developers", b.platform_slug))
+        .chain(
+            bp.access
+                .teams
+                .iter()
+                .map(|t| team_group(b.platform_slug, &t.name)),
+        )
+        .map(|group| json!({ "kind": "Group", "name": group, "apiGroup": "rbac.authorization.k8s.io" }))
+        .collect();
     out.push(object("rbac.authorization.k8s.io/v1", "Role", Some(team), "developers", env, json!({
         "rules": [
             { "apiGroups": ["", "apps", "batch", "autoscaling"],
@@ -2260,7 +2275,7 @@ pub fn environment(b: &Bootstrap<'_>) -> Vec<Value> {
         ],
     })));
     out.push(object("rbac.authorization.k8s.io/v1", "RoleBinding", Some(team), "developers", env, json!({
-        "subjects": [{ "kind": "Group", "name": developers, "apiGroup": "rbac.authorization.k8s.io" }],
+        "subjects": subjects,
         "roleRef": { "kind": "Role", "name": "developers", "apiGroup": "rbac.authorization.k8s.io" },
     })));
     if bp.security.resource_quotas {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::cloud::{Grant, Tags, describe_object};
+use super::cloud::{AccessEntry, CLUSTER_ADMIN_POLICY, Grant, Tags, describe_object};
 use super::manifests::{self, GeneratedSecret, SecretCopy, WorkloadAccess};
 use super::pool::PoolSpec;
 use super::versions::{self, Install};
@@ -89,8 +89,16 @@ pub enum Action {
         /// made before endpoint access was planned: EKS's default, public to anyone.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         api_public_cidrs: Option<Vec<ipnet::Ipv4Net>>,
+        /// Authentication mode `API` (EKS access entries), Slipway admin as the creator. False
+        /// in plans made before: EKS's default, the `aws-auth` ConfigMap.
+        #[serde(default)]
+        access_entries: bool,
         tags: Tags,
     },
+    /// Who besides Slipway may use the cluster: the platform team (cluster admin) and each
+    /// team (its Kubernetes group, bound in the team namespace).
+    #[serde(rename = "eks:CreateAccessEntry")]
+    CreateAccessEntry { cluster: String, entry: AccessEntry },
     #[serde(rename = "eks:CreateNodegroup")]
     CreateNodegroup {
         cluster: String,
@@ -148,6 +156,7 @@ impl Action {
             Action::CreateSecret(_) => "kubernetes:create-secret",
             Action::CopySecret(_) => "kubernetes:copy-secret",
             Action::RecordOutputs(_) => "slipway:record-outputs",
+            Action::CreateAccessEntry { .. } => "eks:CreateAccessEntry",
         }
     }
 }
@@ -158,6 +167,13 @@ pub struct PlannedOutputs {
     pub namespaces: Vec<String>,
     /// Data service → its in-cluster address.
     pub data_service_endpoints: BTreeMap<String, String>,
+    /// The role the handed-out kubeconfig assumes (`aws eks get-token --role-arn`): the
+    /// platform team's. None: the caller's own credentials, which only an access entry admits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_role: Option<String>,
+    /// Team → the role its kubeconfig assumes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub team_roles: BTreeMap<String, String>,
 }
 
 /// Everything the plan is built from.
@@ -285,11 +301,19 @@ pub fn build(input: &PlanInput<'_>, env: &EnvironmentType) -> Vec<PlanStep> {
             workload_access: manifests::workload_access(&bootstrap),
             secrets: manifests::generated_secrets(&bootstrap),
             copies: manifests::copied_secrets(&bootstrap),
+            access: access_entries(input.platform_slug, bp, true),
             outputs: PlannedOutputs {
                 namespaces,
                 data_service_endpoints: manifests::data_service_endpoints(
                     &input.parameters.data_services,
                 ),
+                kubeconfig_role: bp.access.platform_team_role_arn.clone(),
+                team_roles: bp
+                    .access
+                    .teams
+                    .iter()
+                    .map(|t| (t.name.clone(), t.role_arn.clone()))
+                    .collect(),
             },
         },
     )
@@ -337,9 +361,12 @@ pub fn build_devops(
             workload_access: Vec::new(),
             secrets: Vec::new(),
             copies: Vec::new(),
+            access: access_entries(platform_slug, blueprint, false),
             outputs: PlannedOutputs {
                 namespaces,
                 data_service_endpoints: BTreeMap::new(),
+                kubeconfig_role: blueprint.access.platform_team_role_arn.clone(),
+                team_roles: BTreeMap::new(),
             },
         },
     );
@@ -354,7 +381,44 @@ struct Bootstrapped {
     secrets: Vec<GeneratedSecret>,
     /// After the platform is healthy.
     copies: Vec<SecretCopy>,
+    /// Resource name → access entry.
+    access: Vec<(String, AccessEntry)>,
     outputs: PlannedOutputs,
+}
+
+/// The access entries of a cluster: the platform team's role as cluster admin, and with
+/// `teams` each team's role mapped to its group (the DevOps cluster has no team namespace).
+fn access_entries(platform_slug: &str, bp: &Blueprint, teams: bool) -> Vec<(String, AccessEntry)> {
+    let mut entries: Vec<(String, AccessEntry)> = bp
+        .access
+        .platform_team_role_arn
+        .iter()
+        .map(|arn| {
+            (
+                "the platform team".to_owned(),
+                AccessEntry {
+                    principal_arn: arn.clone(),
+                    kubernetes_groups: Vec::new(),
+                    username: None,
+                    cluster_policy: Some(CLUSTER_ADMIN_POLICY.to_owned()),
+                },
+            )
+        })
+        .collect();
+    if teams {
+        entries.extend(bp.access.teams.iter().map(|team| {
+            (
+                format!("team {}", team.name),
+                AccessEntry {
+                    principal_arn: team.role_arn.clone(),
+                    kubernetes_groups: vec![manifests::team_group(platform_slug, &team.name)],
+                    username: Some(format!("team:{}:{{{{SessionName}}}}", team.name)),
+                    cluster_policy: None,
+                },
+            )
+        }));
+    }
+    entries
 }
 
 fn steps(
@@ -461,6 +525,7 @@ fn steps(
                 version: kubernetes_version.to_owned(),
                 region: bp.cloud.region.clone(),
                 api_public_cidrs: Some(bp.network.api_public_cidrs.clone()),
+                access_entries: true,
                 tags: tags.clone(),
             },
         ),
@@ -476,6 +541,21 @@ fn steps(
             },
         ),
     ];
+    // After the cluster it needs, before the node group (the plan reads in step order).
+    let nodegroup = plan.len() - 1;
+    plan.splice(
+        nodegroup..nodegroup,
+        bootstrap.access.into_iter().map(|(resource, entry)| {
+            step(
+                Step::Cluster,
+                &resource,
+                Action::CreateAccessEntry {
+                    cluster: cluster.clone(),
+                    entry,
+                },
+            )
+        }),
+    );
     plan.extend(versions::COMPONENTS.iter().filter_map(|c| match c.install {
         Install::EksAddon { configuration } => Some(step(
             Step::Addons,

@@ -3,6 +3,7 @@
 //! looks for what it would create (by deterministic name, then by Slipway's owner tag) and
 //! adopts it; what it creates is recorded on the job step and the environment's outputs.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -11,9 +12,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::cloud::{
-    AccountSpec, Addon, AddonSpec, Closure, CloudError, Cluster, ClusterApi, ClusterSpec,
-    EndpointAccess, Network, Nodegroup, NodegroupSpec, OWNER_TAG, PolicyDocument, Provider, Status,
-    Tags, WorkloadIdentitySpec,
+    AccessEntry, AccountSpec, Addon, AddonSpec, Closure, CloudError, Cluster, ClusterApi,
+    ClusterSpec, EndpointAccess, Network, Nodegroup, NodegroupSpec, OWNER_TAG, PolicyDocument,
+    Provider, Status, Tags, WorkloadIdentitySpec,
 };
 use super::manifests::{GeneratedSecret, SecretCopy};
 use super::plan::{Action, PlanStep, PlannedOutputs, Step};
@@ -129,6 +130,23 @@ impl Target {
             } => Some((s.resource, version, region, tags)),
             _ => None,
         })
+    }
+
+    /// Whether the plan has the cluster authenticate through access entries, and which.
+    fn access_entries(&self) -> Result<(bool, Vec<AccessEntry>), StepError> {
+        let api = self.planned("eks:CreateCluster", |s| match s.action {
+            Action::CreateCluster { access_entries, .. } => Some(access_entries),
+            _ => None,
+        })?;
+        let entries = self
+            .plan()?
+            .into_iter()
+            .filter_map(|s| match s.action {
+                Action::CreateAccessEntry { entry, .. } => Some(entry),
+                _ => None,
+            })
+            .collect();
+        Ok((api, entries))
     }
 
     /// Who the plan lets reach the cluster's API.
@@ -438,6 +456,7 @@ async fn cluster<P: Provider>(
     t: &Target,
 ) -> Result<(), StepError> {
     let (name, version, region, tags) = t.cluster()?;
+    let (access_entries, entries) = t.access_entries()?;
     let session = session(p, ctx, t).await?;
     if our_cluster(p, &session, &region, t, &name).await?.is_none() {
         let spec = ClusterSpec {
@@ -446,6 +465,7 @@ async fn cluster<P: Provider>(
             request_token: format!("slipway-job-{}-cluster", ctx.job.id),
             network: recorded_network(t)?,
             endpoint: t.endpoint()?,
+            access_entries,
             tags: t.owned_tags(tags),
         };
         // A cluster role made by the network step moments ago may not be visible to EKS yet.
@@ -474,6 +494,12 @@ async fn cluster<P: Provider>(
     .await?;
     ctx.record("cluster_arn", &active.arn).await?;
     ctx.log(&format!("cluster {name} is ACTIVE")).await?;
+    for entry in &entries {
+        p.ensure_access_entry(&session, &region, &name, entry)
+            .await?;
+        ctx.log(&format!("access entry for {}", entry.principal_arn))
+            .await?;
+    }
     r.set_outputs(
         t.id,
         json!({
@@ -703,10 +729,12 @@ async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result
     Ok(())
 }
 
-/// A kubeconfig for the cluster without any secret: the token comes from `aws eks get-token`.
-fn kubeconfig(cluster: &str, endpoint: &str, ca: &str, region: &str) -> String {
+/// A kubeconfig for the cluster without any secret: the token comes from `aws eks get-token`,
+/// as `role` (assumed by the reader's credentials) when given.
+fn kubeconfig(cluster: &str, endpoint: &str, ca: &str, region: &str, role: Option<&str>) -> String {
+    let role = role.map_or(String::new(), |arn| format!(", --role-arn, {arn}"));
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster}\n  cluster:\n    server: {endpoint}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {cluster}\n  context:\n    cluster: {cluster}\n    user: {cluster}\ncurrent-context: {cluster}\nusers:\n- name: {cluster}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token, --region, {region}, --cluster-name, {cluster}]\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster}\n  cluster:\n    server: {endpoint}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {cluster}\n  context:\n    cluster: {cluster}\n    user: {cluster}\ncurrent-context: {cluster}\nusers:\n- name: {cluster}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token, --region, {region}, --cluster-name, {cluster}{role}]\n"
     )
 }
 
@@ -716,13 +744,23 @@ async fn outputs<P: Provider>(p: &P, r: &Runner, t: &Target) -> Result<(), StepE
         _ => None,
     })?;
     let cluster = t.output("cluster_name").unwrap_or_default();
+    let (endpoint, ca, region) = (
+        t.output("cluster_endpoint").unwrap_or_default(),
+        t.output("cluster_ca").unwrap_or_default(),
+        t.output("region").unwrap_or_default(),
+    );
+    let config = |role: Option<&str>| kubeconfig(&cluster, &endpoint, &ca, &region, role);
     let mut outputs = json!(planned);
-    outputs["kubeconfig"] = json!(kubeconfig(
-        &cluster,
-        &t.output("cluster_endpoint").unwrap_or_default(),
-        &t.output("cluster_ca").unwrap_or_default(),
-        &t.output("region").unwrap_or_default(),
-    ));
+    outputs["kubeconfig"] = json!(config(planned.kubeconfig_role.as_deref()));
+    if !planned.team_roles.is_empty() {
+        outputs["team_kubeconfigs"] = json!(
+            planned
+                .team_roles
+                .iter()
+                .map(|(team, role)| (team.clone(), config(Some(role))))
+                .collect::<BTreeMap<_, _>>()
+        );
+    }
     outputs["cloud"] = json!(p.label());
     r.owner.ready(t.id, outputs, t.backlog_keys()).await
 }

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use super::cloud::{
-    Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, Closure, CloudError, Cluster,
-    ClusterApi, ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec, Organization, Provider,
-    Status, Tags, WorkloadIdentity, WorkloadIdentitySpec, describe_object,
+    AccessEntry, Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, Closure,
+    CloudError, Cluster, ClusterApi, ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec,
+    Organization, Provider, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec, describe_object,
 };
 use super::manifests::{GeneratedSecret, SecretCopy};
 
@@ -582,6 +582,42 @@ impl Provider for SimulatedCloud {
             })
             .await?;
         Ok(WorkloadIdentity { role_arn, created })
+    }
+
+    async fn ensure_access_entry(
+        &self,
+        account: &String,
+        _region: &str,
+        cluster: &str,
+        entry: &AccessEntry,
+    ) -> Result<(), CloudError> {
+        self.fault("eks:CreateAccessEntry").await?;
+        let id = format!(
+            "{}/access/{}",
+            cluster_id(account, cluster),
+            entry.principal_arn
+        );
+        let body = serde_json::to_value(entry).map_err(|e| CloudError::Permanent(e.to_string()))?;
+        sqlx::query(
+            "UPDATE simulated_resource SET body = $3 WHERE kind = $1 AND id = $2 AND gone_at IS NULL",
+        )
+        .bind("access_entry")
+        .bind(&id)
+        .bind(&body)
+        .execute(&self.db)
+        .await
+        .map_err(db_error)?;
+        self.insert(NewResource {
+            kind: "access_entry",
+            id: &id,
+            name: &entry.principal_arn,
+            request_id: None,
+            tags: &Tags::new(),
+            body,
+            delay_ms: 0,
+        })
+        .await?;
+        Ok(())
     }
 
     async fn cluster_api(

@@ -6,9 +6,17 @@ token `k8s-aws-v1.<base64url(presigned STS GetCallerIdentity URL)>` is checked t
 aws-iam-authenticator checks it on EKS: the URL must be an STS GetCallerIdentity call for this
 cluster (`x-k8s-aws-id` signed), signed less than 15 minutes ago; the URL is then called (here against
 moto's STS at AWS_ENDPOINT_URL) and the caller's ARN is mapped to a Kubernetes user and groups
-through the access mappings in --access (aws-auth `mapRoles` / `mapUsers` shape).
+through EKS access entries, as a cluster in authentication mode API does, else through the
+access mappings in --access (aws-auth `mapRoles` / `mapUsers` shape, as mode CONFIG_MAP does).
+Access entries are read from moto (tests/moto/server.py keeps them; --access-entries-from is its
+URL): the entry's Kubernetes groups and username template become the user's, and an entry with
+`AmazonEKSClusterAdminPolicy` on the cluster gets `system:masters`.
 
-What it cannot check: moto does not verify SigV4 signatures, so a token whose signature was
+What it cannot check: one API server stands for every cluster of a test, and the token does
+not say which cluster it was made for (x-k8s-aws-id is signed, not sent in the URL), so a
+principal's entries on any cluster count; EKS's other access policies (Admin, Edit, View),
+which EKS enforces with its own authorizer, are not modelled and grant nothing here. Also: moto
+does not verify SigV4 signatures, so a token whose signature was
 tampered with, or that was signed for another cluster's `x-k8s-aws-id`, passes here as long as
 its access key is real; on EKS, STS refuses both. A token made with
 credentials moto does not know is answered with moto's default identity, which no mapping names,
@@ -52,11 +60,29 @@ def matches(pattern, arn):
     return re.fullmatch(re.escape(pattern).replace(r"\*", r"[0-9]+"), arn) is not None
 
 
+CLUSTER_ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
 class Checker:
-    def __init__(self, sts_endpoint, cluster, access):
+    def __init__(self, sts_endpoint, cluster, access, entries_from=None):
         self.sts = urllib.parse.urlsplit(sts_endpoint)
         self.cluster = cluster
         self.access = access
+        self.entries_from = entries_from
+
+    def access_entries(self, arn):
+        if not self.entries_from:
+            return []
+        url = (
+            self.entries_from.rstrip("/")
+            + "/moto-api/slipway/eks-access-entries?principalArn="
+            + urllib.parse.quote(arn, safe="")
+        )
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return json.loads(response.read())["accessEntries"]
+        except (urllib.error.URLError, ValueError, KeyError):
+            raise Refused("the access entries could not be read")
 
     def review(self, token, now):
         if not token.startswith(PREFIX):
@@ -109,6 +135,18 @@ class Checker:
             raise Refused("STS did not name the caller")
         arn, session = canonical_arn(match.group(1))
         account = arn.split(":")[4]
+        entries = self.access_entries(arn)
+        if entries:
+            groups = sorted({g for e in entries for g in e.get("kubernetesGroups", [])})
+            if any(
+                p["policyArn"] == CLUSTER_ADMIN and p["accessScope"]["type"] == "cluster"
+                for e in entries
+                for p in e.get("accessPolicies", [])
+            ):
+                groups.append("system:masters")
+            return self.user(
+                {"username": entries[0]["username"], "groups": groups}, arn, session, account
+            )
         for entry in self.access.get("mapRoles", []):
             if matches(entry["rolearn"], arn):
                 return self.user(entry, arn, session, account)
@@ -166,10 +204,11 @@ def main():
     parser.add_argument("--sts-endpoint", required=True)
     parser.add_argument("--cluster", required=True)
     parser.add_argument("--access", required=True)
+    parser.add_argument("--access-entries-from")
     args = parser.parse_args()
     with open(args.access) as f:
         access = json.load(f)
-    checker = Checker(args.sts_endpoint, args.cluster, access)
+    checker = Checker(args.sts_endpoint, args.cluster, access, args.access_entries_from)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(checker))
     print(f"token webhook on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
     server.serve_forever()

@@ -1,8 +1,16 @@
 #!/usr/bin/env python3
 """moto_server with the AWS operations Slipway calls that moto 5.2.5 lacks, added in-process so
 they share moto's state (DESIGN §6): EKS add-ons (CreateAddon, DescribeAddon, ListAddons,
-DeleteAddon) and EKS Pod Identity associations (Create-, List-, Describe- and
-DeletePodIdentityAssociation). Arguments are moto_server's (`-H HOST -p PORT`).
+DeleteAddon), EKS Pod Identity associations (Create-, List-, Describe- and
+DeletePodIdentityAssociation), and EKS access entries (CreateCluster's `accessConfig` with the
+creator's admin entry, Create-, Describe-, Update-, List- and DeleteAccessEntry,
+AssociateAccessPolicy, ListAssociatedAccessPolicies). Arguments are moto_server's
+(`-H HOST -p PORT`).
+
+For the test API server's token webhook (tests/kube/token_webhook.py), which plays EKS's
+authenticator, `GET /moto-api/slipway/eks-access-entries?principalArn=ARN` answers every access
+entry of that principal in every account and region, with its cluster and associated policies:
+not an AWS operation, a window on moto's state.
 
 Both behave as moto's clusters and node groups do: ACTIVE at once, gone with their cluster.
 What this cannot check: that AWS offers the add-on or the configuration for the cluster's
@@ -11,11 +19,14 @@ the associated role exists and trusts pods.eks.amazonaws.com (real EKS checks ne
 time either; the agent fails when a pod asks for credentials)."""
 
 import datetime
+import json
 import sys
+import urllib.parse
 import uuid
 
 import moto.eks.responses as eks_responses
 import moto.eks.urls as eks_urls
+import moto.moto_api._internal.urls as moto_api_urls
 from moto.core.responses import ActionResult
 from moto.eks.exceptions import ResourceInUseException, ResourceNotFoundException
 from moto.server import main
@@ -25,7 +36,10 @@ ADDON = "{0}/clusters/(?P<name>[^/]+)/addons/(?P<addonName>[^/]+)$"
 ASSOCIATIONS = "{0}/clusters/(?P<name>[^/]+)/pod-identity-associations$"
 ASSOCIATION = "{0}/clusters/(?P<name>[^/]+)/pod-identity-associations/(?P<associationId>[^/]+)$"
 dispatch = eks_responses.EKSResponse.dispatch
-for path in (ADDONS, ADDON, ASSOCIATIONS, ASSOCIATION):
+ACCESS_ENTRIES = "{0}/clusters/(?P<name>[^/]+)/access-entries$"
+# Principal ARNs hold slashes; which operation a path is comes from EKS's model, not from here.
+ACCESS_ENTRY = "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>.+)$"
+for path in (ADDONS, ADDON, ASSOCIATIONS, ASSOCIATION, ACCESS_ENTRIES, ACCESS_ENTRY):
     eks_urls.url_paths[path] = dispatch
 
 
@@ -169,7 +183,222 @@ def delete_pod_identity_association(self):
     return ActionResult({"association": associations.pop(association_id)})
 
 
+def entries_of(backend, name):
+    cluster = cluster_of(backend, name)
+    if not hasattr(cluster, "slipway_access_entries"):
+        cluster.slipway_access_entries = {}
+    return cluster, cluster.slipway_access_entries
+
+
+def principal_param(self):
+    return urllib.parse.unquote(self._get_param("principalArn"))
+
+
+def entry_not_found(cluster, principal):
+    return not_found(cluster, None, f"The specified principalArn could not be found: {principal}")
+
+
+def caller_role_arn(self):
+    """The IAM ARN of the caller, as EKS records a cluster's creator (an assumed role's role)."""
+    from moto.sts.models import sts_backends
+
+    _, arn, _ = sts_backends[self.current_account]["global"].get_caller_identity(
+        self.get_access_key(), self.region
+    )
+    parts = arn.split(":", 5)
+    if parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        role = parts[5].split("/")[1]
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
+    return arn
+
+
+def new_entry(cluster, principal, groups, username, kind, tags):
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return {
+        "clusterName": cluster.name,
+        "principalArn": principal,
+        "kubernetesGroups": sorted(set(groups or [])),
+        "accessEntryArn": cluster.arn.replace(":cluster/", ":access-entry/") + "/" + uuid.uuid4().hex,
+        "createdAt": now,
+        "modifiedAt": now,
+        "tags": tags or {},
+        "username": username or principal,
+        "type": kind or "STANDARD",
+        "slipway_policies": {},
+    }
+
+
+def public(entry):
+    return {k: v for k, v in entry.items() if not k.startswith("slipway_")}
+
+
+moto_create_cluster = eks_responses.EKSResponse.create_cluster
+
+
+def create_cluster(self):
+    """CreateCluster, then what moto leaves out of accessConfig: the authentication mode and,
+    unless declined, the creator's access entry with the cluster admin policy (as EKS does)."""
+    result = moto_create_cluster(self)
+    access = self._get_param("accessConfig") or {}
+    cluster, entries = entries_of(self.eks_backend, self._get_param("name"))
+    cluster.slipway_authentication_mode = access.get("authenticationMode", "CONFIG_MAP")
+    if access.get("bootstrapClusterCreatorAdminPermissions", True):
+        creator = caller_role_arn(self)
+        entry = new_entry(cluster, creator, [], None, "STANDARD", {})
+        entry["slipway_policies"][CLUSTER_ADMIN] = {
+            "policyArn": CLUSTER_ADMIN,
+            "accessScope": {"type": "cluster", "namespaces": []},
+            "associatedAt": entry["createdAt"],
+            "modifiedAt": entry["createdAt"],
+        }
+        entries[creator] = entry
+    return result
+
+
+CLUSTER_ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+def create_access_entry(self):
+    cluster, entries = entries_of(self.eks_backend, self._get_param("name"))
+    if cluster.slipway_authentication_mode not in ("API", "API_AND_CONFIG_MAP"):
+        from moto.eks.exceptions import InvalidRequestException
+
+        raise InvalidRequestException(
+            message="The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to perform this operation."
+        )
+    principal = self._get_param("principalArn")
+    if principal in entries:
+        raise ResourceInUseException(
+            clusterName=cluster.name,
+            nodegroupName=None,
+            addonName=None,
+            message="The specified access entry resource is already in use on this cluster.",
+        )
+    entry = new_entry(
+        cluster,
+        principal,
+        self._get_param("kubernetesGroups"),
+        self._get_param("username"),
+        self._get_param("type"),
+        self._get_param("tags"),
+    )
+    entries[principal] = entry
+    return ActionResult({"accessEntry": public(entry)})
+
+
+def describe_access_entry(self):
+    cluster, entries = entries_of(self.eks_backend, self._get_param("name"))
+    principal = principal_param(self)
+    if principal not in entries:
+        raise entry_not_found(cluster.name, principal)
+    return ActionResult({"accessEntry": public(entries[principal])})
+
+
+def update_access_entry(self):
+    cluster, entries = entries_of(self.eks_backend, self._get_param("name"))
+    principal = principal_param(self)
+    if principal not in entries:
+        raise entry_not_found(cluster.name, principal)
+    entry = entries[principal]
+    if self._get_param("kubernetesGroups") is not None:
+        entry["kubernetesGroups"] = sorted(set(self._get_param("kubernetesGroups")))
+    if self._get_param("username"):
+        entry["username"] = self._get_param("username")
+    entry["modifiedAt"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return ActionResult({"accessEntry": public(entry)})
+
+
+def delete_access_entry(self):
+    cluster, entries = entries_of(self.eks_backend, self._get_param("name"))
+    principal = principal_param(self)
+    if entries.pop(principal, None) is None:
+        raise entry_not_found(cluster.name, principal)
+    return ActionResult({})
+
+
+def list_access_entries(self):
+    _, entries = entries_of(self.eks_backend, self._get_param("name"))
+    return ActionResult({"accessEntries": sorted(entries)})
+
+
+def associate_access_policy(self):
+    cluster, entries = entries_of(self.eks_backend, self._get_param("name"))
+    principal = principal_param(self)
+    if principal not in entries:
+        raise entry_not_found(cluster.name, principal)
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    policy = self._get_param("policyArn")
+    previous = entries[principal]["slipway_policies"].get(policy, {})
+    associated = {
+        "policyArn": policy,
+        "accessScope": self._get_param("accessScope") or {"type": "cluster"},
+        "associatedAt": previous.get("associatedAt", now),
+        "modifiedAt": now,
+    }
+    entries[principal]["slipway_policies"][policy] = associated
+    return ActionResult(
+        {"clusterName": cluster.name, "principalArn": principal, "associatedAccessPolicy": associated}
+    )
+
+
+def list_associated_access_policies(self):
+    cluster, entries = entries_of(self.eks_backend, self._get_param("name"))
+    principal = principal_param(self)
+    if principal not in entries:
+        raise entry_not_found(cluster.name, principal)
+    return ActionResult(
+        {
+            "clusterName": cluster.name,
+            "principalArn": principal,
+            "associatedAccessPolicies": list(entries[principal]["slipway_policies"].values()),
+        }
+    )
+
+
+def without_path(arn):
+    """A role's ARN without its path: a role name is unique in its account, and an assumed
+    role's session ARN carries the name only."""
+    head, sep, name = arn.partition(":role/")
+    return head + sep + name.rsplit("/", 1)[-1] if sep else arn
+
+
+def access_entries_of_principal(request, full_url, headers):
+    """Every access entry of `principalArn`, across accounts and regions (for the webhook)."""
+    from moto.eks.models import eks_backends
+
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(full_url).query)
+    principal = without_path((query.get("principalArn") or [""])[0])
+    found = []
+    for account in list(eks_backends.keys()):
+        for region, backend in list(eks_backends[account].items()):
+            for cluster in list(backend.clusters.values()):
+                entries = getattr(cluster, "slipway_access_entries", {})
+                entry = next(
+                    (e for arn, e in entries.items() if without_path(arn) == principal), None
+                )
+                if entry:
+                    found.append(
+                        dict(
+                            public(entry),
+                            account=account,
+                            region=region,
+                            accessPolicies=list(entry["slipway_policies"].values()),
+                        )
+                    )
+    return 200, {"Content-Type": "application/json"}, json.dumps({"accessEntries": found})
+
+
+moto_api_urls.url_paths["{0}/moto-api/slipway/eks-access-entries"] = access_entries_of_principal
+
 for operation in (
+    create_cluster,
+    create_access_entry,
+    describe_access_entry,
+    update_access_entry,
+    delete_access_entry,
+    list_access_entries,
+    associate_access_policy,
+    list_associated_access_policies,
     create_addon,
     describe_addon,
     list_addons,
