@@ -14,6 +14,7 @@ pub mod http;
 pub mod idempotency;
 pub mod inbox;
 pub mod jobs;
+pub mod maintain;
 pub mod outbound;
 pub mod provision;
 pub mod search;

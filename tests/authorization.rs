@@ -335,6 +335,11 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             probe7("/platforms/demo/scope", &[], PLANNERS),
         ),
         m(
+            Method::GET,
+            "/platforms/{slug}/maintain",
+            probe7("/platforms/demo/maintain", &[], PLANNERS),
+        ),
+        m(
             Method::POST,
             "/platforms/{slug}/scope",
             probe7(
@@ -501,6 +506,15 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             "/api/v1/platforms/{slug}/scope",
             probe7(
                 "/api/v1/platforms/demo/scope",
+                &[],
+                [401, 403, 200, 403, 200, 403, 200],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/maintain",
+            probe7(
+                "/api/v1/platforms/demo/maintain",
                 &[],
                 [401, 403, 200, 403, 200, 403, 200],
             ),

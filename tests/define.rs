@@ -699,7 +699,7 @@ const BAD_VALUES: &[(&str, &str, &str, &str, &str)] = &[
     (
         "environment_types[1].kubernetes_version",
         "1.12",
-        "- name: test\n  lifecycle: long_lived\n  kubernetes_version: '1.34'",
+        "- name: test\n  lifecycle: long_lived\n  kubernetes_version: '1.35'",
         "- name: test\n  lifecycle: long_lived\n  kubernetes_version: '1.12'",
         "Use a Kubernetes version EKS supports",
     ),

@@ -31,7 +31,15 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let app = TestApp::spawn().await;
+        World::with(TestApp::spawn().await).await
+    }
+
+    /// [`World::new`] with the app's clock fixed at `at` (RFC 3339).
+    async fn at(at: &str) -> World {
+        World::with(TestApp::spawn_at(at.parse().unwrap()).await).await
+    }
+
+    async fn with(app: TestApp) -> World {
         let (_, engineer) = app.user_with_token(ENGINEER, ENGINEER).await;
         let (reviewer_id, reviewer) = app.user_with_token(ENGINEER, ENGINEER).await;
         let (_, dev) = app
@@ -119,8 +127,8 @@ impl World {
         id
     }
 
-    /// Approves a new blueprint revision: the current one with `access` in place of its own.
-    async fn approve_access(&self, access: Value) {
+    /// Approves a new blueprint revision: revision 1 as `change` edits it.
+    async fn approve_revision(&self, change: impl FnOnce(&mut Value)) {
         let base = "/api/v1/platforms/shop/blueprints";
         let (_, current) = self
             .call(
@@ -131,7 +139,7 @@ impl World {
             )
             .await;
         let mut document = current["document"].clone();
-        document["access"] = access;
+        change(&mut document);
         let (status, created) = self
             .call(
                 Method::POST,
@@ -722,6 +730,79 @@ async fn ephemeral_environments_reuse_pooled_accounts_and_never_close_one() {
     workers.shutdown(Duration::from_secs(5)).await;
 }
 
+/// Version currency, with the clock fixed the day after Kubernetes 1.34 left EKS standard
+/// support: a cluster still on 1.34 is flagged extended with what that costs, one on the
+/// template's 1.35 is in standard support, and the revision pinning 1.34 says so beside the
+/// field.
+#[tokio::test]
+async fn the_maintain_page_flags_a_cluster_past_standard_support_with_its_extended_cost() {
+    let w = World::at("2026-12-03T09:00:00Z").await;
+    w.approve_revision(|doc| doc["environment_types"][0]["kubernetes_version"] = json!("1.34"))
+        .await;
+    let workers = w.workers(w.simulated());
+    let old = w.approved("ledger").await;
+    let current = w.perf("load").await;
+    for id in [&old, &current] {
+        w.until_state(id, "ready", Duration::from_secs(60)).await;
+    }
+    let (status, body) = w
+        .call(
+            Method::GET,
+            "/api/v1/platforms/shop/maintain",
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cluster = |name: &str| {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {body}"))
+    };
+    let ledger = cluster("ledger");
+    assert_eq!(ledger["environment_id"], old.as_str());
+    assert_eq!(ledger["kubernetes_version"], "1.34");
+    assert_eq!(ledger["support"], "extended");
+    assert_eq!(ledger["standard_support_ends"], "2026-12-02");
+    assert_eq!(ledger["extended_support_ends"], "2027-12-02");
+    assert_eq!(ledger["days_left"], 364);
+    assert_eq!(ledger["hourly_extra_usd"], 0.5);
+    assert_eq!(ledger["revision"], 2);
+    assert!(ledger["drift"].is_null(), "not checked, not empty");
+    let load = cluster("load");
+    assert_eq!(load["kubernetes_version"], "1.35");
+    assert_eq!(load["support"], "standard");
+    assert_eq!(load["days_left"], 114);
+    assert_eq!(load["hourly_extra_usd"], 0.0);
+
+    let html = |path: &'static str| async {
+        w.app
+            .client
+            .get(w.app.url(path))
+            .bearer_auth(&w.engineer)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let page = html("/platforms/shop/maintain").await;
+    assert!(page.contains("+$0.50 per hour ($365 per month)"), "{page}");
+    assert!(page.contains("badge-support-extended"));
+    let revision = html("/platforms/shop/blueprints/2").await;
+    assert!(
+        revision.contains("Kubernetes 1.34 left EKS standard support on 2026-12-02"),
+        "{revision}"
+    );
+    assert!(revision.contains("environment_types[0].kubernetes_version"));
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
 /// The AWS provider against moto, with the member accounts' clusters' Kubernetes API served by
 /// `kube`.
 async fn aws_cloud(moto: &Moto, kube: &Kube) -> Cloud {
@@ -1305,10 +1386,12 @@ async fn teams_reach_their_namespace_through_eks_access_entries_and_nothing_else
     let w = World::new().await;
     let platform_team = "arn:aws:iam::123456789012:role/platform-team";
     let checkout = "arn:aws:iam::123456789012:role/teams/checkout-developers";
-    w.approve_access(json!({
-        "platform_team_role_arn": platform_team,
-        "teams": [{"name": "checkout", "role_arn": checkout}]
-    }))
+    w.approve_revision(|doc| {
+        doc["access"] = json!({
+            "platform_team_role_arn": platform_team,
+            "teams": [{"name": "checkout", "role_arn": checkout}]
+        })
+    })
     .await;
     let workers = w.workers(aws_cloud(&moto, &kube).await);
     let id = w.approved("ledger").await;

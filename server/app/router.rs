@@ -16,7 +16,8 @@ use super::AppState;
 use crate::http::error::AppError;
 use crate::http::{
     account_pool, admin, approvals, assets, auth, backlog, blueprints, environments, error_pages,
-    extract, health, home, idempotency, identity, jobs, notifications, openapi, platforms, search,
+    extract, health, home, idempotency, identity, jobs, maintain, notifications, openapi,
+    platforms, search,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -147,6 +148,11 @@ pub fn route_table() -> Vec<RouteDef> {
             M::GET,
             "/platforms/{slug}/scope",
             get(platforms::pages::scope_page),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/maintain",
+            get(maintain::maintain_page),
         ),
         route(
             M::POST,
@@ -361,6 +367,11 @@ pub fn route_table() -> Vec<RouteDef> {
             M::GET,
             "/api/v1/platforms/{slug}/scope",
             get(platforms::api::get_scope),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/maintain",
+            get(maintain::api_maintain),
         ),
         route(
             M::PUT,

@@ -977,7 +977,7 @@ fn check_kubernetes(errors: &mut FieldErrors, field: &str, version: &str) {
         errors.add(
             field,
             format!(
-                "Use a Kubernetes version EKS supports: 1.{} to 1.{} (quoted, e.g. \"1.34\").",
+                "Use a Kubernetes version EKS supports: 1.{} to 1.{} (quoted, e.g. \"1.35\").",
                 KUBERNETES_MINOR_VERSIONS.start(),
                 KUBERNETES_MINOR_VERSIONS.end()
             ),
@@ -1093,7 +1093,7 @@ mod tests {
                 "environment_types[0].data_services[1]",
             ),
             (
-                "- name: dev\n  lifecycle: long_lived\n  kubernetes_version: '1.34'",
+                "- name: dev\n  lifecycle: long_lived\n  kubernetes_version: '1.35'",
                 "- name: dev\n  lifecycle: long_lived\n  kubernetes_version: '1.12'",
                 "environment_types[0].kubernetes_version",
             ),

@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod jobs;
 pub mod json;
+pub mod maintain;
 pub mod notifications;
 pub mod openapi;
 pub mod paging;

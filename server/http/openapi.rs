@@ -63,6 +63,7 @@ use crate::http::views::{Shell, render};
         crate::http::jobs::api_retry,
         crate::http::jobs::api_cancel,
         crate::http::account_pool::api_account_pool,
+        crate::http::maintain::api_maintain,
         openapi_json,
     ),
     // The probes are outside `/api/v1`, so only their answers are here.

@@ -122,6 +122,16 @@ const CONNECTED_SERVICES: ListSpec = ListSpec {
     hint: "Fill in a blank row to add a service. Tick Remove, or clear every box of a row, to remove one.",
 };
 
+const ACCESS_TEAMS: ListSpec = ListSpec {
+    path: "access.teams",
+    noun: "Team",
+    columns: &[
+        ("name", "Name"),
+        ("role_arn", "IAM role ARN its people assume"),
+    ],
+    hint: "Each team's role may act in the team namespace of every environment. Fill in a blank row to add a team; tick Remove, or clear its boxes, to remove one.",
+};
+
 const REQUIREMENTS: ListSpec = ListSpec {
     path: "security.requirements",
     noun: "Requirement",
@@ -485,6 +495,16 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
             Some(&REQUIREMENTS),
         ),
         (
+            "Cluster access".to_owned(),
+            None,
+            vec![s(
+                "access.platform_team_role_arn",
+                "Platform team's IAM role ARN (cluster admin everywhere; empty: none)",
+                Kind::Text,
+            )],
+            Some(&ACCESS_TEAMS),
+        ),
+        (
             "Connected services".to_owned(),
             None,
             vec![],
@@ -654,6 +674,11 @@ pub fn apply(base: &Blueprint, form: &FormFields) -> (Value, Result<Blueprint, F
         }
     }
     // Optional parts left empty are absent, not null.
+    if let Some(access) = doc.get_mut("access").and_then(Value::as_object_mut)
+        && access.get("platform_team_role_arn").and_then(Value::as_str) == Some("")
+    {
+        access.remove("platform_team_role_arn");
+    }
     if let Some(logging) = doc.get_mut("logging").and_then(Value::as_object_mut)
         && logging.get("opensearch").is_some_and(|domain| {
             ["endpoint", "domain_arn"]

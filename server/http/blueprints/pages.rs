@@ -119,6 +119,8 @@ pub struct RevisionPage {
     pub against: Option<i32>,
     pub changes: Vec<ChangeRow>,
     pub errors: FieldErrors,
+    /// Kubernetes versions out of EKS standard support today.
+    pub warnings: Vec<crate::validation::FieldError>,
 }
 
 /// A change, its values shown as compact JSON.
@@ -186,6 +188,10 @@ async fn revision_view<P>(
         can_review,
         against: against.map(|a| a.number),
         changes,
+        warnings: crate::maintain::currency::blueprint_warnings(
+            &revision.document,
+            state.clock.today(),
+        ),
         revision,
         errors,
     })

@@ -1,0 +1,119 @@
+//! Maintain: keeping a platform's clusters current. Today that is version currency: where each
+//! cluster's Kubernetes version stands in EKS's support calendar and what staying on it costs.
+//! Upgrades, drift detection, actual cost and blueprint roll-outs are not built yet; the
+//! fields the API reserves for them are `null` (not checked), never an empty "all is well".
+
+pub mod currency;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use currency::Support;
+
+/// One cluster of a platform on the Maintain page (`GET /api/v1/platforms/{slug}/maintain`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClusterCurrency {
+    pub environment_id: Uuid,
+    pub name: String,
+    pub environment_type: String,
+    pub state: String,
+    pub kubernetes_version: String,
+    pub support: Support,
+    pub standard_support_ends: Option<NaiveDate>,
+    pub extended_support_ends: Option<NaiveDate>,
+    /// Days until the current support stage ends (negative once past; none when unknown).
+    pub days_left: Option<i64>,
+    /// What extended support adds per cluster-hour now (0 in standard support).
+    pub hourly_extra_usd: f64,
+    /// The blueprint revision the environment was built from.
+    pub revision: i32,
+    /// Not checked yet (always null until Maintain compares add-ons).
+    pub addons_behind: Option<Vec<String>>,
+    /// Not checked yet (always null until drift detection exists).
+    pub drift: Option<Vec<String>>,
+    pub cost: ClusterCost,
+    #[serde(skip)]
+    pub created_at: DateTime<Utc>,
+}
+
+/// The estimate Slipway made; actual spend and budgets are not read yet (null).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClusterCost {
+    pub month_to_date_usd: Option<f64>,
+    /// At the minimum node count, for an average month.
+    pub estimate_month_usd: f64,
+    pub budget_month_usd: Option<f64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    name: String,
+    environment_type: String,
+    state: String,
+    kubernetes_version: Option<String>,
+    blueprint_number: i32,
+    cost_hourly_micros: i64,
+    created_at: DateTime<Utc>,
+}
+
+/// The platform's clusters (environments that have or may have one: provisioning, ready,
+/// failed, tearing down), oldest first, `limit` after the cursor `after` (`created_at`, id),
+/// each with its version's support status on `today`.
+pub async fn clusters(
+    db: &PgPool,
+    platform: Uuid,
+    today: NaiveDate,
+    limit: i64,
+    after: Option<(DateTime<Utc>, Uuid)>,
+) -> Result<Vec<ClusterCurrency>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT e.id, e.name, e.environment_type, e.state::text AS state,
+                (SELECT s->'details'->>'version' FROM jsonb_array_elements(e.plan) s
+                 WHERE s->>'action' = 'eks:CreateCluster' LIMIT 1) AS kubernetes_version,
+                e.blueprint_number, e.cost_hourly_micros, e.created_at
+         FROM environment e
+         WHERE e.platform_id = $1 AND e.state IN ('provisioning', 'ready', 'failed', 'tearing_down')
+           AND ($2::timestamptz IS NULL OR (e.created_at, e.id) > ($2, $3))
+         ORDER BY e.created_at, e.id LIMIT $4",
+    )
+    .bind(platform)
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map(|(_, id)| id))
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let version = row.kubernetes_version.unwrap_or_default();
+            let status = currency::status(&version, today);
+            ClusterCurrency {
+                environment_id: row.id,
+                name: row.name,
+                environment_type: row.environment_type,
+                state: row.state,
+                kubernetes_version: version,
+                support: status.support,
+                standard_support_ends: status.standard_ends,
+                extended_support_ends: status.extended_ends,
+                days_left: status.days_left,
+                hourly_extra_usd: status.hourly_extra_usd,
+                revision: row.blueprint_number,
+                addons_behind: None,
+                drift: None,
+                cost: ClusterCost {
+                    month_to_date_usd: None,
+                    estimate_month_usd: (row.cost_hourly_micros
+                        * crate::environments::pricing::HOURS_PER_MONTH)
+                        as f64
+                        / 1_000_000.0,
+                    budget_month_usd: None,
+                },
+                created_at: row.created_at,
+            }
+        })
+        .collect())
+}
