@@ -800,6 +800,27 @@ async fn the_maintain_page_flags_a_cluster_past_standard_support_with_its_extend
         "{revision}"
     );
     assert!(revision.contains("environment_types[0].kubernetes_version"));
+    let (_, json) = w
+        .call(
+            Method::GET,
+            "/api/v1/platforms/shop/blueprints/2",
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        json["warnings"][0]["field"], "environment_types[0].kubernetes_version",
+        "{json}"
+    );
+    let (_, json) = w
+        .call(
+            Method::GET,
+            "/api/v1/platforms/shop/blueprints/1",
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    assert_eq!(json["warnings"], json!([]), "the template pins 1.35");
     workers.shutdown(Duration::from_secs(5)).await;
 }
 

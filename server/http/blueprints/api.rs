@@ -57,13 +57,17 @@ pub struct RevisionView {
     /// The blueprint, as `POST …/blueprints` takes it (README: the blueprint format).
     #[schema(value_type = Object)]
     pub document: Blueprint,
+    /// Kubernetes versions it pins that are out of EKS standard support today: warnings, the
+    /// revision stays valid.
+    pub warnings: Vec<crate::validation::FieldError>,
 }
 
-impl From<&Revision> for RevisionView {
-    fn from(r: &Revision) -> Self {
+impl RevisionView {
+    fn new(r: &Revision, today: chrono::NaiveDate) -> Self {
         RevisionView {
             revision: RevisionSummary::from(r),
             document: r.document.clone(),
+            warnings: crate::maintain::currency::blueprint_warnings(&r.document, today),
         }
     }
 }
@@ -208,7 +212,11 @@ pub async fn create_revision(
             revisions::save(&state.pool, platform, &on.principal, base, &document).await?
         }
     };
-    Ok((StatusCode::CREATED, Json(RevisionView::from(&revision))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(RevisionView::new(&revision, state.clock.today())),
+    )
+        .into_response())
 }
 
 #[utoipa::path(
@@ -251,7 +259,12 @@ pub async fn get_revision(
     Query(query): Query<FormatQuery>,
 ) -> Result<Response, AppError> {
     let revision = visible_revision(&state, &on, number).await?;
-    export(on.platform(), &revision, query.format.as_deref())
+    export(
+        on.platform(),
+        &revision,
+        query.format.as_deref(),
+        state.clock.today(),
+    )
 }
 
 /// The revision in the requested format: JSON (default), `yaml` or `markdown`.
@@ -259,10 +272,11 @@ pub fn export(
     platform: &Platform,
     revision: &Revision,
     format: Option<&str>,
+    today: chrono::NaiveDate,
 ) -> Result<Response, AppError> {
     let file = |ext: &str| format!("{}-blueprint-{}.{ext}", platform.slug, revision.number);
     match format {
-        None | Some("json") => Ok(Json(RevisionView::from(revision)).into_response()),
+        None | Some("json") => Ok(Json(RevisionView::new(revision, today)).into_response()),
         Some("yaml") => Ok(download(
             "application/yaml; charset=utf-8",
             &file("yaml"),
@@ -293,7 +307,7 @@ pub async fn submit_revision(
 ) -> Result<Json<RevisionView>, AppError> {
     revisions::submit(&state.pool, on.platform(), number, &on.principal).await?;
     let revision = visible_revision(&state, &on, number).await?;
-    Ok(Json(RevisionView::from(&revision)))
+    Ok(Json(RevisionView::new(&revision, state.clock.today())))
 }
 
 #[utoipa::path(
@@ -325,7 +339,11 @@ pub async fn review_revision(
     )
     .await?;
     let revision = visible_revision(&state, &on, number).await?;
-    Ok((StatusCode::CREATED, Json(RevisionView::from(&revision))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(RevisionView::new(&revision, state.clock.today())),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

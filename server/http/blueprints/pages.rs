@@ -211,7 +211,12 @@ pub async fn revision_page(
 ) -> Result<Response, AppError> {
     let revision = visible_revision(&state, &on, number).await?;
     if query.format.is_some() {
-        return export(on.platform(), &revision, query.format.as_deref());
+        return export(
+            on.platform(),
+            &revision,
+            query.format.as_deref(),
+            state.clock.today(),
+        );
     }
     Ok(
         render(&revision_view(&state, &ctx, &on, revision, FieldErrors::default()).await?)?
