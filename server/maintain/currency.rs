@@ -6,8 +6,9 @@
 use chrono::NaiveDate;
 use serde::Serialize;
 
-/// Where the table comes from, and when it was read. Versions EKS released later are not in
-/// it and show as `unknown` until it is updated.
+/// Where the table comes from, and when it was read. A version newer than the table (EKS
+/// released it later) is taken as in standard support, with no dates, until the table is
+/// updated; blueprints can only pin versions in it (`KUBERNETES_MINOR_VERSIONS`).
 pub const SOURCE: &str = "the Amazon EKS Kubernetes release calendar \
      (docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html), read on 2026-12-03";
 
@@ -35,10 +36,9 @@ pub enum Support {
     Standard,
     /// Past standard support: billed extra, still patched.
     Extended,
-    /// Past extended support: AWS upgrades it by itself.
+    /// Past extended support (or older than the table, or unreadable): AWS upgrades it by
+    /// itself.
     Unsupported,
-    /// Not in the table.
-    Unknown,
 }
 
 impl Support {
@@ -47,7 +47,6 @@ impl Support {
             Support::Standard => "standard",
             Support::Extended => "extended",
             Support::Unsupported => "unsupported",
-            Support::Unknown => "unknown",
         }
     }
 }
@@ -85,8 +84,17 @@ pub fn support_ends(version: &str) -> Option<(NaiveDate, NaiveDate)> {
 /// `version`'s support on `today`. Standard support lasts through its last day.
 pub fn status(version: &str, today: NaiveDate) -> Status {
     let Some((standard, extended)) = support_ends(version) else {
+        let newest = CALENDAR.last().map_or(0, |(minor, _, _)| *minor);
+        let newer = version
+            .strip_prefix("1.")
+            .and_then(|m| m.parse::<u32>().ok())
+            .is_some_and(|minor| minor > newest);
         return Status {
-            support: Support::Unknown,
+            support: if newer {
+                Support::Standard
+            } else {
+                Support::Unsupported
+            },
             standard_ends: None,
             extended_ends: None,
             days_left: None,
@@ -185,10 +193,18 @@ mod tests {
         let gone = status("1.34", day("2027-12-03"));
         assert_eq!(gone.support, Support::Unsupported);
         assert_eq!(gone.days_left, Some(-1));
-        assert_eq!(status("1.99", day("2026-12-03")).support, Support::Unknown);
+        let newer = status("1.99", day("2026-12-03"));
+        assert_eq!(
+            (newer.support, newer.standard_ends),
+            (Support::Standard, None)
+        );
+        assert_eq!(
+            status("1.20", day("2026-12-03")).support,
+            Support::Unsupported
+        );
         assert_eq!(
             status("latest", day("2026-12-03")).support,
-            Support::Unknown
+            Support::Unsupported
         );
     }
 

@@ -23,7 +23,8 @@ pub struct ClusterCurrency {
     pub support: Support,
     pub standard_support_ends: Option<NaiveDate>,
     pub extended_support_ends: Option<NaiveDate>,
-    /// Days until the current support stage ends (negative once past; none when unknown).
+    /// Days until the current support stage ends (negative once past; none when the table
+    /// does not have the version).
     pub days_left: Option<i64>,
     /// What extended support adds per cluster-hour now (0 in standard support).
     pub hourly_extra_usd: f64,
@@ -32,10 +33,18 @@ pub struct ClusterCurrency {
     /// Not checked yet (always null until Maintain compares add-ons).
     pub addons_behind: Option<Vec<String>>,
     /// Not checked yet (always null until drift detection exists).
-    pub drift: Option<Vec<String>>,
+    pub drift: Option<Vec<Drift>>,
     pub cost: ClusterCost,
     #[serde(skip)]
     pub created_at: DateTime<Utc>,
+}
+
+/// A field whose live value differs from what the environment was built with.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Drift {
+    pub path: String,
+    pub expected: String,
+    pub actual: String,
 }
 
 /// The estimate Slipway made; actual spend and budgets are not read yet (null).
