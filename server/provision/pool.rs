@@ -566,8 +566,15 @@ async fn top_up<P: Provider>(p: &P, ctx: &StepContext) -> Result<(), StepError> 
             match grow(p, ctx, &organization, &pool).await? {
                 Growth::Grew => made += 1,
                 Growth::Full => break,
-                // A lease is adding one: the next run finishes the job.
-                Growth::Busy => break,
+                // A lease (or another run) is adding one: wait for it, then go on, so a
+                // completed top-up means a full pool.
+                Growth::Busy => {
+                    let what = format!("an account of the {} pool being created", pool.platform);
+                    wait_for(ctx, &what, || async {
+                        Ok((!growing(&ctx.db, &pool.platform).await?).then_some(()))
+                    })
+                    .await?
+                }
             }
         }
         ctx.log(&format!(
