@@ -10,6 +10,7 @@ pub mod clock;
 pub mod db;
 pub mod define;
 pub mod environments;
+pub mod exploit;
 pub mod http;
 pub mod idempotency;
 pub mod inbox;
@@ -19,6 +20,7 @@ pub mod outbound;
 pub mod provision;
 pub mod search;
 pub mod secret;
+pub mod teams;
 pub mod trace;
 pub mod validation;
 

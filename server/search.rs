@@ -62,21 +62,17 @@ pub async fn search(
     let anyones = Subject::Environment {
         requester: UserId(Uuid::nil()),
         member: false,
+        in_team: false,
     };
+    // Everyone's, or (the policy's other case) those the caller requested or whose teams they
+    // are in, which the query selects.
     let filter = Filter {
         search: Some(words.to_owned()),
-        requested_by: (!auth::can(principal, Action::ViewEnvironment, anyones))
+        visible_to: (!auth::can(principal, Action::ViewEnvironment, anyones))
             .then_some(principal.user.id.0),
         ..Filter::default()
     };
-    let mut environments = queries::list(db, &filter, None, HITS_PER_KIND).await?;
-    environments.retain(|e| {
-        let subject = Subject::Environment {
-            requester: UserId(e.requested_by),
-            member: false,
-        };
-        auth::can(principal, Action::ViewEnvironment, subject)
-    });
+    let environments = queries::list(db, &filter, None, HITS_PER_KIND).await?;
 
     let planning = |member| {
         auth::can(

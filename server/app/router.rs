@@ -15,9 +15,9 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use super::AppState;
 use crate::http::error::AppError;
 use crate::http::{
-    account_pool, admin, approvals, assets, auth, backlog, blueprints, environments, error_pages,
-    extract, health, home, idempotency, identity, jobs, maintain, notifications, openapi,
-    platforms, search,
+    account_pool, admin, approvals, assets, auth, backlog, blueprints, catalog, environments,
+    error_pages, extract, handover, health, home, idempotency, identity, jobs, maintain,
+    notifications, openapi, platforms, search, teams,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -507,6 +507,74 @@ pub fn route_table() -> Vec<RouteDef> {
             M::GET,
             "/api/v1/account-pool",
             get(account_pool::api_account_pool),
+        ),
+        // The Exploit phase.
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/teams",
+            get(teams::api_list),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/teams",
+            post(teams::api_create),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/teams/{name}",
+            get(teams::api_get),
+        ),
+        route(
+            M::PATCH,
+            "/api/v1/platforms/{slug}/teams/{name}",
+            patch(teams::api_update),
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/platforms/{slug}/teams/{name}",
+            delete(teams::api_delete),
+        ),
+        route(
+            M::GET,
+            "/api/v1/environments/{id}/handover",
+            get(handover::api_handover),
+        ),
+        route(
+            M::GET,
+            "/api/v1/catalog/entities",
+            get(catalog::api_entities),
+        ),
+        route(
+            M::GET,
+            "/api/v1/catalog-info.yaml",
+            get(catalog::api_catalog_info),
+        ),
+        route(M::GET, "/platforms/{slug}/teams", get(teams::teams_page)),
+        route(M::POST, "/platforms/{slug}/teams", post(teams::team_create)),
+        route(
+            M::GET,
+            "/platforms/{slug}/teams/{name}",
+            get(teams::team_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/teams/{name}",
+            post(teams::team_save),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/teams/{name}/delete",
+            post(teams::team_delete),
+        ),
+        route(
+            M::GET,
+            "/environments/{id}/handover",
+            get(handover::handover_page),
+        ),
+        route(
+            M::GET,
+            "/environments/{id}/handover/kubeconfig",
+            get(handover::kubeconfig_download),
         ),
     ]
 }

@@ -255,6 +255,7 @@ pub async fn sso_login(db: &PgPool, identity: &SsoIdentity) -> Result<User, Acco
         &identity.email,
         &identity.name,
         &identity.roles,
+        &identity.groups,
     )
     .await?;
     let actor = Actor::user(id, &identity.email);

@@ -14,9 +14,13 @@ pub enum Subject {
     Platform { member: bool },
     /// A blueprint revision of a platform, and who wrote it.
     Revision { member: bool, author: UserId },
-    /// An environment (or request), who requested it, and whether the caller is a member of its
-    /// platform.
-    Environment { requester: UserId, member: bool },
+    /// An environment (or request), who requested it, whether the caller is a member of its
+    /// platform, and whether the caller is in one of the teams it was built for.
+    Environment {
+        requester: UserId,
+        member: bool,
+        in_team: bool,
+    },
 }
 
 /// Everything a caller can ask to do. Later capabilities add their actions here.
@@ -46,10 +50,16 @@ pub enum Action {
     ControlJobs,
     /// See the account pools of ephemeral environments and their quarantined accounts.
     ViewAccountPool,
+    /// Read the Backstage catalog export: every platform's teams and environments.
+    ViewCatalog,
     /// Request an environment on a platform (the environment type says which roles may).
     RequestEnvironment,
-    /// See an environment: its requester and the platform team.
+    /// See an environment and its hand-over: its requester, the teams it was built for and the
+    /// platform team.
     ViewEnvironment,
+    /// Use its cluster as the platform team (the admin hand-over): the platform team, on its
+    /// own platforms (admins on all).
+    AdministerCluster,
     /// Approve or reject it: members of its platform (admins on all), never the requester; the
     /// type's policy then names the approver roles.
     DecideEnvironment,
@@ -97,17 +107,31 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
             Action::ViewJobs
             | Action::ControlJobs
             | Action::ViewApprovals
-            | Action::ViewAccountPool,
+            | Action::ViewAccountPool
+            | Action::ViewCatalog,
             Subject::Portal,
         ) => platform_team(principal),
         (Action::RequestEnvironment, Subject::Platform { .. }) => !principal.roles.is_empty(),
         (
-            Action::ViewEnvironment | Action::ChangeEnvironment,
-            Subject::Environment { requester, .. },
-        ) => requester == principal.user.id || platform_team(principal),
+            Action::ViewEnvironment,
+            Subject::Environment {
+                requester, in_team, ..
+            },
+        ) => requester == principal.user.id || in_team || platform_team(principal),
+        (Action::ChangeEnvironment, Subject::Environment { requester, .. }) => {
+            requester == principal.user.id || platform_team(principal)
+        }
+        (Action::AdministerCluster, Subject::Environment { member, .. }) => {
+            principal.has(Role::Admin) || (member && principal.has(Role::PlatformEngineer))
+        }
         // As for the platform's scope and backlog: its members decide (the README's approvers
         // are "members holding an approver role"), admins on every platform.
-        (Action::DecideEnvironment, Subject::Environment { requester, member }) => {
+        (
+            Action::DecideEnvironment,
+            Subject::Environment {
+                requester, member, ..
+            },
+        ) => {
             requester != principal.user.id
                 && !principal.roles.is_empty()
                 && (member || principal.has(Role::Admin))
@@ -169,6 +193,9 @@ pub fn refusal(principal: &Principal, action: Action, subject: Subject, name: &s
         (Action::ViewJobs, _) => "Only the platform team can see the job queue.".into(),
         (Action::ControlJobs, _) => "Only the platform team can retry or cancel jobs.".into(),
         (Action::ViewAccountPool, _) => "Only the platform team can see the account pools.".into(),
+        (Action::ViewCatalog, _) => {
+            "Only the platform team reads the whole catalog: give Backstage a platform engineer's API token.".into()
+        }
         (Action::ViewApprovals, _) => {
             "Only the platform team can see the approvals dashboard.".into()
         }
@@ -186,6 +213,10 @@ pub fn refusal(principal: &Principal, action: Action, subject: Subject, name: &s
         (Action::ViewEnvironment | Action::ChangeEnvironment, _) => {
             "Only its requester and the platform team can change this environment.".into()
         }
+        (Action::AdministerCluster, _) => format!(
+            "Only the platform team of {platform} administers its clusters; your team's hand-over \
+             is yours to use."
+        ),
         _ => "You are not allowed to do this.".into(),
     }
 }
@@ -284,13 +315,28 @@ mod tests {
         let devs = Subject::Environment {
             requester: dev.user.id,
             member: true,
+            in_team: false,
         };
         let outside = Subject::Environment {
             requester: dev.user.id,
             member: false,
+            in_team: false,
+        };
+        let teams = Subject::Environment {
+            requester: dev.user.id,
+            member: false,
+            in_team: true,
         };
         assert!(can(&dev, Action::ViewEnvironment, devs));
         assert!(!can(&other_dev, Action::ViewEnvironment, devs));
+        assert!(
+            can(&other_dev, Action::ViewEnvironment, teams),
+            "a team sees the environments it uses"
+        );
+        assert!(!can(&other_dev, Action::ChangeEnvironment, teams));
+        assert!(!can(&dev, Action::AdministerCluster, devs));
+        assert!(can(&pe, Action::AdministerCluster, devs));
+        assert!(!can(&pe, Action::AdministerCluster, outside));
         assert!(can(&dev, Action::CancelRequest, devs));
         assert!(!can(&dev, Action::DecideEnvironment, devs));
         let mut pe_other = pe.clone();

@@ -130,7 +130,8 @@ pub async fn create_local(
 }
 
 /// Creates or updates the single-sign-on user for `issuer` + `subject`, with the roles the
-/// identity provider's groups grant now. Returns the user and the roles it had before.
+/// identity provider's groups grant now and the groups themselves (team membership reads
+/// them). Returns the user and the roles it had before.
 pub async fn upsert_sso(
     db: impl PgExecutor<'_>,
     issuer: &str,
@@ -138,16 +139,20 @@ pub async fn upsert_sso(
     email: &str,
     name: &str,
     roles: &RoleSet,
+    groups: &[String],
 ) -> Result<(UserId, RoleSet), sqlx::Error> {
+    // The first 500 are kept: more is an identity provider sending every group it knows.
+    let groups = &groups[..groups.len().min(500)];
     let (id, before): (Uuid, Option<Vec<String>>) = sqlx::query_as(
         "WITH previous AS (
              SELECT roles FROM app_user WHERE oidc_issuer = $1 AND oidc_subject = $2
          )
-         INSERT INTO app_user (id, email, name, roles, oidc_issuer, oidc_subject, last_login_at)
-         VALUES ($3, $4, $5, $6, $1, $2, now())
+         INSERT INTO app_user (id, email, name, roles, oidc_issuer, oidc_subject, last_login_at,
+                               oidc_groups)
+         VALUES ($3, $4, $5, $6, $1, $2, now(), $7)
          ON CONFLICT (oidc_issuer, oidc_subject) WHERE oidc_subject IS NOT NULL
          DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, roles = EXCLUDED.roles,
-                       last_login_at = now()
+                       oidc_groups = EXCLUDED.oidc_groups, last_login_at = now()
          RETURNING id, (SELECT roles FROM previous)",
     )
     .bind(issuer)
@@ -156,6 +161,7 @@ pub async fn upsert_sso(
     .bind(email)
     .bind(name)
     .bind(roles.to_strings())
+    .bind(groups)
     .fetch_one(db)
     .await?;
     Ok((

@@ -65,22 +65,9 @@ pub struct Access {
     /// (`AmazonEKSClusterAdminPolicy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_team_role_arn: Option<String>,
-    /// App teams, each by the role its people assume: mapped to the Kubernetes group
-    /// `<platform>:team:<name>`, bound to the developers Role in the team namespace only.
-    #[serde(default)]
-    pub teams: Vec<TeamAccess>,
+    // App teams and their roles are the platform's teams (`teams`), not part of the blueprint:
+    // they change with the organization, not with a reviewed design.
 }
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TeamAccess {
-    /// A DNS label, unique among the platform's teams.
-    pub name: String,
-    pub role_arn: String,
-}
-
-/// More teams than this are better served by one SSO group per team than by a role each.
-pub const MAX_ACCESS_TEAMS: usize = 50;
 
 /// Whether `arn` is an IAM role's ARN (`arn:aws:iam::<12 digits>:role/<path and name>`).
 pub fn is_role_arn(arn: &str) -> bool {
@@ -586,37 +573,6 @@ impl Blueprint {
         {
             errors.add("access.platform_team_role_arn", ROLE_ARN);
         }
-        if self.access.teams.len() > MAX_ACCESS_TEAMS {
-            errors.add(
-                "access.teams",
-                format!("List at most {MAX_ACCESS_TEAMS} teams."),
-            );
-        }
-        for (i, team) in self.access.teams.iter().enumerate() {
-            if !crate::validation::is_dns_label(&team.name) {
-                errors.add(
-                    &format!("access.teams[{i}].name"),
-                    "Use a DNS label: lowercase letters, digits and hyphens, starting with a letter.",
-                );
-            } else if self.access.teams[..i].iter().any(|t| t.name == team.name) {
-                errors.add(
-                    &format!("access.teams[{i}].name"),
-                    format!("Another team is named {}; names are unique.", team.name),
-                );
-            }
-            if !is_role_arn(&team.role_arn) {
-                errors.add(&format!("access.teams[{i}].role_arn"), ROLE_ARN);
-            } else if self.access.platform_team_role_arn.as_deref() == Some(&team.role_arn)
-                || self.access.teams[..i]
-                    .iter()
-                    .any(|t| t.role_arn == team.role_arn)
-            {
-                errors.add(
-                    &format!("access.teams[{i}].role_arn"),
-                    "Another team (or the platform team) has this role: each role is one access entry, so give each team its own.",
-                );
-            }
-        }
         if self.accounts.ephemeral_pool_size > MAX_EPHEMERAL_POOL_SIZE {
             errors.add(
                 "accounts.ephemeral_pool_size",
@@ -948,13 +904,10 @@ impl Blueprint {
         if let Some(arn) = &self.access.platform_team_role_arn {
             let _ = writeln!(md, "- Platform team: `{arn}`, cluster admin");
         }
-        for team in &self.access.teams {
-            let _ = writeln!(
-                md,
-                "- Team **{}**: `{}`, in the team namespace only",
-                team.name, team.role_arn
-            );
-        }
+        let _ = writeln!(
+            md,
+            "- App teams: each team's role (on the platform's Teams page), in its namespaces only"
+        );
         if !self.connected_services.is_empty() {
             let _ = writeln!(md, "\n## Connected services\n");
             for s in &self.connected_services {
@@ -1053,24 +1006,9 @@ mod tests {
                 "accounts.service_control_policies[1]",
             ),
             (
-                "access:\n  teams: []",
-                "access:\n  platform_team_role_arn: arn:aws:iam::1234:role/admins\n  teams: []",
+                "access: {}",
+                "access:\n  platform_team_role_arn: arn:aws:iam::1234:role/admins",
                 "access.platform_team_role_arn",
-            ),
-            (
-                "access:\n  teams: []",
-                "access:\n  teams:\n  - name: Checkout\n    role_arn: arn:aws:iam::111122223333:role/c",
-                "access.teams[0].name",
-            ),
-            (
-                "access:\n  teams: []",
-                "access:\n  teams:\n  - name: a\n    role_arn: arn:aws:iam::111122223333:role/x\n  - name: b\n    role_arn: arn:aws:iam::111122223333:role/x",
-                "access.teams[1].role_arn",
-            ),
-            (
-                "access:\n  teams: []",
-                "access:\n  teams:\n  - name: a\n    role_arn: arn:aws:iam::111122223333:role/x\n  - name: a\n    role_arn: arn:aws:iam::111122223333:user/y",
-                "access.teams[1].name",
             ),
             (
                 "- name: perf\n  lifecycle: ephemeral",

@@ -263,6 +263,7 @@ pub async fn submit(
         }
         Err(e) => return Err(e.into()),
     }
+    crate::teams::record_for_environment(&mut *tx, id, &request.teams).await?;
     let env = lock(&mut tx, EnvironmentId(id)).await?;
     let actor = Actor::from(by);
     let cost = format!(
@@ -924,8 +925,9 @@ pub async fn begin_job(
     Ok(())
 }
 
-/// Provisioning succeeded: `provisioning → ready`, with the outputs; the TTL starts now. The
-/// platform's backlog items this environment delivers move to `done`.
+/// Provisioning succeeded: `provisioning → ready`, with the outputs; the TTL starts now. When
+/// it is one of the platform's own (requested by a member), the backlog items it delivers move
+/// to `done`.
 pub async fn mark_ready(
     db: &PgPool,
     id: EnvironmentId,
@@ -950,8 +952,21 @@ pub async fn mark_ready(
     .bind(outputs)
     .execute(&mut *tx)
     .await?;
-    let done =
-        crate::define::backlog::mark_delivered(&mut tx, env.platform_id, backlog_keys).await?;
+    // The platform's own environments deliver its backlog, not a developer's scratch run: those
+    // requested by the platform's members (or an admin).
+    let platforms_own: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM platform_member WHERE platform_id = $1 AND user_id = $2)
+             OR EXISTS (SELECT 1 FROM app_user WHERE id = $2 AND 'admin' = ANY(roles))",
+    )
+    .bind(env.platform_id)
+    .bind(env.requested_by)
+    .fetch_one(&mut *tx)
+    .await?;
+    let done = if platforms_own {
+        crate::define::backlog::mark_delivered(&mut tx, env.platform_id, backlog_keys).await?
+    } else {
+        0
+    };
     let ttl = match env.ttl_hours {
         Some(h) => format!(" It is torn down after {h} hours unless extended."),
         None => String::new(),

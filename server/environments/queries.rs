@@ -64,6 +64,8 @@ pub struct Filter {
     pub search: Option<String>,
     /// Only the environments of this user ("my environments").
     pub requested_by: Option<Uuid>,
+    /// Only those this user requested or one of their teams uses (what a developer sees).
+    pub visible_to: Option<Uuid>,
 }
 
 /// One row of a list.
@@ -196,6 +198,16 @@ pub async fn list(
     }
     if let Some(user) = filter.requested_by {
         query.push(" AND e.requested_by = ").push_bind(user);
+    }
+    if let Some(user) = filter.visible_to {
+        // The teams' environments are read once (an InitPlan), so both sides use an index.
+        query
+            .push(" AND (e.requested_by = ")
+            .push_bind(user)
+            .push(" OR e.id = ANY(ARRAY(")
+            .push(crate::teams::ENVIRONMENTS_OF_USER)
+            .push_bind(user)
+            .push(")))");
     }
     // The limit is a number of ours, written into the SQL: a plan that knows it stops after a
     // page of rows read in index order, where a generic plan for `LIMIT $n` may sort them all.

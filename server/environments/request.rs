@@ -40,6 +40,8 @@ pub struct CheckedRequest {
     pub parameters: Parameters,
     pub estimate: Estimate,
     pub plan: Vec<PlanStep>,
+    /// The teams it is planned for (their namespaces and access entries are in the plan).
+    pub teams: Vec<uuid::Uuid>,
 }
 
 impl CheckedRequest {
@@ -282,12 +284,15 @@ pub async fn check(
         .filter_map(|s| blueprint.data_services.get(s).map(|d| (s.clone(), d.size)))
         .collect();
     let estimate = pricing::estimate(&parameters.instance_type, min_nodes, max_nodes, &sized);
+    let teams = crate::teams::for_request(db, platform.id, ty.lifecycle, principal.user.id).await?;
+    let plan_teams: Vec<_> = teams.iter().map(|t| t.plan_team()).collect();
     let plan = plan::build(
         &PlanInput {
             platform_slug: &platform.slug,
             blueprint,
             name,
             parameters: &parameters,
+            teams: &plan_teams,
             account_email_domain,
         },
         ty,
@@ -301,6 +306,7 @@ pub async fn check(
         parameters,
         estimate,
         plan,
+        teams: teams.iter().map(|t| t.id).collect(),
     })
 }
 

@@ -137,6 +137,33 @@ impl From<crate::environments::EnvironmentError> for AppError {
     }
 }
 
+impl From<crate::teams::TeamError> for AppError {
+    fn from(e: crate::teams::TeamError) -> Self {
+        use crate::teams::TeamError as E;
+        match e {
+            E::NotFound => AppError::NotFound,
+            E::Invalid(errors) => AppError::Validation(errors.0),
+            E::Conflict(detail) => AppError::Conflict(detail),
+            E::Db(e) => AppError::from(e),
+        }
+    }
+}
+
+impl From<crate::exploit::ExploitError> for AppError {
+    fn from(e: crate::exploit::ExploitError) -> Self {
+        use crate::exploit::ExploitError as E;
+        match e {
+            E::NotFound => AppError::NotFound,
+            E::Invalid(errors) => AppError::Validation(errors.0),
+            E::NotReady(state) => AppError::Conflict(format!(
+                "The environment is {}: its hand-over is here once it is ready.",
+                state.label().to_lowercase()
+            )),
+            E::Db(e) => AppError::from(e),
+        }
+    }
+}
+
 /// What an error response says, before it is rendered for its audience.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {

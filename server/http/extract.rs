@@ -360,6 +360,8 @@ permissions! {
     ControlJobs: Permission = ControlJobs;
     /// The account pools.
     ViewAccountPool: Permission = ViewAccountPool;
+    /// The Backstage catalog export.
+    ViewCatalog: Permission = ViewCatalog;
     /// The approvals dashboard.
     ViewApprovals: Permission = ViewApprovals;
     /// The cloud connection page.
@@ -441,6 +443,8 @@ pub struct OnEnvironment {
     pub environment: crate::environments::queries::Detail,
     /// Whether the caller is a member of the environment's platform.
     pub is_member: bool,
+    /// Whether the caller is in one of the teams it was built for.
+    pub in_team: bool,
 }
 
 impl OnEnvironment {
@@ -456,10 +460,13 @@ impl OnEnvironment {
             principal.user.id,
         )
         .await?;
+        let in_team =
+            crate::teams::uses(&state.pool, environment.summary.id, principal.user.id).await?;
         Ok(OnEnvironment {
             principal,
             environment,
             is_member,
+            in_team,
         })
     }
 
@@ -471,6 +478,7 @@ impl OnEnvironment {
         Subject::Environment {
             requester: crate::auth::UserId(self.environment.summary.requested_by),
             member: self.is_member,
+            in_team: self.in_team,
         }
     }
 

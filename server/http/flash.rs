@@ -45,11 +45,14 @@ pub enum Flash {
     SignedOut,
     SsoRolesSaved,
     SsoRolesReset,
+    TeamCreated,
+    TeamSaved,
+    TeamDeleted,
 }
 
 impl Flash {
     /// Every flash without data.
-    const ALL: [Flash; 30] = [
+    const ALL: [Flash; 33] = [
         Flash::PlatformCreated,
         Flash::PlatformArchived,
         Flash::MemberAdded,
@@ -80,6 +83,9 @@ impl Flash {
         Flash::SignedOut,
         Flash::SsoRolesSaved,
         Flash::SsoRolesReset,
+        Flash::TeamCreated,
+        Flash::TeamSaved,
+        Flash::TeamDeleted,
     ];
 
     /// The cookie's value.
@@ -129,6 +135,9 @@ impl Flash {
             Flash::SignedOut => "signed_out",
             Flash::SsoRolesSaved => "sso_roles_saved",
             Flash::SsoRolesReset => "sso_roles_reset",
+            Flash::TeamCreated => "team_created",
+            Flash::TeamSaved => "team_saved",
+            Flash::TeamDeleted => "team_deleted",
         }
     }
 
@@ -211,6 +220,13 @@ impl Flash {
             Flash::SsoRolesReset => {
                 "Reset: the mapping of the configuration (oidc_role_map) is in force again."
             }
+            Flash::TeamCreated => {
+                "Team created: environments requested from now on give it its namespaces and access."
+            }
+            Flash::TeamSaved => {
+                "Team saved: environments requested from now on are built with these settings."
+            }
+            Flash::TeamDeleted => "Team deleted.",
         };
         text.to_owned()
     }

@@ -922,6 +922,21 @@ impl super::cloud::ClusterApi for kube::Client {
     }
 }
 
+/// A kubeconfig for the cluster without any secret: the token comes from `aws eks get-token`,
+/// as `role` (assumed by the reader's credentials) when given.
+pub fn kubeconfig(
+    cluster: &str,
+    endpoint: &str,
+    ca: &str,
+    region: &str,
+    role: Option<&str>,
+) -> String {
+    let role = role.map_or(String::new(), |arn| format!(", --role-arn, {arn}"));
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster}\n  cluster:\n    server: {endpoint}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {cluster}\n  context:\n    cluster: {cluster}\n    user: {cluster}\ncurrent-context: {cluster}\nusers:\n- name: {cluster}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token, --region, {region}, --cluster-name, {cluster}{role}]\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,38 @@ const ISTIO_SYSTEM: &str = "istio-system";
 const MONITORING_LABEL: &str = "slipway.dev/monitoring";
 /// The data services' user for the app team; the password is in the team's Secret.
 pub const APP_USER: &str = "app";
+/// The namespace every team shares when teams have none of their own (the platform has no
+/// teams yet, or its blueprint's `security.namespaces_per_team` is off).
+pub const SHARED_TEAM_NAMESPACE: &str = "apps";
+/// Marks the namespaces app teams work in: the data services and the collector admit those.
+const TEAM_NAMESPACE_LABEL: &str = "slipway.dev/team-namespace";
+
+/// Whether `name` is one of the namespaces Slipway keeps for the platform itself (or
+/// Kubernetes for its own), which no team can have.
+pub fn is_platform_namespace(name: &str) -> bool {
+    name == "default"
+        || name.starts_with("kube-")
+        || [
+            SHARED_TEAM_NAMESPACE,
+            OBSERVABILITY,
+            DATA,
+            ISTIO_SYSTEM,
+            "mongodb-operator",
+            "scylla-operator",
+            "strimzi",
+            "spinnaker-operator",
+            "spinnaker",
+            "jenkins",
+        ]
+        .contains(&name)
+}
+
+/// A namespace app teams work in, and the Kubernetes groups bound to its developers Role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamNamespace {
+    pub name: String,
+    pub groups: Vec<String>,
+}
 
 fn labels(environment: &str, extra: Value) -> Value {
     let mut labels = json!({
@@ -88,8 +120,8 @@ pub struct Bootstrap<'a> {
     pub blueprint: &'a Blueprint,
     pub platform_slug: &'a str,
     pub environment: &'a str,
-    /// The team namespace the requesting team works in.
-    pub team_namespace: &'a str,
+    /// The namespaces app teams work in (at least one).
+    pub team_namespaces: &'a [TeamNamespace],
     pub max_nodes: u32,
     pub data_services: &'a [String],
 }
@@ -147,7 +179,7 @@ fn services(b: &Bootstrap<'_>) -> Vec<Service> {
 /// `istio-system` among them, come from [`operators`]).
 pub fn namespaces(b: &Bootstrap<'_>) -> Vec<String> {
     let bp = b.blueprint;
-    let mut out = vec![b.team_namespace.to_owned()];
+    let mut out: Vec<String> = b.team_namespaces.iter().map(|t| t.name.clone()).collect();
     if bp.logging.fluent_bit || bp.logging.opentelemetry {
         out.push(OBSERVABILITY.into());
     }
@@ -184,6 +216,11 @@ fn tcp(ports: &[u16]) -> Value {
 
 fn namespace_selector(namespace: &str) -> Value {
     json!({ "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": namespace } } })
+}
+
+/// Every team namespace of the environment, as a NetworkPolicy peer.
+fn team_namespaces_selector() -> Value {
+    json!({ "namespaceSelector": { "matchLabels": { TEAM_NAMESPACE_LABEL: "true" } } })
 }
 
 fn pods_of(namespace: &str, app: &str) -> Value {
@@ -1842,7 +1879,7 @@ pub fn generated_secrets(b: &Bootstrap<'_>) -> Vec<GeneratedSecret> {
             name: name.clone(),
             keys: vec!["password".to_owned()],
         };
-        out.push(secret(b.team_namespace));
+        out.extend(b.team_namespaces.iter().map(|t| secret(&t.name)));
         out.push(secret(DATA));
         if service == Service::ScyllaDb {
             out.push(GeneratedSecret {
@@ -1870,13 +1907,15 @@ pub struct SecretCopy {
 /// its clients need it to trust the brokers' TLS listener. Strimzi renews the CA before it
 /// expires (after a year by default); each bootstrap run copies it again.
 pub fn copied_secrets(b: &Bootstrap<'_>) -> Vec<SecretCopy> {
-    services(b)
-        .into_iter()
-        .filter(|s| *s == Service::Kafka)
-        .map(|_| SecretCopy {
+    if !services(b).contains(&Service::Kafka) {
+        return Vec::new();
+    }
+    b.team_namespaces
+        .iter()
+        .map(|team| SecretCopy {
             from_namespace: DATA.to_owned(),
             from_name: "kafka-cluster-ca-cert".to_owned(),
-            to_namespace: b.team_namespace.to_owned(),
+            to_namespace: team.name.clone(),
             to_name: "kafka-cluster-ca".to_owned(),
             keys: vec!["ca.crt".to_owned()],
         })
@@ -2119,26 +2158,12 @@ fn data_service(b: &Bootstrap<'_>, service: Service) -> Vec<Value> {
 // ---------------------------------------------------------------------------------------------
 // The environment
 
-/// The NetworkPolicies of the environment's namespaces: closed, then opened for exactly the
-/// platform's paths.
-fn environment_policies(b: &Bootstrap<'_>) -> Vec<Value> {
+/// The NetworkPolicies of one team namespace: its services call each other, the data services
+/// and the collector.
+fn team_policies(b: &Bootstrap<'_>, team: &str, client_ports: &[u16]) -> Vec<Value> {
     let bp = b.blueprint;
     let env = b.environment;
-    let team = b.team_namespace;
-    let istio = bp.service_mesh.istio;
-    let metrics = bp.logging.metrics;
-    let requested = services(b);
-    let client_ports: Vec<u16> = requested.iter().map(|s| s.client_port()).collect();
-    let mut out = Vec::new();
-    for ns in namespaces(b) {
-        out.extend(baseline_policies(&ns, env));
-        if in_mesh(b, &ns) {
-            out.push(istiod_egress(&ns, env));
-        }
-    }
-
-    // The team's services call each other, the data services and the collector.
-    out.push(same_namespace(team, env));
+    let mut out = vec![same_namespace(team, env)];
     if !client_ports.is_empty() {
         out.push(policy(
             team,
@@ -2148,7 +2173,7 @@ fn environment_policies(b: &Bootstrap<'_>) -> Vec<Value> {
             None,
             Some(vec![json!({
                 "to": [namespace_selector(DATA)],
-                "ports": tcp(&client_ports),
+                "ports": tcp(client_ports),
             })]),
         ));
     }
@@ -2167,8 +2192,31 @@ fn environment_policies(b: &Bootstrap<'_>) -> Vec<Value> {
     }
     // Istio's agent serves the app's merged metrics on 15020; without Istio the apps' own
     // metrics port is theirs to open.
-    if metrics && istio {
+    if bp.logging.metrics && bp.service_mesh.istio {
         out.push(scrape_policy(team, env, json!({}), &[15020]));
+    }
+    out
+}
+
+/// The NetworkPolicies of the environment's namespaces: closed, then opened for exactly the
+/// platform's paths.
+fn environment_policies(b: &Bootstrap<'_>) -> Vec<Value> {
+    let bp = b.blueprint;
+    let env = b.environment;
+    let metrics = bp.logging.metrics;
+    let requested = services(b);
+    let client_ports: Vec<u16> = requested.iter().map(|s| s.client_port()).collect();
+    let mut out = Vec::new();
+    for ns in namespaces(b) {
+        out.extend(baseline_policies(&ns, env));
+        if in_mesh(b, &ns) {
+            out.push(istiod_egress(&ns, env));
+        }
+    }
+
+    // A team's services call each other, the data services and the collector.
+    for team in b.team_namespaces {
+        out.extend(team_policies(b, &team.name, &client_ports));
     }
 
     if bp.logging.fluent_bit {
@@ -2186,7 +2234,7 @@ fn environment_policies(b: &Bootstrap<'_>) -> Vec<Value> {
             env,
             app_selector("otel-collector"),
             Some(vec![json!({
-                "from": [namespace_selector(team)],
+                "from": [team_namespaces_selector()],
                 "ports": tcp(&[4317, 4318]),
             })]),
             None,
@@ -2209,7 +2257,7 @@ fn environment_policies(b: &Bootstrap<'_>) -> Vec<Value> {
             env,
             json!({}),
             Some(vec![json!({
-                "from": [namespace_selector(team)],
+                "from": [team_namespaces_selector()],
                 "ports": tcp(&client_ports),
             })]),
             None,
@@ -2245,44 +2293,49 @@ pub fn team_group(platform_slug: &str, team: &str) -> String {
     format!("{platform_slug}:team:{team}")
 }
 
-/// The platform's own objects, in apply order, after [`operators`]: namespaces, the team's RBAC
-/// and quotas, NetworkPolicies, mesh policy, logging and telemetry, and the data services as
-/// their operators' custom resources (referring to [`generated_secrets`] by name).
-pub fn environment(b: &Bootstrap<'_>) -> Vec<Value> {
-    let bp = b.blueprint;
+/// A team namespace's developers Role, bound to the groups working there (each team's access
+/// entry maps its role to its group), and its quota and default container limits.
+fn team_objects(b: &Bootstrap<'_>, team: &TeamNamespace) -> Vec<Value> {
     let env = b.environment;
-    let team = b.team_namespace;
-    let mut out: Vec<Value> = namespaces(b)
+    let ns = Some(team.name.as_str());
+    let subjects: Vec<Value> = team
+        .groups
         .iter()
-        .map(|ns| namespace(ns, env, in_mesh(b, ns)))
-        .collect();
-    // The platform's developers group (an SSO-mapped identity), then each team's, which its
-    // role's access entry maps to.
-    let subjects: Vec<Value> = std::iter::once(format!("{}:developers", b.platform_slug))
-        .chain(
-            bp.access
-                .teams
-                .iter()
-                .map(|t| team_group(b.platform_slug, &t.name)),
-        )
         .map(|group| json!({ "kind": "Group", "name": group, "apiGroup": "rbac.authorization.k8s.io" }))
         .collect();
-    out.push(object("rbac.authorization.k8s.io/v1", "Role", Some(team), "developers", env, json!({
-        "rules": [
-            { "apiGroups": ["", "apps", "batch", "autoscaling"],
-              "resources": ["pods", "pods/log", "services", "configmaps", "secrets", "deployments", "statefulsets", "jobs", "cronjobs", "horizontalpodautoscalers"],
-              "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"] },
-        ],
-    })));
-    out.push(object("rbac.authorization.k8s.io/v1", "RoleBinding", Some(team), "developers", env, json!({
-        "subjects": subjects,
-        "roleRef": { "kind": "Role", "name": "developers", "apiGroup": "rbac.authorization.k8s.io" },
-    })));
-    if bp.security.resource_quotas {
-        // Room for the team's workloads on the node group at its largest (2 vCPU, 8 GiB a node).
+    let mut out = vec![
+        object(
+            "rbac.authorization.k8s.io/v1",
+            "Role",
+            ns,
+            "developers",
+            env,
+            json!({
+                "rules": [
+                    { "apiGroups": ["", "apps", "batch", "autoscaling"],
+                      "resources": ["pods", "pods/log", "services", "configmaps", "secrets", "deployments", "statefulsets", "jobs", "cronjobs", "horizontalpodautoscalers"],
+                      "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"] },
+                ],
+            }),
+        ),
+        object(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            ns,
+            "developers",
+            env,
+            json!({
+                "subjects": subjects,
+                "roleRef": { "kind": "Role", "name": "developers", "apiGroup": "rbac.authorization.k8s.io" },
+            }),
+        ),
+    ];
+    if b.blueprint.security.resource_quotas {
+        // Room for the team's workloads on the node group at its largest (2 vCPU, 8 GiB a
+        // node): a quota keeps one team from taking more than the cluster, not a share of it.
         let cpu = b.max_nodes * 2;
         let memory = b.max_nodes * 8;
-        out.push(object("v1", "ResourceQuota", Some(team), "default", env, json!({
+        out.push(object("v1", "ResourceQuota", ns, "default", env, json!({
             "spec": { "hard": {
                 "requests.cpu": cpu.to_string(), "limits.cpu": (cpu * 2).to_string(),
                 "requests.memory": format!("{memory}Gi"), "limits.memory": format!("{}Gi", memory * 2),
@@ -2292,7 +2345,7 @@ pub fn environment(b: &Bootstrap<'_>) -> Vec<Value> {
         out.push(object(
             "v1",
             "LimitRange",
-            Some(team),
+            ns,
             "default",
             env,
             json!({
@@ -2303,6 +2356,28 @@ pub fn environment(b: &Bootstrap<'_>) -> Vec<Value> {
                 }] },
             }),
         ));
+    }
+    out
+}
+
+/// The platform's own objects, in apply order, after [`operators`]: namespaces, each team
+/// namespace's RBAC and quotas, NetworkPolicies, mesh policy, logging and telemetry, and the data services as
+/// their operators' custom resources (referring to [`generated_secrets`] by name).
+pub fn environment(b: &Bootstrap<'_>) -> Vec<Value> {
+    let bp = b.blueprint;
+    let env = b.environment;
+    let mut out: Vec<Value> = namespaces(b)
+        .iter()
+        .map(|ns| {
+            let mut object = namespace(ns, env, in_mesh(b, ns));
+            if b.team_namespaces.iter().any(|t| &t.name == ns) {
+                object["metadata"]["labels"][TEAM_NAMESPACE_LABEL] = json!("true");
+            }
+            object
+        })
+        .collect();
+    for team in b.team_namespaces {
+        out.extend(team_objects(b, team));
     }
     if bp.security.default_deny_network_policies {
         out.extend(environment_policies(b));
@@ -2405,6 +2480,55 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
 }
 
 /// In-cluster addresses of the data services (the hand-over shows them).
+/// The Secret in each team namespace holding the app user's password for `service`.
+pub fn credentials_secret(service: &str) -> Option<String> {
+    Service::parse(service).map(Service::credentials)
+}
+
+/// Where people read an environment's logs, metrics and traces: the consoles of the
+/// blueprint's store (CloudWatch in the environment's account, or the OpenSearch domain's
+/// Dashboards). None for what the blueprint does not collect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TelemetryLinks {
+    pub logs: Option<String>,
+    pub metrics: Option<String>,
+    pub traces: Option<String>,
+}
+
+pub fn telemetry_links(bp: &Blueprint, platform_slug: &str, environment: &str) -> TelemetryLinks {
+    let logging = &bp.logging;
+    let shipped = logging.fluent_bit || logging.opentelemetry;
+    match log_store(bp) {
+        LogStore::CloudWatch => {
+            let region = &bp.cloud.region;
+            let console =
+                format!("https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}");
+            // The console's own escaping of a log group's slashes in its fragment.
+            let group = log_group(platform_slug, environment).replace('/', "$252F");
+            TelemetryLinks {
+                logs: shipped.then(|| format!("{console}#logsV2:log-groups/log-group/{group}")),
+                metrics: (logging.metrics && logging.opentelemetry).then(|| {
+                    format!("{console}#metricsV2?namespace=Slipway/{platform_slug}/{environment}")
+                }),
+                traces: logging
+                    .opentelemetry
+                    .then(|| format!("{console}#xray:traces/query")),
+            }
+        }
+        LogStore::OpenSearch(domain) => {
+            let dashboards = format!("https://{}/_dashboards/app", domain.host());
+            TelemetryLinks {
+                logs: shipped.then(|| format!("{dashboards}/data-explorer/discover")),
+                // Metrics are scraped in the cluster, not shipped to OpenSearch.
+                metrics: None,
+                traces: logging
+                    .opentelemetry
+                    .then(|| format!("{dashboards}/observability-traces")),
+            }
+        }
+    }
+}
+
 pub fn data_service_endpoints(
     data_services: &[String],
 ) -> std::collections::BTreeMap<String, String> {
@@ -2453,12 +2577,19 @@ mod tests {
         out
     }
 
+    static APPS: std::sync::LazyLock<[TeamNamespace; 1]> = std::sync::LazyLock::new(|| {
+        [TeamNamespace {
+            name: "apps".into(),
+            groups: vec!["shop:developers".into()],
+        }]
+    });
+
     fn bootstrap<'a>(bp: &'a Blueprint, services: &'a [String]) -> Bootstrap<'a> {
         Bootstrap {
             blueprint: bp,
             platform_slug: "shop",
             environment: "perf-1",
-            team_namespace: "apps",
+            team_namespaces: &*APPS,
             max_nodes: 10,
             data_services: services,
         }
@@ -2706,7 +2837,7 @@ mod tests {
     #[test]
     fn the_data_ports_are_open_only_from_the_team_namespace() {
         let objects = bootstrap_objects(&blueprint("opensearch"), ALL_SERVICES);
-        let team = namespace_selector("apps");
+        let team = team_namespaces_selector();
         let client_ports = [27017, 9042, 9093];
         let mut team_ports = BTreeSet::new();
         for p in objects

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cloud::{AccessEntry, CLUSTER_ADMIN_POLICY, Grant, Tags, describe_object};
-use super::manifests::{self, GeneratedSecret, SecretCopy, WorkloadAccess};
+use super::manifests::{self, GeneratedSecret, SecretCopy, TeamNamespace, WorkloadAccess};
 use super::pool::PoolSpec;
 use super::versions::{self, Install};
 use crate::define::blueprint::{AccountTeardown, Blueprint, EnvironmentType, Lifecycle};
@@ -171,9 +171,27 @@ pub struct PlannedOutputs {
     /// platform team's. None: the caller's own credentials, which only an access entry admits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig_role: Option<String>,
-    /// Team → the role its kubeconfig assumes.
+    /// The app teams the environment was built for: their roles and namespaces (the hand-over).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub team_roles: BTreeMap<String, String>,
+    pub teams: BTreeMap<String, PlannedTeam>,
+}
+
+/// An app team in an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedTeam {
+    /// The role its kubeconfig assumes, admitted by its access entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    pub namespaces: Vec<String>,
+}
+
+/// An app team as a plan needs it (the platform's teams, read before planning).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanTeam {
+    pub name: String,
+    pub role_arn: Option<String>,
+    /// Its own namespaces, used when the blueprint gives teams their own.
+    pub namespaces: Vec<String>,
 }
 
 /// Everything the plan is built from.
@@ -182,6 +200,8 @@ pub struct PlanInput<'a> {
     pub blueprint: &'a Blueprint,
     pub name: &'a str,
     pub parameters: &'a Parameters,
+    /// The app teams the environment is for.
+    pub teams: &'a [PlanTeam],
     /// The domain of the root e-mail address of the new account.
     pub account_email_domain: &'a str,
 }
@@ -237,9 +257,33 @@ impl std::fmt::Display for Step {
     }
 }
 
-/// The namespace the requesting team works in. Slipway has no notion of teams yet, so every
-/// environment has one team namespace, bound to the platform's developers group.
-pub const TEAM_NAMESPACE: &str = "apps";
+/// The team namespaces of an environment for `teams`: each team's own when the blueprint says
+/// so (`security.namespaces_per_team`), each bound to that team's group only; otherwise the one
+/// shared namespace, bound to the platform's developers group and every team's.
+fn team_namespaces(platform_slug: &str, bp: &Blueprint, teams: &[PlanTeam]) -> Vec<TeamNamespace> {
+    if bp.security.namespaces_per_team && !teams.is_empty() {
+        return teams
+            .iter()
+            .flat_map(|team| {
+                team.namespaces.iter().map(|ns| TeamNamespace {
+                    name: ns.clone(),
+                    groups: vec![manifests::team_group(platform_slug, &team.name)],
+                })
+            })
+            .collect();
+    }
+    let groups = std::iter::once(format!("{platform_slug}:developers"))
+        .chain(
+            teams
+                .iter()
+                .map(|t| manifests::team_group(platform_slug, &t.name)),
+        )
+        .collect();
+    vec![TeamNamespace {
+        name: manifests::SHARED_TEAM_NAMESPACE.to_owned(),
+        groups,
+    }]
+}
 
 /// Which of the platform's organizational units an account goes in: the landing-zone split of
 /// shared tooling, long-lived workloads and short-lived ones, so each can carry its own SCPs.
@@ -276,11 +320,12 @@ pub const DEVOPS_ENVIRONMENT: &str = "devops";
 pub fn build(input: &PlanInput<'_>, env: &EnvironmentType) -> Vec<PlanStep> {
     let bp = input.blueprint;
     let account = format!("{}-{}", bp.accounts.environment_prefix, input.name);
+    let team_namespaces = team_namespaces(input.platform_slug, bp, input.teams);
     let bootstrap = manifests::Bootstrap {
         blueprint: bp,
         platform_slug: input.platform_slug,
         environment: input.name,
-        team_namespace: TEAM_NAMESPACE,
+        team_namespaces: &team_namespaces,
         max_nodes: input.parameters.max_nodes,
         data_services: &input.parameters.data_services,
     };
@@ -301,18 +346,31 @@ pub fn build(input: &PlanInput<'_>, env: &EnvironmentType) -> Vec<PlanStep> {
             workload_access: manifests::workload_access(&bootstrap),
             secrets: manifests::generated_secrets(&bootstrap),
             copies: manifests::copied_secrets(&bootstrap),
-            access: access_entries(input.platform_slug, bp, true),
+            access: access_entries(input.platform_slug, bp, input.teams),
             outputs: PlannedOutputs {
                 namespaces,
                 data_service_endpoints: manifests::data_service_endpoints(
                     &input.parameters.data_services,
                 ),
                 kubeconfig_role: bp.access.platform_team_role_arn.clone(),
-                team_roles: bp
-                    .access
+                teams: input
                     .teams
                     .iter()
-                    .map(|t| (t.name.clone(), t.role_arn.clone()))
+                    .map(|t| {
+                        let namespaces = team_namespaces
+                            .iter()
+                            .filter(|ns| {
+                                ns.groups
+                                    .contains(&manifests::team_group(input.platform_slug, &t.name))
+                            })
+                            .map(|ns| ns.name.clone())
+                            .collect();
+                        let planned = PlannedTeam {
+                            role_arn: t.role_arn.clone(),
+                            namespaces,
+                        };
+                        (t.name.clone(), planned)
+                    })
                     .collect(),
             },
         },
@@ -348,6 +406,7 @@ pub fn build_devops(
         blueprint,
         name: DEVOPS_ENVIRONMENT,
         parameters: &parameters,
+        teams: &[],
         account_email_domain,
     };
     let plan = steps(
@@ -361,12 +420,12 @@ pub fn build_devops(
             workload_access: Vec::new(),
             secrets: Vec::new(),
             copies: Vec::new(),
-            access: access_entries(platform_slug, blueprint, false),
+            access: access_entries(platform_slug, blueprint, &[]),
             outputs: PlannedOutputs {
                 namespaces,
                 data_service_endpoints: BTreeMap::new(),
                 kubeconfig_role: blueprint.access.platform_team_role_arn.clone(),
-                team_roles: BTreeMap::new(),
+                teams: BTreeMap::new(),
             },
         },
     );
@@ -386,9 +445,13 @@ struct Bootstrapped {
     outputs: PlannedOutputs,
 }
 
-/// The access entries of a cluster: the platform team's role as cluster admin, and with
-/// `teams` each team's role mapped to its group (the DevOps cluster has no team namespace).
-fn access_entries(platform_slug: &str, bp: &Blueprint, teams: bool) -> Vec<(String, AccessEntry)> {
+/// The access entries of a cluster: the platform team's role as cluster admin, and each team's
+/// role mapped to its group (the DevOps cluster has no teams).
+fn access_entries(
+    platform_slug: &str,
+    bp: &Blueprint,
+    teams: &[PlanTeam],
+) -> Vec<(String, AccessEntry)> {
     let mut entries: Vec<(String, AccessEntry)> = bp
         .access
         .platform_team_role_arn
@@ -405,19 +468,18 @@ fn access_entries(platform_slug: &str, bp: &Blueprint, teams: bool) -> Vec<(Stri
             )
         })
         .collect();
-    if teams {
-        entries.extend(bp.access.teams.iter().map(|team| {
-            (
-                format!("team {}", team.name),
-                AccessEntry {
-                    principal_arn: team.role_arn.clone(),
-                    kubernetes_groups: vec![manifests::team_group(platform_slug, &team.name)],
-                    username: Some(format!("team:{}:{{{{SessionName}}}}", team.name)),
-                    cluster_policy: None,
-                },
-            )
-        }));
-    }
+    entries.extend(teams.iter().filter_map(|team| {
+        let role = team.role_arn.clone()?;
+        Some((
+            format!("team {}", team.name),
+            AccessEntry {
+                principal_arn: role,
+                kubernetes_groups: vec![manifests::team_group(platform_slug, &team.name)],
+                username: Some(format!("team:{}:{{{{SessionName}}}}", team.name)),
+                cluster_policy: None,
+            },
+        ))
+    }));
     entries
 }
 
@@ -620,12 +682,25 @@ mod tests {
     use super::*;
 
     fn plan_for(env: &str, data_services: &[&str]) -> Vec<PlanStep> {
-        let bp = Blueprint::from_template("shop", None);
+        plan_with_teams(
+            env,
+            data_services,
+            &Blueprint::from_template("shop", None),
+            &[],
+        )
+    }
+
+    fn plan_with_teams(
+        env: &str,
+        data_services: &[&str],
+        bp: &Blueprint,
+        teams: &[PlanTeam],
+    ) -> Vec<PlanStep> {
         let ty = bp.environment_type(env).unwrap().clone();
         build(
             &PlanInput {
                 platform_slug: "shop",
-                blueprint: &bp,
+                blueprint: bp,
                 name: "perf-1",
                 parameters: &Parameters {
                     instance_type: ty.node_group.instance_types[0].clone(),
@@ -633,10 +708,136 @@ mod tests {
                     max_nodes: ty.node_group.max_size,
                     data_services: data_services.iter().map(|s| s.to_string()).collect(),
                 },
+                teams,
                 account_email_domain: "example.com",
             },
             &ty,
         )
+    }
+
+    fn team(name: &str, role: Option<&str>, namespaces: &[&str]) -> PlanTeam {
+        PlanTeam {
+            name: name.into(),
+            role_arn: role.map(str::to_owned),
+            namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    /// The objects the plan applies in `namespace`, as `Kind/name`.
+    fn applied_in(plan: &[PlanStep], namespace: &str) -> Vec<String> {
+        plan.iter()
+            .filter_map(|p| match &p.action {
+                Action::Apply(o) if o["metadata"]["namespace"] == namespace => Some(format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap_or_default(),
+                    o["metadata"]["name"].as_str().unwrap_or_default()
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_team_gets_its_own_namespaces_bound_to_its_group_alone_with_an_access_entry() {
+        let bp = Blueprint::from_template("shop", None);
+        assert!(bp.security.namespaces_per_team);
+        let teams = [
+            team(
+                "checkout",
+                Some("arn:aws:iam::111122223333:role/checkout"),
+                &["checkout", "checkout-batch"],
+            ),
+            team("search", None, &["search"]),
+        ];
+        let plan = plan_with_teams("dev", &["kafka"], &bp, &teams);
+        for ns in ["checkout", "checkout-batch", "search"] {
+            let objects = applied_in(&plan, ns);
+            for expected in [
+                "Role/developers",
+                "RoleBinding/developers",
+                "ResourceQuota/default",
+                "LimitRange/default",
+                "NetworkPolicy/default-deny",
+            ] {
+                assert!(
+                    objects.contains(&expected.to_owned()),
+                    "{ns} lacks {expected}: {objects:?}"
+                );
+            }
+            let binding = plan
+                .iter()
+                .find_map(|p| match &p.action {
+                    Action::Apply(o)
+                        if o["kind"] == "RoleBinding" && o["metadata"]["namespace"] == ns =>
+                    {
+                        Some(o)
+                    }
+                    _ => None,
+                })
+                .unwrap();
+            let owner = if ns == "search" { "search" } else { "checkout" };
+            assert_eq!(
+                binding["subjects"],
+                serde_json::json!([{ "kind": "Group", "name": format!("shop:team:{owner}"), "apiGroup": "rbac.authorization.k8s.io" }])
+            );
+            assert!(
+                plan.iter()
+                    .any(|p| matches!(&p.action, Action::CopySecret(c) if c.to_namespace == ns)),
+                "{ns} gets Kafka's CA"
+            );
+        }
+        assert!(
+            applied_in(&plan, "apps").is_empty(),
+            "no shared namespace when teams have their own"
+        );
+        let entries: Vec<&AccessEntry> = plan
+            .iter()
+            .filter_map(|p| match &p.action {
+                Action::CreateAccessEntry { entry, .. } => Some(entry),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            entries.len(),
+            1,
+            "only a team with a role gets an entry: {entries:?}"
+        );
+        assert_eq!(entries[0].kubernetes_groups, ["shop:team:checkout"]);
+        let Some(Action::RecordOutputs(outputs)) = plan.last().map(|p| &p.action) else {
+            panic!("the plan ends with its outputs")
+        };
+        assert_eq!(
+            outputs.teams["checkout"].namespaces,
+            ["checkout", "checkout-batch"]
+        );
+        assert_eq!(outputs.teams["search"].role_arn, None);
+
+        // Without namespaces per team, every team shares `apps` beside the developers group.
+        let mut shared = bp.clone();
+        shared.security.namespaces_per_team = false;
+        let plan = plan_with_teams("dev", &[], &shared, &teams);
+        let binding = plan
+            .iter()
+            .find_map(|p| match &p.action {
+                Action::Apply(o)
+                    if o["kind"] == "RoleBinding" && o["metadata"]["namespace"] == "apps" =>
+                {
+                    Some(o)
+                }
+                _ => None,
+            })
+            .unwrap();
+        let groups: Vec<&str> = binding["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        assert_eq!(
+            groups,
+            ["shop:developers", "shop:team:checkout", "shop:team:search"]
+        );
+        assert!(applied_in(&plan, "checkout").is_empty());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! looks for what it would create (by deterministic name, then by Slipway's owner tag) and
 //! adopts it; what it creates is recorded on the job step and the environment's outputs.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -21,7 +20,7 @@ use super::plan::{Action, PlanStep, PlannedOutputs, Step};
 use super::pool::{self, PoolSpec};
 use super::vpc::VpcRequest;
 use super::waits::{settled, until_active, until_none_left, wait_for};
-use super::{Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB, accounts};
+use super::{Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB, accounts, kubernetes};
 use crate::define::blueprint::AccountTeardown;
 use crate::jobs::{ClaimedJob, Handler, StepContext, StepError, StepFuture};
 
@@ -729,15 +728,6 @@ async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result
     Ok(())
 }
 
-/// A kubeconfig for the cluster without any secret: the token comes from `aws eks get-token`,
-/// as `role` (assumed by the reader's credentials) when given.
-fn kubeconfig(cluster: &str, endpoint: &str, ca: &str, region: &str, role: Option<&str>) -> String {
-    let role = role.map_or(String::new(), |arn| format!(", --role-arn, {arn}"));
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster}\n  cluster:\n    server: {endpoint}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {cluster}\n  context:\n    cluster: {cluster}\n    user: {cluster}\ncurrent-context: {cluster}\nusers:\n- name: {cluster}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token, --region, {region}, --cluster-name, {cluster}{role}]\n"
-    )
-}
-
 async fn outputs<P: Provider>(p: &P, r: &Runner, t: &Target) -> Result<(), StepError> {
     let planned: PlannedOutputs = t.planned("slipway:record-outputs", |s| match s.action {
         Action::RecordOutputs(outputs) => Some(outputs),
@@ -749,18 +739,14 @@ async fn outputs<P: Provider>(p: &P, r: &Runner, t: &Target) -> Result<(), StepE
         t.output("cluster_ca").unwrap_or_default(),
         t.output("region").unwrap_or_default(),
     );
-    let config = |role: Option<&str>| kubeconfig(&cluster, &endpoint, &ca, &region, role);
     let mut outputs = json!(planned);
-    outputs["kubeconfig"] = json!(config(planned.kubeconfig_role.as_deref()));
-    if !planned.team_roles.is_empty() {
-        outputs["team_kubeconfigs"] = json!(
-            planned
-                .team_roles
-                .iter()
-                .map(|(team, role)| (team.clone(), config(Some(role))))
-                .collect::<BTreeMap<_, _>>()
-        );
-    }
+    outputs["kubeconfig"] = json!(kubernetes::kubeconfig(
+        &cluster,
+        &endpoint,
+        &ca,
+        &region,
+        planned.kubeconfig_role.as_deref()
+    ));
     outputs["cloud"] = json!(p.label());
     r.owner.ready(t.id, outputs, t.backlog_keys()).await
 }

@@ -235,7 +235,7 @@ pub async fn my_environments(
     Query(query): Query<AfterQuery>,
 ) -> Result<Html<String>, AppError> {
     let filter = queries::Filter {
-        requested_by: Some(allowed.principal().user.id.0),
+        visible_to: Some(allowed.principal().user.id.0),
         ..queries::Filter::default()
     };
     let (rows, next) = api::page(&state, &filter, query.after.as_deref(), DASHBOARD_PAGE).await?;

@@ -122,16 +122,6 @@ const CONNECTED_SERVICES: ListSpec = ListSpec {
     hint: "Fill in a blank row to add a service. Tick Remove, or clear every box of a row, to remove one.",
 };
 
-const ACCESS_TEAMS: ListSpec = ListSpec {
-    path: "access.teams",
-    noun: "Team",
-    columns: &[
-        ("name", "Name"),
-        ("role_arn", "IAM role ARN its people assume"),
-    ],
-    hint: "Each team's role may act in the team namespace of every environment. Fill in a blank row to add a team; tick Remove, or clear its boxes, to remove one.",
-};
-
 const REQUIREMENTS: ListSpec = ListSpec {
     path: "security.requirements",
     noun: "Requirement",
@@ -502,7 +492,7 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                 "Platform team's IAM role ARN (cluster admin everywhere; empty: none)",
                 Kind::Text,
             )],
-            Some(&ACCESS_TEAMS),
+            None,
         ),
         (
             "Connected services".to_owned(),

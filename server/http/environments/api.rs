@@ -124,7 +124,8 @@ pub fn filter(query: &ListQuery, principal: &Principal) -> Result<Filter, AppErr
         requester: non_empty(&query.requester),
         state,
         search: non_empty(&query.q),
-        requested_by: (!team || query.mine.unwrap_or(false)).then_some(principal.user.id.0),
+        requested_by: query.mine.unwrap_or(false).then_some(principal.user.id.0),
+        visible_to: (!team).then_some(principal.user.id.0),
     })
 }
 

@@ -425,23 +425,6 @@ impl EnvironmentPage {
         lines
     }
 
-    fn kubeconfig(&self) -> Option<&str> {
-        self.env.outputs["kubeconfig"].as_str()
-    }
-
-    /// Each team's kubeconfig (its role to assume), by team name.
-    fn team_kubeconfigs(&self) -> Vec<(&str, &str)> {
-        self.env.outputs["team_kubeconfigs"]
-            .as_object()
-            .map(|teams| {
-                teams
-                    .iter()
-                    .filter_map(|(team, config)| Some((team.as_str(), config.as_str()?)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     fn plan_yaml(&self) -> String {
         crate::provision::plan::to_yaml(&self.env.plan)
     }
