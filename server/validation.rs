@@ -108,6 +108,8 @@ const MULTI_LINE_FIELDS: &[&str] = &[
     "connected_services",
     "yaml",
     "mapping",
+    // A team's members, one e-mail address per line.
+    "members",
 ];
 
 /// The kind of the field at `path` (`description`, `connected_services[0].notes`,

@@ -665,6 +665,132 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             "/api/v1/account-pool",
             probe("/api/v1/account-pool", &[], [401, 403, 200, 200, 403, 200]),
         ),
+        // Teams: everyone signed in reads them; the platform's editors change them.
+        m(
+            Method::GET,
+            "/platforms/{slug}/teams",
+            probe("/platforms/demo/teams", &[], [303, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/teams",
+            probe7(
+                "/platforms/demo/teams",
+                &[("name", "Not A Label")],
+                editors(422),
+            ),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/teams/{name}",
+            probe(
+                "/platforms/demo/teams/nobody",
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/teams/{name}",
+            probe7("/platforms/demo/teams/nobody", &[], editors(404)),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/teams/{name}/delete",
+            probe7("/platforms/demo/teams/nobody/delete", &[], editors(404)),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/teams",
+            probe(
+                "/api/v1/platforms/demo/teams",
+                &[],
+                [401, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/teams",
+            api(
+                "/api/v1/platforms/demo/teams",
+                json!({"name": "Not A Label"}),
+                api_editors(422),
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/teams/{name}",
+            probe(
+                "/api/v1/platforms/demo/teams/nobody",
+                &[],
+                [401, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::PATCH,
+            "/api/v1/platforms/{slug}/teams/{name}",
+            api(
+                "/api/v1/platforms/demo/teams/nobody",
+                json!({}),
+                api_editors(404),
+            ),
+        ),
+        m(
+            Method::DELETE,
+            "/api/v1/platforms/{slug}/teams/{name}",
+            api(
+                "/api/v1/platforms/demo/teams/nobody",
+                json!({}),
+                api_editors(404),
+            ),
+        ),
+        // The hand-over: whoever sees the environment (an unknown one is 404 to all).
+        m(
+            Method::GET,
+            "/environments/{id}/handover",
+            probe(
+                &format!("/environments/{unknown}/handover"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/environments/{id}/handover/kubeconfig",
+            probe(
+                &format!("/environments/{unknown}/handover/kubeconfig"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/environments/{id}/handover",
+            probe(
+                &format!("/api/v1/environments/{unknown}/handover"),
+                &[],
+                [401, 404, 404, 404, 404, 404],
+            ),
+        ),
+        // The whole catalog: the platform team (Backstage reads it with such a token).
+        m(
+            Method::GET,
+            "/api/v1/catalog/entities",
+            probe(
+                "/api/v1/catalog/entities",
+                &[],
+                [401, 403, 200, 200, 403, 200],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/catalog-info.yaml",
+            probe(
+                "/api/v1/catalog-info.yaml",
+                &[],
+                [401, 403, 200, 200, 403, 200],
+            ),
+        ),
         m(
             Method::GET,
             "/api/v1/jobs",

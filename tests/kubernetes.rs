@@ -122,11 +122,15 @@ async fn the_eks_token_of_the_access_role_is_accepted_and_forged_or_expired_ones
 }
 
 fn bootstrap_objects(blueprint: &Blueprint, services: &[String]) -> Vec<Value> {
+    let teams = [manifests::TeamNamespace {
+        name: manifests::SHARED_TEAM_NAMESPACE.into(),
+        groups: vec!["shop:developers".into()],
+    }];
     let bootstrap = Bootstrap {
         blueprint,
         platform_slug: "shop",
         environment: "perf-1",
-        team_namespace: "apps",
+        team_namespaces: &teams,
         max_nodes: 10,
         data_services: services,
     };

@@ -27,6 +27,7 @@ struct World {
     engineer: String,
     reviewer: String,
     dev: String,
+    dev_id: slipway::auth::UserId,
 }
 
 impl World {
@@ -42,7 +43,7 @@ impl World {
     async fn with(app: TestApp) -> World {
         let (_, engineer) = app.user_with_token(ENGINEER, ENGINEER).await;
         let (reviewer_id, reviewer) = app.user_with_token(ENGINEER, ENGINEER).await;
-        let (_, dev) = app
+        let (dev_id, dev) = app
             .user_with_token(&[Role::Developer], &[Role::Developer])
             .await;
         app.approved_platform("shop", &engineer, &reviewer, reviewer_id)
@@ -61,25 +62,37 @@ impl World {
             engineer,
             reviewer,
             dev,
+            dev_id,
         }
+    }
+
+    /// Creates a team on `shop` through the API.
+    async fn team(&self, body: Value) {
+        let (status, team) = self
+            .call(
+                Method::POST,
+                "/api/v1/platforms/shop/teams",
+                &self.engineer,
+                body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{team}");
+    }
+
+    /// The hand-over of `id` as the holder of `token` sees it (`query`: `?team=…`).
+    async fn handover(&self, id: &str, token: &str, query: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/environments/{id}/handover{query}"),
+            token,
+            json!(null),
+        )
+        .await
     }
 
     /// Worker tasks in this process, running every job kind against `cloud`.
     fn workers(&self, cloud: Cloud) -> slipway::jobs::worker::Workers {
-        let clock = slipway::clock::Clock::system();
-        let config = slipway::app::config::Config::default();
-        slipway::jobs::worker::Workers::start(
-            self.app.pool.clone(),
-            slipway::app::cli::job_registry(
-                &self.app.pool,
-                &config,
-                cloud,
-                clock.clone(),
-                &self.app.base,
-            ),
-            clock,
-            slipway::jobs::worker::WorkerConfig::default(),
-        )
+        self.app.workers(cloud)
     }
 
     fn simulated(&self) -> Cloud {
@@ -1397,27 +1410,37 @@ async fn create_config_map(client: &kube::Client, namespace: &str) -> Result<(),
     }
 }
 
-/// Cluster access through EKS access entries, against moto (extended with the access-entry
-/// API) and the real API server (its token webhook maps access entries as EKS does): the
-/// cluster is created in authentication mode API with Slipway as its admin, the platform team's
-/// role is cluster admin, a team's role maps to the team's group and may act in the team
-/// namespace and not in another, a role without an entry is refused; the kubeconfigs handed out
-/// name the role to assume.
+/// Teams reach their own namespaces through EKS access entries and the hand-over (moto's EKS
+/// and STS, the real kube-apiserver with its token webhook): the cluster is created in
+/// authentication mode API with Slipway as its admin; the platform team's role is cluster admin;
+/// each team made on the Teams page gets its namespace, and its role maps to its group, which
+/// may act there and nowhere else (not in the other team's, not in `data`); a role without an
+/// entry is refused. The hand-over gives each reader their team's kubeconfig (its role, no
+/// secret), namespaces and quota; a developer outside the teams sees nothing; after teardown
+/// only a record is left.
 #[tokio::test]
-async fn teams_reach_their_namespace_through_eks_access_entries_and_nothing_else() {
+async fn teams_reach_their_own_namespaces_through_access_entries_and_the_hand_over() {
     let moto = Moto::start().await;
     let mut kube = Kube::start(&moto).await;
     kube.play_nodes();
     let w = World::new().await;
     let platform_team = "arn:aws:iam::123456789012:role/platform-team";
     let checkout = "arn:aws:iam::123456789012:role/teams/checkout-developers";
-    w.approve_revision(|doc| {
-        doc["access"] = json!({
-            "platform_team_role_arn": platform_team,
-            "teams": [{"name": "checkout", "role_arn": checkout}]
-        })
-    })
-    .await;
+    let search = "arn:aws:iam::123456789012:role/search-developers";
+    w.approve_revision(|doc| doc["access"] = json!({ "platform_team_role_arn": platform_team }))
+        .await;
+    let (searcher_id, searcher) = w
+        .app
+        .user_with_token(&[Role::Developer], &[Role::Developer])
+        .await;
+    let (_, outsider_dev) = w
+        .app
+        .user_with_token(&[Role::Developer], &[Role::Developer])
+        .await;
+    w.team(json!({"name": "checkout", "members": [w.dev_id.0], "aws_role_arn": checkout}))
+        .await;
+    w.team(json!({"name": "search", "members": [searcher_id.0], "aws_role_arn": search, "namespaces": ["search", "search-batch"]}))
+        .await;
     let workers = w.workers(aws_cloud(&moto, &kube).await);
     let id = w.approved("ledger").await;
     let plan = plan_of(&w, &id).await;
@@ -1427,7 +1450,7 @@ async fn teams_reach_their_namespace_through_eks_access_entries_and_nothing_else
         .iter()
         .filter(|s| s["action"] == "eks:CreateAccessEntry")
         .collect();
-    assert_eq!(entries.len(), 2, "{plan}");
+    assert_eq!(entries.len(), 3, "{plan}");
     let env = w.until_state(&id, "ready", Duration::from_secs(120)).await;
     let account = env["outputs"]["account_id"].as_str().unwrap();
 
@@ -1445,11 +1468,12 @@ async fn teams_reach_their_namespace_through_eks_access_entries_and_nothing_else
         format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"),
         platform_team.to_owned(),
         checkout.to_owned(),
+        search.to_owned(),
     ];
     expected.sort();
     assert_eq!(
         principals, expected,
-        "Slipway as the creator, the platform team and the team"
+        "Slipway as the creator, the platform team and the two teams"
     );
     let team_entry = eks
         .describe_access_entry()
@@ -1471,18 +1495,32 @@ async fn teams_reach_their_namespace_through_eks_access_entries_and_nothing_else
     };
     let as_role =
         |credentials| slipway::provision::kubernetes::client(&endpoint, &credentials).unwrap();
-    let team = as_role(assumed(&moto, checkout).await);
+    let checkout_team = as_role(assumed(&moto, checkout).await);
     assert_eq!(
-        create_config_map(&team, "apps").await,
+        create_config_map(&checkout_team, "checkout").await,
         Ok(()),
         "its namespace"
     );
     assert_eq!(
-        create_config_map(&team, "data").await,
+        create_config_map(&checkout_team, "search").await,
+        Err(403),
+        "the other team's"
+    );
+    assert_eq!(
+        create_config_map(&checkout_team, "data").await,
         Err(403),
         "the data services'"
     );
-    assert_eq!(create_config_map(&team, "kube-system").await, Err(403));
+    assert_eq!(
+        create_config_map(&checkout_team, "kube-system").await,
+        Err(403)
+    );
+    let search_team = as_role(assumed(&moto, search).await);
+    assert_eq!(
+        create_config_map(&search_team, "search-batch").await,
+        Ok(())
+    );
+    assert_eq!(create_config_map(&search_team, "checkout").await, Err(403));
     let admins = as_role(assumed(&moto, platform_team).await);
     assert_eq!(
         create_config_map(&admins, "data").await,
@@ -1491,24 +1529,92 @@ async fn teams_reach_their_namespace_through_eks_access_entries_and_nothing_else
     );
     let outsider = as_role(assumed(&moto, "arn:aws:iam::123456789012:role/someone-else").await);
     assert_eq!(
-        create_config_map(&outsider, "apps").await,
+        create_config_map(&outsider, "checkout").await,
         Err(401),
         "no access entry"
     );
 
-    let kubeconfig = env["outputs"]["kubeconfig"].as_str().unwrap();
+    // The hand-over: each reader their own team's.
+    let (status, mine) = w.handover(&id, &w.dev, "").await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    assert_eq!(mine["team"], "checkout");
+    assert_eq!(mine["namespaces"], json!(["checkout"]));
+    assert_eq!(mine["quotas"]["checkout"]["pods"], "180", "{mine}");
+    let kubeconfig = mine["kubeconfig"].as_str().unwrap();
     assert!(
-        kubeconfig.contains(&format!("--role-arn, {platform_team}]")),
+        kubeconfig.contains(&format!("--role-arn, {checkout}]")),
         "{kubeconfig}"
     );
-    let team_kubeconfig = env["outputs"]["team_kubeconfigs"]["checkout"]
-        .as_str()
+    assert!(!kubeconfig.contains("token:"), "no secret in it");
+    assert_eq!(mine["expires_at"], Value::Null, "long-lived");
+    assert!(
+        mine["links"]["logs"]
+            .as_str()
+            .unwrap()
+            .contains("log-group/$252Fslipway$252Fshop$252Fledger"),
+        "{mine}"
+    );
+    let (status, refused) = w.handover(&id, &w.dev, "?team=search").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "team");
+    // The searcher sees the environment someone else requested, because their team uses it.
+    let (status, theirs) = w.handover(&id, &searcher, "").await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    assert_eq!(theirs["namespaces"], json!(["search", "search-batch"]));
+    assert!(theirs["kubeconfig"].as_str().unwrap().contains(search));
+    let (status, listed) = w
+        .call(Method::GET, "/api/v1/environments", &searcher, json!(null))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["items"][0]["id"], id.as_str(), "{listed}");
+    let (status, _) = w.handover(&id, &outsider_dev, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not in a team of it");
+    let (status, admin_view) = w.handover(&id, &w.engineer, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(admin_view["team"], Value::Null, "the platform team's view");
+    assert!(
+        admin_view["kubeconfig"]
+            .as_str()
+            .unwrap()
+            .contains(platform_team)
+    );
+    let markdown = w
+        .app
+        .client
+        .get(w.app.url(&format!(
+            "/api/v1/environments/{id}/handover?format=markdown"
+        )))
+        .bearer_auth(&w.dev)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
         .unwrap();
     assert!(
-        team_kubeconfig.contains(&format!("--role-arn, {checkout}]")),
-        "{team_kubeconfig}"
+        markdown.starts_with("# shop/ledger for team checkout"),
+        "{markdown}"
     );
-    assert!(!team_kubeconfig.contains("token:"));
+    assert!(markdown.contains(checkout));
+
+    w.teardown(&id).await;
+    w.until_state(&id, "torn_down", Duration::from_secs(120))
+        .await;
+    let (status, _) = w.handover(&id, &w.dev, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing after teardown");
+    let page = w
+        .app
+        .client
+        .get(w.app.url(&format!("/environments/{id}/handover")))
+        .bearer_auth(&w.dev)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("What existed"), "{page}");
+    assert!(!page.contains("get-token"), "no kubeconfig after teardown");
     workers.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -109,6 +109,14 @@ async fn sign_in_maps_groups_to_roles_and_keys_users_by_subject() {
     let again = me(&app, &other).await.unwrap();
     assert_eq!(again["id"], first["id"]);
     assert_eq!(again["email"], "ada.lovelace@example.com");
+    // The groups themselves are kept as of this sign-in: team membership by group reads them.
+    let groups: Vec<String> = sqlx::query_scalar(
+        "SELECT oidc_groups FROM app_user WHERE email = 'ada.lovelace@example.com'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(groups, ["devs"]);
 }
 
 #[tokio::test]

@@ -418,6 +418,12 @@ pub async fn create(
     }
     check_namespaces(&mut errors, &namespaces);
     let members = resolve_members(db, &mut errors, &new.members).await?;
+    if errors.is_empty() && find(db, platform.id, &name).await.is_ok() {
+        errors.add(
+            "name",
+            format!("A team named {name} exists on this platform; choose another name."),
+        );
+    }
     if errors.is_empty() {
         check_against_others(
             db,

@@ -329,6 +329,18 @@ impl TestApp {
         self.user_with_token(user_roles, scope).await.1
     }
 
+    /// Worker tasks in this process, running every job kind against `cloud`.
+    pub fn workers(&self, cloud: slipway::provision::Cloud) -> slipway::jobs::worker::Workers {
+        let clock = slipway::clock::Clock::system();
+        let config = slipway::app::config::Config::default();
+        slipway::jobs::worker::Workers::start(
+            self.pool.clone(),
+            slipway::app::cli::job_registry(&self.pool, &config, cloud, clock.clone(), &self.base),
+            clock,
+            slipway::jobs::worker::WorkerConfig::default(),
+        )
+    }
+
     /// A new user and an API token of theirs limited to `scope`.
     pub async fn user_with_token(&self, user_roles: &[Role], scope: &[Role]) -> (UserId, String) {
         let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
