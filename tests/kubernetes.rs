@@ -237,7 +237,7 @@ async fn the_bootstrap_is_accepted_by_the_real_api_server_in_order_and_applying_
         .map(|p| p["port"].as_i64().unwrap())
         .collect();
     assert!(ports.contains(&4317) && ports.contains(&4318), "{ports:?}");
-    // The data services' ports open to the team namespace only.
+    // The data services' ports open to the team namespaces only (by their label).
     let clients = kube
         .object(
             "networking.k8s.io/v1",
@@ -248,8 +248,8 @@ async fn the_bootstrap_is_accepted_by_the_real_api_server_in_order_and_applying_
         .await
         .unwrap();
     assert_eq!(
-        clients["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
-        "apps",
+        clients["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["slipway.dev/team-namespace"],
+        "true",
         "{clients}"
     );
     let kafka = kube

@@ -441,6 +441,15 @@ async fn count(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
 #[tokio::test]
 async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_leaves_nothing() {
     let w = World::new().await;
+    // A member of the platform requests it: one of the platform's own environments, which
+    // deliver its backlog (a developer's scratch run does not: tests/exploit.rs).
+    let shop: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = 'shop'")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    slipway::define::platforms::add_member(&w.app.pool, shop, w.dev_id)
+        .await
+        .unwrap();
     let workers = w.workers(w.simulated());
     let id = w.approved("checkout").await;
     let env = w.until_state(&id, "ready", Duration::from_secs(60)).await;

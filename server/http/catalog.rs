@@ -31,7 +31,7 @@ pub async fn api_entities(
     get,
     path = "/api/v1/catalog-info.yaml",
     tag = "catalog",
-    responses((status = 200, description = "Every entity as YAML documents", content_type = "application/yaml", body = String), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem))
+    responses((status = 200, description = "Every entity as YAML documents (empty when there are none)", content_type = "application/yaml"), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Not allowed; `detail` says why", body = crate::http::error::Problem))
 )]
 pub async fn api_catalog_info(
     State(state): State<AppState>,
