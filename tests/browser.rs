@@ -835,6 +835,12 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
         .fetch_one(&app.pool)
         .await
         .unwrap();
+    post(
+        "/api/v1/platforms/shop/teams".into(),
+        engineer.clone(),
+        serde_json::json!({"name": "checkout", "aws_role_arn": "arn:aws:iam::111122223333:role/checkout"}),
+    )
+    .await;
 
     let pages = [
         "/",
@@ -854,6 +860,9 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
         &format!("/platforms/shop/backlog/{item}"),
         "/platforms/shop/environments/new",
         "/platforms/shop/webhook",
+        "/platforms/shop/teams",
+        "/platforms/shop/teams/checkout",
+        &format!("/environments/{approved}/handover"),
         "/environments",
         &format!("/environments/{waiting}"),
         &format!("/environments/{approved}"),

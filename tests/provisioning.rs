@@ -106,14 +106,7 @@ impl World {
         token: &str,
         body: Value,
     ) -> (StatusCode, Value) {
-        let body = (!body.is_null()).then_some(body);
-        let res = self.app.api(method, path, token, body).await;
-        let status = res.status();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.app.call(method, path, token, body).await
     }
 
     /// A `dev` request by the developer, approved by the engineer; returns its id.

@@ -146,6 +146,25 @@ impl Ec2 {
             .await
     }
 
+    /// [`Ec2::create_with_token`], except that an error whose code is in `taken` is `Ok(None)`:
+    /// what the call makes may exist already, made by a call whose answer was lost, where the
+    /// server (an emulator) does not honour the token.
+    pub async fn create_with_token_unless(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        path: &[&str],
+        taken: &[&str],
+    ) -> Result<Option<String>, CloudError> {
+        match self.call_coded(action, params, Repeat::Safe).await {
+            Ok(body) => text_at(&body, path).map(Some).ok_or_else(|| {
+                CloudError::Transient(format!("ec2:{action} answered without {}", path.join("/")))
+            }),
+            Err((Some(code), _)) if taken.contains(&code.as_str()) => Ok(None),
+            Err((_, error)) => Err(error),
+        }
+    }
+
     async fn create_repeating(
         &self,
         action: &str,

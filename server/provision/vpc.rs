@@ -201,9 +201,26 @@ pub async fn ensure(ec2: &Ec2, request: &VpcRequest) -> Result<Vpc, CloudError> 
                 ("ClientToken".to_owned(), request.request_token.clone()),
             ];
             params.extend(spec("natgateway", "nat"));
-            // Its ClientToken makes a repeat return the first one.
-            ec2.create_with_token("CreateNatGateway", &params, &["natGateway", "natGatewayId"])
+            // Its ClientToken makes a repeat return the first one. Where it does not (moto),
+            // a repeat finds the address taken by the gateway the first call made, in the
+            // public subnet of this VPC, which only Slipway uses: that one is ours.
+            match ec2
+                .create_with_token_unless(
+                    "CreateNatGateway",
+                    &params,
+                    &["natGateway", "natGatewayId"],
+                    &["Resource.AlreadyAssociated"],
+                )
                 .await?
+            {
+                Some(id) => id,
+                None => nat_in_subnet(ec2, &public_subnets[0]).await?.ok_or_else(|| {
+                    CloudError::Transient(format!(
+                        "the NAT gateway's Elastic IP is taken, but no NAT gateway of {} in {} holds it yet",
+                        request.name, public_subnets[0]
+                    ))
+                })?,
+            }
         }
     };
 
@@ -503,15 +520,25 @@ async fn find(
         .next())
 }
 
+/// The live NAT gateway in `subnet`, whatever its tags.
+async fn nat_in_subnet(ec2: &Ec2, subnet: &str) -> Result<Option<String>, CloudError> {
+    live_nat_with(ec2, &[("subnet-id", subnet)]).await
+}
+
 /// The environment's NAT gateway unless it is failed or deleted (those are replaced).
 async fn live_nat(ec2: &Ec2, owner: &str, cluster: &str) -> Result<Option<String>, CloudError> {
     let name = format!("{cluster}-nat");
+    live_nat_with(
+        ec2,
+        &[(&format!("tag:{OWNER_TAG}"), owner), ("tag:Name", &name)],
+    )
+    .await
+}
+
+/// The first NAT gateway `filters` find that is not failed or deleted.
+async fn live_nat_with(ec2: &Ec2, filters: &[(&str, &str)]) -> Result<Option<String>, CloudError> {
     for nat in ec2
-        .describe(
-            "DescribeNatGateways",
-            "natGatewaySet",
-            &[(&format!("tag:{OWNER_TAG}"), owner), ("tag:Name", &name)],
-        )
+        .describe("DescribeNatGateways", "natGatewaySet", filters)
         .await?
     {
         if !matches!(

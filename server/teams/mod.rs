@@ -214,7 +214,10 @@ pub async fn uses(db: &PgPool, environment: Uuid, user: UserId) -> Result<bool, 
     .await
 }
 
-/// Records which teams an environment is built for (in the request's transaction).
+/// Records which teams an environment is built for (in the request's transaction). The key
+/// share lock waits for a deletion of one of them in flight (which holds the team's row lock
+/// while it checks for live environments), and a team deleted meanwhile is left out rather
+/// than failing the request.
 pub async fn record_for_environment(
     db: impl PgExecutor<'_>,
     environment: Uuid,
@@ -222,7 +225,8 @@ pub async fn record_for_environment(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO environment_team (environment_id, team_id)
-         SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
+         SELECT $1, t.id FROM team t WHERE t.id = ANY($2) FOR KEY SHARE
+         ON CONFLICT DO NOTHING",
     )
     .bind(environment)
     .bind(teams)

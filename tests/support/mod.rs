@@ -329,6 +329,25 @@ impl TestApp {
         self.user_with_token(user_roles, scope).await.1
     }
 
+    /// Calls the JSON API with a bearer token (`null`: no body): the status and the body read
+    /// as JSON (or as a string when it is not).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        let body = (!body.is_null()).then_some(body);
+        let res = self.api(method, path, token, body).await;
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
     /// Worker tasks in this process, running every job kind against `cloud`.
     pub fn workers(&self, cloud: slipway::provision::Cloud) -> slipway::jobs::worker::Workers {
         let clock = slipway::clock::Clock::system();
