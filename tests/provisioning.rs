@@ -1582,14 +1582,11 @@ async fn teams_reach_their_own_namespaces_through_access_entries_and_the_hand_ov
     );
     let markdown = w
         .app
-        .client
-        .get(w.app.url(&format!(
-            "/api/v1/environments/{id}/handover?format=markdown"
-        )))
-        .bearer_auth(&w.dev)
-        .send()
+        .get_as(
+            &format!("/api/v1/environments/{id}/handover?format=markdown"),
+            &w.dev,
+        )
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -1606,12 +1603,8 @@ async fn teams_reach_their_own_namespaces_through_access_entries_and_the_hand_ov
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing after teardown");
     let page = w
         .app
-        .client
-        .get(w.app.url(&format!("/environments/{id}/handover")))
-        .bearer_auth(&w.dev)
-        .send()
+        .get_as(&format!("/environments/{id}/handover"), &w.dev)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -236,18 +236,28 @@ fn for_form(errors: FieldErrors) -> FieldErrors {
     out
 }
 
+/// The teams with their members' names, read in one query for all of them.
 async fn rows(state: &AppState, list: Vec<Team>) -> Result<Vec<TeamRow>, AppError> {
-    let mut out = Vec::with_capacity(list.len());
-    for team in list {
-        let members = teams::people(&state.pool, &team.members).await?;
-        let from_group = teams::people(&state.pool, &team.members_from_group).await?;
-        out.push(TeamRow {
+    let ids: Vec<uuid::Uuid> = list
+        .iter()
+        .flat_map(|t| t.members.iter().chain(&t.members_from_group).copied())
+        .collect();
+    let people = teams::people(&state.pool, &ids).await?;
+    let named = |ids: &[uuid::Uuid]| -> Vec<Person> {
+        people
+            .iter()
+            .filter(|p| ids.contains(&p.id))
+            .cloned()
+            .collect()
+    };
+    Ok(list
+        .into_iter()
+        .map(|team| TeamRow {
+            members: named(&team.members),
+            from_group: named(&team.members_from_group),
             team,
-            members,
-            from_group,
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 #[derive(Template)]

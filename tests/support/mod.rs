@@ -299,6 +299,16 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// GET `path` with a bearer token.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A local user with a password, created directly (as an admin would).
     pub async fn create_user(&self, email: &str, roles: &[Role], password: &str) -> UserId {
         create_user_in(&self.pool, email, roles, password).await
