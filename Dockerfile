@@ -1,4 +1,5 @@
 # Slipway in a container: a release build, then a slim runtime image running as a non-root user.
+# `git` pushes the environments' configuration repositories.
 # The embedded PostgreSQL is not used here: docker-compose.yml provides a PostgreSQL service and
 # DATABASE_URL.
 FROM rust:1.95-bookworm AS build
@@ -8,7 +9,7 @@ RUN cargo build --release --locked && cp target/release/slipway /usr/local/bin/s
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates git \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/slipway --create-home slipway
 COPY --from=build /usr/local/bin/slipway /usr/local/bin/slipway

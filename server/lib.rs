@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod maintain;
 pub mod outbound;
 pub mod provision;
+pub mod repositories;
 pub mod search;
 pub mod secret;
 pub mod teams;

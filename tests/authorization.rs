@@ -699,6 +699,62 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             "/platforms/{slug}/teams/{name}/delete",
             probe7("/platforms/demo/teams/nobody/delete", &[], editors(404)),
         ),
+        // Services: everyone signed in reads them and may ask to onboard one; the use case then
+        // lets only the team's members and the platform team (a probe naming no team: 422).
+        m(
+            Method::GET,
+            "/platforms/{slug}/services",
+            probe(
+                "/platforms/demo/services",
+                &[],
+                [303, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/services",
+            probe(
+                "/platforms/demo/services",
+                &[("name", "payments"), ("team", "nobody")],
+                [303, 422, 422, 422, 422, 422],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/services/{name}",
+            probe(
+                "/platforms/demo/services/nobody",
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/services",
+            probe(
+                "/api/v1/platforms/demo/services",
+                &[],
+                [401, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/services",
+            api(
+                "/api/v1/platforms/demo/services",
+                json!({"name": "payments", "team": "nobody", "environments": []}),
+                [401, 422, 422, 422, 422, 422, 422],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/services/{name}",
+            probe(
+                "/api/v1/platforms/demo/services/nobody",
+                &[],
+                [401, 404, 404, 404, 404, 404],
+            ),
+        ),
         m(
             Method::GET,
             "/api/v1/platforms/{slug}/teams",

@@ -671,7 +671,7 @@ async fn an_approved_environment_page_follows_provisioning_live_to_ready_then_te
         pool.clone(),
         slipway::app::cli::job_registry(
             &pool,
-            &slipway::app::config::Config::default(),
+            &support::worker_config(),
             cloud,
             clock.clone(),
             &app.base,
@@ -841,6 +841,18 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
         serde_json::json!({"name": "checkout", "aws_role_arn": "arn:aws:iam::111122223333:role/checkout"}),
     )
     .await;
+    // A service as onboarding leaves it, for its page (onboarding itself needs a ready
+    // environment; tests/exploit.rs goes through it).
+    sqlx::query(
+        "INSERT INTO service (id, platform_id, name, team_id, created_by, state, repository)
+         SELECT gen_random_uuid(), t.platform_id, 'payments', t.id,
+                (SELECT id FROM app_user ORDER BY created_at LIMIT 1), 'ready',
+                'https://git.example.com/shop-service-payments'
+         FROM team t WHERE t.name = 'checkout'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
 
     let pages = [
         "/",
@@ -862,6 +874,8 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
         "/platforms/shop/webhook",
         "/platforms/shop/teams",
         "/platforms/shop/teams/checkout",
+        "/platforms/shop/services",
+        "/platforms/shop/services/payments",
         &format!("/environments/{approved}/handover"),
         "/environments",
         &format!("/environments/{waiting}"),

@@ -173,7 +173,7 @@ async fn a_developer_requests_a_second_person_approves_and_the_cli_watches_it_to
         pool.clone(),
         slipway::app::cli::job_registry(
             &pool,
-            &slipway::app::config::Config::default(),
+            &support::worker_config(),
             cloud,
             clock.clone(),
             &app.base,

@@ -473,6 +473,7 @@ async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_lea
             "nodegroup",
             "addons",
             "kubernetes",
+            "repository",
             "outputs"
         ]
         .map(|s| (s.to_owned(), "completed".to_owned()))
@@ -1412,6 +1413,38 @@ async fn create_config_map(client: &kube::Client, namespace: &str) -> Result<(),
     }
 }
 
+/// Creates each object of the multi-document YAML `manifests` as `client`: how many, or the
+/// first refusal's status code.
+async fn apply_as(client: &kube::Client, manifests: &str) -> Result<usize, u16> {
+    use kube::api::{DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
+    let mut created = 0;
+    for document in manifests.split("\n---\n") {
+        let object: DynamicObject = yaml_serde::from_str(document).unwrap();
+        let types = object.types.clone().unwrap();
+        let (group, version) = match types.api_version.split_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (String::new(), types.api_version.clone()),
+        };
+        let resource = ApiResource {
+            group,
+            version,
+            api_version: types.api_version.clone(),
+            kind: types.kind.clone(),
+            plural: format!("{}s", types.kind.to_lowercase()),
+        };
+        let namespace = object.metadata.namespace.clone().unwrap();
+        let api: kube::Api<DynamicObject> =
+            kube::Api::namespaced_with(client.clone(), &namespace, &resource);
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => created += 1,
+            Err(kube::Error::Api(status)) => return Err(status.code),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    Ok(created)
+}
+
 /// Teams reach their own namespaces through EKS access entries and the hand-over (moto's EKS
 /// and STS, the real kube-apiserver with its token webhook): the cluster is created in
 /// authentication mode API with Slipway as its admin; the platform team's role is cluster admin;
@@ -1443,7 +1476,12 @@ async fn teams_reach_their_own_namespaces_through_access_entries_and_the_hand_ov
         .await;
     w.team(json!({"name": "search", "members": [searcher_id.0], "aws_role_arn": search, "namespaces": ["search", "search-batch"]}))
         .await;
-    let workers = w.workers(aws_cloud(&moto, &kube).await);
+    let git = support::git::GitServer::start().await;
+    let config = slipway::app::config::Config {
+        git: Some(git.https()),
+        ..support::worker_config()
+    };
+    let workers = w.app.workers_with(aws_cloud(&moto, &kube).await, config);
     let id = w.approved("ledger").await;
     let plan = plan_of(&w, &id).await;
     let entries: Vec<&Value> = plan
@@ -1595,6 +1633,52 @@ async fn teams_reach_their_own_namespaces_through_access_entries_and_the_hand_ov
         "{markdown}"
     );
     assert!(markdown.contains(checkout));
+
+    // Onboarding: the team's service lands in its repository, and the template's manifests for
+    // this environment are accepted by the real API server under the team's own role.
+    let (status, service) = w
+        .call(
+            Method::POST,
+            "/api/v1/platforms/shop/services",
+            &w.dev,
+            json!({"name": "payments", "team": "checkout", "environments": [id]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{service}");
+    let started = Instant::now();
+    while w
+        .call(
+            Method::GET,
+            "/api/v1/platforms/shop/services/payments",
+            &w.dev,
+            json!(null),
+        )
+        .await
+        .1["state"]
+        != "ready"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "onboarding did not end ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let manifests = git.file("shop-service-payments", "deploy/ledger/deployment.yaml");
+    assert_eq!(
+        apply_as(&checkout_team, &manifests).await,
+        Ok(2),
+        "the Deployment and the Service, in checkout"
+    );
+    assert!(
+        git.file("shop-ledger", "services/payments.yaml")
+            .contains("namespace: checkout")
+    );
+    let elsewhere = manifests.replace("namespace: checkout", "namespace: search");
+    assert_eq!(
+        apply_as(&checkout_team, &elsewhere).await,
+        Err(403),
+        "not in the other team's"
+    );
 
     w.teardown(&id).await;
     w.until_state(&id, "torn_down", Duration::from_secs(120))

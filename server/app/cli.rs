@@ -543,7 +543,15 @@ pub fn job_registry(
         clock,
         base_url: base_url.to_owned(),
     };
-    crate::provision::job_kinds(registry, cloud, std::sync::Arc::new(owner))
+    let registry = registry.with(crate::exploit::onboarding::Onboard {
+        git: config.git_host(),
+    });
+    crate::provision::job_kinds(
+        registry,
+        cloud,
+        std::sync::Arc::new(owner),
+        config.git_host(),
+    )
 }
 
 /// A worker pool of `concurrency` tasks running every job kind.

@@ -101,6 +101,9 @@ pub struct Config {
     /// An OpenTelemetry collector's OTLP/HTTP address (traces go to `<it>/v1/traces`);
     /// `None`: no traces.
     pub otlp_endpoint: Option<String>,
+    /// Where environments' repositories live (the `git_*` keys); `None`: bare repositories
+    /// under `data_dir/git`, see [`Config::git_host`].
+    pub git: Option<crate::repositories::GitHost>,
 }
 
 impl Default for Config {
@@ -138,6 +141,7 @@ impl Default for Config {
             webhook_allowed_ranges: Vec::new(),
             trusted_proxies: Vec::new(),
             otlp_endpoint: None,
+            git: None,
         }
     }
 }
@@ -181,6 +185,10 @@ struct FileConfig {
     webhook_allowed_ranges: Option<toml::Value>,
     trusted_proxies: Option<toml::Value>,
     otlp_endpoint: Option<String>,
+    git_host: Option<String>,
+    git_url: Option<String>,
+    git_owner: Option<String>,
+    git_token: Option<String>,
 }
 
 /// Every key, in the order of the README table. Each is also `SLIPWAY_<KEY upper-cased>`.
@@ -220,6 +228,10 @@ pub const KEYS: &[&str] = &[
     "webhook_allowed_ranges",
     "trusted_proxies",
     "otlp_endpoint",
+    "git_host",
+    "git_url",
+    "git_owner",
+    "git_token",
 ];
 
 /// Environment variables that are not settings but are read by Slipway's launcher itself.
@@ -300,6 +312,10 @@ impl Config {
             );
             put("trusted_proxies", file.trusted_proxies.map(list_text));
             put("otlp_endpoint", file.otlp_endpoint);
+            put("git_host", file.git_host);
+            put("git_url", file.git_url);
+            put("git_owner", file.git_owner);
+            put("git_token", file.git_token);
             put("log_format", file.log_format);
             put("log_level", file.log_level);
             put("request_timeout", file.request_timeout);
@@ -357,14 +373,18 @@ impl Config {
 
         let mut config = Config::default();
         let mut oidc = OidcKeys::default();
+        let mut git = BTreeMap::new();
         for (key, (source, value)) in raw {
             if let Some(rest) = key.strip_prefix("oidc_") {
                 oidc.set(rest, source, value)?;
+            } else if let Some(rest) = key.strip_prefix("git_") {
+                git.insert(rest, (source, value));
             } else {
                 config.set(key, &source, value)?;
             }
         }
         config.oidc = oidc.finish()?;
+        config.git = git_host(git)?;
         if config.cloud == CloudMode::Aws && config.account_email_domain == "example.com" {
             return Err(ConfigError::Invalid {
                 key: "account_email_domain".into(),
@@ -599,10 +619,120 @@ impl Config {
         Ok(())
     }
 
+    /// Where environments' repositories live: the configured host, else bare repositories in
+    /// `data_dir/git` (made absolute, as Git wants for `file://` URLs).
+    pub fn git_host(&self) -> crate::repositories::GitHost {
+        self.git
+            .clone()
+            .unwrap_or_else(|| crate::repositories::GitHost::Local {
+                root: std::path::absolute(self.data_dir.join("git"))
+                    .unwrap_or_else(|_| self.data_dir.join("git")),
+            })
+    }
+
     /// Where the embedded PostgreSQL cluster lives.
     pub fn embedded_postgres_dir(&self) -> PathBuf {
         self.data_dir.join("postgres")
     }
+}
+
+/// The `git_*` keys, checked together: `git_host` says which others it needs.
+fn git_host(
+    mut keys: BTreeMap<&str, (String, String)>,
+) -> Result<Option<crate::repositories::GitHost>, ConfigError> {
+    use crate::repositories::GitHost;
+    let invalid = |(key, value): (String, String), expected: &'static str| ConfigError::Invalid {
+        key,
+        value,
+        expected,
+    };
+    let kind = keys.remove("host");
+    let url = keys.remove("url");
+    let owner = keys.remove("owner");
+    let token = keys.remove("token");
+    let Some(kind) = kind.filter(|(_, v)| v != "local") else {
+        // A token's value never appears in an error.
+        let token = token.map(|(key, _)| (key, "(hidden)".to_owned()));
+        return match url.or(owner).or(token) {
+            Some(given) => Err(invalid(
+                given,
+                "to be set with git_host = https, github or gitlab (SLIPWAY_GIT_HOST)",
+            )),
+            None => Ok(None),
+        };
+    };
+    // HTTPS, or plain HTTP to this machine only (a Git server beside Slipway, the tests').
+    let url_of = |given: (String, String)| {
+        let value = given.1.trim_end_matches('/').to_owned();
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|p| {
+                value
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            });
+        let fine = (value.starts_with("https://") || loopback)
+            && value.parse::<http::Uri>().is_ok()
+            && !value.contains(['?', '#', '@', ' ']);
+        if fine {
+            Ok(value)
+        } else {
+            Err(invalid(
+                given,
+                "an https:// URL without credentials, such as https://git.example.com/platform \
+                 (http:// only to this machine)",
+            ))
+        }
+    };
+    let token = token
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(_, v)| crate::secret::Secret::new(v))
+        .ok_or_else(|| ConfigError::Invalid {
+            key: "git_token".into(),
+            value: String::new(),
+            expected: "an access token allowed to create and push repositories (required with \
+                       git_host; SLIPWAY_GIT_TOKEN keeps it out of files)",
+        })?;
+    let owner_of = |owner: Option<(String, String)>| {
+        let (key, value) = owner.unwrap_or_else(|| ("git_owner".into(), String::new()));
+        let fine = !value.is_empty()
+            && value.len() <= 200
+            && !value.starts_with('/')
+            && !value.ends_with('/')
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+        if fine {
+            Ok(value)
+        } else {
+            Err(invalid(
+                (key, value),
+                "the organisation (GitHub) or group path (GitLab) repositories are made in, \
+                 such as acme or acme/platforms",
+            ))
+        }
+    };
+    let url_or = |default: &str| {
+        url.clone()
+            .unwrap_or_else(|| ("git_url".into(), default.into()))
+    };
+    Ok(Some(match kind.1.as_str() {
+        "https" => GitHost::Https {
+            base: url_of(url_or(""))?,
+            token,
+        },
+        "github" => GitHost::GitHub {
+            api: url_of(url_or("https://api.github.com"))?,
+            owner: owner_of(owner)?,
+            token,
+        },
+        "gitlab" => GitHost::GitLab {
+            api: url_of(url_or("https://gitlab.com"))?,
+            group: owner_of(owner)?,
+            token,
+        },
+        _ => return Err(invalid(kind, "`local`, `https`, `github` or `gitlab`")),
+    }))
 }
 
 /// The `oidc_*` keys, gathered before they are checked together.
@@ -911,6 +1041,86 @@ mod tests {
             .to_string();
         assert!(err.contains("SLIPWAY_TRUSTED_PROXIES"), "{err}");
         assert!(Config::default().trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn git_settings_are_checked_together_and_the_token_never_shown() {
+        use crate::repositories::GitHost;
+        let c = load(&[]).unwrap();
+        assert!(
+            matches!(c.git_host(), GitHost::Local { root } if root.is_absolute() && root.ends_with(".slipway/git"))
+        );
+        let c = load(&[
+            ("SLIPWAY_GIT_HOST", "github"),
+            ("SLIPWAY_GIT_OWNER", "acme"),
+            ("SLIPWAY_GIT_TOKEN", "ghp_secret"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&c.git, Some(GitHost::GitHub { api, owner, .. }) if api == "https://api.github.com" && owner == "acme")
+        );
+        assert!(!format!("{c:?}").contains("ghp_secret"));
+        let c = load(&[
+            ("SLIPWAY_GIT_HOST", "gitlab"),
+            ("SLIPWAY_GIT_URL", "https://gitlab.example.com/"),
+            ("SLIPWAY_GIT_OWNER", "acme/platforms"),
+            ("SLIPWAY_GIT_TOKEN", "glpat"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&c.git, Some(GitHost::GitLab { api, group, .. }) if api == "https://gitlab.example.com" && group == "acme/platforms")
+        );
+        let refused = |pairs: &[(&str, &str)], key: &str| {
+            let err = load(pairs).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+            assert!(!err.contains("ghp_secret"), "{err}");
+        };
+        refused(&[("SLIPWAY_GIT_TOKEN", "ghp_secret")], "SLIPWAY_GIT_TOKEN");
+        refused(
+            &[
+                ("SLIPWAY_GIT_HOST", "github"),
+                ("SLIPWAY_GIT_OWNER", "acme"),
+            ],
+            "git_token",
+        );
+        refused(
+            &[
+                ("SLIPWAY_GIT_HOST", "github"),
+                ("SLIPWAY_GIT_TOKEN", "ghp_secret"),
+            ],
+            "git_owner",
+        );
+        refused(
+            &[
+                ("SLIPWAY_GIT_HOST", "svn"),
+                ("SLIPWAY_GIT_TOKEN", "ghp_secret"),
+            ],
+            "SLIPWAY_GIT_HOST",
+        );
+        // Plain HTTP only to this machine; no credentials in the URL.
+        for url in [
+            "http://git.example.com",
+            "https://user:pw@git.example.com",
+            "ftp://x",
+        ] {
+            refused(
+                &[
+                    ("SLIPWAY_GIT_HOST", "https"),
+                    ("SLIPWAY_GIT_URL", url),
+                    ("SLIPWAY_GIT_TOKEN", "ghp_secret"),
+                ],
+                "SLIPWAY_GIT_URL",
+            );
+        }
+        let c = load(&[
+            ("SLIPWAY_GIT_HOST", "https"),
+            ("SLIPWAY_GIT_URL", "http://127.0.0.1:3000/git"),
+            ("SLIPWAY_GIT_TOKEN", "t"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&c.git, Some(GitHost::Https { base, .. }) if base == "http://127.0.0.1:3000/git")
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::http::error::AppError;
 use crate::http::{
     account_pool, admin, approvals, assets, auth, backlog, blueprints, catalog, environments,
     error_pages, extract, handover, health, home, idempotency, identity, jobs, maintain,
-    notifications, openapi, platforms, search, teams,
+    notifications, openapi, platforms, search, services, teams,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -536,6 +536,21 @@ pub fn route_table() -> Vec<RouteDef> {
         ),
         route(
             M::GET,
+            "/api/v1/platforms/{slug}/services",
+            get(services::api_list),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/services",
+            post(services::api_create),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/services/{name}",
+            get(services::api_get),
+        ),
+        route(
+            M::GET,
             "/api/v1/environments/{id}/handover",
             get(handover::api_handover),
         ),
@@ -548,6 +563,21 @@ pub fn route_table() -> Vec<RouteDef> {
             M::GET,
             "/api/v1/catalog-info.yaml",
             get(catalog::api_catalog_info),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/services",
+            get(services::services_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/services",
+            post(services::service_create),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/services/{name}",
+            get(services::service_page),
         ),
         route(M::GET, "/platforms/{slug}/teams", get(teams::teams_page)),
         route(M::POST, "/platforms/{slug}/teams", post(teams::team_create)),

@@ -21,6 +21,8 @@ pub enum Subject {
         member: bool,
         in_team: bool,
     },
+    /// An app team of a platform: whether the caller is in it, and a member of the platform.
+    Team { in_team: bool, member: bool },
 }
 
 /// Everything a caller can ask to do. Later capabilities add their actions here.
@@ -73,6 +75,9 @@ pub enum Action {
     TriggerDevops,
     /// See and test the cloud connection.
     ManageCloud,
+    /// Onboard a service for a team: its members, and the platform team of its platform
+    /// (admins on all).
+    OnboardService,
 }
 
 /// Whether `principal` may perform `action` on `subject`.
@@ -138,6 +143,11 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
         }
         (Action::CancelRequest, Subject::Environment { requester, .. }) => {
             requester == principal.user.id
+        }
+        (Action::OnboardService, Subject::Team { in_team, member }) => {
+            in_team
+                || principal.has(Role::Admin)
+                || (member && principal.has(Role::PlatformEngineer))
         }
         _ => false,
     }
@@ -213,6 +223,10 @@ pub fn refusal(principal: &Principal, action: Action, subject: Subject, name: &s
         (Action::ViewEnvironment | Action::ChangeEnvironment, _) => {
             "Only its requester and the platform team can change this environment.".into()
         }
+        (Action::OnboardService, _) => format!(
+            "Only the team's members and the platform team of {platform} can onboard a service \
+             for this team."
+        ),
         (Action::AdministerCluster, _) => format!(
             "Only the platform team of {platform} administers its clusters; your team's hand-over \
              is yours to use."
@@ -302,6 +316,33 @@ mod tests {
             !can(&admin, Action::ReviewBlueprint, theirs),
             "approval needs a platform engineer"
         );
+    }
+
+    #[test]
+    fn a_team_and_its_platform_team_onboard_its_services() {
+        let session = AuthMethod::Session { token_hash: vec![] };
+        let dev = principal(&[Role::Developer], session.clone());
+        let pe = principal(&[Role::PlatformEngineer], session.clone());
+        let admin = principal(&[Role::Admin], session);
+        // (caller, in the team, member of the platform) → allowed
+        let matrix = [
+            (&dev, true, false, true),
+            (&dev, false, false, false),
+            (&dev, false, true, false),
+            (&pe, false, true, true),
+            (&pe, false, false, false),
+            (&pe, true, false, true),
+            (&admin, false, false, true),
+        ];
+        for (who, in_team, member, allowed) in matrix {
+            let subject = Subject::Team { in_team, member };
+            assert_eq!(
+                can(who, Action::OnboardService, subject),
+                allowed,
+                "{:?} in_team={in_team} member={member}",
+                who.roles
+            );
+        }
     }
 
     #[test]

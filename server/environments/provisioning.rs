@@ -29,22 +29,31 @@ fn step_error(e: EnvironmentError) -> StepError {
 impl EnvironmentOwner for Owner {
     fn target(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Target>, StepError>> {
         Box::pin(async move {
-            let row: Option<(String, Value, Value, Value)> = sqlx::query_as(
-                "SELECT environment_type, plan, parameters, outputs FROM environment WHERE id = $1",
+            let row: Option<(String, Value, Value, Value, String, Vec<String>)> = sqlx::query_as(
+                "SELECT e.environment_type, e.plan, e.parameters, e.outputs, u.email,
+                        ARRAY(SELECT a.email FROM environment_approval ap
+                              JOIN app_user a ON a.id = ap.approver_id
+                              WHERE ap.environment_id = e.id AND ap.round = 0
+                                AND ap.verdict = 'approve'
+                              ORDER BY ap.created_at, a.email)
+                 FROM environment e JOIN app_user u ON u.id = e.requested_by
+                 WHERE e.id = $1",
             )
             .bind(id)
             .fetch_optional(&self.db)
             .await
             .map_err(|e| step_error(e.into()))?;
-            Ok(
-                row.map(|(environment_type, plan, parameters, outputs)| Target {
+            Ok(row.map(
+                |(environment_type, plan, parameters, outputs, requested_by, approved_by)| Target {
                     id,
                     environment_type,
                     plan,
                     parameters,
                     outputs,
-                }),
-            )
+                    requested_by,
+                    approved_by,
+                },
+            ))
         })
     }
 

@@ -159,6 +159,8 @@ impl From<crate::exploit::ExploitError> for AppError {
                 "The environment is {}: its hand-over is here once it is ready.",
                 state.label().to_lowercase()
             )),
+            E::Forbidden(why) => AppError::ForbiddenBecause(why),
+            E::Conflict(what) => AppError::Conflict(what),
             E::Db(e) => AppError::from(e),
         }
     }

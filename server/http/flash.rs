@@ -48,11 +48,12 @@ pub enum Flash {
     TeamCreated,
     TeamSaved,
     TeamDeleted,
+    ServiceOnboarding,
 }
 
 impl Flash {
     /// Every flash without data.
-    const ALL: [Flash; 33] = [
+    const ALL: [Flash; 34] = [
         Flash::PlatformCreated,
         Flash::PlatformArchived,
         Flash::MemberAdded,
@@ -86,6 +87,7 @@ impl Flash {
         Flash::TeamCreated,
         Flash::TeamSaved,
         Flash::TeamDeleted,
+        Flash::ServiceOnboarding,
     ];
 
     /// The cookie's value.
@@ -138,6 +140,7 @@ impl Flash {
             Flash::TeamCreated => "team_created",
             Flash::TeamSaved => "team_saved",
             Flash::TeamDeleted => "team_deleted",
+            Flash::ServiceOnboarding => "service_onboarding",
         }
     }
 
@@ -227,6 +230,9 @@ impl Flash {
                 "Team saved: environments requested from now on are built with these settings."
             }
             Flash::TeamDeleted => "Team deleted.",
+            Flash::ServiceOnboarding => {
+                "Service registered: its repository and its entries in the environments' repositories are being made (this page follows)."
+            }
         };
         text.to_owned()
     }

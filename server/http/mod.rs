@@ -28,5 +28,6 @@ pub mod openapi;
 pub mod paging;
 pub mod platforms;
 pub mod search;
+pub mod services;
 pub mod teams;
 pub mod views;

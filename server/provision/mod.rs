@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod aws;
 pub mod closures;
 pub mod cloud;
+pub mod desired;
 pub mod ec2;
 pub mod kubernetes;
 pub mod manifests;
@@ -81,10 +82,12 @@ pub fn job_kinds(
     registry: crate::jobs::Registry,
     cloud: Cloud,
     owner: Arc<dyn EnvironmentOwner>,
+    git: crate::repositories::GitHost,
 ) -> crate::jobs::Registry {
     let runner = Arc::new(run::Runner {
         cloud: cloud.clone(),
         owner,
+        git,
     });
     registry
         .with(pool::TopUp { cloud })

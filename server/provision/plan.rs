@@ -134,6 +134,14 @@ pub enum Action {
     /// Keys of an operator's Secret copied into another namespace, once the platform is healthy.
     #[serde(rename = "kubernetes:copy-secret")]
     CopySecret(SecretCopy),
+    /// The environment's configuration repository on the platform's Git host: made when
+    /// missing, then its desired state committed (one commit per change, none for a repeat).
+    #[serde(rename = "git:push")]
+    PublishRepository {
+        branch: String,
+        /// What the repository holds, for the preview.
+        contents: Vec<String>,
+    },
     #[serde(rename = "slipway:record-outputs")]
     RecordOutputs(PlannedOutputs),
 }
@@ -155,6 +163,7 @@ impl Action {
             Action::Apply(_) => "kubernetes:apply",
             Action::CreateSecret(_) => "kubernetes:create-secret",
             Action::CopySecret(_) => "kubernetes:copy-secret",
+            Action::PublishRepository { .. } => "git:push",
             Action::RecordOutputs(_) => "slipway:record-outputs",
             Action::CreateAccessEntry { .. } => "eks:CreateAccessEntry",
         }
@@ -217,12 +226,13 @@ pub enum Step {
     Nodegroup,
     Addons,
     Kubernetes,
+    Repository,
     Outputs,
 }
 
 impl Step {
     /// In the order they run.
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 9] = [
         Step::Account,
         Step::Access,
         Step::Network,
@@ -230,6 +240,7 @@ impl Step {
         Step::Nodegroup,
         Step::Addons,
         Step::Kubernetes,
+        Step::Repository,
         Step::Outputs,
     ];
 
@@ -242,6 +253,7 @@ impl Step {
             Step::Nodegroup => "nodegroup",
             Step::Addons => "addons",
             Step::Kubernetes => "kubernetes",
+            Step::Repository => "repository",
             Step::Outputs => "outputs",
         }
     }
@@ -664,6 +676,14 @@ fn steps(
             Action::CopySecret(copy),
         )
     }));
+    plan.push(step(
+        Step::Repository,
+        &cluster,
+        Action::PublishRepository {
+            branch: crate::repositories::git::BRANCH.to_owned(),
+            contents: super::desired::CONTENTS.map(str::to_owned).to_vec(),
+        },
+    ));
     plan.push(step(
         Step::Outputs,
         &cluster,

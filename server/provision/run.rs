@@ -20,9 +20,12 @@ use super::plan::{Action, PlanStep, PlannedOutputs, Step};
 use super::pool::{self, PoolSpec};
 use super::vpc::VpcRequest;
 use super::waits::{settled, until_active, until_none_left, wait_for};
-use super::{Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB, accounts, kubernetes};
+use super::{
+    Cloud, EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB, accounts, desired, kubernetes,
+};
 use crate::define::blueprint::AccountTeardown;
 use crate::jobs::{ClaimedJob, Handler, StepContext, StepError, StepFuture};
+use crate::repositories::{self, GitHost, RepositoryError};
 
 /// The teardown job's steps: the plan in reverse, then the environment's last transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,8 @@ impl TeardownStep {
 pub struct Runner {
     pub cloud: Cloud,
     pub owner: Arc<dyn EnvironmentOwner>,
+    /// Where environments' configuration repositories live.
+    pub git: GitHost,
 }
 
 /// The environment as the steps see it.
@@ -74,6 +79,10 @@ pub struct Target {
     pub plan: Value,
     pub parameters: Value,
     pub outputs: Value,
+    /// The requester's e-mail address and the approvers' (none when approved automatically):
+    /// the repository's commits name them.
+    pub requested_by: String,
+    pub approved_by: Vec<String>,
 }
 
 /// What the provisioning and teardown jobs need from the module that owns environments (their
@@ -111,7 +120,11 @@ impl Target {
     }
 
     /// What `pick` takes from the plan's step of the action `name`.
-    fn planned<T>(&self, name: &str, pick: impl Fn(PlanStep) -> Option<T>) -> Result<T, StepError> {
+    pub(super) fn planned<T>(
+        &self,
+        name: &str,
+        pick: impl Fn(PlanStep) -> Option<T>,
+    ) -> Result<T, StepError> {
         self.plan()?
             .into_iter()
             .find_map(pick)
@@ -119,7 +132,7 @@ impl Target {
     }
 
     /// The cluster's name, Kubernetes version, region and tags.
-    fn cluster(&self) -> Result<(String, String, String, Tags), StepError> {
+    pub(super) fn cluster(&self) -> Result<(String, String, String, Tags), StepError> {
         self.planned("eks:CreateCluster", |s| match s.action {
             Action::CreateCluster {
                 version,
@@ -199,7 +212,7 @@ impl Target {
     }
 
     /// The Kubernetes objects, in apply order.
-    fn objects(&self) -> Result<Vec<Value>, StepError> {
+    pub(super) fn objects(&self) -> Result<Vec<Value>, StepError> {
         self.all(|action| match action {
             Action::Apply(object) => Some(object),
             _ => None,
@@ -728,6 +741,60 @@ async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result
     Ok(())
 }
 
+/// The configuration repository: made on the Git host when missing, then the desired state
+/// committed. A repeat (a lost answer, a crash mid-push) finds the same tree and commits nothing.
+async fn repository(r: &Runner, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+    let planned = t.planned("git:push", |s| {
+        matches!(s.action, Action::PublishRepository { .. }).then_some(s.resource)
+    });
+    let Ok(name) = planned else {
+        return ctx
+            .log("this environment's plan was made before configuration repositories: none")
+            .await;
+    };
+    let failed = |e: RepositoryError| match e {
+        RepositoryError::Transient(m) => StepError::Transient(m),
+        RepositoryError::Permanent(m) => StepError::Permanent(m),
+    };
+    let description = format!("The desired state of the Slipway environment {name}");
+    let repository = repositories::ensure(&r.git, &name, &description)
+        .await
+        .map_err(failed)?;
+    let published = repositories::publish(
+        &r.git,
+        &repository,
+        &desired::files(t)?,
+        // Onboarded services' entries are written by onboarding, not by provisioning.
+        repositories::git::Keep::Under(desired::SERVICES),
+        &desired::message(t)?,
+    )
+    .await
+    .map_err(failed)?;
+    ctx.log(&if published.pushed {
+        format!(
+            "pushed {} to {} ({})",
+            published.commit,
+            repository.web_url,
+            repositories::git::BRANCH
+        )
+    } else {
+        format!(
+            "{} already holds this desired state at {}: nothing to commit",
+            repository.web_url, published.commit
+        )
+    })
+    .await?;
+    r.set_outputs(
+        t.id,
+        json!({ "repository": {
+            "url": repository.web_url,
+            "clone_url": repository.clone_url,
+            "commit": published.commit,
+        } }),
+    )
+    .await
+}
+
 async fn outputs<P: Provider>(p: &P, r: &Runner, t: &Target) -> Result<(), StepError> {
     let planned: PlannedOutputs = t.planned("slipway:record-outputs", |s| match s.action {
         Action::RecordOutputs(outputs) => Some(outputs),
@@ -766,6 +833,7 @@ async fn provision_step<P: Provider>(
         Step::Nodegroup => nodegroup(p, ctx, t).await,
         Step::Addons => addons(p, ctx, t).await,
         Step::Kubernetes => kubernetes(p, ctx, t).await,
+        Step::Repository => repository(r, ctx, t).await,
         Step::Outputs => outputs(p, r, t).await,
     }
 }

@@ -627,6 +627,17 @@ pub async fn delete(
             live.join(", ")
         )));
     }
+    let services: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM service WHERE team_id = $1 ORDER BY name LIMIT 10")
+            .bind(team.id)
+            .fetch_all(&mut *tx)
+            .await?;
+    if !services.is_empty() {
+        return Err(TeamError::Conflict(format!(
+            "Team {name} owns onboarded services ({}): they need an owner.",
+            services.join(", ")
+        )));
+    }
     sqlx::query("DELETE FROM team WHERE id = $1")
         .bind(team.id)
         .execute(&mut *tx)

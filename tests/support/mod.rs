@@ -9,6 +9,7 @@
 #![allow(dead_code)] // Each test binary uses its own part of the harness.
 
 pub mod browser;
+pub mod git;
 pub mod kube;
 pub mod moto;
 pub mod oidc;
@@ -360,8 +361,16 @@ impl TestApp {
 
     /// Worker tasks in this process, running every job kind against `cloud`.
     pub fn workers(&self, cloud: slipway::provision::Cloud) -> slipway::jobs::worker::Workers {
+        self.workers_with(cloud, worker_config())
+    }
+
+    /// [`TestApp::workers`] with `config` (a Git host of the test's own, say).
+    pub fn workers_with(
+        &self,
+        cloud: slipway::provision::Cloud,
+        config: Config,
+    ) -> slipway::jobs::worker::Workers {
         let clock = slipway::clock::Clock::system();
-        let config = slipway::app::config::Config::default();
         slipway::jobs::worker::Workers::start(
             self.pool.clone(),
             slipway::app::cli::job_registry(&self.pool, &config, cloud, clock.clone(), &self.base),
@@ -379,6 +388,17 @@ impl TestApp {
             .await
             .unwrap();
         (user, secret)
+    }
+}
+
+/// The configuration in-process workers run with: the defaults, but Slipway's own files (the
+/// environments' local repositories) in a directory of their own, not the source tree.
+pub fn worker_config() -> Config {
+    Config {
+        data_dir: std::env::temp_dir()
+            .join("slipway-tests")
+            .join(uuid::Uuid::new_v4().simple().to_string()),
+        ..Config::default()
     }
 }
 

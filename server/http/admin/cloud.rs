@@ -50,6 +50,7 @@ fn cloud_settings(state: &AppState) -> Vec<(&'static str, String)> {
             "CA for the override (kube_endpoint_ca)",
             if aws.kube_endpoint_ca.is_some() { "a PEM bundle from the configured file" } else { "none: each cluster's own CA" }.to_owned(),
         ),
+        ("Git host of environments' repositories (git_host)", config.git_host().describe()),
         (
             "Kubeconfig (kubeconfig)",
             aws.kubeconfig
