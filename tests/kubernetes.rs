@@ -301,6 +301,80 @@ async fn the_bootstrap_is_accepted_by_the_real_api_server_in_order_and_applying_
     }
 }
 
+/// The DevOps cluster's objects for both delivery tools, then an environment registered as a
+/// deployment target (its kubeconfig Secret, and a `SpinnakerAccount` or a Jenkins folder), are
+/// accepted by the real API server; a `SpinnakerAccount` without the key of its Secret is
+/// refused by the CRD's schema.
+#[tokio::test]
+async fn the_devops_cluster_takes_its_delivery_tool_and_the_environments_as_deployment_targets() {
+    use slipway::define::blueprint::DevopsTool;
+    let moto = Moto::start().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let client = kubernetes::client(&endpoint(&kube), &member_credentials(&moto).await).unwrap();
+    let kubeconfig =
+        kubernetes::kubeconfig("shop-dev", "https://dev.example", "", "eu-west-1", None);
+    for tool in [DevopsTool::Spinnaker, DevopsTool::Jenkins] {
+        let mut blueprint = Blueprint::from_template("shop", None);
+        blueprint.devops.tool = tool;
+        let mut objects = manifests::devops(&blueprint, "devops");
+        objects.extend(manifests::deployment_target(
+            tool,
+            "shop-dev",
+            &kubeconfig,
+            &["checkout".to_owned()],
+        ));
+        let applied = kubernetes::apply(&client, &objects).await.unwrap();
+        assert_eq!(applied.len(), objects.len());
+    }
+    let account = kube
+        .object(
+            "spinnaker.io/v1alpha2",
+            "SpinnakerAccount",
+            Some("spinnaker"),
+            "shop-dev",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        account["spec"]["kubernetes"]["kubeconfigSecret"]["name"],
+        "shop-dev-kubeconfig"
+    );
+    assert_eq!(
+        account["spec"]["settings"]["namespaces"],
+        json!(["checkout"])
+    );
+    let credential = kube
+        .object("v1", "Secret", Some("jenkins"), "shop-dev-kubeconfig")
+        .await
+        .unwrap();
+    assert_eq!(
+        credential["metadata"]["labels"]["jenkins.io/credentials-type"],
+        "secretFile"
+    );
+    let service = kube
+        .object(
+            "spinnaker.io/v1alpha2",
+            "SpinnakerService",
+            Some("spinnaker"),
+            "spinnaker",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        service["spec"]["accounts"]["dynamic"], true,
+        "kept by the schema"
+    );
+
+    let mut broken =
+        manifests::deployment_target(DevopsTool::Spinnaker, "shop-test", &kubeconfig, &[])
+            .pop()
+            .unwrap();
+    broken["spec"]["kubernetes"]["kubeconfigSecret"] = json!({ "name": "shop-test-kubeconfig" });
+    let refused = kubernetes::apply(&client, &[broken]).await;
+    assert!(refused.is_err(), "{refused:?}");
+}
+
 #[tokio::test]
 async fn a_kind_no_crd_defines_fails_at_once_with_a_permanent_error() {
     let moto = Moto::start().await;

@@ -474,6 +474,7 @@ async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_lea
             "addons",
             "kubernetes",
             "repository",
+            "delivery",
             "outputs"
         ]
         .map(|s| (s.to_owned(), "completed".to_owned()))
@@ -563,6 +564,7 @@ async fn the_simulated_cloud_takes_an_approved_request_to_ready_and_teardown_lea
     assert_eq!(
         step_states(&env),
         [
+            "delivery",
             "kubernetes",
             "nodegroup",
             "cluster",
@@ -1912,6 +1914,121 @@ async fn the_devops_environment_is_started_by_hand_once_and_runs_its_delivery_to
             .await
             .unwrap();
     assert_eq!(done, ["account:devops", "devops:spinnaker"]);
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The objects of the simulated DevOps cluster that stand for deployment targets.
+async fn deployment_targets(w: &World) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT name FROM simulated_resource WHERE kind = 'object' AND gone_at IS NULL
+           AND id LIKE '%shop-devops/%' AND body->'metadata'->'labels' ? 'slipway.dev/deployment-target'
+         ORDER BY name",
+    )
+    .fetch_all(&w.app.pool)
+    .await
+    .unwrap()
+}
+
+/// Environments become deployment targets of the DevOps environment: one ready before it is
+/// registered by the DevOps environment's own delivery step, one made after registers itself;
+/// each cluster admits the delivery role through an access entry; teardown removes the target.
+/// In the simulated cloud (the moto and API server test below checks the objects against a
+/// real API server).
+#[tokio::test]
+async fn environments_are_registered_as_deployment_targets_of_the_devops_environment() {
+    let w = World::new().await;
+    let workers = w.workers(w.simulated());
+    let early = w.approved("early").await;
+    w.until_state(&early, "ready", Duration::from_secs(60))
+        .await;
+    assert_eq!(deployment_targets(&w).await, Vec::<String>::new());
+    let (status, devops) = w
+        .call(
+            Method::POST,
+            "/api/v1/platforms/shop/devops-environment",
+            &w.engineer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{devops}");
+    let devops = devops["id"].as_str().unwrap().to_owned();
+    let plan = plan_of(&w, &devops).await;
+    assert!(
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["action"] == "eks:CreatePodIdentityAssociation"
+                && s["details"]["role"] == "slipway-delivery"),
+        "{plan}"
+    );
+    let started = Instant::now();
+    loop {
+        let (_, env) = w
+            .call(
+                Method::GET,
+                &format!("/api/v1/environments/{devops}"),
+                &w.engineer,
+                json!(null),
+            )
+            .await;
+        if env["state"] == "ready" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{env}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        deployment_targets(&w).await,
+        [
+            "Secret spinnaker/shop-early-kubeconfig",
+            "SpinnakerAccount spinnaker/shop-early"
+        ]
+    );
+    let late = w.approved("late").await;
+    let env = w.until_state(&late, "ready", Duration::from_secs(60)).await;
+    assert_eq!(
+        env["outputs"]["deployment_target"]["name"], "shop-late",
+        "{env}"
+    );
+    assert_eq!(env["outputs"]["deployment_target"]["tool"], "spinnaker");
+    let (status, handover) = w
+        .call(
+            Method::GET,
+            &format!("/api/v1/environments/{late}/handover"),
+            &w.dev,
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{handover}");
+    assert_eq!(
+        handover["devops"]["pipeline"],
+        "Spinnaker account shop-late"
+    );
+    let targets = deployment_targets(&w).await;
+    assert!(
+        targets.contains(&"SpinnakerAccount spinnaker/shop-late".to_owned()),
+        "{targets:?}"
+    );
+    let entry: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM simulated_resource WHERE kind = 'access_entry'
+           AND body->>'principal_arn' LIKE '%:role/slipway-delivery'",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(entry, 2, "each cluster admits the delivery role once");
+
+    w.teardown(&late).await;
+    w.until_state(&late, "torn_down", Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        deployment_targets(&w).await,
+        [
+            "Secret spinnaker/shop-early-kubeconfig",
+            "SpinnakerAccount spinnaker/shop-early"
+        ],
+        "the torn-down environment is no longer a target"
+    );
     workers.shutdown(Duration::from_secs(5)).await;
 }
 

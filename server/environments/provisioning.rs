@@ -57,6 +57,46 @@ impl EnvironmentOwner for Owner {
         })
     }
 
+    fn devops_of(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Target>, StepError>> {
+        Box::pin(async move {
+            let devops: Option<Uuid> = sqlx::query_scalar(
+                "SELECT d.id FROM environment e
+                 JOIN environment d ON d.platform_id = e.platform_id AND d.name = $2
+                 WHERE e.id = $1 AND d.id <> e.id AND d.state = 'ready'",
+            )
+            .bind(id)
+            .bind(crate::provision::plan::DEVOPS_ENVIRONMENT)
+            .fetch_optional(&self.db)
+            .await
+            .map_err(|e| step_error(e.into()))?;
+            match devops {
+                Some(devops) => self.target(devops).await,
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn deployment_targets(&self, id: Uuid) -> BoxFuture<'_, Result<Vec<Target>, StepError>> {
+        Box::pin(async move {
+            let ids: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT o.id FROM environment d
+                 JOIN environment o ON o.platform_id = d.platform_id AND o.id <> d.id
+                 WHERE d.id = $1 AND o.state IN ('provisioning', 'ready')
+                   AND jsonb_exists(o.outputs, 'cluster_endpoint')
+                 ORDER BY o.name",
+            )
+            .bind(id)
+            .fetch_all(&self.db)
+            .await
+            .map_err(|e| step_error(e.into()))?;
+            let mut targets = Vec::with_capacity(ids.len());
+            for id in ids {
+                targets.extend(self.target(id).await?);
+            }
+            Ok(targets)
+        })
+    }
+
     fn record_outputs(&self, id: Uuid, outputs: Value) -> BoxFuture<'_, Result<(), StepError>> {
         Box::pin(async move {
             sqlx::query("UPDATE environment SET outputs = outputs || $2 WHERE id = $1")

@@ -477,6 +477,9 @@ pub enum Grant {
     Xray,
     /// Read and write an OpenSearch Service domain over its HTTP API.
     Opensearch { domain_arn: String },
+    /// Read the platform's clusters in any of its accounts (names `<prefix>-*`): the DevOps
+    /// tool's kubeconfigs need their endpoints.
+    DescribeClusters { prefix: String },
 }
 
 /// An IAM policy document, as `iam:PutRolePolicy` takes it (serialised to JSON).
@@ -543,6 +546,14 @@ impl PolicyDocument {
                         "es:ESHttpPut",
                     ],
                     resources: vec![format!("{domain_arn}/*")],
+                },
+                Grant::DescribeClusters { prefix } => Statement {
+                    effect: "Allow",
+                    actions: vec!["eks:DescribeCluster"],
+                    resources: vec![format!(
+                        "arn:{}:eks:{region}:*:cluster/{prefix}-*",
+                        partition(region)
+                    )],
                 },
             })
             .collect();

@@ -849,7 +849,24 @@ fn spec_schema(kind: &str) -> Value {
                 "type": string_enum(&["tls", "tls-external", "scram-sha-512"]),
             })),
         })),
-        "SpinnakerService" => open_with(json!({ "spinnakerConfig": open_object() })),
+        "SpinnakerService" => open_with(json!({
+            "spinnakerConfig": open_object(),
+            "accounts": open_with(json!({
+                "enabled": { "type": "boolean" },
+                "dynamic": { "type": "boolean" },
+            })),
+        })),
+        "SpinnakerAccount" => open_with(json!({
+            "type": string_enum(&["Kubernetes", "AWS", "Docker"]),
+            "enabled": { "type": "boolean" },
+            "kubernetes": open_with(json!({
+                "kubeconfigSecret": {
+                    "type": "object",
+                    "required": ["name", "key"],
+                    "properties": { "name": { "type": "string" }, "key": { "type": "string" } },
+                },
+            })),
+        })),
         _ => open_object(),
     }
 }
@@ -2298,9 +2315,12 @@ pub fn team_group(platform_slug: &str, team: &str) -> String {
 fn team_objects(b: &Bootstrap<'_>, team: &TeamNamespace) -> Vec<Value> {
     let env = b.environment;
     let ns = Some(team.name.as_str());
+    // The DevOps environment's delivery tool deploys into team namespaces as the teams do.
+    let delivery = delivery_group(b.platform_slug);
     let subjects: Vec<Value> = team
         .groups
         .iter()
+        .chain(std::iter::once(&delivery))
         .map(|group| json!({ "kind": "Group", "name": group, "apiGroup": "rbac.authorization.k8s.io" }))
         .collect();
     let mut out = vec![
@@ -2421,6 +2441,15 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
             let mut out: Vec<Value> = operator.kinds.iter().map(|k| crd(environment, k)).collect();
             out.extend(operator_objects(&operator, environment, false));
             out.push(namespace("spinnaker", environment, false));
+            let (ns, account) = delivery_identity(DevopsTool::Spinnaker);
+            out.push(object(
+                "v1",
+                "ServiceAccount",
+                Some(ns),
+                account,
+                environment,
+                json!({}),
+            ));
             out.push(object(
                 "spinnaker.io/v1alpha2",
                 "SpinnakerService",
@@ -2434,7 +2463,14 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
                                 "version": versions::SPINNAKER.version,
                                 "persistentStorage": { "persistentStoreType": "s3" },
                             },
+                            // Clouddriver deploys as the ServiceAccount Pod Identity gives the
+                            // delivery role to.
+                            "service-settings": {
+                                "clouddriver": { "kubernetes": { "serviceAccountName": account } },
+                            },
                         },
+                        // Environments are registered as SpinnakerAccount objects.
+                        "accounts": { "enabled": true, "dynamic": true },
                     },
                 }),
             ));
@@ -2442,6 +2478,14 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
         }
         DevopsTool::Jenkins => vec![
             namespace("jenkins", environment, false),
+            object(
+                "v1",
+                "ServiceAccount",
+                Some("jenkins"),
+                delivery_identity(DevopsTool::Jenkins).1,
+                environment,
+                json!({}),
+            ),
             object(
                 "apps/v1",
                 "Deployment",
@@ -2454,7 +2498,7 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
                         "selector": { "matchLabels": { "app": "jenkins" } },
                         "template": {
                             "metadata": { "labels": { "app": "jenkins" } },
-                            "spec": { "containers": [container(
+                            "spec": { "serviceAccountName": delivery_identity(DevopsTool::Jenkins).1, "containers": [container(
                                 "jenkins",
                                 versions::JENKINS.image(),
                                 ("500m", "2Gi"),
@@ -2478,6 +2522,111 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
         ],
     }
 }
+
+/// The IAM role of the DevOps environment's delivery tool (in the DevOps account), given to
+/// its ServiceAccount through Pod Identity; each environment's cluster admits it by an access
+/// entry mapped to [`delivery_group`].
+pub const DELIVERY_ROLE: &str = "slipway-delivery";
+
+/// The Kubernetes group the delivery tool is in every environment's cluster: bound like a team
+/// in each team namespace.
+pub fn delivery_group(platform_slug: &str) -> String {
+    format!("{platform_slug}:delivery")
+}
+
+/// The namespace and ServiceAccount the delivery tool deploys as.
+pub fn delivery_identity(tool: DevopsTool) -> (&'static str, &'static str) {
+    match tool {
+        DevopsTool::Spinnaker => ("spinnaker", "clouddriver"),
+        DevopsTool::Jenkins => ("jenkins", "jenkins"),
+    }
+}
+
+/// The name an environment has as a deployment target of the DevOps tool: its cluster's
+/// (`shop-dev`), which the service template's pipelines name.
+pub fn deployment_target_name(cluster: &str) -> String {
+    cluster.to_owned()
+}
+
+/// What registers an environment's cluster as a deployment target in the DevOps cluster: the
+/// kubeconfig Secret (no secret in it: `aws eks get-token` as the tool's own Pod Identity
+/// role), labelled as the Jenkins Kubernetes credentials provider reads it, and for Spinnaker
+/// a `SpinnakerAccount` limited to the team namespaces; for Jenkins a folder of the
+/// environment for the Configuration-as-Code reloader.
+pub fn deployment_target(
+    tool: DevopsTool,
+    cluster: &str,
+    kubeconfig: &str,
+    namespaces: &[String],
+) -> Vec<Value> {
+    use base64::Engine;
+    let (ns, _) = delivery_identity(tool);
+    let name = deployment_target_name(cluster);
+    let secret = format!("{name}-kubeconfig");
+    let encoded = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    // Labelled with the target, so teardown finds them; the Jenkins provider's own label too.
+    let labelled = |mut object: Value, extra: Value| {
+        let labels = &mut object["metadata"]["labels"];
+        labels["slipway.dev/deployment-target"] = json!(name);
+        if let (Some(labels), Some(extra)) = (labels.as_object_mut(), extra.as_object()) {
+            labels.extend(extra.clone());
+        }
+        object
+    };
+    let mut kubeconfig_secret = labelled(
+        object(
+            "v1",
+            "Secret",
+            Some(ns),
+            &secret,
+            DEVOPS_OBJECTS,
+            json!({
+                "type": "Opaque",
+                "data": { "kubeconfig": encoded(kubeconfig), "filename": encoded("kubeconfig"), "data": encoded(kubeconfig) },
+            }),
+        ),
+        json!({ "jenkins.io/credentials-type": "secretFile" }),
+    );
+    kubeconfig_secret["metadata"]["annotations"] =
+        json!({ "jenkins.io/credentials-description": format!("kubeconfig of {cluster}") });
+    let mut out = vec![kubeconfig_secret];
+    match tool {
+        DevopsTool::Spinnaker => out.push(labelled(object(
+            "spinnaker.io/v1alpha2",
+            "SpinnakerAccount",
+            Some(ns),
+            &name,
+            DEVOPS_OBJECTS,
+            json!({
+                "spec": {
+                    "type": "Kubernetes",
+                    "enabled": true,
+                    "kubernetes": { "kubeconfigSecret": { "name": secret, "key": "kubeconfig" } },
+                    "settings": { "namespaces": namespaces, "onlySpinnakerManaged": true },
+                },
+            }),
+        ), json!({}))),
+        DevopsTool::Jenkins => out.push(labelled(
+            object(
+                "v1",
+                "ConfigMap",
+                Some(ns),
+                &format!("{name}-folder"),
+                DEVOPS_OBJECTS,
+                json!({
+                    "data": { format!("{name}.yaml"): format!(
+                        "jobs:\n  - script: >\n      folder('{name}') {{ description('Pipelines deploying to {cluster}, credentials {secret}') }}\n"
+                    ) },
+                }),
+            ),
+            json!({ "jenkins-jenkins-config": "true" }),
+        )),
+    }
+    out
+}
+
+/// The environment label of the objects Slipway puts in the DevOps cluster for others.
+const DEVOPS_OBJECTS: &str = "devops";
 
 /// In-cluster addresses of the data services (the hand-over shows them).
 /// The Secret in each team namespace holding the app user's password for `service`.

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod aws;
 pub mod closures;
 pub mod cloud;
+pub mod delivery;
 pub mod desired;
 pub mod ec2;
 pub mod kubernetes;

@@ -142,6 +142,11 @@ pub enum Action {
         /// What the repository holds, for the preview.
         contents: Vec<String>,
     },
+    /// The cluster as a deployment target of the DevOps environment: an access entry for its
+    /// delivery role in `group`, and the target's objects in the DevOps cluster (for the
+    /// DevOps environment: every environment of the platform registered).
+    #[serde(rename = "slipway:RegisterDeploymentTarget")]
+    RegisterDeploymentTarget { group: String },
     #[serde(rename = "slipway:record-outputs")]
     RecordOutputs(PlannedOutputs),
 }
@@ -164,6 +169,7 @@ impl Action {
             Action::CreateSecret(_) => "kubernetes:create-secret",
             Action::CopySecret(_) => "kubernetes:copy-secret",
             Action::PublishRepository { .. } => "git:push",
+            Action::RegisterDeploymentTarget { .. } => "slipway:RegisterDeploymentTarget",
             Action::RecordOutputs(_) => "slipway:record-outputs",
             Action::CreateAccessEntry { .. } => "eks:CreateAccessEntry",
         }
@@ -227,12 +233,13 @@ pub enum Step {
     Addons,
     Kubernetes,
     Repository,
+    Delivery,
     Outputs,
 }
 
 impl Step {
     /// In the order they run.
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::Account,
         Step::Access,
         Step::Network,
@@ -241,6 +248,7 @@ impl Step {
         Step::Addons,
         Step::Kubernetes,
         Step::Repository,
+        Step::Delivery,
         Step::Outputs,
     ];
 
@@ -254,6 +262,7 @@ impl Step {
             Step::Addons => "addons",
             Step::Kubernetes => "kubernetes",
             Step::Repository => "repository",
+            Step::Delivery => "delivery",
             Step::Outputs => "outputs",
         }
     }
@@ -429,7 +438,7 @@ pub fn build_devops(
         &blueprint.devops.kubernetes_version,
         Bootstrapped {
             objects,
-            workload_access: Vec::new(),
+            workload_access: vec![delivery_access(platform_slug, blueprint)],
             secrets: Vec::new(),
             copies: Vec::new(),
             access: access_entries(platform_slug, blueprint, &[]),
@@ -442,6 +451,20 @@ pub fn build_devops(
         },
     );
     (parameters, plan)
+}
+
+/// The delivery tool's AWS identity: the role each environment's cluster admits as a
+/// deployment target (`manifests::DELIVERY_ROLE`), given to the tool's ServiceAccount.
+fn delivery_access(platform_slug: &str, blueprint: &Blueprint) -> WorkloadAccess {
+    let (namespace, service_account) = manifests::delivery_identity(blueprint.devops.tool);
+    WorkloadAccess {
+        namespace,
+        service_account,
+        role: manifests::DELIVERY_ROLE,
+        grants: vec![Grant::DescribeClusters {
+            prefix: platform_slug.to_owned(),
+        }],
+    }
 }
 
 /// What the Kubernetes and outputs steps do.
@@ -682,6 +705,13 @@ fn steps(
         Action::PublishRepository {
             branch: crate::repositories::git::BRANCH.to_owned(),
             contents: super::desired::CONTENTS.map(str::to_owned).to_vec(),
+        },
+    ));
+    plan.push(step(
+        Step::Delivery,
+        &format!("{}-delivery role", input.platform_slug),
+        Action::RegisterDeploymentTarget {
+            group: manifests::delivery_group(input.platform_slug),
         },
     ));
     plan.push(step(

@@ -30,6 +30,7 @@ use crate::repositories::{self, GitHost, RepositoryError};
 /// The teardown job's steps: the plan in reverse, then the environment's last transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TeardownStep {
+    Delivery,
     Kubernetes,
     Nodegroup,
     Cluster,
@@ -39,7 +40,8 @@ pub enum TeardownStep {
 }
 
 impl TeardownStep {
-    pub const ALL: [TeardownStep; 6] = [
+    pub const ALL: [TeardownStep; 7] = [
+        TeardownStep::Delivery,
         TeardownStep::Kubernetes,
         TeardownStep::Nodegroup,
         TeardownStep::Cluster,
@@ -50,6 +52,7 @@ impl TeardownStep {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            TeardownStep::Delivery => "delivery",
             TeardownStep::Kubernetes => "kubernetes",
             TeardownStep::Nodegroup => "nodegroup",
             TeardownStep::Cluster => "cluster",
@@ -105,6 +108,11 @@ pub trait EnvironmentOwner: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), StepError>>;
     /// Torn down: nothing of it is left.
     fn torn_down(&self, id: Uuid) -> BoxFuture<'_, Result<(), StepError>>;
+    /// The platform's DevOps environment when it is ready, unless `id` is it.
+    fn devops_of(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Target>, StepError>>;
+    /// The platform's other environments whose clusters exist (provisioning past the cluster
+    /// step, or ready), for the DevOps environment `id` to register.
+    fn deployment_targets(&self, id: Uuid) -> BoxFuture<'_, Result<Vec<Target>, StepError>>;
     /// The environment's slot of its platform's network range (0 to `slots` − 1): the one it
     /// holds, else the lowest no live environment of the platform holds, now taken; `None`
     /// when all are taken.
@@ -203,7 +211,7 @@ impl Target {
     }
 
     /// What `pick` takes from every action of the plan, in plan order.
-    fn all<T>(&self, pick: impl Fn(Action) -> Option<T>) -> Result<Vec<T>, StepError> {
+    pub(super) fn all<T>(&self, pick: impl Fn(Action) -> Option<T>) -> Result<Vec<T>, StepError> {
         Ok(self
             .plan()?
             .into_iter()
@@ -233,7 +241,7 @@ impl Target {
         })
     }
 
-    fn output(&self, key: &str) -> Option<String> {
+    pub(super) fn output(&self, key: &str) -> Option<String> {
         self.outputs[key].as_str().map(str::to_owned)
     }
 
@@ -288,8 +296,23 @@ impl Runner {
     }
 }
 
+/// The Kubernetes API of `t`'s cluster (which must exist).
+pub(super) async fn cluster_api_of<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    t: &Target,
+) -> Result<P::ClusterApi, StepError> {
+    let region = region(t)?;
+    let session = session(p, ctx, t).await?;
+    let name = t.cluster()?.0;
+    let cluster = our_cluster(p, &session, &region, t, &name)
+        .await?
+        .ok_or_else(|| StepError::Transient(format!("cluster {name} is not there")))?;
+    Ok(p.cluster_api(&session, &region, &cluster).await?)
+}
+
 /// Access into the environment's account, retried while its access role is settling.
-async fn session<P: Provider>(
+pub(super) async fn session<P: Provider>(
     p: &P,
     ctx: &StepContext,
     t: &Target,
@@ -376,7 +399,7 @@ async fn account<P: Provider>(
     Ok(())
 }
 
-fn account_id(t: &Target) -> Result<String, StepError> {
+pub(super) fn account_id(t: &Target) -> Result<String, StepError> {
     t.output("account_id").ok_or_else(|| {
         StepError::Permanent("no account recorded: the account step has not run".into())
     })
@@ -834,6 +857,7 @@ async fn provision_step<P: Provider>(
         Step::Addons => addons(p, ctx, t).await,
         Step::Kubernetes => kubernetes(p, ctx, t).await,
         Step::Repository => repository(r, ctx, t).await,
+        Step::Delivery => super::delivery::register_step(p, r, ctx, t).await,
         Step::Outputs => outputs(p, r, t).await,
     }
 }
@@ -877,6 +901,9 @@ async fn teardown_step<P: Provider>(
 ) -> Result<(), StepError> {
     if step == TeardownStep::Finish {
         return r.owner.torn_down(t.id).await;
+    }
+    if step == TeardownStep::Delivery {
+        return super::delivery::deregister_step(p, r, ctx, t).await;
     }
     let Some(account) = existing_account(p, ctx, t).await? else {
         return ctx.log("no account was created: nothing to remove").await;
@@ -1000,12 +1027,13 @@ async fn teardown_step<P: Provider>(
             ctx.log(&format!("cluster {name} is deleted")).await
         }
         // Both returned above, before the cluster was looked up.
-        TeardownStep::Network | TeardownStep::Account | TeardownStep::Finish => {
-            Err(StepError::Permanent(format!(
-                "the {} step reached the cluster steps",
-                step.as_str()
-            )))
-        }
+        TeardownStep::Delivery
+        | TeardownStep::Network
+        | TeardownStep::Account
+        | TeardownStep::Finish => Err(StepError::Permanent(format!(
+            "the {} step reached the cluster steps",
+            step.as_str()
+        ))),
     }
 }
 
