@@ -828,6 +828,26 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
                 [401, 404, 404, 404, 404, 404],
             ),
         ),
+        // Drift: the platform team's (an unknown environment is 404 to all; the policy matrix
+        // and the drift tests cover who may).
+        m(
+            Method::GET,
+            "/environments/{id}/drift",
+            probe(
+                &format!("/environments/{unknown}/drift"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/environments/{id}/drift",
+            probe(
+                &format!("/api/v1/environments/{unknown}/drift"),
+                &[],
+                [401, 404, 404, 404, 404, 404],
+            ),
+        ),
         // The whole catalog: the platform team (Backstage reads it with such a token).
         m(
             Method::GET,
@@ -990,6 +1010,33 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
                 [303, 404, 404, 404, 404, 404],
             ),
         ),
+        m(
+            Method::POST,
+            "/environments/{id}/drift/check",
+            probe(
+                &format!("/environments/{unknown}/drift/check"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/environments/{id}/drift/accept",
+            probe(
+                &format!("/environments/{unknown}/drift/accept"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/environments/{id}/reconcile",
+            probe(
+                &format!("/environments/{unknown}/reconcile"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
         // The fixture has started demo's DevOps environment: a second one is a conflict.
         m(
             Method::POST,
@@ -1116,6 +1163,33 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             api(
                 &format!("/api/v1/environments/{unknown}/retry"),
                 json!({}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/drift/check",
+            api(
+                &format!("/api/v1/environments/{unknown}/drift/check"),
+                json!({}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/reconcile",
+            api(
+                &format!("/api/v1/environments/{unknown}/reconcile"),
+                json!({}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/drift/accept",
+            api(
+                &format!("/api/v1/environments/{unknown}/drift/accept"),
+                json!({"reason": "known"}),
                 [401, 404, 404, 404, 404, 404, 404],
             ),
         ),

@@ -854,6 +854,17 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
     .await
     .unwrap();
 
+    // A drift check's findings, for the drift page and the Maintain tab.
+    sqlx::query(
+        "INSERT INTO environment_drift (environment_id, checked_at, items)
+         VALUES ($1::uuid, now(), '[{\"path\": \"EKS node group approved-nodes: scalingConfig.maxSize\",
+                                     \"expected\": \"3\", \"actual\": \"9\"}]')",
+    )
+    .bind(&approved)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
     let pages = [
         "/",
         "/status",
@@ -877,6 +888,8 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
         "/platforms/shop/services",
         "/platforms/shop/services/payments",
         &format!("/environments/{approved}/handover"),
+        &format!("/environments/{approved}/drift"),
+        "/platforms/shop/maintain",
         "/environments",
         &format!("/environments/{waiting}"),
         &format!("/environments/{approved}"),

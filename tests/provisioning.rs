@@ -330,6 +330,53 @@ impl World {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
+    /// The drift report of `id`, as the engineer reads it.
+    async fn drift(&self, id: &str) -> Value {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/environments/{id}/drift"),
+                &self.engineer,
+                json!(null),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Starts a maintenance job (`drift/check` or `reconcile`) as the engineer and waits for
+    /// it to complete; returns the drift report then.
+    async fn maintain(&self, id: &str, action: &str) -> Value {
+        let (status, started) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/environments/{id}/{action}"),
+                &self.engineer,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        let job = &started["job_id"];
+        let which = if action == "reconcile" {
+            "reconcile"
+        } else {
+            "check"
+        };
+        let begun = Instant::now();
+        loop {
+            let report = self.drift(id).await;
+            let run = &report[which];
+            if &run["id"] == job && run["state"] == "completed" {
+                return report;
+            }
+            assert!(
+                run["state"] != "discarded" && begun.elapsed() < Duration::from_secs(120),
+                "the {action} job did not complete: {report}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn teardown(&self, id: &str) {
         let (status, body) = self
             .call(
@@ -2891,5 +2938,353 @@ async fn one_approval_is_one_trace_from_the_request_through_the_job_to_each_clou
             .filter(|s| s.name.starts_with("step ") || s.name.starts_with("EKS."))
             .all(|s| s.trace_id == approval.trace_id),
         "one trace"
+    );
+}
+
+/// The (path, expected, actual) of each difference in a drift report's `items`, sorted.
+fn differences(report: &Value) -> Vec<(String, String, String)> {
+    let mut found: Vec<(String, String, String)> = report["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not checked: {report}"))
+        .iter()
+        .map(|d| {
+            let text = |k: &str| d[k].as_str().unwrap().to_owned();
+            (text("path"), text("expected"), text("actual"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Drift against moto and the real API server: a fresh environment has none; a ConfigMap edited
+/// by hand and a node group resized in EKS are reported as exactly those fields (told once,
+/// not at every check); accepting records the reason and clears the Maintain list; reconcile
+/// puts both back and ends the acceptances.
+#[tokio::test]
+async fn drift_names_exactly_the_fields_changed_by_hand_and_reconcile_puts_them_back() {
+    let moto = Moto::start().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let w = World::new().await;
+    let workers = w.workers(aws_cloud(&moto, &kube).await);
+    let id = w.approved("ledger").await;
+    let env = w.until_state(&id, "ready", Duration::from_secs(120)).await;
+    let (_, maintain) = w
+        .call(
+            Method::GET,
+            "/api/v1/platforms/shop/maintain",
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    assert!(
+        maintain["items"][0]["drift"].is_null(),
+        "not checked yet: {maintain}"
+    );
+    let report = w.maintain(&id, "drift/check").await;
+    assert_eq!(
+        report["items"],
+        json!([]),
+        "a fresh environment has no drift: {report}"
+    );
+
+    let plan = plan_of(&w, &id).await;
+    let step = |action: &str, matches: &dyn Fn(&Value) -> bool| {
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["action"] == action && matches(&s["details"]))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {action} in the plan"))
+    };
+    let config = step("kubernetes:apply", &|o| {
+        o["kind"] == "ConfigMap" && o["metadata"]["name"] == "fluent-bit"
+    })["details"]
+        .clone();
+    let namespace = config["metadata"]["namespace"].as_str().unwrap().to_owned();
+    let nodegroup = step("eks:CreateNodegroup", &|_| true);
+    let group = nodegroup["resource"].as_str().unwrap().to_owned();
+    let (min, max) = (
+        nodegroup["details"]["min_size"].as_i64().unwrap(),
+        nodegroup["details"]["max_size"].as_i64().unwrap(),
+    );
+    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(kube.admin(), &namespace);
+    config_maps
+        .patch(
+            "fluent-bit",
+            &kube::api::PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..Default::default()
+            },
+            &kube::api::Patch::Merge(json!({"data": {"fluent-bit.conf": "edited by hand"}})),
+        )
+        .await
+        .unwrap();
+    let account = env["outputs"]["account_id"].as_str().unwrap();
+    let cluster = env["outputs"]["cluster_name"].as_str().unwrap();
+    let eks = moto.eks_in(account).await;
+    eks.update_nodegroup_config()
+        .cluster_name(cluster)
+        .nodegroup_name(&group)
+        .scaling_config(
+            aws_sdk_eks::types::NodegroupScalingConfig::builder()
+                .min_size(min as i32 + 3)
+                .max_size(max as i32 + 5)
+                .desired_size(min as i32 + 3)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let report = w.maintain(&id, "drift/check").await;
+    let planned_config = config["data"]["fluent-bit.conf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        differences(&report),
+        [
+            (
+                format!("ConfigMap {namespace}/fluent-bit: data[\"fluent-bit.conf\"]"),
+                planned_config.clone(),
+                "edited by hand".to_owned()
+            ),
+            (
+                format!("EKS node group {group}: scalingConfig.maxSize"),
+                max.to_string(),
+                (max + 5).to_string()
+            ),
+            (
+                format!("EKS node group {group}: scalingConfig.minSize"),
+                min.to_string(),
+                (min + 3).to_string()
+            ),
+        ],
+        "exactly the two changes, nothing the API server defaults or the nodes' stand-in writes"
+    );
+    let drifted = || {
+        count(
+            &w.app.pool,
+            "SELECT count(*) FROM notification WHERE kind = 'drifted'",
+        )
+    };
+    let told = drifted().await;
+    assert!(told >= 1, "the platform team is told");
+    w.maintain(&id, "drift/check").await;
+    assert_eq!(drifted().await, told, "the same drift is not told again");
+
+    // Accepting: a reason is required, the requester may not, the engineer may.
+    let path = format!("/api/v1/environments/{id}/drift/accept");
+    let accept = |token: String, reason: &'static str| {
+        let (w, path) = (&w, &path);
+        async move {
+            w.call(Method::POST, path, &token, json!({ "reason": reason }))
+                .await
+        }
+    };
+    let (status, problem) = accept(w.engineer.clone(), "  ").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "reason", "{problem}");
+    let (status, _) = accept(w.dev.clone(), "mine").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = accept(
+        w.engineer.clone(),
+        "Load test of the week: bigger nodes until Friday",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], 3);
+    let report = w.drift(&id).await;
+    assert_eq!(report["items"], json!([]), "{report}");
+    assert_eq!(report["accepted"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        report["accepted"][0]["reason"],
+        "Load test of the week: bigger nodes until Friday"
+    );
+    let (_, maintain) = w
+        .call(
+            Method::GET,
+            "/api/v1/platforms/shop/maintain",
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    assert_eq!(maintain["items"][0]["drift"], json!([]), "{maintain}");
+    let (status, _) = accept(w.engineer.clone(), "again").await;
+    assert_eq!(status, StatusCode::CONFLICT, "nothing left to accept");
+
+    // Reconciling puts both back and ends the acceptances.
+    let (status, _) = w
+        .call(
+            Method::POST,
+            &format!("/api/v1/environments/{id}/reconcile"),
+            &w.dev,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the platform team reconciles"
+    );
+    let report = w.maintain(&id, "reconcile").await;
+    assert_eq!(report["items"], json!([]), "{report}");
+    assert_eq!(report["accepted"], json!([]));
+    let live = config_maps.get("fluent-bit").await.unwrap();
+    assert_eq!(
+        live.data.unwrap()["fluent-bit.conf"],
+        planned_config,
+        "the plan's value is back"
+    );
+    let scaling = eks
+        .describe_nodegroup()
+        .cluster_name(cluster)
+        .nodegroup_name(&group)
+        .send()
+        .await
+        .unwrap()
+        .nodegroup
+        .unwrap()
+        .scaling_config
+        .unwrap();
+    assert_eq!(
+        (scaling.min_size, scaling.max_size),
+        (Some(min as i32), Some(max as i32))
+    );
+    let env = w.environment(&id).await;
+    let kinds: Vec<&str> = env["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    for kind in ["drifted", "drift_accepted", "reconciling"] {
+        assert!(
+            kinds.contains(&kind),
+            "the timeline records {kind}: {kinds:?}"
+        );
+    }
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The drift page works without JavaScript: check now, the differences (here a simulated node
+/// group resized behind Slipway's back), the reason's error beside its field, and the accepted
+/// differences with who accepted them and why.
+#[tokio::test]
+async fn the_drift_page_checks_and_accepts_without_javascript() {
+    let w = World::new().await;
+    let workers = w.workers(w.simulated());
+    let id = w.approved("ledger").await;
+    w.until_state(&id, "ready", Duration::from_secs(60)).await;
+    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    let engineer = w.app.create_user(&email, ENGINEER, support::PASSWORD).await;
+    let shop: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = 'shop'")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    slipway::define::platforms::add_member(&w.app.pool, shop, engineer)
+        .await
+        .unwrap();
+    let browser = support::client();
+    w.app.login(&browser, &email, support::PASSWORD).await;
+    let url = w.app.url(&format!("/environments/{id}/drift"));
+    let page = || async {
+        browser
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let post = |action: &'static str, form: Vec<(&'static str, String)>| {
+        let browser = &browser;
+        let url = w.app.url(&format!("/environments/{id}/{action}"));
+        async move { browser.post(url).form(&form).send().await.unwrap() }
+    };
+    let html = page().await;
+    assert!(html.contains("Not checked yet."), "{html}");
+    let csrf = support::csrf_token(&html);
+    sqlx::query(
+        "UPDATE simulated_resource SET body = body || '{\"max_size\": 12}' WHERE kind = 'nodegroup'",
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let res = post("drift/check", vec![("_csrf", csrf.clone())]).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "back to the drift page"
+    );
+    let begun = Instant::now();
+    let html = loop {
+        let html = page().await;
+        if html.contains("differences nobody accepted") {
+            break html;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(60), "{html}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(html.contains("scalingConfig.maxSize"), "{html}");
+    assert!(html.contains("<code>12</code>"), "{html}");
+
+    let res = post(
+        "drift/accept",
+        vec![("_csrf", csrf.clone()), ("reason", "   ".into())],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(r#"id="a-reason-error""#) && html.contains("Say why this drift is accepted"),
+        "the form again, the error beside the field: {html}"
+    );
+    let res = post(
+        "drift/accept",
+        vec![
+            ("_csrf", csrf.clone()),
+            ("reason", "Black Friday headroom".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = page().await;
+    assert!(html.contains("Drift accepted"), "{html}");
+    assert!(
+        html.contains("Black Friday headroom") && html.contains(&email),
+        "{html}"
+    );
+    assert!(html.contains(r#"id="no-drift""#), "{html}");
+    let res = post("drift/accept", vec![("reason", "no token".into())]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "CSRF is checked");
+
+    // With no worker to run it, a reconcile stays queued: the environment cannot be torn down
+    // under it, and a second reconcile is refused.
+    workers.shutdown(Duration::from_secs(5)).await;
+    let path = format!("/api/v1/environments/{id}/reconcile");
+    let reconcile = || w.call(Method::POST, &path, &w.engineer, json!({}));
+    let (status, body) = reconcile().await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = reconcile().await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = w
+        .call(
+            Method::POST,
+            &format!("/api/v1/environments/{id}/teardown"),
+            &w.dev,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("being reconciled"),
+        "{body}"
     );
 }

@@ -538,6 +538,7 @@ pub fn job_registry(
         base_url,
         &config.webhook_allowed_ranges,
     );
+    let registry = crate::maintain::drift::job_kinds(registry, config.drift_interval);
     let owner = crate::environments::provisioning::Owner {
         db: pool.clone(),
         clock,
@@ -550,6 +551,7 @@ pub fn job_registry(
         registry,
         cloud,
         std::sync::Arc::new(owner),
+        crate::maintain::drift::owner(pool, base_url),
         config.git_host(),
     )
 }

@@ -75,6 +75,8 @@ pub struct Config {
     pub workers: usize,
     /// How long finished jobs are kept before the periodic cleanup deletes them.
     pub job_retention: Duration,
+    /// How often every ready environment is compared with its plan (drift).
+    pub drift_interval: Duration,
     pub cloud: CloudMode,
     /// The domain of the root e-mail addresses of created accounts (`<account>@<domain>`).
     pub account_email_domain: String,
@@ -120,6 +122,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             workers: 8,
             job_retention: Duration::from_secs(14 * 86_400),
+            drift_interval: Duration::from_secs(6 * 3600),
             cloud: CloudMode::Simulated,
             account_email_domain: "example.com".into(),
             simulated_delay: Duration::from_secs(3),
@@ -161,6 +164,7 @@ struct FileConfig {
     shutdown_grace: Option<String>,
     workers: Option<toml::Value>,
     job_retention: Option<String>,
+    drift_interval: Option<String>,
     cloud: Option<String>,
     account_email_domain: Option<String>,
     simulated_delay: Option<String>,
@@ -204,6 +208,7 @@ pub const KEYS: &[&str] = &[
     "shutdown_grace",
     "workers",
     "job_retention",
+    "drift_interval",
     "cloud",
     "account_email_domain",
     "simulated_delay",
@@ -322,6 +327,7 @@ impl Config {
             put("shutdown_grace", file.shutdown_grace);
             put("workers", file.workers.map(toml_text));
             put("job_retention", file.job_retention);
+            put("drift_interval", file.drift_interval);
             put("cloud", file.cloud);
             put("account_email_domain", file.account_email_domain);
             put("simulated_delay", file.simulated_delay);
@@ -475,6 +481,11 @@ impl Config {
                 self.job_retention = parse_duration(&value)
                     .filter(|d| d.as_secs() >= 3600)
                     .ok_or_else(|| invalid("a duration of at least an hour, such as 14d"))?
+            }
+            "drift_interval" => {
+                self.drift_interval = parse_duration(&value)
+                    .filter(|d| (60..=7 * 86_400).contains(&d.as_secs()))
+                    .ok_or_else(|| invalid("a duration from 1m to 7d, such as 6h"))?
             }
             "cloud" => {
                 self.cloud = match value.as_str() {

@@ -15,9 +15,9 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use super::AppState;
 use crate::http::error::AppError;
 use crate::http::{
-    account_pool, admin, approvals, assets, auth, backlog, blueprints, catalog, environments,
-    error_pages, extract, handover, health, home, idempotency, identity, jobs, maintain,
-    notifications, openapi, platforms, search, services, teams,
+    account_pool, admin, approvals, assets, auth, backlog, blueprints, catalog, drift,
+    environments, error_pages, extract, handover, health, home, idempotency, identity, jobs,
+    maintain, notifications, openapi, platforms, search, services, teams,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -553,6 +553,42 @@ pub fn route_table() -> Vec<RouteDef> {
             M::GET,
             "/api/v1/environments/{id}/handover",
             get(handover::api_handover),
+        ),
+        route(
+            M::GET,
+            "/api/v1/environments/{id}/drift",
+            get(drift::api_drift),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/drift/check",
+            post(drift::api_check),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/drift/accept",
+            post(drift::api_accept),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/reconcile",
+            post(drift::api_reconcile),
+        ),
+        route(M::GET, "/environments/{id}/drift", get(drift::drift_page)),
+        route(
+            M::POST,
+            "/environments/{id}/drift/check",
+            post(drift::check),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/drift/accept",
+            post(drift::accept),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/reconcile",
+            post(drift::reconcile),
         ),
         route(
             M::GET,

@@ -78,6 +78,9 @@ pub enum Action {
     /// Onboard a service for a team: its members, and the platform team of its platform
     /// (admins on all).
     OnboardService,
+    /// Maintain an environment: check its drift, reconcile it, accept drift. The platform team
+    /// of its platform (admins on all), as for administering its cluster.
+    MaintainEnvironment,
 }
 
 /// Whether `principal` may perform `action` on `subject`.
@@ -126,9 +129,10 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
         (Action::ChangeEnvironment, Subject::Environment { requester, .. }) => {
             requester == principal.user.id || platform_team(principal)
         }
-        (Action::AdministerCluster, Subject::Environment { member, .. }) => {
-            principal.has(Role::Admin) || (member && principal.has(Role::PlatformEngineer))
-        }
+        (
+            Action::AdministerCluster | Action::MaintainEnvironment,
+            Subject::Environment { member, .. },
+        ) => principal.has(Role::Admin) || (member && principal.has(Role::PlatformEngineer)),
         // As for the platform's scope and backlog: its members decide (the README's approvers
         // are "members holding an approver role"), admins on every platform.
         (
@@ -226,6 +230,10 @@ pub fn refusal(principal: &Principal, action: Action, subject: Subject, name: &s
         (Action::OnboardService, _) => format!(
             "Only the team's members and the platform team of {platform} can onboard a service \
              for this team."
+        ),
+        (Action::MaintainEnvironment, _) => format!(
+            "Only the platform team of {platform} checks, reconciles and accepts the drift of its \
+             environments."
         ),
         (Action::AdministerCluster, _) => format!(
             "Only the platform team of {platform} administers its clusters; your team's hand-over \
@@ -378,6 +386,13 @@ mod tests {
         assert!(!can(&dev, Action::AdministerCluster, devs));
         assert!(can(&pe, Action::AdministerCluster, devs));
         assert!(!can(&pe, Action::AdministerCluster, outside));
+        assert!(
+            !can(&dev, Action::MaintainEnvironment, devs),
+            "a requester does not reconcile or accept drift"
+        );
+        assert!(!can(&other_dev, Action::MaintainEnvironment, teams));
+        assert!(can(&pe, Action::MaintainEnvironment, devs));
+        assert!(!can(&pe, Action::MaintainEnvironment, outside));
         assert!(can(&dev, Action::CancelRequest, devs));
         assert!(!can(&dev, Action::DecideEnvironment, devs));
         let mut pe_other = pe.clone();

@@ -18,6 +18,7 @@ use crate::auth::{Principal, Role, RoleSet};
 use crate::define::blueprint::{Lifecycle, MAX_TTL_HOURS};
 use crate::define::platforms::Platform;
 use crate::jobs::queue::{self, JobState, NewJob};
+use crate::provision::drift::RECONCILE_JOB;
 use crate::provision::{EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 use crate::validation::FieldErrors;
 
@@ -156,7 +157,7 @@ async fn commit_reported(
 /// One active job of each kind per environment. Provisioning and teardown have their own keys:
 /// the environment's state (checked by every step) keeps them apart, so a teardown can start
 /// the moment the environment is ready, while its provisioning job is still completing.
-fn job_key(id: Uuid, kind: &str) -> String {
+pub fn job_key(id: Uuid, kind: &str) -> String {
     format!("environment:{id}:{kind}")
 }
 
@@ -737,6 +738,20 @@ async fn start_teardown(
             env.state().label().to_lowercase()
         )));
     }
+    let reconciling: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM job WHERE unique_key = $1
+                        AND state IN ('available', 'running', 'retryable'))",
+    )
+    .bind(job_key(env.id, RECONCILE_JOB))
+    .fetch_one(&mut *tx)
+    .await?;
+    if reconciling {
+        return Err(EnvironmentError::Conflict(
+            "The environment is being reconciled: tear it down once that job has ended (or \
+             cancel it on the Jobs page)."
+                .into(),
+        ));
+    }
     let mut job = NewJob::new(
         TEARDOWN_JOB,
         EnvironmentJobPayload {
@@ -773,6 +788,41 @@ async fn start_teardown(
         base_url,
     )
     .await?;
+    Ok(())
+}
+
+/// Locks a ready environment for a maintenance action (`what`: "drift is reconciled") in
+/// `tx`; any other state is a conflict saying so.
+pub async fn lock_ready(
+    tx: &mut PgConnection,
+    id: EnvironmentId,
+    what: &str,
+) -> Result<(), EnvironmentError> {
+    let env = lock(tx, id).await?;
+    if env.state() != EnvState::Ready {
+        return Err(EnvironmentError::Conflict(format!(
+            "The environment is {}: {what} only on a ready environment.",
+            env.state().label().to_lowercase()
+        )));
+    }
+    Ok(())
+}
+
+/// Records a maintenance `event` on the environment, in `tx`: its timeline, the audit log and
+/// the notifications (and webhook) the event goes to. `by` is `None` for Slipway itself.
+pub async fn record_maintenance(
+    tx: &mut PgConnection,
+    id: EnvironmentId,
+    by: Option<&Principal>,
+    event: Event,
+    message: &str,
+    details: serde_json::Value,
+    base_url: &str,
+) -> Result<(), EnvironmentError> {
+    let env = lock(tx, id).await?;
+    let actor = by.map_or_else(Actor::system, Actor::from);
+    let message = format!("`{}`: {message}", env.name);
+    record(tx, &env, &actor, event, &message, details, base_url).await?;
     Ok(())
 }
 
@@ -854,10 +904,15 @@ pub async fn reap_expired(
         .await?;
     }
     let due: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM environment WHERE state = 'ready' AND expires_at <= $1
-         LIMIT 100 FOR UPDATE SKIP LOCKED",
+        // One being reconciled waits for its reconcile to end (the next sweep takes it).
+        "SELECT e.id FROM environment e WHERE e.state = 'ready' AND e.expires_at <= $1
+           AND NOT EXISTS (SELECT 1 FROM job j
+                           WHERE j.unique_key = 'environment:' || e.id || ':' || $2
+                             AND j.state IN ('available', 'running', 'retryable'))
+         LIMIT 100 FOR UPDATE OF e SKIP LOCKED",
     )
     .bind(now)
+    .bind(RECONCILE_JOB)
     .fetch_all(&mut *tx)
     .await?;
     for id in &due {

@@ -32,6 +32,10 @@ pub enum Event {
     ExpiringSoon,
     TearingDown,
     TornDown,
+    /// The drift check found differences from the plan nobody accepted.
+    Drifted,
+    DriftAccepted,
+    Reconciling,
 }
 
 impl Event {
@@ -49,12 +53,19 @@ impl Event {
             Event::ExpiringSoon => "expiring_soon",
             Event::TearingDown => "tearing_down",
             Event::TornDown => "torn_down",
+            Event::Drifted => "drifted",
+            Event::DriftAccepted => "drift_accepted",
+            Event::Reconciling => "reconciling",
         }
     }
 
-    /// Who hears of it: the approvers of requests awaiting a decision, otherwise the requester.
+    /// Who hears of it: the approvers of requests awaiting a decision and of drift (the
+    /// platform team decides what to do about it), otherwise the requester.
     fn for_approvers(self) -> bool {
-        matches!(self, Event::Submitted | Event::ExtensionRequested)
+        matches!(
+            self,
+            Event::Submitted | Event::ExtensionRequested | Event::Drifted
+        )
     }
 
     /// The events sent to the platform's webhook.

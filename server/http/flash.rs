@@ -49,11 +49,14 @@ pub enum Flash {
     TeamSaved,
     TeamDeleted,
     ServiceOnboarding,
+    DriftCheckStarted,
+    ReconcileStarted,
+    DriftAccepted,
 }
 
 impl Flash {
     /// Every flash without data.
-    const ALL: [Flash; 34] = [
+    const ALL: [Flash; 37] = [
         Flash::PlatformCreated,
         Flash::PlatformArchived,
         Flash::MemberAdded,
@@ -88,6 +91,9 @@ impl Flash {
         Flash::TeamSaved,
         Flash::TeamDeleted,
         Flash::ServiceOnboarding,
+        Flash::DriftCheckStarted,
+        Flash::ReconcileStarted,
+        Flash::DriftAccepted,
     ];
 
     /// The cookie's value.
@@ -141,6 +147,9 @@ impl Flash {
             Flash::TeamSaved => "team_saved",
             Flash::TeamDeleted => "team_deleted",
             Flash::ServiceOnboarding => "service_onboarding",
+            Flash::DriftCheckStarted => "drift_check_started",
+            Flash::ReconcileStarted => "reconcile_started",
+            Flash::DriftAccepted => "drift_accepted",
         }
     }
 
@@ -230,6 +239,11 @@ impl Flash {
                 "Team saved: environments requested from now on are built with these settings."
             }
             Flash::TeamDeleted => "Team deleted.",
+            Flash::DriftCheckStarted => "Drift check started: this page shows what it finds.",
+            Flash::ReconcileStarted => {
+                "Reconcile started: the node group and every object are set back to the plan."
+            }
+            Flash::DriftAccepted => "Drift accepted: it is recorded with your reason.",
             Flash::ServiceOnboarding => {
                 "Service registered: its repository and its entries in the environments' repositories are being made (this page follows)."
             }

@@ -1,15 +1,18 @@
-//! Maintain: keeping a platform's clusters current. Today that is version currency: where each
-//! cluster's Kubernetes version stands in EKS's support calendar and what staying on it costs.
-//! Upgrades, drift detection, actual cost and blueprint roll-outs are not built yet; the
-//! fields the API reserves for them are `null` (not checked), never an empty "all is well".
+//! Maintain: keeping a platform's clusters current. Version currency (where each cluster's
+//! Kubernetes version stands in EKS's support calendar and what staying on it costs) and drift
+//! ([`drift`]: how each environment differs from its plan, reconciled or accepted). Upgrades,
+//! actual cost and blueprint roll-outs are not built yet; the fields the API reserves for them
+//! are `null` (not checked), never an empty "all is well".
 
 pub mod currency;
+pub mod drift;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub use crate::provision::drift::Drift;
 pub use currency::Support;
 
 /// One cluster of a platform on the Maintain page (`GET /api/v1/platforms/{slug}/maintain`).
@@ -32,19 +35,11 @@ pub struct ClusterCurrency {
     pub revision: i32,
     /// Not checked yet (always null until Maintain compares add-ons).
     pub addons_behind: Option<Vec<String>>,
-    /// Not checked yet (always null until drift detection exists).
+    /// What the last drift check found that nobody accepted; null until one has run.
     pub drift: Option<Vec<Drift>>,
     pub cost: ClusterCost,
     #[serde(skip)]
     pub created_at: DateTime<Utc>,
-}
-
-/// A field whose live value differs from what the environment was built with.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Drift {
-    pub path: String,
-    pub expected: String,
-    pub actual: String,
 }
 
 /// The estimate Slipway made; actual spend and budgets are not read yet (null).
@@ -65,6 +60,7 @@ struct Row {
     kubernetes_version: Option<String>,
     blueprint_number: i32,
     cost_hourly_micros: i64,
+    drift: Option<sqlx::types::Json<Vec<Drift>>>,
     created_at: DateTime<Utc>,
 }
 
@@ -78,16 +74,18 @@ pub async fn clusters(
     limit: i64,
     after: Option<(DateTime<Utc>, Uuid)>,
 ) -> Result<Vec<ClusterCurrency>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(concat!(
         "SELECT e.id, e.name, e.environment_type, e.state::text AS state,
                 (SELECT s->'details'->>'version' FROM jsonb_array_elements(e.plan) s
                  WHERE s->>'action' = 'eks:CreateCluster' LIMIT 1) AS kubernetes_version,
-                e.blueprint_number, e.cost_hourly_micros, e.created_at
-         FROM environment e
+                e.blueprint_number, e.cost_hourly_micros, ",
+        drift::unaccepted_items!(),
+        " AS drift, e.created_at
+         FROM environment e LEFT JOIN environment_drift d ON d.environment_id = e.id
          WHERE e.platform_id = $1 AND e.state IN ('provisioning', 'ready', 'failed', 'tearing_down')
            AND ($2::timestamptz IS NULL OR (e.created_at, e.id) > ($2, $3))
-         ORDER BY e.created_at, e.id LIMIT $4",
-    )
+         ORDER BY e.created_at, e.id LIMIT $4"
+    ))
     .bind(platform)
     .bind(after.map(|(at, _)| at))
     .bind(after.map(|(_, id)| id))
@@ -112,7 +110,7 @@ pub async fn clusters(
                 hourly_extra_usd: status.hourly_extra_usd,
                 revision: row.blueprint_number,
                 addons_behind: None,
-                drift: None,
+                drift: row.drift.map(|d| d.0),
                 cost: ClusterCost {
                     month_to_date_usd: None,
                     estimate_month_usd: (row.cost_hourly_micros

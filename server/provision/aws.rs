@@ -19,7 +19,7 @@ use aws_sdk_eks::types::{
 use super::cloud::{
     AccessEntry, Account, AccountCreation, AccountSpec, Addon, AddonSpec, Closure, CloudError,
     Cluster, ClusterSpec, EndpointAccess, Identity, Network, Nodegroup, NodegroupSpec, OWNER_TAG,
-    Organization, Provider, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec,
+    Organization, Provider, Scaling, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec,
 };
 use super::kubernetes::{self, ClusterEndpoint};
 
@@ -1052,6 +1052,7 @@ impl Provider for AwsCloud {
                 arn: c.arn().unwrap_or_default().to_owned(),
                 status: Status::parse(c.status().map(|s| s.as_str()).unwrap_or("")),
                 endpoint: c.endpoint().map(str::to_owned),
+                version: c.version().map(str::to_owned),
                 certificate_authority: c
                     .certificate_authority()
                     .and_then(|ca| ca.data())
@@ -1182,6 +1183,14 @@ impl Provider for AwsCloud {
                     .tags()
                     .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default(),
+                scaling: n.scaling_config().and_then(|c| {
+                    Some(Scaling {
+                        min_size: c.min_size()?,
+                        max_size: c.max_size()?,
+                        desired_size: c.desired_size().unwrap_or_default(),
+                    })
+                }),
+                instance_types: n.instance_types().to_vec(),
             })),
             Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(None),
             Err(e) => Err(classify("eks:DescribeNodegroup", e)),
@@ -1233,6 +1242,53 @@ impl Provider for AwsCloud {
             Ok(_) => Ok(()),
             Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(()),
             Err(e) => Err(classify("eks:DeleteNodegroup", e)),
+        }
+    }
+
+    async fn update_nodegroup_scaling(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &str,
+        name: &str,
+        min_size: i32,
+        max_size: i32,
+    ) -> Result<(), CloudError> {
+        let current = self
+            .find_nodegroup(session, region, cluster, name)
+            .await?
+            .ok_or_else(|| CloudError::Permanent(format!("node group {name} is not there")))?;
+        let desired = current
+            .scaling
+            .map_or(min_size, |s| s.desired_size.clamp(min_size, max_size));
+        let wanted = Scaling {
+            min_size,
+            max_size,
+            desired_size: desired,
+        };
+        if current.scaling == Some(wanted) {
+            return Ok(());
+        }
+        let scaling = NodegroupScalingConfig::builder()
+            .min_size(min_size)
+            .max_size(max_size)
+            .desired_size(desired)
+            .build();
+        match self
+            .eks(session, region)
+            .update_nodegroup_config()
+            .cluster_name(cluster)
+            .nodegroup_name(name)
+            .scaling_config(scaling)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Another update of the group is still running: EKS takes one at a time.
+            Err(e) if is_code(&e, "ResourceInUseException") => Err(CloudError::Transient(format!(
+                "node group {name} is being updated already"
+            ))),
+            Err(e) => Err(classify("eks:UpdateNodegroupConfig", e)),
         }
     }
 

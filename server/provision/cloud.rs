@@ -209,6 +209,8 @@ pub struct Cluster {
     /// Base64 PEM, as DescribeCluster gives it.
     pub certificate_authority: Option<String>,
     pub tags: Tags,
+    /// Its Kubernetes minor version ("1.35"), when EKS says.
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +229,17 @@ pub struct NodegroupSpec {
 pub struct Nodegroup {
     pub status: Status,
     pub tags: Tags,
+    /// Its sizes as EKS reports them (`None` when it does not say).
+    pub scaling: Option<Scaling>,
+    pub instance_types: Vec<String>,
+}
+
+/// A node group's sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scaling {
+    pub min_size: i32,
+    pub max_size: i32,
+    pub desired_size: i32,
 }
 
 /// What applying one Kubernetes object did.
@@ -366,6 +379,17 @@ pub trait Provider: Send + Sync + 'static {
         cluster: &str,
         name: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Sets the node group's minimum and maximum size (`UpdateNodegroupConfig`), the desired
+    /// size brought within them; a group already so is left alone.
+    fn update_nodegroup_scaling(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &str,
+        name: &str,
+        min_size: i32,
+        max_size: i32,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// The EKS add-on `name` of the cluster, if installed.
     fn find_addon(
@@ -438,6 +462,14 @@ pub trait ClusterApi: Send + Sync {
         &self,
         objects: &[Value],
     ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+    /// What differs between the objects as Slipway applies them and as they are: each object
+    /// server-side applied as a dry run (field manager `slipway`, forced) and the result
+    /// compared with the live object, so only the fields Slipway sets count and the server's
+    /// defaults and normalisations are on both sides. A missing object is one difference.
+    fn drift(
+        &self,
+        objects: &[Value],
+    ) -> impl Future<Output = Result<Vec<super::drift::Drift>, CloudError>> + Send;
     /// Deletes the objects in reverse order; missing ones are success.
     fn delete(&self, objects: &[Value]) -> impl Future<Output = Result<usize, CloudError>> + Send;
     /// What deleting the objects left still going: namespaces terminating, volumes of their

@@ -16,6 +16,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
 use super::cloud::{Applied, CloudError, Cluster, describe_object};
+use super::drift::{Drift, missing_object, object_drift};
 use super::manifests::{GeneratedSecret, SecretCopy};
 
 pub const FIELD_MANAGER: &str = "slipway";
@@ -578,6 +579,52 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Appli
     Ok(applied)
 }
 
+/// How the objects in the cluster differ from `objects` as Slipway applies them: each is
+/// server-side applied as a forced dry run (nothing is written) and the result compared with
+/// the live object, so the API server's defaults and normalisations are on both sides and only
+/// the fields Slipway's apply would change count.
+pub async fn drift(client: &kube::Client, objects: &[Value]) -> Result<Vec<Drift>, CloudError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+    let mut kinds = Kinds::new(objects);
+    let mut found = Vec::new();
+    for object in objects {
+        let api = match kinds.api_for(client, object).await {
+            Ok(api) => api,
+            // A CRD removed since: the objects of its kind are gone with it.
+            Err(Unserved::NotServed(_)) => {
+                found.push(missing_object(object));
+                continue;
+            }
+            Err(Unserved::Failed(e)) => return Err(e),
+        };
+        let resource = describe_object(object);
+        let name = name_of(object);
+        let compared = async {
+            let Some(live) = api
+                .get_opt(name)
+                .await
+                .map_err(|e| kube_error(&format!("reading {resource}"), e))?
+            else {
+                return Ok(vec![missing_object(object)]);
+            };
+            let dry_run = api
+                .patch(name, &params, &Patch::Apply(object))
+                .await
+                .map_err(|e| kube_error(&format!("comparing {resource}"), e))?;
+            let as_json = |o: DynamicObject| {
+                serde_json::to_value(o).map_err(|e| {
+                    CloudError::Permanent(format!("{resource} does not read as JSON: {e}"))
+                })
+            };
+            Ok::<_, CloudError>(object_drift(object, as_json(dry_run)?, as_json(live)?))
+        }
+        .instrument(call_span("compare", object))
+        .await?;
+        found.extend(compared);
+    }
+    Ok(found)
+}
+
 /// The trace span of one call on one object: its verb, kind, namespace and name.
 fn call_span(verb: &'static str, object: &Value) -> tracing::Span {
     let kind = str_at(object, "/kind");
@@ -911,6 +958,10 @@ impl super::cloud::ClusterApi for kube::Client {
 
     async fn unhealthy(&self, objects: &[Value]) -> Result<Vec<String>, CloudError> {
         unhealthy(self, objects).await
+    }
+
+    async fn drift(&self, objects: &[Value]) -> Result<Vec<Drift>, CloudError> {
+        drift(self, objects).await
     }
 
     async fn delete(&self, objects: &[Value]) -> Result<usize, CloudError> {

@@ -11,6 +11,7 @@ pub mod closures;
 pub mod cloud;
 pub mod delivery;
 pub mod desired;
+pub mod drift;
 pub mod ec2;
 pub mod kubernetes;
 pub mod manifests;
@@ -77,12 +78,14 @@ impl Cloud {
     }
 }
 
-/// Adds the provisioning and teardown job kinds to `registry`. `owner` is how the jobs read the
-/// environment they work on and report back; provisioning never touches environments itself.
+/// Adds the provisioning, teardown and drift job kinds to `registry`. `owner` is how the jobs
+/// read the environment they work on and report back, `drift` where drift findings go;
+/// provisioning never touches environments itself.
 pub fn job_kinds(
     registry: crate::jobs::Registry,
     cloud: Cloud,
     owner: Arc<dyn EnvironmentOwner>,
+    drift: Arc<dyn drift::DriftOwner>,
     git: crate::repositories::GitHost,
 ) -> crate::jobs::Registry {
     let runner = Arc::new(run::Runner {
@@ -94,5 +97,7 @@ pub fn job_kinds(
         .with(pool::TopUp { cloud })
         .with(run::EnvironmentJob::provision(runner.clone()))
         .with(run::EnvironmentJob::teardown(runner.clone()))
+        .with(drift::DriftJob::check(runner.clone(), drift.clone()))
+        .with(drift::DriftJob::reconcile(runner.clone(), drift))
         .with(closures::CloseQueued { runner })
 }

@@ -122,7 +122,7 @@ pub trait EnvironmentOwner: Send + Sync + 'static {
 }
 
 impl Target {
-    fn plan(&self) -> Result<Vec<PlanStep>, StepError> {
+    pub(super) fn plan(&self) -> Result<Vec<PlanStep>, StepError> {
         serde_json::from_value(self.plan.clone())
             .map_err(|e| StepError::Permanent(format!("the environment's plan is unreadable: {e}")))
     }
@@ -284,7 +284,7 @@ impl Target {
 }
 
 impl Runner {
-    async fn target(&self, environment: Uuid) -> Result<Target, StepError> {
+    pub(super) async fn target(&self, environment: Uuid) -> Result<Target, StepError> {
         self.owner
             .target(environment)
             .await?
@@ -469,7 +469,7 @@ fn region(t: &Target) -> Result<String, StepError> {
 }
 
 /// The environment's cluster, refusing one that is not ours.
-async fn our_cluster<P: Provider>(
+pub(super) async fn our_cluster<P: Provider>(
     p: &P,
     session: &P::Session,
     region: &str,
@@ -714,7 +714,11 @@ async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(),
     Ok(())
 }
 
-async fn kubernetes<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+pub(super) async fn kubernetes<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    t: &Target,
+) -> Result<(), StepError> {
     let region = region(t)?;
     let session = session(p, ctx, t).await?;
     let name = t.cluster()?.0;

@@ -12,8 +12,10 @@ use sqlx::PgPool;
 use super::cloud::{
     AccessEntry, Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, Closure,
     CloudError, Cluster, ClusterApi, ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec,
-    Organization, Provider, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec, describe_object,
+    Organization, Provider, Scaling, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec,
+    describe_object,
 };
+use super::drift::{Drift, missing_object, object_drift};
 use super::manifests::{GeneratedSecret, SecretCopy};
 
 /// The simulated management account.
@@ -390,6 +392,7 @@ impl Provider for SimulatedCloud {
             arn: format!("arn:simulated:eks:{region}:{account}:cluster/{}", r.name),
             endpoint: Some(format!("https://{}.simulated.eks.{region}.local", r.name)),
             certificate_authority: r.body["certificate_authority"].as_str().map(str::to_owned),
+            version: r.body["version"].as_str().map(str::to_owned),
             name: r.name,
         }))
     }
@@ -448,9 +451,23 @@ impl Provider for SimulatedCloud {
     ) -> Result<Option<Nodegroup>, CloudError> {
         let id = format!("{}/{name}", cluster_id(account, cluster));
         let row = self.find("nodegroup", &id).await?;
-        Ok(row.map(|r| Nodegroup {
-            status: r.status(),
-            tags: r.tags(),
+        Ok(row.map(|r| {
+            let size = |key: &str| r.body[key].as_i64().and_then(|n| i32::try_from(n).ok());
+            Nodegroup {
+                status: r.status(),
+                tags: r.tags(),
+                scaling: size("min_size")
+                    .zip(size("max_size"))
+                    .map(|(min, max)| Scaling {
+                        min_size: min,
+                        max_size: max,
+                        desired_size: size("desired_size").unwrap_or(min),
+                    }),
+                instance_types: r.body["instance_type"]
+                    .as_str()
+                    .map(|t| vec![t.to_owned()])
+                    .unwrap_or_default(),
+            }
         }))
     }
 
@@ -512,6 +529,37 @@ impl Provider for SimulatedCloud {
             &format!("{}/{name}", cluster_id(account, cluster)),
         )
         .await
+    }
+
+    async fn update_nodegroup_scaling(
+        &self,
+        account: &String,
+        _region: &str,
+        cluster: &str,
+        name: &str,
+        min_size: i32,
+        max_size: i32,
+    ) -> Result<(), CloudError> {
+        self.fault("eks:UpdateNodegroupConfig").await?;
+        let id = format!("{}/{name}", cluster_id(account, cluster));
+        let updated = sqlx::query(
+            "UPDATE simulated_resource
+             SET body = body || jsonb_build_object('min_size', $3::int, 'max_size', $4::int)
+             WHERE kind = $1 AND id = $2 AND gone_at IS NULL",
+        )
+        .bind("nodegroup")
+        .bind(&id)
+        .bind(min_size)
+        .bind(max_size)
+        .execute(&self.db)
+        .await
+        .map_err(db_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(CloudError::Permanent(format!(
+                "node group {name} is not there"
+            )));
+        }
+        Ok(())
     }
 
     async fn find_addon(
@@ -682,6 +730,33 @@ impl ClusterApi for SimulatedCluster {
                 .await
                 .map_err(db_error)?;
         Ok(done.rows_affected() as usize)
+    }
+
+    async fn drift(&self, objects: &[Value]) -> Result<Vec<Drift>, CloudError> {
+        self.cloud.fault("kubernetes:compare").await?;
+        let ids: Vec<String> = objects
+            .iter()
+            .map(|o| format!("{}/{}", self.id, describe_object(o)))
+            .collect();
+        let live: std::collections::HashMap<String, Value> = sqlx::query_as(
+            "SELECT id, body FROM simulated_resource
+             WHERE kind = 'object' AND id = ANY($1) AND gone_at IS NULL",
+        )
+        .bind(&ids)
+        .fetch_all(&self.cloud.db)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .collect();
+        // What was applied is what is stored: a difference is a change made since.
+        Ok(objects
+            .iter()
+            .zip(&ids)
+            .flat_map(|(object, id)| match live.get(id) {
+                Some(body) => object_drift(object, object.clone(), body.clone()),
+                None => vec![missing_object(object)],
+            })
+            .collect())
     }
 
     async fn create_secrets(&self, secrets: &[GeneratedSecret]) -> Result<usize, CloudError> {

@@ -369,6 +369,8 @@ pub struct EnvironmentPage {
     pub can_decide: bool,
     pub can_cancel: bool,
     pub can_change: bool,
+    /// May check, reconcile and accept its drift (the platform team).
+    pub can_maintain: bool,
     pub can_view_jobs: bool,
     /// The requester's other environments, for the platform team deciding.
     pub others: Vec<Summary>,
@@ -528,6 +530,7 @@ async fn environment_view(
         can_cancel: on.can(Action::CancelRequest)
             && on.environment.summary.state() == EnvState::Submitted,
         can_change: on.can(Action::ChangeEnvironment),
+        can_maintain: on.can(Action::MaintainEnvironment),
         can_view_jobs: team,
         env: on.environment.clone(),
         errors,
