@@ -226,13 +226,16 @@ impl World {
 
     /// Runs the `accounts.pool` job once and waits for it to end.
     async fn top_up_pools(&self) {
+        self.run_job(slipway::provision::pool::TOP_UP_JOB).await
+    }
+
+    /// Runs the periodic job `kind` once, now, and waits for it to complete.
+    async fn run_job(&self, kind: &str) {
         let mut tx = self.app.pool.begin().await.unwrap();
-        let id = slipway::jobs::queue::enqueue(
-            &mut tx,
-            &slipway::jobs::NewJob::new(slipway::provision::pool::TOP_UP_JOB, json!({})),
-        )
-        .await
-        .unwrap();
+        let id =
+            slipway::jobs::queue::enqueue(&mut tx, &slipway::jobs::NewJob::new(kind, json!({})))
+                .await
+                .unwrap();
         tx.commit().await.unwrap();
         let started = Instant::now();
         loop {
@@ -246,7 +249,7 @@ impl World {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
-                "the top-up job is {state}"
+                "the {kind} job is {state}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -3287,4 +3290,166 @@ async fn the_drift_page_checks_and_accepts_without_javascript() {
             .contains("being reconciled"),
         "{body}"
     );
+}
+
+/// What environments really cost, from Cost Explorer as moto serves it: nothing is shown as
+/// spent before the bill is read; then each environment's month so far sits beside its
+/// estimate and its type's budget on the Maintain tab, its page and the platform page, with the
+/// estimate's error per day; passing 80 % and 100 % of the budget warns the platform team once
+/// each, not at every read.
+#[tokio::test]
+async fn actual_spend_from_cost_explorer_sits_beside_the_estimate_and_budgets_warn_once() {
+    let moto = Moto::start().await;
+    let w = World::at("2026-12-03T09:00:00Z").await;
+    w.approve_revision(|doc| doc["environment_types"][0]["budget_month_usd"] = json!(100))
+        .await;
+    let workers = w.workers(w.simulated());
+    let ledger = w.approved("ledger").await;
+    let billing = w.approved("billing").await;
+    let mut accounts = vec![];
+    for id in [&ledger, &billing] {
+        let env = w.until_state(id, "ready", Duration::from_secs(60)).await;
+        accounts.push(env["outputs"]["account_id"].as_str().unwrap().to_owned());
+    }
+    w.run_job(slipway::maintain::cost::COST_JOB).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    let clusters = || async {
+        let (status, body) = w
+            .call(
+                Method::GET,
+                "/api/v1/platforms/shop/maintain",
+                &w.engineer,
+                json!(null),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().unwrap().clone()
+    };
+    for c in clusters().await {
+        assert!(
+            c["cost"]["month_to_date_usd"].is_null(),
+            "the simulated cloud has no bill: {c}"
+        );
+        assert_eq!(c["cost"]["budget_month_usd"], 100.0);
+    }
+
+    let group = |account: &str, usd: &str| json!({"Keys": [account], "Metrics": {"UnblendedCost": {"Amount": usd, "Unit": "USD"}}});
+    let res = support::client()
+        .post(format!(
+            "{}/moto-api/static/ce/cost-and-usage-results",
+            moto.url
+        ))
+        .json(&json!({"results": [{
+            "ResultsByTime": [{
+                "TimePeriod": {"Start": "2026-12-03", "End": "2026-12-04"},
+                "Total": {},
+                "Groups": [group(&accounts[0], "85.25"), group(&accounts[1], "130"),
+                           group("999999999999", "12")],
+                "Estimated": true
+            }],
+            "DimensionValueAttributes": []
+        }]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    moto.create_organization().await;
+    let aws = Cloud::Aws(Box::new(AwsCloud::from_sdk_config(
+        moto.sdk_config().await,
+        slipway::app::config::Config::default().aws,
+    )));
+    let workers = w.workers(aws);
+    w.run_job(slipway::maintain::cost::COST_JOB).await;
+
+    let spent = |name: &str, clusters: &[Value]| {
+        let c = clusters.iter().find(|c| c["name"] == name).unwrap();
+        (
+            c["cost"]["month_to_date_usd"].as_f64(),
+            c["cost"]["estimate_month_usd"].as_f64().unwrap(),
+        )
+    };
+    let all = clusters().await;
+    let (ledger_spent, ledger_estimate) = spent("ledger", &all);
+    assert_eq!(
+        ledger_spent,
+        Some(85.25),
+        "an account unknown to Slipway is left out"
+    );
+    assert_eq!(spent("billing", &all).0, Some(130.0));
+    let (_, cost) = w
+        .call(
+            Method::GET,
+            &format!("/api/v1/environments/{ledger}/cost"),
+            &w.dev,
+            json!(null),
+        )
+        .await;
+    assert_eq!(cost["month_to_date_usd"], 85.25, "{cost}");
+    assert_eq!(cost["budget_month_usd"], 100.0);
+    assert_eq!(cost["days"][0]["day"], "2026-12-03");
+    assert_eq!(cost["days"][0]["actual_usd"], 85.25);
+    let estimate_day = cost["days"][0]["estimate_usd"].as_f64().unwrap();
+    assert!(
+        (estimate_day - ledger_estimate / 730.0 * 24.0).abs() < 0.01,
+        "the day's estimate is the hourly estimate over 24 hours: {cost} beside {ledger_estimate}"
+    );
+    let error = cost["days"][0]["error_percent"].as_f64().unwrap();
+    let expected = ((85.25 - estimate_day) / estimate_day * 1000.0).round() / 10.0;
+    assert!((error - expected).abs() < 0.11, "{error} vs {expected}");
+
+    let warnings = || async {
+        sqlx::query_as::<_, (String, i32)>(
+            "SELECT e.name, w.threshold FROM budget_warning w
+             JOIN environment e ON e.id = w.environment_id ORDER BY 1, 2",
+        )
+        .fetch_all(&w.app.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        warnings().await,
+        [
+            ("billing".to_owned(), 80),
+            ("billing".to_owned(), 100),
+            ("ledger".to_owned(), 80)
+        ]
+    );
+    let told = || {
+        count(
+            &w.app.pool,
+            "SELECT count(DISTINCT (environment_id, message)) FROM notification
+             WHERE kind = 'budget_warning'",
+        )
+    };
+    assert_eq!(
+        told().await,
+        2,
+        "one warning each: ledger at 80 %, billing at 100 %"
+    );
+    let timeline = w.environment(&billing).await["timeline"].to_string();
+    assert!(
+        timeline.contains("130% of its monthly budget"),
+        "{timeline}"
+    );
+    w.run_job(slipway::maintain::cost::COST_JOB).await;
+    assert_eq!(told().await, 2, "not told again at the next read");
+
+    let page = w.page(&ledger).await;
+    assert!(
+        page.contains("$85.25") && page.contains("Spend by day"),
+        "{page}"
+    );
+    let platform = w
+        .app
+        .client
+        .get(w.app.url("/platforms/shop"))
+        .bearer_auth(&w.engineer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(platform.contains("<strong>$215.25</strong>"), "{platform}");
+    workers.shutdown(Duration::from_secs(5)).await;
 }

@@ -538,7 +538,13 @@ pub fn job_registry(
         base_url,
         &config.webhook_allowed_ranges,
     );
-    let registry = crate::maintain::drift::job_kinds(registry, config.drift_interval);
+    let registry = crate::maintain::drift::job_kinds(registry, config.drift_interval).with(
+        crate::maintain::cost::CostRead {
+            cloud: cloud.clone(),
+            clock: clock.clone(),
+            base_url: base_url.to_owned(),
+        },
+    );
     let owner = crate::environments::provisioning::Owner {
         db: pool.clone(),
         clock,

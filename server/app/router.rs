@@ -15,7 +15,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use super::AppState;
 use crate::http::error::AppError;
 use crate::http::{
-    account_pool, admin, approvals, assets, auth, backlog, blueprints, catalog, drift,
+    account_pool, admin, approvals, assets, auth, backlog, blueprints, catalog, cost, drift,
     environments, error_pages, extract, handover, health, home, idempotency, identity, jobs,
     maintain, notifications, openapi, platforms, search, services, teams,
 };
@@ -558,6 +558,11 @@ pub fn route_table() -> Vec<RouteDef> {
             M::GET,
             "/api/v1/environments/{id}/drift",
             get(drift::api_drift),
+        ),
+        route(
+            M::GET,
+            "/api/v1/environments/{id}/cost",
+            get(cost::api_cost),
         ),
         route(
             M::POST,

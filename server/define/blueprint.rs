@@ -281,6 +281,10 @@ pub struct EnvironmentType {
     /// Who may request this type.
     pub requesters: Vec<Role>,
     pub approval: Approval,
+    /// What each environment of this type may spend in a month (actual spend, from Cost
+    /// Explorer); warnings at 80 % and 100 %. None: no budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_month_usd: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -676,6 +680,15 @@ impl Blueprint {
                     "Use sla_hours up to 2160 hours (90 days).",
                 );
             }
+            if env
+                .budget_month_usd
+                .is_some_and(|b| !(1..=10_000_000).contains(&b))
+            {
+                errors.add(
+                    &at("budget_month_usd"),
+                    "Use a whole number of dollars from 1 to 10,000,000.",
+                );
+            }
             if env.approval.auto_approve_below_monthly_usd.is_some()
                 && env.lifecycle != Lifecycle::Ephemeral
             {
@@ -1019,6 +1032,11 @@ mod tests {
                 "    max_hours: 72",
                 "    max_hours: 500",
                 "environment_types[2].ttl.max_hours",
+            ),
+            (
+                "- name: perf\n  lifecycle: ephemeral",
+                "- name: perf\n  budget_month_usd: 0\n  lifecycle: ephemeral",
+                "environment_types[2].budget_month_usd",
             ),
             (
                 "    min_size: 3\n    max_size: 20",

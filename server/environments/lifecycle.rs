@@ -223,9 +223,10 @@ pub async fn submit(
         "INSERT INTO environment (id, platform_id, environment_type, name, purpose, parameters,
              lifecycle, ttl_hours, max_ttl_hours, requested_by, blueprint_number,
              approvals_required, approver_roles, sla_hours, cost_hourly_micros,
-             cost_max_hourly_micros, plan, awaiting_since, sla_due_at, pending_until, created_at)
+             cost_max_hourly_micros, plan, awaiting_since, sla_due_at, pending_until, created_at,
+             budget_monthly_micros)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $18, $18 + $19, $18 + $20, $18)",
+                 $18, $18 + $19, $18 + $20, $18, $21)",
     )
     .bind(id)
     .bind(platform.id)
@@ -247,6 +248,7 @@ pub async fn submit(
     .bind(now)
     .bind(hours(policy.sla_hours as i32))
     .bind(hours(policy.expire_after_hours as i32))
+    .bind(ty.budget_month_usd.map(|usd| i64::from(usd) * 1_000_000))
     .execute(&mut *tx)
     .await;
     match inserted {

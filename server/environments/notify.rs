@@ -36,6 +36,8 @@ pub enum Event {
     Drifted,
     DriftAccepted,
     Reconciling,
+    /// Its spend this month passed 80 % or 100 % of its monthly budget.
+    BudgetWarning,
 }
 
 impl Event {
@@ -56,15 +58,16 @@ impl Event {
             Event::Drifted => "drifted",
             Event::DriftAccepted => "drift_accepted",
             Event::Reconciling => "reconciling",
+            Event::BudgetWarning => "budget_warning",
         }
     }
 
-    /// Who hears of it: the approvers of requests awaiting a decision and of drift (the
-    /// platform team decides what to do about it), otherwise the requester.
+    /// Who hears of it: the approvers of requests awaiting a decision, of drift and of budgets
+    /// (the platform team decides what to do about them), otherwise the requester.
     fn for_approvers(self) -> bool {
         matches!(
             self,
-            Event::Submitted | Event::ExtensionRequested | Event::Drifted
+            Event::Submitted | Event::ExtensionRequested | Event::Drifted | Event::BudgetWarning
         )
     }
 

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod backlog;
 pub mod blueprints;
 pub mod catalog;
+pub mod cost;
 pub mod drift;
 pub mod environments;
 pub mod error;

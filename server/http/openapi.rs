@@ -64,6 +64,7 @@ use crate::http::views::{Shell, render};
         crate::http::jobs::api_cancel,
         crate::http::account_pool::api_account_pool,
         crate::http::maintain::api_maintain,
+        crate::http::cost::api_cost,
         crate::http::drift::api_drift,
         crate::http::drift::api_check,
         crate::http::drift::api_accept,

@@ -1,9 +1,11 @@
 //! Maintain: keeping a platform's clusters current. Version currency (where each cluster's
-//! Kubernetes version stands in EKS's support calendar and what staying on it costs) and drift
-//! ([`drift`]: how each environment differs from its plan, reconciled or accepted). Upgrades,
-//! actual cost and blueprint roll-outs are not built yet; the fields the API reserves for them
-//! are `null` (not checked), never an empty "all is well".
+//! Kubernetes version stands in EKS's support calendar and what staying on it costs), drift
+//! ([`drift`]: how each environment differs from its plan, reconciled or accepted) and actual
+//! cost ([`cost`]: the bill beside the estimate and the budget). Upgrades and blueprint
+//! roll-outs are not built yet; the fields the API reserves for what is not checked are `null`,
+//! never an empty "all is well".
 
+pub mod cost;
 pub mod currency;
 pub mod drift;
 
@@ -37,18 +39,9 @@ pub struct ClusterCurrency {
     pub addons_behind: Option<Vec<String>>,
     /// What the last drift check found that nobody accepted; null until one has run.
     pub drift: Option<Vec<Drift>>,
-    pub cost: ClusterCost,
+    pub cost: cost::CostSummary,
     #[serde(skip)]
     pub created_at: DateTime<Utc>,
-}
-
-/// The estimate Slipway made; actual spend and budgets are not read yet (null).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ClusterCost {
-    pub month_to_date_usd: Option<f64>,
-    /// At the minimum node count, for an average month.
-    pub estimate_month_usd: f64,
-    pub budget_month_usd: Option<f64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -60,6 +53,8 @@ struct Row {
     kubernetes_version: Option<String>,
     blueprint_number: i32,
     cost_hourly_micros: i64,
+    budget_monthly_micros: Option<i64>,
+    month_to_date: Option<i64>,
     drift: Option<sqlx::types::Json<Vec<Drift>>>,
     created_at: DateTime<Utc>,
 }
@@ -78,10 +73,13 @@ pub async fn clusters(
         "SELECT e.id, e.name, e.environment_type, e.state::text AS state,
                 (SELECT s->'details'->>'version' FROM jsonb_array_elements(e.plan) s
                  WHERE s->>'action' = 'eks:CreateCluster' LIMIT 1) AS kubernetes_version,
-                e.blueprint_number, e.cost_hourly_micros, ",
+                e.blueprint_number, e.cost_hourly_micros, e.budget_monthly_micros, ",
+        cost::month_to_date!("$5"),
+        " AS month_to_date, ",
         drift::unaccepted_items!(),
         " AS drift, e.created_at
          FROM environment e LEFT JOIN environment_drift d ON d.environment_id = e.id
+              LEFT JOIN cost_read r ON true
          WHERE e.platform_id = $1 AND e.state IN ('provisioning', 'ready', 'failed', 'tearing_down')
            AND ($2::timestamptz IS NULL OR (e.created_at, e.id) > ($2, $3))
          ORDER BY e.created_at, e.id LIMIT $4"
@@ -90,6 +88,7 @@ pub async fn clusters(
     .bind(after.map(|(at, _)| at))
     .bind(after.map(|(_, id)| id))
     .bind(limit)
+    .bind(cost::month_start(today))
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -111,14 +110,11 @@ pub async fn clusters(
                 revision: row.blueprint_number,
                 addons_behind: None,
                 drift: row.drift.map(|d| d.0),
-                cost: ClusterCost {
-                    month_to_date_usd: None,
-                    estimate_month_usd: (row.cost_hourly_micros
-                        * crate::environments::pricing::HOURS_PER_MONTH)
-                        as f64
-                        / 1_000_000.0,
-                    budget_month_usd: None,
-                },
+                cost: cost::summary(
+                    row.month_to_date,
+                    row.cost_hourly_micros,
+                    row.budget_monthly_micros,
+                ),
                 created_at: row.created_at,
             }
         })

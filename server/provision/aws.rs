@@ -380,6 +380,25 @@ impl AwsCloud {
         )
     }
 
+    /// Each linked account's cost per day from `from` up to `to`, from Cost Explorer as the
+    /// management account (Slipway's own credentials) sees it.
+    pub async fn daily_costs(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<super::billing::AccountDay>, CloudError> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let provider = self.base.credentials_provider().ok_or_else(|| {
+            CloudError::Permanent("no AWS credentials are configured for Slipway".into())
+        })?;
+        let credentials = provider.provide_credentials().await.map_err(|e| {
+            CloudError::Transient(format!("reading Slipway's AWS credentials failed: {e}"))
+        })?;
+        super::billing::CostExplorer::new(self.partition(), credentials, self.base.endpoint_url())
+            .daily_by_account(from, to)
+            .await
+    }
+
     /// The partition Slipway's organization is in (its accounts are all in it).
     fn partition(&self) -> &'static str {
         super::cloud::partition(&self.region().unwrap_or_default())

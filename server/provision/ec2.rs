@@ -290,47 +290,18 @@ impl Ec2 {
 
     /// The headers that sign a form POST of `body` to the endpoint.
     fn sign(&self, body: &str, now: SystemTime) -> Result<Vec<(String, String)>, CloudError> {
-        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-        let failed =
-            |e: &dyn std::fmt::Display| CloudError::Permanent(format!("signing for EC2: {e}"));
-        let host = reqwest::Url::parse(&self.endpoint)
-            .ok()
-            .and_then(|url| {
-                url.host_str().map(|host| match url.port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host.to_owned(),
-                })
-            })
-            .ok_or_else(|| failed(&format!("the endpoint {} has no host", self.endpoint)))?;
-        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-        let identity = self.credentials.clone().into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("ec2")
-            .time(now)
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| failed(&e))?
-            .into();
-        let unsigned = [("host", host.as_str()), ("content-type", content_type)];
-        let signable = SignableRequest::new(
-            "POST",
-            &self.endpoint,
-            unsigned.into_iter(),
-            SignableBody::Bytes(body.as_bytes()),
+        super::signing::headers(
+            &super::signing::Request {
+                endpoint: &self.endpoint,
+                region: &self.region,
+                service: "ec2",
+                content_type: "application/x-www-form-urlencoded; charset=utf-8",
+                target: None,
+                body: body.as_bytes(),
+            },
+            &self.credentials,
+            now,
         )
-        .map_err(|e| failed(&e))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| failed(&e))?
-            .into_parts();
-        let mut headers: Vec<(String, String)> = vec![("content-type".into(), content_type.into())];
-        headers.extend(
-            instructions
-                .headers()
-                .map(|(name, value)| (name.to_owned(), value.to_owned())),
-        );
-        Ok(headers)
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod aws;
+pub mod billing;
 pub mod closures;
 pub mod cloud;
 pub mod delivery;
@@ -18,6 +19,7 @@ pub mod manifests;
 pub mod plan;
 pub mod pool;
 pub mod run;
+pub mod signing;
 pub mod simulated;
 pub mod versions;
 pub mod vpc;
@@ -75,6 +77,21 @@ impl Cloud {
             identity,
             organization: organization.map_err(|e| e.to_string()),
         })
+    }
+}
+
+impl Cloud {
+    /// Each account's cost per day from `from` up to `to` (Cost Explorer, asked of the
+    /// management account); `None` for the simulated cloud, which has no bill.
+    pub async fn daily_costs(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Option<Vec<billing::AccountDay>>, cloud::CloudError> {
+        match self {
+            Cloud::Aws(p) => p.daily_costs(from, to).await.map(Some),
+            Cloud::Simulated(_) => Ok(None),
+        }
     }
 }
 

@@ -828,7 +828,12 @@ mod tests {
             let owner = if ns == "search" { "search" } else { "checkout" };
             assert_eq!(
                 binding["subjects"],
-                serde_json::json!([{ "kind": "Group", "name": format!("shop:team:{owner}"), "apiGroup": "rbac.authorization.k8s.io" }])
+                serde_json::json!([
+                    { "kind": "Group", "name": format!("shop:team:{owner}"), "apiGroup": "rbac.authorization.k8s.io" },
+                    // The DevOps environment's delivery tool deploys the team's services.
+                    { "kind": "Group", "name": "shop:delivery", "apiGroup": "rbac.authorization.k8s.io" }
+                ]),
+                "the owning team and the delivery tool, no other team"
             );
             assert!(
                 plan.iter()
@@ -885,7 +890,12 @@ mod tests {
             .collect();
         assert_eq!(
             groups,
-            ["shop:developers", "shop:team:checkout", "shop:team:search"]
+            [
+                "shop:developers",
+                "shop:team:checkout",
+                "shop:team:search",
+                "shop:delivery"
+            ]
         );
         assert!(applied_in(&plan, "checkout").is_empty());
     }

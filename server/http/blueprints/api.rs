@@ -92,6 +92,8 @@ pub struct EnvironmentTypeView {
     pub sla_hours: u32,
     pub expire_after_hours: u32,
     pub auto_approve_below_monthly_usd: Option<u32>,
+    /// What each environment of the type may spend in a month.
+    pub budget_month_usd: Option<u32>,
     pub kubernetes_version: String,
     pub instance_types: Vec<String>,
     pub min_nodes: u32,
@@ -113,6 +115,7 @@ impl From<&EnvironmentType> for EnvironmentTypeView {
             sla_hours: e.approval.sla_hours,
             expire_after_hours: e.approval.expire_after_hours,
             auto_approve_below_monthly_usd: e.approval.auto_approve_below_monthly_usd,
+            budget_month_usd: e.budget_month_usd,
             kubernetes_version: e.kubernetes_version.clone(),
             instance_types: e.node_group.instance_types.clone(),
             min_nodes: e.node_group.min_size,

@@ -312,6 +312,11 @@ fn environment_type(i: usize) -> Vec<Spec> {
             "Requests expire after (hours)",
             Kind::Number,
         ),
+        (
+            format!("{p}.budget_month_usd"),
+            "Monthly budget of each environment (USD, optional)",
+            Kind::Number,
+        ),
     ]);
     fields
 }
@@ -695,6 +700,9 @@ pub fn apply(base: &Blueprint, form: &FormFields) -> (Value, Result<Blueprint, F
                     .is_some_and(Value::is_null)
             {
                 approval.remove("auto_approve_below_monthly_usd");
+            }
+            if env.get("budget_month_usd").is_some_and(Value::is_null) {
+                env.as_object_mut().map(|o| o.remove("budget_month_usd"));
             }
         }
         // The add section counts only when named; removed types go.

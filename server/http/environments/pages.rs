@@ -371,6 +371,8 @@ pub struct EnvironmentPage {
     pub can_change: bool,
     /// May check, reconcile and accept its drift (the platform team).
     pub can_maintain: bool,
+    /// What it really costs: this month, and each day read.
+    pub cost: crate::maintain::cost::CostReport,
     pub can_view_jobs: bool,
     /// The requester's other environments, for the platform team deciding.
     pub others: Vec<Summary>,
@@ -531,6 +533,7 @@ async fn environment_view(
             && on.environment.summary.state() == EnvState::Submitted,
         can_change: on.can(Action::ChangeEnvironment),
         can_maintain: on.can(Action::MaintainEnvironment),
+        cost: crate::maintain::cost::report(&state.pool, id, state.clock.today()).await?,
         can_view_jobs: team,
         env: on.environment.clone(),
         errors,

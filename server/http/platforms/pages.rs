@@ -135,6 +135,8 @@ pub struct PlatformPage {
     pub can_trigger_devops: bool,
     /// The platform's newest environments.
     pub environments: Vec<crate::environments::queries::Summary>,
+    /// This month's spend beside the estimate.
+    pub cost: crate::maintain::cost::PlatformCost,
 }
 
 /// How many of its environments the platform page lists (the dashboard has them all).
@@ -176,6 +178,8 @@ async fn platform_view<P>(
         )
         .await?,
         can_trigger_devops: on.can(Action::TriggerDevops),
+        cost: crate::maintain::cost::platform(&state.pool, on.platform().id, state.clock.today())
+            .await?,
         timebox,
         member_error,
     })
