@@ -848,6 +848,46 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
                 [401, 404, 404, 404, 404, 404],
             ),
         ),
+        // What an environment costs: whoever sees it (an unknown one is 404 to all).
+        m(
+            Method::GET,
+            "/api/v1/environments/{id}/cost",
+            probe(
+                &format!("/api/v1/environments/{unknown}/cost"),
+                &[],
+                [401, 404, 404, 404, 404, 404],
+            ),
+        ),
+        // The version calendar: everyone reads it, admins correct it (these bodies are
+        // invalid, so nothing changes).
+        m(
+            Method::GET,
+            "/kubernetes-versions",
+            probe("/kubernetes-versions", &[], [303, 200, 200, 200, 200, 200]),
+        ),
+        m(
+            Method::POST,
+            "/kubernetes-versions",
+            probe("/kubernetes-versions", &[], [303, 403, 403, 422, 403, 422]),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/kubernetes-versions",
+            probe(
+                "/api/v1/kubernetes-versions",
+                &[],
+                [401, 200, 200, 200, 200, 200],
+            ),
+        ),
+        m(
+            Method::PUT,
+            "/api/v1/kubernetes-versions/{version}",
+            api(
+                "/api/v1/kubernetes-versions/1.36",
+                json!({"standard_support_ends": "soon", "extended_support_ends": "later", "note": ""}),
+                [401, 403, 403, 403, 422, 403, 422],
+            ),
+        ),
         // The whole catalog: the platform team (Backstage reads it with such a token).
         m(
             Method::GET,

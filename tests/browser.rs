@@ -890,6 +890,7 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
         &format!("/environments/{approved}/handover"),
         &format!("/environments/{approved}/drift"),
         "/platforms/shop/maintain",
+        "/kubernetes-versions",
         "/environments",
         &format!("/environments/{waiting}"),
         &format!("/environments/{approved}"),

@@ -3453,3 +3453,153 @@ async fn actual_spend_from_cost_explorer_sits_beside_the_estimate_and_budgets_wa
     assert!(platform.contains("<strong>$215.25</strong>"), "{platform}");
     workers.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The version calendar in force: EKS's own answer to DescribeClusterVersions (moto extended
+/// in-process) wins over the table shipped with Slipway, and the Maintain tab follows it;
+/// admins correct what neither has, with a source, and never over EKS's answer.
+#[tokio::test]
+async fn eks_dates_win_over_the_shipped_calendar_and_admins_correct_what_it_lacks() {
+    let moto = Moto::start().await;
+    let w = World::at("2026-12-03T09:00:00Z").await;
+    w.approve_revision(|doc| doc["environment_types"][0]["kubernetes_version"] = json!("1.34"))
+        .await;
+    let workers = w.workers(w.simulated());
+    let id = w.approved("ledger").await;
+    w.until_state(&id, "ready", Duration::from_secs(60)).await;
+    w.run_job(slipway::maintain::currency::CALENDAR_JOB).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    let ledger = || async {
+        let (_, body) = w
+            .call(
+                Method::GET,
+                "/api/v1/platforms/shop/maintain",
+                &w.engineer,
+                json!(null),
+            )
+            .await;
+        body["items"][0].clone()
+    };
+    assert_eq!(
+        ledger().await["support"],
+        "extended",
+        "the shipped table's dates"
+    );
+
+    let epoch = |day: &str| {
+        chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp()
+    };
+    let res = support::client()
+        .post(format!(
+            "{}/moto-api/slipway/eks-cluster-versions",
+            moto.url
+        ))
+        .body(
+            json!([{"clusterVersion": "1.34", "clusterType": "eks", "status": "STANDARD_SUPPORT",
+                    "endOfStandardSupportDate": epoch("2027-01-15"),
+                    "endOfExtendedSupportDate": epoch("2028-01-15")}])
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    moto.create_organization().await;
+    let workers = w.workers(Cloud::Aws(Box::new(AwsCloud::from_sdk_config(
+        moto.sdk_config().await,
+        slipway::app::config::Config::default().aws,
+    ))));
+    w.run_job(slipway::maintain::currency::CALENDAR_JOB).await;
+    let now = ledger().await;
+    assert_eq!(now["support"], "standard", "EKS's answer wins: {now}");
+    assert_eq!(now["standard_support_ends"], "2027-01-15");
+    assert_eq!(now["hourly_extra_usd"], 0.0);
+
+    let versions = || async {
+        let (status, body) = w
+            .call(
+                Method::GET,
+                "/api/v1/kubernetes-versions",
+                &w.dev,
+                json!(null),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().unwrap().clone()
+    };
+    let entry = |items: &[Value], v: &str| items.iter().find(|e| e["version"] == v).cloned();
+    assert_eq!(
+        entry(&versions().await, "1.34").unwrap()["source"]["kind"],
+        "eks"
+    );
+    let admin = w.app.token(&[Role::Admin], &[Role::Admin]).await;
+    let correct = |token: String, version: &'static str, body: Value| {
+        let w = &w;
+        async move {
+            w.call(
+                Method::PUT,
+                &format!("/api/v1/kubernetes-versions/{version}"),
+                &token,
+                body,
+            )
+            .await
+        }
+    };
+    let dates = json!({"standard_support_ends": "2027-10-31", "extended_support_ends": "2028-10-31",
+                       "note": "https://aws.amazon.com/about-aws/whats-new/ (1.36 on EKS)"});
+    let (status, _) = correct(w.engineer.clone(), "1.36", dates.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "admins correct the calendar");
+    let (status, problem) = correct(
+        admin.clone(),
+        "1.x",
+        json!({"standard_support_ends": "2027-10-31", "extended_support_ends": "2026-01-01",
+               "note": ""}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        ["version", "extended_support_ends", "note"],
+        "{problem}"
+    );
+    let (status, body) = correct(admin.clone(), "1.36", dates.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["source"]["kind"], "admin");
+    assert_eq!(body["standard_support_ends"], "2027-10-31");
+    let (status, _) = correct(admin.clone(), "1.34", dates).await;
+    assert_eq!(status, StatusCode::OK);
+    let items = versions().await;
+    assert_eq!(
+        entry(&items, "1.34").unwrap()["standard_support_ends"],
+        "2027-01-15",
+        "an admin's correction never overrides EKS's own answer"
+    );
+    assert_eq!(entry(&items, "1.36").unwrap()["source"]["kind"], "admin");
+    let page = w
+        .app
+        .client
+        .get(w.app.url("/kubernetes-versions"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("EKS DescribeClusterVersions, read on"),
+        "{page}"
+    );
+    assert!(page.contains("Correct a version"), "{page}");
+    workers.shutdown(Duration::from_secs(5)).await;
+}

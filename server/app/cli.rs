@@ -538,13 +538,15 @@ pub fn job_registry(
         base_url,
         &config.webhook_allowed_ranges,
     );
-    let registry = crate::maintain::drift::job_kinds(registry, config.drift_interval).with(
-        crate::maintain::cost::CostRead {
+    let registry = crate::maintain::drift::job_kinds(registry, config.drift_interval)
+        .with(crate::maintain::cost::CostRead {
             cloud: cloud.clone(),
             clock: clock.clone(),
             base_url: base_url.to_owned(),
-        },
-    );
+        })
+        .with(crate::maintain::currency::CalendarRead {
+            cloud: cloud.clone(),
+        });
     let owner = crate::environments::provisioning::Owner {
         db: pool.clone(),
         clock,

@@ -17,7 +17,7 @@ use crate::http::error::AppError;
 use crate::http::{
     account_pool, admin, approvals, assets, auth, backlog, blueprints, catalog, cost, drift,
     environments, error_pages, extract, handover, health, home, idempotency, identity, jobs,
-    maintain, notifications, openapi, platforms, search, services, teams,
+    maintain, notifications, openapi, platforms, search, services, teams, versions,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -580,6 +580,18 @@ pub fn route_table() -> Vec<RouteDef> {
             post(drift::api_reconcile),
         ),
         route(M::GET, "/environments/{id}/drift", get(drift::drift_page)),
+        route(M::GET, "/kubernetes-versions", get(versions::versions_page)),
+        route(M::POST, "/kubernetes-versions", post(versions::correct)),
+        route(
+            M::GET,
+            "/api/v1/kubernetes-versions",
+            get(versions::api_versions),
+        ),
+        route(
+            M::PUT,
+            "/api/v1/kubernetes-versions/{version}",
+            put(versions::api_correct),
+        ),
         route(
             M::POST,
             "/environments/{id}/drift/check",

@@ -81,6 +81,8 @@ pub enum Action {
     /// Maintain an environment: check its drift, reconcile it, accept drift. The platform team
     /// of its platform (admins on all), as for administering its cluster.
     MaintainEnvironment,
+    /// Correct the Kubernetes version calendar (EKS's support dates): admins.
+    CorrectVersionCalendar,
 }
 
 /// Whether `principal` may perform `action` on `subject`.
@@ -91,9 +93,13 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
         (Action::ManageAccount, Subject::Account(owner)) => {
             owner == principal.user.id && matches!(principal.method, AuthMethod::Session { .. })
         }
-        (Action::ManageUsers | Action::ViewAudit | Action::ManageCloud, Subject::Portal) => {
-            principal.has(Role::Admin)
-        }
+        (
+            Action::ManageUsers
+            | Action::ViewAudit
+            | Action::ManageCloud
+            | Action::CorrectVersionCalendar,
+            Subject::Portal,
+        ) => principal.has(Role::Admin),
         (Action::TriggerDevops, Subject::Platform { member }) => {
             principal.has(Role::PlatformEngineer) && (member || principal.has(Role::Admin))
         }
@@ -186,6 +192,9 @@ pub fn refusal(principal: &Principal, action: Action, subject: Subject, name: &s
         (Action::ManageUsers, _) => "Only admins can manage users.".into(),
         (Action::ViewAudit, _) => "Only admins can read the audit log.".into(),
         (Action::ManageCloud, _) => "Only admins can manage the cloud connection.".into(),
+        (Action::CorrectVersionCalendar, _) => {
+            "Only admins can correct the Kubernetes version calendar.".into()
+        }
         (Action::CreatePlatform, _) => {
             "Only platform engineers and admins can start a platform.".into()
         }
@@ -287,6 +296,11 @@ mod tests {
             );
             assert_eq!(
                 can(&p, Action::ViewAudit, Subject::Portal),
+                allowed,
+                "{roles:?}"
+            );
+            assert_eq!(
+                can(&p, Action::CorrectVersionCalendar, Subject::Portal),
                 allowed,
                 "{roles:?}"
             );

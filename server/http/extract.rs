@@ -366,6 +366,8 @@ permissions! {
     ViewApprovals: Permission = ViewApprovals;
     /// The cloud connection page.
     ManageCloud: Permission = ManageCloud;
+    /// Correct the Kubernetes version calendar.
+    CorrectVersionCalendar: Permission = CorrectVersionCalendar;
     /// See a platform and its approved blueprint.
     PlatformViewer: PlatformPermission = ViewPlatform;
     /// See a platform's planning: scope, drafts, reviews, backlog.

@@ -52,11 +52,12 @@ pub enum Flash {
     DriftCheckStarted,
     ReconcileStarted,
     DriftAccepted,
+    VersionCorrected,
 }
 
 impl Flash {
     /// Every flash without data.
-    const ALL: [Flash; 37] = [
+    const ALL: [Flash; 38] = [
         Flash::PlatformCreated,
         Flash::PlatformArchived,
         Flash::MemberAdded,
@@ -94,6 +95,7 @@ impl Flash {
         Flash::DriftCheckStarted,
         Flash::ReconcileStarted,
         Flash::DriftAccepted,
+        Flash::VersionCorrected,
     ];
 
     /// The cookie's value.
@@ -150,6 +152,7 @@ impl Flash {
             Flash::DriftCheckStarted => "drift_check_started",
             Flash::ReconcileStarted => "reconcile_started",
             Flash::DriftAccepted => "drift_accepted",
+            Flash::VersionCorrected => "version_corrected",
         }
     }
 
@@ -244,6 +247,9 @@ impl Flash {
                 "Reconcile started: the node group and every object are set back to the plan."
             }
             Flash::DriftAccepted => "Drift accepted: it is recorded with your reason.",
+            Flash::VersionCorrected => {
+                "Dates saved: they stand until EKS itself answers for the version."
+            }
             Flash::ServiceOnboarding => {
                 "Service registered: its repository and its entries in the environments' repositories are being made (this page follows)."
             }

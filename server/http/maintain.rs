@@ -17,12 +17,14 @@ use crate::maintain::{self, ClusterCurrency, currency};
 /// Up to `limit` clusters after the cursor, and the cursor of the next page.
 async fn page_of(
     state: &AppState,
+    calendar: &currency::Calendar,
     on: &OnPlatform<PlatformPlanner>,
     limit: i64,
     after: Option<&str>,
 ) -> Result<(Vec<ClusterCurrency>, Option<String>), AppError> {
     let mut clusters = maintain::clusters(
         &state.pool,
+        calendar,
         on.platform().id,
         state.clock.today(),
         limit + 1,
@@ -49,7 +51,6 @@ pub struct MaintainPage {
     pub clusters: Vec<ClusterCurrency>,
     pub next: Option<String>,
     pub newest: Option<String>,
-    pub source: &'static str,
 }
 
 pub async fn maintain_page(
@@ -58,7 +59,9 @@ pub async fn maintain_page(
     on: OnPlatform<PlatformPlanner>,
     Query(query): Query<PageQuery>,
 ) -> Result<Html<String>, AppError> {
-    let (clusters, next) = page_of(&state, &on, PAGE_SIZE, query.after.as_deref()).await?;
+    let calendar = currency::Calendar::load(&state.pool).await?;
+    let (clusters, next) =
+        page_of(&state, &calendar, &on, PAGE_SIZE, query.after.as_deref()).await?;
     let platform = on.platform().clone();
     render(&MaintainPage {
         shell: ctx.shell(
@@ -71,8 +74,7 @@ pub async fn maintain_page(
         can_plan: true,
         clusters,
         next,
-        newest: currency::newest_in_standard_support(state.clock.today()),
-        source: currency::SOURCE,
+        newest: calendar.newest_in_standard_support(state.clock.today()),
     })
 }
 
@@ -89,6 +91,7 @@ pub async fn api_maintain(
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<ClusterCurrency>>, AppError> {
     let limit = parse_limit(query.limit.as_deref())?;
-    let (items, next) = page_of(&state, &on, limit, query.after.as_deref()).await?;
+    let calendar = currency::Calendar::load(&state.pool).await?;
+    let (items, next) = page_of(&state, &calendar, &on, limit, query.after.as_deref()).await?;
     Ok(Json(Page { items, next }))
 }

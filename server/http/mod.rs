@@ -32,4 +32,5 @@ pub mod platforms;
 pub mod search;
 pub mod services;
 pub mod teams;
+pub mod versions;
 pub mod views;

@@ -65,6 +65,8 @@ use crate::http::views::{Shell, render};
         crate::http::account_pool::api_account_pool,
         crate::http::maintain::api_maintain,
         crate::http::cost::api_cost,
+        crate::http::versions::api_versions,
+        crate::http::versions::api_correct,
         crate::http::drift::api_drift,
         crate::http::drift::api_check,
         crate::http::drift::api_accept,

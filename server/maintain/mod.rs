@@ -64,6 +64,7 @@ struct Row {
 /// each with its version's support status on `today`.
 pub async fn clusters(
     db: &PgPool,
+    calendar: &currency::Calendar,
     platform: Uuid,
     today: NaiveDate,
     limit: i64,
@@ -95,7 +96,7 @@ pub async fn clusters(
         .into_iter()
         .map(|row| {
             let version = row.kubernetes_version.unwrap_or_default();
-            let status = currency::status(&version, today);
+            let status = calendar.status(&version, today);
             ClusterCurrency {
                 environment_id: row.id,
                 name: row.name,

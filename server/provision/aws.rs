@@ -399,6 +399,42 @@ impl AwsCloud {
             .await
     }
 
+    /// EKS's Kubernetes versions in Slipway's region with their support dates, all pages;
+    /// versions EKS gives no dates for are left out.
+    pub async fn kubernetes_versions(
+        &self,
+    ) -> Result<Vec<(String, chrono::NaiveDate, chrono::NaiveDate)>, CloudError> {
+        let config = aws_sdk_eks::config::Builder::from(&self.base);
+        let eks = aws_sdk_eks::Client::from_conf(config.interceptor(TracedOperation).build());
+        let day = |t: Option<&aws_smithy_types::DateTime>| {
+            t.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+                .map(|t| t.date_naive())
+        };
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = eks
+                .describe_cluster_versions()
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| classify("eks:DescribeClusterVersions", e))?;
+            for v in out.cluster_versions() {
+                if let (Some(version), Some(standard), Some(extended)) = (
+                    v.cluster_version(),
+                    day(v.end_of_standard_support_date()),
+                    day(v.end_of_extended_support_date()),
+                ) {
+                    found.push((version.to_owned(), standard, extended));
+                }
+            }
+            match out.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
     /// The partition Slipway's organization is in (its accounts are all in it).
     fn partition(&self) -> &'static str {
         super::cloud::partition(&self.region().unwrap_or_default())

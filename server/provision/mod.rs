@@ -93,6 +93,18 @@ impl Cloud {
             Cloud::Simulated(_) => Ok(None),
         }
     }
+
+    /// EKS's Kubernetes versions with their end of standard and extended support
+    /// (`DescribeClusterVersions`); `None` for the simulated cloud.
+    pub async fn kubernetes_versions(
+        &self,
+    ) -> Result<Option<Vec<(String, chrono::NaiveDate, chrono::NaiveDate)>>, cloud::CloudError>
+    {
+        match self {
+            Cloud::Aws(p) => p.kubernetes_versions().await.map(Some),
+            Cloud::Simulated(_) => Ok(None),
+        }
+    }
 }
 
 /// Adds the provisioning, teardown and drift job kinds to `registry`. `owner` is how the jobs

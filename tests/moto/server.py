@@ -4,7 +4,8 @@ they share moto's state (DESIGN §6): EKS add-ons (CreateAddon, DescribeAddon, L
 DeleteAddon), EKS Pod Identity associations (Create-, List-, Describe- and
 DeletePodIdentityAssociation), and EKS access entries (CreateCluster's `accessConfig` with the
 creator's admin entry, Create-, Describe-, Update-, List- and DeleteAccessEntry,
-AssociateAccessPolicy, ListAssociatedAccessPolicies). Arguments are moto_server's
+AssociateAccessPolicy, ListAssociatedAccessPolicies), and DescribeClusterVersions (what a
+test sets with `POST /moto-api/slipway/eks-cluster-versions`). Arguments are moto_server's
 (`-H HOST -p PORT`).
 
 For the test API server's token webhook (tests/kube/token_webhook.py), which plays EKS's
@@ -39,8 +40,35 @@ dispatch = eks_responses.EKSResponse.dispatch
 ACCESS_ENTRIES = "{0}/clusters/(?P<name>[^/]+)/access-entries$"
 # Principal ARNs hold slashes; which operation a path is comes from EKS's model, not from here.
 ACCESS_ENTRY = "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>.+)$"
-for path in (ADDONS, ADDON, ASSOCIATIONS, ASSOCIATION, ACCESS_ENTRIES, ACCESS_ENTRY):
+CLUSTER_VERSIONS = "{0}/cluster-versions$"
+for path in (
+    ADDONS,
+    ADDON,
+    ASSOCIATIONS,
+    ASSOCIATION,
+    ACCESS_ENTRIES,
+    ACCESS_ENTRY,
+    CLUSTER_VERSIONS,
+):
     eks_urls.url_paths[path] = dispatch
+
+# What DescribeClusterVersions answers: none until a test sets them (real EKS always answers;
+# an empty answer leaves Slipway's shipped calendar standing).
+cluster_versions = []
+
+
+def describe_cluster_versions(self):
+    return ActionResult({"clusterVersions": cluster_versions})
+
+
+def set_cluster_versions(request, full_url, headers):
+    """Sets what DescribeClusterVersions answers: a JSON list in EKS's shape."""
+    body = request.data if hasattr(request, "data") else request.body
+    cluster_versions[:] = json.loads(body)
+    return 201, {}, ""
+
+
+moto_api_urls.url_paths["{0}/moto-api/slipway/eks-cluster-versions"] = set_cluster_versions
 
 
 def not_found(cluster, addon, message):
@@ -407,6 +435,7 @@ for operation in (
     list_pod_identity_associations,
     describe_pod_identity_association,
     delete_pod_identity_association,
+    describe_cluster_versions,
 ):
     setattr(eks_responses.EKSResponse, operation.__name__, operation)
 

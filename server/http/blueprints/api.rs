@@ -19,6 +19,7 @@ use crate::http::error::AppError;
 use crate::http::extract::{OnPlatform, PlatformEditor, PlatformPlanner, PlatformViewer};
 use crate::http::paging::{Page, PageQuery, page, parse_limit};
 use crate::http::views::download;
+use crate::maintain::currency::Calendar;
 
 /// A blueprint revision as lists show it, without its document.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -63,11 +64,11 @@ pub struct RevisionView {
 }
 
 impl RevisionView {
-    fn new(r: &Revision, today: chrono::NaiveDate) -> Self {
+    fn new(r: &Revision, calendar: &Calendar, today: chrono::NaiveDate) -> Self {
         RevisionView {
             revision: RevisionSummary::from(r),
             document: r.document.clone(),
-            warnings: crate::maintain::currency::blueprint_warnings(&r.document, today),
+            warnings: calendar.blueprint_warnings(&r.document, today),
         }
     }
 }
@@ -217,7 +218,11 @@ pub async fn create_revision(
     };
     Ok((
         StatusCode::CREATED,
-        Json(RevisionView::new(&revision, state.clock.today())),
+        Json(RevisionView::new(
+            &revision,
+            &Calendar::load(&state.pool).await?,
+            state.clock.today(),
+        )),
     )
         .into_response())
 }
@@ -266,6 +271,7 @@ pub async fn get_revision(
         on.platform(),
         &revision,
         query.format.as_deref(),
+        &Calendar::load(&state.pool).await?,
         state.clock.today(),
     )
 }
@@ -275,11 +281,14 @@ pub fn export(
     platform: &Platform,
     revision: &Revision,
     format: Option<&str>,
+    calendar: &Calendar,
     today: chrono::NaiveDate,
 ) -> Result<Response, AppError> {
     let file = |ext: &str| format!("{}-blueprint-{}.{ext}", platform.slug, revision.number);
     match format {
-        None | Some("json") => Ok(Json(RevisionView::new(revision, today)).into_response()),
+        None | Some("json") => {
+            Ok(Json(RevisionView::new(revision, calendar, today)).into_response())
+        }
         Some("yaml") => Ok(download(
             "application/yaml; charset=utf-8",
             &file("yaml"),
@@ -310,7 +319,11 @@ pub async fn submit_revision(
 ) -> Result<Json<RevisionView>, AppError> {
     revisions::submit(&state.pool, on.platform(), number, &on.principal).await?;
     let revision = visible_revision(&state, &on, number).await?;
-    Ok(Json(RevisionView::new(&revision, state.clock.today())))
+    Ok(Json(RevisionView::new(
+        &revision,
+        &Calendar::load(&state.pool).await?,
+        state.clock.today(),
+    )))
 }
 
 #[utoipa::path(
@@ -344,7 +357,11 @@ pub async fn review_revision(
     let revision = visible_revision(&state, &on, number).await?;
     Ok((
         StatusCode::CREATED,
-        Json(RevisionView::new(&revision, state.clock.today())),
+        Json(RevisionView::new(
+            &revision,
+            &Calendar::load(&state.pool).await?,
+            state.clock.today(),
+        )),
     )
         .into_response())
 }

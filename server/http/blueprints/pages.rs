@@ -188,10 +188,9 @@ async fn revision_view<P>(
         can_review,
         against: against.map(|a| a.number),
         changes,
-        warnings: crate::maintain::currency::blueprint_warnings(
-            &revision.document,
-            state.clock.today(),
-        ),
+        warnings: crate::maintain::currency::Calendar::load(&state.pool)
+            .await?
+            .blueprint_warnings(&revision.document, state.clock.today()),
         revision,
         errors,
     })
@@ -215,6 +214,7 @@ pub async fn revision_page(
             on.platform(),
             &revision,
             query.format.as_deref(),
+            &crate::maintain::currency::Calendar::load(&state.pool).await?,
             state.clock.today(),
         );
     }
