@@ -845,11 +845,48 @@ async fn the_maintain_page_flags_a_cluster_past_standard_support_with_its_extend
     assert_eq!(ledger["hourly_extra_usd"], 0.5);
     assert_eq!(ledger["revision"], 2);
     assert!(ledger["drift"].is_null(), "not checked, not empty");
+    assert_eq!(
+        ledger["addons_behind"],
+        json!([]),
+        "built with today's pins"
+    );
     let load = cluster("load");
     assert_eq!(load["kubernetes_version"], "1.35");
     assert_eq!(load["support"], "standard");
     assert_eq!(load["days_left"], 114);
     assert_eq!(load["hourly_extra_usd"], 0.0);
+
+    // An environment built by an older Slipway runs an older Istio.
+    let pinned = slipway::provision::versions::ISTIOD.version;
+    sqlx::query(
+        "UPDATE environment SET plan = replace(plan::text, $2, $3)::jsonb WHERE id = $1::uuid",
+    )
+    .bind(&old)
+    .bind(format!("pilot:{pinned}"))
+    .bind("pilot:1.27.0")
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let (_, body) = w
+        .call(
+            Method::GET,
+            "/api/v1/platforms/shop/maintain",
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    let behind = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ledger")
+        .unwrap()["addons_behind"]
+        .clone();
+    assert_eq!(
+        behind,
+        json!([format!("istiod 1.27.0 → {pinned}")]),
+        "{body}"
+    );
 
     let html = |path: &'static str| async {
         w.app

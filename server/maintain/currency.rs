@@ -427,6 +427,36 @@ pub async fn keep_eks_answer(
     Ok(kept)
 }
 
+/// The components an environment runs behind Slipway's current pins, from the images its plan
+/// runs (`repository:tag`): `"istiod 1.27.0 → 1.28.1"`, once per component. EKS add-ons are
+/// not here: the plan leaves their version to EKS (the default for the cluster's version).
+pub fn components_behind(images: &[String]) -> Vec<String> {
+    let mut behind: Vec<String> = Vec::new();
+    for image in images {
+        let Some((repository, tag)) = image.rsplit_once(':') else {
+            continue;
+        };
+        let pinned = crate::provision::versions::COMPONENTS.iter().find_map(|c| {
+            c.images
+                .iter()
+                .find_map(|p| p.rsplit_once(':').filter(|(r, _)| *r == repository))
+                .map(|(_, pinned_tag)| (c, pinned_tag))
+        });
+        if let Some((component, pinned_tag)) = pinned
+            && pinned_tag != tag
+        {
+            let line = format!("{} {tag} → {pinned_tag}", component.name);
+            if !behind
+                .iter()
+                .any(|b| b.starts_with(&format!("{} ", component.name)))
+            {
+                behind.push(line);
+            }
+        }
+    }
+    behind
+}
+
 /// The periodic job reading EKS's calendar (`DescribeClusterVersions`), daily.
 pub struct CalendarRead {
     pub cloud: crate::provision::Cloud,
@@ -506,6 +536,31 @@ mod tests {
         assert_eq!(
             status("latest", day("2026-12-03")).support,
             Support::Unsupported
+        );
+    }
+
+    #[test]
+    fn components_behind_their_pins_are_named_once_with_both_versions() {
+        let current = crate::provision::versions::ISTIOD.images[0].to_owned();
+        let old = current.replace(crate::provision::versions::ISTIOD.version, "1.27.0");
+        let proxy = crate::provision::versions::ISTIOD.images[1]
+            .replace(crate::provision::versions::ISTIOD.version, "1.27.0");
+        let behind = components_behind(&[
+            old,
+            proxy,
+            current,
+            "docker.io/library/nginx:1.0".into(),
+            "no-tag".into(),
+        ]);
+        assert_eq!(
+            behind,
+            [format!(
+                "istiod 1.27.0 → {}",
+                crate::provision::versions::ISTIOD.version
+            )]
+        );
+        assert!(
+            components_behind(&[crate::provision::versions::FLUENT_BIT.image().into()]).is_empty()
         );
     }
 

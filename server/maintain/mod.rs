@@ -35,7 +35,8 @@ pub struct ClusterCurrency {
     pub hourly_extra_usd: f64,
     /// The blueprint revision the environment was built from.
     pub revision: i32,
-    /// Not checked yet (always null until Maintain compares add-ons).
+    /// The components it runs behind Slipway's current pins (`istiod 1.27.0 → 1.28.1`); EKS
+    /// add-ons are EKS's to choose for the cluster's version and not listed.
     pub addons_behind: Option<Vec<String>>,
     /// What the last drift check found that nobody accepted; null until one has run.
     pub drift: Option<Vec<Drift>>,
@@ -55,6 +56,7 @@ struct Row {
     cost_hourly_micros: i64,
     budget_monthly_micros: Option<i64>,
     month_to_date: Option<i64>,
+    plan_images: Option<sqlx::types::Json<Vec<serde_json::Value>>>,
     drift: Option<sqlx::types::Json<Vec<Drift>>>,
     created_at: DateTime<Utc>,
 }
@@ -76,7 +78,7 @@ pub async fn clusters(
                  WHERE s->>'action' = 'eks:CreateCluster' LIMIT 1) AS kubernetes_version,
                 e.blueprint_number, e.cost_hourly_micros, e.budget_monthly_micros, ",
         cost::month_to_date!("$5"),
-        " AS month_to_date, ",
+        " AS month_to_date, e.plan_images, ",
         drift::unaccepted_items!(),
         " AS drift, e.created_at
          FROM environment e LEFT JOIN environment_drift d ON d.environment_id = e.id
@@ -109,7 +111,14 @@ pub async fn clusters(
                 days_left: status.days_left,
                 hourly_extra_usd: status.hourly_extra_usd,
                 revision: row.blueprint_number,
-                addons_behind: None,
+                addons_behind: row.plan_images.map(|images| {
+                    let images: Vec<String> = images
+                        .0
+                        .into_iter()
+                        .filter_map(|i| i.as_str().map(str::to_owned))
+                        .collect();
+                    currency::components_behind(&images)
+                }),
                 drift: row.drift.map(|d| d.0),
                 cost: cost::summary(
                     row.month_to_date,
