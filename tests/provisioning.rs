@@ -3218,15 +3218,7 @@ async fn the_drift_page_checks_and_accepts_without_javascript() {
     let workers = w.workers(w.simulated());
     let id = w.approved("ledger").await;
     w.until_state(&id, "ready", Duration::from_secs(60)).await;
-    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
-    let engineer = w.app.create_user(&email, ENGINEER, support::PASSWORD).await;
-    let shop: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = 'shop'")
-        .fetch_one(&w.app.pool)
-        .await
-        .unwrap();
-    slipway::define::platforms::add_member(&w.app.pool, shop, engineer)
-        .await
-        .unwrap();
+    let email = w.app.platform_member("shop", ENGINEER).await;
     let browser = support::client();
     w.app.login(&browser, &email, support::PASSWORD).await;
     let url = w.app.url(&format!("/environments/{id}/drift"));
@@ -3478,12 +3470,8 @@ async fn actual_spend_from_cost_explorer_sits_beside_the_estimate_and_budgets_wa
     );
     let platform = w
         .app
-        .client
-        .get(w.app.url("/platforms/shop"))
-        .bearer_auth(&w.engineer)
-        .send()
+        .get_as("/platforms/shop", &w.engineer)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -3624,12 +3612,8 @@ async fn eks_dates_win_over_the_shipped_calendar_and_admins_correct_what_it_lack
     assert_eq!(entry(&items, "1.36").unwrap()["source"]["kind"], "admin");
     let page = w
         .app
-        .client
-        .get(w.app.url("/kubernetes-versions"))
-        .bearer_auth(&admin)
-        .send()
+        .get_as("/kubernetes-versions", &admin)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

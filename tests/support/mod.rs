@@ -310,6 +310,22 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A new user with `roles` and the test password, made a member of the platform `slug`;
+    /// their e-mail address (to sign in with).
+    pub async fn platform_member(&self, slug: &str, roles: &[Role]) -> String {
+        let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+        let user = self.create_user(&email, roles, PASSWORD).await;
+        let platform: uuid::Uuid = sqlx::query_scalar("SELECT id FROM platform WHERE slug = $1")
+            .bind(slug)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        slipway::define::platforms::add_member(&self.pool, platform, user)
+            .await
+            .unwrap();
+        email
+    }
+
     /// A local user with a password, created directly (as an admin would).
     pub async fn create_user(&self, email: &str, roles: &[Role], password: &str) -> UserId {
         create_user_in(&self.pool, email, roles, password).await
