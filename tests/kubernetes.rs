@@ -326,7 +326,59 @@ async fn the_devops_cluster_takes_its_delivery_tool_and_the_environments_as_depl
         ));
         let applied = kubernetes::apply(&client, &objects).await.unwrap();
         assert_eq!(applied.len(), objects.len());
+        // An onboarded service's pipeline: accepted, and (Spinnaker's Job) done once its pod
+        // would have run.
+        let definition = json!({"id": "slipway-shop-service-payments", "application": "payments",
+                                "name": "Deploy payments", "stages": []});
+        let pipeline = manifests::service_pipeline(
+            tool,
+            &manifests::PipelineSpec {
+                service: "payments",
+                name: "shop-service-payments",
+                clone_url: "https://git.example/shop/shop-service-payments.git",
+                git_credentials: "shop-git",
+                owner_email: "dev@example.com",
+                spinnaker_pipeline: &definition,
+            },
+        );
+        kubernetes::apply(&client, &pipeline).await.unwrap();
+        let again = kubernetes::apply(&client, &pipeline).await.unwrap();
+        assert!(again.iter().all(|a| !a.changed), "{again:?}");
+        let started = Instant::now();
+        while !kubernetes::unhealthy(&client, &pipeline)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the Job never completed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
+    let job = kube
+        .object(
+            "v1",
+            "ConfigMap",
+            Some("jenkins"),
+            "shop-service-payments-pipeline",
+        )
+        .await
+        .unwrap();
+    assert_eq!(job["metadata"]["labels"]["jenkins-jenkins-config"], "true");
+    let casc = job["data"]["shop-service-payments.yaml"].as_str().unwrap();
+    assert!(
+        casc.contains("pipelineJob('shop-service-payments')")
+            && casc.contains("credentials('shop-git')"),
+        "{casc}"
+    );
+    let jenkins = kube
+        .object("apps/v1", "Deployment", Some("jenkins"), "jenkins")
+        .await
+        .unwrap();
+    let containers = &jenkins["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers[1]["name"], "config-reload", "{jenkins}");
     let account = kube
         .object(
             "spinnaker.io/v1alpha2",

@@ -552,15 +552,19 @@ pub fn job_registry(
         clock,
         base_url: base_url.to_owned(),
     };
-    let registry = registry.with(crate::exploit::onboarding::Onboard {
+    let runner = std::sync::Arc::new(crate::provision::Runner {
+        cloud,
+        owner: std::sync::Arc::new(owner),
         git: config.git_host(),
+        pipelines: std::sync::Arc::new(crate::exploit::onboarding::Pipelines { db: pool.clone() }),
+    });
+    let registry = registry.with(crate::exploit::onboarding::Onboard {
+        runner: runner.clone(),
     });
     crate::provision::job_kinds(
         registry,
-        cloud,
-        std::sync::Arc::new(owner),
+        runner,
         crate::maintain::drift::owner(pool, base_url),
-        config.git_host(),
     )
 }
 

@@ -6,15 +6,88 @@
 //! environment, once built, registers every environment whose cluster exists. Teardown removes
 //! the registration.
 
-use serde_json::json;
+use futures_util::future::BoxFuture;
+use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::cloud::{AccessEntry, ClusterApi, Provider, partition};
 use super::manifests::{self, DELIVERY_ROLE};
 use super::plan::{Action, DEVOPS_ENVIRONMENT};
 use super::run::{Runner, Target};
-use super::{kubernetes, run};
+use super::waits::until_none_left;
+use super::{Cloud, kubernetes, run};
 use crate::define::blueprint::DevopsTool;
 use crate::jobs::{StepContext, StepError};
+
+/// An onboarded service's pipeline, as the DevOps environment gets it.
+pub struct ServicePipeline {
+    pub service: Uuid,
+    /// Its objects for the DevOps environment's tool ([`manifests::service_pipeline`]).
+    pub objects: Vec<Value>,
+    /// What people call it: `Jenkins job shop-service-payments`.
+    pub label: String,
+}
+
+/// What the DevOps environment needs from the module that keeps services: their pipelines, to
+/// register those onboarded before it was ready.
+pub trait PipelineOwner: Send + Sync + 'static {
+    /// The pipelines of the onboarded services of the DevOps environment `devops`'s platform,
+    /// made for `tool`.
+    fn pipelines(
+        &self,
+        devops: Uuid,
+        tool: DevopsTool,
+    ) -> BoxFuture<'_, Result<Vec<ServicePipeline>, StepError>>;
+    /// `service`'s pipeline is in the DevOps tool, called `label`.
+    fn registered(&self, service: Uuid, label: String) -> BoxFuture<'_, Result<(), StepError>>;
+}
+
+/// A platform's ready DevOps environment, built with deployment targets.
+pub struct DevopsEnvironment {
+    target: Target,
+    pub tool: DevopsTool,
+}
+
+/// The ready DevOps environment of `environment`'s platform; None when there is none yet (or
+/// it was built before deployment targets).
+pub async fn devops_environment(
+    r: &Runner,
+    environment: Uuid,
+) -> Result<Option<DevopsEnvironment>, StepError> {
+    let Some(target) = r.owner.devops_of(environment).await? else {
+        return Ok(None);
+    };
+    Ok(tool_of(&target)?.map(|tool| DevopsEnvironment { target, tool }))
+}
+
+/// Puts a service's pipeline objects into the DevOps cluster and waits until the tool has it
+/// (Spinnaker: the Job that saves it through Gate completed). A repeat applies the same
+/// objects and finds the Job done.
+pub async fn register_pipeline(
+    r: &Runner,
+    ctx: &StepContext,
+    devops: &DevopsEnvironment,
+    objects: &[Value],
+) -> Result<(), StepError> {
+    match &r.cloud {
+        Cloud::Aws(p) => apply_pipeline(p.as_ref(), ctx, &devops.target, objects).await,
+        Cloud::Simulated(p) => apply_pipeline(p, ctx, &devops.target, objects).await,
+    }
+}
+
+async fn apply_pipeline<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    devops: &Target,
+    objects: &[Value],
+) -> Result<(), StepError> {
+    let api = run::cluster_api_of(p, ctx, devops).await?;
+    api.apply(objects).await?;
+    until_none_left(ctx, "the DevOps tool to take the pipeline", || {
+        api.unhealthy(objects)
+    })
+    .await
+}
 
 /// The delivery tool a DevOps environment runs, read from its plan; None for a plan made before
 /// deployment targets (it has no delivery role to admit).
@@ -69,11 +142,22 @@ pub async fn register_step<P: Provider>(
         for env in &targets {
             register(p, r, ctx, env, t, tool).await?;
         }
+        ctx.log(&format!(
+            "{} environments registered as deployment targets",
+            targets.len()
+        ))
+        .await?;
+        // Services onboarded while there was no DevOps environment get their pipelines now.
+        let pipelines = r.pipelines.pipelines(t.id, tool).await?;
+        for pipeline in &pipelines {
+            apply_pipeline(p, ctx, t, &pipeline.objects).await?;
+            ctx.log(&format!("{} registered", pipeline.label)).await?;
+            r.pipelines
+                .registered(pipeline.service, pipeline.label.clone())
+                .await?;
+        }
         return ctx
-            .log(&format!(
-                "{} environments registered as deployment targets",
-                targets.len()
-            ))
+            .log(&format!("{} service pipelines registered", pipelines.len()))
             .await;
     }
     let Some(devops) = r.owner.devops_of(t.id).await? else {

@@ -2476,20 +2476,31 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
             ));
             out
         }
-        DevopsTool::Jenkins => vec![
-            namespace("jenkins", environment, false),
-            object(
-                "v1",
-                "ServiceAccount",
-                Some("jenkins"),
-                delivery_identity(DevopsTool::Jenkins).1,
+        DevopsTool::Jenkins => {
+            let (ns, account) = delivery_identity(DevopsTool::Jenkins);
+            let mut out = vec![
+                namespace(ns, environment, false),
+                object(
+                    "v1",
+                    "ServiceAccount",
+                    Some(ns),
+                    account,
+                    environment,
+                    json!({}),
+                ),
+            ];
+            // The reloader reads the namespace's Configuration-as-Code ConfigMaps.
+            out.extend(role_and_binding(
+                Some(ns),
+                ns,
+                account,
                 environment,
-                json!({}),
-            ),
-            object(
+                vec![json!({ "apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"] })],
+            ));
+            out.push(object(
                 "apps/v1",
                 "Deployment",
-                Some("jenkins"),
+                Some(ns),
                 "jenkins",
                 environment,
                 json!({
@@ -2498,29 +2509,92 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
                         "selector": { "matchLabels": { "app": "jenkins" } },
                         "template": {
                             "metadata": { "labels": { "app": "jenkins" } },
-                            "spec": { "serviceAccountName": delivery_identity(DevopsTool::Jenkins).1, "containers": [container(
-                                "jenkins",
-                                versions::JENKINS.image(),
-                                ("500m", "2Gi"),
-                                http_probe("/login", 8080),
-                                json!({ "ports": tcp_ports(&[8080, 50000]) }),
-                            )] },
+                            "spec": jenkins_pod(account),
                         },
                     },
                 }),
-            ),
-            object(
+            ));
+            out.push(object(
                 "v1",
                 "Service",
-                Some("jenkins"),
+                Some(ns),
                 "jenkins",
                 environment,
                 json!({
                     "spec": { "selector": { "app": "jenkins" }, "ports": [{ "name": "http", "port": 8080 }, { "name": "agents", "port": 50000 }] },
                 }),
+            ));
+            out
+        }
+    }
+}
+
+/// The plugins Jenkins needs for what Slipway gives it: Configuration as Code and Job DSL (the
+/// folders and the services' pipeline jobs), pipelines from Git, and kubeconfig credentials
+/// read from Secrets. `jenkins-plugin-cli` resolves the newest release compatible with the
+/// pinned Jenkins, and their dependencies.
+const JENKINS_PLUGINS: &str = "configuration-as-code job-dsl workflow-aggregator git \
+                               kubernetes-credentials-provider kubernetes-cli";
+
+/// Where Jenkins reads its Configuration as Code, which the reloader fills.
+const JENKINS_CASC: &str = "/var/jenkins_home/casc_configs";
+
+/// Jenkins as its Helm chart runs it, without the chart: the plugins installed by an init
+/// container, and beside Jenkins the chart's configuration reloader (kiwigrid's k8s-sidecar),
+/// which copies every ConfigMap labelled [`JENKINS_CASC_LABEL`] in the namespace into
+/// [`JENKINS_CASC`] and asks Jenkins to reload it. The setup wizard stays: it secures Jenkins
+/// (an admin password in the pod's log) until the platform team configures sign-in.
+fn jenkins_pod(account: &str) -> Value {
+    let home = json!({ "name": "home", "mountPath": "/var/jenkins_home" });
+    let plugins = json!({ "name": "plugins", "mountPath": "/usr/share/jenkins/ref/plugins" });
+    let pod_name = json!({ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } });
+    json!({
+        "serviceAccountName": account,
+        "securityContext": { "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000, "runAsNonRoot": true },
+        "initContainers": [{
+            "name": "plugins",
+            "image": versions::JENKINS.image(),
+            "command": ["/bin/sh", "-c", format!("jenkins-plugin-cli --plugin-download-directory /usr/share/jenkins/ref/plugins --plugins {JENKINS_PLUGINS}")],
+            "resources": { "requests": { "cpu": "100m", "memory": "512Mi" }, "limits": { "memory": "512Mi" } },
+            "volumeMounts": [plugins],
+        }],
+        "containers": [
+            container(
+                "jenkins",
+                versions::JENKINS.image(),
+                ("500m", "2Gi"),
+                http_probe("/login", 8080),
+                json!({
+                    "ports": tcp_ports(&[8080, 50000]),
+                    "env": [
+                        pod_name,
+                        { "name": "CASC_JENKINS_CONFIG", "value": JENKINS_CASC },
+                        { "name": "JAVA_OPTS", "value": "-Dcasc.reload.token=$(POD_NAME)" },
+                    ],
+                    "volumeMounts": [home, plugins],
+                }),
+            ),
+            container(
+                "config-reload",
+                versions::JENKINS.images[1],
+                ("10m", "64Mi"),
+                process_probe(),
+                json!({
+                    "env": [
+                        pod_name,
+                        { "name": "LABEL", "value": JENKINS_CASC_LABEL },
+                        { "name": "FOLDER", "value": JENKINS_CASC },
+                        { "name": "NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } },
+                        { "name": "REQ_URL", "value": "http://localhost:8080/reload-configuration-as-code/?casc-reload-token=$(POD_NAME)" },
+                        { "name": "REQ_METHOD", "value": "POST" },
+                        { "name": "REQ_RETRY_CONNECT", "value": "10" },
+                    ],
+                    "volumeMounts": [home],
+                }),
             ),
         ],
-    }
+        "volumes": [{ "name": "home", "emptyDir": {} }, { "name": "plugins", "emptyDir": {} }],
+    })
 }
 
 /// The IAM role of the DevOps environment's delivery tool (in the DevOps account), given to
@@ -2619,7 +2693,7 @@ pub fn deployment_target(
                     ) },
                 }),
             ),
-            json!({ "jenkins-jenkins-config": "true" }),
+            json!({ JENKINS_CASC_LABEL: "true" }),
         )),
     }
     out
@@ -2627,6 +2701,151 @@ pub fn deployment_target(
 
 /// The environment label of the objects Slipway puts in the DevOps cluster for others.
 const DEVOPS_OBJECTS: &str = "devops";
+
+/// What registers an onboarded service's pipeline in the DevOps tool.
+pub struct PipelineSpec<'a> {
+    pub service: &'a str,
+    /// The name the pipeline has in the tool: the service's repository's
+    /// (`<platform>-service-<name>`), unique in the DevOps environment, which serves every
+    /// platform's environment.
+    pub name: &'a str,
+    /// Where the tool clones the service's repository from.
+    pub clone_url: &'a str,
+    /// The Jenkins credentials the tool reads the repository with (made by the platform team).
+    pub git_credentials: &'a str,
+    /// The person the Spinnaker application names as its owner.
+    pub owner_email: &'a str,
+    /// Spinnaker's pipeline definition, the same as the repository's
+    /// `spinnaker/pipeline.json`, with a stable `id` so a repeat saves over it.
+    pub spinnaker_pipeline: &'a Value,
+}
+
+/// The label on a service's pipeline objects in the DevOps cluster.
+pub const SERVICE_LABEL: &str = "slipway.dev/service";
+
+/// Saves a Spinnaker application and pipeline through Gate, inside the DevOps cluster (Slipway
+/// has no route to Gate; the cluster does). Retried by curl while Gate is starting; saving
+/// twice saves over the same pipeline (its id is fixed).
+const SPINNAKER_SAVE_SCRIPT: &str = r#"set -eu
+post() {
+  curl --fail-with-body --silent --show-error --retry 30 --retry-all-errors --retry-delay 10 \
+    -X POST -H 'Content-Type: application/json' --data "@/pipeline/$1" "$GATE/$2"
+  echo
+}
+post application.json tasks
+post pipeline.json pipelines
+echo "the pipeline is saved in Spinnaker"
+"#;
+
+/// The objects that make a service's pipeline in the DevOps tool. Spinnaker: a ConfigMap with
+/// the application and pipeline and a Job that saves them through Gate (its name carries a hash
+/// of what it saves: a Job's pods are immutable, and a changed pipeline needs a new run; the
+/// same pipeline finds the same Job, which does not run again). Jenkins: a
+/// Configuration-as-Code ConfigMap with a Job DSL `pipelineJob` that builds the repository's
+/// `Jenkinsfile`, which the configuration reloader beside Jenkins loads.
+pub fn service_pipeline(tool: DevopsTool, spec: &PipelineSpec<'_>) -> Vec<Value> {
+    let (ns, _) = delivery_identity(tool);
+    let label = |object: Value| with_labels(object, json!({ SERVICE_LABEL: spec.service }));
+    match tool {
+        DevopsTool::Spinnaker => {
+            let application = json!({
+                "application": spec.service,
+                "description": format!("Create application {}", spec.service),
+                "job": [{
+                    "type": "createApplication",
+                    "application": {
+                        "name": spec.service,
+                        "email": spec.owner_email,
+                        "cloudProviders": "kubernetes",
+                        "description": format!("Onboarded by Slipway ({})", spec.name),
+                    },
+                }],
+            });
+            let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+            let data = json!({
+                "application.json": pretty(&application),
+                "pipeline.json": pretty(spec.spinnaker_pipeline),
+            });
+            let digest = {
+                use sha2::Digest;
+                let bytes = sha2::Sha256::digest(data.to_string().as_bytes());
+                bytes[..4]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            };
+            let config = format!("{}-pipeline", spec.name);
+            vec![
+                label(object(
+                    "v1",
+                    "ConfigMap",
+                    Some(ns),
+                    &config,
+                    DEVOPS_OBJECTS,
+                    json!({ "data": data }),
+                )),
+                label(object(
+                    "batch/v1",
+                    "Job",
+                    Some(ns),
+                    &format!("{}-pipeline-{digest}", spec.name),
+                    DEVOPS_OBJECTS,
+                    json!({ "spec": {
+                        "backoffLimit": 3,
+                        "template": {
+                            "metadata": { "labels": { SERVICE_LABEL: spec.service } },
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "securityContext": { "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": { "type": "RuntimeDefault" } },
+                                "containers": [{
+                                    "name": "save",
+                                    "image": versions::CURL.image(),
+                                    "command": ["/bin/sh", "-c", SPINNAKER_SAVE_SCRIPT],
+                                    "env": [{ "name": "GATE", "value": SPINNAKER_GATE }],
+                                    "volumeMounts": [{ "name": "pipeline", "mountPath": "/pipeline", "readOnly": true }],
+                                    "resources": { "requests": { "cpu": "10m", "memory": "32Mi" }, "limits": { "memory": "32Mi" } },
+                                    "securityContext": { "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } },
+                                }],
+                                "volumes": [{ "name": "pipeline", "configMap": { "name": config } }],
+                            },
+                        },
+                    } }),
+                )),
+            ]
+        }
+        DevopsTool::Jenkins => {
+            let script = format!(
+                "pipelineJob('{name}') {{\n  description('Builds and deploys {service}; made by Slipway')\n  \
+                 triggers {{ scm('H/5 * * * *') }}\n  definition {{\n    cpsScm {{\n      scm {{\n        \
+                 git {{\n          remote {{\n            url('{url}')\n            credentials('{credentials}')\n          \
+                 }}\n          branch('main')\n        }}\n      }}\n      scriptPath('Jenkinsfile')\n    }}\n  }}\n}}\n",
+                name = spec.name,
+                service = spec.service,
+                url = spec.clone_url.replace('\\', "\\\\").replace('\'', "\\'"),
+                credentials = spec.git_credentials,
+            );
+            let casc = yaml_serde::to_string(&json!({ "jobs": [{ "script": script }] }))
+                .unwrap_or_default();
+            vec![label(with_labels(
+                object(
+                    "v1",
+                    "ConfigMap",
+                    Some(ns),
+                    &format!("{}-pipeline", spec.name),
+                    DEVOPS_OBJECTS,
+                    json!({ "data": { format!("{}.yaml", spec.name): casc } }),
+                ),
+                json!({ JENKINS_CASC_LABEL: "true" }),
+            ))]
+        }
+    }
+}
+
+/// Spinnaker's API inside the DevOps cluster (the Service the operator makes for Gate).
+const SPINNAKER_GATE: &str = "http://spin-gate.spinnaker:8084";
+
+/// The label of the ConfigMaps Jenkins' configuration reloader loads (the Jenkins Helm chart's).
+pub const JENKINS_CASC_LABEL: &str = "jenkins-jenkins-config";
 
 /// In-cluster addresses of the data services (the hand-over shows them).
 /// The Secret in each team namespace holding the app user's password for `service`.

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use run::{EnvironmentOwner, Target};
+pub use run::{EnvironmentOwner, Runner, Target};
 
 /// The job kind that provisions an environment (payload [`EnvironmentJobPayload`]).
 pub const PROVISION_JOB: &str = "environment.provision";
@@ -107,21 +107,15 @@ impl Cloud {
     }
 }
 
-/// Adds the provisioning, teardown and drift job kinds to `registry`. `owner` is how the jobs
-/// read the environment they work on and report back, `drift` where drift findings go;
-/// provisioning never touches environments itself.
+/// Adds the provisioning, teardown and drift job kinds to `registry`. The runner's `owner` is
+/// how the jobs read the environment they work on and report back, `drift` where drift
+/// findings go; provisioning never touches environments itself.
 pub fn job_kinds(
     registry: crate::jobs::Registry,
-    cloud: Cloud,
-    owner: Arc<dyn EnvironmentOwner>,
+    runner: Arc<run::Runner>,
     drift: Arc<dyn drift::DriftOwner>,
-    git: crate::repositories::GitHost,
 ) -> crate::jobs::Registry {
-    let runner = Arc::new(run::Runner {
-        cloud: cloud.clone(),
-        owner,
-        git,
-    });
+    let cloud = runner.cloud.clone();
     registry
         .with(pool::TopUp { cloud })
         .with(run::EnvironmentJob::provision(runner.clone()))

@@ -73,6 +73,8 @@ pub struct Runner {
     pub owner: Arc<dyn EnvironmentOwner>,
     /// Where environments' configuration repositories live.
     pub git: GitHost,
+    /// The onboarded services, whose pipelines the DevOps environment registers.
+    pub pipelines: Arc<dyn super::delivery::PipelineOwner>,
 }
 
 /// The environment as the steps see it.

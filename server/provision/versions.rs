@@ -149,11 +149,22 @@ pub const SPINNAKER: Component = Component {
     images: &[],
     install: Install::Operator("spinnaker-operator"),
 };
-/// Jenkins has no operator here: a Deployment and a Service.
+/// Jenkins has no operator here: a Deployment (with its configuration reloader) and a Service.
 pub const JENKINS: Component = Component {
     name: "jenkins",
     version: "2.528.2",
-    images: &["docker.io/jenkins/jenkins:2.528.2-lts-jdk21"],
+    images: &[
+        "docker.io/jenkins/jenkins:2.528.2-lts-jdk21",
+        // The Jenkins Helm chart's Configuration-as-Code reloader.
+        "quay.io/kiwigrid/k8s-sidecar:1.30.5",
+    ],
+    install: Install::Manifests,
+};
+/// The DevOps cluster's Job saving a service's pipeline in Spinnaker runs curl.
+pub const CURL: Component = Component {
+    name: "curl",
+    version: "8.17.0",
+    images: &["docker.io/curlimages/curl:8.17.0"],
     install: Install::Manifests,
 };
 
@@ -179,6 +190,7 @@ pub const COMPONENTS: &[Component] = &[
     SPINNAKER_OPERATOR,
     SPINNAKER,
     JENKINS,
+    CURL,
 ];
 
 /// The EKS add-ons every cluster gets.
