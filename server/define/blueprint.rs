@@ -198,6 +198,10 @@ pub enum DevopsTool {
 #[serde(deny_unknown_fields)]
 pub struct Devops {
     pub tool: DevopsTool,
+    /// Where people open the delivery tool (Deck, Jenkins), as the platform team publishes it:
+    /// Slipway keeps the tool inside its cluster and shows this address in the hand-over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     pub kubernetes_version: String,
     pub node_group: NodeGroup,
 }
@@ -337,6 +341,21 @@ impl OpenSearch {
             .unwrap_or(&self.endpoint)
             .trim_end_matches('/')
     }
+}
+
+/// Why the DevOps tool's address is unusable as a link, if it is: an `https://` URL with a host
+/// and no credentials (it is shown to every team; Slipway never requests it).
+fn check_tool_url(url: &str) -> Result<(), &'static str> {
+    const MESSAGE: &str = "Use the tool's https:// address, e.g. https://spinnaker.example.com (no user name or password in it).";
+    if url.len() > 2048 || url.chars().any(char::is_control) {
+        return Err(MESSAGE);
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|_| MESSAGE)?;
+    let plain = parsed.scheme() == "https"
+        && parsed.host_str().is_some_and(|h| !h.is_empty())
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    if plain { Ok(()) } else { Err(MESSAGE) }
 }
 
 /// Why an OpenSearch endpoint is unusable, if it is: HTTPS (SigV4 needs it), a host name and
@@ -591,6 +610,11 @@ impl Blueprint {
             &self.devops.kubernetes_version,
         );
         check_node_group(&mut errors, "devops.node_group", &self.devops.node_group);
+        if let Some(url) = &self.devops.url
+            && let Err(message) = check_tool_url(url)
+        {
+            errors.add("devops.url", message);
+        }
 
         if self.environment_types.is_empty() {
             errors.add("environment_types", "Define at least one environment type.");
@@ -1072,6 +1096,34 @@ mod tests {
                 errors.0
             );
         }
+    }
+
+    #[test]
+    fn the_devops_tools_address_is_a_plain_https_link() {
+        let errors_of = |url: &str| {
+            let mut b = Blueprint::from_template("p", None);
+            b.devops.url = Some(url.to_owned());
+            match b.validate() {
+                Ok(()) => vec![],
+                Err(errors) => errors.0.into_iter().map(|e| e.field).collect::<Vec<_>>(),
+            }
+        };
+        assert!(errors_of("https://spinnaker.example.com").is_empty());
+        assert!(errors_of("https://ci.example.com:8443/jenkins/").is_empty());
+        for refused in [
+            "http://spinnaker.example.com",
+            "javascript:alert(1)",
+            "https://admin:pw@spinnaker.example.com",
+            "https://spinnaker.example.com/\u{7}",
+            "spinnaker.example.com",
+            "",
+        ] {
+            assert_eq!(errors_of(refused), ["devops.url"], "{refused:?}");
+        }
+        assert!(
+            Blueprint::from_template("p", None).devops.url.is_none(),
+            "optional"
+        );
     }
 
     #[test]

@@ -389,6 +389,11 @@ fn layout(environments: usize) -> Vec<SectionSpec> {
                         "Kubernetes version (Spinnaker's cluster)",
                         Kind::Text,
                     ),
+                    s(
+                        "devops.url",
+                        "The tool's address, as you publish it (https://…, optional; shown in the hand-over)",
+                        Kind::Text,
+                    ),
                 ],
                 node_group("devops"),
             ]
@@ -673,6 +678,11 @@ pub fn apply(base: &Blueprint, form: &FormFields) -> (Value, Result<Blueprint, F
         && access.get("platform_team_role_arn").and_then(Value::as_str) == Some("")
     {
         access.remove("platform_team_role_arn");
+    }
+    if let Some(devops) = doc.get_mut("devops").and_then(Value::as_object_mut)
+        && devops.get("url").and_then(Value::as_str) == Some("")
+    {
+        devops.remove("url");
     }
     if let Some(logging) = doc.get_mut("logging").and_then(Value::as_object_mut)
         && logging.get("opensearch").is_some_and(|domain| {
