@@ -135,45 +135,9 @@ impl World {
 
     /// Approves a new blueprint revision: revision 1 as `change` edits it.
     async fn approve_revision(&self, change: impl FnOnce(&mut Value)) {
-        let base = "/api/v1/platforms/shop/blueprints";
-        let (_, current) = self
-            .call(
-                Method::GET,
-                &format!("{base}/1"),
-                &self.engineer,
-                json!(null),
-            )
+        self.app
+            .approve_revision("shop", &self.engineer, &self.reviewer, change)
             .await;
-        let mut document = current["document"].clone();
-        change(&mut document);
-        let (status, created) = self
-            .call(
-                Method::POST,
-                base,
-                &self.engineer,
-                json!({"base_revision": 1, "document": document}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
-        let n = created["number"].as_i64().unwrap();
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("{base}/{n}/submit"),
-                &self.engineer,
-                json!({}),
-            )
-            .await;
-        assert!(status.is_success(), "{body}");
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("{base}/{n}/reviews"),
-                &self.reviewer,
-                json!({"verdict": "approve", "comment": ""}),
-            )
-            .await;
-        assert!(status.is_success(), "{body}");
     }
 
     /// A small `perf` (ephemeral) request by the developer, approved automatically (it costs

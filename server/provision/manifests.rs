@@ -2442,14 +2442,7 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
             out.extend(operator_objects(&operator, environment, false));
             out.push(namespace("spinnaker", environment, false));
             let (ns, account) = delivery_identity(DevopsTool::Spinnaker);
-            out.push(object(
-                "v1",
-                "ServiceAccount",
-                Some(ns),
-                account,
-                environment,
-                json!({}),
-            ));
+            out.push(service_account(ns, account, environment));
             out.push(object(
                 "spinnaker.io/v1alpha2",
                 "SpinnakerService",
@@ -2480,14 +2473,7 @@ pub fn devops(blueprint: &Blueprint, environment: &str) -> Vec<Value> {
             let (ns, account) = delivery_identity(DevopsTool::Jenkins);
             let mut out = vec![
                 namespace(ns, environment, false),
-                object(
-                    "v1",
-                    "ServiceAccount",
-                    Some(ns),
-                    account,
-                    environment,
-                    json!({}),
-                ),
+                service_account(ns, account, environment),
             ];
             // The reloader reads the namespace's Configuration-as-Code ConfigMaps.
             out.extend(role_and_binding(

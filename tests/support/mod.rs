@@ -478,6 +478,57 @@ impl TestApp {
         Self::spawn().await
     }
 
+    /// Approves a new blueprint revision of `slug`: revision 1 as `change` edits it, saved and
+    /// submitted by `author`, approved by `reviewer`.
+    pub async fn approve_revision(
+        &self,
+        slug: &str,
+        author: &str,
+        reviewer: &str,
+        change: impl FnOnce(&mut serde_json::Value),
+    ) {
+        use reqwest::Method;
+        let base = format!("/api/v1/platforms/{slug}/blueprints");
+        let (_, current) = self
+            .call(
+                Method::GET,
+                &format!("{base}/1"),
+                author,
+                serde_json::json!(null),
+            )
+            .await;
+        let mut document = current["document"].clone();
+        change(&mut document);
+        let (status, created) = self
+            .call(
+                Method::POST,
+                &base,
+                author,
+                serde_json::json!({"base_revision": 1, "document": document}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let n = created["number"].as_i64().unwrap();
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("{base}/{n}/submit"),
+                author,
+                serde_json::json!({}),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("{base}/{n}/reviews"),
+                reviewer,
+                serde_json::json!({"verdict": "approve", "comment": ""}),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+    }
+
     /// The platform `slug` created by `author` (a platform engineer's token) with the built-in
     /// blueprint approved by `reviewer` (another platform engineer, made a member).
     pub async fn approved_platform(
