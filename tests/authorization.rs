@@ -848,6 +848,25 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
                 [401, 404, 404, 404, 404, 404],
             ),
         ),
+        // Upgrades: the platform team's, like drift (the upgrade tests cover who decides).
+        m(
+            Method::GET,
+            "/environments/{id}/upgrade",
+            probe(
+                &format!("/environments/{unknown}/upgrade"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/environments/{id}/upgrade",
+            probe(
+                &format!("/api/v1/environments/{unknown}/upgrade"),
+                &[],
+                [401, 404, 404, 404, 404, 404],
+            ),
+        ),
         // What an environment costs: whoever sees it (an unknown one is 404 to all).
         m(
             Method::GET,
@@ -1052,6 +1071,42 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
         ),
         m(
             Method::POST,
+            "/environments/{id}/upgrade",
+            probe(
+                &format!("/environments/{unknown}/upgrade"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/environments/{id}/upgrade/approve",
+            probe(
+                &format!("/environments/{unknown}/upgrade/approve"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/environments/{id}/upgrade/reject",
+            probe(
+                &format!("/environments/{unknown}/upgrade/reject"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/environments/{id}/upgrade/retry",
+            probe(
+                &format!("/environments/{unknown}/upgrade/retry"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
             "/environments/{id}/drift/check",
             probe(
                 &format!("/environments/{unknown}/drift/check"),
@@ -1202,6 +1257,42 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             "/api/v1/environments/{id}/retry",
             api(
                 &format!("/api/v1/environments/{unknown}/retry"),
+                json!({}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/upgrade",
+            api(
+                &format!("/api/v1/environments/{unknown}/upgrade"),
+                json!({"kubernetes_version": "1.35"}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/upgrade/approve",
+            api(
+                &format!("/api/v1/environments/{unknown}/upgrade/approve"),
+                json!({}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/upgrade/reject",
+            api(
+                &format!("/api/v1/environments/{unknown}/upgrade/reject"),
+                json!({"reason": "not now"}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/upgrade/retry",
+            api(
+                &format!("/api/v1/environments/{unknown}/upgrade/retry"),
                 json!({}),
                 [401, 404, 404, 404, 404, 404, 404],
             ),

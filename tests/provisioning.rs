@@ -3588,3 +3588,441 @@ async fn eks_dates_win_over_the_shipped_calendar_and_admins_correct_what_it_lack
     assert!(page.contains("Correct a version"), "{page}");
     workers.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The upgrade of `id` once it has ended (succeeded, failed or rejected), as the engineer
+/// reads the preview.
+async fn until_upgrade_ended(w: &World, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, preview) = w
+            .call(
+                Method::GET,
+                &format!("/api/v1/environments/{id}/upgrade"),
+                &w.engineer,
+                json!(null),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{preview}");
+        let last = &preview["history"][0];
+        if ["succeeded", "failed", "rejected"].contains(&last["state"].as_str().unwrap_or("")) {
+            return preview;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the upgrade did not end: {preview}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The engineer asks for `version` on `id`.
+async fn ask_upgrade(w: &World, id: &str, version: &str) -> (StatusCode, Value) {
+    w.call(
+        Method::POST,
+        &format!("/api/v1/environments/{id}/upgrade"),
+        &w.engineer,
+        json!({ "kubernetes_version": version }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_upgrade_is_previewed_approved_by_someone_else_and_moves_the_cluster_one_minor_version()
+{
+    let w = World::at("2026-12-03T09:00:00Z").await;
+    w.approve_revision(|doc| doc["environment_types"][0]["kubernetes_version"] = json!("1.34"))
+        .await;
+    let workers = w.workers(w.simulated());
+    let id = w.approved("ledger").await;
+    w.until_state(&id, "ready", Duration::from_secs(60)).await;
+
+    let path = format!("/api/v1/environments/{id}/upgrade");
+    let (status, preview) = w.call(Method::GET, &path, &w.engineer, json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["current_version"], "1.34");
+    assert_eq!(preview["current_support"], "extended");
+    assert_eq!(preview["next_version"], "1.35");
+    assert_eq!(preview["next_support"], "standard");
+    assert_eq!(preview["approvals_required"], 1);
+    let steps: Vec<&str> = preview["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "pre-checks",
+            "control-plane",
+            "addons",
+            "nodegroup",
+            "health"
+        ]
+    );
+
+    // The requester of the environment is not the platform team.
+    let (status, _) = w
+        .call(
+            Method::POST,
+            &path,
+            &w.dev,
+            json!({"kubernetes_version": "1.35"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for (bad, says) in [
+        ("1.36", "one minor version at a time"),
+        ("1.33", "one minor version at a time"),
+        ("latest", "such as 1.35"),
+        ("1.35\u{0}", "control character"),
+    ] {
+        let (status, problem) = ask_upgrade(&w, &id, bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "kubernetes_version");
+        assert!(
+            problem["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(says),
+            "{bad}: {problem}"
+        );
+    }
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM environment_upgrade")
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 0, "refused asks leave nothing");
+
+    let (status, upgrade) = ask_upgrade(&w, &id, "1.35").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{upgrade}");
+    assert_eq!(upgrade["state"], "awaiting_approval");
+    assert!(upgrade["job_id"].is_null(), "nothing runs before approval");
+    let (status, _) = ask_upgrade(&w, &id, "1.35").await;
+    assert_eq!(status, StatusCode::CONFLICT, "one open upgrade at a time");
+
+    let world = &w;
+    let decide = |token: &str, verdict: &str, body: Value| {
+        let token = token.to_owned();
+        let path = format!("{path}/{verdict}");
+        async move { world.call(Method::POST, &path, &token, body).await }
+    };
+    let (status, problem) = decide(&w.engineer, "approve", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no self-approval: {problem}");
+    let (status, problem) = decide(&w.reviewer, "reject", json!({"reason": "  "})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["field"], "reason");
+    let (status, upgrade) = decide(&w.reviewer, "approve", json!({"comment": "go"})).await;
+    assert_eq!(status, StatusCode::OK, "{upgrade}");
+    assert_eq!(upgrade["state"], "running");
+    assert!(upgrade["job_id"].is_i64(), "{upgrade}");
+    let (status, _) = decide(&w.reviewer, "approve", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "nothing awaits a decision");
+
+    let preview = until_upgrade_ended(&w, &id).await;
+    assert_eq!(preview["history"][0]["state"], "succeeded", "{preview}");
+    assert_eq!(preview["current_version"], "1.35");
+    let (_, maintain) = w
+        .call(
+            Method::GET,
+            "/api/v1/platforms/shop/maintain",
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    assert_eq!(maintain["items"][0]["kubernetes_version"], "1.35");
+    assert_eq!(maintain["items"][0]["support"], "standard");
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_event WHERE subject = 'environment:' || $1 ORDER BY id",
+    )
+    .bind(&id)
+    .fetch_all(&w.app.pool)
+    .await
+    .unwrap();
+    for expected in [
+        "environment.upgrade_requested",
+        "environment.upgrading",
+        "environment.upgraded",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} in {actions:?}"
+        );
+    }
+    // The next upgrade starts from the new version.
+    let (status, problem) = ask_upgrade(&w, &id, "1.35").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn the_upgrade_page_asks_decides_and_shows_errors_beside_the_field_without_javascript() {
+    let w = World::at("2026-12-03T09:00:00Z").await;
+    w.approve_revision(|doc| doc["environment_types"][0]["kubernetes_version"] = json!("1.34"))
+        .await;
+    let workers = w.workers(w.simulated());
+    let id = w.approved("ledger").await;
+    w.until_state(&id, "ready", Duration::from_secs(60)).await;
+    // Two members of the platform team, each in their own browser.
+    let browser = || async {
+        let email = w.app.platform_member("shop", ENGINEER).await;
+        let browser = support::client();
+        w.app.login(&browser, &email, support::PASSWORD).await;
+        browser
+    };
+    let (asker, approver) = (browser().await, browser().await);
+    let url = w.app.url(&format!("/environments/{id}/upgrade"));
+    let page = |b: &reqwest::Client| {
+        let request = b.get(&url);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let post = |b: &reqwest::Client, action: &str, form: Vec<(&'static str, String)>| {
+        let request = b
+            .post(w.app.url(&format!("/environments/{id}/{action}")))
+            .form(&form);
+        async move { request.send().await.unwrap() }
+    };
+    let html = page(&asker).await;
+    assert!(html.contains("Kubernetes <strong>1.34</strong>"), "{html}");
+    assert!(html.contains("UpdateClusterVersion 1.34 → 1.35"), "{html}");
+    let csrf = support::csrf_token(&html);
+    let res = post(
+        &asker,
+        "upgrade",
+        vec![
+            ("_csrf", csrf.clone()),
+            ("kubernetes_version", "1.37".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(r#"id="u-version-error""#) && html.contains("the next is 1.35"),
+        "the form again, the error beside the field: {html}"
+    );
+    assert!(html.contains(r#"value="1.37""#), "what was typed is kept");
+    let res = post(
+        &asker,
+        "upgrade",
+        vec![("kubernetes_version", "1.35".into())],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "CSRF is checked");
+    let res = post(
+        &asker,
+        "upgrade",
+        vec![
+            ("_csrf", csrf.clone()),
+            ("kubernetes_version", "1.35".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = page(&asker).await;
+    assert!(html.contains("Upgrade asked for"), "{html}");
+    assert!(
+        html.contains("You asked for it"),
+        "no decision buttons for whoever asked: {html}"
+    );
+    let html = page(&approver).await;
+    assert!(html.contains("Approve upgrade"), "{html}");
+    let csrf = support::csrf_token(&html);
+    let res = post(
+        &approver,
+        "upgrade/reject",
+        vec![("_csrf", csrf.clone()), ("reason", " ".into())],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(html.contains(r#"id="u-reason-error""#), "{html}");
+    let res = post(&approver, "upgrade/approve", vec![("_csrf", csrf)]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let preview = until_upgrade_ended(&w, &id).await;
+    assert_eq!(preview["history"][0]["state"], "succeeded", "{preview}");
+    let html = page(&approver).await;
+    assert!(html.contains("1.34 → 1.35"), "{html}");
+    assert!(html.contains("Kubernetes <strong>1.35</strong>"), "{html}");
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// What moto has of the cluster `name` in `account`: its version, its node group's, its
+/// add-ons' and how many version updates the cluster and the node group had.
+async fn upgraded_state(
+    moto: &Moto,
+    account: &str,
+    name: &str,
+    group: &str,
+) -> (String, String, Vec<String>, usize, usize) {
+    let eks = moto.eks_in(account).await;
+    let cluster = eks.describe_cluster().name(name).send().await.unwrap();
+    let nodegroup = eks
+        .describe_nodegroup()
+        .cluster_name(name)
+        .nodegroup_name(group)
+        .send()
+        .await
+        .unwrap();
+    let mut addons = Vec::new();
+    for addon in eks
+        .list_addons()
+        .cluster_name(name)
+        .send()
+        .await
+        .unwrap()
+        .addons()
+    {
+        let a = eks
+            .describe_addon()
+            .cluster_name(name)
+            .addon_name(addon)
+            .send()
+            .await
+            .unwrap();
+        addons.push(a.addon().unwrap().addon_version().unwrap().to_owned());
+    }
+    let updates = |nodegroup: Option<&str>| {
+        let eks = eks.clone();
+        let nodegroup = nodegroup.map(str::to_owned);
+        async move {
+            eks.list_updates()
+                .name(name)
+                .set_nodegroup_name(nodegroup)
+                .send()
+                .await
+                .unwrap()
+                .update_ids()
+                .len()
+        }
+    };
+    (
+        cluster.cluster().unwrap().version().unwrap().to_owned(),
+        nodegroup.nodegroup().unwrap().version().unwrap().to_owned(),
+        addons,
+        updates(None).await,
+        updates(Some(group)).await,
+    )
+}
+
+#[tokio::test]
+async fn an_upgrade_blocked_by_an_insight_then_killed_after_update_cluster_version_ends_with_one_update()
+ {
+    let moto = Moto::start().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let w = World::new().await;
+    w.approve_revision(|doc| doc["environment_types"][0]["kubernetes_version"] = json!("1.34"))
+        .await;
+    let workers = w.workers(aws_cloud(&moto, &kube).await);
+    let id = w.approved("ledger").await;
+    let env = w.until_state(&id, "ready", Duration::from_secs(120)).await;
+    let account = env["outputs"]["account_id"].as_str().unwrap().to_owned();
+    let cluster = env["outputs"]["cluster_name"].as_str().unwrap().to_owned();
+    let group = format!("{cluster}-nodes");
+    let set_insights = |insights: Value| {
+        let url = format!("{}/moto-api/slipway/eks-insights", moto.url);
+        async move {
+            let res = support::client()
+                .post(url)
+                .body(insights.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::CREATED);
+        }
+    };
+    set_insights(json!([{"id": "i-1", "name": "Kubelet version skew",
+        "kubernetesVersion": "1.35", "status": "ERROR",
+        "reason": "Node kubelet versions are more than one minor version behind"}]))
+    .await;
+
+    // Blocked before anything changes, with the insight's reason.
+    let (status, upgrade) = ask_upgrade(&w, &id, "1.35").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{upgrade}");
+    let path = format!("/api/v1/environments/{id}/upgrade");
+    let (status, upgrade) = w
+        .call(
+            Method::POST,
+            &format!("{path}/approve"),
+            &w.reviewer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{upgrade}");
+    let preview = until_upgrade_ended(&w, &id).await;
+    let failed = &preview["history"][0];
+    assert_eq!(failed["state"], "failed", "{preview}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("Kubelet version skew") && error.contains("nothing was changed"),
+        "{error}"
+    );
+    assert_eq!(
+        upgraded_state(&moto, &account, &cluster, &group).await.3,
+        0,
+        "no update asked for"
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+
+    // The insight is dealt with; the retry's worker dies right after UpdateClusterVersion.
+    set_insights(json!([])).await;
+    let proxy = support::moto::CrashProxy::start(
+        &moto.url,
+        "POST",
+        &format!("/clusters/{cluster}/updates"),
+    )
+    .await;
+    let mut first = worker_process(&w, &moto, &proxy.url, &kube);
+    proxy.arm(first.0.id());
+    let (status, upgrade) = w
+        .call(
+            Method::POST,
+            &format!("{path}/retry"),
+            &w.engineer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{upgrade}");
+    proxy.until_killed(Duration::from_secs(60)).await;
+    first.0.wait().unwrap();
+    let (version, _, _, updates, _) = upgraded_state(&moto, &account, &cluster, &group).await;
+    assert_eq!((version.as_str(), updates), ("1.35", 1), "EKS took it");
+
+    let second = worker_process(&w, &moto, &moto.url, &kube);
+    let preview = until_upgrade_ended(&w, &id).await;
+    drop(second);
+    assert_eq!(preview["history"][0]["state"], "succeeded", "{preview}");
+    let (version, nodegroup, addons, cluster_updates, nodegroup_updates) =
+        upgraded_state(&moto, &account, &cluster, &group).await;
+    assert_eq!(version, "1.35");
+    assert_eq!(nodegroup, "1.35");
+    assert_eq!(
+        (cluster_updates, nodegroup_updates),
+        (1, 1),
+        "one version update each, across the kill"
+    );
+    assert!(!addons.is_empty());
+    for addon in &addons {
+        assert!(addon.ends_with("-default-for-1.35"), "{addons:?}");
+    }
+    let job = preview["history"][0]["job_id"].as_i64().unwrap();
+    let (_, job) = w
+        .call(
+            Method::GET,
+            &format!("/api/v1/jobs/{job}"),
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    let control = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "control-plane")
+        .unwrap();
+    assert_eq!(control["attempt"], 2, "the step ran again: {control}");
+    assert_eq!(preview["current_version"], "1.35");
+}

@@ -565,6 +565,7 @@ pub fn job_registry(
         registry,
         runner,
         crate::maintain::drift::owner(pool, base_url),
+        crate::maintain::upgrade::owner(pool, base_url),
     )
 }
 

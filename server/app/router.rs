@@ -17,7 +17,7 @@ use crate::http::error::AppError;
 use crate::http::{
     account_pool, admin, approvals, assets, auth, backlog, blueprints, catalog, cost, drift,
     environments, error_pages, extract, handover, health, home, idempotency, identity, jobs,
-    maintain, notifications, openapi, platforms, search, services, teams, versions,
+    maintain, notifications, openapi, platforms, search, services, teams, upgrade, versions,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -578,6 +578,56 @@ pub fn route_table() -> Vec<RouteDef> {
             M::POST,
             "/api/v1/environments/{id}/reconcile",
             post(drift::api_reconcile),
+        ),
+        route(
+            M::GET,
+            "/api/v1/environments/{id}/upgrade",
+            get(upgrade::api_preview),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/upgrade",
+            post(upgrade::api_request),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/upgrade/approve",
+            post(upgrade::api_approve),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/upgrade/reject",
+            post(upgrade::api_reject),
+        ),
+        route(
+            M::POST,
+            "/api/v1/environments/{id}/upgrade/retry",
+            post(upgrade::api_retry),
+        ),
+        route(
+            M::GET,
+            "/environments/{id}/upgrade",
+            get(upgrade::upgrade_page),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/upgrade",
+            post(upgrade::request),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/upgrade/approve",
+            post(upgrade::approve),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/upgrade/reject",
+            post(upgrade::reject),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/upgrade/retry",
+            post(upgrade::retry),
         ),
         route(M::GET, "/environments/{id}/drift", get(drift::drift_page)),
         route(M::GET, "/kubernetes-versions", get(versions::versions_page)),

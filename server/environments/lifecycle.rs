@@ -19,6 +19,7 @@ use crate::define::blueprint::{Lifecycle, MAX_TTL_HOURS};
 use crate::define::platforms::Platform;
 use crate::jobs::queue::{self, JobState, NewJob};
 use crate::provision::drift::RECONCILE_JOB;
+use crate::provision::upgrade::UPGRADE_JOB;
 use crate::provision::{EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 use crate::validation::FieldErrors;
 
@@ -740,19 +741,27 @@ async fn start_teardown(
             env.state().label().to_lowercase()
         )));
     }
-    let reconciling: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM job WHERE unique_key = $1
-                        AND state IN ('available', 'running', 'retryable'))",
+    // A reconcile or an upgrade running under a teardown would fight it over the cluster.
+    let busy: Option<String> = sqlx::query_scalar(
+        "SELECT kind FROM job WHERE unique_key = ANY($1)
+                AND state IN ('available', 'running', 'retryable') LIMIT 1",
     )
-    .bind(job_key(env.id, RECONCILE_JOB))
-    .fetch_one(&mut *tx)
+    .bind(vec![
+        job_key(env.id, RECONCILE_JOB),
+        job_key(env.id, UPGRADE_JOB),
+    ])
+    .fetch_optional(&mut *tx)
     .await?;
-    if reconciling {
-        return Err(EnvironmentError::Conflict(
-            "The environment is being reconciled: tear it down once that job has ended (or \
+    if let Some(kind) = busy {
+        let doing = if kind == UPGRADE_JOB {
+            "upgraded"
+        } else {
+            "reconciled"
+        };
+        return Err(EnvironmentError::Conflict(format!(
+            "The environment is being {doing}: tear it down once that job has ended (or \
              cancel it on the Jobs page)."
-                .into(),
-        ));
+        )));
     }
     let mut job = NewJob::new(
         TEARDOWN_JOB,
@@ -906,15 +915,17 @@ pub async fn reap_expired(
         .await?;
     }
     let due: Vec<Uuid> = sqlx::query_scalar(
-        // One being reconciled waits for its reconcile to end (the next sweep takes it).
+        // One being reconciled or upgraded waits for that job to end (the next sweep takes it).
         "SELECT e.id FROM environment e WHERE e.state = 'ready' AND e.expires_at <= $1
            AND NOT EXISTS (SELECT 1 FROM job j
-                           WHERE j.unique_key = 'environment:' || e.id || ':' || $2
+                           WHERE j.unique_key IN ('environment:' || e.id || ':' || $2,
+                                                  'environment:' || e.id || ':' || $3)
                              AND j.state IN ('available', 'running', 'retryable'))
          LIMIT 100 FOR UPDATE OF e SKIP LOCKED",
     )
     .bind(now)
     .bind(RECONCILE_JOB)
+    .bind(UPGRADE_JOB)
     .fetch_all(&mut *tx)
     .await?;
     for id in &due {

@@ -38,6 +38,14 @@ pub enum Event {
     Reconciling,
     /// Its spend this month passed 80 % or 100 % of its monthly budget.
     BudgetWarning,
+    /// A Kubernetes upgrade of its cluster awaits the approvers.
+    UpgradeRequested,
+    UpgradeApprovalCounted,
+    UpgradeRejected,
+    /// The upgrade job started (approved, needing no approval, or retried).
+    Upgrading,
+    Upgraded,
+    UpgradeFailed,
 }
 
 impl Event {
@@ -59,15 +67,27 @@ impl Event {
             Event::DriftAccepted => "drift_accepted",
             Event::Reconciling => "reconciling",
             Event::BudgetWarning => "budget_warning",
+            Event::UpgradeRequested => "upgrade_requested",
+            Event::UpgradeApprovalCounted => "upgrade_approval_counted",
+            Event::UpgradeRejected => "upgrade_rejected",
+            Event::Upgrading => "upgrading",
+            Event::Upgraded => "upgraded",
+            Event::UpgradeFailed => "upgrade_failed",
         }
     }
 
-    /// Who hears of it: the approvers of requests awaiting a decision, of drift and of budgets
-    /// (the platform team decides what to do about them), otherwise the requester.
+    /// Who hears of it: the approvers of requests and upgrades awaiting a decision, of drift,
+    /// budgets and failed upgrades (the platform team decides what to do about them),
+    /// otherwise the requester (whose cluster is upgraded).
     fn for_approvers(self) -> bool {
         matches!(
             self,
-            Event::Submitted | Event::ExtensionRequested | Event::Drifted | Event::BudgetWarning
+            Event::Submitted
+                | Event::ExtensionRequested
+                | Event::Drifted
+                | Event::BudgetWarning
+                | Event::UpgradeRequested
+                | Event::UpgradeFailed
         )
     }
 
@@ -75,7 +95,7 @@ impl Event {
     fn goes_to_webhook(self) -> bool {
         !matches!(
             self,
-            Event::Cancelled | Event::Extended | Event::TearingDown
+            Event::Cancelled | Event::Extended | Event::TearingDown | Event::UpgradeApprovalCounted
         )
     }
 }

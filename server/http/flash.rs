@@ -53,11 +53,14 @@ pub enum Flash {
     ReconcileStarted,
     DriftAccepted,
     VersionCorrected,
+    UpgradeRequested,
+    UpgradeStarted,
+    UpgradeRejected,
 }
 
 impl Flash {
     /// Every flash without data.
-    const ALL: [Flash; 38] = [
+    const ALL: [Flash; 41] = [
         Flash::PlatformCreated,
         Flash::PlatformArchived,
         Flash::MemberAdded,
@@ -96,6 +99,9 @@ impl Flash {
         Flash::ReconcileStarted,
         Flash::DriftAccepted,
         Flash::VersionCorrected,
+        Flash::UpgradeRequested,
+        Flash::UpgradeStarted,
+        Flash::UpgradeRejected,
     ];
 
     /// The cookie's value.
@@ -153,6 +159,9 @@ impl Flash {
             Flash::ReconcileStarted => "reconcile_started",
             Flash::DriftAccepted => "drift_accepted",
             Flash::VersionCorrected => "version_corrected",
+            Flash::UpgradeRequested => "upgrade_requested",
+            Flash::UpgradeStarted => "upgrade_started",
+            Flash::UpgradeRejected => "upgrade_rejected",
         }
     }
 
@@ -250,6 +259,11 @@ impl Flash {
             Flash::VersionCorrected => {
                 "Dates saved: they stand until EKS itself answers for the version."
             }
+            Flash::UpgradeRequested => {
+                "Upgrade asked for: the environment's approvers are notified."
+            }
+            Flash::UpgradeStarted => "Upgrade started: this page follows its job.",
+            Flash::UpgradeRejected => "Upgrade rejected: whoever asked for it is notified.",
             Flash::ServiceOnboarding => {
                 "Service registered: its repository and its entries in the environments' repositories are being made (this page follows)."
             }

@@ -32,5 +32,6 @@ pub mod platforms;
 pub mod search;
 pub mod services;
 pub mod teams;
+pub mod upgrade;
 pub mod versions;
 pub mod views;

@@ -6,6 +6,8 @@
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::provision::versions::minor_of;
+
 /// Where the table comes from, and when it was read. A version newer than the table (EKS
 /// released it later) is taken as in standard support, with no dates, until the table is
 /// updated; blueprints can only pin versions in it (`KUBERNETES_MINOR_VERSIONS`).
@@ -121,11 +123,6 @@ pub struct Entry {
 pub struct Calendar {
     /// By minor version, ascending.
     entries: Vec<Entry>,
-}
-
-/// The minor of `1.NN`.
-pub fn minor_of(version: &str) -> Option<u32> {
-    version.strip_prefix("1.")?.parse().ok()
 }
 
 #[derive(sqlx::FromRow)]

@@ -1,13 +1,15 @@
 //! Maintain: keeping a platform's clusters current. Version currency (where each cluster's
-//! Kubernetes version stands in EKS's support calendar and what staying on it costs), drift
-//! ([`drift`]: how each environment differs from its plan, reconciled or accepted) and actual
-//! cost ([`cost`]: the bill beside the estimate and the budget). Upgrades and blueprint
-//! roll-outs are not built yet; the fields the API reserves for what is not checked are `null`,
-//! never an empty "all is well".
+//! Kubernetes version stands in EKS's support calendar and what staying on it costs),
+//! upgrades ([`upgrade`]: one minor version at a time, approved like the environment, run as
+//! a job), drift ([`drift`]: how each environment differs from its plan, reconciled or
+//! accepted) and actual cost ([`cost`]: the bill beside the estimate and the budget).
+//! Blueprint roll-outs are not built yet; the fields the API reserves for what is not checked
+//! are `null`, never an empty "all is well".
 
 pub mod cost;
 pub mod currency;
 pub mod drift;
+pub mod upgrade;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;

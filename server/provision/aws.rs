@@ -17,9 +17,10 @@ use aws_sdk_eks::types::{
 };
 
 use super::cloud::{
-    AccessEntry, Account, AccountCreation, AccountSpec, Addon, AddonSpec, Closure, CloudError,
-    Cluster, ClusterSpec, EndpointAccess, Identity, Network, Nodegroup, NodegroupSpec, OWNER_TAG,
-    Organization, Provider, Scaling, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec,
+    AccessEntry, Account, AccountCreation, AccountSpec, Addon, AddonSpec, AddonVersions, Closure,
+    CloudError, Cluster, ClusterSpec, EndpointAccess, Identity, Insight, Network, Nodegroup,
+    NodegroupSpec, OWNER_TAG, Organization, Provider, Scaling, Status, Tags, WorkloadIdentity,
+    WorkloadIdentitySpec,
 };
 use super::kubernetes::{self, ClusterEndpoint};
 
@@ -1246,6 +1247,7 @@ impl Provider for AwsCloud {
                     })
                 }),
                 instance_types: n.instance_types().to_vec(),
+                version: n.version().map(str::to_owned),
             })),
             Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(None),
             Err(e) => Err(classify("eks:DescribeNodegroup", e)),
@@ -1345,6 +1347,167 @@ impl Provider for AwsCloud {
             ))),
             Err(e) => Err(classify("eks:UpdateNodegroupConfig", e)),
         }
+    }
+
+    async fn update_cluster_version(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &str,
+        version: &str,
+    ) -> Result<(), CloudError> {
+        match self
+            .eks(session, region)
+            .update_cluster_version()
+            .name(cluster)
+            .version(version)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // EKS runs one update of a cluster at a time.
+            Err(e) if is_code(&e, "ResourceInUseException") => Err(CloudError::Transient(format!(
+                "cluster {cluster} is being updated already"
+            ))),
+            Err(e) => Err(classify("eks:UpdateClusterVersion", e)),
+        }
+    }
+
+    async fn update_nodegroup_version(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<(), CloudError> {
+        match self
+            .eks(session, region)
+            .update_nodegroup_version()
+            .cluster_name(cluster)
+            .nodegroup_name(name)
+            .version(version)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, "ResourceInUseException") => Err(CloudError::Transient(format!(
+                "node group {name} is being updated already"
+            ))),
+            Err(e) => Err(classify("eks:UpdateNodegroupVersion", e)),
+        }
+    }
+
+    async fn addon_versions(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        name: &str,
+        kubernetes_version: &str,
+    ) -> Result<AddonVersions, CloudError> {
+        let out = self
+            .eks(session, region)
+            .describe_addon_versions()
+            .addon_name(name)
+            .kubernetes_version(kubernetes_version)
+            .send()
+            .await
+            .map_err(|e| classify("eks:DescribeAddonVersions", e))?;
+        let mut found = AddonVersions::default();
+        for version in out.addons().iter().flat_map(|a| a.addon_versions()) {
+            let Some(number) = version.addon_version() else {
+                continue;
+            };
+            let fits = version
+                .compatibilities()
+                .iter()
+                .filter(|c| c.cluster_version() == Some(kubernetes_version))
+                .collect::<Vec<_>>();
+            if fits.is_empty() {
+                continue;
+            }
+            if fits.iter().any(|c| c.default_version()) {
+                found.default = Some(number.to_owned());
+            }
+            found.compatible.push(number.to_owned());
+        }
+        Ok(found)
+    }
+
+    async fn update_addon(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<(), CloudError> {
+        match self
+            .eks(session, region)
+            .update_addon()
+            .cluster_name(cluster)
+            .addon_name(name)
+            .addon_version(version)
+            .resolve_conflicts(aws_sdk_eks::types::ResolveConflicts::Overwrite)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, "ResourceInUseException") => Err(CloudError::Transient(format!(
+                "add-on {name} is being updated already"
+            ))),
+            Err(e) => Err(classify("eks:UpdateAddon", e)),
+        }
+    }
+
+    async fn upgrade_insights(
+        &self,
+        session: &MemberSession,
+        region: &str,
+        cluster: &str,
+        version: &str,
+    ) -> Result<Option<Vec<Insight>>, CloudError> {
+        let filter = aws_sdk_eks::types::InsightsFilter::builder()
+            .categories(aws_sdk_eks::types::Category::UpgradeReadiness)
+            .kubernetes_versions(version)
+            .build();
+        let mut found = Vec::new();
+        let mut pages = self
+            .eks(session, region)
+            .list_insights()
+            .cluster_name(cluster)
+            .filter(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                // Partitions (and emulators) without insights: the pre-check says so and goes on.
+                Err(e)
+                    if is_code(&e, "UnknownOperationException")
+                        || is_code(&e, "InvalidRequestException")
+                        || matches!(&e, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(classify("eks:ListInsights", e)),
+            };
+            for insight in page.insights() {
+                let status = insight.insight_status();
+                found.push(Insight {
+                    name: insight.name().unwrap_or_default().to_owned(),
+                    status: status
+                        .and_then(|s| s.status())
+                        .map_or("UNKNOWN", |s| s.as_str())
+                        .to_owned(),
+                    reason: status
+                        .and_then(|s| s.reason())
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
+            }
+        }
+        Ok(Some(found))
     }
 
     async fn find_addon(

@@ -232,6 +232,36 @@ pub struct Nodegroup {
     /// Its sizes as EKS reports them (`None` when it does not say).
     pub scaling: Option<Scaling>,
     pub instance_types: Vec<String>,
+    /// Its Kubernetes minor version, when EKS says.
+    pub version: Option<String>,
+}
+
+/// What EKS offers of one add-on for one Kubernetes version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddonVersions {
+    /// The version EKS installs when none is named.
+    pub default: Option<String>,
+    /// Every version compatible with it.
+    pub compatible: Vec<String>,
+}
+
+/// One of EKS's upgrade insights (`ListInsights`, category `UPGRADE_READINESS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insight {
+    pub name: String,
+    /// `PASSING`, `WARNING`, `ERROR` or `UNKNOWN`.
+    pub status: String,
+    pub reason: String,
+}
+
+/// A deprecated API the cluster's API server has been asked for
+/// (`apiserver_requested_deprecated_apis`), and the release that removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeprecatedApi {
+    /// `flowcontrol.apiserver.k8s.io/v1beta3 flowschemas`.
+    pub api: String,
+    /// `1.32`; none when the server does not say.
+    pub removed_release: Option<String>,
 }
 
 /// A node group's sizes.
@@ -391,6 +421,54 @@ pub trait Provider: Send + Sync + 'static {
         max_size: i32,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// Starts upgrading the control plane to `version` (`UpdateClusterVersion`); an update
+    /// of the cluster already running is a transient error.
+    fn update_cluster_version(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Starts upgrading the node group to `version` (`UpdateNodegroupVersion`: new nodes of the
+    /// version's AMI, old ones drained within their pods' disruption budgets).
+    fn update_nodegroup_version(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &str,
+        name: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// What EKS offers of the add-on `name` for `kubernetes_version`
+    /// (`DescribeAddonVersions`).
+    fn addon_versions(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        name: &str,
+        kubernetes_version: &str,
+    ) -> impl Future<Output = Result<AddonVersions, CloudError>> + Send;
+    /// Moves the installed add-on `name` to `version` (`UpdateAddon`, Slipway's settings
+    /// winning over conflicting ones as at creation).
+    fn update_addon(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &str,
+        name: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// EKS's upgrade insights of the cluster for `version`; `None` where EKS does not offer
+    /// them (a partition or emulator without the operation).
+    fn upgrade_insights(
+        &self,
+        session: &Self::Session,
+        region: &str,
+        cluster: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<Option<Vec<Insight>>, CloudError>> + Send;
+
     /// The EKS add-on `name` of the cluster, if installed.
     fn find_addon(
         &self,
@@ -470,6 +548,11 @@ pub trait ClusterApi: Send + Sync {
         &self,
         objects: &[Value],
     ) -> impl Future<Output = Result<Vec<super::drift::Drift>, CloudError>> + Send;
+    /// The deprecated APIs clients asked this API server for since it started, read from
+    /// its metrics: what an upgrade past their removal would break.
+    fn deprecated_apis(
+        &self,
+    ) -> impl Future<Output = Result<Vec<DeprecatedApi>, CloudError>> + Send;
     /// Deletes the objects in reverse order; missing ones are success.
     fn delete(&self, objects: &[Value]) -> impl Future<Output = Result<usize, CloudError>> + Send;
     /// What deleting the objects left still going: namespaces terminating, volumes of their

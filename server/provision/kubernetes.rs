@@ -15,7 +15,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
-use super::cloud::{Applied, CloudError, Cluster, describe_object};
+use super::cloud::{Applied, CloudError, Cluster, DeprecatedApi, describe_object};
 use super::drift::{Drift, missing_object, object_drift};
 use super::manifests::{GeneratedSecret, SecretCopy};
 
@@ -943,7 +943,62 @@ pub async fn remaining(
     Ok(out)
 }
 
+/// The deprecated APIs in Prometheus text from an API server's `/metrics`: each
+/// `apiserver_requested_deprecated_apis` series at 1 (asked for since the server started).
+fn deprecated_in_metrics(metrics: &str) -> Vec<DeprecatedApi> {
+    let mut found: Vec<DeprecatedApi> = metrics
+        .lines()
+        .filter_map(|line| {
+            let series = line.strip_prefix("apiserver_requested_deprecated_apis{")?;
+            let (labels, value) = series.rsplit_once('}')?;
+            if value.trim().parse::<f64>().ok()? < 1.0 {
+                return None;
+            }
+            let label = |name: &str| {
+                labels.split(',').find_map(|pair| {
+                    let (key, value) = pair.split_once('=')?;
+                    (key.trim() == name).then(|| value.trim().trim_matches('"').to_owned())
+                })
+            };
+            let group = label("group").unwrap_or_default();
+            let version = label("version").unwrap_or_default();
+            let api = if group.is_empty() {
+                version
+            } else {
+                format!("{group}/{version}")
+            };
+            let resource = label("resource").unwrap_or_default();
+            let subresource = label("subresource").filter(|s| !s.is_empty());
+            Some(DeprecatedApi {
+                api: match subresource {
+                    Some(sub) => format!("{api} {resource}/{sub}"),
+                    None => format!("{api} {resource}"),
+                },
+                removed_release: label("removed_release").filter(|r| !r.is_empty()),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.api.cmp(&b.api));
+    found.dedup();
+    found
+}
+
+async fn deprecated_apis(client: &kube::Client) -> Result<Vec<DeprecatedApi>, CloudError> {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .map_err(|e| CloudError::Permanent(format!("the metrics request: {e}")))?;
+    let metrics = client
+        .request_text(request)
+        .await
+        .map_err(|e| kube_error("reading the API server's metrics", e))?;
+    Ok(deprecated_in_metrics(&metrics))
+}
+
 impl super::cloud::ClusterApi for kube::Client {
+    async fn deprecated_apis(&self) -> Result<Vec<DeprecatedApi>, CloudError> {
+        deprecated_apis(self).await
+    }
+
     async fn apply(&self, objects: &[Value]) -> Result<Vec<Applied>, CloudError> {
         apply(self, objects).await
     }
@@ -991,6 +1046,28 @@ pub fn kubeconfig(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deprecated_apis_are_read_from_the_metrics_each_once() {
+        let metrics = "# HELP apiserver_requested_deprecated_apis Gauge of deprecated APIs\n\
+            apiserver_requested_deprecated_apis{group=\"flowcontrol.apiserver.k8s.io\",removed_release=\"1.32\",resource=\"flowschemas\",subresource=\"\",version=\"v1beta3\"} 1\n\
+            apiserver_requested_deprecated_apis{group=\"\",removed_release=\"\",resource=\"componentstatuses\",subresource=\"\",version=\"v1\"} 1\n\
+            apiserver_requested_deprecated_apis{group=\"batch\",removed_release=\"1.25\",resource=\"cronjobs\",subresource=\"status\",version=\"v1beta1\"} 0\n\
+            apiserver_request_total{code=\"200\"} 7\n";
+        assert_eq!(
+            deprecated_in_metrics(metrics),
+            [
+                DeprecatedApi {
+                    api: "flowcontrol.apiserver.k8s.io/v1beta3 flowschemas".into(),
+                    removed_release: Some("1.32".into()),
+                },
+                DeprecatedApi {
+                    api: "v1 componentstatuses".into(),
+                    removed_release: None,
+                },
+            ]
+        );
+    }
 
     #[test]
     fn the_eks_token_is_a_presigned_sts_url_for_the_cluster() {

@@ -21,6 +21,7 @@ pub mod pool;
 pub mod run;
 pub mod signing;
 pub mod simulated;
+pub mod upgrade;
 pub mod versions;
 pub mod vpc;
 pub mod waits;
@@ -107,13 +108,15 @@ impl Cloud {
     }
 }
 
-/// Adds the provisioning, teardown and drift job kinds to `registry`. The runner's `owner` is
-/// how the jobs read the environment they work on and report back, `drift` where drift
-/// findings go; provisioning never touches environments itself.
+/// Adds the provisioning, teardown, drift and upgrade job kinds to `registry`. The runner's
+/// `owner` is how the jobs read the environment they work on and report back, `drift` where
+/// drift findings go, `upgrades` how upgrades are checked and reported; provisioning never
+/// touches environments itself.
 pub fn job_kinds(
     registry: crate::jobs::Registry,
     runner: Arc<run::Runner>,
     drift: Arc<dyn drift::DriftOwner>,
+    upgrades: Arc<dyn upgrade::UpgradeOwner>,
 ) -> crate::jobs::Registry {
     let cloud = runner.cloud.clone();
     registry
@@ -122,5 +125,9 @@ pub fn job_kinds(
         .with(run::EnvironmentJob::teardown(runner.clone()))
         .with(drift::DriftJob::check(runner.clone(), drift.clone()))
         .with(drift::DriftJob::reconcile(runner.clone(), drift))
+        .with(upgrade::UpgradeJob {
+            runner: runner.clone(),
+            owner: upgrades,
+        })
         .with(closures::CloseQueued { runner })
 }

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use super::cloud::{
-    AccessEntry, Account, AccountCreation, AccountSpec, Addon, AddonSpec, Applied, Closure,
-    CloudError, Cluster, ClusterApi, ClusterSpec, Identity, Network, Nodegroup, NodegroupSpec,
-    Organization, Provider, Scaling, Status, Tags, WorkloadIdentity, WorkloadIdentitySpec,
-    describe_object,
+    AccessEntry, Account, AccountCreation, AccountSpec, Addon, AddonSpec, AddonVersions, Applied,
+    Closure, CloudError, Cluster, ClusterApi, ClusterSpec, DeprecatedApi, Identity, Insight,
+    Network, Nodegroup, NodegroupSpec, Organization, Provider, Scaling, Status, Tags,
+    WorkloadIdentity, WorkloadIdentitySpec, describe_object,
 };
 use super::drift::{Drift, missing_object, object_drift};
 use super::manifests::{GeneratedSecret, SecretCopy};
@@ -160,6 +160,24 @@ impl SimulatedCloud {
         .execute(&self.db)
         .await
         .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Sets the Kubernetes (or add-on) version of a resource that exists.
+    async fn set_version(&self, kind: &str, id: &str, version: &str) -> Result<(), CloudError> {
+        let updated = sqlx::query(
+            "UPDATE simulated_resource SET body = body || jsonb_build_object('version', $3::text)
+             WHERE kind = $1 AND id = $2 AND gone_at IS NULL",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(version)
+        .execute(&self.db)
+        .await
+        .map_err(db_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(CloudError::Permanent(format!("{kind} {id} is not there")));
+        }
         Ok(())
     }
 }
@@ -467,6 +485,7 @@ impl Provider for SimulatedCloud {
                     .as_str()
                     .map(|t| vec![t.to_owned()])
                     .unwrap_or_default(),
+                version: r.body["version"].as_str().map(str::to_owned),
             }
         }))
     }
@@ -560,6 +579,78 @@ impl Provider for SimulatedCloud {
             )));
         }
         Ok(())
+    }
+
+    async fn update_cluster_version(
+        &self,
+        account: &String,
+        _region: &str,
+        cluster: &str,
+        version: &str,
+    ) -> Result<(), CloudError> {
+        self.fault("eks:UpdateClusterVersion").await?;
+        self.set_version("cluster", &cluster_id(account, cluster), version)
+            .await
+    }
+
+    async fn update_nodegroup_version(
+        &self,
+        account: &String,
+        _region: &str,
+        cluster: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<(), CloudError> {
+        self.fault("eks:UpdateNodegroupVersion").await?;
+        self.set_version(
+            "nodegroup",
+            &format!("{}/{name}", cluster_id(account, cluster)),
+            version,
+        )
+        .await
+    }
+
+    async fn addon_versions(
+        &self,
+        _account: &String,
+        _region: &str,
+        _name: &str,
+        kubernetes_version: &str,
+    ) -> Result<AddonVersions, CloudError> {
+        // One version of every add-on per Kubernetes version, its default.
+        let default = format!("default-for-{kubernetes_version}");
+        Ok(AddonVersions {
+            compatible: vec![default.clone()],
+            default: Some(default),
+        })
+    }
+
+    async fn update_addon(
+        &self,
+        account: &String,
+        _region: &str,
+        cluster: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<(), CloudError> {
+        self.fault("eks:UpdateAddon").await?;
+        self.set_version(
+            "addon",
+            &format!("{}/{name}", cluster_id(account, cluster)),
+            version,
+        )
+        .await
+    }
+
+    async fn upgrade_insights(
+        &self,
+        _account: &String,
+        _region: &str,
+        _cluster: &str,
+        _version: &str,
+    ) -> Result<Option<Vec<Insight>>, CloudError> {
+        // The simulated cloud finds nothing in the way of an upgrade.
+        Ok(Some(Vec::new()))
     }
 
     async fn find_addon(
@@ -776,6 +867,11 @@ impl ClusterApi for SimulatedCluster {
 
     async fn remaining(&self, _objects: &[Value]) -> Result<Vec<String>, CloudError> {
         // Simulated deletes are immediate.
+        Ok(Vec::new())
+    }
+
+    async fn deprecated_apis(&self) -> Result<Vec<DeprecatedApi>, CloudError> {
+        // No client of a simulated cluster asks for anything.
         Ok(Vec::new())
     }
 }

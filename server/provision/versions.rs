@@ -3,6 +3,11 @@
 
 use serde::Serialize;
 
+/// The minor of a Kubernetes version `1.NN`.
+pub fn minor_of(version: &str) -> Option<u32> {
+    version.strip_prefix("1.")?.parse().ok()
+}
+
 /// How a component gets into the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -5,7 +5,12 @@ DeleteAddon), EKS Pod Identity associations (Create-, List-, Describe- and
 DeletePodIdentityAssociation), and EKS access entries (CreateCluster's `accessConfig` with the
 creator's admin entry, Create-, Describe-, Update-, List- and DeleteAccessEntry,
 AssociateAccessPolicy, ListAssociatedAccessPolicies), and DescribeClusterVersions (what a
-test sets with `POST /moto-api/slipway/eks-cluster-versions`). Arguments are moto_server's
+test sets with `POST /moto-api/slipway/eks-cluster-versions`), and upgrades:
+UpdateClusterVersion, DescribeUpdate and ListUpdates (one minor version up),
+UpdateNodegroupVersion (node groups are created at their cluster's version, as on EKS),
+UpdateAddon, DescribeAddonVersions (each add-on has one version per Kubernetes version, its
+default) and ListInsights (the upgrade insights a test sets with
+`POST /moto-api/slipway/eks-insights`; none by default). Arguments are moto_server's
 (`-H HOST -p PORT`).
 
 For the test API server's token webhook (tests/kube/token_webhook.py), which plays EKS's
@@ -13,7 +18,8 @@ authenticator, `GET /moto-api/slipway/eks-access-entries?principalArn=ARN` answe
 entry of that principal in every account and region, with its cluster and associated policies:
 not an AWS operation, a window on moto's state.
 
-Both behave as moto's clusters and node groups do: ACTIVE at once, gone with their cluster.
+All behave as moto's clusters and node groups do: ACTIVE (or Successful) at once, gone with
+their cluster. Every update is kept, so a test counts them.
 What this cannot check: that AWS offers the add-on or the configuration for the cluster's
 version (real EKS answers InvalidParameterException for unknown names and schemas), and that
 the associated role exists and trusts pods.eks.amazonaws.com (real EKS checks neither at create
@@ -29,7 +35,11 @@ import moto.eks.responses as eks_responses
 import moto.eks.urls as eks_urls
 import moto.moto_api._internal.urls as moto_api_urls
 from moto.core.responses import ActionResult
-from moto.eks.exceptions import ResourceInUseException, ResourceNotFoundException
+from moto.eks.exceptions import (
+    InvalidParameterException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+)
 from moto.server import main
 
 ADDONS = "{0}/clusters/(?P<name>[^/]+)/addons$"
@@ -41,7 +51,19 @@ ACCESS_ENTRIES = "{0}/clusters/(?P<name>[^/]+)/access-entries$"
 # Principal ARNs hold slashes; which operation a path is comes from EKS's model, not from here.
 ACCESS_ENTRY = "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>.+)$"
 CLUSTER_VERSIONS = "{0}/cluster-versions$"
+UPDATES = "{0}/clusters/(?P<name>[^/]+)/updates$"
+UPDATE = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
+NODEGROUP_VERSION = "{0}/clusters/(?P<name>[^/]+)/node-groups/(?P<nodegroupName>[^/]+)/update-version$"
+ADDON_UPDATE = "{0}/clusters/(?P<name>[^/]+)/addons/(?P<addonName>[^/]+)/update$"
+ADDON_VERSIONS = "{0}/addons/supported-versions$"
+INSIGHTS = "{0}/clusters/(?P<name>[^/]+)/insights$"
 for path in (
+    UPDATES,
+    UPDATE,
+    NODEGROUP_VERSION,
+    ADDON_UPDATE,
+    ADDON_VERSIONS,
+    INSIGHTS,
     ADDONS,
     ADDON,
     ASSOCIATIONS,
@@ -285,6 +307,173 @@ def create_cluster(self):
 
 CLUSTER_ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
+moto_create_nodegroup = eks_responses.EKSResponse.create_nodegroup
+
+
+def create_nodegroup(self):
+    """CreateNodegroup; without a version the group runs its cluster's, as on EKS (moto gives
+    it a fixed default)."""
+    result = moto_create_nodegroup(self)
+    if not self._get_param("version"):
+        cluster = cluster_of(self.eks_backend, self._get_param("name"))
+        cluster.nodegroups[self._get_param("nodegroupName")].version = cluster.version
+    return result
+
+
+def updates_of(cluster):
+    if not hasattr(cluster, "slipway_updates"):
+        cluster.slipway_updates = {}
+    return cluster.slipway_updates
+
+
+def minor(version):
+    major, minor_version = version.split(".")
+    return int(major), int(minor_version)
+
+
+def new_update(cluster, kind, params, nodegroup=None, addon=None):
+    """A finished update, kept on the cluster (updates finish at once, as moto's resources are
+    ACTIVE at once, so none is ever refused as in progress)."""
+    update = {
+        "id": str(uuid.uuid4()),
+        "status": "Successful",
+        "type": kind,
+        "params": [{"type": k, "value": v} for k, v in params],
+        "createdAt": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "errors": [],
+    }
+    updates_of(cluster)[update["id"]] = dict(update, slipway_nodegroup=nodegroup, slipway_addon=addon)
+    return update
+
+
+def update_cluster_version(self):
+    cluster = cluster_of(self.eks_backend, self._get_param("name"))
+    version = self._get_param("version")
+    if minor(version) != (minor(cluster.version)[0], minor(cluster.version)[1] + 1):
+        raise InvalidParameterException(
+            message=f"Unsupported Kubernetes minor version update from {cluster.version} to {version}"
+        )
+    cluster.version = version
+    return ActionResult({"update": new_update(cluster, "VersionUpdate", [("Version", version)])})
+
+
+def describe_update(self):
+    cluster = cluster_of(self.eks_backend, self._get_param("name"))
+    update = updates_of(cluster).get(self._get_param("updateId"))
+    if update is None:
+        raise not_found(cluster.name, None, "No update found")
+    return ActionResult({"update": {k: v for k, v in update.items() if not k.startswith("slipway_")}})
+
+
+def list_updates(self):
+    """ListUpdates of the cluster, or of one node group or add-on of it."""
+    cluster = cluster_of(self.eks_backend, self._get_param("name"))
+    nodegroup, addon = self._get_param("nodegroupName"), self._get_param("addonName")
+    ids = [
+        u["id"]
+        for u in updates_of(cluster).values()
+        if u["slipway_nodegroup"] == nodegroup and u["slipway_addon"] == addon
+    ]
+    return ActionResult({"updateIds": ids})
+
+
+def update_nodegroup_version(self):
+    cluster = cluster_of(self.eks_backend, self._get_param("name"))
+    name = self._get_param("nodegroupName")
+    nodegroup = cluster.nodegroups.get(name)
+    if nodegroup is None:
+        raise not_found(cluster.name, None, f"No node group found for name: {name}.")
+    version = self._get_param("version") or cluster.version
+    if minor(version) > minor(cluster.version):
+        raise InvalidParameterException(
+            message=f"Requested Nodegroup version {version} is newer than the cluster's {cluster.version}"
+        )
+    nodegroup.version = version
+    update = new_update(cluster, "VersionUpdate", [("Version", version)], nodegroup=name)
+    return ActionResult({"update": update})
+
+
+def update_addon(self):
+    cluster = cluster_of(self.eks_backend, self._get_param("name"))
+    name = self._get_param("addonName")
+    addon = cluster.slipway_addons.get(name)
+    if addon is None:
+        raise not_found(cluster.name, name, f"No addon: {name} found in cluster: {cluster.name}")
+    version = self._get_param("addonVersion") or addon["addonVersion"]
+    addon["addonVersion"] = version
+    addon["modifiedAt"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    update = new_update(cluster, "AddonUpdate", [("AddonVersion", version)], addon=name)
+    return ActionResult({"update": update})
+
+
+def describe_addon_versions(self):
+    """One version of the named add-on per Kubernetes version asked for (or per cluster version
+    in use), the default for it: what CreateAddon picks when no version is given."""
+    name = self._get_param("addonName")
+    if not name:
+        return ActionResult({"addons": []})
+    kubernetes = self._get_param("kubernetesVersion")
+    versions = [kubernetes] if kubernetes else sorted({c.version for c in self.eks_backend.clusters.values()})
+    return ActionResult(
+        {
+            "addons": [
+                {
+                    "addonName": name,
+                    "type": "networking",
+                    "addonVersions": [
+                        {
+                            "addonVersion": f"{name}-default-for-{v}",
+                            "architecture": ["amd64", "arm64"],
+                            "compatibilities": [
+                                {"clusterVersion": v, "platformVersions": ["*"], "defaultVersion": True}
+                            ],
+                            "requiresConfiguration": False,
+                        }
+                        for v in versions
+                    ],
+                }
+            ]
+        }
+    )
+
+
+# What ListInsights answers for every cluster: none until a test sets them.
+insights = []
+
+
+def list_insights(self):
+    cluster_of(self.eks_backend, self._get_param("name"))
+    wanted = (self._get_param("filter") or {}).get("kubernetesVersions") or []
+    found = [i for i in insights if not wanted or i.get("kubernetesVersion") in wanted]
+    return ActionResult(
+        {
+            "insights": [
+                {
+                    "id": i["id"],
+                    "name": i["name"],
+                    "category": "UPGRADE_READINESS",
+                    "kubernetesVersion": i.get("kubernetesVersion"),
+                    "lastRefreshTime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                    "lastTransitionTime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                    "description": i.get("description", ""),
+                    "insightStatus": {"status": i["status"], "reason": i.get("reason", "")},
+                }
+                for i in found
+            ]
+        }
+    )
+
+
+def set_insights(request, full_url, headers):
+    """Sets what ListInsights answers: a JSON list of {id, name, kubernetesVersion, status,
+    reason}."""
+    body = request.data if hasattr(request, "data") else request.body
+    insights[:] = json.loads(body)
+    return 201, {}, ""
+
+
+moto_api_urls.url_paths["{0}/moto-api/slipway/eks-insights"] = set_insights
+
 
 def create_access_entry(self):
     cluster, entries = entries_of(self.eks_backend, self._get_param("name"))
@@ -420,6 +609,14 @@ moto_api_urls.url_paths["{0}/moto-api/slipway/eks-access-entries"] = access_entr
 
 for operation in (
     create_cluster,
+    create_nodegroup,
+    update_cluster_version,
+    describe_update,
+    list_updates,
+    update_nodegroup_version,
+    update_addon,
+    describe_addon_versions,
+    list_insights,
     create_access_entry,
     describe_access_entry,
     update_access_entry,
