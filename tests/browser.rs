@@ -865,6 +865,18 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
     .await
     .unwrap();
 
+    // An upgrade awaiting a decision someone else asked for, for the upgrade page's forms.
+    sqlx::query(
+        "INSERT INTO environment_upgrade
+             (id, environment_id, from_version, to_version, requested_by, approvals_required, state)
+         SELECT gen_random_uuid(), $1::uuid, '1.35', '1.36', id, 1, 'awaiting_approval'
+         FROM app_user WHERE email <> 'lead@example.com' ORDER BY created_at LIMIT 1",
+    )
+    .bind(&approved)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
     let pages = [
         "/",
         "/status",
@@ -889,6 +901,7 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
         "/platforms/shop/services/payments",
         &format!("/environments/{approved}/handover"),
         &format!("/environments/{approved}/drift"),
+        &format!("/environments/{approved}/upgrade"),
         "/platforms/shop/maintain",
         "/kubernetes-versions",
         "/environments",
