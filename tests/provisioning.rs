@@ -3714,12 +3714,45 @@ async fn an_upgrade_is_previewed_approved_by_someone_else_and_moves_the_cluster_
     let (status, problem) = decide(&w.reviewer, "reject", json!({"reason": "  "})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["errors"][0]["field"], "reason");
+    // A node group an earlier upgrade left behind stops this one before anything changes.
+    let nodes_at = |version: &'static str| async move {
+        sqlx::query(
+            "UPDATE simulated_resource SET body = body || jsonb_build_object('version', $1::text)
+             WHERE kind = 'nodegroup'",
+        )
+        .bind(version)
+        .execute(&world.app.pool)
+        .await
+        .unwrap();
+    };
+    nodes_at("1.33").await;
     let (status, upgrade) = decide(&w.reviewer, "approve", json!({"comment": "go"})).await;
     assert_eq!(status, StatusCode::OK, "{upgrade}");
     assert_eq!(upgrade["state"], "running");
     assert!(upgrade["job_id"].is_i64(), "{upgrade}");
     let (status, _) = decide(&w.reviewer, "approve", json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "nothing awaits a decision");
+    let preview = until_upgrade_ended(&w, &id).await;
+    let failed = &preview["history"][0];
+    assert_eq!(failed["state"], "failed", "{preview}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("still runs Kubernetes 1.33"),
+        "{failed}"
+    );
+    assert_eq!(preview["current_version"], "1.34", "nothing changed");
+    nodes_at("1.34").await;
+    let (status, upgrade) = w
+        .call(
+            Method::POST,
+            &format!("{path}/retry"),
+            &w.engineer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{upgrade}");
 
     let preview = until_upgrade_ended(&w, &id).await;
     assert_eq!(preview["history"][0]["state"], "succeeded", "{preview}");

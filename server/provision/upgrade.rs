@@ -143,6 +143,20 @@ async fn pre_checks<P: Provider>(
         )));
     }
     let mut blocking = Vec::new();
+    // EKS refuses a control plane more than its skew ahead of the nodes; a node group left
+    // behind by an earlier upgrade goes first.
+    if let Some((group, cluster_name)) = planned_nodegroup(t)? {
+        let behind = p
+            .find_nodegroup(&session, &region, &cluster_name, &group)
+            .await?
+            .and_then(|n| n.version)
+            .filter(|v| minor_of(v) < minor_of(from));
+        if let Some(version) = behind {
+            blocking.push(format!(
+                "node group {group} still runs Kubernetes {version}: retry the upgrade that left it behind first"
+            ));
+        }
+    }
     match p.upgrade_insights(&session, &region, &name, to).await? {
         None => {
             ctx.log("EKS upgrade insights are not offered here: that check is skipped")
@@ -219,6 +233,14 @@ fn planned_addons(t: &Target) -> Result<Vec<(String, Option<String>)>, StepError
             _ => None,
         })
         .collect())
+}
+
+/// The plan's node group and its cluster's name.
+fn planned_nodegroup(t: &Target) -> Result<Option<(String, String)>, StepError> {
+    Ok(t.plan()?.into_iter().find_map(|s| match s.action {
+        Action::CreateNodegroup { cluster, .. } => Some((s.resource, cluster)),
+        _ => None,
+    }))
 }
 
 async fn control_plane<P: Provider>(
@@ -316,10 +338,7 @@ async fn nodegroup<P: Provider>(
     t: &Target,
     job: &UpgradeJobPayload,
 ) -> Result<(), StepError> {
-    let Some((name, cluster)) = t.plan()?.into_iter().find_map(|s| match s.action {
-        Action::CreateNodegroup { cluster, .. } => Some((s.resource, cluster)),
-        _ => None,
-    }) else {
+    let Some((name, cluster)) = planned_nodegroup(t)? else {
         return ctx.log("the plan has no node group").await;
     };
     let (_, _, region, _) = t.cluster()?;
