@@ -623,7 +623,9 @@ impl UpgradeOwner for Recorder {
                     env.label().to_lowercase()
                 ))),
                 Some((state, _)) => Err(StepError::Permanent(format!(
-                    "the upgrade is {}, not running",
+                    "the upgrade is {}, not running: a failed upgrade is retried from its \
+                     upgrade page (or POST /api/v1/environments/{{id}}/upgrade/retry), which \
+                     records it",
                     state.label()
                 ))),
                 None => Err(StepError::Permanent("the upgrade no longer exists".into())),

@@ -193,6 +193,25 @@ fn is_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>, code: &str) -> bo
     matches!(error, SdkError::ServiceError(e) if e.err().code() == Some(code))
 }
 
+/// The answer to an EKS update call: EKS runs one update of a resource at a time, so
+/// `ResourceInUseException` says `what` "is being updated already", which passes.
+fn update_started<T, E>(
+    operation: &str,
+    what: &str,
+    answer: Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>,
+) -> Result<(), CloudError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match answer {
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, "ResourceInUseException") => Err(CloudError::Transient(format!(
+            "{what} is being updated already"
+        ))),
+        Err(e) => Err(classify(operation, e)),
+    }
+}
+
 /// EKS's refusal when an IAM role created moments ago is not visible to it yet (IAM is
 /// eventually consistent): `InvalidParameterException` saying the role cannot be assumed or
 /// does not exist.
@@ -1331,22 +1350,19 @@ impl Provider for AwsCloud {
             .max_size(max_size)
             .desired_size(desired)
             .build();
-        match self
+        let answer = self
             .eks(session, region)
             .update_nodegroup_config()
             .cluster_name(cluster)
             .nodegroup_name(name)
             .scaling_config(scaling)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Another update of the group is still running: EKS takes one at a time.
-            Err(e) if is_code(&e, "ResourceInUseException") => Err(CloudError::Transient(format!(
-                "node group {name} is being updated already"
-            ))),
-            Err(e) => Err(classify("eks:UpdateNodegroupConfig", e)),
-        }
+            .await;
+        update_started(
+            "eks:UpdateNodegroupConfig",
+            &format!("node group {name}"),
+            answer,
+        )
     }
 
     async fn update_cluster_version(
@@ -1356,21 +1372,18 @@ impl Provider for AwsCloud {
         cluster: &str,
         version: &str,
     ) -> Result<(), CloudError> {
-        match self
+        let answer = self
             .eks(session, region)
             .update_cluster_version()
             .name(cluster)
             .version(version)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // EKS runs one update of a cluster at a time.
-            Err(e) if is_code(&e, "ResourceInUseException") => Err(CloudError::Transient(format!(
-                "cluster {cluster} is being updated already"
-            ))),
-            Err(e) => Err(classify("eks:UpdateClusterVersion", e)),
-        }
+            .await;
+        update_started(
+            "eks:UpdateClusterVersion",
+            &format!("cluster {cluster}"),
+            answer,
+        )
     }
 
     async fn update_nodegroup_version(
@@ -1381,21 +1394,19 @@ impl Provider for AwsCloud {
         name: &str,
         version: &str,
     ) -> Result<(), CloudError> {
-        match self
+        let answer = self
             .eks(session, region)
             .update_nodegroup_version()
             .cluster_name(cluster)
             .nodegroup_name(name)
             .version(version)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_code(&e, "ResourceInUseException") => Err(CloudError::Transient(format!(
-                "node group {name} is being updated already"
-            ))),
-            Err(e) => Err(classify("eks:UpdateNodegroupVersion", e)),
-        }
+            .await;
+        update_started(
+            "eks:UpdateNodegroupVersion",
+            &format!("node group {name}"),
+            answer,
+        )
     }
 
     async fn addon_versions(
@@ -1442,7 +1453,7 @@ impl Provider for AwsCloud {
         name: &str,
         version: &str,
     ) -> Result<(), CloudError> {
-        match self
+        let answer = self
             .eks(session, region)
             .update_addon()
             .cluster_name(cluster)
@@ -1450,14 +1461,8 @@ impl Provider for AwsCloud {
             .addon_version(version)
             .resolve_conflicts(aws_sdk_eks::types::ResolveConflicts::Overwrite)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_code(&e, "ResourceInUseException") => Err(CloudError::Transient(format!(
-                "add-on {name} is being updated already"
-            ))),
-            Err(e) => Err(classify("eks:UpdateAddon", e)),
-        }
+            .await;
+        update_started("eks:UpdateAddon", &format!("add-on {name}"), answer)
     }
 
     async fn upgrade_insights(
