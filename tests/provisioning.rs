@@ -3767,6 +3767,10 @@ async fn an_upgrade_is_previewed_approved_by_someone_else_and_moves_the_cluster_
         .await;
     assert_eq!(maintain["items"][0]["kubernetes_version"], "1.35");
     assert_eq!(maintain["items"][0]["support"], "standard");
+    assert_eq!(
+        maintain["items"][0]["upgrade"],
+        json!({"to_version": "1.35", "state": "succeeded"})
+    );
     let actions: Vec<String> = sqlx::query_scalar(
         "SELECT action FROM audit_event WHERE subject = 'environment:' || $1 ORDER BY id",
     )

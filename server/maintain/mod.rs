@@ -42,9 +42,19 @@ pub struct ClusterCurrency {
     pub addons_behind: Option<Vec<String>>,
     /// What the last drift check found that nobody accepted; null until one has run.
     pub drift: Option<Vec<Drift>>,
+    /// Its last Kubernetes upgrade, if any (`GET /api/v1/environments/{id}/upgrade` has more).
+    pub upgrade: Option<LastUpgrade>,
     pub cost: cost::CostSummary,
     #[serde(skip)]
     pub created_at: DateTime<Utc>,
+}
+
+/// An environment's last upgrade as the Maintain list shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LastUpgrade {
+    pub to_version: String,
+    #[schema(value_type = String)]
+    pub state: upgrade::UpgradeState,
 }
 
 #[derive(sqlx::FromRow)]
@@ -60,6 +70,8 @@ struct Row {
     month_to_date: Option<i64>,
     plan_images: Option<sqlx::types::Json<Vec<serde_json::Value>>>,
     drift: Option<sqlx::types::Json<Vec<Drift>>>,
+    upgrade_to: Option<String>,
+    upgrade_state: Option<upgrade::UpgradeState>,
     created_at: DateTime<Utc>,
 }
 
@@ -82,9 +94,12 @@ pub async fn clusters(
         cost::month_to_date!("$5"),
         " AS month_to_date, e.plan_images, ",
         drift::unaccepted_items!(),
-        " AS drift, e.created_at
+        " AS drift, u.to_version AS upgrade_to, u.state AS upgrade_state, e.created_at
          FROM environment e LEFT JOIN environment_drift d ON d.environment_id = e.id
               LEFT JOIN cost_read r ON true
+              LEFT JOIN LATERAL (SELECT u.to_version, u.state FROM environment_upgrade u
+                                 WHERE u.environment_id = e.id
+                                 ORDER BY u.created_at DESC LIMIT 1) u ON true
          WHERE e.platform_id = $1 AND e.state IN ('provisioning', 'ready', 'failed', 'tearing_down')
            AND ($2::timestamptz IS NULL OR (e.created_at, e.id) > ($2, $3))
          ORDER BY e.created_at, e.id LIMIT $4"
@@ -122,6 +137,10 @@ pub async fn clusters(
                     currency::components_behind(&images)
                 }),
                 drift: row.drift.map(|d| d.0),
+                upgrade: row
+                    .upgrade_to
+                    .zip(row.upgrade_state)
+                    .map(|(to_version, state)| LastUpgrade { to_version, state }),
                 cost: cost::summary(
                     row.month_to_date,
                     row.cost_hourly_micros,
