@@ -11,13 +11,14 @@ CREATE TABLE environment_upgrade (
     approvals_required integer NOT NULL CHECK (approvals_required >= 0),
     approval_count     integer NOT NULL DEFAULT 0 CHECK (approval_count >= 0),
     state              text NOT NULL CHECK (state IN
-                           ('awaiting_approval', 'running', 'succeeded', 'failed', 'rejected')),
+                           ('awaiting_approval', 'running', 'succeeded', 'failed', 'rejected',
+                            'cancelled')),
     job_id             bigint,
     error              text,
     created_at         timestamptz NOT NULL DEFAULT now(),
     finished_at        timestamptz,
     UNIQUE (id, requested_by),
-    CHECK (state IN ('awaiting_approval', 'rejected') OR job_id IS NOT NULL)
+    CHECK (state IN ('awaiting_approval', 'rejected', 'cancelled') OR job_id IS NOT NULL)
 );
 CREATE UNIQUE INDEX environment_upgrade_open_idx ON environment_upgrade (environment_id)
     WHERE state IN ('awaiting_approval', 'running');
@@ -32,7 +33,7 @@ BEGIN
     END IF;
     IF NEW.state <> OLD.state THEN
         IF NOT (
-               (OLD.state = 'awaiting_approval' AND NEW.state IN ('running', 'rejected'))
+               (OLD.state = 'awaiting_approval' AND NEW.state IN ('running', 'rejected', 'cancelled'))
             OR (OLD.state = 'running' AND NEW.state IN ('succeeded', 'failed'))
             OR (OLD.state = 'failed' AND NEW.state = 'running')) THEN
             RAISE EXCEPTION 'an upgrade cannot go from % to %', OLD.state, NEW.state

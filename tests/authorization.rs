@@ -1098,6 +1098,15 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
         ),
         m(
             Method::POST,
+            "/environments/{id}/upgrade/cancel",
+            probe(
+                &format!("/environments/{unknown}/upgrade/cancel"),
+                &[],
+                [303, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
             "/environments/{id}/upgrade/retry",
             probe(
                 &format!("/environments/{unknown}/upgrade/retry"),
@@ -1285,6 +1294,15 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             api(
                 &format!("/api/v1/environments/{unknown}/upgrade/reject"),
                 json!({"reason": "not now"}),
+                [401, 404, 404, 404, 404, 404, 404],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/environments/{id}/upgrade/cancel",
+            api(
+                &format!("/api/v1/environments/{unknown}/upgrade/cancel"),
+                json!({}),
                 [401, 404, 404, 404, 404, 404, 404],
             ),
         ),

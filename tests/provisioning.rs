@@ -3696,6 +3696,18 @@ async fn an_upgrade_is_previewed_approved_by_someone_else_and_moves_the_cluster_
     };
     assert_eq!(count().await, 0, "refused asks leave nothing");
 
+    // Withdrawn by whoever asked, not by anyone else.
+    let (status, _) = ask_upgrade(&w, &id, "1.35").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let cancel = format!("{path}/cancel");
+    let (status, _) = w.call(Method::POST, &cancel, &w.reviewer, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "approvers reject instead");
+    let (status, withdrawn) = w.call(Method::POST, &cancel, &w.engineer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{withdrawn}");
+    assert_eq!(withdrawn["state"], "cancelled");
+    let (status, _) = w.call(Method::POST, &cancel, &w.engineer, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "nothing left to withdraw");
+
     let (status, upgrade) = ask_upgrade(&w, &id, "1.35").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{upgrade}");
     assert_eq!(upgrade["state"], "awaiting_approval");

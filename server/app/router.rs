@@ -601,6 +601,16 @@ pub fn route_table() -> Vec<RouteDef> {
         ),
         route(
             M::POST,
+            "/api/v1/environments/{id}/upgrade/cancel",
+            post(upgrade::api_cancel),
+        ),
+        route(
+            M::POST,
+            "/environments/{id}/upgrade/cancel",
+            post(upgrade::cancel),
+        ),
+        route(
+            M::POST,
             "/api/v1/environments/{id}/upgrade/retry",
             post(upgrade::api_retry),
         ),

@@ -42,6 +42,7 @@ pub enum Event {
     UpgradeRequested,
     UpgradeApprovalCounted,
     UpgradeRejected,
+    UpgradeWithdrawn,
     /// The upgrade job started (approved, needing no approval, or retried).
     Upgrading,
     Upgraded,
@@ -70,6 +71,7 @@ impl Event {
             Event::UpgradeRequested => "upgrade_requested",
             Event::UpgradeApprovalCounted => "upgrade_approval_counted",
             Event::UpgradeRejected => "upgrade_rejected",
+            Event::UpgradeWithdrawn => "upgrade_withdrawn",
             Event::Upgrading => "upgrading",
             Event::Upgraded => "upgraded",
             Event::UpgradeFailed => "upgrade_failed",
@@ -87,6 +89,7 @@ impl Event {
                 | Event::Drifted
                 | Event::BudgetWarning
                 | Event::UpgradeRequested
+                | Event::UpgradeWithdrawn
                 | Event::UpgradeFailed
         )
     }

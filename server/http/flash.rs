@@ -56,11 +56,12 @@ pub enum Flash {
     UpgradeRequested,
     UpgradeStarted,
     UpgradeRejected,
+    UpgradeWithdrawn,
 }
 
 impl Flash {
     /// Every flash without data.
-    const ALL: [Flash; 41] = [
+    const ALL: [Flash; 42] = [
         Flash::PlatformCreated,
         Flash::PlatformArchived,
         Flash::MemberAdded,
@@ -102,6 +103,7 @@ impl Flash {
         Flash::UpgradeRequested,
         Flash::UpgradeStarted,
         Flash::UpgradeRejected,
+        Flash::UpgradeWithdrawn,
     ];
 
     /// The cookie's value.
@@ -162,6 +164,7 @@ impl Flash {
             Flash::UpgradeRequested => "upgrade_requested",
             Flash::UpgradeStarted => "upgrade_started",
             Flash::UpgradeRejected => "upgrade_rejected",
+            Flash::UpgradeWithdrawn => "upgrade_withdrawn",
         }
     }
 
@@ -264,6 +267,7 @@ impl Flash {
             }
             Flash::UpgradeStarted => "Upgrade started: this page follows its job.",
             Flash::UpgradeRejected => "Upgrade rejected: whoever asked for it is notified.",
+            Flash::UpgradeWithdrawn => "Upgrade withdrawn: the approvers are notified.",
             Flash::ServiceOnboarding => {
                 "Service registered: its repository and its entries in the environments' repositories are being made (this page follows)."
             }

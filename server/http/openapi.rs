@@ -75,6 +75,7 @@ use crate::http::views::{Shell, render};
         crate::http::upgrade::api_request,
         crate::http::upgrade::api_approve,
         crate::http::upgrade::api_reject,
+        crate::http::upgrade::api_cancel,
         crate::http::upgrade::api_retry,
         crate::http::teams::api_list,
         crate::http::teams::api_create,

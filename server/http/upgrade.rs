@@ -1,7 +1,7 @@
 //! Kubernetes upgrades of an environment's cluster in the browser (`/environments/{id}/upgrade`:
 //! the preview, the request, the decisions, retry) and in the JSON API
 //! (`/api/v1/environments/{id}/upgrade`, `…/upgrade/approve`, `…/upgrade/reject`,
-//! `…/upgrade/retry`), both through `crate::maintain::upgrade`. Asking and deciding are the
+//! `…/upgrade/cancel`, `…/upgrade/retry`), both through `crate::maintain::upgrade`. Asking and deciding are the
 //! platform team's (`Action::MaintainEnvironment`); the use case then applies the
 //! environment's approval policy (its approver roles, never the requester's own decision).
 
@@ -145,6 +145,23 @@ pub async fn api_retry(
     on.authorize(Action::MaintainEnvironment)?;
     let upgrade = upgrade::retry(&state.pool, on.id(), &on.principal, &state.public_url).await?;
     Ok((StatusCode::ACCEPTED, Json(upgrade)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/environments/{id}/upgrade/cancel",
+    tag = "maintain",
+    params(("id" = uuid::Uuid, Path, description = "The environment's id")),
+    responses((status = 200, description = "The upgrade, withdrawn", body = Upgrade), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 403, description = "Someone else asked for it (its approvers reject it)", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 409, description = "No upgrade awaits a decision", body = crate::http::error::Problem))
+)]
+pub async fn api_cancel(
+    State(state): State<AppState>,
+    on: OnEnvironment,
+) -> Result<Json<Upgrade>, AppError> {
+    on.authorize(Action::MaintainEnvironment)?;
+    Ok(Json(
+        upgrade::withdraw(&state.pool, on.id(), &on.principal, &state.public_url).await?,
+    ))
 }
 
 async fn decide(
@@ -356,6 +373,19 @@ pub async fn reject(
         ..NOTHING_HELD
     };
     after(&state, &ctx, &on, outcome, held, |_| Flash::UpgradeRejected).await
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    on: OnEnvironment,
+) -> Result<Response, AppError> {
+    on.authorize(Action::MaintainEnvironment)?;
+    let outcome = upgrade::withdraw(&state.pool, on.id(), &on.principal, &state.public_url).await;
+    after(&state, &ctx, &on, outcome, NOTHING_HELD, |_| {
+        Flash::UpgradeWithdrawn
+    })
+    .await
 }
 
 pub async fn retry(

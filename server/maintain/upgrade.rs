@@ -7,7 +7,7 @@
 //!
 //! One upgrade of an environment is open at a time (awaiting a decision or running); the
 //! database refuses a second, and its trigger allows only `awaiting_approval → running |
-//! rejected`, `running → succeeded | failed` and `failed → running` (a retry).
+//! rejected | cancelled` (withdrawn by whoever asked), `running → succeeded | failed` and `failed → running` (a retry).
 
 use std::sync::Arc;
 
@@ -37,17 +37,20 @@ pub enum UpgradeState {
     Succeeded,
     Failed,
     Rejected,
+    /// Withdrawn by whoever asked for it before a decision.
+    Cancelled,
 }
 
 crate::text_column!(UpgradeState, "upgrade state");
 
 impl UpgradeState {
-    const ALL: [UpgradeState; 5] = [
+    const ALL: [UpgradeState; 6] = [
         UpgradeState::AwaitingApproval,
         UpgradeState::Running,
         UpgradeState::Succeeded,
         UpgradeState::Failed,
         UpgradeState::Rejected,
+        UpgradeState::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +60,7 @@ impl UpgradeState {
             UpgradeState::Succeeded => "succeeded",
             UpgradeState::Failed => "failed",
             UpgradeState::Rejected => "rejected",
+            UpgradeState::Cancelled => "cancelled",
         }
     }
 
@@ -67,6 +71,7 @@ impl UpgradeState {
             UpgradeState::Succeeded => "succeeded",
             UpgradeState::Failed => "failed",
             UpgradeState::Rejected => "rejected",
+            UpgradeState::Cancelled => "withdrawn",
         }
     }
 
@@ -503,6 +508,52 @@ pub async fn decide(
         event,
         &message,
         json!({ "upgrade_id": upgrade.id, "comment": comment, "job_id": upgrade.job_id }),
+        base_url,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(upgrade)
+}
+
+/// Withdraws the upgrade of `id` awaiting a decision: only whoever asked for it (the approvers
+/// reject instead).
+pub async fn withdraw(
+    db: &PgPool,
+    id: EnvironmentId,
+    by: &Principal,
+    base_url: &str,
+) -> Result<Upgrade, EnvironmentError> {
+    let mut tx = db.begin().await?;
+    let mut upgrade = lock_open(&mut tx, id).await?;
+    if upgrade.state != UpgradeState::AwaitingApproval {
+        return Err(EnvironmentError::Conflict(format!(
+            "The upgrade is {}: only one awaiting a decision is withdrawn.",
+            upgrade.state.label()
+        )));
+    }
+    if upgrade.requester_id != by.user.id.0 {
+        return Err(EnvironmentError::NotAllowed(
+            "Only whoever asked for an upgrade withdraws it; reject it instead, with a reason."
+                .into(),
+        ));
+    }
+    sqlx::query(
+        "UPDATE environment_upgrade SET state = 'cancelled', finished_at = now() WHERE id = $1",
+    )
+    .bind(upgrade.id)
+    .execute(&mut *tx)
+    .await?;
+    upgrade.state = UpgradeState::Cancelled;
+    lifecycle::record_maintenance(
+        &mut tx,
+        id,
+        Some(by),
+        Event::UpgradeWithdrawn,
+        &format!(
+            "upgrade of Kubernetes {} → {} withdrawn",
+            upgrade.from_version, upgrade.to_version
+        ),
+        json!({ "upgrade_id": upgrade.id }),
         base_url,
     )
     .await?;
