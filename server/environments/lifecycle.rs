@@ -334,15 +334,9 @@ pub enum Decided {
 }
 
 /// An approver's decision on a request, or on an extension beyond the type's maximum TTL.
-pub async fn decide(
-    db: &PgPool,
-    id: EnvironmentId,
-    by: &Principal,
-    decision: Decision,
-    comment: &str,
-    now: DateTime<Utc>,
-    base_url: &str,
-) -> Result<Decided, EnvironmentError> {
+/// The words of a decision, checked: a rejection needs a reason (the field `reason`), and
+/// either stays under 2,000 characters (an approval's field is `comment`).
+pub fn checked_comment(decision: Decision, comment: &str) -> Result<&str, FieldErrors> {
     let comment = comment.trim();
     let mut errors = FieldErrors::default();
     let field = if decision == Decision::Reject {
@@ -359,8 +353,19 @@ pub async fn decide(
     if comment.chars().count() > 2000 {
         errors.add(field, "Keep it under 2,000 characters.");
     }
-    errors.into_result()?;
+    errors.into_result().map(|()| comment)
+}
 
+pub async fn decide(
+    db: &PgPool,
+    id: EnvironmentId,
+    by: &Principal,
+    decision: Decision,
+    comment: &str,
+    now: DateTime<Utc>,
+    base_url: &str,
+) -> Result<Decided, EnvironmentError> {
+    let comment = checked_comment(decision, comment)?;
     let mut tx = db.begin().await?;
     let env = lock(&mut tx, id).await?;
     if env.requested_by == by.user.id.0 {

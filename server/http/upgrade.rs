@@ -15,13 +15,14 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth::Action;
 use crate::environments::EnvironmentError;
+use crate::environments::lifecycle::Decision;
 use crate::http::error::{AppError, FieldErrors};
 use crate::http::extract::{Ctx, FormFields, OnEnvironment};
 use crate::http::flash::{Flash, done};
 use crate::http::json::{TypedJson, from_slice};
 use crate::http::views::{Shell, render, unprocessable};
 use crate::maintain::currency::Calendar;
-use crate::maintain::upgrade::{self, Preview, Upgrade, UpgradeState, Verdict};
+use crate::maintain::upgrade::{self, Preview, Upgrade, UpgradeState};
 
 /// The body of `POST /api/v1/environments/{id}/upgrade`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -110,7 +111,9 @@ pub async fn api_approve(
     };
     on.authorize(Action::MaintainEnvironment)?;
     let comment = body.comment.unwrap_or_default();
-    Ok(Json(decide(&state, &on, Verdict::Approve, &comment).await?))
+    Ok(Json(
+        decide(&state, &on, Decision::Approve, &comment).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -128,7 +131,7 @@ pub async fn api_reject(
 ) -> Result<Json<Upgrade>, AppError> {
     on.authorize(Action::MaintainEnvironment)?;
     let reason = body.reason.unwrap_or_default();
-    Ok(Json(decide(&state, &on, Verdict::Reject, &reason).await?))
+    Ok(Json(decide(&state, &on, Decision::Reject, &reason).await?))
 }
 
 #[utoipa::path(
@@ -167,14 +170,14 @@ pub async fn api_cancel(
 async fn decide(
     state: &AppState,
     on: &OnEnvironment,
-    verdict: Verdict,
+    decision: Decision,
     comment: &str,
 ) -> Result<Upgrade, EnvironmentError> {
     upgrade::decide(
         &state.pool,
         on.id(),
         &on.principal,
-        verdict,
+        decision,
         comment,
         &state.public_url,
     )
@@ -343,7 +346,7 @@ pub async fn approve(
 ) -> Result<Response, AppError> {
     on.authorize(Action::MaintainEnvironment)?;
     let comment = form.get("comment");
-    let outcome = decide(&state, &on, Verdict::Approve, comment).await;
+    let outcome = decide(&state, &on, Decision::Approve, comment).await;
     let held = Held {
         comment,
         ..NOTHING_HELD
@@ -367,7 +370,7 @@ pub async fn reject(
 ) -> Result<Response, AppError> {
     on.authorize(Action::MaintainEnvironment)?;
     let reason = form.get("reason");
-    let outcome = decide(&state, &on, Verdict::Reject, reason).await;
+    let outcome = decide(&state, &on, Decision::Reject, reason).await;
     let held = Held {
         reason,
         ..NOTHING_HELD

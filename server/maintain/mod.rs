@@ -17,7 +17,17 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use crate::provision::drift::Drift;
+
+/// The Kubernetes version of an environment `e`'s cluster, as its plan records it (the upgrade
+/// job rewrites it once the control plane runs a new one), as one SQL expression.
+macro_rules! planned_kubernetes_version {
+    () => {
+        "(SELECT s->'details'->>'version' FROM jsonb_array_elements(e.plan) s
+          WHERE s->>'action' = 'eks:CreateCluster' LIMIT 1)"
+    };
+}
 pub use currency::Support;
+pub(crate) use planned_kubernetes_version;
 
 /// One cluster of a platform on the Maintain page (`GET /api/v1/platforms/{slug}/maintain`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -87,10 +97,9 @@ pub async fn clusters(
     after: Option<(DateTime<Utc>, Uuid)>,
 ) -> Result<Vec<ClusterCurrency>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(concat!(
-        "SELECT e.id, e.name, e.environment_type, e.state::text AS state,
-                (SELECT s->'details'->>'version' FROM jsonb_array_elements(e.plan) s
-                 WHERE s->>'action' = 'eks:CreateCluster' LIMIT 1) AS kubernetes_version,
-                e.blueprint_number, e.cost_hourly_micros, e.budget_monthly_micros, ",
+        "SELECT e.id, e.name, e.environment_type, e.state::text AS state, ",
+        planned_kubernetes_version!(),
+        " AS kubernetes_version, e.blueprint_number, e.cost_hourly_micros, e.budget_monthly_micros, ",
         cost::month_to_date!("$5"),
         " AS month_to_date, e.plan_images, ",
         drift::unaccepted_items!(),

@@ -20,8 +20,9 @@ use uuid::Uuid;
 
 use super::currency::{Calendar, Support};
 use crate::auth::Principal;
+use crate::environments::lifecycle::{self, Decision};
 use crate::environments::notify::Event;
-use crate::environments::{EnvState, EnvironmentError, EnvironmentId, lifecycle};
+use crate::environments::{EnvState, EnvironmentError, EnvironmentId};
 use crate::jobs::StepError;
 use crate::jobs::queue::{self, NewJob};
 use crate::provision::upgrade::{UPGRADE_JOB, UpgradeJobPayload, UpgradeOwner, UpgradeStep};
@@ -185,12 +186,12 @@ async fn policy(
     db: impl sqlx::PgExecutor<'_>,
     id: EnvironmentId,
 ) -> Result<Policy, EnvironmentError> {
-    sqlx::query_as(
-        "SELECT (SELECT s->'details'->>'version' FROM jsonb_array_elements(e.plan) s
-                 WHERE s->>'action' = 'eks:CreateCluster' LIMIT 1) AS kubernetes_version,
-                e.approvals_required, e.approver_roles
-         FROM environment e WHERE e.id = $1",
-    )
+    sqlx::query_as(concat!(
+        "SELECT ",
+        super::planned_kubernetes_version!(),
+        " AS kubernetes_version, e.approvals_required, e.approver_roles
+         FROM environment e WHERE e.id = $1"
+    ))
     .bind(id.0)
     .fetch_optional(db)
     .await?
@@ -382,42 +383,17 @@ pub async fn request(
     Ok(upgrade)
 }
 
-/// A decision on an upgrade awaiting one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Approve,
-    Reject,
-}
-
 /// `by` approves or rejects the upgrade of `id` awaiting a decision; `comment` is required to
 /// reject (the field `reason`). The approval reaching the policy's count starts it.
 pub async fn decide(
     db: &PgPool,
     id: EnvironmentId,
     by: &Principal,
-    verdict: Verdict,
+    decision: Decision,
     comment: &str,
     base_url: &str,
 ) -> Result<Upgrade, EnvironmentError> {
-    let comment = comment.trim();
-    let field = match verdict {
-        Verdict::Approve => "comment",
-        Verdict::Reject => "reason",
-    };
-    let mut errors = FieldErrors::default();
-    if verdict == Verdict::Reject && comment.is_empty() {
-        errors.add(
-            "reason",
-            "Say why the upgrade is rejected, so whoever asked can act on it.",
-        );
-    } else if comment.chars().count() > 2000 {
-        errors.add(field, "Keep it under 2,000 characters.");
-    } else if let Err(message) =
-        crate::validation::check_text(comment, crate::validation::TextKind::MultiLine)
-    {
-        errors.add(field, message);
-    }
-    errors.into_result()?;
+    let comment = lifecycle::checked_comment(decision, comment)?;
     let mut tx = db.begin().await?;
     let policy = policy(&mut *tx, id).await?;
     let mut upgrade = lock_open(&mut tx, id).await?;
@@ -445,9 +421,9 @@ pub async fn decide(
     .bind(upgrade.id)
     .bind(upgrade.requester_id)
     .bind(by.user.id.0)
-    .bind(match verdict {
-        Verdict::Approve => "approve",
-        Verdict::Reject => "reject",
+    .bind(match decision {
+        Decision::Approve => "approve",
+        Decision::Reject => "reject",
     })
     .bind(comment)
     .execute(&mut *tx)
@@ -459,8 +435,8 @@ pub async fn decide(
         )));
     }
     let versions = format!("{} → {}", upgrade.from_version, upgrade.to_version);
-    let (event, message) = match verdict {
-        Verdict::Reject => {
+    let (event, message) = match decision {
+        Decision::Reject => {
             sqlx::query(
                 "UPDATE environment_upgrade SET state = 'rejected', error = $2, finished_at = now()
                  WHERE id = $1",
@@ -476,7 +452,7 @@ pub async fn decide(
                 format!("upgrade of Kubernetes {versions} rejected: {comment}"),
             )
         }
-        Verdict::Approve => {
+        Decision::Approve => {
             upgrade.approval_count += 1;
             sqlx::query("UPDATE environment_upgrade SET approval_count = $2 WHERE id = $1")
                 .bind(upgrade.id)
