@@ -339,6 +339,71 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
             "/platforms/{slug}/maintain",
             probe7("/platforms/demo/maintain", &[], PLANNERS),
         ),
+        // Roll-outs: the platform's engineers and admins (the roll-out tests cover who approves).
+        m(
+            Method::GET,
+            "/platforms/{slug}/rollouts",
+            probe7("/platforms/demo/rollouts", &[], PLANNERS),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/rollouts",
+            probe7("/platforms/demo/rollouts", &[], editors(422)),
+        ),
+        m(
+            Method::GET,
+            "/platforms/{slug}/rollouts/{id}",
+            probe7(
+                &format!("/platforms/demo/rollouts/{unknown}"),
+                &[],
+                editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/rollouts/{id}/approve",
+            probe7(
+                &format!("/platforms/demo/rollouts/{unknown}/approve"),
+                &[],
+                editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/rollouts/{id}/pause",
+            probe7(
+                &format!("/platforms/demo/rollouts/{unknown}/pause"),
+                &[],
+                editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/rollouts/{id}/resume",
+            probe7(
+                &format!("/platforms/demo/rollouts/{unknown}/resume"),
+                &[],
+                editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/rollouts/{id}/skip",
+            probe7(
+                &format!("/platforms/demo/rollouts/{unknown}/skip"),
+                &[],
+                editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/platforms/{slug}/rollouts/{id}/rollback",
+            probe7(
+                &format!("/platforms/demo/rollouts/{unknown}/rollback"),
+                &[],
+                editors(404),
+            ),
+        ),
         m(
             Method::POST,
             "/platforms/{slug}/scope",
@@ -508,6 +573,78 @@ fn matrix(css: &str) -> HashMap<(Method, &'static str), Probe> {
                 "/api/v1/platforms/demo/scope",
                 &[],
                 [401, 403, 200, 403, 200, 403, 200],
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/rollouts",
+            probe7(
+                "/api/v1/platforms/demo/rollouts",
+                &[],
+                [401, 403, 200, 403, 200, 403, 200],
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/rollouts",
+            api(
+                "/api/v1/platforms/demo/rollouts",
+                json!({"waves": []}),
+                api_editors(422),
+            ),
+        ),
+        m(
+            Method::GET,
+            "/api/v1/platforms/{slug}/rollouts/{id}",
+            probe7(
+                &format!("/api/v1/platforms/demo/rollouts/{unknown}"),
+                &[],
+                api_editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/rollouts/{id}/approve",
+            api(
+                &format!("/api/v1/platforms/demo/rollouts/{unknown}/approve"),
+                json!({}),
+                api_editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/rollouts/{id}/pause",
+            api(
+                &format!("/api/v1/platforms/demo/rollouts/{unknown}/pause"),
+                json!({}),
+                api_editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/rollouts/{id}/resume",
+            api(
+                &format!("/api/v1/platforms/demo/rollouts/{unknown}/resume"),
+                json!({}),
+                api_editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/rollouts/{id}/skip",
+            api(
+                &format!("/api/v1/platforms/demo/rollouts/{unknown}/skip"),
+                json!({}),
+                api_editors(404),
+            ),
+        ),
+        m(
+            Method::POST,
+            "/api/v1/platforms/{slug}/rollouts/{id}/rollback",
+            api(
+                &format!("/api/v1/platforms/demo/rollouts/{unknown}/rollback"),
+                json!({}),
+                api_editors(404),
             ),
         ),
         m(

@@ -877,6 +877,29 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
     .await
     .unwrap();
 
+    // A roll-out whose first wave awaits approval, started by someone else, for its page.
+    let rollout = uuid::Uuid::new_v4();
+    for statement in [
+        "INSERT INTO rollout (id, platform_id, revision, started_by, state, wave_count)
+         SELECT $2, e.platform_id, 1, u.id, 'awaiting_approval', 1
+         FROM environment e, app_user u
+         WHERE e.id = $1::uuid AND u.email <> 'lead@example.com'
+         ORDER BY u.created_at LIMIT 1",
+        "INSERT INTO rollout_wave (rollout_id, wave, approvals_required) VALUES ($2, 0, 1)",
+        "INSERT INTO rollout_environment
+             (rollout_id, wave, position, environment_id, state, from_revision, changes)
+         VALUES ($2, 0, 0, $1::uuid, 'pending', 1,
+                 '[{\"resource\": \"PeerAuthentication istio-system/default\", \"effect\": \"update\",
+                    \"fields\": [{\"path\": \"spec.mtls.mode\", \"from\": \"STRICT\", \"to\": \"PERMISSIVE\"}]}]')",
+    ] {
+        sqlx::query(statement)
+            .bind(&approved)
+            .bind(rollout)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+
     let pages = [
         "/",
         "/status",
@@ -903,6 +926,8 @@ async fn every_page_fits_a_phone_and_a_wide_screen_and_passes_an_accessibility_c
         &format!("/environments/{approved}/drift"),
         &format!("/environments/{approved}/upgrade"),
         "/platforms/shop/maintain",
+        "/platforms/shop/rollouts",
+        &format!("/platforms/shop/rollouts/{rollout}"),
         "/kubernetes-versions",
         "/environments",
         &format!("/environments/{waiting}"),

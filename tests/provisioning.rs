@@ -4075,3 +4075,397 @@ async fn an_upgrade_blocked_by_an_insight_then_killed_after_update_cluster_versi
     assert_eq!(control["attempt"], 2, "the step ran again: {control}");
     assert_eq!(preview["current_version"], "1.35");
 }
+
+/// The roll-out at `path` once it is in `state` (the workers move it on).
+async fn until_rollout(w: &World, path: &str, state: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, rollout) = w.call(Method::GET, path, &w.engineer, json!(null)).await;
+        assert_eq!(status, StatusCode::OK, "{rollout}");
+        if rollout["state"] == state {
+            return rollout;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the roll-out did not become {state}: {}",
+            serde_json::to_string_pretty(&rollout).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The new revision of the roll-out tests: mutual TLS permissive, no default-deny policies.
+fn relaxed_mesh(doc: &mut Value) {
+    doc["service_mesh"]["mtls"] = json!("permissive");
+    doc["security"]["default_deny_network_policies"] = json!(false);
+}
+
+/// `(resource, effect)` of a plan preview.
+fn effects(plan: &Value) -> Vec<(String, String)> {
+    plan.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["resource"].as_str().unwrap().to_owned(),
+                c["effect"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_roll_out_in_two_waves_pauses_on_a_failure_resumes_and_leaves_every_environment_on_the_new_revision()
+ {
+    let w = World::at("2026-12-03T09:00:00Z").await;
+    let workers = w.workers(w.simulated());
+    let mut ids = Vec::new();
+    for name in ["canary", "ledger", "orders"] {
+        ids.push(w.approved(name).await);
+    }
+    for id in &ids {
+        w.until_state(id, "ready", Duration::from_secs(60)).await;
+    }
+    let (canary, ledger, orders) = (&ids[0], &ids[1], &ids[2]);
+    w.approve_revision(relaxed_mesh).await;
+
+    // What revision 2 would change, per environment, before anyone starts anything.
+    let base = "/api/v1/platforms/shop/rollouts";
+    let (status, overview) = w.call(Method::GET, base, &w.engineer, json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    assert_eq!(overview["revision"], 2);
+    let envs = overview["environments"].as_array().unwrap();
+    assert_eq!(envs.len(), 3, "{overview}");
+    let plan = effects(&envs[0]["plan"]);
+    assert!(
+        plan.iter()
+            .any(|(r, e)| r.starts_with("PeerAuthentication") && e == "update"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.iter()
+            .any(|(r, e)| r.starts_with("NetworkPolicy") && e == "delete"),
+        "{plan:?}"
+    );
+    assert!(envs.iter().all(|e| e["blocked"].is_null()), "{overview}");
+
+    // Developers do not roll out; bad input names its field and leaves nothing behind.
+    let body = json!({"revision": 2, "waves": [[canary], [ledger, orders]]});
+    let (status, _) = w.call(Method::POST, base, &w.dev, body.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for (bad, field, says) in [
+        (
+            json!({"revision": 1, "waves": [[canary]]}),
+            "revision",
+            "approved revision, 2",
+        ),
+        (
+            json!({"revision": 2, "waves": []}),
+            "waves",
+            "at least one wave",
+        ),
+        (
+            json!({"revision": 2, "waves": [[canary], []]}),
+            "waves[1]",
+            "at least one",
+        ),
+        (
+            json!({"revision": 2, "waves": [[canary], [unknown]]}),
+            "waves[1][0]",
+            "No environment",
+        ),
+        (
+            json!({"revision": 2, "waves": [[canary], [canary]]}),
+            "waves[1][0]",
+            "earlier place",
+        ),
+    ] {
+        let (status, problem) = w.call(Method::POST, base, &w.engineer, bad.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
+        let error = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["field"] == field)
+            .unwrap_or_else(|| panic!("{bad}: {problem}"));
+        assert!(
+            error["message"].as_str().unwrap().contains(says),
+            "{problem}"
+        );
+    }
+    assert_eq!(
+        count(&w.app.pool, "SELECT count(*) FROM rollout").await,
+        0,
+        "refused roll-outs leave nothing"
+    );
+
+    // The canary's roll-out job fails once.
+    sqlx::query(
+        "INSERT INTO simulated_fault (operation, remaining, message)
+         VALUES ('kubernetes:apply', 1, 'the API server refused the object')",
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let (status, started) = w.call(Method::POST, base, &w.engineer, body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    assert_eq!(started["state"], "awaiting_approval");
+    assert_eq!(started["waves"][0]["approvals_required"], 1);
+    let path = format!("{base}/{}", started["id"].as_str().unwrap());
+    let (status, _) = w.call(Method::POST, base, &w.engineer, body).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "one open roll-out per platform"
+    );
+    let (status, _) = w
+        .call(
+            Method::POST,
+            &format!("{path}/approve"),
+            &w.engineer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "whoever started it does not approve it"
+    );
+    let (status, approved) = w
+        .call(
+            Method::POST,
+            &format!("{path}/approve"),
+            &w.reviewer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+
+    let paused = until_rollout(&w, &path, "paused").await;
+    let first = &paused["waves"][0]["environments"][0];
+    assert_eq!(first["state"], "failed", "{paused}");
+    assert!(
+        first["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused the object"),
+        "{paused}"
+    );
+    assert!(
+        paused["error"].as_str().unwrap().contains("canary"),
+        "{paused}"
+    );
+    for env in paused["waves"][1]["environments"].as_array().unwrap() {
+        assert_eq!(env["state"], "pending", "wave 2 waits: {paused}");
+        assert_eq!(env["revision"], 1, "{paused}");
+    }
+
+    let (status, resumed) = w
+        .call(
+            Method::POST,
+            &format!("{path}/resume"),
+            &w.engineer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    let waiting = until_rollout(&w, &path, "awaiting_approval").await;
+    assert_eq!(waiting["current_wave"], 1, "{waiting}");
+    assert_eq!(waiting["waves"][0]["environments"][0]["state"], "succeeded");
+    assert_eq!(waiting["waves"][0]["environments"][0]["revision"], 2);
+    let (status, _) = w
+        .call(
+            Method::POST,
+            &format!("{path}/approve"),
+            &w.reviewer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let done = until_rollout(&w, &path, "completed").await;
+    for wave in done["waves"].as_array().unwrap() {
+        for env in wave["environments"].as_array().unwrap() {
+            assert_eq!(env["state"], "succeeded", "{done}");
+            assert_eq!(env["revision"], 2, "{done}");
+        }
+    }
+
+    // Every environment records it, the cluster has the new objects, and the ones the revision
+    // dropped are gone.
+    let (_, maintain) = w
+        .call(
+            Method::GET,
+            "/api/v1/platforms/shop/maintain",
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    let revisions: Vec<&Value> = maintain["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["revision"])
+        .collect();
+    assert_eq!(revisions, [&json!(2), &json!(2), &json!(2)], "{maintain}");
+    for id in [canary, ledger, orders] {
+        let plan = plan_of(&w, id).await;
+        let objects = plan_objects(&plan);
+        assert!(
+            !objects.iter().any(|o| o.starts_with("NetworkPolicy")),
+            "{objects:?}"
+        );
+        let live: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM simulated_resource
+             WHERE kind = 'object' AND name LIKE 'NetworkPolicy %' AND gone_at IS NULL
+               AND id LIKE '%' || $1 || '%'",
+        )
+        .bind(w.environment(id).await["name"].as_str().unwrap())
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+        assert_eq!(live, 0, "the dropped policies are deleted");
+    }
+    let (_, overview) = w.call(Method::GET, base, &w.engineer, json!(null)).await;
+    assert_eq!(overview["open"], json!(null), "{overview}");
+    let audit: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_event WHERE subject LIKE 'platform:shop/rollout:%' ORDER BY id",
+    )
+    .fetch_all(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audit,
+        [
+            "rollout.started",
+            "rollout.wave_approved",
+            "rollout.resumed",
+            "rollout.wave_approved"
+        ]
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn the_roll_out_pages_start_approve_skip_and_roll_back_without_javascript() {
+    let w = World::at("2026-12-03T09:00:00Z").await;
+    let workers = w.workers(w.simulated());
+    let (first, second) = (w.approved("canary").await, w.approved("ledger").await);
+    for id in [&first, &second] {
+        w.until_state(id, "ready", Duration::from_secs(60)).await;
+    }
+    w.approve_revision(relaxed_mesh).await;
+    let browser = || async {
+        let email = w.app.platform_member("shop", ENGINEER).await;
+        let browser = support::client();
+        w.app.login(&browser, &email, support::PASSWORD).await;
+        browser
+    };
+    let (starter, approver) = (browser().await, browser().await);
+    let get = |b: &reqwest::Client, path: &str| {
+        let request = b.get(w.app.url(path));
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let post = |b: &reqwest::Client, path: &str, form: Vec<(String, String)>| {
+        let request = b.post(w.app.url(path)).form(&form);
+        async move { request.send().await.unwrap() }
+    };
+    let html = get(&starter, "/platforms/shop/rollouts").await;
+    assert!(html.contains("What revision 2 changes"), "{html}");
+    assert!(html.contains("PeerAuthentication"), "{html}");
+    assert!(
+        html.contains("deleted"),
+        "the dropped NetworkPolicies: {html}"
+    );
+    let csrf = support::csrf_token(&html);
+    let form = |fields: &[(&str, &str)]| -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (wave_1, wave_2) = (format!("wave_{first}"), format!("wave_{second}"));
+    let res = post(
+        &starter,
+        "/platforms/shop/rollouts",
+        form(&[("_csrf", &csrf), ("revision", "2"), (&wave_1, "eleven")]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(&format!(r#"id="{wave_1}-error""#)) && html.contains("Choose a wave"),
+        "the form again, the error beside the environment: {html}"
+    );
+    let res = post(
+        &starter,
+        "/platforms/shop/rollouts",
+        form(&[("revision", "2"), (&wave_1, "1")]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "CSRF is checked");
+    let res = post(
+        &starter,
+        "/platforms/shop/rollouts",
+        form(&[
+            ("_csrf", &csrf),
+            ("revision", "2"),
+            (&wave_1, "1"),
+            (&wave_2, "3"),
+        ]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let page = res.headers()["location"].to_str().unwrap().to_owned();
+    let api = format!("/api/v1{page}");
+    let html = get(&starter, &page).await;
+    assert!(html.contains("Roll-out started"), "{html}");
+    assert!(html.contains("You started this roll-out"), "{html}");
+    assert!(html.contains("Wave 2"), "waves 1 and 3 close up: {html}");
+    let html = get(&approver, &page).await;
+    assert!(html.contains("Approve wave 1"), "{html}");
+    let approver_csrf = support::csrf_token(&html);
+    let res = post(
+        &approver,
+        &format!("{page}/approve"),
+        form(&[("_csrf", &approver_csrf)]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // Approved, the wave runs; once the canary is done, wave 2 awaits its approvals.
+    let waiting = until_rollout(&w, &api, "awaiting_approval").await;
+    assert_eq!(waiting["current_wave"], 1, "{waiting}");
+
+    // Skipping the only environment of wave 2 completes the roll-out.
+    let res = post(
+        &starter,
+        &format!("{page}/skip"),
+        form(&[("_csrf", &csrf), ("environment_id", &second)]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let done = until_rollout(&w, &api, "completed").await;
+    assert_eq!(done["waves"][1]["environments"][0]["state"], "skipped");
+    assert_eq!(done["waves"][1]["environments"][0]["revision"], 1);
+    assert_eq!(done["waves"][0]["environments"][0]["revision"], 2);
+
+    // Rolling back puts the canary on revision 1's plan again, policies and all.
+    let res = post(
+        &starter,
+        &format!("{page}/rollback"),
+        form(&[("_csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let back = until_rollout(&w, &api, "rolled_back").await;
+    assert_eq!(back["waves"][0]["environments"][0]["state"], "rolled_back");
+    assert_eq!(back["waves"][0]["environments"][0]["revision"], 1);
+    let objects = plan_objects(&plan_of(&w, &first).await);
+    assert!(
+        objects.iter().any(|o| o.starts_with("NetworkPolicy")),
+        "{objects:?}"
+    );
+    let html = get(&starter, &page).await;
+    assert!(html.contains("rolled back"), "{html}");
+    workers.shutdown(Duration::from_secs(5)).await;
+}

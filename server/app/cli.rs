@@ -566,6 +566,7 @@ pub fn job_registry(
         runner,
         crate::maintain::drift::owner(pool, base_url),
         crate::maintain::upgrade::owner(pool, base_url),
+        crate::maintain::rollout::owner(pool, base_url),
     )
 }
 

@@ -17,7 +17,8 @@ use crate::http::error::AppError;
 use crate::http::{
     account_pool, admin, approvals, assets, auth, backlog, blueprints, catalog, cost, drift,
     environments, error_pages, extract, handover, health, home, idempotency, identity, jobs,
-    maintain, notifications, openapi, platforms, search, services, teams, upgrade, versions,
+    maintain, notifications, openapi, platforms, rollout, search, services, teams, upgrade,
+    versions,
 };
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -153,6 +154,42 @@ pub fn route_table() -> Vec<RouteDef> {
             M::GET,
             "/platforms/{slug}/maintain",
             get(maintain::maintain_page),
+        ),
+        route(
+            M::GET,
+            "/platforms/{slug}/rollouts",
+            get(rollout::rollouts_page),
+        ),
+        route(M::POST, "/platforms/{slug}/rollouts", post(rollout::start)),
+        route(
+            M::GET,
+            "/platforms/{slug}/rollouts/{id}",
+            get(rollout::rollout_page),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/rollouts/{id}/approve",
+            post(rollout::approve),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/rollouts/{id}/pause",
+            post(rollout::pause),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/rollouts/{id}/resume",
+            post(rollout::resume),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/rollouts/{id}/skip",
+            post(rollout::skip),
+        ),
+        route(
+            M::POST,
+            "/platforms/{slug}/rollouts/{id}/rollback",
+            post(rollout::roll_back),
         ),
         route(
             M::POST,
@@ -372,6 +409,46 @@ pub fn route_table() -> Vec<RouteDef> {
             M::GET,
             "/api/v1/platforms/{slug}/maintain",
             get(maintain::api_maintain),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/rollouts",
+            get(rollout::api_overview),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/rollouts",
+            post(rollout::api_start),
+        ),
+        route(
+            M::GET,
+            "/api/v1/platforms/{slug}/rollouts/{id}",
+            get(rollout::api_get),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/rollouts/{id}/approve",
+            post(rollout::api_approve),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/rollouts/{id}/pause",
+            post(rollout::api_pause),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/rollouts/{id}/resume",
+            post(rollout::api_resume),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/rollouts/{id}/skip",
+            post(rollout::api_skip),
+        ),
+        route(
+            M::POST,
+            "/api/v1/platforms/{slug}/rollouts/{id}/rollback",
+            post(rollout::api_roll_back),
         ),
         route(
             M::PUT,

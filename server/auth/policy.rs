@@ -83,6 +83,9 @@ pub enum Action {
     MaintainEnvironment,
     /// Correct the Kubernetes version calendar (EKS's support dates): admins.
     CorrectVersionCalendar,
+    /// Roll a blueprint revision out to a platform's environments: its platform engineers
+    /// (admins on all), as for its planning. Each wave's approvals follow its environments' policies.
+    RollOutBlueprint,
 }
 
 /// Whether `principal` may perform `action` on `subject`.
@@ -108,9 +111,10 @@ pub fn can(principal: &Principal, action: Action, subject: Subject) -> bool {
         }
         (Action::ViewPlatform, Subject::Platform { .. }) => !principal.roles.is_empty(),
         // Platform engineers act on the platforms they belong to; admins on all.
-        (Action::ViewPlanning | Action::EditPlatform, Subject::Platform { member }) => {
-            principal.has(Role::Admin) || (member && principal.has(Role::PlatformEngineer))
-        }
+        (
+            Action::ViewPlanning | Action::EditPlatform | Action::RollOutBlueprint,
+            Subject::Platform { member },
+        ) => principal.has(Role::Admin) || (member && principal.has(Role::PlatformEngineer)),
         // A platform engineer other than the author approves.
         (Action::ReviewBlueprint, Subject::Revision { member, author }) => {
             principal.has(Role::PlatformEngineer)
@@ -204,6 +208,7 @@ pub fn refusal(principal: &Principal, action: Action, subject: Subject, name: &s
             "Only platform engineers can start a DevOps environment.".into()
         }
         (Action::TriggerDevops, _) => members_only("start its DevOps environment"),
+        (Action::RollOutBlueprint, _) => members_only("roll its blueprint out"),
         (Action::ReviewBlueprint, Subject::Revision { author, .. })
             if author == principal.user.id =>
         {

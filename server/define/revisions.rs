@@ -150,7 +150,7 @@ fn subject(platform: &Platform, number: i32) -> String {
 }
 
 pub async fn get(
-    db: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     platform: Uuid,
     number: i32,
 ) -> Result<Option<Revision>, sqlx::Error> {

@@ -19,6 +19,7 @@ use crate::define::blueprint::{Lifecycle, MAX_TTL_HOURS};
 use crate::define::platforms::Platform;
 use crate::jobs::queue::{self, JobState, NewJob};
 use crate::provision::drift::RECONCILE_JOB;
+use crate::provision::rollout::ROLLOUT_JOB;
 use crate::provision::upgrade::UPGRADE_JOB;
 use crate::provision::{EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
 use crate::validation::FieldErrors;
@@ -746,7 +747,8 @@ async fn start_teardown(
             env.state().label().to_lowercase()
         )));
     }
-    // A reconcile or an upgrade running under a teardown would fight it over the cluster.
+    // A reconcile, an upgrade or a roll-out running under a teardown would fight it over the
+    // cluster.
     let busy: Option<String> = sqlx::query_scalar(
         "SELECT kind FROM job WHERE unique_key = ANY($1)
                 AND state IN ('available', 'running', 'retryable') LIMIT 1",
@@ -754,14 +756,15 @@ async fn start_teardown(
     .bind(vec![
         job_key(env.id, RECONCILE_JOB),
         job_key(env.id, UPGRADE_JOB),
+        job_key(env.id, ROLLOUT_JOB),
     ])
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(kind) = busy {
-        let doing = if kind == UPGRADE_JOB {
-            "upgraded"
-        } else {
-            "reconciled"
+        let doing = match kind.as_str() {
+            UPGRADE_JOB => "upgraded",
+            ROLLOUT_JOB => "rolled out",
+            _ => "reconciled",
         };
         return Err(EnvironmentError::Conflict(format!(
             "The environment is being {doing}: tear it down once that job has ended (or \
@@ -920,17 +923,19 @@ pub async fn reap_expired(
         .await?;
     }
     let due: Vec<Uuid> = sqlx::query_scalar(
-        // One being reconciled or upgraded waits for that job to end (the next sweep takes it).
+        // One being reconciled, upgraded or rolled out waits for that job to end (the next sweep takes it).
         "SELECT e.id FROM environment e WHERE e.state = 'ready' AND e.expires_at <= $1
            AND NOT EXISTS (SELECT 1 FROM job j
                            WHERE j.unique_key IN ('environment:' || e.id || ':' || $2,
-                                                  'environment:' || e.id || ':' || $3)
+                                                  'environment:' || e.id || ':' || $3,
+                                                  'environment:' || e.id || ':' || $4)
                              AND j.state IN ('available', 'running', 'retryable'))
          LIMIT 100 FOR UPDATE OF e SKIP LOCKED",
     )
     .bind(now)
     .bind(RECONCILE_JOB)
     .bind(UPGRADE_JOB)
+    .bind(ROLLOUT_JOB)
     .fetch_all(&mut *tx)
     .await?;
     for id in &due {

@@ -47,6 +47,16 @@ pub enum Event {
     Upgrading,
     Upgraded,
     UpgradeFailed,
+    /// A blueprint roll-out's wave reaching it awaits the approvers.
+    RolloutAwaitingApproval,
+    /// A roll-out (or its roll-back) started its job.
+    RollingOut,
+    /// It runs the roll-out's revision now (or is back on its previous one).
+    RolledOut,
+    /// Its roll-out job failed: the roll-out paused.
+    RolloutFailed,
+    /// Left out of a roll-out.
+    RolloutSkipped,
 }
 
 impl Event {
@@ -75,11 +85,17 @@ impl Event {
             Event::Upgrading => "upgrading",
             Event::Upgraded => "upgraded",
             Event::UpgradeFailed => "upgrade_failed",
+            Event::RolloutAwaitingApproval => "rollout_awaiting_approval",
+            Event::RollingOut => "rolling_out",
+            Event::RolledOut => "rolled_out",
+            Event::RolloutFailed => "rollout_failed",
+            Event::RolloutSkipped => "rollout_skipped",
         }
     }
 
-    /// Who hears of it: the approvers of requests and upgrades awaiting a decision, of drift,
-    /// budgets and failed upgrades (the platform team decides what to do about them),
+    /// Who hears of it: the approvers of requests, upgrades and roll-out waves awaiting a
+    /// decision, of drift, budgets and failed upgrades and roll-outs (the platform team
+    /// decides what to do about them),
     /// otherwise the requester (whose cluster is upgraded).
     fn for_approvers(self) -> bool {
         matches!(
@@ -91,6 +107,8 @@ impl Event {
                 | Event::UpgradeRequested
                 | Event::UpgradeWithdrawn
                 | Event::UpgradeFailed
+                | Event::RolloutAwaitingApproval
+                | Event::RolloutFailed
         )
     }
 

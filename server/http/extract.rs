@@ -378,6 +378,8 @@ permissions! {
     PlatformRequester: PlatformPermission = RequestEnvironment;
     /// Start the DevOps environment of the platform of `{slug}`.
     DevopsTrigger: PlatformPermission = TriggerDevops;
+    /// Roll blueprint revisions out to the environments of the platform of `{slug}`.
+    PlatformRollout: PlatformPermission = RollOutBlueprint;
 }
 
 /// The caller and the platform of the `{slug}` path segment, once `can` allowed `P` on it.

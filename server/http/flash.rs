@@ -57,11 +57,17 @@ pub enum Flash {
     UpgradeStarted,
     UpgradeRejected,
     UpgradeWithdrawn,
+    RolloutStarted,
+    WaveApproved,
+    RolloutPaused,
+    RolloutResumed,
+    RolloutSkipped,
+    RollingBack,
 }
 
 impl Flash {
     /// Every flash without data.
-    const ALL: [Flash; 42] = [
+    const ALL: [Flash; 48] = [
         Flash::PlatformCreated,
         Flash::PlatformArchived,
         Flash::MemberAdded,
@@ -104,6 +110,12 @@ impl Flash {
         Flash::UpgradeStarted,
         Flash::UpgradeRejected,
         Flash::UpgradeWithdrawn,
+        Flash::RolloutStarted,
+        Flash::WaveApproved,
+        Flash::RolloutPaused,
+        Flash::RolloutResumed,
+        Flash::RolloutSkipped,
+        Flash::RollingBack,
     ];
 
     /// The cookie's value.
@@ -165,6 +177,12 @@ impl Flash {
             Flash::UpgradeStarted => "upgrade_started",
             Flash::UpgradeRejected => "upgrade_rejected",
             Flash::UpgradeWithdrawn => "upgrade_withdrawn",
+            Flash::RolloutStarted => "rollout_started",
+            Flash::WaveApproved => "wave_approved",
+            Flash::RolloutPaused => "rollout_paused",
+            Flash::RolloutResumed => "rollout_resumed",
+            Flash::RolloutSkipped => "rollout_skipped",
+            Flash::RollingBack => "rolling_back",
         }
     }
 
@@ -268,6 +286,14 @@ impl Flash {
             Flash::UpgradeStarted => "Upgrade started: this page follows its job.",
             Flash::UpgradeRejected => "Upgrade rejected: whoever asked for it is notified.",
             Flash::UpgradeWithdrawn => "Upgrade withdrawn: the approvers are notified.",
+            Flash::RolloutStarted => "Roll-out started: its first wave awaits its approvals.",
+            Flash::WaveApproved => "Approval counted: the wave starts once it has all it needs.",
+            Flash::RolloutPaused => "Roll-out paused: nothing new starts; running jobs finish.",
+            Flash::RolloutResumed => "Roll-out resumed.",
+            Flash::RolloutSkipped => "Environment skipped: it stays on its revision.",
+            Flash::RollingBack => {
+                "Rolling back: each environment the roll-out reached gets its previous plan again."
+            }
             Flash::ServiceOnboarding => {
                 "Service registered: its repository and its entries in the environments' repositories are being made (this page follows)."
             }

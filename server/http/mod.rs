@@ -29,6 +29,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod paging;
 pub mod platforms;
+pub mod rollout;
 pub mod search;
 pub mod services;
 pub mod teams;

@@ -2,13 +2,15 @@
 //! Kubernetes version stands in EKS's support calendar and what staying on it costs),
 //! upgrades ([`upgrade`]: one minor version at a time, approved like the environment, run as
 //! a job), drift ([`drift`]: how each environment differs from its plan, reconciled or
-//! accepted) and actual cost ([`cost`]: the bill beside the estimate and the budget).
-//! Blueprint roll-outs are not built yet; the fields the API reserves for what is not checked
-//! are `null`, never an empty "all is well".
+//! accepted), actual cost ([`cost`]: the bill beside the estimate and the budget) and
+//! blueprint roll-outs ([`rollout`]: an approved revision brought to running environments in
+//! approved waves). The fields the API reserves for what is not checked are `null`, never an
+//! empty "all is well".
 
 pub mod cost;
 pub mod currency;
 pub mod drift;
+pub mod rollout;
 pub mod upgrade;
 
 use chrono::{DateTime, NaiveDate, Utc};

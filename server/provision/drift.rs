@@ -167,7 +167,7 @@ fn planned_nodegroup(t: &Target) -> Result<Option<PlannedNodegroup>, StepError> 
 
 /// Everything that differs from the plan: the cluster (missing), its node group's sizes and
 /// instance type, and the Kubernetes objects.
-async fn compare<P: Provider>(
+pub(super) async fn compare<P: Provider>(
     p: &P,
     ctx: &StepContext,
     t: &Target,
@@ -240,7 +240,11 @@ async fn compare<P: Provider>(
 }
 
 /// Sets the node group's sizes back to the plan's.
-async fn scale_back<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+pub(super) async fn scale_back<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    t: &Target,
+) -> Result<(), StepError> {
     let Some(PlannedNodegroup {
         name: group,
         cluster,

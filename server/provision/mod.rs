@@ -18,6 +18,7 @@ pub mod kubernetes;
 pub mod manifests;
 pub mod plan;
 pub mod pool;
+pub mod rollout;
 pub mod run;
 pub mod signing;
 pub mod simulated;
@@ -108,15 +109,16 @@ impl Cloud {
     }
 }
 
-/// Adds the provisioning, teardown, drift and upgrade job kinds to `registry`. The runner's
-/// `owner` is how the jobs read the environment they work on and report back, `drift` where
-/// drift findings go, `upgrades` how upgrades are checked and reported; provisioning never
+/// Adds the provisioning, teardown, drift, upgrade and roll-out job kinds to `registry`. The
+/// runner's `owner` is how the jobs read the environment they work on and report back, `drift`
+/// where drift findings go, `upgrades` and `rollouts` how those are checked and reported; provisioning never
 /// touches environments itself.
 pub fn job_kinds(
     registry: crate::jobs::Registry,
     runner: Arc<run::Runner>,
     drift: Arc<dyn drift::DriftOwner>,
     upgrades: Arc<dyn upgrade::UpgradeOwner>,
+    rollouts: Arc<dyn rollout::RolloutOwner>,
 ) -> crate::jobs::Registry {
     let cloud = runner.cloud.clone();
     registry
@@ -128,6 +130,10 @@ pub fn job_kinds(
         .with(upgrade::UpgradeJob {
             runner: runner.clone(),
             owner: upgrades,
+        })
+        .with(rollout::RolloutJob {
+            runner: runner.clone(),
+            owner: rollouts,
         })
         .with(closures::CloseQueued { runner })
 }

@@ -662,7 +662,11 @@ async fn request_addons<P: Provider>(
 
 /// The EKS add-ons of the plan: each found or created (the node group step has asked for them
 /// already, unless it was done before this version), then waited for until ACTIVE.
-async fn addons<P: Provider>(p: &P, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+pub(super) async fn addons<P: Provider>(
+    p: &P,
+    ctx: &StepContext,
+    t: &Target,
+) -> Result<(), StepError> {
     let (cluster, _, region, tags) = t.cluster()?;
     let session = session(p, ctx, t).await?;
     let planned = request_addons(p, &session, ctx, t).await?;
@@ -772,7 +776,7 @@ pub(super) async fn kubernetes<P: Provider>(
 
 /// The configuration repository: made on the Git host when missing, then the desired state
 /// committed. A repeat (a lost answer, a crash mid-push) finds the same tree and commits nothing.
-async fn repository(r: &Runner, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
+pub(super) async fn repository(r: &Runner, ctx: &StepContext, t: &Target) -> Result<(), StepError> {
     let planned = t.planned("git:push", |s| {
         matches!(s.action, Action::PublishRepository { .. }).then_some(s.resource)
     });
@@ -825,6 +829,14 @@ async fn repository(r: &Runner, ctx: &StepContext, t: &Target) -> Result<(), Ste
 }
 
 async fn outputs<P: Provider>(p: &P, r: &Runner, t: &Target) -> Result<(), StepError> {
+    r.owner
+        .ready(t.id, final_outputs(p, t)?, t.backlog_keys())
+        .await
+}
+
+/// What the environment hands over once its plan is carried out: the plan's outputs, with the
+/// kubeconfig made from what the cloud reported.
+pub(super) fn final_outputs<P: Provider>(p: &P, t: &Target) -> Result<Value, StepError> {
     let planned: PlannedOutputs = t.planned("slipway:record-outputs", |s| match s.action {
         Action::RecordOutputs(outputs) => Some(outputs),
         _ => None,
@@ -844,7 +856,7 @@ async fn outputs<P: Provider>(p: &P, r: &Runner, t: &Target) -> Result<(), StepE
         planned.kubeconfig_role.as_deref()
     ));
     outputs["cloud"] = json!(p.label());
-    r.owner.ready(t.id, outputs, t.backlog_keys()).await
+    Ok(outputs)
 }
 
 async fn provision_step<P: Provider>(
