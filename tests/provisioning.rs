@@ -4078,6 +4078,10 @@ async fn an_upgrade_blocked_by_an_insight_then_killed_after_update_cluster_versi
 
 /// The roll-out at `path` once it is in `state` (the workers move it on).
 async fn until_rollout(w: &World, path: &str, state: &str) -> Value {
+    until_rollout_within(w, path, state, Duration::from_secs(60)).await
+}
+
+async fn until_rollout_within(w: &World, path: &str, state: &str, within: Duration) -> Value {
     let started = Instant::now();
     loop {
         let (status, rollout) = w.call(Method::GET, path, &w.engineer, json!(null)).await;
@@ -4086,7 +4090,7 @@ async fn until_rollout(w: &World, path: &str, state: &str) -> Value {
             return rollout;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < within,
             "the roll-out did not become {state}: {}",
             serde_json::to_string_pretty(&rollout).unwrap()
         );
@@ -4468,4 +4472,115 @@ async fn the_roll_out_pages_start_approve_skip_and_roll_back_without_javascript(
     let html = get(&starter, &page).await;
     assert!(html.contains("rolled back"), "{html}");
     workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The live PeerAuthentication's mode and how many default-deny NetworkPolicies the real API
+/// server holds.
+async fn mesh_state(kube: &Kube) -> (String, usize) {
+    let objects = kube.objects().await;
+    let mode = objects
+        .iter()
+        .find(|o| o["kind"] == "PeerAuthentication")
+        .and_then(|o| o["spec"]["mtls"]["mode"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let policies = objects
+        .iter()
+        .filter(|o| o["kind"] == "NetworkPolicy")
+        .count();
+    (mode, policies)
+}
+
+#[tokio::test]
+async fn a_roll_out_killed_mid_way_against_the_real_api_server_resumes_and_applies_every_object_once()
+ {
+    let moto = Moto::start().await;
+    let mut kube = Kube::start(&moto).await;
+    kube.play_nodes();
+    let w = World::new().await;
+    let workers = w.workers(aws_cloud(&moto, &kube).await);
+    let id = w.approved("ledger").await;
+    w.until_state(&id, "ready", Duration::from_secs(120)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    let (mode, policies) = mesh_state(&kube).await;
+    assert_eq!(mode, "STRICT");
+    assert!(policies > 0, "revision 1 denies by default");
+    w.approve_revision(relaxed_mesh).await;
+
+    let base = "/api/v1/platforms/shop/rollouts";
+    let (status, started) = w
+        .call(
+            Method::POST,
+            base,
+            &w.engineer,
+            json!({"revision": 2, "waves": [[id]]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let path = format!("{base}/{}", started["id"].as_str().unwrap());
+    let mut first = worker_process(&w, &moto, &moto.url, &kube);
+    let (status, _) = w
+        .call(
+            Method::POST,
+            &format!("{path}/approve"),
+            &w.reviewer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Killed once the API server has the new mode: in the Kubernetes step (which then waits for
+    // the platform to be healthy), before the prune.
+    let mode = || async {
+        kube.object(
+            "security.istio.io/v1",
+            "PeerAuthentication",
+            Some("istio-system"),
+            "default",
+        )
+        .await
+        .map(|o| o["spec"]["mtls"]["mode"].clone())
+    };
+    let started = Instant::now();
+    while mode().await != Some(json!("PERMISSIVE")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the roll-out never reached the PeerAuthentication"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+
+    let second = worker_process(&w, &moto, &moto.url, &kube);
+    let done = until_rollout_within(&w, &path, "completed", Duration::from_secs(180)).await;
+    drop(second);
+    assert_eq!(done["waves"][0]["environments"][0]["revision"], 2, "{done}");
+    let job = done["waves"][0]["environments"][0]["job_id"]
+        .as_i64()
+        .unwrap();
+    let (_, job) = w
+        .call(
+            Method::GET,
+            &format!("/api/v1/jobs/{job}"),
+            &w.engineer,
+            json!(null),
+        )
+        .await;
+    let kubernetes = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "kubernetes")
+        .unwrap();
+    assert_eq!(
+        kubernetes["attempt"], 2,
+        "killed in the step, run again: {kubernetes}"
+    );
+    assert_eq!(mesh_state(&kube).await, ("PERMISSIVE".to_owned(), 0));
+    let planned = plan_objects(&plan_of(&w, &id).await);
+    assert_eq!(
+        applied_objects(&kube).await,
+        planned,
+        "every object of revision 2 once, none of what it dropped"
+    );
 }

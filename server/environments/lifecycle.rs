@@ -749,23 +749,7 @@ async fn start_teardown(
     }
     // A reconcile, an upgrade or a roll-out running under a teardown would fight it over the
     // cluster.
-    let busy: Option<String> = sqlx::query_scalar(
-        "SELECT kind FROM job WHERE unique_key = ANY($1)
-                AND state IN ('available', 'running', 'retryable') LIMIT 1",
-    )
-    .bind(vec![
-        job_key(env.id, RECONCILE_JOB),
-        job_key(env.id, UPGRADE_JOB),
-        job_key(env.id, ROLLOUT_JOB),
-    ])
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(kind) = busy {
-        let doing = match kind.as_str() {
-            UPGRADE_JOB => "upgraded",
-            ROLLOUT_JOB => "rolled out",
-            _ => "reconciled",
-        };
+    if let Some(doing) = maintenance_running(tx, EnvironmentId(env.id), &[]).await? {
         return Err(EnvironmentError::Conflict(format!(
             "The environment is being {doing}: tear it down once that job has ended (or \
              cancel it on the Jobs page)."
@@ -812,6 +796,32 @@ async fn start_teardown(
 
 /// Locks a ready environment for a maintenance action (`what`: "drift is reconciled") in
 /// `tx`; any other state is a conflict saying so.
+/// What a maintenance job queued or running on environment `id` is doing to it ("upgraded",
+/// "rolled out", "reconciled"), other than the kinds in `besides`; none when none is.
+pub async fn maintenance_running(
+    tx: &mut PgConnection,
+    id: EnvironmentId,
+    besides: &[&str],
+) -> Result<Option<&'static str>, sqlx::Error> {
+    let kinds: Vec<String> = [RECONCILE_JOB, UPGRADE_JOB, ROLLOUT_JOB]
+        .into_iter()
+        .filter(|k| !besides.contains(k))
+        .map(|k| job_key(id.0, k))
+        .collect();
+    let busy: Option<String> = sqlx::query_scalar(
+        "SELECT kind FROM job WHERE unique_key = ANY($1)
+                AND state IN ('available', 'running', 'retryable') LIMIT 1",
+    )
+    .bind(kinds)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(busy.map(|kind| match kind.as_str() {
+        UPGRADE_JOB => "upgraded",
+        ROLLOUT_JOB => "rolled out",
+        _ => "reconciled",
+    }))
+}
+
 pub async fn lock_ready(
     tx: &mut PgConnection,
     id: EnvironmentId,

@@ -755,10 +755,15 @@ async fn start_wave(
                 .bind(target.id)
                 .fetch_one(&mut *tx)
                 .await?;
+                let busy = lifecycle::maintenance_running(tx, EnvironmentId(env.id), &[]).await?;
                 let replanned = if env.state != EnvState::Ready {
                     Err(format!(
                         "it is {}: roll-outs reach ready environments only; skip it",
                         env.state.label().to_lowercase()
+                    ))
+                } else if let Some(doing) = busy {
+                    Err(format!(
+                        "it is being {doing}; resume the roll-out once that job has ended"
                     ))
                 } else {
                     replan(tx, platform, &revision, &env)

@@ -303,6 +303,12 @@ pub async fn request(
     let to = to_version.trim();
     let mut tx = db.begin().await?;
     lifecycle::lock_ready(&mut tx, id, "an upgrade is asked for").await?;
+    // A roll-out's job writes the plan the upgrade records its version in.
+    if let Some(doing) = lifecycle::maintenance_running(&mut tx, id, &[UPGRADE_JOB]).await? {
+        return Err(EnvironmentError::Conflict(format!(
+            "The environment is being {doing}: ask for the upgrade once that job has ended."
+        )));
+    }
     let policy = policy(&mut *tx, id).await?;
     let current = policy.kubernetes_version.unwrap_or_default();
     let mut errors = FieldErrors::default();
