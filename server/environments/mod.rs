@@ -139,6 +139,15 @@ pub enum EnvironmentError {
     Enqueue(#[from] crate::jobs::queue::EnqueueError),
 }
 
+/// An environment use case's error as a job step sees it: the database's is transient (the
+/// step is retried), any other permanent. For the owners the provisioning jobs report to.
+pub fn step_error(e: impl Into<EnvironmentError>) -> crate::jobs::StepError {
+    match e.into() {
+        EnvironmentError::Db(e) => crate::jobs::StepError::Transient(format!("database: {e}")),
+        other => crate::jobs::StepError::Permanent(other.to_string()),
+    }
+}
+
 /// Adds the job kinds of environments to `registry`: webhook delivery and the periodic sweep.
 /// `base_url` is where people open Slipway (links in notifications); `webhook_allowed_ranges`
 /// are the internal ranges webhooks may reach all the same (the setting of that name).

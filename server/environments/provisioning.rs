@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{EnvironmentError, EnvironmentId, lifecycle};
+use super::{EnvironmentId, lifecycle, step_error};
 use crate::clock::Clock;
 use crate::jobs::StepError;
 use crate::provision::{EnvironmentOwner, Target};
@@ -17,13 +17,6 @@ pub struct Owner {
     pub clock: Clock,
     /// Where people open Slipway (links in notifications).
     pub base_url: String,
-}
-
-fn step_error(e: EnvironmentError) -> StepError {
-    match e {
-        EnvironmentError::Db(e) => StepError::Transient(format!("database: {e}")),
-        other => StepError::Permanent(other.to_string()),
-    }
 }
 
 impl EnvironmentOwner for Owner {
@@ -42,7 +35,7 @@ impl EnvironmentOwner for Owner {
             .bind(id)
             .fetch_optional(&self.db)
             .await
-            .map_err(|e| step_error(e.into()))?;
+            .map_err(step_error)?;
             Ok(row.map(
                 |(environment_type, plan, parameters, outputs, requested_by, approved_by)| Target {
                     id,
@@ -68,7 +61,7 @@ impl EnvironmentOwner for Owner {
             .bind(crate::provision::plan::DEVOPS_ENVIRONMENT)
             .fetch_optional(&self.db)
             .await
-            .map_err(|e| step_error(e.into()))?;
+            .map_err(step_error)?;
             match devops {
                 Some(devops) => self.target(devops).await,
                 None => Ok(None),
@@ -88,7 +81,7 @@ impl EnvironmentOwner for Owner {
             .bind(id)
             .fetch_all(&self.db)
             .await
-            .map_err(|e| step_error(e.into()))?;
+            .map_err(step_error)?;
             let mut targets = Vec::with_capacity(ids.len());
             for id in ids {
                 targets.extend(self.target(id).await?);
@@ -104,7 +97,7 @@ impl EnvironmentOwner for Owner {
                 .bind(outputs)
                 .execute(&self.db)
                 .await
-                .map_err(|e| step_error(e.into()))?;
+                .map_err(step_error)?;
             Ok(())
         })
     }
@@ -168,7 +161,7 @@ impl EnvironmentOwner for Owner {
                 match taken {
                     Ok(slot) => return Ok(slot.flatten().map(|s| s as u32)),
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
-                    Err(e) => return Err(step_error(e.into())),
+                    Err(e) => return Err(step_error(e)),
                 }
             }
             Err(StepError::Transient(

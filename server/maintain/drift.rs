@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::environments::notify::Event;
-use crate::environments::{EnvState, EnvironmentError, EnvironmentId, lifecycle};
+use crate::environments::{EnvState, EnvironmentError, EnvironmentId, lifecycle, step_error};
 use crate::jobs::queue::{self, JobState, NewJob};
 use crate::jobs::{Handler, NoPayload, StepContext, StepError, StepFuture};
 use crate::provision::EnvironmentJobPayload;
@@ -375,13 +375,6 @@ async fn record(
     Ok(())
 }
 
-fn step_error(e: EnvironmentError) -> StepError {
-    match e {
-        EnvironmentError::Db(e) => StepError::Transient(format!("database: {e}")),
-        other => StepError::Permanent(other.to_string()),
-    }
-}
-
 /// The drift jobs' way back: [`DriftOwner`] over the database.
 pub struct Recorder {
     pub db: PgPool,
@@ -397,7 +390,7 @@ impl DriftOwner for Recorder {
                     .bind(id)
                     .fetch_optional(&self.db)
                     .await
-                    .map_err(|e| step_error(e.into()))?;
+                    .map_err(step_error)?;
             match state {
                 Some(EnvState::Ready) => Ok(()),
                 Some(other) => Err(StepError::Permanent(format!(
@@ -457,7 +450,7 @@ impl Handler for Sweep {
                 sqlx::query_scalar("SELECT id FROM environment WHERE state = 'ready' ORDER BY id")
                     .fetch_all(&ctx.db)
                     .await
-                    .map_err(|e| step_error(e.into()))?;
+                    .map_err(step_error)?;
             let mut started = 0;
             for id in &ready {
                 match check_now(&ctx.db, EnvironmentId(*id)).await {

@@ -32,7 +32,7 @@ use crate::auth::Principal;
 use crate::define::platforms::Platform;
 use crate::define::revisions;
 use crate::environments::notify::Event;
-use crate::environments::{EnvState, EnvironmentError, EnvironmentId, lifecycle};
+use crate::environments::{EnvState, EnvironmentError, EnvironmentId, lifecycle, step_error};
 use crate::jobs::StepError;
 use crate::jobs::queue::{self, NewJob};
 use crate::provision::plan::{self, DEVOPS_ENVIRONMENT, Parameters, PlanInput, PlanStep};
@@ -486,8 +486,17 @@ pub async fn overview(db: &PgPool, platform: &Platform) -> Result<Overview, Envi
     })
 }
 
-fn subject(platform: &Platform, id: Uuid) -> String {
-    format!("platform:{}/rollout:{id}", platform.slug)
+/// Records `action` on the roll-out `id` by `by` in the audit log.
+async fn audit(
+    tx: &mut PgConnection,
+    by: &Principal,
+    action: &str,
+    platform: &Platform,
+    id: Uuid,
+    details: Value,
+) -> Result<(), sqlx::Error> {
+    let subject = format!("platform:{}/rollout:{id}", platform.slug);
+    audit::record(&mut *tx, &Actor::from(by), action, &subject, details).await
 }
 
 /// Starts rolling the approved revision `revision` out to the environments of `waves`, in
@@ -641,11 +650,12 @@ pub async fn start(
         .execute(&mut *tx)
         .await?;
     }
-    audit::record(
-        &mut *tx,
-        &Actor::from(by),
+    audit(
+        &mut tx,
+        by,
         "rollout.started",
-        &subject(platform, id),
+        platform,
+        id,
         json!({ "revision": approved.number, "waves": waves }),
     )
     .await?;
@@ -965,11 +975,12 @@ pub async fn approve(
             rollout.wave().approvals_required
         )));
     }
-    audit::record(
-        &mut *tx,
-        &Actor::from(by),
+    audit(
+        &mut tx,
+        by,
         "rollout.wave_approved",
-        &subject(platform, id),
+        platform,
+        id,
         json!({ "wave": rollout.current_wave, "comment": comment }),
     )
     .await?;
@@ -1003,14 +1014,7 @@ pub async fn pause(
     }
     let why = format!("paused by {}", by.user.email);
     set_state(&mut tx, &mut rollout, RolloutState::Paused, Some(&why)).await?;
-    audit::record(
-        &mut *tx,
-        &Actor::from(by),
-        "rollout.paused",
-        &subject(platform, id),
-        json!({}),
-    )
-    .await?;
+    audit(&mut tx, by, "rollout.paused", platform, id, json!({})).await?;
     tx.commit().await?;
     get(db, platform.id, id).await
 }
@@ -1062,14 +1066,7 @@ pub async fn resume(
             )));
         }
     }
-    audit::record(
-        &mut *tx,
-        &Actor::from(by),
-        "rollout.resumed",
-        &subject(platform, id),
-        json!({}),
-    )
-    .await?;
+    audit(&mut tx, by, "rollout.resumed", platform, id, json!({})).await?;
     tx.commit().await?;
     get(db, platform.id, id).await
 }
@@ -1158,11 +1155,12 @@ pub async fn skip(
         base_url,
     )
     .await?;
-    audit::record(
-        &mut *tx,
-        &Actor::from(by),
+    audit(
+        &mut tx,
+        by,
         "rollout.skipped",
-        &subject(platform, id),
+        platform,
+        id,
         json!({ "environment_id": environment }),
     )
     .await?;
@@ -1263,25 +1261,11 @@ pub async fn roll_back(
             _ => {}
         }
     }
-    audit::record(
-        &mut *tx,
-        &Actor::from(by),
-        "rollout.rolling_back",
-        &subject(platform, id),
-        json!({}),
-    )
-    .await?;
+    audit(&mut tx, by, "rollout.rolling_back", platform, id, json!({})).await?;
     let mut reread = lock(&mut tx, platform.id, id).await?;
     advance(&mut tx, platform, &mut reread, base_url).await?;
     tx.commit().await?;
     get(db, platform.id, id).await
-}
-
-fn step_error(e: impl Into<EnvironmentError>) -> StepError {
-    match e.into() {
-        EnvironmentError::Db(e) => StepError::Transient(format!("database: {e}")),
-        other => StepError::Permanent(other.to_string()),
-    }
 }
 
 /// The roll-out job's way back: [`RolloutOwner`] over the database.

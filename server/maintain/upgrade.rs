@@ -22,7 +22,7 @@ use super::currency::{Calendar, Support};
 use crate::auth::Principal;
 use crate::environments::lifecycle::{self, Decision};
 use crate::environments::notify::Event;
-use crate::environments::{EnvState, EnvironmentError, EnvironmentId};
+use crate::environments::{EnvState, EnvironmentError, EnvironmentId, step_error};
 use crate::jobs::StepError;
 use crate::jobs::queue::{self, NewJob};
 use crate::provision::upgrade::{UPGRADE_JOB, UpgradeJobPayload, UpgradeOwner, UpgradeStep};
@@ -578,13 +578,6 @@ pub async fn retry(
     .await?;
     tx.commit().await?;
     Ok(upgrade)
-}
-
-fn step_error(e: impl Into<EnvironmentError>) -> StepError {
-    match e.into() {
-        EnvironmentError::Db(e) => StepError::Transient(format!("database: {e}")),
-        other => StepError::Permanent(other.to_string()),
-    }
 }
 
 /// The upgrade job's way back: [`UpgradeOwner`] over the database.
