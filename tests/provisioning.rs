@@ -4492,7 +4492,7 @@ async fn mesh_state(kube: &Kube) -> (String, usize) {
 }
 
 #[tokio::test]
-async fn a_roll_out_killed_mid_way_against_the_real_api_server_resumes_and_applies_every_object_once()
+async fn a_roll_out_refused_by_the_real_api_server_pauses_and_resumed_then_killed_applies_every_object_once()
  {
     let moto = Moto::start().await;
     let mut kube = Kube::start(&moto).await;
@@ -4519,11 +4519,39 @@ async fn a_roll_out_killed_mid_way_against_the_real_api_server_resumes_and_appli
     assert_eq!(status, StatusCode::CREATED, "{started}");
     let path = format!("{base}/{}", started["id"].as_str().unwrap());
     let mut first = worker_process(&w, &moto, &moto.url, &kube);
+    // The cluster's admission refuses the changed PeerAuthentication: the roll-out pauses with
+    // the API server's reason, and the policies revision 2 drops are still there.
+    kube.refuse_writes_of("security.istio.io", "peerauthentications")
+        .await;
     let (status, _) = w
         .call(
             Method::POST,
             &format!("{path}/approve"),
             &w.reviewer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let paused = until_rollout_within(&w, &path, "paused", Duration::from_secs(120)).await;
+    let failed = &paused["waves"][0]["environments"][0];
+    assert_eq!(failed["state"], "failed", "{paused}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("peerauthentications are not allowed"),
+        "{paused}"
+    );
+    let (mode, policies) = mesh_state(&kube).await;
+    assert_eq!(mode, "STRICT");
+    assert!(policies > 0, "nothing was pruned");
+    kube.allow_writes_of("security.istio.io", "peerauthentications")
+        .await;
+    let (status, _) = w
+        .call(
+            Method::POST,
+            &format!("{path}/resume"),
+            &w.engineer,
             json!({}),
         )
         .await;

@@ -242,18 +242,29 @@ impl Kube {
         )
     }
 
-    /// Dry-runs a write of a NetworkPolicy (the only kind the tests refuse) until it is
+    /// Dry-runs a write of an object of `resource` (the kinds the tests refuse) until it is
     /// `allowed` or not.
     async fn until_probe(&self, group: &str, resource: &str, allowed: bool) {
-        assert_eq!((group, resource), ("networking.k8s.io", "networkpolicies"));
-        let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
-            Api::namespaced(self.admin.clone(), "default");
-        let probe: k8s_openapi::api::networking::v1::NetworkPolicy =
-            serde_json::from_value(json!({
-                "metadata": { "name": "slipway-test-probe" },
-                "spec": { "podSelector": {} },
-            }))
-            .unwrap();
+        let (version, kind, spec) = match (group, resource) {
+            ("networking.k8s.io", "networkpolicies") => {
+                ("v1", "NetworkPolicy", json!({ "podSelector": {} }))
+            }
+            ("security.istio.io", "peerauthentications") => ("v1", "PeerAuthentication", json!({})),
+            other => panic!("no probe for {other:?}"),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.admin.clone(),
+            "default",
+            &ApiResource::from_gvk_with_plural(&gvk, resource),
+        );
+        let probe: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": format!("{group}/{version}"),
+            "kind": kind,
+            "metadata": { "name": "slipway-test-probe" },
+            "spec": spec,
+        }))
+        .unwrap();
         let params = PostParams {
             dry_run: true,
             ..Default::default()
