@@ -275,6 +275,24 @@ impl RolloutsPage {
     fn field(id: &Uuid) -> String {
         format!("wave_{id}")
     }
+
+    /// Errors no field of the form shows: the waves as a whole, or an environment the page
+    /// does not list (no longer ready, or never on the platform).
+    fn general_errors(&self) -> Vec<&str> {
+        self.errors
+            .0
+            .iter()
+            .filter(|e| {
+                e.field != "revision"
+                    && !self
+                        .overview
+                        .environments
+                        .iter()
+                        .any(|c| Self::field(&c.id) == e.field)
+            })
+            .map(|e| e.message.as_str())
+            .collect()
+    }
 }
 
 async fn rollouts_view(
@@ -309,32 +327,38 @@ pub async fn rollouts_page(
 }
 
 /// The start form: each environment's `wave_{id}` field names its wave (1-based, empty: not in
-/// the roll-out). Errors of `waves[w][i]` are shown beside that environment's field.
+/// the roll-out); the use case checks the ids. Errors of `waves[w][i]` are shown beside that
+/// environment's field.
 pub async fn start(
     State(state): State<AppState>,
     ctx: Ctx,
     on: OnPlatform<PlatformRollout>,
     form: FormFields,
 ) -> Result<Response, AppError> {
-    let overview = rollout::overview(&state.pool, on.platform()).await?;
     let mut errors = FieldErrors::default();
     let mut chosen = Vec::new();
     let mut waves: Vec<Vec<Uuid>> = Vec::new();
-    for env in &overview.environments {
-        let field = RolloutsPage::field(&env.id);
-        let raw = form.get(&field).trim();
+    for (id, raw) in form.starting_with("wave_") {
+        let Ok(id) = Uuid::parse_str(id) else {
+            errors.add(
+                "waves",
+                "The form names an environment that does not exist.",
+            );
+            continue;
+        };
+        let raw = raw.trim();
         if raw.is_empty() {
             continue;
         }
         match raw.parse::<usize>() {
             Ok(w) if (1..=rollout::MAX_WAVES).contains(&w) => {
-                chosen.push((env.id, w));
+                chosen.push((id, w));
                 if waves.len() < w {
                     waves.resize(w, Vec::new());
                 }
-                waves[w - 1].push(env.id);
+                waves[w - 1].push(id);
             }
-            _ => errors.add(&field, "Choose a wave from the list."),
+            _ => errors.add(&RolloutsPage::field(&id), "Choose a wave from the list."),
         }
     }
     // Waves left empty by the choice close up: "1 and 3" means two waves.

@@ -864,8 +864,9 @@ async fn rerun(
     Ok(())
 }
 
-/// Moves a running roll-out on once its current wave is done: the next wave awaits its
-/// approvals, or the roll-out is complete; a roll-back ends once every environment is back.
+/// Moves a running roll-out on once its current wave is done (as the table says now, after
+/// the caller's changes): the next wave awaits its approvals, or the roll-out is complete; a
+/// roll-back ends once every environment is back.
 async fn advance(
     tx: &mut PgConnection,
     platform: &Platform,
@@ -875,11 +876,15 @@ async fn advance(
     match rollout.state {
         // Awaiting approval too: its environments may all have been skipped.
         RolloutState::Running | RolloutState::AwaitingApproval => {
-            let done = rollout
-                .wave()
-                .environments
-                .iter()
-                .all(|t| matches!(t.state, TargetState::Succeeded | TargetState::Skipped));
+            let done: bool = sqlx::query_scalar(
+                "SELECT NOT EXISTS (SELECT 1 FROM rollout_environment
+                                    WHERE rollout_id = $1 AND wave = $2
+                                      AND state NOT IN ('succeeded', 'skipped'))",
+            )
+            .bind(rollout.id)
+            .bind(rollout.current_wave)
+            .fetch_one(&mut *tx)
+            .await?;
             if !done {
                 return Ok(());
             }
@@ -895,11 +900,13 @@ async fn advance(
             }
         }
         RolloutState::RollingBack => {
-            let back = rollout
-                .waves
-                .iter()
-                .flat_map(|w| &w.environments)
-                .all(|t| !matches!(t.state, TargetState::RollingBack | TargetState::Failed));
+            let back: bool = sqlx::query_scalar(
+                "SELECT NOT EXISTS (SELECT 1 FROM rollout_environment
+                                    WHERE rollout_id = $1 AND state IN ('rolling_back', 'failed'))",
+            )
+            .bind(rollout.id)
+            .fetch_one(&mut *tx)
+            .await?;
             if back {
                 set_state(tx, rollout, RolloutState::RolledBack, None).await?;
             }
@@ -987,8 +994,7 @@ pub async fn approve(
     let approvals = rollout.wave().approved_by.len() + 1;
     if approvals >= rollout.wave().approvals_required as usize {
         start_wave(&mut tx, platform, &mut rollout, base_url).await?;
-        let mut reread = lock(&mut tx, platform.id, id).await?;
-        advance(&mut tx, platform, &mut reread, base_url).await?;
+        advance(&mut tx, platform, &mut rollout, base_url).await?;
     }
     tx.commit().await?;
     get(db, platform.id, id).await
@@ -1037,8 +1043,7 @@ pub async fn resume(
                 set_state(&mut tx, &mut rollout, RolloutState::AwaitingApproval, None).await?;
             } else {
                 start_wave(&mut tx, platform, &mut rollout, base_url).await?;
-                let mut reread = lock(&mut tx, platform.id, id).await?;
-                advance(&mut tx, platform, &mut reread, base_url).await?;
+                advance(&mut tx, platform, &mut rollout, base_url).await?;
             }
         }
         RolloutState::RollingBack => {
@@ -1098,7 +1103,7 @@ pub async fn skip(
     base_url: &str,
 ) -> Result<Rollout, EnvironmentError> {
     let mut tx = db.begin().await?;
-    let rollout = lock(&mut tx, platform.id, id).await?;
+    let mut rollout = lock(&mut tx, platform.id, id).await?;
     let Some(environment) = environment else {
         let mut errors = FieldErrors::default();
         errors.add("environment_id", "Name the environment to skip.");
@@ -1164,8 +1169,7 @@ pub async fn skip(
         json!({ "environment_id": environment }),
     )
     .await?;
-    let mut reread = lock(&mut tx, platform.id, id).await?;
-    advance(&mut tx, platform, &mut reread, base_url).await?;
+    advance(&mut tx, platform, &mut rollout, base_url).await?;
     tx.commit().await?;
     get(db, platform.id, id).await
 }
@@ -1262,8 +1266,7 @@ pub async fn roll_back(
         }
     }
     audit(&mut tx, by, "rollout.rolling_back", platform, id, json!({})).await?;
-    let mut reread = lock(&mut tx, platform.id, id).await?;
-    advance(&mut tx, platform, &mut reread, base_url).await?;
+    advance(&mut tx, platform, &mut rollout, base_url).await?;
     tx.commit().await?;
     get(db, platform.id, id).await
 }
@@ -1354,11 +1357,6 @@ impl Recorder {
             &self.base_url,
         )
         .await?;
-        for t in locked.waves.iter_mut().flat_map(|w| &mut w.environments) {
-            if t.id == environment {
-                t.state = state;
-            }
-        }
         match (&outcome, locked.state) {
             (Err(e), RolloutState::Running | RolloutState::AwaitingApproval) => {
                 let why = format!("`{}` failed: {e}", target.name);

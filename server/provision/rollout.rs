@@ -183,10 +183,12 @@ fn details(step: &PlanStep) -> Value {
 /// What differs between `from` and `to`, resource by resource, in `from`'s order (then what
 /// only `to` has).
 pub fn changes(from: &[PlanStep], to: &[PlanStep]) -> Vec<PlanChange> {
+    let by_key: std::collections::HashMap<String, &PlanStep> =
+        to.iter().map(|s| (key(s), s)).collect();
     let mut found = Vec::new();
     for old in from {
         let name = key(old);
-        match to.iter().find(|s| key(s) == name) {
+        match by_key.get(&name).copied() {
             None => found.push(removed(old, name)),
             Some(new) => {
                 let (a, b) = (details(old), details(new));
