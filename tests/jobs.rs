@@ -160,6 +160,85 @@ async fn a_rolled_back_enqueue_leaves_nothing_and_a_committed_one_runs_once() {
     assert_eq!(log, ["step-2 ran (time 1)"]);
 }
 
+/// A throttled call or a lost answer costs the step a short wait and another run within the
+/// same attempt, shown while it waits; only when every retry failed does the attempt fail (and
+/// the job back off, using one of its attempts).
+#[tokio::test]
+async fn a_transient_step_failure_runs_the_step_again_within_its_attempt() {
+    let (_db, pool) = setup().await;
+    let config = WorkerConfig {
+        step_retry_delays: vec![Duration::from_millis(10), Duration::from_millis(10)],
+        ..WorkerConfig::default()
+    };
+    let passes = enqueue(
+        &pool,
+        NewJob::new(
+            "test.record",
+            json!({"steps": 2, "fail": "step-2", "fail_times": 2}),
+        ),
+    )
+    .await;
+    let mut exhausts = NewJob::new(
+        "test.record",
+        json!({"steps": 1, "fail": "step-1", "fail_times": 3}),
+    );
+    exhausts.max_attempts = 1;
+    let exhausts = enqueue(&pool, exhausts).await;
+    let workers = Workers::start(pool.clone(), registry(), Clock::system(), config);
+    drained(&pool, Duration::from_secs(20)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+
+    let (state, attempt): (String, i32) =
+        sqlx::query_as("SELECT state, attempt FROM job WHERE id = $1")
+            .bind(passes)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (state.as_str(), attempt),
+        ("completed", 1),
+        "no attempt was used up"
+    );
+    assert_eq!(
+        (
+            runs(&pool, passes, "step-1").await,
+            runs(&pool, passes, "step-2").await
+        ),
+        (1, 3),
+        "only the failing step ran again"
+    );
+    let (log, error): (Vec<String>, Option<String>) =
+        sqlx::query_as("SELECT log, error FROM job_step WHERE job_id = $1 AND name = 'step-2'")
+            .bind(passes)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        log,
+        [
+            "step-2 ran (time 1)",
+            "failed, trying again in 0.01 s: step-2 failed on purpose",
+            "step-2 ran (time 2)",
+            "failed, trying again in 0.01 s: step-2 failed on purpose",
+            "step-2 ran (time 3)",
+        ]
+    );
+    assert_eq!(error, None, "the step's error is cleared once it completes");
+
+    let (state, error): (String, Option<String>) =
+        sqlx::query_as("SELECT state, last_error FROM job WHERE id = $1")
+            .bind(exhausts)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "discarded", "three runs failed: the attempt failed");
+    assert_eq!(
+        error.as_deref(),
+        Some("step step-1: step-1 failed on purpose")
+    );
+    assert_eq!(runs(&pool, exhausts, "step-1").await, 3);
+}
+
 #[tokio::test]
 async fn many_workers_run_every_job_exactly_once() {
     let (_db, pool) = setup().await;
@@ -222,7 +301,9 @@ async fn failures_back_off_then_the_job_is_discarded_with_its_last_error() {
         assert_eq!(claimed.len(), 1, "attempt {attempt} is due at {now}");
         let job = &claimed[0];
         assert_eq!(job.attempt, attempt);
-        let outcome = steps::run(&pool, &Recorder, job, || false).await.unwrap();
+        let outcome = steps::run(&pool, &Recorder, job, &[], || false)
+            .await
+            .unwrap();
         let Outcome::Failed {
             error, permanent, ..
         } = outcome
@@ -297,7 +378,9 @@ async fn a_worker_that_lost_its_lease_cannot_write_late_results() {
     assert_eq!(fresh.fence, slow.fence + 1);
     // The slow worker wakes up: its step and its completion are refused.
     assert_eq!(
-        steps::run(&pool, &Recorder, &slow, || false).await.unwrap(),
+        steps::run(&pool, &Recorder, &slow, &[], || false)
+            .await
+            .unwrap(),
         Outcome::LostLease
     );
     assert!(!queue::complete(&pool, &slow, later).await.unwrap());
@@ -308,7 +391,7 @@ async fn a_worker_that_lost_its_lease_cannot_write_late_results() {
     );
     // The owner of the current attempt finishes normally.
     assert_eq!(
-        steps::run(&pool, &Recorder, &fresh, || false)
+        steps::run(&pool, &Recorder, &fresh, &[], || false)
             .await
             .unwrap(),
         Outcome::Completed
@@ -333,7 +416,7 @@ async fn a_resumed_job_skips_the_steps_it_completed() {
         .await
         .unwrap()
         .remove(0);
-    let Outcome::Failed { step, error, .. } = steps::run(&pool, &Recorder, &first, || false)
+    let Outcome::Failed { step, error, .. } = steps::run(&pool, &Recorder, &first, &[], || false)
         .await
         .unwrap()
     else {
@@ -348,7 +431,7 @@ async fn a_resumed_job_skips_the_steps_it_completed() {
         .unwrap()
         .remove(0);
     assert_eq!(
-        steps::run(&pool, &Recorder, &second, || false)
+        steps::run(&pool, &Recorder, &second, &[], || false)
             .await
             .unwrap(),
         Outcome::Completed
@@ -427,7 +510,7 @@ async fn cancel_stops_a_queued_job_at_once_and_a_running_one_between_steps() {
     .unwrap();
     assert_eq!(owned, [(running, true)]);
     let done_steps = std::sync::atomic::AtomicUsize::new(0);
-    let outcome = steps::run(&pool, &Recorder, &job, || {
+    let outcome = steps::run(&pool, &Recorder, &job, &[], || {
         done_steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1
     })
     .await
@@ -475,7 +558,7 @@ async fn a_unique_key_allows_one_active_job() {
     .unwrap()
     .remove(0);
     assert_eq!(claimed.id, first);
-    steps::run(&pool, &Recorder, &claimed, || false)
+    steps::run(&pool, &Recorder, &claimed, &[], || false)
         .await
         .unwrap();
     queue::complete(&pool, &claimed, Utc::now()).await.unwrap();

@@ -1,6 +1,8 @@
 //! Running a job's steps: each step's state, timestamps, attempt, external ids and log lines are
 //! written as they happen (fenced by the attempt), and completed steps are skipped on resume.
 
+use std::time::Duration;
+
 use sqlx::PgPool;
 use tracing::Instrument;
 
@@ -100,10 +102,15 @@ pub enum Outcome {
 }
 
 /// Runs the job's steps in order, skipping completed ones. `cancelled` is asked between steps.
+/// A step that fails transiently runs again after each of `retry_delays` before the attempt
+/// fails (steps are idempotent): a throttled or lost call costs seconds, not one of the job's
+/// attempts and its growing backoff. Meanwhile the step shows the error and its log says when
+/// it tries again.
 pub async fn run(
     db: &PgPool,
     handler: &dyn AnyHandler,
     job: &ClaimedJob,
+    retry_delays: &[Duration],
     cancelled: impl Fn() -> bool,
 ) -> Result<Outcome, sqlx::Error> {
     let read = match handler.read(&job.payload) {
@@ -156,7 +163,35 @@ pub async fn run(
         };
         let span =
             tracing::info_span!("step", otel.name = %format!("step {name}"), step.name = %name);
-        let result = read.run_step(&name, &ctx).instrument(span).await;
+        let mut delays = retry_delays.iter();
+        let result = loop {
+            let result = read.run_step(&name, &ctx).instrument(span.clone()).await;
+            let (Err(StepError::Transient(error)), Some(delay)) = (&result, delays.next()) else {
+                break result;
+            };
+            if cancelled() {
+                break result;
+            }
+            let noted = sqlx::query(
+                "UPDATE job_step s SET error = $4, log = array_append(s.log, $5)
+                 FROM job j WHERE s.job_id = $1 AND s.name = $2 AND j.id = s.job_id AND j.fence = $3 AND j.state = 'running'",
+            )
+            .bind(job.id)
+            .bind(&name)
+            .bind(job.fence)
+            .bind(error)
+            .bind(format!(
+                "failed, trying again in {} s: {}",
+                delay.as_secs_f64(),
+                error.chars().take(1800).collect::<String>()
+            ))
+            .execute(db)
+            .await?;
+            if noted.rows_affected() == 0 {
+                return Ok(Outcome::LostLease);
+            }
+            tokio::time::sleep(*delay).await;
+        };
         let (state, error) = match &result {
             Ok(()) => ("completed", None),
             Err(e) => ("failed", Some(e.to_string())),

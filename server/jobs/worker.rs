@@ -29,6 +29,9 @@ pub struct WorkerConfig {
     pub rescue_every: Duration,
     /// How often to look for work when no notification came (scheduled and retried jobs).
     pub poll: Duration,
+    /// How long a step that failed transiently waits before each run again within its attempt
+    /// (see [`steps::run`]); the attempt fails after the last.
+    pub step_retry_delays: Vec<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -39,6 +42,9 @@ impl Default for WorkerConfig {
             heartbeat: Duration::from_secs(2),
             rescue_every: Duration::from_secs(2),
             poll: Duration::from_secs(1),
+            // 15 s in all: past a burst of throttling or a service's brief fault, short enough
+            // that a lasting one fails the attempt (and shows) within a minute.
+            step_retry_delays: [1, 2, 4, 8].map(Duration::from_secs).to_vec(),
         }
     }
 }
@@ -218,6 +224,7 @@ async fn dispatch(mut d: Dispatcher) {
     let completer = tokio::spawn(complete_in_batches(d.db.clone(), d.clock.clone(), pending));
     let kinds = d.registry.kinds();
     let mut claimer = queue::Claimer::new(d.config.poll);
+    let retry_delays: Arc<[Duration]> = d.config.step_retry_delays.clone().into();
     loop {
         if *d.stopped.borrow() {
             break;
@@ -249,16 +256,26 @@ async fn dispatch(mut d: Dispatcher) {
                                     cancel: cancel.clone(),
                                 },
                             );
-                        let (db, registry, clock, held, freed, completions) = (
+                        let (db, registry, clock, held, freed, completions, retry_delays) = (
                             d.db.clone(),
                             d.registry.clone(),
                             d.clock.clone(),
                             d.held.clone(),
                             freed.clone(),
                             completions.clone(),
+                            retry_delays.clone(),
                         );
                         running.spawn(async move {
-                            run_job(&db, &registry, &clock, &job, &cancel, &completions).await;
+                            run_job(
+                                &db,
+                                &registry,
+                                &clock,
+                                &retry_delays,
+                                &job,
+                                &cancel,
+                                &completions,
+                            )
+                            .await;
                             held.lock()
                                 .expect("the held-jobs lock is never poisoned")
                                 .remove(&job.id);
@@ -315,6 +332,7 @@ async fn run_job(
     db: &PgPool,
     registry: &Registry,
     clock: &Clock,
+    retry_delays: &[Duration],
     job: &ClaimedJob,
     cancel: &AtomicBool,
     completions: &tokio::sync::mpsc::UnboundedSender<Completion>,
@@ -338,9 +356,11 @@ async fn run_job(
     );
     crate::trace::continue_trace(&span, job.trace_parent.as_deref());
     crate::trace::record_trace_id(&span);
-    let outcome = steps::run(db, handler.as_ref(), job, || cancel.load(Ordering::Relaxed))
-        .instrument(span)
-        .await;
+    let outcome = steps::run(db, handler.as_ref(), job, retry_delays, || {
+        cancel.load(Ordering::Relaxed)
+    })
+    .instrument(span)
+    .await;
     super::metrics::finished(started.elapsed(), matches!(outcome, Ok(Outcome::Completed)));
     let now = clock.now();
     let written = match &outcome {
