@@ -25,12 +25,30 @@ impl StepContext {
         )
         .bind(self.job.id)
         .bind(&self.step)
-        .bind(line.chars().take(2000).collect::<String>())
+        .bind(log_line(line))
         .bind(self.job.fence)
         .execute(&self.db)
         .await
         .map_err(|e| StepError::Transient(format!("writing the step log failed: {e}")))?;
         Ok(())
+    }
+
+    /// Notes that the step failed transiently and runs again after `delay`: the error beside
+    /// it, and a log line saying when. `false` when this attempt no longer owns the job.
+    async fn retrying(&self, error: &str, delay: Duration) -> Result<bool, sqlx::Error> {
+        let line = format!("failed, trying again in {} s: {error}", delay.as_secs_f64());
+        let noted = sqlx::query(
+            "UPDATE job_step s SET error = $3, log = array_append(s.log, $4)
+             FROM job j WHERE s.job_id = $1 AND s.name = $2 AND j.id = s.job_id AND j.fence = $5 AND j.state = 'running'",
+        )
+        .bind(self.job.id)
+        .bind(&self.step)
+        .bind(error)
+        .bind(log_line(&line))
+        .bind(self.job.fence)
+        .execute(&self.db)
+        .await?;
+        Ok(noted.rows_affected() == 1)
     }
 
     /// Records an external id (an account id, a cluster ARN) before or after creating it, so a
@@ -80,6 +98,11 @@ impl StepContext {
         .map(Option::flatten)
         .map_err(|e| StepError::Transient(format!("reading external ids failed: {e}")))
     }
+}
+
+/// A log line as stored: at most 2,000 characters, so one chatty line cannot bloat the step.
+fn log_line(line: &str) -> String {
+    line.chars().take(2000).collect()
 }
 
 /// How a run of a job's steps ended.
@@ -172,22 +195,7 @@ pub async fn run(
             if cancelled() {
                 break result;
             }
-            let noted = sqlx::query(
-                "UPDATE job_step s SET error = $4, log = array_append(s.log, $5)
-                 FROM job j WHERE s.job_id = $1 AND s.name = $2 AND j.id = s.job_id AND j.fence = $3 AND j.state = 'running'",
-            )
-            .bind(job.id)
-            .bind(&name)
-            .bind(job.fence)
-            .bind(error)
-            .bind(format!(
-                "failed, trying again in {} s: {}",
-                delay.as_secs_f64(),
-                error.chars().take(1800).collect::<String>()
-            ))
-            .execute(db)
-            .await?;
-            if noted.rows_affected() == 0 {
+            if !ctx.retrying(error, *delay).await? {
                 return Ok(Outcome::LostLease);
             }
             tokio::time::sleep(*delay).await;
