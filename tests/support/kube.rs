@@ -128,10 +128,14 @@ impl Kube {
                     continue;
                 }
                 let api: Api<DynamicObject> = Api::all_with(self.admin.clone(), &resource);
-                let listed = api
-                    .list(&ListParams::default().labels(MANAGED_BY))
-                    .await
-                    .unwrap();
+                let listed = match api.list(&ListParams::default().labels(MANAGED_BY)).await {
+                    Ok(listed) => listed,
+                    // A custom resource definition applied a moment ago can be in discovery
+                    // before the API server serves its objects (a bare "404 page not found"):
+                    // while the bootstrap installs one, none of its objects exist yet.
+                    Err(kube::Error::Api(status)) if status.code == 404 => continue,
+                    Err(error) => panic!("listing {}: {error}", resource.plural),
+                };
                 // Labels are copied to what controllers derive (a Service's Endpoints): only
                 // what Slipway's field manager wrote counts.
                 let written_by_slipway = |o: &DynamicObject| {
