@@ -120,7 +120,15 @@ impl Kube {
     /// Every object Slipway made (labelled as managed by it and written by its field manager),
     /// of every listable kind the API server serves, as JSON.
     pub async fn objects(&self) -> Vec<Value> {
-        let discovery = Discovery::new(self.admin.clone()).run().await.unwrap();
+        // The same race in discovery itself: a group listed a moment before its versions are.
+        let mut tries = 0;
+        let discovery = loop {
+            match Discovery::new(self.admin.clone()).run().await {
+                Ok(discovery) => break discovery,
+                Err(kube::Error::Api(status)) if status.code == 404 && tries < 20 => tries += 1,
+                Err(error) => panic!("discovering the API server's kinds: {error}"),
+            }
+        };
         let mut out = Vec::new();
         for group in discovery.groups() {
             for (resource, capabilities) in group.recommended_resources() {
