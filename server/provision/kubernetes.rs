@@ -513,9 +513,15 @@ async fn until_established(api: &Api<DynamicObject>, name: &str) -> Result<(), C
 /// the first custom resource after them (pulling images on new nodes takes minutes).
 const OPERATORS_READY: Duration = Duration::from_secs(15 * 60);
 
+/// The operators are polled after 250 ms, 500 ms and 750 ms, then every second: a Deployment
+/// whose image is cached is available within a second, and this wait is on every
+/// environment's critical path (a poll is one GET per Deployment).
+const AVAILABLE_POLL: Duration = Duration::from_millis(250);
+
 /// Waits until every Deployment in `workloads` is available.
 async fn until_available(workloads: &[(Api<DynamicObject>, &Value)]) -> Result<(), CloudError> {
     let started = std::time::Instant::now();
+    let mut polls = 0;
     loop {
         let mut waiting = Vec::new();
         for (api, object) in workloads {
@@ -524,6 +530,7 @@ async fn until_available(workloads: &[(Api<DynamicObject>, &Value)]) -> Result<(
         if waiting.is_empty() {
             return Ok(());
         }
+        polls += 1;
         if started.elapsed() > OPERATORS_READY {
             return Err(CloudError::Transient(format!(
                 "the operators are not available after {} minutes: {}",
@@ -531,19 +538,26 @@ async fn until_available(workloads: &[(Api<DynamicObject>, &Value)]) -> Result<(
                 waiting.join("; ")
             )));
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(AVAILABLE_POLL * polls.min(4)).await;
     }
 }
 
-/// Server-side applies `objects` in order. Each CRD is Established before anything after it is
-/// applied, so its custom resources never meet a 404; and the Deployments applied before a
+/// Server-side applies `objects` in order. CRDs applied one after another are Established
+/// before anything after them is applied, so their custom resources never meet a 404 (waited
+/// for together: one wait for a run of CRDs, not one each); and the Deployments applied before a
 /// custom resource (its operator, whose webhooks may have to admit it) are available first.
 pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Applied>, CloudError> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut kinds = Kinds::new(objects);
     let mut applied = Vec::with_capacity(objects.len());
     let mut workloads = Vec::new();
+    let mut unestablished = Vec::new();
     for object in objects {
+        if !is_crd(object) {
+            for (api, name) in unestablished.drain(..) {
+                until_established(&api, name).await?;
+            }
+        }
         let api = kinds.api_for(client, object).await?;
         if !is_built_in(object) && !workloads.is_empty() {
             until_available(&workloads).await?;
@@ -566,7 +580,7 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Appli
         .instrument(call_span("apply", object))
         .await?;
         if is_crd(object) {
-            until_established(&api, name).await?;
+            unestablished.push((api.clone(), name));
         }
         if str_at(object, "/kind") == "Deployment" {
             workloads.push((api, object));
@@ -575,6 +589,9 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<Appli
             changed: before.is_none() || before != after.metadata.resource_version,
             resource,
         });
+    }
+    for (api, name) in unestablished {
+        until_established(&api, name).await?;
     }
     Ok(applied)
 }
