@@ -2734,6 +2734,7 @@ async fn drill_critical_path_from_approval_to_ready_beside_the_cloud_waits() {
     let id = created["id"].as_str().unwrap().to_owned();
     proxy.forget_calls();
     let approved = Instant::now();
+    let approved_at = chrono::Utc::now();
     let (status, body) = w
         .call(
             Method::POST,
@@ -2776,8 +2777,14 @@ async fn drill_critical_path_from_approval_to_ready_beside_the_cloud_waits() {
             format!("{} {length:.1} s", s["name"].as_str().unwrap_or_default())
         })
         .collect();
+    // Where the time to the first call goes: to the first step's start (the approval's
+    // transaction, the worker's wake-up and claim), then within the step.
+    let first_step_at = env["job"]["steps"][0]["started_at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|at| (at.with_timezone(&chrono::Utc) - approved_at).as_seconds_f64() * 1000.0);
     eprintln!(
-        "critical path: approval → ready {:.1} s; chain of cloud waits {:.1} s ({:.2}×); approval → first AWS call {}; steps: {}",
+        "critical path: approval → ready {:.1} s; chain of cloud waits {:.1} s ({:.2}×); approval → first AWS call {} (the first step started after {}); steps: {}",
         took.as_secs_f64(),
         chain.as_secs_f64(),
         took.as_secs_f64() / chain.as_secs_f64(),
@@ -2785,6 +2792,7 @@ async fn drill_critical_path_from_approval_to_ready_beside_the_cloud_waits() {
             "{:.0} ms",
             d.as_secs_f64() * 1000.0
         )),
+        first_step_at.map_or("?".to_owned(), |ms| format!("{ms:.0} ms")),
         steps.join(", ")
     );
 }
