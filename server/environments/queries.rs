@@ -222,7 +222,6 @@ pub struct Detail {
     pub platform_id: Uuid,
     pub purpose: String,
     pub parameters: Parameters,
-    pub plan: Vec<PlanStep>,
     pub outputs: serde_json::Value,
     pub blueprint_number: i32,
     pub approver_roles: Vec<String>,
@@ -239,7 +238,6 @@ struct DetailRow {
     platform_id: Uuid,
     purpose: String,
     parameters: serde_json::Value,
-    plan: serde_json::Value,
     outputs: serde_json::Value,
     blueprint_number: i32,
     approver_roles: Vec<String>,
@@ -249,9 +247,12 @@ struct DetailRow {
     round: i32,
 }
 
+/// One environment without its plan: every route on an environment reads this to authorize,
+/// and the plan (every AWS action and Kubernetes object, the bulk of the row) is read only by
+/// the views that show it ([`plan`]).
 pub async fn get(db: &PgPool, id: EnvironmentId) -> Result<Option<Detail>, sqlx::Error> {
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, e.platform_id, e.purpose, e.parameters, e.plan, e.outputs,
+        "SELECT {SUMMARY_COLUMNS}, e.platform_id, e.purpose, e.parameters, e.outputs,
              e.blueprint_number, e.approver_roles, e.max_ttl_hours, e.pending_until, e.ready_at, e.round
          {FROM} WHERE e.id = $1"
     );
@@ -270,7 +271,6 @@ pub async fn get(db: &PgPool, id: EnvironmentId) -> Result<Option<Detail>, sqlx:
             max_nodes: 0,
             data_services: vec![],
         }),
-        plan: serde_json::from_value(r.plan).unwrap_or_default(),
         outputs: r.outputs,
         blueprint_number: r.blueprint_number,
         approver_roles: r.approver_roles,
@@ -279,6 +279,19 @@ pub async fn get(db: &PgPool, id: EnvironmentId) -> Result<Option<Detail>, sqlx:
         ready_at: r.ready_at,
         round: r.round,
     }))
+}
+
+/// The environment's plan, as approved (empty for an unknown id).
+pub async fn plan(db: &PgPool, id: EnvironmentId) -> Result<Vec<PlanStep>, sqlx::Error> {
+    let plan: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT plan FROM environment WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(db)
+            .await?;
+    // Written by Slipway from these very types, as the rest of the row (see `get`).
+    Ok(plan
+        .and_then(|p| serde_json::from_value(p).ok())
+        .unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]

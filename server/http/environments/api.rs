@@ -74,6 +74,7 @@ async fn load(
 /// An environment with its approvals, timeline and job, as the API returns it.
 pub async fn detail(state: &AppState, d: &Detail) -> Result<EnvironmentDetail, AppError> {
     let id = crate::environments::EnvironmentId(d.summary.id);
+    let plan = queries::plan(&state.pool, id).await?;
     let approvals = queries::approvals(&state.pool, id).await?;
     let timeline = queries::timeline(&state.pool, id).await?;
     let job = match d.summary.job_id {
@@ -82,7 +83,7 @@ pub async fn detail(state: &AppState, d: &Detail) -> Result<EnvironmentDetail, A
             .map(|(job, steps)| EnvironmentJob::new(job, steps)),
         None => None,
     };
-    Ok(EnvironmentDetail::new(d, approvals, timeline, job))
+    Ok(EnvironmentDetail::new(d, plan, approvals, timeline, job))
 }
 
 #[derive(Deserialize, Default)]
@@ -193,19 +194,28 @@ pub struct PlanQuery {
     params(("id" = uuid::Uuid, Path, description = "The environment's id"), ("format" = Option<String>, Query, description = "`json` (default) or `yaml`")),
     responses((status = 200, description = "The plan: `[{step, action, resource, details}]`, or its YAML", body = Vec<Object>), (status = 401, description = "Not signed in", body = crate::http::error::Problem), (status = 404, description = "Not found, or not visible to the caller", body = crate::http::error::Problem), (status = 422, description = "Invalid input; `errors` names each field", body = crate::http::error::Problem))
 )]
-pub async fn plan(on: OnEnvironment, Query(query): Query<PlanQuery>) -> Result<Response, AppError> {
-    match query.format.as_deref() {
-        None | Some("json") => Ok(Json(&on.environment.plan).into_response()),
-        Some("yaml") => Ok((
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "application/yaml; charset=utf-8",
-            )],
-            crate::provision::plan::to_yaml(&on.environment.plan),
-        )
-            .into_response()),
-        Some(_) => Err(field_error("format", "Use `json` or `yaml`.")),
+pub async fn plan(
+    State(state): State<AppState>,
+    on: OnEnvironment,
+    Query(query): Query<PlanQuery>,
+) -> Result<Response, AppError> {
+    let yaml = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("yaml") => true,
+        Some(_) => return Err(field_error("format", "Use `json` or `yaml`.")),
+    };
+    let plan = queries::plan(&state.pool, on.id()).await?;
+    if !yaml {
+        return Ok(Json(plan).into_response());
     }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/yaml; charset=utf-8",
+        )],
+        crate::provision::plan::to_yaml(&plan),
+    )
+        .into_response())
 }
 
 async fn decided(

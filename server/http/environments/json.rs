@@ -307,6 +307,7 @@ pub struct EnvironmentDetail {
 impl EnvironmentDetail {
     pub fn new(
         d: &Detail,
+        plan: Vec<PlanStep>,
         approvals: Vec<ApprovalView>,
         timeline: Vec<TimelineEntry>,
         job: Option<EnvironmentJob>,
@@ -315,7 +316,7 @@ impl EnvironmentDetail {
             fields: EnvironmentFields::from(&d.summary),
             purpose: d.purpose.clone(),
             parameters: d.parameters.clone(),
-            plan: d.plan.clone(),
+            plan,
             outputs: d.outputs.clone(),
             blueprint_revision: d.blueprint_number,
             approver_roles: d.approver_roles.clone(),

@@ -363,6 +363,7 @@ pub async fn check_name(
 pub struct EnvironmentPage {
     pub shell: Shell,
     pub env: Detail,
+    pub plan: Vec<PlanStep>,
     pub approvals: Vec<ApprovalView>,
     pub timeline: Vec<TimelineEntry>,
     pub steps: Vec<StepView>,
@@ -427,10 +428,6 @@ impl EnvironmentPage {
             }
         }
         lines
-    }
-
-    fn plan_yaml(&self) -> String {
-        crate::provision::plan::to_yaml(&self.env.plan)
     }
 
     fn awaiting(&self) -> bool {
@@ -523,6 +520,7 @@ async fn environment_view(
     Ok(EnvironmentPage {
         others,
         shell: ctx.shell(state, "environments", &on.environment.summary.name),
+        plan: queries::plan(&state.pool, id).await?,
         approvals: queries::approvals(&state.pool, id).await?,
         timeline: queries::timeline(&state.pool, id).await?,
         steps,
