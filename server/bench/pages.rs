@@ -5,7 +5,8 @@
 //! signed-in platform engineer (wrk counts a redirect to the sign-in page as a success), then
 //! run wrk against each address in turn with `connections` connections for `duration`:
 //! `/healthz` first, the floor (the same server, no database), then the approvals dashboard,
-//! an environment's page, a platform's page and `GET /api/v1/environments`. The server's
+//! an environment's page (an environment given a real plan; the bulk seed's are empty), a
+//! platform's page and `GET /api/v1/environments`. The server's
 //! resident memory is read before the load and its high-water mark after it. The server runs
 //! in this process, so those figures include the benchmark's own (small) client.
 
@@ -39,6 +40,9 @@ pub struct PageFigures {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub rows: u32,
+    /// The visited environment's real plan: its actions, and its size as JSON.
+    pub plan_actions: usize,
+    pub plan_bytes: usize,
     pub pages: Vec<PageFigures>,
     pub rss_idle_mb: f64,
     pub rss_peak_mb: f64,
@@ -68,6 +72,7 @@ pub async fn run(admin: &PgConnectOptions, settings: Settings) -> anyhow::Result
             .fetch_one(&pool)
             .await
             .context("finding a ready environment among the seeded ones")?;
+            let (plan_actions, plan_bytes) = site.give_real_plan(environment).await?;
             let cookie = format!("Cookie: {}", site.cookie);
             let bearer = format!("Authorization: Bearer {}", site.token);
             let targets = [
@@ -106,6 +111,8 @@ pub async fn run(admin: &PgConnectOptions, settings: Settings) -> anyhow::Result
             }
             Ok::<_, anyhow::Error>(Report {
                 rows: settings.rows,
+                plan_actions,
+                plan_bytes,
                 pages,
                 rss_idle_mb,
                 rss_peak_mb: memory("VmHWM")?,

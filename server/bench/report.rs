@@ -196,11 +196,16 @@ pub fn approvals(small: &Measurement, large: &Measurement, clients: usize) -> St
 /// Pages and the API under wrk, beside the floor, with the server's memory.
 pub fn pages(report: &pages::Report, settings: &pages::Settings) -> String {
     let mut out = format!(
-        "{} environments; wrk with {} connections for {} s per address.\n\n\
+        "{} environments; wrk with {} connections for {} s per address. The environment \
+         whose page is measured carries a real plan ({} actions, {} KB as JSON: the built-in \
+         blueprint's `dev` type with every data service it offers); the other seeded environments' plans \
+         are empty, and no other measured address reads a plan.\n\n\
          | address | requests/s | p50 | p99 | errors |\n|---|---|---|---|---|\n",
         thousands(report.rows),
         settings.connections,
-        settings.duration.as_secs()
+        settings.duration.as_secs(),
+        report.plan_actions,
+        report.plan_bytes / 1000
     );
     for page in &report.pages {
         let _ = writeln!(

@@ -137,6 +137,44 @@ impl Site {
         Ok(())
     }
 
+    /// Gives `environment` the plan a real one carries: the built-in blueprint's `dev` type with
+    /// every data service it offers, every AWS action and Kubernetes object in full. Returns
+    /// its actions and its size as JSON. The bulk seed leaves plans empty (100,000 real plans
+    /// are about 10 GB of JSON); of the measured addresses only an environment's own page and
+    /// API read a plan, so the environment they visit is the one given a real plan.
+    pub async fn give_real_plan(&self, environment: Uuid) -> anyhow::Result<(usize, usize)> {
+        let blueprint = crate::define::blueprint::Blueprint::from_template("bench-1", None);
+        let ty = blueprint
+            .environment_type("dev")
+            .context("the built-in blueprint has a `dev` type")?;
+        let parameters = crate::provision::plan::Parameters {
+            instance_type: ty.node_group.instance_types[0].clone(),
+            min_nodes: ty.node_group.min_size,
+            max_nodes: ty.node_group.max_size,
+            data_services: ty.data_services.clone(),
+        };
+        let plan = crate::provision::plan::build(
+            &crate::provision::plan::PlanInput {
+                platform_slug: "bench-1",
+                blueprint: &blueprint,
+                name: "env-real-plan",
+                parameters: &parameters,
+                teams: &[],
+                account_email_domain: "bench.test",
+            },
+            ty,
+        );
+        let json = serde_json::to_string(&plan)?;
+        sqlx::query("UPDATE environment SET plan = $2::jsonb, parameters = $3 WHERE id = $1")
+            .bind(environment)
+            .bind(&json)
+            .bind(sqlx::types::Json(&parameters))
+            .execute(&self.pool)
+            .await
+            .context("giving the measured environment a real plan")?;
+        Ok((plan.len(), json.len()))
+    }
+
     /// Stops the server (and what it started).
     pub async fn stop(self) {
         let _ = self.stop.send(());
