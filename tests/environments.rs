@@ -1058,6 +1058,19 @@ async fn the_request_form_and_the_dashboard_work_without_javascript() {
         opened.contains("other environments") && opened.contains("shop/second-load"),
         "{opened}"
     );
+    // The page outlines the plan; every call's values are one link away, for the same session.
+    let yaml = format!("/api/v1/environments/{}/plan?format=yaml", ids[0]);
+    assert!(
+        opened.contains("eks:CreateCluster") && opened.contains(&yaml),
+        "{opened}"
+    );
+    let plan = pe.get(w.app.url(&yaml)).send().await.unwrap();
+    assert_eq!(plan.status(), StatusCode::OK);
+    let plan = plan.text().await.unwrap();
+    assert!(
+        plan.contains("action: eks:CreateCluster") && plan.contains("access_entries:"),
+        "{plan}"
+    );
     // The developer sees them, with the unread badge.
     let mine = dev
         .get(w.app.url("/environments"))

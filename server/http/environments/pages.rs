@@ -17,7 +17,7 @@ use crate::define::blueprint::{EnvironmentType, Lifecycle};
 use crate::define::platforms::Platform;
 use crate::environments::lifecycle::{self, Decided, Decision, Extended};
 use crate::environments::pricing::{CostLine, Micros};
-use crate::environments::queries::{self, ApprovalView, Detail, Summary, TimelineEntry};
+use crate::environments::queries::{self, ApprovalView, Detail, PlanLine, Summary, TimelineEntry};
 use crate::environments::request::{self, CheckedRequest, RawRequest};
 use crate::environments::{EnvState, EnvironmentError};
 use crate::http::error::AppError;
@@ -26,7 +26,6 @@ use crate::http::extract::{
 };
 use crate::http::views::{Shell, render};
 use crate::jobs::queue::StepView;
-use crate::provision::plan::PlanStep;
 use crate::validation::FieldErrors;
 
 // ---------------------------------------------------------------------------------------------
@@ -102,7 +101,7 @@ pub struct Preview {
     pub max_monthly: String,
     pub ttl_total: Option<String>,
     pub lines: Vec<CostLine>,
-    pub plan: Vec<PlanStep>,
+    pub plan: Vec<PlanLine>,
     pub auto_approved: bool,
     pub approvals_required: u32,
 }
@@ -115,7 +114,7 @@ impl Preview {
             max_monthly: c.estimate.max_monthly().display(),
             ttl_total: c.ttl_hours.map(|h| c.estimate.over_hours(h).display()),
             lines: c.estimate.lines.clone(),
-            plan: c.plan.clone(),
+            plan: c.plan.iter().map(PlanLine::from).collect(),
             auto_approved: c.auto_approved(),
             approvals_required: c.environment_type.approval.approvals_required,
         }
@@ -132,13 +131,13 @@ impl Preview {
     }
 }
 
-/// A plan grouped by its steps, in order, for the pages: each step with what it does.
-pub fn plan_by_step(plan: &[PlanStep]) -> Vec<(&'static str, Vec<&PlanStep>)> {
-    let mut groups: Vec<(&'static str, Vec<&PlanStep>)> = Vec::new();
-    for step in plan {
+/// A plan grouped by its steps, in order, for the environment's page: each step with what it does.
+pub fn plan_by_step(plan: &[PlanLine]) -> Vec<(&str, Vec<&PlanLine>)> {
+    let mut groups: Vec<(&str, Vec<&PlanLine>)> = Vec::new();
+    for line in plan {
         match groups.last_mut() {
-            Some((name, steps)) if *name == step.step.as_str() => steps.push(step),
-            _ => groups.push((step.step.as_str(), vec![step])),
+            Some((name, lines)) if *name == line.step => lines.push(line),
+            _ => groups.push((&line.step, vec![line])),
         }
     }
     groups
@@ -363,7 +362,7 @@ pub async fn check_name(
 pub struct EnvironmentPage {
     pub shell: Shell,
     pub env: Detail,
-    pub plan: Vec<PlanStep>,
+    pub plan: Vec<PlanLine>,
     pub approvals: Vec<ApprovalView>,
     pub timeline: Vec<TimelineEntry>,
     pub steps: Vec<StepView>,
@@ -520,7 +519,7 @@ async fn environment_view(
     Ok(EnvironmentPage {
         others,
         shell: ctx.shell(state, "environments", &on.environment.summary.name),
-        plan: queries::plan(&state.pool, id).await?,
+        plan: queries::plan_outline(&state.pool, id).await?,
         approvals: queries::approvals(&state.pool, id).await?,
         timeline: queries::timeline(&state.pool, id).await?,
         steps,
