@@ -131,7 +131,7 @@ impl Preview {
     }
 }
 
-/// A plan grouped by its steps, in order, for the environment's page: each step with what it does.
+/// A plan grouped by its steps, in order, for the request preview and the environment's page.
 pub fn plan_by_step(plan: &[PlanLine]) -> Vec<(&str, Vec<&PlanLine>)> {
     let mut groups: Vec<(&str, Vec<&PlanLine>)> = Vec::new();
     for line in plan {
