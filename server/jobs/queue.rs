@@ -663,14 +663,18 @@ pub async fn get(db: &PgPool, id: i64) -> Result<Option<(JobView, Vec<StepView>)
         .fetch_optional(db)
         .await?;
     let Some(job) = job else { return Ok(None) };
-    let steps = sqlx::query_as(
+    Ok(Some((job, steps(db, id).await?)))
+}
+
+/// A job's steps in order (none for an unknown job), for a page that shows them without the job.
+pub async fn steps(db: &PgPool, id: i64) -> Result<Vec<StepView>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT name, state, attempt, started_at, finished_at, external_ids, log, error
          FROM job_step WHERE job_id = $1 ORDER BY position",
     )
     .bind(id)
     .fetch_all(db)
-    .await?;
-    Ok(Some((job, steps)))
+    .await
 }
 
 /// Jobs per state, for the jobs page and `/metrics`.

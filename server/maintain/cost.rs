@@ -111,9 +111,13 @@ struct ReportRow {
     cost_hourly_micros: i64,
     budget_monthly_micros: Option<i64>,
     read_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The days read, newest first, beside each day's spend (`NULL` when there is none).
+    days: Option<Vec<NaiveDate>>,
+    day_micros: Option<Vec<i64>>,
 }
 
-/// The cost of environment `id` on `today`: this month, and each day read.
+/// The cost of environment `id` on `today`: this month, and each day read. One query: it is
+/// part of every view of the environment's page.
 pub async fn report(
     db: &PgPool,
     id: EnvironmentId,
@@ -122,21 +126,27 @@ pub async fn report(
     let row: ReportRow = sqlx::query_as(concat!(
         "SELECT ",
         month_to_date!("$2"),
-        " AS month_to_date, e.cost_hourly_micros, e.budget_monthly_micros, r.read_at
-         FROM environment e LEFT JOIN cost_read r ON true WHERE e.id = $1"
+        " AS month_to_date, e.cost_hourly_micros, e.budget_monthly_micros, r.read_at,
+           d.days, d.day_micros
+         FROM environment e LEFT JOIN cost_read r ON true
+         LEFT JOIN LATERAL (
+             SELECT array_agg(day ORDER BY day DESC) AS days,
+                    array_agg(spent ORDER BY day DESC) AS day_micros
+             FROM (SELECT day, sum(usd_micros)::bigint AS spent FROM environment_daily_cost
+                   WHERE environment_id = e.id GROUP BY day ORDER BY day DESC LIMIT $3) n
+         ) d ON true
+         WHERE e.id = $1"
     ))
     .bind(id.0)
     .bind(month_start(today))
+    .bind(DAYS_READ)
     .fetch_one(db)
     .await?;
-    let days: Vec<(NaiveDate, i64)> = sqlx::query_as(
-        "SELECT day, sum(usd_micros)::bigint FROM environment_daily_cost
-         WHERE environment_id = $1 GROUP BY day ORDER BY day DESC LIMIT $2",
-    )
-    .bind(id.0)
-    .bind(DAYS_READ)
-    .fetch_all(db)
-    .await?;
+    let days = row
+        .days
+        .unwrap_or_default()
+        .into_iter()
+        .zip(row.day_micros.unwrap_or_default());
     let estimate = row.cost_hourly_micros * 24;
     Ok(CostReport {
         summary: summary(
@@ -146,7 +156,6 @@ pub async fn report(
         ),
         read_at: row.read_at,
         days: days
-            .into_iter()
             .map(|(day, actual)| CostDay {
                 day,
                 actual_usd: usd(actual),

@@ -494,10 +494,7 @@ async fn environment_view(
 ) -> Result<EnvironmentPage, AppError> {
     let id = on.id();
     let steps = match on.environment.summary.job_id {
-        Some(job) => crate::jobs::queue::get(&state.pool, job)
-            .await?
-            .map(|(_, steps)| steps)
-            .unwrap_or_default(),
+        Some(job) => crate::jobs::queue::steps(&state.pool, job).await?,
         None => vec![],
     };
     let principal = &on.principal;
