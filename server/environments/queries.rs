@@ -296,8 +296,9 @@ pub async fn plan(db: &PgPool, id: EnvironmentId) -> Result<Vec<PlanStep>, sqlx:
 }
 
 /// One line of the plan's outline, as the environment's page lists it: which step makes which
-/// call on which resource, without the call's values.
-#[derive(Debug, Clone)]
+/// call on which resource, without the call's values. Decoded from the `[step, action,
+/// resource]` arrays of the `plan_outline` column (serde reads a struct from an array in order).
+#[derive(Debug, Clone, Deserialize)]
 pub struct PlanLine {
     pub step: String,
     pub action: String,
@@ -318,21 +319,12 @@ impl From<&PlanStep> for PlanLine {
 /// database derives from the plan (`plan_outline`, a few KB), so that a page view neither reads
 /// nor parses the plan's values (a full plan is about 85 KB).
 pub async fn plan_outline(db: &PgPool, id: EnvironmentId) -> Result<Vec<PlanLine>, sqlx::Error> {
-    let outline: Option<sqlx::types::Json<Vec<(String, String, String)>>> =
+    let outline: Option<sqlx::types::Json<Vec<PlanLine>>> =
         sqlx::query_scalar("SELECT plan_outline FROM environment WHERE id = $1")
             .bind(id.0)
             .fetch_optional(db)
             .await?;
-    Ok(outline
-        .map(|o| o.0)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(step, action, resource)| PlanLine {
-            step,
-            action,
-            resource,
-        })
-        .collect())
+    Ok(outline.map(|o| o.0).unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
