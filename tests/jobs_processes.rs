@@ -189,6 +189,8 @@ async fn the_job_benchmark_runs_beside_graphile_worker() {
             "4",
             "--latency-jobs",
             "5",
+            "--runs",
+            "1",
             "--server",
             &server,
         ])
@@ -226,6 +228,8 @@ async fn the_whole_performance_report_is_written() {
             "200,400",
             "--latency-jobs",
             "5",
+            "--runs",
+            "2",
         ])
         .args(["--rows", "1200"])
         .args(["--seconds", "1", "--server", &server])
@@ -248,6 +252,8 @@ async fn the_whole_performance_report_is_written() {
         "River: v0.",
         "| 200 |",
         "| 400 |",
+        // Two runs per engine: the median with the range beside it.
+        "Each engine ran 2 times per backlog, interleaved",
         "approvals dashboard (`/approvals`)",
         // The environment page is measured with a plan as large as a real one's.
         "carries a real plan (",

@@ -77,6 +77,9 @@ pub enum BenchCommand {
         concurrency: usize,
         #[arg(long, default_value_t = 200)]
         latency_jobs: u32,
+        /// Runs of each engine, interleaved; the median is reported with the range
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
         /// A PostgreSQL maintenance database on the server to measure on
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         server: String,
@@ -114,6 +117,10 @@ pub enum BenchCommand {
         /// Jobs enqueued one at a time, per engine and backlog, for the latency figures
         #[arg(long, default_value_t = 200)]
         latency_jobs: u32,
+        /// Runs of each engine on each backlog, interleaved; the median is reported with the
+        /// range
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
         /// Environments behind the approvals dashboard's large table and the pages under wrk
         #[arg(long, default_value_t = 100_000)]
         rows: u32,
@@ -626,9 +633,18 @@ async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
             jobs,
             concurrency,
             latency_jobs,
+            runs,
             server,
             peers,
-        } => bench_jobs(jobs, concurrency, latency_jobs, server, peers).await,
+        } => {
+            let settings = crate::bench::jobs::Settings {
+                jobs: jobs.max(1),
+                concurrency: concurrency.clamp(1, 256),
+                latency_jobs: latency_jobs.max(1),
+                runs: runs.clamp(1, 100),
+            };
+            bench_jobs(settings, server, peers).await
+        }
         BenchCommand::Pages {
             rows,
             connections,
@@ -649,6 +665,7 @@ async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
             out,
             backlogs,
             latency_jobs,
+            runs,
             rows,
             seconds,
             server,
@@ -657,6 +674,7 @@ async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
             let sizes = BenchSizes {
                 backlogs,
                 latency_jobs: latency_jobs.max(1),
+                runs: runs.clamp(1, 100),
                 rows: rows.max(1_200),
                 seconds: seconds.max(1),
             };
@@ -714,6 +732,7 @@ fn bench_server(server: &str) -> anyhow::Result<sqlx::postgres::PgConnectOptions
 struct BenchSizes {
     backlogs: Vec<u32>,
     latency_jobs: u32,
+    runs: u32,
     rows: u32,
     seconds: u64,
 }
@@ -733,6 +752,7 @@ async fn bench_all(
             jobs: backlog.max(1),
             concurrency: 16,
             latency_jobs: sizes.latency_jobs,
+            runs: sizes.runs,
         };
         eprintln!("job engine, {backlog} jobs …");
         runs.push(jobs::compare(&admin, settings, &peers).await?);
@@ -768,27 +788,20 @@ async fn bench_all(
 }
 
 async fn bench_jobs(
-    jobs: u32,
-    concurrency: usize,
-    latency_jobs: u32,
+    settings: crate::bench::jobs::Settings,
     server: String,
     peers: PathBuf,
 ) -> anyhow::Result<()> {
-    use crate::bench::jobs as bench;
     let admin = bench_server(&server)?;
-    let settings = bench::Settings {
-        jobs: jobs.max(1),
-        concurrency: concurrency.clamp(1, 256),
-        latency_jobs: latency_jobs.max(1),
-    };
     println!(
-        "Job engine benchmark: {} no-op jobs, {} workers, {} one-at-a-time jobs for latency, PostgreSQL at {}",
+        "Job engine benchmark: {} no-op jobs, {} workers, {} one-at-a-time jobs for latency, {} runs, PostgreSQL at {}",
         settings.jobs,
         settings.concurrency,
         settings.latency_jobs,
+        settings.runs,
         crate::db::redact_url(&server)
     );
-    let comparison = bench::compare(&admin, settings, &peers).await?;
+    let comparison = crate::bench::jobs::compare(&admin, settings, &peers).await?;
     println!("{}", crate::bench::report::jobs(&[comparison]));
     Ok(())
 }

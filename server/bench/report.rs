@@ -8,7 +8,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
 use super::approvals::{Latencies, Measurement};
-use super::jobs::{Comparison, Figures};
+use super::jobs::{Comparison, Runs};
 use super::pages;
 
 /// What the figures were measured on.
@@ -109,8 +109,15 @@ pub fn jobs(runs: &[Comparison]) -> String {
     let Some(first) = runs.first() else {
         return String::new();
     };
+    let runs_line = match first.settings.runs {
+        0 | 1 => String::new(),
+        n => format!(
+            " Each engine ran {n} times per backlog, interleaved: throughput is the median, the \
+             lowest and highest in brackets; p50 is the median and p99 the highest of the runs."
+        ),
+    };
     let mut out = format!(
-        "{} workers each; latency over {} jobs enqueued one at a time to idle workers.\n\n\
+        "{} workers each; latency over {} jobs enqueued one at a time to idle workers.{runs_line}\n\n\
          | backlog | Slipway jobs/s | graphile-worker jobs/s | River jobs/s (defaults) | River jobs/s (FetchCooldown 1 ms) | Slipway ÷ graphile-worker | Slipway ÷ River (1 ms) |\n\
          |---|---|---|---|---|---|---|\n",
         first.settings.concurrency, first.settings.latency_jobs
@@ -118,23 +125,20 @@ pub fn jobs(runs: &[Comparison]) -> String {
     for run in runs {
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.0} | {} | {:.0} | {:.2}× | {:.2}× |",
+            "| {} | {} | {} | {} | {} | {:.2}× | {:.2}× |",
             thousands(run.settings.jobs),
-            run.slipway.jobs_per_second,
-            run.graphile.jobs_per_second,
-            run.river.map_or("not run¹".to_owned(), |f| format!(
-                "{:.0}",
-                f.jobs_per_second
-            )),
-            run.river_fast.jobs_per_second,
-            run.slipway.jobs_per_second / run.graphile.jobs_per_second,
-            run.slipway.jobs_per_second / run.river_fast.jobs_per_second,
+            throughput(&run.slipway),
+            throughput(&run.graphile),
+            run.river.as_ref().map_or("not run¹".to_owned(), throughput),
+            throughput(&run.river_fast),
+            run.slipway.jobs_per_second() / run.graphile.jobs_per_second(),
+            run.slipway.jobs_per_second() / run.river_fast.jobs_per_second(),
         );
     }
     out.push_str(
         "\n| backlog | Slipway p50 / p99 start | graphile-worker | River (defaults) | River (FetchCooldown 1 ms) |\n|---|---|---|---|---|\n",
     );
-    let latency = |f: &Figures| format!("{:.1} / {:.1} ms", f.p50_ms, f.p99_ms);
+    let latency = |r: &Runs| format!("{:.1} / {:.1} ms", r.p50_ms(), r.p99_ms());
     for run in runs {
         let _ = writeln!(
             out,
@@ -163,11 +167,20 @@ pub fn jobs(runs: &[Comparison]) -> String {
             out,
             "\nSlipway at {} jobs: {:.0}% of its throughput at {}.",
             thousands(large.settings.jobs),
-            100.0 * large.slipway.jobs_per_second / small.slipway.jobs_per_second,
+            100.0 * large.slipway.jobs_per_second() / small.slipway.jobs_per_second(),
             thousands(small.settings.jobs)
         );
     }
     out
+}
+
+/// A median throughput, with the range when there was more than one run.
+fn throughput(runs: &Runs) -> String {
+    let (low, high) = runs.jobs_per_second_range();
+    match runs.count() {
+        0 | 1 => format!("{:.0}", runs.jobs_per_second()),
+        _ => format!("{:.0} ({low:.0}–{high:.0})", runs.jobs_per_second()),
+    }
 }
 
 /// The approvals dashboard's latencies per page, small table beside large.

@@ -126,6 +126,12 @@ func run(ctx context.Context) error {
 	if _, err := client.InsertManyFast(ctx, params); err != nil {
 		return fmt.Errorf("insert backlog: %w", err)
 	}
+	// Settled like every engine's backlog (see SETTLE in server/bench/jobs.rs).
+	for _, statement := range []string{"VACUUM (ANALYZE)", "CHECKPOINT"} {
+		if _, err := pool.Exec(ctx, statement); err != nil {
+			return fmt.Errorf("settle (%s): %w", statement, err)
+		}
+	}
 
 	start := time.Now()
 	if err := client.Start(ctx); err != nil {
