@@ -121,11 +121,16 @@ impl Kube {
     /// of every listable kind the API server serves, as JSON.
     pub async fn objects(&self) -> Vec<Value> {
         // The same race in discovery itself: a group listed a moment before its versions are.
+        // Asked again after a short pause, for at most about five seconds: back to back, twenty
+        // tries could all fall inside the same moment.
         let mut tries = 0;
         let discovery = loop {
             match Discovery::new(self.admin.clone()).run().await {
                 Ok(discovery) => break discovery,
-                Err(kube::Error::Api(status)) if status.code == 404 && tries < 20 => tries += 1,
+                Err(kube::Error::Api(status)) if status.code == 404 && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
                 Err(error) => panic!("discovering the API server's kinds: {error}"),
             }
         };
