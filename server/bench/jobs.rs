@@ -180,10 +180,10 @@ async fn unfinished(pool: &PgPool) -> anyhow::Result<bool> {
 
 /// What every engine's program does between queueing its backlog and starting the clock:
 /// vacuum and analyse the scratch database, as autovacuum would have while a real backlog built
-/// up, then checkpoint, so that no drain inherits its seed's dirty pages or full-page images
-/// (a 5,000-job drain right after its seed got them for free; one of 500,000 paid for its
-/// seed's vacuum and checkpoint). `tests/bench/graphile.mjs` and `tests/bench/river/main.go`
-/// run the same two statements.
+/// up, then checkpoint, so that every drain starts a checkpoint cycle of its own. Unsettled, a
+/// 5,000-job drain found its pages' full-page images already in the WAL its seed wrote, and one
+/// of 500,000 also paid for vacuuming its seed's rows. `tests/bench/graphile.mjs` and
+/// `tests/bench/river/main.go` run the same two statements.
 const SETTLE: [&str; 2] = ["VACUUM (ANALYZE)", "CHECKPOINT"];
 
 async fn settle(pool: &PgPool) -> anyhow::Result<()> {
