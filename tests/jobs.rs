@@ -807,3 +807,45 @@ async fn a_claimer_goes_on_past_its_cursor_and_still_finds_jobs_that_sort_before
         .unwrap();
     assert_eq!(ids(&front), [earlier]);
 }
+
+#[tokio::test]
+async fn queue_depth_counts_waiting_running_and_failed_jobs_without_reading_the_history() {
+    let (_db, pool) = setup().await;
+    // The retained history (14 days of completed jobs by default) beside a few jobs in each
+    // counted state. A lease is what makes a job running (the table's CHECK).
+    sqlx::query(
+        "INSERT INTO job (kind, state, locked_by, lease_until)
+         SELECT 'test.record', s.state, CASE WHEN s.state = 'running' THEN 'w1' END,
+                CASE WHEN s.state = 'running' THEN now() + interval '1 minute' END
+         FROM (VALUES ('available', 3), ('running', 2), ('retryable', 1), ('cancelled', 4),
+                      ('discarded', 5), ('completed', 20000)) AS s (state, n),
+              generate_series(1, s.n)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE job").execute(&pool).await.unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    let depth = queue::depth(&mut *tx).await.unwrap();
+    assert_eq!(
+        depth,
+        queue::Depth {
+            available: 3,
+            running: 2,
+            retryable: 1,
+            cancelled: 4,
+            discarded: 5,
+        }
+    );
+    // `/metrics` answers anyone, so the count must not cost a scan of the history: it reads
+    // the partial indexes of the counted states, and no row of the job table in sequence.
+    let (seq_scans, index_scans): (i64, i64) = sqlx::query_as(
+        "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'job'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(seq_scans, 0, "the job table was scanned");
+    assert!(index_scans >= 3, "{index_scans} index scans");
+}

@@ -188,10 +188,12 @@ async fn engineers_follow_retry_and_cancel_jobs() {
             .unwrap();
     assert_eq!(actions, ["job.cancelled", "job.retried", "job.cancelled"]);
 
-    // Metrics: queue depth per state and this process's counters.
+    // Metrics: queue depth per state and this process's counters. Completed jobs are history,
+    // counted by `slipway_jobs_completed_total`, not a gauge.
     let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(!metrics.contains("state=\"completed\""), "{metrics}");
     assert!(
-        metrics.contains("slipway_jobs{state=\"completed\"} 1"),
+        metrics.contains("slipway_jobs{state=\"available\"} "),
         "{metrics}"
     );
     assert!(

@@ -113,7 +113,7 @@ fn parse_id(id: &str) -> Result<i64, AppError> {
 pub struct JobsPage {
     pub shell: Shell,
     pub jobs: Vec<(JobView, Option<JobEnvironment>)>,
-    pub depth: Vec<(String, i64)>,
+    pub depth: queue::Depth,
     pub state: String,
     pub kind: String,
     pub next: Option<i64>,

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::queue;
+
 static CLAIMED: AtomicU64 = AtomicU64::new(0);
 static COMPLETED: AtomicU64 = AtomicU64::new(0);
 static FAILED: AtomicU64 = AtomicU64::new(0);
@@ -88,24 +90,15 @@ pub fn rescued(count: usize) {
 }
 
 /// The Prometheus text exposition: queue depth per state plus this process's counters.
-pub fn render(depth: &[(String, i64)]) -> String {
+/// Completed jobs have no gauge (see [`queue::Depth`]); `slipway_jobs_completed_total` counts
+/// them as they finish.
+pub fn render(depth: &queue::Depth) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# HELP slipway_jobs Jobs in the queue by state.\n# TYPE slipway_jobs gauge"
+        "# HELP slipway_jobs Jobs waiting, running or failed, by state.\n# TYPE slipway_jobs gauge"
     );
-    for state in [
-        "available",
-        "running",
-        "retryable",
-        "completed",
-        "cancelled",
-        "discarded",
-    ] {
-        let n = depth
-            .iter()
-            .find(|(s, _)| s == state)
-            .map_or(0, |(_, n)| *n);
+    for (state, n) in depth.by_state() {
         let _ = writeln!(out, "slipway_jobs{{state=\"{state}\"}} {n}");
     }
     for (name, help, value) in [
