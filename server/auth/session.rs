@@ -57,22 +57,35 @@ pub async fn start(
     Ok(token)
 }
 
+/// A live session's caller, with what every signed-in page shows of them besides.
+#[derive(Debug, Clone)]
+pub struct SessionCaller {
+    pub principal: Principal,
+    /// The inbox's unread badge ([`crate::inbox`]), read in the same round trip.
+    pub unread_notifications: i64,
+}
+
 /// The signed-in user for a cookie value, if the session is live; refreshes its idle timer.
 pub async fn resolve(
     db: &PgPool,
     token: &str,
     lifetimes: Lifetimes,
-) -> Result<Option<Principal>, sqlx::Error> {
+) -> Result<Option<SessionCaller>, sqlx::Error> {
     let hash = secret_hash(token);
-    // The session and its user in one round trip: this runs before every signed-in page.
+    // The session, its user and the unread badge in one round trip: this runs before every
+    // signed-in page, so each query here is paid by every page view.
     #[derive(sqlx::FromRow)]
     struct Live {
         last_seen_at: DateTime<Utc>,
+        unread_notifications: i64,
         #[sqlx(flatten)]
         user: users::UserRow,
     }
     let row: Option<Live> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT s.last_seen_at, u.* FROM session s,
+        "SELECT s.last_seen_at, u.*,
+                (SELECT count(*) FROM notification n
+                 WHERE n.user_id = s.user_id AND n.read_at IS NULL) AS unread_notifications
+         FROM session s,
              LATERAL (SELECT {} FROM app_user WHERE app_user.id = s.user_id) u
          WHERE s.token_hash = $1 AND s.expires_at > now() AND s.last_seen_at > now() - $2",
         users::COLUMNS
@@ -83,6 +96,7 @@ pub async fn resolve(
     .await?;
     let Some(Live {
         last_seen_at: last_seen,
+        unread_notifications,
         user,
     }) = row
     else {
@@ -95,10 +109,13 @@ pub async fn resolve(
             .execute(db)
             .await?;
     }
-    Ok(Some(Principal {
-        roles: user.roles.clone(),
-        user,
-        method: AuthMethod::Session { token_hash: hash },
+    Ok(Some(SessionCaller {
+        principal: Principal {
+            roles: user.roles.clone(),
+            user,
+            method: AuthMethod::Session { token_hash: hash },
+        },
+        unread_notifications,
     }))
 }
 

@@ -139,15 +139,12 @@ pub async fn authenticate(
             auth.principal = tokens::resolve(&state.pool, secret).await?;
             auth.invalid_token = auth.principal.is_none();
         } else if let Some(value) = &session_value {
-            auth.principal =
-                session::resolve(&state.pool, value, state.session_lifetimes()).await?;
-            if let Some(principal) = &auth.principal {
+            let caller = session::resolve(&state.pool, value, state.session_lifetimes()).await?;
+            if let Some(caller) = caller {
+                auth.principal = Some(caller.principal);
                 auth.session_cookie = Some(value.clone());
                 auth.csrf_basis = Some(value.clone());
-                if page {
-                    auth.unread_notifications =
-                        crate::inbox::unread_count(&state.pool, principal.user.id.0).await?;
-                }
+                auth.unread_notifications = caller.unread_notifications;
             } else {
                 // Expired or ended elsewhere: drop the dead cookie.
                 set_cookies.push(cookies.clear(cookies.session_name(), "/"));
