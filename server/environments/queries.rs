@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::pricing::{HOURS_PER_MONTH, Micros};
 use super::{EnvState, EnvironmentId};
+use crate::auth::UserId;
 use crate::jobs::queue::JobView;
 use crate::provision::plan::{Parameters, PlanStep};
 use crate::provision::{EnvironmentJobPayload, PROVISION_JOB, TEARDOWN_JOB};
@@ -247,37 +248,89 @@ struct DetailRow {
     round: i32,
 }
 
+/// The columns of a [`Detail`], after [`SUMMARY_COLUMNS`].
+const DETAIL_COLUMNS: &str = "e.platform_id, e.purpose, e.parameters, e.outputs,
+    e.blueprint_number, e.approver_roles, e.max_ttl_hours, e.pending_until, e.ready_at, e.round";
+
+impl From<DetailRow> for Detail {
+    fn from(r: DetailRow) -> Detail {
+        Detail {
+            summary: r.summary,
+            platform_id: r.platform_id,
+            purpose: r.purpose,
+            // Written by Slipway from these very types; a row that does not read back is a bug.
+            parameters: serde_json::from_value(r.parameters).unwrap_or(Parameters {
+                instance_type: String::new(),
+                min_nodes: 0,
+                max_nodes: 0,
+                data_services: vec![],
+            }),
+            outputs: r.outputs,
+            blueprint_number: r.blueprint_number,
+            approver_roles: r.approver_roles,
+            max_ttl_hours: r.max_ttl_hours,
+            pending_until: r.pending_until,
+            ready_at: r.ready_at,
+            round: r.round,
+        }
+    }
+}
+
 /// One environment without its plan: every route on an environment reads this to authorize,
 /// and the plan (every AWS action and Kubernetes object, the bulk of the row) is read only by
 /// the views that show it ([`plan`]).
 pub async fn get(db: &PgPool, id: EnvironmentId) -> Result<Option<Detail>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, e.platform_id, e.purpose, e.parameters, e.outputs,
-             e.blueprint_number, e.approver_roles, e.max_ttl_hours, e.pending_until, e.ready_at, e.round
-         {FROM} WHERE e.id = $1"
-    );
+    let sql = format!("SELECT {SUMMARY_COLUMNS}, {DETAIL_COLUMNS} {FROM} WHERE e.id = $1");
     let row: Option<DetailRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id.0)
         .fetch_optional(db)
         .await?;
-    Ok(row.map(|r| Detail {
-        summary: r.summary,
-        platform_id: r.platform_id,
-        purpose: r.purpose,
-        // Written by Slipway from these very types; a row that does not read back is a bug.
-        parameters: serde_json::from_value(r.parameters).unwrap_or(Parameters {
-            instance_type: String::new(),
-            min_nodes: 0,
-            max_nodes: 0,
-            data_services: vec![],
-        }),
-        outputs: r.outputs,
-        blueprint_number: r.blueprint_number,
-        approver_roles: r.approver_roles,
-        max_ttl_hours: r.max_ttl_hours,
-        pending_until: r.pending_until,
-        ready_at: r.ready_at,
-        round: r.round,
+    Ok(row.map(Detail::from))
+}
+
+/// An environment as one caller sees it: what the policy needs to know of them besides its
+/// requester and their roles.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub detail: Detail,
+    /// A member of the environment's platform.
+    pub is_member: bool,
+    /// In one of the teams the environment was built for.
+    pub in_team: bool,
+}
+
+/// [`get`] with the caller's relation to it, in one round trip: every environment page and
+/// action needs both before anything else.
+pub async fn get_seen_by(
+    db: &PgPool,
+    id: EnvironmentId,
+    user: UserId,
+) -> Result<Option<Seen>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct SeenRow {
+        #[sqlx(flatten)]
+        detail: DetailRow,
+        is_member: bool,
+        in_team: bool,
+    }
+    // Who is in a team is the teams module's rule (by name, or through an OIDC group).
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS}, {DETAIL_COLUMNS},
+             EXISTS (SELECT 1 FROM platform_member m
+                     WHERE m.platform_id = e.platform_id AND m.user_id = $2) AS is_member,
+             e.id IN ({teams} $2) AS in_team
+         {FROM} WHERE e.id = $1",
+        teams = crate::teams::ENVIRONMENTS_OF_USER
+    );
+    let row: Option<SeenRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id.0)
+        .bind(user.0)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(|r| Seen {
+        detail: r.detail.into(),
+        is_member: r.is_member,
+        in_team: r.in_team,
     }))
 }
 

@@ -452,26 +452,20 @@ pub struct OnEnvironment {
 }
 
 impl OnEnvironment {
-    /// `environment` as seen by `principal` (its platform membership looked up).
-    pub async fn new(
+    /// The environment `id` as `principal` sees it, if it exists.
+    pub async fn load(
         state: &AppState,
         principal: Principal,
-        environment: crate::environments::queries::Detail,
-    ) -> Result<Self, AppError> {
-        let is_member = crate::define::platforms::is_member(
-            &state.pool,
-            environment.platform_id,
-            principal.user.id,
-        )
-        .await?;
-        let in_team =
-            crate::teams::uses(&state.pool, environment.summary.id, principal.user.id).await?;
-        Ok(OnEnvironment {
+        id: crate::environments::EnvironmentId,
+    ) -> Result<Option<Self>, AppError> {
+        let seen =
+            crate::environments::queries::get_seen_by(&state.pool, id, principal.user.id).await?;
+        Ok(seen.map(|seen| OnEnvironment {
             principal,
-            environment,
-            is_member,
-            in_team,
-        })
+            environment: seen.detail,
+            is_member: seen.is_member,
+            in_team: seen.in_team,
+        }))
     }
 
     pub fn id(&self) -> crate::environments::EnvironmentId {
@@ -507,10 +501,9 @@ impl FromRequestParts<AppState> for OnEnvironment {
             .await?
             .parse()
             .map_err(|_| AppError::NotFound)?;
-        let environment = crate::environments::queries::get(&state.pool, id)
+        let on = OnEnvironment::load(state, principal, id)
             .await?
             .ok_or(AppError::NotFound)?;
-        let on = OnEnvironment::new(state, principal, environment).await?;
         if !on.can(Action::ViewEnvironment) {
             return Err(AppError::NotFound);
         }

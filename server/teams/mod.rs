@@ -191,28 +191,12 @@ pub async fn of_environment(
 }
 
 /// The start of a subquery for the ids of the environments built for the teams of the user
-/// bound right after it (`queries::list` completes it).
+/// bound right after it (`queries::list` and `queries::get_seen_by` complete it).
 pub const ENVIRONMENTS_OF_USER: &str = "SELECT et.environment_id FROM environment_team et
     JOIN team t ON t.id = et.team_id
     JOIN app_user u ON (EXISTS (SELECT 1 FROM team_member m WHERE m.team_id = t.id AND m.user_id = u.id)
                         OR t.oidc_group = ANY(u.oidc_groups))
     WHERE u.id = ";
-
-/// Whether `user` is in one of the teams `environment` was built for.
-pub async fn uses(db: &PgPool, environment: Uuid, user: UserId) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM environment_team et JOIN team t ON t.id = et.team_id
-                        JOIN app_user u ON u.id = $2
-                        WHERE et.environment_id = $1
-                          AND (EXISTS (SELECT 1 FROM team_member m
-                                       WHERE m.team_id = t.id AND m.user_id = u.id)
-                               OR t.oidc_group = ANY(u.oidc_groups)))",
-    )
-    .bind(environment)
-    .bind(user.0)
-    .fetch_one(db)
-    .await
-}
 
 /// Records which teams an environment is built for (in the request's transaction). The key
 /// share lock waits for a deletion of one of them in flight (which holds the team's row lock

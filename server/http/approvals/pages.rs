@@ -172,15 +172,14 @@ pub async fn approvals_bulk(
             results.push((id.to_owned(), "not a request id".to_owned()));
             continue;
         };
-        let Some(environment) = queries::get(&state.pool, id).await? else {
+        let Some(on) = OnEnvironment::load(&state, principal.clone(), id).await? else {
             results.push((id.to_string(), "no such request".to_owned()));
             continue;
         };
         let name = format!(
             "{}/{}",
-            environment.summary.platform_slug, environment.summary.name
+            on.environment.summary.platform_slug, on.environment.summary.name
         );
-        let on = OnEnvironment::new(&state, principal.clone(), environment).await?;
         let decided = match on.authorize(Action::DecideEnvironment) {
             Ok(()) => state
                 .environments()
