@@ -682,7 +682,7 @@ pub async fn steps(db: &PgPool, id: i64) -> Result<Vec<StepView>, sqlx::Error> {
 /// index (`job_claimable_idx`, `job_lease_idx`, `job_failed_idx`), so the count reads those
 /// indexes and costs what the backlog and the failures cost, never the retained history of
 /// completed jobs. `/metrics` answers without sign-in, so it must not scan the job table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct Depth {
     pub available: i64,
     pub running: i64,
