@@ -709,10 +709,34 @@ fn ids(jobs: &[queue::ClaimedJob]) -> Vec<i64> {
     ids
 }
 
+/// A claim from the front of the queue as the worker pool runs it, beside its claims past the
+/// cursor.
+async fn claim_from_front(
+    claimer: &mut queue::Claimer,
+    pool: &PgPool,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Vec<queue::ClaimedJob> {
+    claimer.front_started(now);
+    let jobs = queue::claim(
+        pool,
+        "w",
+        &["test.record"],
+        limit as i64,
+        Duration::from_secs(600),
+        now,
+    )
+    .await
+    .unwrap();
+    claimer.front_claimed(&jobs);
+    jobs
+}
+
 /// A pool claims past what it claimed before (so a claim does not read through the entries
 /// claimed jobs leave behind), yet a job that sorts before it — a higher priority, a due time
-/// in the past — is not left behind: it is claimed at the next full claim, which comes when the
-/// claim past the cursor finds too few, and at least once per interval.
+/// in the past — is not left behind: the claim from the front finds it, and is due when the
+/// claim past the cursor finds too few and at least once per interval. The claim past the
+/// cursor never waits for it.
 #[tokio::test]
 async fn a_claimer_goes_on_past_its_cursor_and_still_finds_jobs_that_sort_before_it() {
     let (_db, pool) = setup().await;
@@ -725,87 +749,121 @@ async fn a_claimer_goes_on_past_its_cursor_and_still_finds_jobs_that_sort_before
     let lease = Duration::from_secs(600);
     let kinds = ["test.record"];
     let mut claimer = queue::Claimer::new(Duration::from_secs(1));
-    let first = claimer
+    assert!(
+        claimer.front_due(at(1)),
+        "without a cursor the front is due"
+    );
+    assert_eq!(
+        claimer.front_limit(8),
+        8,
+        "the first claim from the front may take every slot"
+    );
+    let nothing = claimer
         .claim(&pool, "w", &kinds, 3, lease, at(1))
         .await
         .unwrap();
+    assert!(
+        nothing.is_empty(),
+        "no claim past a cursor before there is one"
+    );
+    let first = claim_from_front(&mut claimer, &pool, 3, at(1)).await;
     assert_eq!(
         ids(&first),
         backlog[..3],
         "the first claim is from the front"
+    );
+    assert_eq!(
+        claimer.front_limit(8),
+        4,
+        "with a cursor the front takes half the slots, the rest go on past the cursor"
     );
 
     let mut urgent = NewJob::new("test.record", json!({}));
     urgent.priority = 5;
     urgent.run_at = Some(at(0));
     let urgent = enqueue(&pool, urgent).await;
-    let within = claimer
-        .claim(
-            &pool,
-            "w",
-            &kinds,
-            3,
-            lease,
-            at(1) + chrono::Duration::milliseconds(500),
-        )
+    let within = at(1) + chrono::Duration::milliseconds(500);
+    let next = claimer
+        .claim(&pool, "w", &kinds, 3, lease, within)
         .await
         .unwrap();
     assert_eq!(
-        ids(&within),
+        ids(&next),
         backlog[3..6],
         "within the interval the claim goes on past the cursor"
     );
-    let after = claimer
+    assert!(
+        !claimer.front_due(within),
+        "a full claim past the cursor within the interval needs no claim from the front"
+    );
+
+    assert!(
+        claimer.front_due(at(2)),
+        "once per interval the front is due"
+    );
+    let rest = claimer
         .claim(&pool, "w", &kinds, 3, lease, at(2))
         .await
         .unwrap();
     assert_eq!(
-        ids(&after),
-        [backlog[6], backlog[7], urgent],
-        "once per interval the claim is from the front: the urgent job first, then the rest"
+        ids(&rest),
+        backlog[6..],
+        "the claim past the cursor goes on while the front is due"
     );
+    let front = claim_from_front(&mut claimer, &pool, 3, at(2)).await;
+    assert_eq!(ids(&front), [urgent], "the front finds the urgent job");
+    assert!(!claimer.front_due(at(2)));
 
-    // The cursor has passed everything; a job due in the past is found at once, because the
-    // claim past the cursor comes back short.
+    // The cursor went to the urgent job's priority, where nothing is left; a job due in the past
+    // of the usual priority is found by the claim from the front that the empty claim calls for,
+    // and the claims past the cursor go on from there.
     let mut late = NewJob::new("test.record", json!({}));
     late.run_at = Some(at(-60));
     let late = enqueue(&pool, late).await;
-    let short = claimer
-        .claim(
-            &pool,
-            "w",
-            &kinds,
-            3,
-            lease,
-            at(2) + chrono::Duration::milliseconds(10),
-        )
+    let now = at(2) + chrono::Duration::milliseconds(10);
+    let none = claimer
+        .claim(&pool, "w", &kinds, 3, lease, now)
         .await
         .unwrap();
-    assert_eq!(ids(&short), [late]);
+    assert!(none.is_empty());
+    assert!(claimer.front_due(now), "an empty claim calls for the front");
+    let front = claim_from_front(&mut claimer, &pool, 3, now).await;
+    assert_eq!(ids(&front), [late]);
 
-    // A job past the cursor is handed out at once, without waiting for the claim from the
-    // front; that claim comes next and finds the job due in the past.
-    let mut next = NewJob::new("test.record", json!({}));
-    next.run_at = Some(at(1));
-    let next = enqueue(&pool, next).await;
+    // A job past the cursor is handed out at once; the job due earlier still is found by the
+    // claim from the front that comes beside it, which leaves the cursor where it was.
+    let mut after = NewJob::new("test.record", json!({}));
+    after.run_at = Some(at(1));
+    let after = enqueue(&pool, after).await;
     let mut earlier = NewJob::new("test.record", json!({}));
     earlier.run_at = Some(at(-120));
     let earlier = enqueue(&pool, earlier).await;
     let soon = at(2) + chrono::Duration::milliseconds(20);
-    let past_cursor = claimer
+    let found = claimer
         .claim(&pool, "w", &kinds, 3, lease, soon)
         .await
         .unwrap();
-    assert_eq!(ids(&past_cursor), [next]);
+    assert_eq!(ids(&found), [after]);
     assert!(
         claimer.front_due(soon),
-        "the pool claims from the front right away"
+        "a short claim past the cursor calls for the front"
     );
-    let front = claimer
-        .claim(&pool, "w", &kinds, 3, lease, soon)
+    let front = claim_from_front(&mut claimer, &pool, 3, soon).await;
+    assert_eq!(ids(&front), [earlier]);
+    let mut last = NewJob::new("test.record", json!({}));
+    last.run_at = Some(at(-90));
+    let last = enqueue(&pool, last).await;
+    let later = soon + chrono::Duration::milliseconds(10);
+    let none = claimer
+        .claim(&pool, "w", &kinds, 3, lease, later)
         .await
         .unwrap();
-    assert_eq!(ids(&front), [earlier]);
+    assert!(
+        none.is_empty(),
+        "the cursor stayed after the job past it, not after the earlier one"
+    );
+    let front = claim_from_front(&mut claimer, &pool, 3, later).await;
+    assert_eq!(ids(&front), [last]);
 }
 
 #[tokio::test]

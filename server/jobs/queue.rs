@@ -255,18 +255,24 @@ pub async fn claim_after(
     .await
 }
 
-/// Claims for one pool of workers: each claim starts past the jobs the pool claimed before
-/// ([`claim_after`]); it claims from the front of the queue instead when that finds nothing,
-/// on the claim after one that found too few, and at least once per `full_every`. So a job
-/// that sorts before the cursor (a higher priority, a due time in the past, one skipped while
-/// another pool held it) waits at most `full_every` while a large backlog drains, the cost of a
-/// claim does not grow with the backlog, and a job found past the cursor never waits for the
-/// slower claim from the front.
+/// Where one pool of workers claims. Each claim starts past the jobs the pool claimed before
+/// ([`claim_after`]), at a cost that does not depend on the backlog. A claim from the front of
+/// the queue ([`claim`]) finds the jobs that sort before the cursor (a higher priority, a due
+/// time in the past, one skipped while another pool held it); it is due when a claim past the
+/// cursor comes back short and at least once per `full_every`, and the pool runs it beside the
+/// claims past the cursor, never in front of them. So a job past the cursor never waits for the
+/// slower claim from the front, and one before it waits for at most that claim (or
+/// `full_every` while a large backlog drains).
 #[derive(Debug)]
 pub struct Claimer {
     cursor: Option<ClaimCursor>,
     full_every: chrono::Duration,
     next_full: Option<DateTime<Utc>>,
+    /// The last claim past the cursor found fewer jobs than it asked for: what is left of its
+    /// priority may sort before the cursor.
+    short: bool,
+    /// A claim past the cursor came back short since the last claim from the front started.
+    front_wanted: bool,
 }
 
 impl Claimer {
@@ -275,14 +281,28 @@ impl Claimer {
             cursor: None,
             full_every: chrono::Duration::from_std(full_every).unwrap_or(chrono::Duration::MAX),
             next_full: None,
+            short: false,
+            front_wanted: false,
         }
     }
 
-    /// Whether the next claim is from the front of the queue.
+    /// Whether a claim from the front of the queue is due.
     pub fn front_due(&self, now: DateTime<Utc>) -> bool {
-        self.cursor.is_none() || self.next_full.is_none_or(|due| now >= due)
+        self.cursor.is_none() || self.front_wanted || self.next_full.is_none_or(|due| now >= due)
     }
 
+    /// How many of `free` slots a claim from the front may take: all of them before there is a
+    /// cursor, else half, so that claims past the cursor go on beside it.
+    pub fn front_limit(&self, free: usize) -> usize {
+        if self.cursor.is_none() {
+            free
+        } else {
+            free.div_ceil(2)
+        }
+    }
+
+    /// Claims up to `limit` jobs past the cursor; none before there is one (the first claim
+    /// from the front sets it).
     pub async fn claim(
         &mut self,
         db: &PgPool,
@@ -292,27 +312,40 @@ impl Claimer {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
-        let mut jobs = match self.cursor {
-            Some(cursor) if !self.front_due(now) => {
-                claim_after(db, worker, kinds, limit as i64, lease, now, cursor).await?
-            }
-            _ => Vec::new(),
+        let Some(cursor) = self.cursor else {
+            return Ok(Vec::new());
         };
-        if jobs.len() == limit {
-            self.cursor = ClaimCursor::after(&jobs);
-        } else if !jobs.is_empty() {
-            // Run these now; the claim from the front (which reads past the dead entries, a
-            // cost that grows with the backlog) comes with the next claim.
-            self.next_full = Some(now);
-            self.cursor = ClaimCursor::after(&jobs);
-        } else {
-            self.next_full = Some(now + self.full_every);
-            jobs = claim(db, worker, kinds, limit as i64, lease, now).await?;
-            // Past the cursor nothing of its priority is left, so the next claim continues
-            // after what the front gave (perhaps a lower priority).
-            self.cursor = ClaimCursor::after(&jobs).or(self.cursor);
-        }
+        let jobs = claim_after(db, worker, kinds, limit as i64, lease, now, cursor).await?;
+        self.short = jobs.len() < limit;
+        self.front_wanted |= self.short;
+        self.cursor = ClaimCursor::after(&jobs).or(self.cursor);
         Ok(jobs)
+    }
+
+    /// Notes that a claim from the front starts: the next is due in `full_every`, or sooner
+    /// when a claim past the cursor comes back short again.
+    pub fn front_started(&mut self, now: DateTime<Utc>) {
+        self.front_wanted = false;
+        self.next_full = Some(now + self.full_every);
+    }
+
+    /// Moves the cursor after what a claim from the front found: to a higher priority that
+    /// came in, to a lower one once the cursor's runs out past it (the front found none of it),
+    /// and within one priority only forward, so that no claim reads again past the entries the
+    /// cursor has left behind.
+    pub fn front_claimed(&mut self, jobs: &[ClaimedJob]) {
+        let Some(front) = ClaimCursor::after(jobs) else {
+            return;
+        };
+        let moves = match self.cursor {
+            None => true,
+            Some(cursor) if front.priority > cursor.priority => true,
+            Some(cursor) if front.priority < cursor.priority => self.short,
+            Some(cursor) => (front.run_at, front.id) > (cursor.run_at, cursor.id),
+        };
+        if moves {
+            self.cursor = Some(front);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -216,107 +216,166 @@ struct Dispatcher {
     stopped: watch::Receiver<bool>,
 }
 
+/// What a job task needs besides its job: shared by every job the dispatcher starts.
+#[derive(Clone)]
+struct JobContext {
+    db: PgPool,
+    registry: Registry,
+    clock: Clock,
+    held: HeldJobs,
+    freed: Arc<Notify>,
+    completions: tokio::sync::mpsc::UnboundedSender<Completion>,
+    retry_delays: Arc<[Duration]>,
+}
+
+impl JobContext {
+    /// Runs a claimed job in its slot (`permit`), holding it until the job ends.
+    fn start(&self, running: &mut JoinSet<()>, job: ClaimedJob, permit: OwnedSemaphorePermit) {
+        super::metrics::claimed((self.clock.now() - job.run_at).to_std().unwrap_or_default());
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.held
+            .lock()
+            .expect("the held-jobs lock is never poisoned")
+            .insert(
+                job.id,
+                Held {
+                    fence: job.fence,
+                    cancel: cancel.clone(),
+                },
+            );
+        let cx = self.clone();
+        running.spawn(async move {
+            run_job(
+                &cx.db,
+                &cx.registry,
+                &cx.clock,
+                &cx.retry_delays,
+                &job,
+                &cancel,
+                &cx.completions,
+            )
+            .await;
+            cx.held
+                .lock()
+                .expect("the held-jobs lock is never poisoned")
+                .remove(&job.id);
+            drop(permit);
+            cx.freed.notify_one();
+        });
+    }
+}
+
+/// A claim from the front of the queue, running beside the dispatcher: what it claimed and the
+/// slots it holds for them.
+type FrontClaim = (Result<Vec<ClaimedJob>, sqlx::Error>, OwnedSemaphorePermit);
+
 async fn dispatch(mut d: Dispatcher) {
     let slots = Arc::new(Semaphore::new(d.config.concurrency));
-    let freed = Arc::new(Notify::new());
     let mut running = JoinSet::new();
+    let mut fronts: JoinSet<FrontClaim> = JoinSet::new();
     let (completions, pending) = tokio::sync::mpsc::unbounded_channel();
     let completer = tokio::spawn(complete_in_batches(d.db.clone(), d.clock.clone(), pending));
+    let cx = JobContext {
+        db: d.db.clone(),
+        registry: d.registry.clone(),
+        clock: d.clock.clone(),
+        held: d.held.clone(),
+        freed: Arc::new(Notify::new()),
+        completions,
+        retry_delays: d.config.step_retry_delays.clone().into(),
+    };
     let kinds = d.registry.kinds();
     let mut claimer = queue::Claimer::new(d.config.poll);
-    let retry_delays: Arc<[Duration]> = d.config.step_retry_delays.clone().into();
+    // Once a claim has filled every free slot there may be more waiting: the next claim comes
+    // when a quarter of the slots are free, so a busy queue is claimed in batches rather than
+    // one job per query.
+    let batch = (d.config.concurrency / 4).max(1);
+    let mut saturated = false;
+    let mut claim_now = true;
+    // Only this task takes slots, so the free slots it counts are there when it takes them.
+    let take = |slots: &Arc<Semaphore>| {
+        slots
+            .clone()
+            .try_acquire_owned()
+            .expect("the dispatcher alone takes slots")
+    };
     loop {
         if *d.stopped.borrow() {
             break;
         }
-        let free = slots.available_permits();
-        let mut claimed = 0;
-        if free > 0 {
-            match claimer
-                .claim(&d.db, &d.id, &kinds, free, d.config.lease, d.clock.now())
-                .await
-            {
-                Ok(jobs) => {
-                    claimed = jobs.len();
-                    let now = d.clock.now();
-                    for job in jobs {
-                        super::metrics::claimed((now - job.run_at).to_std().unwrap_or_default());
-                        let permit = slots
-                            .clone()
-                            .try_acquire_owned()
-                            .expect("claimed no more than the free slots");
-                        let cancel = Arc::new(AtomicBool::new(false));
-                        d.held
-                            .lock()
-                            .expect("the held-jobs lock is never poisoned")
-                            .insert(
-                                job.id,
-                                Held {
-                                    fence: job.fence,
-                                    cancel: cancel.clone(),
-                                },
-                            );
-                        let (db, registry, clock, held, freed, completions, retry_delays) = (
-                            d.db.clone(),
-                            d.registry.clone(),
-                            d.clock.clone(),
-                            d.held.clone(),
-                            freed.clone(),
-                            completions.clone(),
-                            retry_delays.clone(),
-                        );
-                        running.spawn(async move {
-                            run_job(
-                                &db,
-                                &registry,
-                                &clock,
-                                &retry_delays,
-                                &job,
-                                &cancel,
-                                &completions,
-                            )
-                            .await;
-                            held.lock()
-                                .expect("the held-jobs lock is never poisoned")
-                                .remove(&job.id);
-                            drop(permit);
-                            freed.notify_one();
-                        });
+        if claim_now {
+            let free = slots.available_permits();
+            if free > 0 {
+                match claimer
+                    .claim(&d.db, &d.id, &kinds, free, d.config.lease, d.clock.now())
+                    .await
+                {
+                    Ok(jobs) => {
+                        saturated = jobs.len() == free;
+                        for job in jobs {
+                            cx.start(&mut running, job, take(&slots));
+                        }
                     }
+                    Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
                 }
-                Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
+            }
+            let free = slots.available_permits();
+            let now = d.clock.now();
+            if fronts.is_empty() && free > 0 && claimer.front_due(now) {
+                let limit = claimer.front_limit(free);
+                let held = slots
+                    .clone()
+                    .try_acquire_many_owned(limit as u32)
+                    .expect("the dispatcher alone takes slots");
+                claimer.front_started(now);
+                let (db, worker, kinds, lease) =
+                    (d.db.clone(), d.id.clone(), kinds.clone(), d.config.lease);
+                fronts.spawn(async move {
+                    let jobs = queue::claim(&db, &worker, &kinds, limit as i64, lease, now).await;
+                    (jobs, held)
+                });
             }
         }
         // Reap finished tasks so the set does not grow.
         while running.try_join_next().is_some() {}
-        if free > 0 && claimed == free {
-            // There may be more waiting. Claim again once a quarter of the slots are free, so
-            // a busy queue is claimed in batches rather than one job per query.
-            let batch = (d.config.concurrency / 4).max(1);
-            while slots.available_permits() < batch && !*d.stopped.borrow() {
-                tokio::select! {
-                    _ = freed.notified() => {}
-                    _ = d.stopped.changed() => {}
+        let idle = !saturated && slots.available_permits() > 0;
+        tokio::select! {
+            _ = d.wake.notified(), if idle => claim_now = true,
+            _ = tokio::time::sleep(d.config.poll), if idle => claim_now = true,
+            _ = cx.freed.notified(), if !idle => {
+                claim_now = !saturated || slots.available_permits() >= batch;
+            }
+            Some(front) = fronts.join_next() => {
+                claim_now = false;
+                match front {
+                    Ok((Ok(jobs), held)) => {
+                        claim_now = jobs.len() == held.num_permits();
+                        drop(held);
+                        claimer.front_claimed(&jobs);
+                        for job in jobs {
+                            cx.start(&mut running, job, take(&slots));
+                        }
+                    }
+                    Ok((Err(e), _)) => tracing::warn!(error = %e, "claiming jobs failed"),
+                    Err(e) => tracing::warn!(error = %e, "the claim from the front did not finish"),
                 }
             }
-            continue;
-        }
-        if claimed > 0 && claimer.front_due(d.clock.now()) {
-            // The jobs found past the cursor are running; the claim from the front they put
-            // off comes now, off their path.
-            continue;
-        }
-        tokio::select! {
-            _ = d.wake.notified() => {}
-            _ = freed.notified(), if free == 0 => {}
-            _ = tokio::time::sleep(d.config.poll) => {}
             _ = d.stopped.changed() => {}
+        }
+    }
+    // Jobs a claim from the front took while the pool stopped go back at once.
+    while let Some(front) = fronts.join_next().await {
+        if let Ok((Ok(jobs), _)) = front {
+            let taken: Vec<(i64, i64)> = jobs.iter().map(|j| (j.id, j.fence)).collect();
+            if let Err(e) = queue::release(&d.db, &taken).await {
+                tracing::warn!(error = %e, "could not hand back claimed jobs; the rescuer will");
+            }
         }
     }
     // Let running steps finish; the caller bounds this with its grace period. Then the last
     // completions are written.
     while running.join_next().await.is_some() {}
-    drop(completions);
+    drop(cx);
     let _ = completer.await;
 }
 
