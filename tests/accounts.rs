@@ -196,7 +196,29 @@ async fn wrong_passwords_are_refused_then_rate_limited() {
         actions.iter().filter(|a| *a == "auth.login_failed").count(),
         6
     );
-    assert!(actions.contains(&"auth.login_rate_limited".to_owned()));
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "auth.login_rate_limited")
+            .count(),
+        1
+    );
+
+    // Hammering a locked account is refused each time, and reported once: the append-only
+    // audit log does not grow by a row a request.
+    for _ in 0..5 {
+        let res = app.login(&browser, "dev@example.com", "still wrong").await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let actions = audit_actions(&app).await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "auth.login_rate_limited")
+            .count(),
+        1,
+        "one lockout, one audit event"
+    );
 }
 
 #[tokio::test]
@@ -211,6 +233,21 @@ async fn too_many_failures_from_one_address_lock_it_out() {
     }
     let res = app.login(&browser, "dev@example.com", PASSWORD).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Guessing on with other accounts from the locked address is one lockout, reported once.
+    for n in 0..3 {
+        let res = app
+            .login(&browser, &format!("other{n}@example.com"), "guess")
+            .await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let actions = audit_actions(&app).await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "auth.login_rate_limited")
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]

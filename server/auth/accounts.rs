@@ -64,15 +64,19 @@ pub async fn password_login(
     ip: Option<IpAddr>,
 ) -> Result<User, AccountError> {
     let email = email.trim();
-    if !ratelimit::begin_attempt(db, email, ip).await? {
-        audit::record(
-            db,
-            &Actor::anonymous(email),
-            "auth.login_rate_limited",
-            &format!("email:{email}"),
-            json!({ "ip": ip }),
-        )
-        .await?;
+    if let ratelimit::Attempt::LockedOut { first } = ratelimit::begin_attempt(db, email, ip).await?
+    {
+        // Once per lockout: refused attempts do not each grow the append-only audit log.
+        if first {
+            audit::record(
+                db,
+                &Actor::anonymous(email),
+                "auth.login_rate_limited",
+                &format!("email:{email}"),
+                json!({ "ip": ip }),
+            )
+            .await?;
+        }
         return Err(AccountError::RateLimited);
     }
     let found = users::find_local_by_email(db, email).await?;

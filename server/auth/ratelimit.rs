@@ -12,15 +12,25 @@ pub const PER_ACCOUNT: i64 = 5;
 /// Failed sign-ins allowed per address within the window (several people may share one).
 pub const PER_ADDRESS: i64 = 20;
 
-/// Checks the limits and counts this attempt in one step: `false` when the account or the
-/// address is locked out already (then nothing is counted). The attempt is counted as a failure
-/// before the password is checked, and [`clear`]ed if it was right; checking first and counting
-/// afterwards let parallel attempts all pass the check before any was counted.
+/// What [`begin_attempt`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Within the limits: counted as a failure until [`clear`]ed.
+    Counted,
+    /// The account or the address is locked out; nothing was counted. `first` is set for the
+    /// first refusal of this lockout (per account or address and window): the one to report.
+    LockedOut { first: bool },
+}
+
+/// Checks the limits and counts this attempt in one step; a locked-out attempt is not counted.
+/// The attempt is counted as a failure before the password is checked, and [`clear`]ed if it
+/// was right; checking first and counting afterwards let parallel attempts all pass the check
+/// before any was counted.
 pub async fn begin_attempt(
     db: &PgPool,
     email: &str,
     ip: Option<IpAddr>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Attempt, sqlx::Error> {
     let email: String = email.chars().take(320).collect();
     let mut tx = db.begin().await?;
     // One lock per account, then one per address, always in that order (no deadlock): the
@@ -39,31 +49,59 @@ pub async fn begin_attempt(
         .execute(&mut *tx)
         .await?;
     }
-    let counted = sqlx::query(
-        "INSERT INTO login_failure (email, ip)
-         SELECT $1, $2
-         WHERE (SELECT count(*) FROM login_failure
-                 WHERE lower(email) = lower($1) AND at > now() - make_interval(mins => $3)) < $4
-           AND ($2::inet IS NULL OR (SELECT count(*) FROM login_failure
-                 WHERE ip = $2 AND at > now() - make_interval(mins => $3)) < $5)",
+    let (account_locked, address_locked): (bool, bool) = sqlx::query_as(
+        "WITH counts AS (
+             SELECT (SELECT count(*) FROM login_failure
+                      WHERE lower(email) = lower($1)
+                        AND at > now() - make_interval(mins => $3)) >= $4 AS account_locked,
+                    $2::inet IS NOT NULL AND (SELECT count(*) FROM login_failure
+                      WHERE ip = $2 AND at > now() - make_interval(mins => $3)) >= $5
+                        AS address_locked
+         ), counted AS (
+             INSERT INTO login_failure (email, ip)
+             SELECT $1, $2 FROM counts WHERE NOT account_locked AND NOT address_locked
+         )
+         SELECT account_locked, address_locked FROM counts",
     )
     .bind(&email)
     .bind(ip)
     .bind(WINDOW_MINUTES as i32)
     .bind(PER_ACCOUNT)
     .bind(PER_ADDRESS)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    .fetch_one(&mut *tx)
+    .await?;
+    let attempt = if account_locked || address_locked {
+        let key = match ip {
+            Some(ip) if address_locked && !account_locked => format!("address:{ip}"),
+            _ => format!("account:{}", email.to_lowercase()),
+        };
+        // Under the locks above: of parallel refusals, one is the first.
+        let first = sqlx::query(
+            "INSERT INTO login_lockout (key) VALUES ($1)
+             ON CONFLICT (key) DO UPDATE SET reported_at = now()
+             WHERE login_lockout.reported_at <= now() - make_interval(mins => $2)",
+        )
+        .bind(key)
+        .bind(WINDOW_MINUTES as i32)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        Attempt::LockedOut { first }
+    } else {
+        Attempt::Counted
+    };
     tx.commit().await?;
-    if counted {
-        // Old rows are worthless: keep the table small.
+    if attempt == Attempt::Counted {
+        // Old rows are worthless: keep the tables small.
         sqlx::query("DELETE FROM login_failure WHERE at < now() - interval '1 day'")
             .execute(db)
             .await?;
+        sqlx::query("DELETE FROM login_lockout WHERE reported_at < now() - interval '1 day'")
+            .execute(db)
+            .await?;
     }
-    Ok(counted)
+    Ok(attempt)
 }
 
 /// A successful sign-in clears the account's failures.
